@@ -1,0 +1,103 @@
+//! The one error body every rejection uses (CONF-5):
+//! `{"code": "...", "message": "...", "txn_id": "..."}`.
+
+use serde::{Deserialize, Serialize};
+
+/// The JSON body of every error response.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorBody {
+    /// Stable machine-readable code (see [`ErrorCode`]).
+    pub code: String,
+    /// Human-readable message; never names servers, middleware or internals.
+    pub message: String,
+    /// Transaction serial number of the request, for support and audit queries.
+    pub txn_id: String,
+}
+
+macro_rules! codes {
+    ($($(#[$m:meta])* $var:ident = ($code:literal, $status:literal, $msg:literal)),+ $(,)?) => {
+        /// Stable error codes, with their HTTP status and default message.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        #[non_exhaustive]
+        pub enum ErrorCode { $($(#[$m])* $var),+ }
+        impl ErrorCode {
+            /// Every code, for documentation and tests.
+            pub const ALL: &'static [ErrorCode] = &[$(ErrorCode::$var),+];
+            /// The code string.
+            pub fn as_str(self) -> &'static str { match self { $(ErrorCode::$var => $code),+ } }
+            /// The HTTP status.
+            pub fn status(self) -> u16 { match self { $(ErrorCode::$var => $status),+ } }
+            /// The default message.
+            pub fn message(self) -> &'static str { match self { $(ErrorCode::$var => $msg),+ } }
+            /// Parse a code string.
+            pub fn from_code(s: &str) -> Option<Self> { match s { $($code => Some(ErrorCode::$var),)+ _ => None } }
+        }
+    };
+}
+
+codes! {
+    /// The request is not well-formed HTTP for this API.
+    BadRequest = ("BAD_REQUEST", 400, "the request is malformed"),
+    /// No `Signature`/`Signature-Input` headers.
+    MissingSignature = ("MISSING_SIGNATURE", 401, "the request is not signed: send Signature-Input and Signature"),
+    /// Signature headers present but unusable (missing required component or parameter).
+    MalformedSignature = ("MALFORMED_SIGNATURE", 400, "the signature headers do not follow the protocol"),
+    /// `alg` not supported for this credential.
+    UnsupportedAlgorithm = ("UNSUPPORTED_ALGORITHM", 400, "the signature algorithm is not supported for this credential"),
+    /// The signature does not verify, or the App_ID is unknown.
+    InvalidSignature = ("INVALID_SIGNATURE", 401, "the signature could not be verified"),
+    /// `Content-Digest` does not match the body.
+    DigestMismatch = ("DIGEST_MISMATCH", 401, "the body does not match its content-digest"),
+    /// `created` is outside the allowed clock window, or `expires` has passed.
+    StaleTimestamp = ("STALE_TIMESTAMP", 401, "the signature's created time is outside the allowed window"),
+    /// The nonce was already used by this app within the window.
+    Replay = ("REPLAYED_REQUEST", 401, "this signed request was already received (replay)"),
+    /// The app is suspended, blacklisted or exited.
+    AppNotActive = ("APP_NOT_ACTIVE", 403, "the application is not active"),
+    /// The client IP is on a blocklist or not on the app's allowlist.
+    IpForbidden = ("IP_FORBIDDEN", 403, "requests from this address are not allowed"),
+    /// The app holds no grant for this API.
+    NotGranted = ("NOT_GRANTED", 403, "the application is not authorized for this API"),
+    /// The credential used is weaker than the API's level requires.
+    InsufficientAuth = ("INSUFFICIENT_AUTHENTICATION", 403, "this API's security level requires a stronger credential"),
+    /// A mobile app called a non-A1 API.
+    ClientKindNotAllowed = ("CLIENT_KIND_NOT_ALLOWED", 403, "this kind of application may not call this API"),
+    /// No API matches the method and path.
+    NotFound = ("NOT_FOUND", 404, "no API matches this method and path"),
+    /// The API was terminated (挡板).
+    ServiceTerminated = ("SERVICE_TERMINATED", 410, "service terminated (服务已终止)"),
+    /// Body over the limit.
+    PayloadTooLarge = ("PAYLOAD_TOO_LARGE", 413, "the request body is too large"),
+    /// The upstream could not be reached or answered with a server error.
+    UpstreamUnavailable = ("UPSTREAM_UNAVAILABLE", 502, "the service is temporarily unavailable"),
+    /// The upstream did not answer in time; the outcome is unknown.
+    UpstreamTimeout = ("UPSTREAM_TIMEOUT", 504, "the service did not answer in time; the outcome is unknown"),
+    /// Anything else.
+    Internal = ("INTERNAL_ERROR", 500, "an internal error occurred"),
+}
+
+impl ErrorBody {
+    /// The body for `code` with its default message.
+    pub fn new(code: ErrorCode, txn_id: &str) -> Self {
+        ErrorBody {
+            code: code.as_str().to_string(),
+            message: code.message().to_string(),
+            txn_id: txn_id.to_string(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_are_unique_and_round_trip() {
+        let mut seen = std::collections::HashSet::new();
+        for c in ErrorCode::ALL {
+            assert!(seen.insert(c.as_str()));
+            assert_eq!(ErrorCode::from_code(c.as_str()), Some(*c));
+            assert!((400..600).contains(&c.status()));
+        }
+    }
+}

@@ -1,0 +1,72 @@
+//! The wire protocol between application parties and the Menshen gateway:
+//! the RFC 9421 HTTP Message Signatures profile, RFC 9530 `Content-Digest`,
+//! and the uniform error body. Pure functions: no I/O, no tokio, no hyper, so
+//! the gateway and the SDK share exactly this code. See `docs/protocol.md`.
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod digest;
+pub mod error;
+pub mod signature;
+
+pub use digest::{content_digest, verify_content_digest};
+pub use error::{ErrorBody, ErrorCode};
+pub use signature::{
+    sign_mac, signature_base, Components, ParsedSignature, SignatureParams, SIGNATURE_LABEL,
+};
+
+/// Header names of the protocol (lower case, as HTTP/2 sends them).
+pub mod headers {
+    /// RFC 9421 signature input.
+    pub const SIGNATURE_INPUT: &str = "signature-input";
+    /// RFC 9421 signature.
+    pub const SIGNATURE: &str = "signature";
+    /// RFC 9530 content digest.
+    pub const CONTENT_DIGEST: &str = "content-digest";
+    /// The App_ID the client claims (optional; must equal `keyid` when sent).
+    pub const APP_ID: &str = "x-app-id";
+    /// The transaction serial number (交易流水号) the gateway assigns; on every
+    /// response, and passed to the upstream.
+    pub const TXN_ID: &str = "x-menshen-txn-id";
+    /// Verified App_ID, set by the gateway for the upstream only.
+    pub const UPSTREAM_APP_ID: &str = "x-menshen-app-id";
+    /// API_ID, set by the gateway for the upstream only.
+    pub const UPSTREAM_API_ID: &str = "x-menshen-api-id";
+    /// U_API_ID, set by the gateway for the upstream only.
+    pub const UPSTREAM_U_API_ID: &str = "x-menshen-u-api-id";
+    /// Prefix of every header the gateway reserves; client copies are stripped.
+    pub const RESERVED_PREFIX: &str = "x-menshen-";
+}
+
+/// Errors in signature or digest headers, as the verifier sees them.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ProtocolError {
+    /// A header could not be parsed; says which and why.
+    #[error("malformed {header}: {reason}")]
+    Malformed {
+        /// Header name.
+        header: &'static str,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A required component or parameter is missing from the signature.
+    #[error("signature must cover {0}")]
+    MissingComponent(String),
+    /// Unknown algorithm.
+    #[error("unsupported algorithm `{0}`")]
+    UnsupportedAlgorithm(String),
+    /// A covered component is not present in the message.
+    #[error("covered component `{0}` is not in the request")]
+    ComponentAbsent(String),
+    /// The body does not match its digest.
+    #[error("content-digest does not match the body")]
+    DigestMismatch,
+}
+
+pub(crate) fn malformed(header: &'static str, reason: impl Into<String>) -> ProtocolError {
+    ProtocolError::Malformed {
+        header,
+        reason: reason.into(),
+    }
+}
