@@ -1,0 +1,186 @@
+//! The control-plane store: application parties, credentials, the API catalog,
+//! U_API_ID registry, grants, IP rules and admin tokens behind the [`Store`]
+//! trait (SQLite now; PostgreSQL implements the same trait), plus the shared
+//! hot state (nonces) behind [`HotState`].
+#![forbid(unsafe_code)]
+
+pub mod control;
+pub mod hot;
+pub mod sqlite;
+
+use async_trait::async_trait;
+use menshen_model::{
+    Api, App, AppStatus, CredentialKind, Grant, IpRule, Lifecycle, NewIpRule, ValidationError,
+};
+use serde::{Deserialize, Serialize};
+
+pub use control::{ControlPlane, CreatedApp, UApiConfig};
+pub use hot::{HotState, MemoryHotState};
+pub use sqlite::SqliteStore;
+
+/// Errors from the store.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// The thing does not exist.
+    #[error("{0} not found")]
+    NotFound(String),
+    /// A uniqueness or state conflict; names the field.
+    #[error("{0}")]
+    Conflict(ValidationError),
+    /// Input failed validation; names the field.
+    #[error("{0}")]
+    Invalid(ValidationError),
+    /// The database failed.
+    #[error("storage error: {0}")]
+    Backend(String),
+}
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> Self {
+        StoreError::Backend(e.to_string())
+    }
+}
+
+impl From<ValidationError> for StoreError {
+    fn from(e: ValidationError) -> Self {
+        StoreError::Invalid(e)
+    }
+}
+
+/// A stored credential. Secrets are kept only sealed under the master key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CredentialRecord {
+    /// Row id.
+    pub id: i64,
+    /// Owner.
+    pub app_id: String,
+    /// Kind.
+    pub kind: CredentialKind,
+    /// For secrets: the sealed App_Secret (never the clear value).
+    #[serde(skip_serializing)]
+    pub sealed_secret: Option<String>,
+    /// For public keys/certificates: the PEM.
+    pub public_pem: Option<String>,
+    /// Signature algorithm fixed at registration (public keys).
+    pub alg: Option<String>,
+    /// Valid from (unix seconds).
+    pub not_before: i64,
+    /// Valid until (unix seconds), if limited.
+    pub not_after: Option<i64>,
+    /// Revoked credentials are kept for the record but never accepted.
+    pub revoked: bool,
+    /// Created, RFC 3339.
+    pub created_at: String,
+}
+
+/// An admin API token (stored as SHA-256 only).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AdminToken {
+    /// Row id.
+    pub id: i64,
+    /// Who it belongs to.
+    pub name: String,
+    /// Role (`admin` for now).
+    pub role: String,
+}
+
+/// Everything the gateway's snapshot is compiled from.
+#[derive(Debug, Clone, Default)]
+pub struct CatalogDump {
+    /// Change counter the dump was taken at.
+    pub version: i64,
+    /// All apps.
+    pub apps: Vec<App>,
+    /// Active (unrevoked) credentials.
+    pub credentials: Vec<CredentialRecord>,
+    /// All APIs that the gateway knows (not offline/archived).
+    pub apis: Vec<Api>,
+    /// All grants.
+    pub grants: Vec<Grant>,
+    /// All IP rules.
+    pub ip_rules: Vec<IpRule>,
+}
+
+/// The control-plane store. Every write bumps [`Store::version`] and notifies
+/// [`Store::subscribe`]rs, so gateways rebuild their snapshot.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Current change counter.
+    async fn version(&self) -> Result<i64, StoreError>;
+    /// A receiver that sees the change counter after each local write.
+    fn subscribe(&self) -> tokio::sync::watch::Receiver<i64>;
+
+    /// Insert an app with its initial credentials, atomically.
+    async fn insert_app(&self, app: &App, creds: &[CredentialRecord]) -> Result<(), StoreError>;
+    /// One app.
+    async fn get_app(&self, app_id: &str) -> Result<App, StoreError>;
+    /// All apps, oldest first.
+    async fn list_apps(&self) -> Result<Vec<App>, StoreError>;
+    /// Change an app's status.
+    async fn set_app_status(&self, app_id: &str, status: AppStatus) -> Result<App, StoreError>;
+    /// Credentials of an app (including revoked ones).
+    async fn list_credentials(&self, app_id: &str) -> Result<Vec<CredentialRecord>, StoreError>;
+    /// Add `new` and set `not_after` of the app's other active credentials of
+    /// the same kind to `old_until` (revoking them when that is now), atomically.
+    async fn rotate_credential(
+        &self,
+        new: &CredentialRecord,
+        old_until: i64,
+    ) -> Result<(), StoreError>;
+
+    /// Insert an API, assigning the next U_API_ID sequence number for its
+    /// institution, type and category (never reusing a cancelled code), in one
+    /// transaction. `make_uapi` turns the sequence into the code.
+    async fn insert_api(
+        &self,
+        api: &Api,
+        uapi_key: (&str, &str, u8),
+        make_uapi: Box<dyn FnOnce(u32) -> Result<String, ValidationError> + Send>,
+    ) -> Result<Api, StoreError>;
+    /// One API.
+    async fn get_api(&self, api_id: &str) -> Result<Api, StoreError>;
+    /// All APIs.
+    async fn list_apis(&self) -> Result<Vec<Api>, StoreError>;
+    /// Change an API's lifecycle; moving to offline/archived cancels its
+    /// U_API_ID for good (UID-2).
+    async fn set_api_lifecycle(&self, api_id: &str, state: Lifecycle) -> Result<Api, StoreError>;
+    /// Whether a U_API_ID was ever issued, and whether it is cancelled.
+    async fn uapi_status(&self, u_api_id: &str) -> Result<Option<bool>, StoreError>;
+
+    /// Grant an app an API.
+    async fn add_grant(&self, app_id: &str, api_id: &str) -> Result<Grant, StoreError>;
+    /// Remove a grant.
+    async fn remove_grant(&self, app_id: &str, api_id: &str) -> Result<(), StoreError>;
+    /// Grants, optionally for one app.
+    async fn list_grants(&self, app_id: Option<&str>) -> Result<Vec<Grant>, StoreError>;
+
+    /// Add an IP rule.
+    async fn add_ip_rule(&self, rule: &NewIpRule) -> Result<IpRule, StoreError>;
+    /// Remove an IP rule by id.
+    async fn remove_ip_rule(&self, id: i64) -> Result<(), StoreError>;
+    /// All IP rules.
+    async fn list_ip_rules(&self) -> Result<Vec<IpRule>, StoreError>;
+
+    /// Store an admin token's SHA-256.
+    async fn insert_admin_token(&self, name: &str, role: &str, hash: &[u8; 32]) -> Result<(), StoreError>;
+    /// Find the admin token with this SHA-256.
+    async fn find_admin_token(&self, hash: &[u8; 32]) -> Result<Option<AdminToken>, StoreError>;
+    /// Number of admin tokens.
+    async fn count_admin_tokens(&self) -> Result<i64, StoreError>;
+
+    /// Everything the gateway snapshot needs, consistently.
+    async fn dump_catalog(&self) -> Result<CatalogDump, StoreError>;
+}
+
+/// Now as RFC 3339 (UTC).
+pub fn now_rfc3339() -> String {
+    time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_else(|_| "1970-01-01T00:00:00Z".into())
+}
+
+/// Now as unix seconds.
+pub fn now_unix() -> i64 {
+    time::OffsetDateTime::now_utc().unix_timestamp()
+}

@@ -1,0 +1,608 @@
+//! The embedded default store: one SQLite file (WAL, synchronous=FULL) with
+//! versioned migrations. Calls run on tokio's blocking pool.
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use menshen_model::{
+    Api, App, AppKind, AppStatus, CredentialKind, Grant, Integration, IpAction, IpRule, Level,
+    Lifecycle, Method, NewIpRule, ValidationError,
+};
+use rusqlite::{params, Connection, OptionalExtension, Row, Transaction};
+use tokio::sync::watch;
+
+use crate::{now_rfc3339, AdminToken, CatalogDump, CredentialRecord, Store, StoreError};
+
+/// Schema migrations, applied in order; `PRAGMA user_version` records how many ran.
+const MIGRATIONS: &[&str] = &[
+    // 1: the foundation schema.
+    r#"
+    CREATE TABLE meta (k TEXT PRIMARY KEY, v INTEGER NOT NULL);
+    INSERT INTO meta (k, v) VALUES ('version', 1);
+    CREATE TABLE apps (
+        app_id TEXT PRIMARY KEY,
+        name TEXT NOT NULL,
+        kind TEXT NOT NULL CHECK (kind IN ('server','mobile')),
+        status TEXT NOT NULL CHECK (status IN ('active','suspended','blacklisted','exited')),
+        contact TEXT,
+        created_at TEXT NOT NULL
+    );
+    CREATE TABLE credentials (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        app_id TEXT NOT NULL REFERENCES apps(app_id),
+        kind TEXT NOT NULL,
+        sealed_secret TEXT,
+        public_pem TEXT,
+        alg TEXT,
+        not_before INTEGER NOT NULL,
+        not_after INTEGER,
+        revoked INTEGER NOT NULL DEFAULT 0,
+        created_at TEXT NOT NULL
+    );
+    CREATE INDEX credentials_app ON credentials(app_id);
+    CREATE TABLE apis (
+        api_id TEXT PRIMARY KEY,
+        version TEXT NOT NULL,
+        name TEXT NOT NULL,
+        method TEXT NOT NULL,
+        path TEXT NOT NULL,
+        upstream TEXT NOT NULL,
+        level TEXT NOT NULL CHECK (level IN ('A1','A2','A3')),
+        integrations TEXT NOT NULL,
+        owner TEXT NOT NULL,
+        lifecycle TEXT NOT NULL,
+        u_api_id TEXT NOT NULL UNIQUE,
+        created_at TEXT NOT NULL
+    );
+    CREATE TABLE uapi_registry (
+        u_api_id TEXT PRIMARY KEY,
+        institution TEXT NOT NULL,
+        type TEXT NOT NULL,
+        category INTEGER NOT NULL,
+        sequence INTEGER NOT NULL,
+        api_id TEXT NOT NULL,
+        cancelled INTEGER NOT NULL DEFAULT 0,
+        created_at TEXT NOT NULL,
+        UNIQUE (institution, type, category, sequence)
+    );
+    CREATE TABLE grants (
+        app_id TEXT NOT NULL REFERENCES apps(app_id),
+        api_id TEXT NOT NULL REFERENCES apis(api_id),
+        created_at TEXT NOT NULL,
+        PRIMARY KEY (app_id, api_id)
+    );
+    CREATE TABLE ip_rules (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        app_id TEXT REFERENCES apps(app_id),
+        action TEXT NOT NULL CHECK (action IN ('allow','deny')),
+        cidr TEXT NOT NULL,
+        note TEXT,
+        created_at TEXT NOT NULL
+    );
+    CREATE TABLE admin_tokens (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        name TEXT NOT NULL,
+        role TEXT NOT NULL,
+        token_sha256 BLOB NOT NULL UNIQUE,
+        created_at TEXT NOT NULL
+    );
+    "#,
+];
+
+/// SQLite-backed [`Store`].
+pub struct SqliteStore {
+    conn: Arc<Mutex<Connection>>,
+    changes: watch::Sender<i64>,
+}
+
+fn bad_row(what: &str) -> rusqlite::Error {
+    rusqlite::Error::InvalidColumnType(0, what.to_string(), rusqlite::types::Type::Text)
+}
+
+fn app_from(r: &Row<'_>) -> rusqlite::Result<App> {
+    let kind: String = r.get("kind")?;
+    let status: String = r.get("status")?;
+    Ok(App {
+        app_id: r.get("app_id")?,
+        name: r.get("name")?,
+        kind: AppKind::parse(&kind).ok_or_else(|| bad_row("kind"))?,
+        status: AppStatus::parse(&status).ok_or_else(|| bad_row("status"))?,
+        contact: r.get("contact")?,
+        created_at: r.get("created_at")?,
+    })
+}
+
+fn api_from(r: &Row<'_>) -> rusqlite::Result<Api> {
+    let method: String = r.get("method")?;
+    let level: String = r.get("level")?;
+    let lifecycle: String = r.get("lifecycle")?;
+    let integrations: String = r.get("integrations")?;
+    Ok(Api {
+        api_id: r.get("api_id")?,
+        version: r.get("version")?,
+        name: r.get("name")?,
+        method: Method::parse(&method).ok_or_else(|| bad_row("method"))?,
+        path: r.get("path")?,
+        upstream: r.get("upstream")?,
+        level: Level::parse(&level).ok_or_else(|| bad_row("level"))?,
+        integrations: integrations
+            .split(',')
+            .filter(|s| !s.is_empty())
+            .map(|s| Integration::parse(s).ok_or_else(|| bad_row("integrations")))
+            .collect::<rusqlite::Result<_>>()?,
+        owner: r.get("owner")?,
+        lifecycle: Lifecycle::parse(&lifecycle).ok_or_else(|| bad_row("lifecycle"))?,
+        u_api_id: r.get("u_api_id")?,
+        created_at: r.get("created_at")?,
+    })
+}
+
+fn cred_from(r: &Row<'_>) -> rusqlite::Result<CredentialRecord> {
+    let kind: String = r.get("kind")?;
+    Ok(CredentialRecord {
+        id: r.get("id")?,
+        app_id: r.get("app_id")?,
+        kind: CredentialKind::parse(&kind).ok_or_else(|| bad_row("kind"))?,
+        sealed_secret: r.get("sealed_secret")?,
+        public_pem: r.get("public_pem")?,
+        alg: r.get("alg")?,
+        not_before: r.get("not_before")?,
+        not_after: r.get("not_after")?,
+        revoked: r.get::<_, i64>("revoked")? != 0,
+        created_at: r.get("created_at")?,
+    })
+}
+
+fn grant_from(r: &Row<'_>) -> rusqlite::Result<Grant> {
+    Ok(Grant {
+        app_id: r.get("app_id")?,
+        api_id: r.get("api_id")?,
+        created_at: r.get("created_at")?,
+    })
+}
+
+fn rule_from(r: &Row<'_>) -> rusqlite::Result<IpRule> {
+    let action: String = r.get("action")?;
+    let cidr: String = r.get("cidr")?;
+    Ok(IpRule {
+        id: r.get("id")?,
+        app_id: r.get("app_id")?,
+        action: IpAction::parse(&action).ok_or_else(|| bad_row("action"))?,
+        cidr: cidr.parse().map_err(|_| bad_row("cidr"))?,
+        note: r.get("note")?,
+        created_at: r.get("created_at")?,
+    })
+}
+
+fn insert_cred(tx: &Transaction<'_>, c: &CredentialRecord) -> rusqlite::Result<()> {
+    tx.execute(
+        "INSERT INTO credentials (app_id, kind, sealed_secret, public_pem, alg, not_before, not_after, revoked, created_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 0, ?8)",
+        params![c.app_id, c.kind.as_str(), c.sealed_secret, c.public_pem, c.alg, c.not_before, c.not_after, c.created_at],
+    )?;
+    Ok(())
+}
+
+fn app_exists(tx: &Connection, app_id: &str) -> Result<(), StoreError> {
+    let n: i64 = tx.query_row("SELECT COUNT(*) FROM apps WHERE app_id = ?1", [app_id], |r| r.get(0))?;
+    if n == 0 {
+        return Err(StoreError::NotFound(format!("app `{app_id}`")));
+    }
+    Ok(())
+}
+
+fn get_app_tx(c: &Connection, app_id: &str) -> Result<App, StoreError> {
+    c.query_row("SELECT * FROM apps WHERE app_id = ?1", [app_id], app_from)
+        .optional()?
+        .ok_or_else(|| StoreError::NotFound(format!("app `{app_id}`")))
+}
+
+fn get_api_tx(c: &Connection, api_id: &str) -> Result<Api, StoreError> {
+    c.query_row("SELECT * FROM apis WHERE api_id = ?1", [api_id], api_from)
+        .optional()?
+        .ok_or_else(|| StoreError::NotFound(format!("API `{api_id}`")))
+}
+
+impl SqliteStore {
+    /// Open (creating if needed) the database file and run pending migrations.
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        let mut conn = Connection::open(path)?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        let applied: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+        for (i, m) in MIGRATIONS.iter().enumerate().skip(applied as usize) {
+            let tx = conn.transaction()?;
+            tx.execute_batch(m)?;
+            tx.pragma_update(None, "user_version", (i + 1) as i64)?;
+            tx.commit()?;
+        }
+        let version: i64 = conn.query_row("SELECT v FROM meta WHERE k = 'version'", [], |r| r.get(0))?;
+        let (changes, _) = watch::channel(version);
+        Ok(SqliteStore {
+            conn: Arc::new(Mutex::new(conn)),
+            changes,
+        })
+    }
+
+    async fn read<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let conn = self.conn.clone();
+        tokio::task::spawn_blocking(move || {
+            let c = conn.lock().unwrap_or_else(|p| p.into_inner());
+            f(&c)
+        })
+        .await
+        .map_err(|e| StoreError::Backend(e.to_string()))?
+    }
+
+    /// Run `f` in a transaction that also bumps the change counter; notify
+    /// subscribers after commit.
+    async fn write<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Transaction<'_>) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let conn = self.conn.clone();
+        let (out, version) = tokio::task::spawn_blocking(move || {
+            let mut c = conn.lock().unwrap_or_else(|p| p.into_inner());
+            let tx = c.transaction()?;
+            let out = f(&tx)?;
+            tx.execute("UPDATE meta SET v = v + 1 WHERE k = 'version'", [])?;
+            let v: i64 = tx.query_row("SELECT v FROM meta WHERE k = 'version'", [], |r| r.get(0))?;
+            tx.commit()?;
+            Ok::<_, StoreError>((out, v))
+        })
+        .await
+        .map_err(|e| StoreError::Backend(e.to_string()))??;
+        self.changes.send_replace(version);
+        Ok(out)
+    }
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn version(&self) -> Result<i64, StoreError> {
+        self.read(|c| Ok(c.query_row("SELECT v FROM meta WHERE k = 'version'", [], |r| r.get(0))?))
+            .await
+    }
+
+    fn subscribe(&self) -> watch::Receiver<i64> {
+        self.changes.subscribe()
+    }
+
+    async fn insert_app(&self, app: &App, creds: &[CredentialRecord]) -> Result<(), StoreError> {
+        let app = app.clone();
+        let creds = creds.to_vec();
+        self.write(move |tx| {
+            tx.execute(
+                "INSERT INTO apps (app_id, name, kind, status, contact, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![app.app_id, app.name, app.kind.as_str(), app.status.as_str(), app.contact, app.created_at],
+            )?;
+            for c in &creds {
+                insert_cred(tx, c)?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn get_app(&self, app_id: &str) -> Result<App, StoreError> {
+        let id = app_id.to_string();
+        self.read(move |c| get_app_tx(c, &id)).await
+    }
+
+    async fn list_apps(&self) -> Result<Vec<App>, StoreError> {
+        self.read(|c| {
+            let mut st = c.prepare("SELECT * FROM apps ORDER BY rowid")?;
+            let rows = st.query_map([], app_from)?.collect::<rusqlite::Result<Vec<_>>>()?;
+            Ok(rows)
+        })
+        .await
+    }
+
+    async fn set_app_status(&self, app_id: &str, status: AppStatus) -> Result<App, StoreError> {
+        let id = app_id.to_string();
+        self.write(move |tx| {
+            let n = tx.execute("UPDATE apps SET status = ?1 WHERE app_id = ?2", params![status.as_str(), id])?;
+            if n == 0 {
+                return Err(StoreError::NotFound(format!("app `{id}`")));
+            }
+            get_app_tx(tx, &id)
+        })
+        .await
+    }
+
+    async fn list_credentials(&self, app_id: &str) -> Result<Vec<CredentialRecord>, StoreError> {
+        let id = app_id.to_string();
+        self.read(move |c| {
+            app_exists(c, &id)?;
+            let mut st = c.prepare("SELECT * FROM credentials WHERE app_id = ?1 ORDER BY id")?;
+            let rows = st.query_map([&id], cred_from)?.collect::<rusqlite::Result<Vec<_>>>()?;
+            Ok(rows)
+        })
+        .await
+    }
+
+    async fn rotate_credential(&self, new: &CredentialRecord, old_until: i64) -> Result<(), StoreError> {
+        let new = new.clone();
+        self.write(move |tx| {
+            app_exists(tx, &new.app_id)?;
+            let now = crate::now_unix();
+            if old_until <= now {
+                tx.execute(
+                    "UPDATE credentials SET revoked = 1, not_after = ?3 WHERE app_id = ?1 AND kind = ?2 AND revoked = 0",
+                    params![new.app_id, new.kind.as_str(), now],
+                )?;
+            } else {
+                tx.execute(
+                    "UPDATE credentials SET not_after = ?3 WHERE app_id = ?1 AND kind = ?2 AND revoked = 0 AND (not_after IS NULL OR not_after > ?3)",
+                    params![new.app_id, new.kind.as_str(), old_until],
+                )?;
+            }
+            insert_cred(tx, &new)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn insert_api(
+        &self,
+        api: &Api,
+        uapi_key: (&str, &str, u8),
+        make_uapi: Box<dyn FnOnce(u32) -> Result<String, ValidationError> + Send>,
+    ) -> Result<Api, StoreError> {
+        let mut api = api.clone();
+        let (inst, typ, cat) = (uapi_key.0.to_string(), uapi_key.1.to_string(), uapi_key.2);
+        self.write(move |tx| {
+            let exists: i64 = tx.query_row("SELECT COUNT(*) FROM apis WHERE api_id = ?1", [&api.api_id], |r| r.get(0))?;
+            if exists > 0 {
+                return Err(StoreError::Conflict(ValidationError::new(
+                    "api_id",
+                    format!("`{}` already exists; API_IDs are unique", api.api_id),
+                )));
+            }
+            let clash: Option<String> = tx
+                .query_row(
+                    "SELECT api_id FROM apis WHERE method = ?1 AND path = ?2 AND lifecycle NOT IN ('offline','archived')",
+                    params![api.method.as_str(), api.path],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            if let Some(other) = clash {
+                return Err(StoreError::Conflict(ValidationError::new(
+                    "path",
+                    format!("{} {} is already served by API `{other}`", api.method, api.path),
+                )));
+            }
+            // Codes are never reused: the registry keeps cancelled ones.
+            let last: Option<i64> = tx.query_row(
+                "SELECT MAX(sequence) FROM uapi_registry WHERE institution = ?1 AND type = ?2 AND category = ?3",
+                params![inst, typ, cat],
+                |r| r.get(0),
+            )?;
+            let next = last.unwrap_or(0) + 1;
+            if next > 999_999 {
+                return Err(StoreError::Conflict(ValidationError::new(
+                    "category",
+                    "no U_API_ID sequence numbers left in this institution/type/category",
+                )));
+            }
+            let code = make_uapi(next as u32)?;
+            tx.execute(
+                "INSERT INTO uapi_registry (u_api_id, institution, type, category, sequence, api_id, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                params![code, inst, typ, cat, next, api.api_id, now_rfc3339()],
+            )?;
+            api.u_api_id = code;
+            let integrations: Vec<&str> = api.integrations.iter().map(|i| i.as_str()).collect();
+            tx.execute(
+                "INSERT INTO apis (api_id, version, name, method, path, upstream, level, integrations, owner, lifecycle, u_api_id, created_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+                params![api.api_id, api.version, api.name, api.method.as_str(), api.path, api.upstream, api.level.as_str(),
+                        integrations.join(","), api.owner, api.lifecycle.as_str(), api.u_api_id, api.created_at],
+            )?;
+            Ok(api)
+        })
+        .await
+    }
+
+    async fn get_api(&self, api_id: &str) -> Result<Api, StoreError> {
+        let id = api_id.to_string();
+        self.read(move |c| get_api_tx(c, &id)).await
+    }
+
+    async fn list_apis(&self) -> Result<Vec<Api>, StoreError> {
+        self.read(|c| {
+            let mut st = c.prepare("SELECT * FROM apis ORDER BY rowid")?;
+            let rows = st.query_map([], api_from)?.collect::<rusqlite::Result<Vec<_>>>()?;
+            Ok(rows)
+        })
+        .await
+    }
+
+    async fn set_api_lifecycle(&self, api_id: &str, state: Lifecycle) -> Result<Api, StoreError> {
+        let id = api_id.to_string();
+        self.write(move |tx| {
+            let api = get_api_tx(tx, &id)?;
+            if matches!(api.lifecycle, Lifecycle::Offline | Lifecycle::Archived)
+                && !matches!(state, Lifecycle::Archived)
+            {
+                return Err(StoreError::Conflict(ValidationError::new(
+                    "state",
+                    format!("API `{id}` is {}; its U_API_ID is cancelled and it can only be archived", api.lifecycle),
+                )));
+            }
+            tx.execute("UPDATE apis SET lifecycle = ?1 WHERE api_id = ?2", params![state.as_str(), id])?;
+            if matches!(state, Lifecycle::Offline | Lifecycle::Archived) {
+                tx.execute("UPDATE uapi_registry SET cancelled = 1 WHERE u_api_id = ?1", [&api.u_api_id])?;
+                tx.execute("DELETE FROM grants WHERE api_id = ?1", [&id])?;
+            }
+            get_api_tx(tx, &id)
+        })
+        .await
+    }
+
+    async fn uapi_status(&self, u_api_id: &str) -> Result<Option<bool>, StoreError> {
+        let id = u_api_id.to_string();
+        self.read(move |c| {
+            Ok(c.query_row("SELECT cancelled FROM uapi_registry WHERE u_api_id = ?1", [&id], |r| r.get::<_, i64>(0))
+                .optional()?
+                .map(|v| v != 0))
+        })
+        .await
+    }
+
+    async fn add_grant(&self, app_id: &str, api_id: &str) -> Result<Grant, StoreError> {
+        let (app, api) = (app_id.to_string(), api_id.to_string());
+        self.write(move |tx| {
+            app_exists(tx, &app)?;
+            let a = get_api_tx(tx, &api)?;
+            if matches!(a.lifecycle, Lifecycle::Offline | Lifecycle::Archived | Lifecycle::Terminated) {
+                return Err(StoreError::Conflict(ValidationError::new(
+                    "api_id",
+                    format!("API `{api}` is {} and cannot be granted", a.lifecycle),
+                )));
+            }
+            let g = Grant { app_id: app.clone(), api_id: api.clone(), created_at: now_rfc3339() };
+            let n = tx.execute(
+                "INSERT OR IGNORE INTO grants (app_id, api_id, created_at) VALUES (?1, ?2, ?3)",
+                params![g.app_id, g.api_id, g.created_at],
+            )?;
+            if n == 0 {
+                return Err(StoreError::Conflict(ValidationError::new(
+                    "api_id",
+                    format!("app `{app}` already holds a grant for `{api}`"),
+                )));
+            }
+            Ok(g)
+        })
+        .await
+    }
+
+    async fn remove_grant(&self, app_id: &str, api_id: &str) -> Result<(), StoreError> {
+        let (app, api) = (app_id.to_string(), api_id.to_string());
+        self.write(move |tx| {
+            let n = tx.execute("DELETE FROM grants WHERE app_id = ?1 AND api_id = ?2", params![app, api])?;
+            if n == 0 {
+                return Err(StoreError::NotFound(format!("grant of `{api}` to `{app}`")));
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn list_grants(&self, app_id: Option<&str>) -> Result<Vec<Grant>, StoreError> {
+        let app = app_id.map(str::to_string);
+        self.read(move |c| {
+            let mut st = c.prepare(
+                "SELECT * FROM grants WHERE (?1 IS NULL OR app_id = ?1) ORDER BY app_id, api_id",
+            )?;
+            let rows = st.query_map([&app], grant_from)?.collect::<rusqlite::Result<Vec<_>>>()?;
+            Ok(rows)
+        })
+        .await
+    }
+
+    async fn add_ip_rule(&self, rule: &NewIpRule) -> Result<IpRule, StoreError> {
+        let net = rule.parse_cidr()?;
+        let rule = rule.clone();
+        self.write(move |tx| {
+            if let Some(app) = &rule.app_id {
+                app_exists(tx, app).map_err(|_| {
+                    StoreError::Invalid(ValidationError::new("app_id", format!("no app `{app}`")))
+                })?;
+            }
+            let created_at = now_rfc3339();
+            tx.execute(
+                "INSERT INTO ip_rules (app_id, action, cidr, note, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![rule.app_id, rule.action.as_str(), net.to_string(), rule.note, created_at],
+            )?;
+            Ok(IpRule {
+                id: tx.last_insert_rowid(),
+                app_id: rule.app_id.clone(),
+                action: rule.action,
+                cidr: net,
+                note: rule.note.clone(),
+                created_at,
+            })
+        })
+        .await
+    }
+
+    async fn remove_ip_rule(&self, id: i64) -> Result<(), StoreError> {
+        self.write(move |tx| {
+            if tx.execute("DELETE FROM ip_rules WHERE id = ?1", [id])? == 0 {
+                return Err(StoreError::NotFound(format!("IP rule {id}")));
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn list_ip_rules(&self) -> Result<Vec<IpRule>, StoreError> {
+        self.read(|c| {
+            let mut st = c.prepare("SELECT * FROM ip_rules ORDER BY id")?;
+            let rows = st.query_map([], rule_from)?.collect::<rusqlite::Result<Vec<_>>>()?;
+            Ok(rows)
+        })
+        .await
+    }
+
+    async fn insert_admin_token(&self, name: &str, role: &str, hash: &[u8; 32]) -> Result<(), StoreError> {
+        let (name, role, hash) = (name.to_string(), role.to_string(), hash.to_vec());
+        self.write(move |tx| {
+            tx.execute(
+                "INSERT INTO admin_tokens (name, role, token_sha256, created_at) VALUES (?1, ?2, ?3, ?4)",
+                params![name, role, hash, now_rfc3339()],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn find_admin_token(&self, hash: &[u8; 32]) -> Result<Option<AdminToken>, StoreError> {
+        let hash = hash.to_vec();
+        self.read(move |c| {
+            Ok(c.query_row(
+                "SELECT id, name, role FROM admin_tokens WHERE token_sha256 = ?1",
+                [hash],
+                |r| Ok(AdminToken { id: r.get(0)?, name: r.get(1)?, role: r.get(2)? }),
+            )
+            .optional()?)
+        })
+        .await
+    }
+
+    async fn count_admin_tokens(&self) -> Result<i64, StoreError> {
+        self.read(|c| Ok(c.query_row("SELECT COUNT(*) FROM admin_tokens", [], |r| r.get(0))?))
+            .await
+    }
+
+    async fn dump_catalog(&self) -> Result<CatalogDump, StoreError> {
+        self.read(|c| {
+            // One read transaction so the dump is consistent.
+            c.execute_batch("BEGIN")?;
+            let out = (|| {
+                let version = c.query_row("SELECT v FROM meta WHERE k = 'version'", [], |r| r.get(0))?;
+                let apps = c.prepare("SELECT * FROM apps")?.query_map([], app_from)?.collect::<rusqlite::Result<Vec<_>>>()?;
+                let credentials = c
+                    .prepare("SELECT * FROM credentials WHERE revoked = 0")?
+                    .query_map([], cred_from)?
+                    .collect::<rusqlite::Result<Vec<_>>>()?;
+                let apis = c
+                    .prepare("SELECT * FROM apis WHERE lifecycle NOT IN ('offline','archived','draft')")?
+                    .query_map([], api_from)?
+                    .collect::<rusqlite::Result<Vec<_>>>()?;
+                let grants = c.prepare("SELECT * FROM grants")?.query_map([], grant_from)?.collect::<rusqlite::Result<Vec<_>>>()?;
+                let ip_rules = c.prepare("SELECT * FROM ip_rules")?.query_map([], rule_from)?.collect::<rusqlite::Result<Vec<_>>>()?;
+                Ok::<_, StoreError>(CatalogDump { version, apps, credentials, apis, grants, ip_rules })
+            })();
+            c.execute_batch("COMMIT")?;
+            out
+        })
+        .await
+    }
+}
