@@ -1,0 +1,20 @@
+//! The Menshen data plane: a TLS 1.2+/1.3 listener (IPv4 and IPv6), an ordered
+//! pipeline of stages (declared once, in [`pipeline`]), a pooled upstream
+//! client, and an immutable [`snapshot::Snapshot`] of the catalog swapped
+//! atomically when the control plane changes.
+#![forbid(unsafe_code)]
+
+pub mod config;
+pub mod error;
+pub mod exchange;
+pub mod pipeline;
+pub mod server;
+pub mod snapshot;
+pub mod stages;
+pub mod txn;
+pub mod upstream;
+
+pub use config::GatewayConfig;
+pub use error::{Fault, GatewayError};
+pub use server::{Gateway, GatewayHandle};
+pub use snapshot::{Snapshot, SnapshotHandle};

@@ -1,0 +1,109 @@
+//! Gateway settings (the `[gateway]` table of the config file).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+/// Settings of the data plane.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GatewayConfig {
+    /// Addresses to listen on (IPv4 and/or IPv6), e.g. `["0.0.0.0:8443", "[::]:8443"]`.
+    pub listen: Vec<SocketAddr>,
+    /// PEM certificate chain of the gateway.
+    pub tls_cert: PathBuf,
+    /// PEM private key of the gateway (PKCS#8; keep it mode 0600).
+    pub tls_key: PathBuf,
+    /// Peers whose `X-Forwarded-For` is believed (load balancers). Empty: the
+    /// TCP peer is always the client IP.
+    #[serde(default)]
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// Allowed clock skew for a signature's `created`, seconds (INT-4).
+    #[serde(default = "default_window")]
+    pub replay_window_secs: u32,
+    /// Largest request body accepted, bytes.
+    #[serde(default = "default_max_body")]
+    pub max_body_bytes: usize,
+    /// Largest upstream response body relayed, bytes.
+    #[serde(default = "default_max_response")]
+    pub max_response_bytes: usize,
+    /// Upstream connect timeout, milliseconds.
+    #[serde(default = "default_connect_ms")]
+    pub upstream_connect_timeout_ms: u64,
+    /// Upstream request timeout (until the whole response is read), milliseconds.
+    #[serde(default = "default_request_ms")]
+    pub upstream_timeout_ms: u64,
+    /// Extra CA certificates (PEM) trusted for `https://` upstreams.
+    #[serde(default)]
+    pub upstream_ca: Option<PathBuf>,
+    /// Time allowed for a client to send its request headers, milliseconds.
+    #[serde(default = "default_header_ms")]
+    pub header_read_timeout_ms: u64,
+    /// How often the snapshot checks the store for changes, milliseconds (also
+    /// woken at once by local changes).
+    #[serde(default = "default_refresh_ms")]
+    pub snapshot_refresh_ms: u64,
+}
+
+fn default_window() -> u32 {
+    300
+}
+fn default_max_body() -> usize {
+    1 << 20
+}
+fn default_max_response() -> usize {
+    8 << 20
+}
+fn default_connect_ms() -> u64 {
+    2_000
+}
+fn default_request_ms() -> u64 {
+    10_000
+}
+fn default_header_ms() -> u64 {
+    10_000
+}
+fn default_refresh_ms() -> u64 {
+    500
+}
+
+impl GatewayConfig {
+    /// Defaults for everything but the listener and certificate.
+    pub fn new(listen: Vec<SocketAddr>, tls_cert: PathBuf, tls_key: PathBuf) -> Self {
+        GatewayConfig {
+            listen,
+            tls_cert,
+            tls_key,
+            trusted_proxies: vec![],
+            replay_window_secs: default_window(),
+            max_body_bytes: default_max_body(),
+            max_response_bytes: default_max_response(),
+            upstream_connect_timeout_ms: default_connect_ms(),
+            upstream_timeout_ms: default_request_ms(),
+            upstream_ca: None,
+            header_read_timeout_ms: default_header_ms(),
+            snapshot_refresh_ms: default_refresh_ms(),
+        }
+    }
+
+    /// Check values; the error names the field and the fix.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.listen.is_empty() {
+            return Err("gateway.listen: give at least one address, e.g. [\"0.0.0.0:8443\"]".into());
+        }
+        if !(1..=3600).contains(&self.replay_window_secs) {
+            return Err("gateway.replay_window_secs: must be 1-3600 (default 300)".into());
+        }
+        if self.max_body_bytes == 0 || self.max_body_bytes > 64 << 20 {
+            return Err("gateway.max_body_bytes: must be 1 byte to 64 MiB".into());
+        }
+        if self.upstream_timeout_ms == 0 || self.upstream_connect_timeout_ms == 0 {
+            return Err("gateway.upstream_timeout_ms / upstream_connect_timeout_ms: must be > 0".into());
+        }
+        if !(50..=60_000).contains(&self.snapshot_refresh_ms) {
+            return Err("gateway.snapshot_refresh_ms: must be 50-60000 (default 500)".into());
+        }
+        Ok(())
+    }
+}

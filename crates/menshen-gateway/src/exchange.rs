@@ -1,0 +1,92 @@
+//! The per-request context every stage reads and fills in.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::{Instant, SystemTime};
+
+use bytes::Bytes;
+use menshen_protocol::signature::Components;
+use menshen_protocol::ParsedSignature;
+
+use crate::snapshot::{ApiEntry, AppEntry, Snapshot};
+
+/// One request on its way through the pipeline.
+pub struct Exchange {
+    /// Transaction serial number.
+    pub txn_id: String,
+    /// Monotonic start, for the duration.
+    pub started: Instant,
+    /// Wall-clock start, for the record.
+    pub started_at: SystemTime,
+    /// TCP peer.
+    pub peer: SocketAddr,
+    /// The client IP (the peer, or from `X-Forwarded-For` of a trusted proxy).
+    pub client_ip: IpAddr,
+    /// Request head.
+    pub parts: http::request::Parts,
+    /// Request body (read by the body stage).
+    pub body: Bytes,
+    /// The snapshot this request is served from (one view for the whole request).
+    pub snapshot: Arc<Snapshot>,
+    /// The API, once routed.
+    pub api: Option<Arc<ApiEntry>>,
+    /// The App_ID the signature claims, once parsed.
+    pub claimed_app_id: Option<String>,
+    /// The app, once its signature verified.
+    pub app: Option<Arc<AppEntry>>,
+    /// The parsed signature.
+    pub signature: Option<ParsedSignature>,
+    /// Status the upstream answered, if it did.
+    pub upstream_status: Option<u16>,
+}
+
+impl Exchange {
+    /// Unix seconds at the start of the request.
+    pub fn now_unix(&self) -> i64 {
+        self.started_at
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map(|d| d.as_secs() as i64)
+            .unwrap_or(0)
+    }
+
+    /// A header as a string, if present and visible ASCII.
+    pub fn header_str(&self, name: &str) -> Option<&str> {
+        self.parts.headers.get(name)?.to_str().ok()
+    }
+}
+
+impl Components for Exchange {
+    fn method(&self) -> &str {
+        self.parts.method.as_str()
+    }
+    fn authority(&self) -> Option<&str> {
+        self.parts
+            .uri
+            .authority()
+            .map(|a| a.as_str())
+            .or_else(|| self.header_str("host"))
+    }
+    fn scheme(&self) -> &str {
+        "https"
+    }
+    fn path(&self) -> &str {
+        self.parts.uri.path()
+    }
+    fn query(&self) -> Option<&str> {
+        self.parts.uri.query()
+    }
+    fn header(&self, name: &str) -> Option<String> {
+        let mut out: Option<String> = None;
+        for v in self.parts.headers.get_all(name) {
+            let s = v.to_str().ok()?.trim();
+            match &mut out {
+                None => out = Some(s.to_string()),
+                Some(o) => {
+                    o.push_str(", ");
+                    o.push_str(s);
+                }
+            }
+        }
+        out
+    }
+}

@@ -1,0 +1,134 @@
+//! The request pipeline: THE place where the order of stages is declared.
+//! Each stage lives in `stages/<name>.rs`; `docs/pipeline.md` draws this order.
+//!
+//! Every request, whatever happens to it, leaves through [`handle`], which
+//! calls [`finish`] exactly once to write its access record (AUD-1).
+
+use std::net::SocketAddr;
+use std::time::{Instant, SystemTime};
+
+use bytes::Bytes;
+use http::{Request, Response};
+use http_body_util::Full;
+use hyper::body::Incoming;
+use menshen_audit::{mask_text, AccessRecord, Outcome};
+
+use crate::exchange::Exchange;
+use crate::server::State;
+use crate::stages::{
+    app_status, authenticate, authorize, body, client_ip, ip_lists, replay, route, upstream,
+};
+use crate::GatewayError;
+
+/// Handle one request from start to access record.
+pub async fn handle(state: &State, req: Request<Incoming>, peer: SocketAddr) -> Response<Full<Bytes>> {
+    let started_at = SystemTime::now();
+    let ms = started_at
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_millis())
+        .unwrap_or(0);
+    let (parts, incoming) = req.into_parts();
+    let mut ex = Exchange {
+        txn_id: state.txn.next(ms),
+        started: Instant::now(),
+        started_at,
+        peer,
+        client_ip: peer.ip(),
+        parts,
+        body: Bytes::new(),
+        snapshot: state.snapshot.current().clone(),
+        api: None,
+        claimed_app_id: None,
+        app: None,
+        signature: None,
+        upstream_status: None,
+    };
+    let result = run(state, &mut ex, incoming).await;
+    let (resp, err) = match result {
+        Ok(r) => (r, None),
+        Err(e) => (e.to_response(&ex.txn_id), Some(e)),
+    };
+    finish(state, &ex, resp.status().as_u16(), err.as_ref()).await;
+    resp
+}
+
+/// The stages, in order. A stage that fails stops the request here: nothing
+/// after it runs, and nothing reaches the upstream.
+async fn run(state: &State, ex: &mut Exchange, incoming: Incoming) -> Result<Response<Full<Bytes>>, GatewayError> {
+    let cfg = &state.config;
+    // 1. Client IP + global blocklist: first, so a blocked address learns
+    //    nothing, not even whether an API exists.
+    client_ip::on_request(ex, &cfg.trusted_proxies)?;
+    // 2. Route + lifecycle: a terminated API answers its tombstone here.
+    route::on_request(ex)?;
+    // 3. Body, bounded: the digest check in (4) needs all of it.
+    body::read(ex, incoming, cfg.max_body_bytes).await?;
+    // 4. Authenticate: signature, digest, created window, level minimum.
+    authenticate::on_request(ex, cfg.replay_window_secs)?;
+    // 5. App status on every call (AUTH-4): after (4), so only the app itself
+    //    learns its status.
+    app_status::on_request(ex)?;
+    // 6. Per-app IP block/allow lists (AUTH-5); needs the app from (4).
+    ip_lists::on_request(ex)?;
+    // 7. Replay (INT-4): after (4), so forged requests cannot burn nonces.
+    replay::on_request(ex, state.hot.as_ref(), cfg.replay_window_secs).await?;
+    // 8. Authorize: grant (ONB-3), client kind vs level (LVL-4).
+    authorize::on_request(ex)?;
+    // 9. Upstream: the only stage that talks to the bank's systems.
+    upstream::forward(ex, &state.upstream).await
+}
+
+fn rfc3339_ms(t: SystemTime) -> String {
+    let dt = time::OffsetDateTime::from(t);
+    let f = time::macros::format_description!(
+        "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
+    );
+    dt.format(&f).unwrap_or_default()
+}
+
+/// Write the request's access record (AUD-1). Called once per request.
+async fn finish(state: &State, ex: &Exchange, status: u16, err: Option<&GatewayError>) {
+    let api = ex.api.as_ref().map(|a| &a.api);
+    let (result, code, message, reason) = match err {
+        None => (
+            if status < 400 { Outcome::Success } else { Outcome::Failure },
+            None,
+            format!("upstream {status}"),
+            None,
+        ),
+        Some(e) => (
+            e.outcome(),
+            Some(e.code.as_str().to_string()),
+            e.code.message().to_string(),
+            Some(mask_text(&e.reason).into_owned()),
+        ),
+    };
+    let rec = AccessRecord {
+        kind: "access".into(),
+        txn_id: ex.txn_id.clone(),
+        node_id: state.txn.node().to_string(),
+        timestamp: rfc3339_ms(ex.started_at),
+        duration_us: ex.started.elapsed().as_micros() as u64,
+        app_id: ex
+            .app
+            .as_ref()
+            .map(|a| a.app.app_id.clone())
+            .or_else(|| ex.claimed_app_id.clone()),
+        app_verified: ex.app.is_some(),
+        api_id: api.map(|a| a.api_id.clone()),
+        u_api_id: api.map(|a| a.u_api_id.clone()),
+        level: api.map(|a| a.level.as_str().to_string()),
+        client_ip: ex.client_ip.to_string(),
+        peer: ex.peer.to_string(),
+        method: ex.parts.method.to_string(),
+        path: mask_text(ex.parts.uri.path()).into_owned(),
+        status,
+        result,
+        code,
+        message,
+        reason,
+    };
+    if let Err(e) = state.audit.record(rec).await {
+        tracing::error!(txn_id = %ex.txn_id, error = %e, "access record not written");
+    }
+}

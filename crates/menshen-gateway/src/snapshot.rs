@@ -1,0 +1,231 @@
+//! The immutable view of the control plane that the hot path reads. Compiled
+//! from a [`CatalogDump`] and swapped atomically ([`arc_swap`]); no request
+//! ever waits on the database. A refresher task rebuilds it when the store's
+//! change counter moves (local notify at once, plus a poll for other writers).
+
+use std::collections::{HashMap, HashSet};
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use ipnet::IpNet;
+use menshen_crypto::SecretBytes;
+use menshen_model::{Api, App, CredentialKind, IpAction, Method, PathPattern};
+use menshen_store::{CatalogDump, ControlPlane, StoreError};
+
+/// An API as the gateway serves it.
+#[derive(Debug)]
+pub struct ApiEntry {
+    /// The catalog entry.
+    pub api: Api,
+    /// Its parsed path pattern.
+    pub pattern: PathPattern,
+    /// Upstream base, without trailing slash.
+    pub upstream_base: String,
+}
+
+/// One usable App_Secret with its validity.
+pub struct SecretEntry {
+    /// The secret (zeroized when the snapshot is dropped).
+    pub secret: SecretBytes,
+    /// Valid from, unix seconds.
+    pub not_before: i64,
+    /// Valid until, unix seconds.
+    pub not_after: Option<i64>,
+}
+
+impl SecretEntry {
+    /// Whether usable at `now`.
+    pub fn valid_at(&self, now: i64) -> bool {
+        now >= self.not_before && self.not_after.is_none_or(|t| now < t)
+    }
+}
+
+/// An application party as the gateway sees it.
+pub struct AppEntry {
+    /// The app.
+    pub app: App,
+    /// Its App_Secrets (two during a rotation overlap).
+    pub secrets: Vec<SecretEntry>,
+    /// API_IDs it is granted.
+    pub grants: HashSet<String>,
+    /// Its allowlist (empty: any address not blocked).
+    pub allow: Vec<IpNet>,
+    /// Its blocklist.
+    pub deny: Vec<IpNet>,
+}
+
+/// The compiled view.
+#[derive(Default)]
+pub struct Snapshot {
+    /// Store change counter this was built from.
+    pub version: i64,
+    routes: HashMap<Method, Vec<Arc<ApiEntry>>>,
+    apps: HashMap<String, Arc<AppEntry>>,
+    /// Global blocklist.
+    pub global_deny: Vec<IpNet>,
+}
+
+impl Snapshot {
+    /// Compile a dump. Secrets are opened with the master key here, once.
+    pub fn compile(dump: CatalogDump, cp: &ControlPlane) -> Snapshot {
+        let mut routes: HashMap<Method, Vec<Arc<ApiEntry>>> = HashMap::new();
+        for api in dump.apis {
+            let Ok(pattern) = PathPattern::parse(&api.path) else {
+                tracing::warn!(api_id = %api.api_id, "stored path pattern does not parse; API skipped");
+                continue;
+            };
+            let upstream_base = api.upstream.trim_end_matches('/').to_string();
+            routes.entry(api.method).or_default().push(Arc::new(ApiEntry {
+                api,
+                pattern,
+                upstream_base,
+            }));
+        }
+        for list in routes.values_mut() {
+            // Most literal segments first, so `/v1/accounts/summary` wins over
+            // `/v1/accounts/{id}`.
+            list.sort_by(|a, b| b.pattern.specificity().cmp(&a.pattern.specificity()));
+        }
+        let mut grants: HashMap<String, HashSet<String>> = HashMap::new();
+        for g in dump.grants {
+            grants.entry(g.app_id).or_default().insert(g.api_id);
+        }
+        let mut secrets: HashMap<String, Vec<SecretEntry>> = HashMap::new();
+        for c in dump.credentials.iter().filter(|c| c.kind == CredentialKind::Secret) {
+            match cp.open_secret(c) {
+                Some(secret) => secrets.entry(c.app_id.clone()).or_default().push(SecretEntry {
+                    secret,
+                    not_before: c.not_before,
+                    not_after: c.not_after,
+                }),
+                None => tracing::error!(app_id = %c.app_id, credential = c.id, "sealed App_Secret does not open with this master key"),
+            }
+        }
+        let mut global_deny = Vec::new();
+        let mut allow: HashMap<String, Vec<IpNet>> = HashMap::new();
+        let mut deny: HashMap<String, Vec<IpNet>> = HashMap::new();
+        for r in dump.ip_rules {
+            match (r.app_id, r.action) {
+                (None, _) => global_deny.push(r.cidr),
+                (Some(a), IpAction::Allow) => allow.entry(a).or_default().push(r.cidr),
+                (Some(a), IpAction::Deny) => deny.entry(a).or_default().push(r.cidr),
+            }
+        }
+        let apps = dump
+            .apps
+            .into_iter()
+            .map(|app| {
+                let id = app.app_id.clone();
+                let entry = AppEntry {
+                    secrets: secrets.remove(&id).unwrap_or_default(),
+                    grants: grants.remove(&id).unwrap_or_default(),
+                    allow: allow.remove(&id).unwrap_or_default(),
+                    deny: deny.remove(&id).unwrap_or_default(),
+                    app,
+                };
+                (id, Arc::new(entry))
+            })
+            .collect();
+        Snapshot {
+            version: dump.version,
+            routes,
+            apps,
+            global_deny,
+        }
+    }
+
+    /// The API serving `method` and `path`, if any.
+    pub fn route(&self, method: Method, path: &str) -> Option<&Arc<ApiEntry>> {
+        self.routes
+            .get(&method)?
+            .iter()
+            .find(|e| e.pattern.matches(path))
+    }
+
+    /// Whether any API serves `path` with another method.
+    pub fn path_known(&self, path: &str) -> bool {
+        self.routes
+            .values()
+            .any(|l| l.iter().any(|e| e.pattern.matches(path)))
+    }
+
+    /// An app by App_ID.
+    pub fn app(&self, app_id: &str) -> Option<&Arc<AppEntry>> {
+        self.apps.get(app_id)
+    }
+}
+
+/// Whether `ip` is inside any of `nets` (IPv4-mapped IPv6 is treated as IPv4).
+pub fn ip_in(nets: &[IpNet], ip: IpAddr) -> bool {
+    let ip = match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(IpAddr::V6(v6)),
+        v4 => v4,
+    };
+    nets.iter().any(|n| n.contains(&ip))
+}
+
+/// The current snapshot, swappable.
+#[derive(Clone)]
+pub struct SnapshotHandle {
+    inner: Arc<ArcSwap<Snapshot>>,
+}
+
+impl SnapshotHandle {
+    /// Build the first snapshot from the store.
+    pub async fn load(cp: &ControlPlane) -> Result<Self, StoreError> {
+        let dump = cp.store.dump_catalog().await?;
+        Ok(SnapshotHandle {
+            inner: Arc::new(ArcSwap::from_pointee(Snapshot::compile(dump, cp))),
+        })
+    }
+
+    /// The current snapshot (lock-free).
+    pub fn current(&self) -> arc_swap::Guard<Arc<Snapshot>> {
+        self.inner.load()
+    }
+
+    /// Rebuild from the store now.
+    pub async fn refresh(&self, cp: &ControlPlane) -> Result<(), StoreError> {
+        let dump = cp.store.dump_catalog().await?;
+        if dump.version != self.inner.load().version {
+            let v = dump.version;
+            self.inner.store(Arc::new(Snapshot::compile(dump, cp)));
+            tracing::debug!(version = v, "snapshot rebuilt");
+        }
+        Ok(())
+    }
+
+    /// Keep the snapshot current until `shutdown` fires: rebuild at once on a
+    /// local change, and poll every `every` for changes by other processes.
+    pub fn spawn_refresher(
+        &self,
+        cp: ControlPlane,
+        every: Duration,
+        mut shutdown: tokio::sync::watch::Receiver<bool>,
+    ) -> tokio::task::JoinHandle<()> {
+        let me = self.clone();
+        let mut changes = cp.store.subscribe();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tokio::select! {
+                    _ = shutdown.changed() => break,
+                    r = changes.changed() => { if r.is_err() { break; } }
+                    _ = tick.tick() => {
+                        match cp.store.version().await {
+                            Ok(v) if v == me.inner.load().version => continue,
+                            Ok(_) => {}
+                            Err(e) => { tracing::warn!(error = %e, "store version poll failed"); continue; }
+                        }
+                    }
+                }
+                if let Err(e) = me.refresh(&cp).await {
+                    tracing::warn!(error = %e, "snapshot rebuild failed; serving the previous one");
+                }
+            }
+        })
+    }
+}

@@ -1,0 +1,12 @@
+//! The pipeline's stages, one concern each. Their order is declared once, in
+//! [`crate::pipeline`].
+
+pub mod app_status;
+pub mod authenticate;
+pub mod authorize;
+pub mod body;
+pub mod client_ip;
+pub mod ip_lists;
+pub mod replay;
+pub mod route;
+pub mod upstream;
