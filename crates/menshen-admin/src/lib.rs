@@ -1,0 +1,86 @@
+//! The admin REST API (axum): application parties, credentials, the API
+//! catalog, grants and IP lists. JSON in and out; every call but
+//! `/openapi.json` and `/healthz` needs `Authorization: Bearer <admin token>`.
+//! Invalid input is refused with 4xx and a message naming the field; nothing is
+//! half-written (each change is one store transaction).
+#![forbid(unsafe_code)]
+
+mod error;
+mod handlers;
+
+use axum::extract::{Request, State};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, post};
+use axum::Router;
+use menshen_store::{ControlPlane, Store};
+use sha2::{Digest, Sha256};
+
+pub use error::AdminError;
+
+/// The OpenAPI 3 document of this API.
+pub const OPENAPI: &str = include_str!("openapi.json");
+
+/// State shared by handlers.
+#[derive(Clone)]
+pub struct AdminState {
+    /// The control plane.
+    pub cp: ControlPlane,
+}
+
+/// Hash of an admin token as stored.
+pub fn token_hash(token: &str) -> [u8; 32] {
+    Sha256::digest(token.as_bytes()).into()
+}
+
+/// Create an admin token (256-bit, printed once, stored as SHA-256).
+pub async fn create_admin_token(store: &dyn Store, name: &str) -> Result<String, menshen_store::StoreError> {
+    let token = format!("msk_{}", menshen_crypto::random_token(32));
+    store.insert_admin_token(name, "admin", &token_hash(&token)).await?;
+    Ok(token)
+}
+
+async fn require_token(State(st): State<AdminState>, req: Request, next: Next) -> Response {
+    let token = req
+        .headers()
+        .get(http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim);
+    let Some(token) = token else {
+        return AdminError::Unauthorized.into_response();
+    };
+    match st.cp.store.find_admin_token(&token_hash(token)).await {
+        Ok(Some(_)) => next.run(req).await,
+        Ok(None) => AdminError::Unauthorized.into_response(),
+        Err(e) => AdminError::from(e).into_response(),
+    }
+}
+
+/// The admin router.
+pub fn router(state: AdminState) -> Router {
+    use handlers::*;
+    let v1 = Router::new()
+        .route("/apps", get(list_apps).post(create_app))
+        .route("/apps/{app_id}", get(get_app))
+        .route("/apps/{app_id}/suspend", post(suspend_app))
+        .route("/apps/{app_id}/resume", post(resume_app))
+        .route("/apps/{app_id}/status", post(set_app_status))
+        .route("/apps/{app_id}/secret-rotate", post(rotate_secret))
+        .route("/apps/{app_id}/credentials", get(list_credentials))
+        .route("/apis", get(list_apis).post(create_api))
+        .route("/apis/{api_id}", get(get_api))
+        .route("/apis/{api_id}/lifecycle", post(set_lifecycle))
+        .route("/grants", get(list_grants).post(add_grant))
+        .route("/grants/{app_id}/{api_id}", delete(remove_grant))
+        .route("/ip-rules", get(list_ip_rules).post(add_ip_rule))
+        .route("/ip-rules/{id}", delete(remove_ip_rule))
+        .route("/uapi/{code}", get(decode_uapi))
+        .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
+    Router::new()
+        .route("/openapi.json", get(openapi))
+        .route("/healthz", get(healthz))
+        .nest("/v1", v1)
+        .fallback(not_found)
+        .with_state(state)
+}

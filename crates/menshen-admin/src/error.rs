@@ -1,0 +1,62 @@
+//! Admin API errors: `{"code", "message", "field"}` with a 4xx status for bad
+//! input; store failures become a generic 500 (logged, not shown).
+
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use http::StatusCode;
+use menshen_model::ValidationError;
+use menshen_store::StoreError;
+use serde_json::json;
+
+/// An admin API error.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum AdminError {
+    /// Bad input, naming the field.
+    #[error("{0}")]
+    Invalid(ValidationError),
+    /// Conflict with existing state, naming the field.
+    #[error("{0}")]
+    Conflict(ValidationError),
+    /// Not found.
+    #[error("{0} not found")]
+    NotFound(String),
+    /// Missing or wrong admin token.
+    #[error("unauthorized")]
+    Unauthorized,
+    /// Anything else (details logged only).
+    #[error("internal error")]
+    Internal(String),
+}
+
+impl From<StoreError> for AdminError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::NotFound(w) => AdminError::NotFound(w),
+            StoreError::Conflict(v) => AdminError::Conflict(v),
+            StoreError::Invalid(v) => AdminError::Invalid(v),
+            other => AdminError::Internal(other.to_string()),
+        }
+    }
+}
+
+impl IntoResponse for AdminError {
+    fn into_response(self) -> Response {
+        let (status, code, message, field) = match self {
+            AdminError::Invalid(v) => (StatusCode::BAD_REQUEST, "INVALID_INPUT", format!("{}: {}", v.field, v.message), Some(v.field)),
+            AdminError::Conflict(v) => (StatusCode::CONFLICT, "CONFLICT", format!("{}: {}", v.field, v.message), Some(v.field)),
+            AdminError::NotFound(w) => (StatusCode::NOT_FOUND, "NOT_FOUND", format!("{w} not found"), None),
+            AdminError::Unauthorized => (
+                StatusCode::UNAUTHORIZED,
+                "UNAUTHORIZED",
+                "send Authorization: Bearer <admin token> (create one with `menshen admin init`)".to_string(),
+                None,
+            ),
+            AdminError::Internal(detail) => {
+                tracing::error!(%detail, "admin API internal error");
+                (StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL_ERROR", "an internal error occurred".to_string(), None)
+            }
+        };
+        (status, Json(json!({"code": code, "message": message, "field": field}))).into_response()
+    }
+}

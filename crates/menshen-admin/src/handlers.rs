@@ -1,0 +1,237 @@
+//! Admin API handlers.
+
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::Json;
+use bytes::Bytes;
+use menshen_model::{AppStatus, Lifecycle, NewApi, NewApp, NewIpRule, UApiId, ValidationError};
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::{AdminError, AdminState, OPENAPI};
+
+type R = Result<axum::response::Response, AdminError>;
+
+/// Parse a JSON body, naming the field that is wrong.
+fn parse<T: DeserializeOwned>(body: &Bytes) -> Result<T, AdminError> {
+    if body.is_empty() {
+        return Err(AdminError::Invalid(ValidationError::new("body", "send a JSON object")));
+    }
+    let de = &mut serde_json::Deserializer::from_slice(body);
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner().to_string();
+        // serde names missing/unknown fields in the message, not the path.
+        let field = ["missing field `", "unknown field `"]
+            .iter()
+            .find_map(|p| inner.split(p).nth(1).and_then(|r| r.split('`').next()))
+            .map(str::to_string)
+            .unwrap_or_else(|| if path == "." { "body".into() } else { path });
+        let message = inner.split(" at line").next().unwrap_or(&inner).to_string();
+        AdminError::Invalid(ValidationError::new(field, message))
+    })
+}
+
+fn ok<T: serde::Serialize>(v: T) -> R {
+    Ok(Json(v).into_response())
+}
+
+fn created<T: serde::Serialize>(v: T) -> R {
+    Ok((StatusCode::CREATED, Json(v)).into_response())
+}
+
+pub async fn openapi() -> impl IntoResponse {
+    ([(http::header::CONTENT_TYPE, "application/json")], OPENAPI)
+}
+
+pub async fn healthz() -> impl IntoResponse {
+    Json(json!({"status": "ok"}))
+}
+
+pub async fn not_found() -> AdminError {
+    AdminError::NotFound("route".into())
+}
+
+pub async fn list_apps(State(st): State<AdminState>) -> R {
+    ok(st.cp.store.list_apps().await?)
+}
+
+pub async fn create_app(State(st): State<AdminState>, body: Bytes) -> R {
+    let new: NewApp = parse(&body)?;
+    let c = st.cp.create_app(&new).await?;
+    tracing::info!(app_id = %c.app.app_id, "app created");
+    created(json!({
+        "app": c.app,
+        "app_secret": c.app_secret.as_str(),
+        "notice": "App_Secret (应用鉴别密文) is shown once; store it in the application's secret store now",
+    }))
+}
+
+pub async fn get_app(State(st): State<AdminState>, Path(app_id): Path<String>) -> R {
+    let app = st.cp.store.get_app(&app_id).await?;
+    let grants = st.cp.store.list_grants(Some(&app_id)).await?;
+    let mut v = serde_json::to_value(app).map_err(|e| AdminError::Internal(e.to_string()))?;
+    v["grants"] = json!(grants.into_iter().map(|g| g.api_id).collect::<Vec<_>>());
+    ok(v)
+}
+
+async fn status(st: &AdminState, app_id: &str, s: AppStatus) -> R {
+    let app = st.cp.store.get_app(app_id).await?;
+    if app.status == AppStatus::Exited && s != AppStatus::Exited {
+        return Err(AdminError::Conflict(ValidationError::new(
+            "status",
+            "an exited app cannot be reactivated; onboard it again",
+        )));
+    }
+    let app = st.cp.store.set_app_status(app_id, s).await?;
+    tracing::info!(app_id, status = %s, "app status changed");
+    ok(app)
+}
+
+pub async fn suspend_app(State(st): State<AdminState>, Path(app_id): Path<String>) -> R {
+    status(&st, &app_id, AppStatus::Suspended).await
+}
+
+pub async fn resume_app(State(st): State<AdminState>, Path(app_id): Path<String>) -> R {
+    status(&st, &app_id, AppStatus::Active).await
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StatusBody {
+    status: AppStatus,
+}
+
+pub async fn set_app_status(State(st): State<AdminState>, Path(app_id): Path<String>, body: Bytes) -> R {
+    let b: StatusBody = parse(&body)?;
+    status(&st, &app_id, b.status).await
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RotateBody {
+    #[serde(default)]
+    grace_seconds: u32,
+}
+
+pub async fn rotate_secret(State(st): State<AdminState>, Path(app_id): Path<String>, body: Bytes) -> R {
+    let b: RotateBody = if body.is_empty() { RotateBody::default() } else { parse(&body)? };
+    if b.grace_seconds > 7 * 86_400 {
+        return Err(AdminError::Invalid(ValidationError::new(
+            "grace_seconds",
+            "must be at most 604800 (7 days)",
+        )));
+    }
+    let secret = st.cp.rotate_secret(&app_id, b.grace_seconds).await?;
+    tracing::info!(app_id, grace_seconds = b.grace_seconds, "App_Secret rotated");
+    ok(json!({
+        "app_id": app_id,
+        "app_secret": secret.as_str(),
+        "old_secret_valid_for_seconds": b.grace_seconds,
+        "notice": "App_Secret (应用鉴别密文) is shown once",
+    }))
+}
+
+pub async fn list_credentials(State(st): State<AdminState>, Path(app_id): Path<String>) -> R {
+    ok(st.cp.store.list_credentials(&app_id).await?)
+}
+
+pub async fn list_apis(State(st): State<AdminState>) -> R {
+    ok(st.cp.store.list_apis().await?)
+}
+
+pub async fn create_api(State(st): State<AdminState>, body: Bytes) -> R {
+    let new: NewApi = parse(&body)?;
+    let api = st.cp.create_api(&new).await?;
+    tracing::info!(api_id = %api.api_id, u_api_id = %api.u_api_id, "API created");
+    created(api)
+}
+
+pub async fn get_api(State(st): State<AdminState>, Path(api_id): Path<String>) -> R {
+    ok(st.cp.store.get_api(&api_id).await?)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LifecycleBody {
+    state: Lifecycle,
+}
+
+pub async fn set_lifecycle(State(st): State<AdminState>, Path(api_id): Path<String>, body: Bytes) -> R {
+    let b: LifecycleBody = parse(&body)?;
+    let api = st.cp.store.set_api_lifecycle(&api_id, b.state).await?;
+    tracing::info!(api_id, state = %b.state, "API lifecycle changed");
+    ok(api)
+}
+
+#[derive(Deserialize)]
+pub struct GrantQuery {
+    app_id: Option<String>,
+}
+
+pub async fn list_grants(State(st): State<AdminState>, Query(q): Query<GrantQuery>) -> R {
+    ok(st.cp.store.list_grants(q.app_id.as_deref()).await?)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GrantBody {
+    app_id: String,
+    api_id: String,
+}
+
+pub async fn add_grant(State(st): State<AdminState>, body: Bytes) -> R {
+    let b: GrantBody = parse(&body)?;
+    // Name the missing side precisely.
+    if let Err(menshen_store::StoreError::NotFound(_)) = st.cp.store.get_app(&b.app_id).await {
+        return Err(AdminError::Invalid(ValidationError::new("app_id", format!("no app `{}`", b.app_id))));
+    }
+    if let Err(menshen_store::StoreError::NotFound(_)) = st.cp.store.get_api(&b.api_id).await {
+        return Err(AdminError::Invalid(ValidationError::new("api_id", format!("no API `{}`", b.api_id))));
+    }
+    let g = st.cp.store.add_grant(&b.app_id, &b.api_id).await?;
+    tracing::info!(app_id = %b.app_id, api_id = %b.api_id, "grant added");
+    created(g)
+}
+
+pub async fn remove_grant(State(st): State<AdminState>, Path((app_id, api_id)): Path<(String, String)>) -> R {
+    st.cp.store.remove_grant(&app_id, &api_id).await?;
+    tracing::info!(app_id, api_id, "grant removed");
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+pub async fn list_ip_rules(State(st): State<AdminState>) -> R {
+    ok(st.cp.store.list_ip_rules().await?)
+}
+
+pub async fn add_ip_rule(State(st): State<AdminState>, body: Bytes) -> R {
+    let b: NewIpRule = parse(&body)?;
+    let r = st.cp.store.add_ip_rule(&b).await?;
+    tracing::info!(id = r.id, cidr = %r.cidr, action = %r.action, "IP rule added");
+    created(r)
+}
+
+pub async fn remove_ip_rule(State(st): State<AdminState>, Path(id): Path<i64>) -> R {
+    st.cp.store.remove_ip_rule(id).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+pub async fn decode_uapi(State(st): State<AdminState>, Path(code): Path<String>) -> R {
+    let id = UApiId::decode(&code).map_err(|e| AdminError::Invalid(ValidationError::new(e.field, e.reason)))?;
+    let status = st.cp.store.uapi_status(&code).await?;
+    ok(json!({
+        "u_api_id": id.to_string(),
+        "prefix": id.prefix,
+        "institution": id.institution,
+        "type": id.kind.code(),
+        "category": id.category,
+        "category_name": menshen_model::uapi::category_name(id.category),
+        "subcategory": id.subcategory,
+        "sequence": id.sequence,
+        "registered": status.is_some(),
+        "cancelled": status.unwrap_or(false),
+    }))
+}
+
