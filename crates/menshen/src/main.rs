@@ -1,1 +1,82 @@
-fn main() {}
+//! The `menshen` command.
+#![forbid(unsafe_code)]
+
+use anyhow::Context;
+use clap::Parser;
+use menshen::cli::{self, AdminCmd, Cli, Command, MasterkeyCmd};
+use menshen::config::Config;
+use menshen::node::{self, Node};
+
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("MENSHEN_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            std::process::exit(1);
+        }
+    };
+    let code = match rt.block_on(run(cli)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            1
+        }
+    };
+    std::process::exit(code);
+}
+
+async fn run(cli: Cli) -> anyhow::Result<i32> {
+    match cli.command {
+        Command::Serve { config } => {
+            init_tracing();
+            let cfg = Config::load(&config)?;
+            let node = Node::start(cfg).await?;
+            node::wait_for_signal().await;
+            tracing::info!("shutting down");
+            node.shutdown().await;
+        }
+        Command::Demo { dir, gateway_port, admin_port } => {
+            init_tracing();
+            let opts = menshen::demo::DemoOptions { dir: dir.clone(), gateway_port, admin_port };
+            let demo = menshen::demo::start(&opts).await?;
+            println!("{}", menshen::demo::next_steps(&demo.info, &demo.info.config_file.parent().unwrap_or(&dir).to_path_buf()));
+            node::wait_for_signal().await;
+            eprintln!("stopping the demo");
+            demo.shutdown().await;
+        }
+        Command::Admin { cmd: AdminCmd::Init { config, name, token_out } } => {
+            let cfg = Config::load(&config)?;
+            let cp = node::control_plane(&cfg)?;
+            let token = menshen_admin::create_admin_token(cp.store.as_ref(), &name).await?;
+            if let Some(p) = token_out {
+                menshen::pki::write_private(&p, token.as_bytes())?;
+                println!("admin token for `{name}` written to {} (it is stored only hashed)", p.display());
+            } else {
+                println!("{token}");
+                eprintln!("admin token for `{name}`: shown once, stored only hashed; keep it safe");
+            }
+        }
+        Command::App { cmd, conn } => cli::app(cmd, conn).await?,
+        Command::Api { cmd, conn } => cli::api(cmd, conn).await?,
+        Command::Grant { cmd, conn } => cli::grant(cmd, conn).await?,
+        Command::Ip { cmd, conn } => cli::ip(cmd, conn).await?,
+        Command::Uapi { cmd } => cli::uapi(cmd)?,
+        Command::Call(a) => return cli::call(a).await,
+        Command::Masterkey { cmd: MasterkeyCmd::Generate { out } } => {
+            if out.exists() {
+                anyhow::bail!("--out {}: exists; refusing to overwrite a master key", out.display());
+            }
+            menshen::pki::write_private(&out, menshen_crypto::MasterKey::generate().as_bytes())
+                .context("--out")?;
+            println!("master key written to {} (mode 0600)", out.display());
+        }
+    }
+    Ok(0)
+}

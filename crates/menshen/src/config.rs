@@ -1,0 +1,169 @@
+//! The node's config file (TOML). Unknown keys are refused; every error names
+//! the field and the fix.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context};
+use menshen_gateway::GatewayConfig;
+use serde::{Deserialize, Serialize};
+
+/// Whole config file.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Directory for the SQLite store and the audit log.
+    pub data_dir: PathBuf,
+    /// Master key file (mode 0600). Ignored when `MENSHEN_MASTER_KEY` is set.
+    #[serde(default)]
+    pub master_key_file: Option<PathBuf>,
+    /// This node's id in transaction serial numbers (8 hex characters); random if unset.
+    #[serde(default)]
+    pub node_id: Option<String>,
+    /// U_API_ID settings.
+    pub uapi: UApiSection,
+    /// Data plane.
+    pub gateway: GatewayConfig,
+    /// Admin API.
+    pub admin: AdminSection,
+    /// Audit writer.
+    #[serde(default)]
+    pub audit: AuditSection,
+}
+
+/// `[uapi]`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UApiSection {
+    /// `0P` (default) or `OP`.
+    #[serde(default = "default_prefix")]
+    pub prefix: String,
+    /// First 6 characters of the bank's JR/T 0124 institution code.
+    pub institution: String,
+}
+
+fn default_prefix() -> String {
+    "0P".into()
+}
+
+/// `[admin]`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdminSection {
+    /// Address of the admin API (keep it on a management network or loopback).
+    pub listen: SocketAddr,
+}
+
+/// `[audit]`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditSection {
+    /// Records queued before callers wait (back-pressure).
+    #[serde(default = "default_queue")]
+    pub queue: usize,
+}
+
+impl Default for AuditSection {
+    fn default() -> Self {
+        AuditSection { queue: default_queue() }
+    }
+}
+
+fn default_queue() -> usize {
+    65_536
+}
+
+impl Config {
+    /// Read and validate a config file. Relative paths are taken relative to
+    /// the file's directory.
+    pub fn load(path: &Path) -> anyhow::Result<Config> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read config file {}", path.display()))?;
+        let mut c: Config = toml::from_str(&text)
+            .map_err(|e| anyhow::anyhow!("config file {}: {}", path.display(), e.to_string().trim_end()))?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        let abs = |p: &mut PathBuf| {
+            if p.is_relative() {
+                *p = base.join(&*p);
+            }
+        };
+        abs(&mut c.data_dir);
+        if let Some(p) = c.master_key_file.as_mut() {
+            abs(p);
+        }
+        abs(&mut c.gateway.tls_cert);
+        abs(&mut c.gateway.tls_key);
+        if let Some(p) = c.gateway.upstream_ca.as_mut() {
+            abs(p);
+        }
+        c.validate()
+            .map_err(|e| anyhow::anyhow!("config file {}: {e}", path.display()))?;
+        Ok(c)
+    }
+
+    /// Check values; names the field.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        self.gateway.validate().map_err(anyhow::Error::msg)?;
+        menshen_store::UApiConfig {
+            prefix: self.uapi.prefix.clone(),
+            institution: self.uapi.institution.clone(),
+        }
+        .validate()
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+        if let Some(n) = &self.node_id {
+            if n.len() != 8 || !n.bytes().all(|b| b.is_ascii_hexdigit()) {
+                bail!("node_id: must be 8 hex characters, e.g. \"0a1b2c3d\" (or leave it out for a random one)");
+            }
+        }
+        if self.audit.queue < 16 {
+            bail!("audit.queue: must be at least 16");
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(dir: &Path, body: &str) -> PathBuf {
+        let p = dir.join("menshen.toml");
+        std::fs::write(&p, body).unwrap();
+        p
+    }
+
+    const GOOD: &str = r#"
+data_dir = "data"
+[uapi]
+institution = "C10305"
+[gateway]
+listen = ["127.0.0.1:8443"]
+tls_cert = "tls/server.pem"
+tls_key = "tls/server.key"
+[admin]
+listen = "127.0.0.1:9080"
+"#;
+
+    #[test]
+    fn good_config_loads_with_relative_paths() {
+        let d = tempfile::tempdir().unwrap();
+        let c = Config::load(&write(d.path(), GOOD)).unwrap();
+        assert_eq!(c.data_dir, d.path().join("data"));
+        assert_eq!(c.gateway.replay_window_secs, 300);
+    }
+
+    #[test]
+    fn bad_configs_name_the_field() {
+        let d = tempfile::tempdir().unwrap();
+        for (edit, field) in [
+            (GOOD.replace("C10305", "c1"), "uapi.institution"),
+            (GOOD.replace("[admin]", "bogus = 1\n[admin]"), "bogus"),
+            (GOOD.replace("listen = [\"127.0.0.1:8443\"]", "listen = [\"nope\"]"), "listen"),
+            (GOOD.replace("[gateway]", "[gateway]\nreplay_window_secs = 0"), "replay_window_secs"),
+            (GOOD.replace("data_dir = \"data\"", "data_dir = \"data\"\nnode_id = \"xyz\""), "node_id"),
+        ] {
+            let e = Config::load(&write(d.path(), &edit)).unwrap_err().to_string();
+            assert!(e.contains(field), "{field}: {e}");
+        }
+    }
+}

@@ -1,0 +1,319 @@
+//! `menshen demo`: a whole bank on one machine. Starts, on the embedded
+//! default store, the gateway, the admin API and a small demo bank upstream
+//! (products A1, account balance A2, transfer A3), creates a demo CA and
+//! server certificate, a demo app with its App_Secret and grants, and writes
+//! `DIR/demo.json` describing it all.
+
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context};
+use axum::extract::Path as AxPath;
+use axum::http::HeaderMap;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use menshen_gateway::GatewayConfig;
+use menshen_model::{AppKind, Integration, Level, Method, NewApi, NewApp};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use crate::config::{AdminSection, AuditSection, Config, UApiSection};
+use crate::node::Node;
+use crate::pki::{write_demo_pki, write_private};
+
+/// Marker that says a directory was made by `menshen demo` (safe to reset).
+const MARKER: &str = ".menshen-demo";
+
+/// Demo options.
+#[derive(Debug, Clone)]
+pub struct DemoOptions {
+    /// Directory for everything.
+    pub dir: PathBuf,
+    /// Gateway port (0 = any free port).
+    pub gateway_port: u16,
+    /// Admin port (0 = any free port).
+    pub admin_port: u16,
+}
+
+/// An app in `demo.json`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DemoApp {
+    /// App_ID.
+    pub app_id: String,
+    /// Name.
+    pub name: String,
+    /// `server` or `mobile`.
+    pub kind: String,
+    /// File holding the App_Secret (0600).
+    pub secret_file: PathBuf,
+}
+
+/// An API in `demo.json`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DemoApi {
+    /// API_ID.
+    pub api_id: String,
+    /// U_API_ID.
+    pub u_api_id: String,
+    /// Level.
+    pub level: String,
+    /// Method.
+    pub method: String,
+    /// Path pattern.
+    pub path: String,
+    /// A concrete path that works in the demo.
+    pub example_path: String,
+    /// Example JSON body, for POST APIs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub example_body: Option<serde_json::Value>,
+}
+
+/// Contents of `demo.json`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DemoInfo {
+    /// Gateway base URL.
+    pub gateway_url: String,
+    /// Admin API base URL.
+    pub admin_url: String,
+    /// File holding the admin token (0600).
+    pub admin_token_file: PathBuf,
+    /// CA certificate the gateway's certificate chains to.
+    pub ca_cert: PathBuf,
+    /// Demo upstream base URL.
+    pub upstream_url: String,
+    /// Config file of the node.
+    pub config_file: PathBuf,
+    /// Data directory.
+    pub data_dir: PathBuf,
+    /// Access log (JSON lines).
+    pub access_log: PathBuf,
+    /// Apps.
+    pub apps: Vec<DemoApp>,
+    /// APIs.
+    pub apis: Vec<DemoApi>,
+}
+
+/// A running demo.
+pub struct Demo {
+    /// The node.
+    pub node: Node,
+    /// What `demo.json` says.
+    pub info: DemoInfo,
+    upstream: tokio::task::JoinHandle<()>,
+}
+
+impl Demo {
+    /// Stop everything.
+    pub async fn shutdown(self) {
+        self.node.shutdown().await;
+        self.upstream.abort();
+    }
+}
+
+fn prepare_dir(dir: &Path) -> anyhow::Result<()> {
+    if dir.exists() {
+        let empty = std::fs::read_dir(dir)?.next().is_none();
+        if !empty {
+            if !dir.join(MARKER).exists() {
+                bail!(
+                    "--dir {}: the directory is not empty and was not made by `menshen demo`; choose another --dir",
+                    dir.display()
+                );
+            }
+            // A previous demo: start over (its upstream port and apps are gone).
+            std::fs::remove_dir_all(dir).with_context(|| format!("cannot reset {}", dir.display()))?;
+        }
+    }
+    std::fs::create_dir_all(dir).with_context(|| format!("--dir {}: cannot create", dir.display()))?;
+    std::fs::write(dir.join(MARKER), "made by `menshen demo`; safe to delete\n")?;
+    Ok(())
+}
+
+/// The demo bank's business system: in-memory products, balances, transfers.
+/// It tells who it served (`served_app_id`, from the header only the gateway sets).
+pub fn demo_upstream() -> Router {
+    fn who(h: &HeaderMap) -> String {
+        h.get("x-menshen-app-id")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_string()
+    }
+    Router::new()
+        .route(
+            "/v1/products",
+            get(|h: HeaderMap| async move {
+                Json(json!({
+                    "products": [
+                        {"code": "WM-180", "name": "Steady Income 180-day wealth product", "annual_rate": "2.85%"},
+                        {"code": "TD-3Y", "name": "3-year time deposit", "annual_rate": "2.10%"}
+                    ],
+                    "served_app_id": who(&h),
+                }))
+            }),
+        )
+        .route(
+            "/v1/accounts/{account_id}/balance",
+            get(|AxPath(account): AxPath<String>, h: HeaderMap| async move {
+                let masked = menshen_audit::mask_text(&account).into_owned();
+                Json(json!({"account": masked, "currency": "CNY", "available": "12345.67", "served_app_id": who(&h)}))
+            }),
+        )
+        .route(
+            "/v1/transfers",
+            post(|h: HeaderMap, body: axum::body::Bytes| async move {
+                let req: serde_json::Value = serde_json::from_slice(&body).unwrap_or(json!({}));
+                Json(json!({"status": "accepted", "amount": req.get("amount"), "served_app_id": who(&h)}))
+            }),
+        )
+}
+
+/// Start the demo and write `demo.json`.
+pub async fn start(opts: &DemoOptions) -> anyhow::Result<Demo> {
+    let dir = if opts.dir.is_absolute() {
+        opts.dir.clone()
+    } else {
+        std::env::current_dir()?.join(&opts.dir)
+    };
+    prepare_dir(&dir)?;
+    let tls = dir.join("tls");
+    write_demo_pki(&tls)?;
+    let master_key_file = dir.join("master.key");
+    write_private(&master_key_file, menshen_crypto::MasterKey::generate().as_bytes())?;
+
+    // The demo bank's upstream, plain HTTP on loopback.
+    let up = tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await?;
+    let upstream_url = format!("http://{}", up.local_addr()?);
+    let upstream = tokio::spawn(async move {
+        let _ = axum::serve(up, demo_upstream()).await;
+    });
+
+    let mut listen = vec![SocketAddr::from((Ipv4Addr::LOCALHOST, opts.gateway_port))];
+    if opts.gateway_port != 0 {
+        listen.push(SocketAddr::from((Ipv6Addr::LOCALHOST, opts.gateway_port)));
+    }
+    let cfg = Config {
+        data_dir: dir.join("data"),
+        master_key_file: Some(master_key_file),
+        node_id: None,
+        uapi: UApiSection { prefix: "0P".into(), institution: "C10305".into() },
+        gateway: GatewayConfig::new(listen, tls.join("server.pem"), tls.join("server.key")),
+        admin: AdminSection { listen: SocketAddr::from((Ipv4Addr::LOCALHOST, opts.admin_port)) },
+        audit: AuditSection::default(),
+    };
+    let config_file = dir.join("menshen.toml");
+    std::fs::write(&config_file, toml::to_string_pretty(&cfg)?)?;
+
+    let node = match Node::start(cfg.clone()).await {
+        Ok(n) => n,
+        Err(e) if opts.gateway_port != 0 && e.to_string().contains("[::1]") => {
+            // No IPv6 loopback on this machine: serve IPv4 only.
+            let mut c = cfg.clone();
+            c.gateway.listen.truncate(1);
+            Node::start(c).await?
+        }
+        Err(e) => return Err(e),
+    };
+    let cp = &node.cp;
+
+    let token = menshen_admin::create_admin_token(cp.store.as_ref(), "demo-admin").await?;
+    let admin_token_file = dir.join("admin.token");
+    write_private(&admin_token_file, token.as_bytes())?;
+
+    let apis_in = [
+        ("products", "Product list", Method::Get, "/v1/products", Level::A1, 3u8, 1u16, "/v1/products", None,
+         vec![Integration::ServerToServer, Integration::MobileToServer]),
+        ("account-balance", "Account balance", Method::Get, "/v1/accounts/{account_id}/balance", Level::A2, 1, 1,
+         "/v1/accounts/6222020200112233445/balance", None, vec![Integration::ServerToServer]),
+        ("transfer", "Funds transfer", Method::Post, "/v1/transfers", Level::A3, 2, 1, "/v1/transfers",
+         Some(json!({"from_account": "6222020200112233445", "to_account": "6217000010001234567", "amount": "100.00", "currency": "CNY"})),
+         vec![Integration::ServerToServer]),
+    ];
+    let mut apis = Vec::new();
+    for (id, name, method, path, level, cat, sub, example, body, integrations) in apis_in {
+        let api = cp
+            .create_api(&NewApi {
+                api_id: id.into(),
+                version: "v1".into(),
+                name: Some(name.into()),
+                method,
+                path: path.into(),
+                upstream: upstream_url.clone(),
+                level,
+                integrations,
+                owner: Some("demo bank, digital channels".into()),
+                category: cat,
+                subcategory: sub,
+                lifecycle: None,
+            })
+            .await?;
+        apis.push(DemoApi {
+            api_id: api.api_id,
+            u_api_id: api.u_api_id,
+            level: level.as_str().into(),
+            method: method.as_str().into(),
+            path: path.into(),
+            example_path: example.into(),
+            example_body: body,
+        });
+    }
+
+    let apps_dir = dir.join("apps");
+    std::fs::create_dir_all(&apps_dir)?;
+    let created = cp
+        .create_app(&NewApp {
+            name: "Demo Fintech".into(),
+            kind: AppKind::Server,
+            contact: Some("dev@fintech.example".into()),
+        })
+        .await?;
+    let secret_file = apps_dir.join(format!("{}.secret", created.app.app_id));
+    write_private(&secret_file, created.app_secret.as_bytes())?;
+    for a in &apis {
+        cp.store.add_grant(&created.app.app_id, &a.api_id).await?;
+    }
+    let apps = vec![DemoApp {
+        app_id: created.app.app_id.clone(),
+        name: created.app.name.clone(),
+        kind: created.app.kind.as_str().into(),
+        secret_file,
+    }];
+
+    let info = DemoInfo {
+        gateway_url: format!("https://{}", node.gateway.addrs[0]),
+        admin_url: format!("http://{}", node.admin_addr),
+        admin_token_file,
+        ca_cert: tls.join("ca.pem"),
+        upstream_url,
+        config_file,
+        data_dir: cfg.data_dir.clone(),
+        access_log: node.audit.path().to_path_buf(),
+        apps,
+        apis,
+    };
+    // Written last, atomically: its presence means "ready".
+    let tmp = dir.join("demo.json.tmp");
+    std::fs::write(&tmp, serde_json::to_vec_pretty(&info)?)?;
+    std::fs::rename(&tmp, dir.join("demo.json"))?;
+    Ok(Demo { node, info, upstream })
+}
+
+/// What to try next, printed after start.
+pub fn next_steps(info: &DemoInfo, dir: &Path) -> String {
+    let app = &info.apps[0];
+    let a1 = &info.apis[0];
+    format!(
+        "Menshen demo is running.\n  gateway   {gw}\n  admin API {admin}\n  upstream  {up}\n  state     {dir}/demo.json\n\n\
+         Try a signed A1 call:\n  menshen call --app-id {app_id} --secret-file {secret} --ca {ca} GET {gw}{path}\n\n\
+         Manage it (in another shell):\n  export MENSHEN_ADMIN_URL={admin} MENSHEN_ADMIN_TOKEN_FILE={tok}\n  menshen app list\n  menshen app suspend {app_id}\n\n\
+         Ctrl-C stops the demo.",
+        gw = info.gateway_url,
+        admin = info.admin_url,
+        up = info.upstream_url,
+        dir = dir.display(),
+        app_id = app.app_id,
+        secret = app.secret_file.display(),
+        ca = info.ca_cert.display(),
+        path = a1.example_path,
+        tok = info.admin_token_file.display(),
+    )
+}

@@ -1,0 +1,129 @@
+//! A Menshen node: one store, the gateway (data plane) and the admin API
+//! (control plane), started together from a [`Config`].
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::{bail, Context};
+use menshen_admin::AdminState;
+use menshen_audit::AuditLog;
+use menshen_crypto::MasterKey;
+use menshen_gateway::{Gateway, GatewayHandle};
+use menshen_store::{ControlPlane, MemoryHotState, SqliteStore, UApiConfig};
+use tokio::sync::watch;
+
+use crate::config::Config;
+
+/// Environment variable that may carry the master key (64 hex characters).
+pub const MASTER_KEY_ENV: &str = "MENSHEN_MASTER_KEY";
+
+/// Load the master key from the environment or the key file (AUTH-3, KEY-3).
+pub fn load_master_key(cfg: &Config) -> anyhow::Result<MasterKey> {
+    if let Ok(v) = std::env::var(MASTER_KEY_ENV) {
+        return MasterKey::from_text(&zeroize::Zeroizing::new(v))
+            .map_err(|e| anyhow::anyhow!("{MASTER_KEY_ENV}: {e}"));
+    }
+    let Some(path) = &cfg.master_key_file else {
+        bail!("master_key_file: not set and {MASTER_KEY_ENV} is empty; create one with `menshen masterkey generate --out FILE` and point master_key_file at it");
+    };
+    MasterKey::from_file(path).map_err(|e| anyhow::anyhow!("master_key_file: {e}"))
+}
+
+/// Open the store and build the control plane.
+pub fn control_plane(cfg: &Config) -> anyhow::Result<ControlPlane> {
+    std::fs::create_dir_all(&cfg.data_dir)
+        .with_context(|| format!("data_dir: cannot create {}", cfg.data_dir.display()))?;
+    let master = load_master_key(cfg)?;
+    let store = SqliteStore::open(&cfg.data_dir.join("menshen.db"))
+        .map_err(|e| anyhow::anyhow!("data_dir: cannot open the store: {e}"))?;
+    Ok(ControlPlane::new(
+        Arc::new(store),
+        Arc::new(master),
+        UApiConfig {
+            prefix: cfg.uapi.prefix.clone(),
+            institution: cfg.uapi.institution.clone(),
+        },
+    ))
+}
+
+/// A running node.
+pub struct Node {
+    /// The gateway.
+    pub gateway: GatewayHandle,
+    /// Where the admin API listens.
+    pub admin_addr: SocketAddr,
+    /// The control plane.
+    pub cp: ControlPlane,
+    /// The access-record writer.
+    pub audit: AuditLog,
+    admin_stop: watch::Sender<bool>,
+    admin_task: tokio::task::JoinHandle<()>,
+}
+
+impl Node {
+    /// Start gateway and admin API.
+    pub async fn start(cfg: Config) -> anyhow::Result<Node> {
+        let cp = control_plane(&cfg)?;
+        let audit = AuditLog::open(&cfg.data_dir.join("audit"), cfg.audit.queue)
+            .map_err(|e| anyhow::anyhow!("data_dir: {e}"))?;
+        let admin_listener = tokio::net::TcpListener::bind(cfg.admin.listen)
+            .await
+            .with_context(|| format!("admin.listen: cannot bind {}", cfg.admin.listen))?;
+        let admin_addr = admin_listener.local_addr()?;
+        let gateway = Gateway::start(
+            cfg.gateway.clone(),
+            cp.clone(),
+            Arc::new(MemoryHotState::default()),
+            audit.clone(),
+            cfg.node_id.clone(),
+        )
+        .await
+        .map_err(anyhow::Error::msg)?;
+        let (admin_stop, mut rx) = watch::channel(false);
+        let router = menshen_admin::router(AdminState { cp: cp.clone() });
+        let admin_task = tokio::spawn(async move {
+            let r = axum::serve(admin_listener, router)
+                .with_graceful_shutdown(async move {
+                    let _ = rx.changed().await;
+                })
+                .await;
+            if let Err(e) = r {
+                tracing::error!(error = %e, "admin API stopped");
+            }
+        });
+        tracing::info!(gateway = ?gateway.addrs, admin = %admin_addr, "menshen node started");
+        Ok(Node {
+            gateway,
+            admin_addr,
+            cp,
+            audit,
+            admin_stop,
+            admin_task,
+        })
+    }
+
+    /// Stop both listeners, finish in-flight requests, flush the audit log.
+    pub async fn shutdown(self) {
+        let _ = self.admin_stop.send(true);
+        self.gateway.shutdown().await;
+        let _ = self.admin_task.await;
+        if let Err(e) = self.audit.flush().await {
+            tracing::error!(error = %e, "audit flush at shutdown failed");
+        }
+    }
+}
+
+/// Wait for Ctrl-C or SIGTERM.
+pub async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("SIGTERM handler can be installed");
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = tokio::signal::ctrl_c().await;
+}
