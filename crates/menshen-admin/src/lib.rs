@@ -15,17 +15,28 @@ use axum::routing::{delete, get, post};
 use axum::Router;
 use menshen_store::{ControlPlane, Store};
 use sha2::{Digest, Sha256};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
 
 pub use error::AdminError;
 
 /// The OpenAPI 3 document of this API.
 pub const OPENAPI: &str = include_str!("openapi.json");
 
+/// Called after every successful change, before the admin API answers, so
+/// that when the API says "done" the co-located gateway already enforces it.
+pub type AfterChange =
+    Arc<dyn Fn() -> Pin<Box<dyn Future<Output = ()> + Send>> + Send + Sync>;
+
 /// State shared by handlers.
 #[derive(Clone)]
 pub struct AdminState {
     /// The control plane.
     pub cp: ControlPlane,
+    /// Hook run after each successful change (e.g. rebuild the local gateway
+    /// snapshot). Other nodes pick the change up by notification or poll.
+    pub after_change: Option<AfterChange>,
 }
 
 /// Hash of an admin token as stored.
@@ -51,7 +62,16 @@ async fn require_token(State(st): State<AdminState>, req: Request, next: Next) -
         return AdminError::Unauthorized.into_response();
     };
     match st.cp.store.find_admin_token(&token_hash(token)).await {
-        Ok(Some(_)) => next.run(req).await,
+        Ok(Some(_)) => {
+            let mutating = req.method() != http::Method::GET;
+            let resp = next.run(req).await;
+            if mutating && resp.status().is_success() {
+                if let Some(hook) = &st.after_change {
+                    hook().await;
+                }
+            }
+            resp
+        }
         Ok(None) => AdminError::Unauthorized.into_response(),
         Err(e) => AdminError::from(e).into_response(),
     }

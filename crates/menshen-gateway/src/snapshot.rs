@@ -170,6 +170,8 @@ pub fn ip_in(nets: &[IpNet], ip: IpAddr) -> bool {
 #[derive(Clone)]
 pub struct SnapshotHandle {
     inner: Arc<ArcSwap<Snapshot>>,
+    /// Serializes rebuilds so an older dump never replaces a newer snapshot.
+    rebuild: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl SnapshotHandle {
@@ -178,6 +180,7 @@ impl SnapshotHandle {
         let dump = cp.store.dump_catalog().await?;
         Ok(SnapshotHandle {
             inner: Arc::new(ArcSwap::from_pointee(Snapshot::compile(dump, cp))),
+            rebuild: Arc::new(tokio::sync::Mutex::new(())),
         })
     }
 
@@ -188,8 +191,9 @@ impl SnapshotHandle {
 
     /// Rebuild from the store now.
     pub async fn refresh(&self, cp: &ControlPlane) -> Result<(), StoreError> {
+        let _one_at_a_time = self.rebuild.lock().await;
         let dump = cp.store.dump_catalog().await?;
-        if dump.version != self.inner.load().version {
+        if dump.version > self.inner.load().version {
             let v = dump.version;
             self.inner.store(Arc::new(Snapshot::compile(dump, cp)));
             tracing::debug!(version = v, "snapshot rebuilt");

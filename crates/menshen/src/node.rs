@@ -80,7 +80,19 @@ impl Node {
         .await
         .map_err(anyhow::Error::msg)?;
         let (admin_stop, mut rx) = watch::channel(false);
-        let router = menshen_admin::router(AdminState { cp: cp.clone() });
+        let (snap, cp2) = (gateway.snapshot.clone(), cp.clone());
+        let after_change: menshen_admin::AfterChange = Arc::new(move || {
+            let (snap, cp) = (snap.clone(), cp2.clone());
+            Box::pin(async move {
+                if let Err(e) = snap.refresh(&cp).await {
+                    tracing::warn!(error = %e, "snapshot rebuild after admin change failed");
+                }
+            })
+        });
+        let router = menshen_admin::router(AdminState {
+            cp: cp.clone(),
+            after_change: Some(after_change),
+        });
         let admin_task = tokio::spawn(async move {
             let r = axum::serve(admin_listener, router)
                 .with_graceful_shutdown(async move {

@@ -1,0 +1,265 @@
+//! Test harness: a real node (gateway over TLS on 127.0.0.1, admin API, SQLite
+//! file, audit log) in a temp dir, and a recording upstream on 127.0.0.1.
+#![allow(dead_code)]
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::response::IntoResponse;
+use axum::Router;
+use bytes::Bytes;
+use menshen::config::{AdminSection, AuditSection, Config, UApiSection};
+use menshen::node::Node;
+use menshen_audit::AccessRecord;
+use menshen_gateway::GatewayConfig;
+use menshen_sdk::{Client, Credentials};
+use serde_json::{json, Value};
+
+/// What the upstream saw.
+#[derive(Debug, Clone)]
+pub struct Seen {
+    pub method: String,
+    pub uri: String,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+#[derive(Clone, Default)]
+pub struct Upstream {
+    pub seen: Arc<Mutex<Vec<Seen>>>,
+}
+
+impl Upstream {
+    pub fn count(&self) -> usize {
+        self.seen.lock().unwrap().len()
+    }
+    pub fn last(&self) -> Seen {
+        self.seen.lock().unwrap().last().cloned().expect("upstream was called")
+    }
+}
+
+async fn upstream_handler(State(up): State<Upstream>, method: Method, uri: Uri, headers: HeaderMap, body: Bytes) -> axum::response::Response {
+    up.seen.lock().unwrap().push(Seen {
+        method: method.to_string(),
+        uri: uri.to_string(),
+        headers: headers.clone(),
+        body: body.clone(),
+    });
+    match uri.path() {
+        // Leaks internals on purpose: the gateway must not pass them on.
+        p if p.ends_with("/fail") => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            [("server", "Apache-Coyote/1.1"), ("x-powered-by", "Servlet/3.0")],
+            "java.sql.SQLException: ORA-00942 at db-core-07.bank.internal:1521",
+        )
+            .into_response(),
+        p if p.ends_with("/slow") => {
+            tokio::time::sleep(Duration::from_secs(30)).await;
+            "late".into_response()
+        }
+        _ => (
+            [("server", "nginx/1.22 (internal)"), ("content-type", "application/json")],
+            json!({"ok": true, "path": uri.path()}).to_string(),
+        )
+            .into_response(),
+    }
+}
+
+pub struct Harness {
+    pub dir: tempfile::TempDir,
+    pub node: Option<Node>,
+    pub upstream: Upstream,
+    pub upstream_url: String,
+    pub ca_pem: Vec<u8>,
+    pub admin_url: String,
+    pub admin_token: String,
+    pub gateway_url: String,
+    pub admin_http: menshen_sdk::HttpClient,
+}
+
+pub struct HarnessOptions {
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+    pub upstream_timeout_ms: u64,
+    pub max_body_bytes: usize,
+    pub listen_v6: bool,
+}
+
+impl Default for HarnessOptions {
+    fn default() -> Self {
+        HarnessOptions {
+            trusted_proxies: vec![],
+            upstream_timeout_ms: 1_000,
+            max_body_bytes: 64 * 1024,
+            listen_v6: false,
+        }
+    }
+}
+
+impl Harness {
+    pub async fn start() -> Harness {
+        Self::start_with(HarnessOptions::default()).await
+    }
+
+    pub async fn start_with(o: HarnessOptions) -> Harness {
+        let dir = tempfile::tempdir().unwrap();
+        let tls = dir.path().join("tls");
+        menshen::pki::write_demo_pki(&tls).unwrap();
+        let mk = dir.path().join("master.key");
+        menshen::pki::write_private(&mk, menshen_crypto::MasterKey::generate().as_bytes()).unwrap();
+
+        let upstream = Upstream::default();
+        let l = tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await.unwrap();
+        let upstream_url = format!("http://{}", l.local_addr().unwrap());
+        let app = Router::new().fallback(upstream_handler).with_state(upstream.clone());
+        tokio::spawn(async move {
+            let _ = axum::serve(l, app).await;
+        });
+
+        let mut listen = vec![SocketAddr::from((Ipv4Addr::LOCALHOST, 0))];
+        if o.listen_v6 {
+            listen.push("[::1]:0".parse().unwrap());
+        }
+        let mut gw = GatewayConfig::new(listen, tls.join("server.pem"), tls.join("server.key"));
+        gw.trusted_proxies = o.trusted_proxies;
+        gw.upstream_timeout_ms = o.upstream_timeout_ms;
+        gw.max_body_bytes = o.max_body_bytes;
+        gw.snapshot_refresh_ms = 200;
+        let cfg = Config {
+            data_dir: dir.path().join("data"),
+            master_key_file: Some(mk),
+            node_id: Some("0000test".into()),
+            uapi: UApiSection { prefix: "0P".into(), institution: "C10305".into() },
+            gateway: gw,
+            admin: AdminSection { listen: SocketAddr::from((Ipv4Addr::LOCALHOST, 0)) },
+            audit: AuditSection::default(),
+        };
+        let node = Node::start(cfg).await.unwrap();
+        let admin_token = menshen_admin::create_admin_token(node.cp.store.as_ref(), "test").await.unwrap();
+        Harness {
+            ca_pem: std::fs::read(tls.join("ca.pem")).unwrap(),
+            admin_url: format!("http://{}", node.admin_addr),
+            gateway_url: format!("https://{}", node.gateway.addrs[0]),
+            node: Some(node),
+            dir,
+            upstream,
+            upstream_url,
+            admin_token,
+            admin_http: menshen_sdk::http_client(None).unwrap(),
+        }
+    }
+
+    pub fn node(&self) -> &Node {
+        self.node.as_ref().unwrap()
+    }
+
+    /// Call the admin API; returns status and JSON.
+    pub async fn admin(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+        self.admin_raw(method, path, body.map(|b| b.to_string()), Some(&self.admin_token)).await
+    }
+
+    pub async fn admin_raw(&self, method: &str, path: &str, body: Option<String>, token: Option<&str>) -> (u16, Value) {
+        let mut b = http::Request::builder().method(method).uri(format!("{}{}", self.admin_url, path));
+        if let Some(t) = token {
+            b = b.header("authorization", format!("Bearer {t}"));
+        }
+        if body.is_some() {
+            b = b.header("content-type", "application/json");
+        }
+        let r = menshen_sdk::send(&self.admin_http, b.body(Bytes::from(body.unwrap_or_default())).unwrap())
+            .await
+            .unwrap();
+        let v = if r.body.is_empty() { Value::Null } else { serde_json::from_slice(&r.body).unwrap_or(Value::Null) };
+        (r.status, v)
+    }
+
+    /// Create an API routed to the recording upstream.
+    pub async fn api(&self, api_id: &str, method: &str, path: &str, level: &str) -> Value {
+        let (s, v) = self
+            .admin(
+                "POST",
+                "/v1/apis",
+                Some(json!({"api_id": api_id, "method": method, "path": path, "upstream": self.upstream_url,
+                            "level": level, "category": 3, "subcategory": 1,
+                            "integrations": if level == "A1" { json!(["server_to_server", "mobile_to_server"]) } else { json!(["server_to_server"]) }})),
+            )
+            .await;
+        assert_eq!(s, 201, "{v}");
+        v
+    }
+
+    /// Create an app; returns (app_id, secret).
+    pub async fn app(&self, name: &str, kind: &str) -> (String, String) {
+        let (s, v) = self.admin("POST", "/v1/apps", Some(json!({"name": name, "kind": kind}))).await;
+        assert_eq!(s, 201, "{v}");
+        (v["app"]["app_id"].as_str().unwrap().to_string(), v["app_secret"].as_str().unwrap().to_string())
+    }
+
+    pub async fn grant(&self, app_id: &str, api_id: &str) {
+        let (s, v) = self.admin("POST", "/v1/grants", Some(json!({"app_id": app_id, "api_id": api_id}))).await;
+        assert_eq!(s, 201, "{v}");
+    }
+
+    /// An SDK client for an app.
+    pub fn client(&self, app_id: &str, secret: &str) -> Client {
+        Client::builder(&self.gateway_url)
+            .unwrap()
+            .ca_pem(&self.ca_pem)
+            .credentials(Credentials::hmac_sm3(app_id, secret.as_bytes().to_vec()))
+            .build()
+            .unwrap()
+    }
+
+    /// All access records so far (flushes the writer first).
+    pub async fn records(&self) -> Vec<AccessRecord> {
+        self.node().audit.flush().await.unwrap();
+        let text = std::fs::read_to_string(self.node().audit.path()).unwrap_or_default();
+        text.lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+    }
+
+    /// The access record of one transaction.
+    pub async fn record(&self, txn_id: &str) -> AccessRecord {
+        self.records()
+            .await
+            .into_iter()
+            .find(|r| r.txn_id == txn_id)
+            .unwrap_or_else(|| panic!("no access record for {txn_id}"))
+    }
+
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    pub async fn stop(&mut self) {
+        if let Some(n) = self.node.take() {
+            n.shutdown().await;
+        }
+    }
+}
+
+/// A standard setup: one A1 API `items` (GET /v1/items/{id}) and one POST A1 API
+/// `orders`, one server app granted both.
+pub struct Setup {
+    pub h: Harness,
+    pub app_id: String,
+    pub secret: String,
+    pub client: Client,
+}
+
+pub async fn setup() -> Setup {
+    setup_with(HarnessOptions::default()).await
+}
+
+pub async fn setup_with(o: HarnessOptions) -> Setup {
+    let h = Harness::start_with(o).await;
+    h.api("items", "GET", "/v1/items/{id}", "A1").await;
+    h.api("orders", "POST", "/v1/orders", "A1").await;
+    let (app_id, secret) = h.app("Fintech One", "server").await;
+    h.grant(&app_id, "items").await;
+    h.grant(&app_id, "orders").await;
+    let client = h.client(&app_id, &secret);
+    Setup { h, app_id, secret, client }
+}
