@@ -16,6 +16,8 @@ pub fn write_demo_pki(dir: &Path) -> anyhow::Result<()> {
     ca.distinguished_name.push(DnType::OrganizationName, "Menshen demo bank");
     ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
     ca.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+    ca.not_before = time::OffsetDateTime::now_utc() - time::Duration::days(1);
+    ca.not_after = time::OffsetDateTime::now_utc() + time::Duration::days(3650);
     let ca_cert = ca.self_signed(&ca_key)?;
 
     let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)?;
@@ -23,6 +25,9 @@ pub fn write_demo_pki(dir: &Path) -> anyhow::Result<()> {
     sp.subject_alt_names.push(SanType::IpAddress("127.0.0.1".parse()?));
     sp.subject_alt_names.push(SanType::IpAddress("::1".parse()?));
     sp.distinguished_name.push(DnType::CommonName, "menshen gateway (demo)");
+    let now = time::OffsetDateTime::now_utc();
+    sp.not_before = now - time::Duration::days(1);
+    sp.not_after = now + time::Duration::days(397);
     let cert = sp.signed_by(&key, &ca_cert, &ca_key)?;
 
     std::fs::write(dir.join("ca.pem"), ca_cert.pem())?;
