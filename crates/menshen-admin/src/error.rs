@@ -43,20 +43,45 @@ impl From<StoreError> for AdminError {
 impl IntoResponse for AdminError {
     fn into_response(self) -> Response {
         let (status, code, message, field) = match self {
-            AdminError::Invalid(v) => (StatusCode::BAD_REQUEST, "INVALID_INPUT", format!("{}: {}", v.field, v.message), Some(v.field)),
-            AdminError::Conflict(v) => (StatusCode::CONFLICT, "CONFLICT", format!("{}: {}", v.field, v.message), Some(v.field)),
-            AdminError::NotFound(w) => (StatusCode::NOT_FOUND, "NOT_FOUND", format!("{w} not found"), None),
+            AdminError::Invalid(v) => (
+                StatusCode::BAD_REQUEST,
+                "INVALID_INPUT",
+                format!("{}: {}", v.field, v.message),
+                Some(v.field),
+            ),
+            AdminError::Conflict(v) => (
+                StatusCode::CONFLICT,
+                "CONFLICT",
+                format!("{}: {}", v.field, v.message),
+                Some(v.field),
+            ),
+            AdminError::NotFound(w) => (
+                StatusCode::NOT_FOUND,
+                "NOT_FOUND",
+                format!("{w} not found"),
+                None,
+            ),
             AdminError::Unauthorized => (
                 StatusCode::UNAUTHORIZED,
                 "UNAUTHORIZED",
-                "send Authorization: Bearer <admin token> (create one with `menshen admin init`)".to_string(),
+                "send Authorization: Bearer <admin token> (create one with `menshen admin init`)"
+                    .to_string(),
                 None,
             ),
             AdminError::Internal(detail) => {
                 tracing::error!(%detail, "admin API internal error");
-                (StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL_ERROR", "an internal error occurred".to_string(), None)
+                (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "INTERNAL_ERROR",
+                    "an internal error occurred".to_string(),
+                    None,
+                )
             }
         };
-        (status, Json(json!({"code": code, "message": message, "field": field}))).into_response()
+        (
+            status,
+            Json(json!({"code": code, "message": message, "field": field})),
+        )
+            .into_response()
     }
 }

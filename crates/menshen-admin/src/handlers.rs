@@ -17,7 +17,10 @@ type R = Result<axum::response::Response, AdminError>;
 /// Parse a JSON body, naming the field that is wrong.
 fn parse<T: DeserializeOwned>(body: &Bytes) -> Result<T, AdminError> {
     if body.is_empty() {
-        return Err(AdminError::Invalid(ValidationError::new("body", "send a JSON object")));
+        return Err(AdminError::Invalid(ValidationError::new(
+            "body",
+            "send a JSON object",
+        )));
     }
     let de = &mut serde_json::Deserializer::from_slice(body);
     serde_path_to_error::deserialize(de).map_err(|e| {
@@ -104,7 +107,11 @@ pub struct StatusBody {
     status: AppStatus,
 }
 
-pub async fn set_app_status(State(st): State<AdminState>, Path(app_id): Path<String>, body: Bytes) -> R {
+pub async fn set_app_status(
+    State(st): State<AdminState>,
+    Path(app_id): Path<String>,
+    body: Bytes,
+) -> R {
     let b: StatusBody = parse(&body)?;
     status(&st, &app_id, b.status).await
 }
@@ -116,8 +123,16 @@ pub struct RotateBody {
     grace_seconds: u32,
 }
 
-pub async fn rotate_secret(State(st): State<AdminState>, Path(app_id): Path<String>, body: Bytes) -> R {
-    let b: RotateBody = if body.is_empty() { RotateBody::default() } else { parse(&body)? };
+pub async fn rotate_secret(
+    State(st): State<AdminState>,
+    Path(app_id): Path<String>,
+    body: Bytes,
+) -> R {
+    let b: RotateBody = if body.is_empty() {
+        RotateBody::default()
+    } else {
+        parse(&body)?
+    };
     if b.grace_seconds > 7 * 86_400 {
         return Err(AdminError::Invalid(ValidationError::new(
             "grace_seconds",
@@ -125,7 +140,11 @@ pub async fn rotate_secret(State(st): State<AdminState>, Path(app_id): Path<Stri
         )));
     }
     let secret = st.cp.rotate_secret(&app_id, b.grace_seconds).await?;
-    tracing::info!(app_id, grace_seconds = b.grace_seconds, "App_Secret rotated");
+    tracing::info!(
+        app_id,
+        grace_seconds = b.grace_seconds,
+        "App_Secret rotated"
+    );
     ok(json!({
         "app_id": app_id,
         "app_secret": secret.as_str(),
@@ -159,7 +178,11 @@ pub struct LifecycleBody {
     state: Lifecycle,
 }
 
-pub async fn set_lifecycle(State(st): State<AdminState>, Path(api_id): Path<String>, body: Bytes) -> R {
+pub async fn set_lifecycle(
+    State(st): State<AdminState>,
+    Path(api_id): Path<String>,
+    body: Bytes,
+) -> R {
     let b: LifecycleBody = parse(&body)?;
     let api = st.cp.store.set_api_lifecycle(&api_id, b.state).await?;
     tracing::info!(api_id, state = %b.state, "API lifecycle changed");
@@ -186,17 +209,26 @@ pub async fn add_grant(State(st): State<AdminState>, body: Bytes) -> R {
     let b: GrantBody = parse(&body)?;
     // Name the missing side precisely.
     if let Err(menshen_store::StoreError::NotFound(_)) = st.cp.store.get_app(&b.app_id).await {
-        return Err(AdminError::Invalid(ValidationError::new("app_id", format!("no app `{}`", b.app_id))));
+        return Err(AdminError::Invalid(ValidationError::new(
+            "app_id",
+            format!("no app `{}`", b.app_id),
+        )));
     }
     if let Err(menshen_store::StoreError::NotFound(_)) = st.cp.store.get_api(&b.api_id).await {
-        return Err(AdminError::Invalid(ValidationError::new("api_id", format!("no API `{}`", b.api_id))));
+        return Err(AdminError::Invalid(ValidationError::new(
+            "api_id",
+            format!("no API `{}`", b.api_id),
+        )));
     }
     let g = st.cp.store.add_grant(&b.app_id, &b.api_id).await?;
     tracing::info!(app_id = %b.app_id, api_id = %b.api_id, "grant added");
     created(g)
 }
 
-pub async fn remove_grant(State(st): State<AdminState>, Path((app_id, api_id)): Path<(String, String)>) -> R {
+pub async fn remove_grant(
+    State(st): State<AdminState>,
+    Path((app_id, api_id)): Path<(String, String)>,
+) -> R {
     st.cp.store.remove_grant(&app_id, &api_id).await?;
     tracing::info!(app_id, api_id, "grant removed");
     Ok(StatusCode::NO_CONTENT.into_response())
@@ -219,7 +251,8 @@ pub async fn remove_ip_rule(State(st): State<AdminState>, Path(id): Path<i64>) -
 }
 
 pub async fn decode_uapi(State(st): State<AdminState>, Path(code): Path<String>) -> R {
-    let id = UApiId::decode(&code).map_err(|e| AdminError::Invalid(ValidationError::new(e.field, e.reason)))?;
+    let id = UApiId::decode(&code)
+        .map_err(|e| AdminError::Invalid(ValidationError::new(e.field, e.reason)))?;
     let status = st.cp.store.uapi_status(&code).await?;
     ok(json!({
         "u_api_id": id.to_string(),
@@ -234,4 +267,3 @@ pub async fn decode_uapi(State(st): State<AdminState>, Path(code): Path<String>)
         "cancelled": status.unwrap_or(false),
     }))
 }
-

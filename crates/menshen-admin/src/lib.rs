@@ -26,8 +26,7 @@ pub const OPENAPI: &str = include_str!("openapi.json");
 
 /// Called after every successful change, before the admin API answers, so
 /// that when the API says "done" the co-located gateway already enforces it.
-pub type AfterChange =
-    Arc<dyn Fn() -> Pin<Box<dyn Future<Output = ()> + Send>> + Send + Sync>;
+pub type AfterChange = Arc<dyn Fn() -> Pin<Box<dyn Future<Output = ()> + Send>> + Send + Sync>;
 
 /// State shared by handlers.
 #[derive(Clone)]
@@ -45,9 +44,14 @@ pub fn token_hash(token: &str) -> [u8; 32] {
 }
 
 /// Create an admin token (256-bit, printed once, stored as SHA-256).
-pub async fn create_admin_token(store: &dyn Store, name: &str) -> Result<String, menshen_store::StoreError> {
+pub async fn create_admin_token(
+    store: &dyn Store,
+    name: &str,
+) -> Result<String, menshen_store::StoreError> {
     let token = format!("msk_{}", menshen_crypto::random_token(32));
-    store.insert_admin_token(name, "admin", &token_hash(&token)).await?;
+    store
+        .insert_admin_token(name, "admin", &token_hash(&token))
+        .await?;
     Ok(token)
 }
 

@@ -97,7 +97,10 @@ impl AuditLog {
     /// Wait until everything queued so far is on disk.
     pub async fn flush(&self) -> Result<(), AuditError> {
         let (tx, rx) = oneshot::channel();
-        self.tx.send(Msg::Flush(tx)).await.map_err(|_| AuditError::Closed)?;
+        self.tx
+            .send(Msg::Flush(tx))
+            .await
+            .map_err(|_| AuditError::Closed)?;
         rx.await.map_err(|_| AuditError::Closed)
     }
 }
@@ -188,7 +191,10 @@ mod tests {
         }
         log.record_durable(rec(100)).await.unwrap();
         let text = std::fs::read_to_string(log.path()).unwrap();
-        let lines: Vec<AccessRecord> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+        let lines: Vec<AccessRecord> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
         assert_eq!(lines.len(), 101);
         assert_eq!(lines[100].txn_id, "T100");
         std::fs::remove_dir_all(&dir).unwrap();

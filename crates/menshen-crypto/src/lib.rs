@@ -108,8 +108,7 @@ impl MacAlg {
                 m.finalize().into_bytes().into()
             }
             MacAlg::HmacSha256 => {
-                let mut m =
-                    <Hmac<Sha256>>::new_from_slice(key).expect("HMAC takes any key length");
+                let mut m = <Hmac<Sha256>>::new_from_slice(key).expect("HMAC takes any key length");
                 m.update(data);
                 m.finalize().into_bytes().into()
             }

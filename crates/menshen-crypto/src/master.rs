@@ -94,7 +94,8 @@ impl MasterKey {
         #[cfg(not(unix))]
         let _ = meta;
         let text = Zeroizing::new(
-            std::fs::read_to_string(path).map_err(|source| MasterKeyError::Read { path: p, source })?,
+            std::fs::read_to_string(path)
+                .map_err(|source| MasterKeyError::Read { path: p, source })?,
         );
         Self::from_text(&text)
     }
@@ -123,7 +124,11 @@ impl MasterKey {
     }
 
     /// Open a value made by [`MasterKey::seal`] with the same `context`.
-    pub fn open(&self, context: &str, sealed: &str) -> Result<Zeroizing<Vec<u8>>, crate::CryptoError> {
+    pub fn open(
+        &self,
+        context: &str,
+        sealed: &str,
+    ) -> Result<Zeroizing<Vec<u8>>, crate::CryptoError> {
         let b64 = sealed
             .strip_prefix(SEAL_PREFIX)
             .ok_or(crate::CryptoError::Malformed("unknown seal format"))?;
@@ -171,7 +176,13 @@ mod tests {
         let pt = hex::decode("AAAAAAAAAAAAAAAABBBBBBBBBBBBBBBBCCCCCCCCCCCCCCCCDDDDDDDDDDDDDDDDEEEEEEEEEEEEEEEEFFFFFFFFFFFFFFFFEEEEEEEEEEEEEEEEAAAAAAAAAAAAAAAA").unwrap();
         let c = Sm4Gcm::new_from_slice(&key).unwrap();
         let out = c
-            .encrypt(aes_gcm::Nonce::<U12>::from_slice(&iv), Payload { msg: &pt, aad: &aad })
+            .encrypt(
+                aes_gcm::Nonce::<U12>::from_slice(&iv),
+                Payload {
+                    msg: &pt,
+                    aad: &aad,
+                },
+            )
             .unwrap();
         let (ct, tag) = out.split_at(pt.len());
         assert_eq!(hex::encode_upper(ct), "17F399F08C67D5EE19D0DC9969C4BB7D5FD46FD3756489069157B282BB200735D82710CA5C22F0CCFA7CBF93D496AC15A56834CBCF98C397B4024A2691233B8D");
@@ -187,7 +198,10 @@ mod tests {
         let f = dir.join("master.key");
         std::fs::write(&f, MasterKey::generate().as_bytes()).unwrap();
         std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o644)).unwrap();
-        assert!(matches!(MasterKey::from_file(&f), Err(MasterKeyError::Permissions { .. })));
+        assert!(matches!(
+            MasterKey::from_file(&f),
+            Err(MasterKeyError::Permissions { .. })
+        ));
         std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o600)).unwrap();
         assert!(MasterKey::from_file(&f).is_ok());
         std::fs::remove_dir_all(&dir).unwrap();

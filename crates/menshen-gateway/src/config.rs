@@ -90,7 +90,9 @@ impl GatewayConfig {
     /// Check values; the error names the field and the fix.
     pub fn validate(&self) -> Result<(), String> {
         if self.listen.is_empty() {
-            return Err("gateway.listen: give at least one address, e.g. [\"0.0.0.0:8443\"]".into());
+            return Err(
+                "gateway.listen: give at least one address, e.g. [\"0.0.0.0:8443\"]".into(),
+            );
         }
         if !(1..=3600).contains(&self.replay_window_secs) {
             return Err("gateway.replay_window_secs: must be 1-3600 (default 300)".into());
@@ -99,7 +101,9 @@ impl GatewayConfig {
             return Err("gateway.max_body_bytes: must be 1 byte to 64 MiB".into());
         }
         if self.upstream_timeout_ms == 0 || self.upstream_connect_timeout_ms == 0 {
-            return Err("gateway.upstream_timeout_ms / upstream_connect_timeout_ms: must be > 0".into());
+            return Err(
+                "gateway.upstream_timeout_ms / upstream_connect_timeout_ms: must be > 0".into(),
+            );
         }
         if !(50..=60_000).contains(&self.snapshot_refresh_ms) {
             return Err("gateway.snapshot_refresh_ms: must be 50-60000 (default 500)".into());

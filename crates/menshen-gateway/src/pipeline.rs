@@ -21,7 +21,11 @@ use crate::stages::{
 use crate::GatewayError;
 
 /// Handle one request from start to access record.
-pub async fn handle(state: &State, req: Request<Incoming>, peer: SocketAddr) -> Response<Full<Bytes>> {
+pub async fn handle(
+    state: &State,
+    req: Request<Incoming>,
+    peer: SocketAddr,
+) -> Response<Full<Bytes>> {
     let started_at = SystemTime::now();
     let ms = started_at
         .duration_since(SystemTime::UNIX_EPOCH)
@@ -54,7 +58,11 @@ pub async fn handle(state: &State, req: Request<Incoming>, peer: SocketAddr) -> 
 
 /// The stages, in order. A stage that fails stops the request here: nothing
 /// after it runs, and nothing reaches the upstream.
-async fn run(state: &State, ex: &mut Exchange, incoming: Incoming) -> Result<Response<Full<Bytes>>, GatewayError> {
+async fn run(
+    state: &State,
+    ex: &mut Exchange,
+    incoming: Incoming,
+) -> Result<Response<Full<Bytes>>, GatewayError> {
     let cfg = &state.config;
     // 1. Client IP + global blocklist: first, so a blocked address learns
     //    nothing, not even whether an API exists.
@@ -91,7 +99,11 @@ async fn finish(state: &State, ex: &Exchange, status: u16, err: Option<&GatewayE
     let api = ex.api.as_ref().map(|a| &a.api);
     let (result, code, message, reason) = match err {
         None => (
-            if status < 400 { Outcome::Success } else { Outcome::Failure },
+            if status < 400 {
+                Outcome::Success
+            } else {
+                Outcome::Failure
+            },
             None,
             format!("upstream {status}"),
             None,

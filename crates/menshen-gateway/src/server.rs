@@ -64,14 +64,26 @@ impl GatewayHandle {
 /// Build the TLS server config: TLS 1.2 and 1.3 only, h2 and http/1.1.
 pub fn tls_config(cfg: &GatewayConfig) -> Result<rustls::ServerConfig, String> {
     let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&cfg.tls_cert)
-        .map_err(|e| format!("gateway.tls_cert: cannot read {}: {e}", cfg.tls_cert.display()))?
+        .map_err(|e| {
+            format!(
+                "gateway.tls_cert: cannot read {}: {e}",
+                cfg.tls_cert.display()
+            )
+        })?
         .collect::<Result<_, _>>()
         .map_err(|e| format!("gateway.tls_cert: {}: {e}", cfg.tls_cert.display()))?;
     if certs.is_empty() {
-        return Err(format!("gateway.tls_cert: {} holds no certificate", cfg.tls_cert.display()));
+        return Err(format!(
+            "gateway.tls_cert: {} holds no certificate",
+            cfg.tls_cert.display()
+        ));
     }
-    let key = PrivateKeyDer::from_pem_file(&cfg.tls_key)
-        .map_err(|e| format!("gateway.tls_key: cannot read a private key from {}: {e}", cfg.tls_key.display()))?;
+    let key = PrivateKeyDer::from_pem_file(&cfg.tls_key).map_err(|e| {
+        format!(
+            "gateway.tls_key: cannot read a private key from {}: {e}",
+            cfg.tls_key.display()
+        )
+    })?;
     let mut sc = rustls::ServerConfig::builder_with_provider(provider())
         .with_protocol_versions(&[&rustls::version::TLS12, &rustls::version::TLS13])
         .map_err(|e| e.to_string())?
@@ -120,7 +132,12 @@ impl Gateway {
             audit,
         });
         for l in listeners {
-            tasks.push(tokio::spawn(accept_loop(l, acceptor.clone(), state.clone(), rx.clone())));
+            tasks.push(tokio::spawn(accept_loop(
+                l,
+                acceptor.clone(),
+                state.clone(),
+                rx.clone(),
+            )));
         }
         Ok(GatewayHandle {
             addrs,
@@ -156,14 +173,15 @@ async fn accept_loop(
         let state = state.clone();
         let watcher = graceful.watcher();
         tokio::spawn(async move {
-            let tls = match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp)).await {
-                Ok(Ok(s)) => s,
-                Ok(Err(e)) => {
-                    tracing::debug!(%peer, error = %e, "TLS handshake failed");
-                    return;
-                }
-                Err(_) => return,
-            };
+            let tls =
+                match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp)).await {
+                    Ok(Ok(s)) => s,
+                    Ok(Err(e)) => {
+                        tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                        return;
+                    }
+                    Err(_) => return,
+                };
             let header_timeout = Duration::from_millis(state.config.header_read_timeout_ms);
             let svc = service_fn(move |req| {
                 let state = state.clone();
@@ -175,7 +193,10 @@ async fn accept_loop(
                 .timer(TokioTimer::new())
                 .header_read_timeout(header_timeout)
                 .keep_alive(true);
-            builder.http2().timer(TokioTimer::new()).max_concurrent_streams(256);
+            builder
+                .http2()
+                .timer(TokioTimer::new())
+                .max_concurrent_streams(256);
             let conn = builder.serve_connection(TokioIo::new(tls), svc);
             let _ = watcher.watch(conn).await;
         });

@@ -77,30 +77,42 @@ impl Snapshot {
                 continue;
             };
             let upstream_base = api.upstream.trim_end_matches('/').to_string();
-            routes.entry(api.method).or_default().push(Arc::new(ApiEntry {
-                api,
-                pattern,
-                upstream_base,
-            }));
+            routes
+                .entry(api.method)
+                .or_default()
+                .push(Arc::new(ApiEntry {
+                    api,
+                    pattern,
+                    upstream_base,
+                }));
         }
         for list in routes.values_mut() {
             // Most literal segments first, so `/v1/accounts/summary` wins over
             // `/v1/accounts/{id}`.
-            list.sort_by(|a, b| b.pattern.specificity().cmp(&a.pattern.specificity()));
+            list.sort_by_key(|e| std::cmp::Reverse(e.pattern.specificity()));
         }
         let mut grants: HashMap<String, HashSet<String>> = HashMap::new();
         for g in dump.grants {
             grants.entry(g.app_id).or_default().insert(g.api_id);
         }
         let mut secrets: HashMap<String, Vec<SecretEntry>> = HashMap::new();
-        for c in dump.credentials.iter().filter(|c| c.kind == CredentialKind::Secret) {
+        for c in dump
+            .credentials
+            .iter()
+            .filter(|c| c.kind == CredentialKind::Secret)
+        {
             match cp.open_secret(c) {
-                Some(secret) => secrets.entry(c.app_id.clone()).or_default().push(SecretEntry {
-                    secret,
-                    not_before: c.not_before,
-                    not_after: c.not_after,
-                }),
-                None => tracing::error!(app_id = %c.app_id, credential = c.id, "sealed App_Secret does not open with this master key"),
+                Some(secret) => secrets
+                    .entry(c.app_id.clone())
+                    .or_default()
+                    .push(SecretEntry {
+                        secret,
+                        not_before: c.not_before,
+                        not_after: c.not_after,
+                    }),
+                None => {
+                    tracing::error!(app_id = %c.app_id, credential = c.id, "sealed App_Secret does not open with this master key")
+                }
             }
         }
         let mut global_deny = Vec::new();
@@ -160,7 +172,10 @@ impl Snapshot {
 /// Whether `ip` is inside any of `nets` (IPv4-mapped IPv6 is treated as IPv4).
 pub fn ip_in(nets: &[IpNet], ip: IpAddr) -> bool {
     let ip = match ip {
-        IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(IpAddr::V6(v6)),
+        IpAddr::V6(v6) => v6
+            .to_ipv4_mapped()
+            .map(IpAddr::V4)
+            .unwrap_or(IpAddr::V6(v6)),
         v4 => v4,
     };
     nets.iter().any(|n| n.contains(&ip))

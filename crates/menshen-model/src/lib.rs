@@ -182,11 +182,17 @@ impl NewApp {
             ));
         }
         if n.chars().any(char::is_control) {
-            return Err(ValidationError::new("name", "must not contain control characters"));
+            return Err(ValidationError::new(
+                "name",
+                "must not contain control characters",
+            ));
         }
         if let Some(c) = &self.contact {
             if c.len() > 256 || c.chars().any(char::is_control) {
-                return Err(ValidationError::new("contact", "must be at most 256 printable characters"));
+                return Err(ValidationError::new(
+                    "contact",
+                    "must be at most 256 printable characters",
+                ));
             }
         }
         Ok(())
@@ -264,8 +270,7 @@ fn default_version() -> String {
 fn is_ident(s: &str, max: usize) -> bool {
     !s.is_empty()
         && s.len() <= max
-        && s
-            .bytes()
+        && s.bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-')
 }
 
@@ -278,16 +283,31 @@ pub fn validate_upstream(url: &str) -> Result<(), ValidationError> {
         .ok_or_else(|| ValidationError::new("upstream", "must start with http:// or https://"))?;
     let authority = rest.split('/').next().unwrap_or("");
     if authority.is_empty() {
-        return Err(ValidationError::new("upstream", "must name a host, e.g. http://10.1.2.3:8080"));
+        return Err(ValidationError::new(
+            "upstream",
+            "must name a host, e.g. http://10.1.2.3:8080",
+        ));
     }
     if authority.contains('@') {
-        return Err(ValidationError::new("upstream", "must not carry credentials (user@host)"));
+        return Err(ValidationError::new(
+            "upstream",
+            "must not carry credentials (user@host)",
+        ));
     }
-    if url.contains('?') || url.contains('#') || url.chars().any(|c| c.is_whitespace() || c.is_control()) {
-        return Err(ValidationError::new("upstream", "must be a base URL without query, fragment or spaces"));
+    if url.contains('?')
+        || url.contains('#')
+        || url.chars().any(|c| c.is_whitespace() || c.is_control())
+    {
+        return Err(ValidationError::new(
+            "upstream",
+            "must be a base URL without query, fragment or spaces",
+        ));
     }
     if url.len() > 512 {
-        return Err(ValidationError::new("upstream", "must be at most 512 characters"));
+        return Err(ValidationError::new(
+            "upstream",
+            "must be at most 512 characters",
+        ));
     }
     Ok(())
 }
@@ -302,11 +322,17 @@ impl NewApi {
             ));
         }
         if !is_ident(&self.version, 16) {
-            return Err(ValidationError::new("version", "must be 1-16 characters of A-Z a-z 0-9 . _ -"));
+            return Err(ValidationError::new(
+                "version",
+                "must be 1-16 characters of A-Z a-z 0-9 . _ -",
+            ));
         }
         if let Some(n) = &self.name {
             if n.chars().count() > 128 || n.chars().any(char::is_control) {
-                return Err(ValidationError::new("name", "must be at most 128 printable characters"));
+                return Err(ValidationError::new(
+                    "name",
+                    "must be at most 128 printable characters",
+                ));
             }
         }
         PathPattern::parse(&self.path).map_err(|e| ValidationError::new("path", e.to_string()))?;
@@ -315,7 +341,10 @@ impl NewApi {
             return Err(ValidationError::new("category", "must be 1-99 (first-level service category, e.g. 1 accounts, 2 payment and settlement)"));
         }
         if !(1..=9999).contains(&self.subcategory) {
-            return Err(ValidationError::new("subcategory", "must be 1-9999 (0 is reserved)"));
+            return Err(ValidationError::new(
+                "subcategory",
+                "must be 1-9999 (0 is reserved)",
+            ));
         }
         if self.level > Level::A1 && self.integrations.contains(&Integration::MobileToServer) {
             return Err(ValidationError::new(
@@ -325,7 +354,10 @@ impl NewApi {
         }
         if let Some(o) = &self.owner {
             if o.len() > 128 || o.chars().any(char::is_control) {
-                return Err(ValidationError::new("owner", "must be at most 128 printable characters"));
+                return Err(ValidationError::new(
+                    "owner",
+                    "must be at most 128 printable characters",
+                ));
             }
         }
         Ok(())

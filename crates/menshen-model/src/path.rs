@@ -10,7 +10,9 @@ pub enum PathPatternError {
     #[error("must be at most 256 characters")]
     TooLong,
     /// A segment has characters outside the allowed set.
-    #[error("segment `{0}` may use only A-Z a-z 0-9 - . _ ~ or a whole-segment parameter {{name}}")]
+    #[error(
+        "segment `{0}` may use only A-Z a-z 0-9 - . _ ~ or a whole-segment parameter {{name}}"
+    )]
     BadSegment(String),
     /// Empty segment (`//`).
     #[error("must not contain empty segments (`//`)")]
@@ -54,7 +56,8 @@ impl PathPattern {
                 return Err(PathPatternError::EmptySegment);
             }
             if let Some(name) = seg.strip_prefix('{').and_then(|s| s.strip_suffix('}')) {
-                if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+                if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+                {
                     return Err(PathPatternError::BadSegment(seg.to_string()));
                 }
                 segments.push(Segment::Param(name.to_string()));
@@ -164,10 +167,25 @@ mod tests {
     #[test]
     fn root_and_errors() {
         assert!(PathPattern::parse("/").unwrap().matches("/"));
-        assert_eq!(PathPattern::parse("v1"), Err(PathPatternError::NoLeadingSlash));
-        assert_eq!(PathPattern::parse("/a//b"), Err(PathPatternError::EmptySegment));
-        assert!(matches!(PathPattern::parse("/a/{}"), Err(PathPatternError::BadSegment(_))));
-        assert!(matches!(PathPattern::parse("/a/.."), Err(PathPatternError::BadSegment(_))));
-        assert!(matches!(PathPattern::parse("/a b"), Err(PathPatternError::BadSegment(_))));
+        assert_eq!(
+            PathPattern::parse("v1"),
+            Err(PathPatternError::NoLeadingSlash)
+        );
+        assert_eq!(
+            PathPattern::parse("/a//b"),
+            Err(PathPatternError::EmptySegment)
+        );
+        assert!(matches!(
+            PathPattern::parse("/a/{}"),
+            Err(PathPatternError::BadSegment(_))
+        ));
+        assert!(matches!(
+            PathPattern::parse("/a/.."),
+            Err(PathPatternError::BadSegment(_))
+        ));
+        assert!(matches!(
+            PathPattern::parse("/a b"),
+            Err(PathPatternError::BadSegment(_))
+        ));
     }
 }

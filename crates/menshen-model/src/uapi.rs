@@ -196,7 +196,10 @@ impl UApiId {
         }
         let sequence = digits(&s[16..22], "sequence")?;
         if sequence == 0 {
-            return Err(err("sequence", "`000000` is not a sequence (000001-999999)"));
+            return Err(err(
+                "sequence",
+                "`000000` is not a sequence (000001-999999)",
+            ));
         }
         if &s[22..24] != "00" {
             return Err(err("suffix", format!("`{}` must be `00`", &s[22..24])));
@@ -312,11 +315,15 @@ mod tests {
     #[test]
     fn uid_1_builder_rejects_out_of_range() {
         assert_eq!(
-            UApiId::new("0P", "C10305", UApiType::A1, 0, 1, 1).unwrap_err().field,
+            UApiId::new("0P", "C10305", UApiType::A1, 0, 1, 1)
+                .unwrap_err()
+                .field,
             "category"
         );
         assert_eq!(
-            UApiId::new("0P", "C10305", UApiType::A1, 1, 0, 1).unwrap_err().field,
+            UApiId::new("0P", "C10305", UApiType::A1, 1, 0, 1)
+                .unwrap_err()
+                .field,
             "subcategory"
         );
         assert_eq!(
@@ -326,7 +333,9 @@ mod tests {
             "sequence"
         );
         assert_eq!(
-            UApiId::new("0Q", "C10305", UApiType::A1, 1, 1, 1).unwrap_err().field,
+            UApiId::new("0Q", "C10305", UApiType::A1, 1, 1, 1)
+                .unwrap_err()
+                .field,
             "prefix"
         );
     }

@@ -19,8 +19,8 @@ pub fn content_digest(alg: DigestAlg, body: &[u8]) -> String {
 /// present, and every supported one present must match. Returns the first
 /// algorithm checked.
 pub fn verify_content_digest(header: &str, body: &[u8]) -> Result<DigestAlg, ProtocolError> {
-    let dict = Parser::parse_dictionary(header.as_bytes())
-        .map_err(|e| malformed("content-digest", e))?;
+    let dict =
+        Parser::parse_dictionary(header.as_bytes()).map_err(|e| malformed("content-digest", e))?;
     let mut first = None;
     for (name, entry) in &dict {
         let Some(alg) = DigestAlg::from_name(name) else {
@@ -37,7 +37,12 @@ pub fn verify_content_digest(header: &str, body: &[u8]) -> Result<DigestAlg, Pro
         }
         first.get_or_insert(alg);
     }
-    first.ok_or_else(|| malformed("content-digest", "no supported algorithm (use sm3 or sha-256)"))
+    first.ok_or_else(|| {
+        malformed(
+            "content-digest",
+            "no supported algorithm (use sm3 or sha-256)",
+        )
+    })
 }
 
 #[cfg(test)]
@@ -58,7 +63,10 @@ mod tests {
     fn verify_detects_change_and_garbage() {
         let h = content_digest(DigestAlg::Sm3, b"abc");
         assert_eq!(verify_content_digest(&h, b"abc"), Ok(DigestAlg::Sm3));
-        assert_eq!(verify_content_digest(&h, b"abd"), Err(ProtocolError::DigestMismatch));
+        assert_eq!(
+            verify_content_digest(&h, b"abd"),
+            Err(ProtocolError::DigestMismatch)
+        );
         assert!(verify_content_digest("md5=:AAAA:", b"abc").is_err());
         assert!(verify_content_digest("sm3=1", b"abc").is_err());
         assert!(verify_content_digest("((", b"abc").is_err());

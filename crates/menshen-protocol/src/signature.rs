@@ -162,7 +162,10 @@ fn str_param<'a>(p: &'a Parameters, name: &'static str) -> Result<Option<&'a str
     match p.get(name) {
         None => Ok(None),
         Some(BareItem::String(s)) => Ok(Some(s.as_str())),
-        Some(_) => Err(malformed("signature-input", format!("`{name}` must be a string"))),
+        Some(_) => Err(malformed(
+            "signature-input",
+            format!("`{name}` must be a string"),
+        )),
     }
 }
 
@@ -170,7 +173,10 @@ fn int_param(p: &Parameters, name: &'static str) -> Result<Option<i64>, Protocol
     match p.get(name) {
         None => Ok(None),
         Some(BareItem::Integer(i)) => Ok(Some(*i)),
-        Some(_) => Err(malformed("signature-input", format!("`{name}` must be an integer"))),
+        Some(_) => Err(malformed(
+            "signature-input",
+            format!("`{name}` must be an integer"),
+        )),
     }
 }
 
@@ -185,12 +191,18 @@ impl ParsedSignature {
         let (label, entry) = if inputs.len() == 1 {
             inputs.iter().next().expect("one entry")
         } else {
-            inputs
-                .get_key_value(SIGNATURE_LABEL)
-                .ok_or_else(|| malformed("signature-input", format!("several signatures and none labelled `{SIGNATURE_LABEL}`")))?
+            inputs.get_key_value(SIGNATURE_LABEL).ok_or_else(|| {
+                malformed(
+                    "signature-input",
+                    format!("several signatures and none labelled `{SIGNATURE_LABEL}`"),
+                )
+            })?
         };
         let ListEntry::InnerList(il) = entry else {
-            return Err(malformed("signature-input", "member must be an inner list of components"));
+            return Err(malformed(
+                "signature-input",
+                "member must be an inner list of components",
+            ));
         };
         let mut components = Vec::with_capacity(il.items.len());
         for item in &il.items {
@@ -198,17 +210,28 @@ impl ParsedSignature {
                 return Err(malformed("signature-input", "components must be strings"));
             };
             if !item.params.is_empty() {
-                return Err(malformed("signature-input", format!("component parameters are not supported (`{name}`)")));
+                return Err(malformed(
+                    "signature-input",
+                    format!("component parameters are not supported (`{name}`)"),
+                ));
             }
             let known = DERIVED.contains(&name.as_str())
                 || (!name.starts_with('@')
                     && !name.is_empty()
-                    && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-'));
+                    && name
+                        .bytes()
+                        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-'));
             if !known {
-                return Err(malformed("signature-input", format!("unsupported component `{name}`")));
+                return Err(malformed(
+                    "signature-input",
+                    format!("unsupported component `{name}`"),
+                ));
             }
             if components.contains(name) {
-                return Err(malformed("signature-input", format!("component `{name}` listed twice")));
+                return Err(malformed(
+                    "signature-input",
+                    format!("component `{name}` listed twice"),
+                ));
             }
             components.push(name.clone());
         }
@@ -219,12 +242,19 @@ impl ParsedSignature {
         let nonce = str_param(p, "nonce")?
             .ok_or_else(|| ProtocolError::MissingComponent("the `nonce` parameter".into()))?;
         if !NONCE_LEN.contains(&nonce.len()) {
-            return Err(malformed("signature-input", "nonce must be 16-128 characters"));
+            return Err(malformed(
+                "signature-input",
+                "nonce must be 16-128 characters",
+            ));
         }
-        let keyid = str_param(p, "keyid")?
-            .ok_or_else(|| ProtocolError::MissingComponent("the `keyid` parameter (App_ID)".into()))?;
+        let keyid = str_param(p, "keyid")?.ok_or_else(|| {
+            ProtocolError::MissingComponent("the `keyid` parameter (App_ID)".into())
+        })?;
         if keyid.is_empty() || keyid.len() > 128 {
-            return Err(malformed("signature-input", "keyid must be 1-128 characters"));
+            return Err(malformed(
+                "signature-input",
+                "keyid must be 1-128 characters",
+            ));
         }
         let alg = str_param(p, "alg")?
             .ok_or_else(|| ProtocolError::MissingComponent("the `alg` parameter".into()))?;
@@ -234,7 +264,12 @@ impl ParsedSignature {
                 ..
             })) => b.clone(),
             Some(_) => return Err(malformed("signature", "value must be a byte sequence")),
-            None => return Err(malformed("signature", format!("no signature labelled `{label}`"))),
+            None => {
+                return Err(malformed(
+                    "signature",
+                    format!("no signature labelled `{label}`"),
+                ))
+            }
         };
         Ok(ParsedSignature {
             label: label.clone(),
@@ -282,7 +317,11 @@ pub fn signature_base(
             "@scheme" => msg.scheme().to_ascii_lowercase().into(),
             "@path" => {
                 let p = msg.path();
-                if p.is_empty() { "/".into() } else { p.into() }
+                if p.is_empty() {
+                    "/".into()
+                } else {
+                    p.into()
+                }
             }
             "@query" => format!("?{}", msg.query().unwrap_or("")).into(),
             name => msg
@@ -361,7 +400,8 @@ mod tests {
         let (si, s, base) = sign_mac(MacAlg::HmacSm3, b"secret", &params(), &view()).unwrap();
         let parsed = ParsedSignature::parse(&si, &s).unwrap();
         assert_eq!(parsed.params, params());
-        let base2 = signature_base(&parsed.params.components, &parsed.params_value, &view()).unwrap();
+        let base2 =
+            signature_base(&parsed.params.components, &parsed.params_value, &view()).unwrap();
         assert_eq!(base, base2);
         assert!(MacAlg::HmacSm3.verify(b"secret", base2.as_bytes(), &parsed.signature));
         parsed.check_coverage(true, true).unwrap();

@@ -127,7 +127,11 @@ impl Default for SignOptions {
 
 /// Sign `req` in place: adds `Content-Digest` (when there is a body), `X-App-Id`,
 /// `Signature-Input` and `Signature`. The URI must be absolute.
-pub fn sign_request(req: &mut Request<Bytes>, creds: &Credentials, opts: &SignOptions) -> Result<(), SdkError> {
+pub fn sign_request(
+    req: &mut Request<Bytes>,
+    creds: &Credentials,
+    opts: &SignOptions,
+) -> Result<(), SdkError> {
     let uri = req.uri().clone();
     let authority = uri
         .authority()
@@ -156,7 +160,10 @@ pub fn sign_request(req: &mut Request<Bytes>, creds: &Credentials, opts: &SignOp
         components,
         created: opts.created.unwrap_or_else(now_unix),
         expires: None,
-        nonce: opts.nonce.clone().unwrap_or_else(|| menshen_crypto::random_token(16)),
+        nonce: opts
+            .nonce
+            .clone()
+            .unwrap_or_else(|| menshen_crypto::random_token(16)),
         keyid: creds.app_id.clone(),
         alg: creds.alg.name().to_string(),
     };
@@ -172,10 +179,17 @@ pub fn sign_request(req: &mut Request<Bytes>, creds: &Credentials, opts: &SignOp
             .filter_map(|(k, v)| Some((k.as_str().to_string(), v.to_str().ok()?.to_string())))
             .collect(),
     };
-    let (si, sig, _base) = sign_mac(creds.alg, &creds.secret, &params, &view).map_err(|e| SdkError::Sign(e.to_string()))?;
+    let (si, sig, _base) = sign_mac(creds.alg, &creds.secret, &params, &view)
+        .map_err(|e| SdkError::Sign(e.to_string()))?;
     let hs = req.headers_mut();
-    hs.insert(headers::SIGNATURE_INPUT, HeaderValue::from_str(&si).map_err(|e| SdkError::Sign(e.to_string()))?);
-    hs.insert(headers::SIGNATURE, HeaderValue::from_str(&sig).map_err(|e| SdkError::Sign(e.to_string()))?);
+    hs.insert(
+        headers::SIGNATURE_INPUT,
+        HeaderValue::from_str(&si).map_err(|e| SdkError::Sign(e.to_string()))?,
+    );
+    hs.insert(
+        headers::SIGNATURE,
+        HeaderValue::from_str(&sig).map_err(|e| SdkError::Sign(e.to_string()))?,
+    );
     Ok(())
 }
 
@@ -212,7 +226,8 @@ impl Response {
 }
 
 /// The HTTP client type used underneath.
-pub type HttpClient = hyper_util::client::legacy::Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>;
+pub type HttpClient =
+    hyper_util::client::legacy::Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>;
 
 /// An HTTP(S) client trusting only `ca_pem` (PEM bytes) for TLS; TLS 1.2+.
 pub fn http_client(ca_pem: Option<&[u8]>) -> Result<HttpClient, SdkError> {
@@ -244,7 +259,10 @@ pub fn http_client(ca_pem: Option<&[u8]>) -> Result<HttpClient, SdkError> {
 pub async fn send(client: &HttpClient, req: Request<Bytes>) -> Result<Response, SdkError> {
     let (parts, body) = req.into_parts();
     let req = Request::from_parts(parts, Full::new(body));
-    let resp = client.request(req).await.map_err(|e| SdkError::Http(format!("{e:?}")))?;
+    let resp = client
+        .request(req)
+        .await
+        .map_err(|e| SdkError::Http(format!("{e:?}")))?;
     let (parts, body) = resp.into_parts();
     let body = body
         .collect()
@@ -269,7 +287,10 @@ pub struct ClientBuilder {
 impl ClientBuilder {
     /// Trust this CA (PEM file) for the gateway's certificate.
     pub fn ca_pem_file(mut self, path: impl AsRef<Path>) -> Result<Self, SdkError> {
-        self.ca = Some(std::fs::read(path.as_ref()).map_err(|e| SdkError::Ca(format!("{}: {e}", path.as_ref().display())))?);
+        self.ca = Some(
+            std::fs::read(path.as_ref())
+                .map_err(|e| SdkError::Ca(format!("{}: {e}", path.as_ref().display())))?,
+        );
         Ok(self)
     }
     /// Trust this CA (PEM bytes).
@@ -310,7 +331,9 @@ pub struct Client {
 impl Client {
     /// Start building a client for the gateway at `base_url` (`https://host:port`).
     pub fn builder(base_url: &str) -> Result<ClientBuilder, SdkError> {
-        let base: Uri = base_url.parse().map_err(|e| SdkError::Url(format!("{base_url}: {e}")))?;
+        let base: Uri = base_url
+            .parse()
+            .map_err(|e| SdkError::Url(format!("{base_url}: {e}")))?;
         if base.authority().is_none() {
             return Err(SdkError::Url(format!("{base_url}: needs scheme and host")));
         }
@@ -323,14 +346,23 @@ impl Client {
     }
 
     /// Build (unsigned) a request for `path_and_query` with an optional JSON body.
-    pub fn request(&self, method: &str, path_and_query: &str, body: Option<Vec<u8>>) -> Result<Request<Bytes>, SdkError> {
+    pub fn request(
+        &self,
+        method: &str,
+        path_and_query: &str,
+        body: Option<Vec<u8>>,
+    ) -> Result<Request<Bytes>, SdkError> {
         let uri = format!(
             "{}://{}{}",
             self.base.scheme_str().unwrap_or("https"),
-            self.base.authority().map(|a| a.as_str()).unwrap_or_default(),
+            self.base
+                .authority()
+                .map(|a| a.as_str())
+                .unwrap_or_default(),
             path_and_query
         );
-        let method = Method::from_bytes(method.as_bytes()).map_err(|e| SdkError::Url(e.to_string()))?;
+        let method =
+            Method::from_bytes(method.as_bytes()).map_err(|e| SdkError::Url(e.to_string()))?;
         let mut b = Request::builder().method(method).uri(&uri);
         if body.is_some() {
             b = b.header(http::header::CONTENT_TYPE, "application/json");
@@ -340,7 +372,11 @@ impl Client {
     }
 
     /// Sign a request with this client's credentials.
-    pub fn sign(&self, req: &mut Request<Bytes>, opts: Option<&SignOptions>) -> Result<(), SdkError> {
+    pub fn sign(
+        &self,
+        req: &mut Request<Bytes>,
+        opts: Option<&SignOptions>,
+    ) -> Result<(), SdkError> {
         sign_request(req, &self.creds, opts.unwrap_or(&self.opts))
     }
 
@@ -350,7 +386,12 @@ impl Client {
     }
 
     /// Build, sign and send.
-    pub async fn call(&self, method: &str, path_and_query: &str, body: Option<Vec<u8>>) -> Result<Response, SdkError> {
+    pub async fn call(
+        &self,
+        method: &str,
+        path_and_query: &str,
+        body: Option<Vec<u8>>,
+    ) -> Result<Response, SdkError> {
         let mut req = self.request(method, path_and_query, body)?;
         self.sign(&mut req, None)?;
         self.send(req).await

@@ -62,7 +62,11 @@ fn hex_lower(b: &[u8]) -> String {
 impl ControlPlane {
     /// Build one.
     pub fn new(store: Arc<dyn Store>, master: Arc<MasterKey>, uapi: UApiConfig) -> Self {
-        ControlPlane { store, master, uapi }
+        ControlPlane {
+            store,
+            master,
+            uapi,
+        }
     }
 
     /// The master key (for opening sealed secrets when compiling snapshots).
@@ -109,7 +113,11 @@ impl ControlPlane {
 
     /// Issue a new App_Secret. The old one stays valid for `grace_secs`
     /// (0 = void at once) so the app can switch without downtime.
-    pub async fn rotate_secret(&self, app_id: &str, grace_secs: u32) -> Result<Zeroizing<String>, StoreError> {
+    pub async fn rotate_secret(
+        &self,
+        app_id: &str,
+        grace_secs: u32,
+    ) -> Result<Zeroizing<String>, StoreError> {
         let app = self.store.get_app(app_id).await?;
         if app.status == AppStatus::Exited {
             return Err(StoreError::Conflict(ValidationError::new(
@@ -135,8 +143,15 @@ impl ControlPlane {
         new.validate()?;
         let kind = UApiType::for_level(new.level);
         // Check the parts now so a bad category is named before any write.
-        UApiId::new(&self.uapi.prefix, &self.uapi.institution, kind, new.category, new.subcategory, 1)
-            .map_err(|e| ValidationError::new(e.field, e.reason))?;
+        UApiId::new(
+            &self.uapi.prefix,
+            &self.uapi.institution,
+            kind,
+            new.category,
+            new.subcategory,
+            1,
+        )
+        .map_err(|e| ValidationError::new(e.field, e.reason))?;
         let api = Api {
             api_id: new.api_id.clone(),
             version: new.version.clone(),
@@ -167,7 +182,11 @@ impl ControlPlane {
                 .map_err(|e| ValidationError::new(e.field, e.reason))
         });
         self.store
-            .insert_api(&api, (&self.uapi.institution, kind.code(), new.category), make)
+            .insert_api(
+                &api,
+                (&self.uapi.institution, kind.code(), new.category),
+                make,
+            )
             .await
     }
 }

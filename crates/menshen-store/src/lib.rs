@@ -163,7 +163,12 @@ pub trait Store: Send + Sync + 'static {
     async fn list_ip_rules(&self) -> Result<Vec<IpRule>, StoreError>;
 
     /// Store an admin token's SHA-256.
-    async fn insert_admin_token(&self, name: &str, role: &str, hash: &[u8; 32]) -> Result<(), StoreError>;
+    async fn insert_admin_token(
+        &self,
+        name: &str,
+        role: &str,
+        hash: &[u8; 32],
+    ) -> Result<(), StoreError>;
     /// Find the admin token with this SHA-256.
     async fn find_admin_token(&self, hash: &[u8; 32]) -> Result<Option<AdminToken>, StoreError>;
     /// Number of admin tokens.

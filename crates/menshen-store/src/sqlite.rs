@@ -185,7 +185,11 @@ fn insert_cred(tx: &Transaction<'_>, c: &CredentialRecord) -> rusqlite::Result<(
 }
 
 fn app_exists(tx: &Connection, app_id: &str) -> Result<(), StoreError> {
-    let n: i64 = tx.query_row("SELECT COUNT(*) FROM apps WHERE app_id = ?1", [app_id], |r| r.get(0))?;
+    let n: i64 = tx.query_row(
+        "SELECT COUNT(*) FROM apps WHERE app_id = ?1",
+        [app_id],
+        |r| r.get(0),
+    )?;
     if n == 0 {
         return Err(StoreError::NotFound(format!("app `{app_id}`")));
     }
@@ -219,7 +223,8 @@ impl SqliteStore {
             tx.pragma_update(None, "user_version", (i + 1) as i64)?;
             tx.commit()?;
         }
-        let version: i64 = conn.query_row("SELECT v FROM meta WHERE k = 'version'", [], |r| r.get(0))?;
+        let version: i64 =
+            conn.query_row("SELECT v FROM meta WHERE k = 'version'", [], |r| r.get(0))?;
         let (changes, _) = watch::channel(version);
         Ok(SqliteStore {
             conn: Arc::new(Mutex::new(conn)),
@@ -252,7 +257,8 @@ impl SqliteStore {
             let tx = c.transaction()?;
             let out = f(&tx)?;
             tx.execute("UPDATE meta SET v = v + 1 WHERE k = 'version'", [])?;
-            let v: i64 = tx.query_row("SELECT v FROM meta WHERE k = 'version'", [], |r| r.get(0))?;
+            let v: i64 =
+                tx.query_row("SELECT v FROM meta WHERE k = 'version'", [], |r| r.get(0))?;
             tx.commit()?;
             Ok::<_, StoreError>((out, v))
         })
@@ -298,7 +304,9 @@ impl Store for SqliteStore {
     async fn list_apps(&self) -> Result<Vec<App>, StoreError> {
         self.read(|c| {
             let mut st = c.prepare("SELECT * FROM apps ORDER BY rowid")?;
-            let rows = st.query_map([], app_from)?.collect::<rusqlite::Result<Vec<_>>>()?;
+            let rows = st
+                .query_map([], app_from)?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
             Ok(rows)
         })
         .await
@@ -307,7 +315,10 @@ impl Store for SqliteStore {
     async fn set_app_status(&self, app_id: &str, status: AppStatus) -> Result<App, StoreError> {
         let id = app_id.to_string();
         self.write(move |tx| {
-            let n = tx.execute("UPDATE apps SET status = ?1 WHERE app_id = ?2", params![status.as_str(), id])?;
+            let n = tx.execute(
+                "UPDATE apps SET status = ?1 WHERE app_id = ?2",
+                params![status.as_str(), id],
+            )?;
             if n == 0 {
                 return Err(StoreError::NotFound(format!("app `{id}`")));
             }
@@ -321,13 +332,19 @@ impl Store for SqliteStore {
         self.read(move |c| {
             app_exists(c, &id)?;
             let mut st = c.prepare("SELECT * FROM credentials WHERE app_id = ?1 ORDER BY id")?;
-            let rows = st.query_map([&id], cred_from)?.collect::<rusqlite::Result<Vec<_>>>()?;
+            let rows = st
+                .query_map([&id], cred_from)?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
             Ok(rows)
         })
         .await
     }
 
-    async fn rotate_credential(&self, new: &CredentialRecord, old_until: i64) -> Result<(), StoreError> {
+    async fn rotate_credential(
+        &self,
+        new: &CredentialRecord,
+        old_until: i64,
+    ) -> Result<(), StoreError> {
         let new = new.clone();
         self.write(move |tx| {
             app_exists(tx, &new.app_id)?;
@@ -417,7 +434,9 @@ impl Store for SqliteStore {
     async fn list_apis(&self) -> Result<Vec<Api>, StoreError> {
         self.read(|c| {
             let mut st = c.prepare("SELECT * FROM apis ORDER BY rowid")?;
-            let rows = st.query_map([], api_from)?.collect::<rusqlite::Result<Vec<_>>>()?;
+            let rows = st
+                .query_map([], api_from)?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
             Ok(rows)
         })
         .await
@@ -432,12 +451,21 @@ impl Store for SqliteStore {
             {
                 return Err(StoreError::Conflict(ValidationError::new(
                     "state",
-                    format!("API `{id}` is {}; its U_API_ID is cancelled and it can only be archived", api.lifecycle),
+                    format!(
+                        "API `{id}` is {}; its U_API_ID is cancelled and it can only be archived",
+                        api.lifecycle
+                    ),
                 )));
             }
-            tx.execute("UPDATE apis SET lifecycle = ?1 WHERE api_id = ?2", params![state.as_str(), id])?;
+            tx.execute(
+                "UPDATE apis SET lifecycle = ?1 WHERE api_id = ?2",
+                params![state.as_str(), id],
+            )?;
             if matches!(state, Lifecycle::Offline | Lifecycle::Archived) {
-                tx.execute("UPDATE uapi_registry SET cancelled = 1 WHERE u_api_id = ?1", [&api.u_api_id])?;
+                tx.execute(
+                    "UPDATE uapi_registry SET cancelled = 1 WHERE u_api_id = ?1",
+                    [&api.u_api_id],
+                )?;
                 tx.execute("DELETE FROM grants WHERE api_id = ?1", [&id])?;
             }
             get_api_tx(tx, &id)
@@ -448,9 +476,13 @@ impl Store for SqliteStore {
     async fn uapi_status(&self, u_api_id: &str) -> Result<Option<bool>, StoreError> {
         let id = u_api_id.to_string();
         self.read(move |c| {
-            Ok(c.query_row("SELECT cancelled FROM uapi_registry WHERE u_api_id = ?1", [&id], |r| r.get::<_, i64>(0))
-                .optional()?
-                .map(|v| v != 0))
+            Ok(c.query_row(
+                "SELECT cancelled FROM uapi_registry WHERE u_api_id = ?1",
+                [&id],
+                |r| r.get::<_, i64>(0),
+            )
+            .optional()?
+            .map(|v| v != 0))
         })
         .await
     }
@@ -460,13 +492,20 @@ impl Store for SqliteStore {
         self.write(move |tx| {
             app_exists(tx, &app)?;
             let a = get_api_tx(tx, &api)?;
-            if matches!(a.lifecycle, Lifecycle::Offline | Lifecycle::Archived | Lifecycle::Terminated) {
+            if matches!(
+                a.lifecycle,
+                Lifecycle::Offline | Lifecycle::Archived | Lifecycle::Terminated
+            ) {
                 return Err(StoreError::Conflict(ValidationError::new(
                     "api_id",
                     format!("API `{api}` is {} and cannot be granted", a.lifecycle),
                 )));
             }
-            let g = Grant { app_id: app.clone(), api_id: api.clone(), created_at: now_rfc3339() };
+            let g = Grant {
+                app_id: app.clone(),
+                api_id: api.clone(),
+                created_at: now_rfc3339(),
+            };
             let n = tx.execute(
                 "INSERT OR IGNORE INTO grants (app_id, api_id, created_at) VALUES (?1, ?2, ?3)",
                 params![g.app_id, g.api_id, g.created_at],
@@ -485,7 +524,10 @@ impl Store for SqliteStore {
     async fn remove_grant(&self, app_id: &str, api_id: &str) -> Result<(), StoreError> {
         let (app, api) = (app_id.to_string(), api_id.to_string());
         self.write(move |tx| {
-            let n = tx.execute("DELETE FROM grants WHERE app_id = ?1 AND api_id = ?2", params![app, api])?;
+            let n = tx.execute(
+                "DELETE FROM grants WHERE app_id = ?1 AND api_id = ?2",
+                params![app, api],
+            )?;
             if n == 0 {
                 return Err(StoreError::NotFound(format!("grant of `{api}` to `{app}`")));
             }
@@ -500,7 +542,9 @@ impl Store for SqliteStore {
             let mut st = c.prepare(
                 "SELECT * FROM grants WHERE (?1 IS NULL OR app_id = ?1) ORDER BY app_id, api_id",
             )?;
-            let rows = st.query_map([&app], grant_from)?.collect::<rusqlite::Result<Vec<_>>>()?;
+            let rows = st
+                .query_map([&app], grant_from)?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
             Ok(rows)
         })
         .await
@@ -545,13 +589,20 @@ impl Store for SqliteStore {
     async fn list_ip_rules(&self) -> Result<Vec<IpRule>, StoreError> {
         self.read(|c| {
             let mut st = c.prepare("SELECT * FROM ip_rules ORDER BY id")?;
-            let rows = st.query_map([], rule_from)?.collect::<rusqlite::Result<Vec<_>>>()?;
+            let rows = st
+                .query_map([], rule_from)?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
             Ok(rows)
         })
         .await
     }
 
-    async fn insert_admin_token(&self, name: &str, role: &str, hash: &[u8; 32]) -> Result<(), StoreError> {
+    async fn insert_admin_token(
+        &self,
+        name: &str,
+        role: &str,
+        hash: &[u8; 32],
+    ) -> Result<(), StoreError> {
         let (name, role, hash) = (name.to_string(), role.to_string(), hash.to_vec());
         self.write(move |tx| {
             tx.execute(
@@ -569,7 +620,13 @@ impl Store for SqliteStore {
             Ok(c.query_row(
                 "SELECT id, name, role FROM admin_tokens WHERE token_sha256 = ?1",
                 [hash],
-                |r| Ok(AdminToken { id: r.get(0)?, name: r.get(1)?, role: r.get(2)? }),
+                |r| {
+                    Ok(AdminToken {
+                        id: r.get(0)?,
+                        name: r.get(1)?,
+                        role: r.get(2)?,
+                    })
+                },
             )
             .optional()?)
         })
@@ -586,19 +643,38 @@ impl Store for SqliteStore {
             // One read transaction so the dump is consistent.
             c.execute_batch("BEGIN")?;
             let out = (|| {
-                let version = c.query_row("SELECT v FROM meta WHERE k = 'version'", [], |r| r.get(0))?;
-                let apps = c.prepare("SELECT * FROM apps")?.query_map([], app_from)?.collect::<rusqlite::Result<Vec<_>>>()?;
+                let version =
+                    c.query_row("SELECT v FROM meta WHERE k = 'version'", [], |r| r.get(0))?;
+                let apps = c
+                    .prepare("SELECT * FROM apps")?
+                    .query_map([], app_from)?
+                    .collect::<rusqlite::Result<Vec<_>>>()?;
                 let credentials = c
                     .prepare("SELECT * FROM credentials WHERE revoked = 0")?
                     .query_map([], cred_from)?
                     .collect::<rusqlite::Result<Vec<_>>>()?;
                 let apis = c
-                    .prepare("SELECT * FROM apis WHERE lifecycle NOT IN ('offline','archived','draft')")?
+                    .prepare(
+                        "SELECT * FROM apis WHERE lifecycle NOT IN ('offline','archived','draft')",
+                    )?
                     .query_map([], api_from)?
                     .collect::<rusqlite::Result<Vec<_>>>()?;
-                let grants = c.prepare("SELECT * FROM grants")?.query_map([], grant_from)?.collect::<rusqlite::Result<Vec<_>>>()?;
-                let ip_rules = c.prepare("SELECT * FROM ip_rules")?.query_map([], rule_from)?.collect::<rusqlite::Result<Vec<_>>>()?;
-                Ok::<_, StoreError>(CatalogDump { version, apps, credentials, apis, grants, ip_rules })
+                let grants = c
+                    .prepare("SELECT * FROM grants")?
+                    .query_map([], grant_from)?
+                    .collect::<rusqlite::Result<Vec<_>>>()?;
+                let ip_rules = c
+                    .prepare("SELECT * FROM ip_rules")?
+                    .query_map([], rule_from)?
+                    .collect::<rusqlite::Result<Vec<_>>>()?;
+                Ok::<_, StoreError>(CatalogDump {
+                    version,
+                    apps,
+                    credentials,
+                    apis,
+                    grants,
+                    ip_rules,
+                })
             })();
             c.execute_batch("COMMIT")?;
             out

@@ -4,7 +4,9 @@
 use std::sync::Arc;
 
 use menshen_crypto::MasterKey;
-use menshen_model::{AppKind, AppStatus, Level, Lifecycle, Method, NewApi, NewApp, NewIpRule, IpAction, UApiId};
+use menshen_model::{
+    AppKind, AppStatus, IpAction, Level, Lifecycle, Method, NewApi, NewApp, NewIpRule, UApiId,
+};
 use menshen_store::{ControlPlane, SqliteStore, StoreError, UApiConfig};
 
 fn setup() -> (tempfile::TempDir, ControlPlane) {
@@ -14,7 +16,10 @@ fn setup() -> (tempfile::TempDir, ControlPlane) {
     let cp = ControlPlane::new(
         store,
         master,
-        UApiConfig { prefix: "0P".into(), institution: "C10305".into() },
+        UApiConfig {
+            prefix: "0P".into(),
+            institution: "C10305".into(),
+        },
     );
     (dir, cp)
 }
@@ -40,7 +45,11 @@ fn api(id: &str, path: &str, level: Level) -> NewApi {
 async fn auth_3_secret_never_stored_in_clear() {
     let (dir, cp) = setup();
     let created = cp
-        .create_app(&NewApp { name: "Fintech".into(), kind: AppKind::Server, contact: None })
+        .create_app(&NewApp {
+            name: "Fintech".into(),
+            kind: AppKind::Server,
+            contact: None,
+        })
         .await
         .unwrap();
     assert!(created.app_secret.len() >= 43, "256-bit secret");
@@ -51,42 +60,74 @@ async fn auth_3_secret_never_stored_in_clear() {
         all.extend(std::fs::read(e.unwrap().path()).unwrap());
     }
     let needle = created.app_secret.as_bytes();
-    assert!(!all.windows(needle.len()).any(|w| w == needle), "App_Secret found in clear in the store files");
+    assert!(
+        !all.windows(needle.len()).any(|w| w == needle),
+        "App_Secret found in clear in the store files"
+    );
 }
 
 #[tokio::test]
 async fn onb_3_new_app_has_no_grants_and_secret_opens() {
     let (_d, cp) = setup();
     let c = cp
-        .create_app(&NewApp { name: "A".into(), kind: AppKind::Mobile, contact: None })
+        .create_app(&NewApp {
+            name: "A".into(),
+            kind: AppKind::Mobile,
+            contact: None,
+        })
         .await
         .unwrap();
-    assert!(cp.store.list_grants(Some(&c.app.app_id)).await.unwrap().is_empty());
+    assert!(cp
+        .store
+        .list_grants(Some(&c.app.app_id))
+        .await
+        .unwrap()
+        .is_empty());
     let creds = cp.store.list_credentials(&c.app.app_id).await.unwrap();
     assert_eq!(creds.len(), 1);
-    assert_eq!(cp.open_secret(&creds[0]).unwrap().as_slice(), c.app_secret.as_bytes());
+    assert_eq!(
+        cp.open_secret(&creds[0]).unwrap().as_slice(),
+        c.app_secret.as_bytes()
+    );
 }
 
 #[tokio::test]
 async fn uid_2_sequence_assigned_and_cancelled_code_never_reused() {
     let (_d, cp) = setup();
-    let a = cp.create_api(&api("products", "/v1/products", Level::A1)).await.unwrap();
-    let b = cp.create_api(&api("rates", "/v1/rates", Level::A1)).await.unwrap();
+    let a = cp
+        .create_api(&api("products", "/v1/products", Level::A1))
+        .await
+        .unwrap();
+    let b = cp
+        .create_api(&api("rates", "/v1/rates", Level::A1))
+        .await
+        .unwrap();
     let ua = UApiId::decode(&a.u_api_id).unwrap();
     let ub = UApiId::decode(&b.u_api_id).unwrap();
     assert_eq!((ua.sequence, ub.sequence), (1, 2));
     assert_eq!(ua.institution, "C10305");
     // A2 APIs have their own type and sequence.
-    let c = cp.create_api(&api("balance", "/v1/balance", Level::A2)).await.unwrap();
+    let c = cp
+        .create_api(&api("balance", "/v1/balance", Level::A2))
+        .await
+        .unwrap();
     assert_eq!(UApiId::decode(&c.u_api_id).unwrap().sequence, 1);
     // Take `rates` offline: its code is cancelled, the next API gets 3, not 2.
-    cp.store.set_api_lifecycle("rates", Lifecycle::Offline).await.unwrap();
+    cp.store
+        .set_api_lifecycle("rates", Lifecycle::Offline)
+        .await
+        .unwrap();
     assert_eq!(cp.store.uapi_status(&b.u_api_id).await.unwrap(), Some(true));
-    let d = cp.create_api(&api("fx", "/v1/fx", Level::A1)).await.unwrap();
+    let d = cp
+        .create_api(&api("fx", "/v1/fx", Level::A1))
+        .await
+        .unwrap();
     assert_eq!(UApiId::decode(&d.u_api_id).unwrap().sequence, 3);
     // Offline cannot come back.
     assert!(matches!(
-        cp.store.set_api_lifecycle("rates", Lifecycle::Published).await,
+        cp.store
+            .set_api_lifecycle("rates", Lifecycle::Published)
+            .await,
         Err(StoreError::Conflict(_))
     ));
 }
@@ -94,12 +135,20 @@ async fn uid_2_sequence_assigned_and_cancelled_code_never_reused() {
 #[tokio::test]
 async fn lvl_1_conflicts_name_the_field() {
     let (_d, cp) = setup();
-    cp.create_api(&api("products", "/v1/products", Level::A1)).await.unwrap();
-    match cp.create_api(&api("products", "/v1/other", Level::A1)).await {
+    cp.create_api(&api("products", "/v1/products", Level::A1))
+        .await
+        .unwrap();
+    match cp
+        .create_api(&api("products", "/v1/other", Level::A1))
+        .await
+    {
         Err(StoreError::Conflict(v)) => assert_eq!(v.field, "api_id"),
         other => panic!("{other:?}"),
     }
-    match cp.create_api(&api("products2", "/v1/products", Level::A1)).await {
+    match cp
+        .create_api(&api("products2", "/v1/products", Level::A1))
+        .await
+    {
         Err(StoreError::Conflict(v)) => assert_eq!(v.field, "path"),
         other => panic!("{other:?}"),
     }
@@ -116,16 +165,33 @@ async fn lvl_1_conflicts_name_the_field() {
 #[tokio::test]
 async fn rotation_with_grace_keeps_two_then_revokes() {
     let (_d, cp) = setup();
-    let c = cp.create_app(&NewApp { name: "A".into(), kind: AppKind::Server, contact: None }).await.unwrap();
+    let c = cp
+        .create_app(&NewApp {
+            name: "A".into(),
+            kind: AppKind::Server,
+            contact: None,
+        })
+        .await
+        .unwrap();
     let s2 = cp.rotate_secret(&c.app.app_id, 60).await.unwrap();
     assert_ne!(*s2, *c.app_secret);
     let dump = cp.store.dump_catalog().await.unwrap();
-    let active: Vec<_> = dump.credentials.iter().filter(|x| x.app_id == c.app.app_id).collect();
+    let active: Vec<_> = dump
+        .credentials
+        .iter()
+        .filter(|x| x.app_id == c.app.app_id)
+        .collect();
     assert_eq!(active.len(), 2);
     assert!(active.iter().any(|x| x.not_after.is_some()));
     cp.rotate_secret(&c.app.app_id, 0).await.unwrap();
     let dump = cp.store.dump_catalog().await.unwrap();
-    assert_eq!(dump.credentials.iter().filter(|x| x.app_id == c.app.app_id).count(), 1);
+    assert_eq!(
+        dump.credentials
+            .iter()
+            .filter(|x| x.app_id == c.app.app_id)
+            .count(),
+        1
+    );
 }
 
 #[tokio::test]
@@ -135,7 +201,12 @@ async fn auth_5_ip_rules_validated_and_versions_bump() {
     let rx = cp.store.subscribe();
     let r = cp
         .store
-        .add_ip_rule(&NewIpRule { app_id: None, action: IpAction::Deny, cidr: "2001:db8::/32".into(), note: None })
+        .add_ip_rule(&NewIpRule {
+            app_id: None,
+            action: IpAction::Deny,
+            cidr: "2001:db8::/32".into(),
+            note: None,
+        })
         .await
         .unwrap();
     assert!(cp.store.version().await.unwrap() > v0);
@@ -143,16 +214,32 @@ async fn auth_5_ip_rules_validated_and_versions_bump() {
     assert_eq!(r.cidr.to_string(), "2001:db8::/32");
     let e = cp
         .store
-        .add_ip_rule(&NewIpRule { app_id: None, action: IpAction::Deny, cidr: "300.1.1.1".into(), note: None })
+        .add_ip_rule(&NewIpRule {
+            app_id: None,
+            action: IpAction::Deny,
+            cidr: "300.1.1.1".into(),
+            note: None,
+        })
         .await
         .unwrap_err();
-    assert!(matches!(e, StoreError::Invalid(ref v) if v.field == "cidr"), "{e:?}");
+    assert!(
+        matches!(e, StoreError::Invalid(ref v) if v.field == "cidr"),
+        "{e:?}"
+    );
     let e = cp
         .store
-        .add_ip_rule(&NewIpRule { app_id: None, action: IpAction::Allow, cidr: "10.0.0.0/8".into(), note: None })
+        .add_ip_rule(&NewIpRule {
+            app_id: None,
+            action: IpAction::Allow,
+            cidr: "10.0.0.0/8".into(),
+            note: None,
+        })
         .await
         .unwrap_err();
-    assert!(matches!(e, StoreError::Invalid(ref v) if v.field == "action"), "{e:?}");
+    assert!(
+        matches!(e, StoreError::Invalid(ref v) if v.field == "action"),
+        "{e:?}"
+    );
     let s = cp.store.set_app_status("nope", AppStatus::Suspended).await;
     assert!(matches!(s, Err(StoreError::NotFound(_))));
 }

@@ -14,10 +14,15 @@ use serde_json::{json, Value};
 
 /// Menshen (门神): the open-banking API security gateway.
 #[derive(Parser, Debug)]
-#[command(name = "menshen", version, about, long_about = "Menshen (门神) sits between the internet and a bank's business systems and \
+#[command(
+    name = "menshen",
+    version,
+    about,
+    long_about = "Menshen (门神) sits between the internet and a bank's business systems and \
 exposes APIs to application parties (应用方) as JR/T 0185-2020 requires: signed and replay-protected calls, \
 App_ID/App_Secret credentials, least-privilege grants, IP lists, a \"service terminated\" tombstone, and an \
-access record for every call.")]
+access record for every call."
+)]
 pub struct Cli {
     /// The command.
     #[command(subcommand)]
@@ -28,7 +33,12 @@ pub struct Cli {
 #[derive(Args, Debug, Clone)]
 pub struct AdminConn {
     /// Admin API base URL.
-    #[arg(long, env = "MENSHEN_ADMIN_URL", default_value = "http://127.0.0.1:9080", global = true)]
+    #[arg(
+        long,
+        env = "MENSHEN_ADMIN_URL",
+        default_value = "http://127.0.0.1:9080",
+        global = true
+    )]
     pub admin_url: String,
     /// File holding the admin token (from `menshen admin init`).
     #[arg(long, env = "MENSHEN_ADMIN_TOKEN_FILE", global = true)]
@@ -400,11 +410,19 @@ impl AdminClient {
 
     /// Call the admin API; returns the JSON body, or an error carrying the
     /// API's message (which names the field).
-    pub async fn call(&self, method: &str, path: &str, body: Option<Value>) -> anyhow::Result<Value> {
+    pub async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<Value>,
+    ) -> anyhow::Result<Value> {
         let mut b = Request::builder()
             .method(method)
             .uri(format!("{}{}", self.base, path))
-            .header(http::header::AUTHORIZATION, HeaderValue::from_str(&format!("Bearer {}", self.token.as_str()))?);
+            .header(
+                http::header::AUTHORIZATION,
+                HeaderValue::from_str(&format!("Bearer {}", self.token.as_str()))?,
+            );
         if body.is_some() {
             b = b.header(http::header::CONTENT_TYPE, "application/json");
         }
@@ -415,10 +433,14 @@ impl AdminClient {
         let v: Value = if resp.body.is_empty() {
             Value::Null
         } else {
-            serde_json::from_slice(&resp.body).unwrap_or_else(|_| json!(String::from_utf8_lossy(&resp.body)))
+            serde_json::from_slice(&resp.body)
+                .unwrap_or_else(|_| json!(String::from_utf8_lossy(&resp.body)))
         };
         if resp.status >= 400 {
-            let msg = v.get("message").and_then(Value::as_str).unwrap_or("request failed");
+            let msg = v
+                .get("message")
+                .and_then(Value::as_str)
+                .unwrap_or("request failed");
             bail!("{} ({})", msg, resp.status);
         }
         Ok(v)
@@ -436,13 +458,27 @@ fn table(rows: &Value, cols: &[&str]) {
         match r.get(c) {
             Some(Value::String(s)) => s.clone(),
             Some(Value::Null) | None => "-".into(),
-            Some(Value::Array(a)) => a.iter().map(|x| x.as_str().map(str::to_string).unwrap_or_else(|| x.to_string())).collect::<Vec<_>>().join(","),
+            Some(Value::Array(a)) => a
+                .iter()
+                .map(|x| {
+                    x.as_str()
+                        .map(str::to_string)
+                        .unwrap_or_else(|| x.to_string())
+                })
+                .collect::<Vec<_>>()
+                .join(","),
             Some(v) => v.to_string(),
         }
     };
     let widths: Vec<usize> = cols
         .iter()
-        .map(|c| rows.iter().map(|r| cell(r, c).chars().count()).max().unwrap_or(0).max(c.len()))
+        .map(|c| {
+            rows.iter()
+                .map(|r| cell(r, c).chars().count())
+                .max()
+                .unwrap_or(0)
+                .max(c.len())
+        })
         .collect();
     let line = |vals: Vec<String>| {
         vals.iter()
@@ -469,7 +505,11 @@ fn out(c: &AdminClient, v: &Value, cols: &[&str]) {
 
 fn emit_secret(v: &mut Value, secret_out: &Option<PathBuf>) -> anyhow::Result<()> {
     if let Some(path) = secret_out {
-        let s = v.get("app_secret").and_then(Value::as_str).unwrap_or("").to_string();
+        let s = v
+            .get("app_secret")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string();
         crate::pki::write_private(path, s.as_bytes())?;
         v["app_secret"] = json!(format!("(written to {})", path.display()));
     }
@@ -480,18 +520,49 @@ fn emit_secret(v: &mut Value, secret_out: &Option<PathBuf>) -> anyhow::Result<()
 pub async fn app(cmd: AppCmd, conn: AdminConn) -> anyhow::Result<()> {
     let c = AdminClient::new(&conn)?;
     match cmd {
-        AppCmd::Create { name, kind, contact, secret_out } => {
-            let mut v = c.call("POST", "/v1/apps", Some(json!({"name": name, "kind": kind, "contact": contact}))).await?;
+        AppCmd::Create {
+            name,
+            kind,
+            contact,
+            secret_out,
+        } => {
+            let mut v = c
+                .call(
+                    "POST",
+                    "/v1/apps",
+                    Some(json!({"name": name, "kind": kind, "contact": contact})),
+                )
+                .await?;
             emit_secret(&mut v, &secret_out)?;
             print_json(&v);
         }
-        AppCmd::List => out(&c, &c.call("GET", "/v1/apps", None).await?, &["app_id", "name", "kind", "status", "created_at"]),
-        AppCmd::Show { app_id } => print_json(&c.call("GET", &format!("/v1/apps/{app_id}"), None).await?),
-        AppCmd::Suspend { app_id } => print_json(&c.call("POST", &format!("/v1/apps/{app_id}/suspend"), None).await?),
-        AppCmd::Resume { app_id } => print_json(&c.call("POST", &format!("/v1/apps/{app_id}/resume"), None).await?),
-        AppCmd::SecretRotate { app_id, grace_seconds, secret_out } => {
+        AppCmd::List => out(
+            &c,
+            &c.call("GET", "/v1/apps", None).await?,
+            &["app_id", "name", "kind", "status", "created_at"],
+        ),
+        AppCmd::Show { app_id } => {
+            print_json(&c.call("GET", &format!("/v1/apps/{app_id}"), None).await?)
+        }
+        AppCmd::Suspend { app_id } => print_json(
+            &c.call("POST", &format!("/v1/apps/{app_id}/suspend"), None)
+                .await?,
+        ),
+        AppCmd::Resume { app_id } => print_json(
+            &c.call("POST", &format!("/v1/apps/{app_id}/resume"), None)
+                .await?,
+        ),
+        AppCmd::SecretRotate {
+            app_id,
+            grace_seconds,
+            secret_out,
+        } => {
             let mut v = c
-                .call("POST", &format!("/v1/apps/{app_id}/secret-rotate"), Some(json!({"grace_seconds": grace_seconds})))
+                .call(
+                    "POST",
+                    &format!("/v1/apps/{app_id}/secret-rotate"),
+                    Some(json!({"grace_seconds": grace_seconds})),
+                )
                 .await?;
             emit_secret(&mut v, &secret_out)?;
             print_json(&v);
@@ -504,7 +575,19 @@ pub async fn app(cmd: AppCmd, conn: AdminConn) -> anyhow::Result<()> {
 pub async fn api(cmd: ApiCmd, conn: AdminConn) -> anyhow::Result<()> {
     let c = AdminClient::new(&conn)?;
     match cmd {
-        ApiCmd::Create { api_id, method, path, upstream, level, category, subcategory, version, name, owner, integrations } => {
+        ApiCmd::Create {
+            api_id,
+            method,
+            path,
+            upstream,
+            level,
+            category,
+            subcategory,
+            version,
+            name,
+            owner,
+            integrations,
+        } => {
             let body = json!({
                 "api_id": api_id, "method": method.to_ascii_uppercase(), "path": path, "upstream": upstream,
                 "level": level.to_ascii_uppercase(), "category": category, "subcategory": subcategory,
@@ -512,11 +595,30 @@ pub async fn api(cmd: ApiCmd, conn: AdminConn) -> anyhow::Result<()> {
             });
             print_json(&c.call("POST", "/v1/apis", Some(body)).await?);
         }
-        ApiCmd::List => out(&c, &c.call("GET", "/v1/apis", None).await?, &["api_id", "u_api_id", "level", "method", "path", "lifecycle", "upstream"]),
-        ApiCmd::Show { api_id } => print_json(&c.call("GET", &format!("/v1/apis/{api_id}"), None).await?),
-        ApiCmd::Lifecycle { api_id, state } => {
-            print_json(&c.call("POST", &format!("/v1/apis/{api_id}/lifecycle"), Some(json!({"state": state}))).await?)
+        ApiCmd::List => out(
+            &c,
+            &c.call("GET", "/v1/apis", None).await?,
+            &[
+                "api_id",
+                "u_api_id",
+                "level",
+                "method",
+                "path",
+                "lifecycle",
+                "upstream",
+            ],
+        ),
+        ApiCmd::Show { api_id } => {
+            print_json(&c.call("GET", &format!("/v1/apis/{api_id}"), None).await?)
         }
+        ApiCmd::Lifecycle { api_id, state } => print_json(
+            &c.call(
+                "POST",
+                &format!("/v1/apis/{api_id}/lifecycle"),
+                Some(json!({"state": state})),
+            )
+            .await?,
+        ),
     }
     Ok(())
 }
@@ -525,14 +627,26 @@ pub async fn api(cmd: ApiCmd, conn: AdminConn) -> anyhow::Result<()> {
 pub async fn grant(cmd: GrantCmd, conn: AdminConn) -> anyhow::Result<()> {
     let c = AdminClient::new(&conn)?;
     match cmd {
-        GrantCmd::Add { app_id, api_id } => print_json(&c.call("POST", "/v1/grants", Some(json!({"app_id": app_id, "api_id": api_id}))).await?),
+        GrantCmd::Add { app_id, api_id } => print_json(
+            &c.call(
+                "POST",
+                "/v1/grants",
+                Some(json!({"app_id": app_id, "api_id": api_id})),
+            )
+            .await?,
+        ),
         GrantCmd::Remove { app_id, api_id } => {
-            c.call("DELETE", &format!("/v1/grants/{app_id}/{api_id}"), None).await?;
+            c.call("DELETE", &format!("/v1/grants/{app_id}/{api_id}"), None)
+                .await?;
             println!("grant of {api_id} to {app_id} removed");
         }
         GrantCmd::List { app_id } => {
             let q = app_id.map(|a| format!("?app_id={a}")).unwrap_or_default();
-            out(&c, &c.call("GET", &format!("/v1/grants{q}"), None).await?, &["app_id", "api_id", "created_at"]);
+            out(
+                &c,
+                &c.call("GET", &format!("/v1/grants{q}"), None).await?,
+                &["app_id", "api_id", "created_at"],
+            );
         }
     }
     Ok(())
@@ -543,14 +657,29 @@ pub async fn ip(cmd: IpCmd, conn: AdminConn) -> anyhow::Result<()> {
     let c = AdminClient::new(&conn)?;
     match cmd {
         IpCmd::Allow { cidr, app_id, note } => print_json(
-            &c.call("POST", "/v1/ip-rules", Some(json!({"app_id": app_id, "action": "allow", "cidr": cidr, "note": note}))).await?,
+            &c.call(
+                "POST",
+                "/v1/ip-rules",
+                Some(json!({"app_id": app_id, "action": "allow", "cidr": cidr, "note": note})),
+            )
+            .await?,
         ),
         IpCmd::Deny { cidr, app_id, note } => print_json(
-            &c.call("POST", "/v1/ip-rules", Some(json!({"app_id": app_id, "action": "deny", "cidr": cidr, "note": note}))).await?,
+            &c.call(
+                "POST",
+                "/v1/ip-rules",
+                Some(json!({"app_id": app_id, "action": "deny", "cidr": cidr, "note": note})),
+            )
+            .await?,
         ),
-        IpCmd::List => out(&c, &c.call("GET", "/v1/ip-rules", None).await?, &["id", "app_id", "action", "cidr", "note"]),
+        IpCmd::List => out(
+            &c,
+            &c.call("GET", "/v1/ip-rules", None).await?,
+            &["id", "app_id", "action", "cidr", "note"],
+        ),
         IpCmd::Remove { id } => {
-            c.call("DELETE", &format!("/v1/ip-rules/{id}"), None).await?;
+            c.call("DELETE", &format!("/v1/ip-rules/{id}"), None)
+                .await?;
             println!("IP rule {id} removed");
         }
     }
@@ -564,10 +693,25 @@ pub fn uapi(cmd: UapiCmd) -> anyhow::Result<()> {
             let id = UApiId::decode(code.trim()).map_err(|e| anyhow::anyhow!("{e}"))?;
             println!("{}", id.explain());
         }
-        UapiCmd::Encode { institution, level, category, subcategory, sequence, prefix } => {
-            let level = menshen_model::Level::parse(&level).ok_or_else(|| anyhow::anyhow!("--level: must be A1, A2 or A3"))?;
-            let id = UApiId::new(&prefix, &institution, UApiType::for_level(level), category, subcategory, sequence)
-                .map_err(|e| anyhow::anyhow!("{e}"))?;
+        UapiCmd::Encode {
+            institution,
+            level,
+            category,
+            subcategory,
+            sequence,
+            prefix,
+        } => {
+            let level = menshen_model::Level::parse(&level)
+                .ok_or_else(|| anyhow::anyhow!("--level: must be A1, A2 or A3"))?;
+            let id = UApiId::new(
+                &prefix,
+                &institution,
+                UApiType::for_level(level),
+                category,
+                subcategory,
+                sequence,
+            )
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
             println!("{id}");
         }
     }
@@ -576,12 +720,14 @@ pub fn uapi(cmd: UapiCmd) -> anyhow::Result<()> {
 
 /// `menshen call ...`
 pub async fn call(a: CallArgs) -> anyhow::Result<i32> {
-    let alg = MacAlg::from_name(&a.alg).ok_or_else(|| anyhow::anyhow!("--alg: must be hmac-sm3 or hmac-sha256"))?;
+    let alg = MacAlg::from_name(&a.alg)
+        .ok_or_else(|| anyhow::anyhow!("--alg: must be hmac-sm3 or hmac-sha256"))?;
     let creds = Credentials::hmac_from_file(&a.app_id, &a.secret_file, alg)
         .with_context(|| format!("--secret-file {}", a.secret_file.display()))?;
     let ca = std::fs::read(&a.ca).with_context(|| format!("--ca {}", a.ca.display()))?;
     let http = menshen_sdk::http_client(Some(&ca))?;
-    let method = http::Method::from_bytes(a.method.to_ascii_uppercase().as_bytes()).context("METHOD")?;
+    let method =
+        http::Method::from_bytes(a.method.to_ascii_uppercase().as_bytes()).context("METHOD")?;
     let body = match &a.data {
         Some(d) => {
             serde_json::from_str::<Value>(d).context("--data: not valid JSON")?;
@@ -595,13 +741,18 @@ pub async fn call(a: CallArgs) -> anyhow::Result<i32> {
     }
     let mut extra = Vec::new();
     for h in &a.headers {
-        let (n, v) = h.split_once(':').ok_or_else(|| anyhow::anyhow!("--header `{h}`: use `Name: value`"))?;
+        let (n, v) = h
+            .split_once(':')
+            .ok_or_else(|| anyhow::anyhow!("--header `{h}`: use `Name: value`"))?;
         let n = n.trim().to_ascii_lowercase();
         b = b.header(n.as_str(), v.trim());
         extra.push(n);
     }
     let mut req = b.body(body).with_context(|| format!("URL {}", a.url))?;
-    let opts = SignOptions { extra_components: extra, ..Default::default() };
+    let opts = SignOptions {
+        extra_components: extra,
+        ..Default::default()
+    };
     menshen_sdk::sign_request(&mut req, &creds, &opts)?;
     if a.verbose {
         for (k, v) in req.headers() {

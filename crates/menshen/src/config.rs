@@ -65,7 +65,9 @@ pub struct AuditSection {
 
 impl Default for AuditSection {
     fn default() -> Self {
-        AuditSection { queue: default_queue() }
+        AuditSection {
+            queue: default_queue(),
+        }
     }
 }
 
@@ -79,8 +81,13 @@ impl Config {
     pub fn load(path: &Path) -> anyhow::Result<Config> {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("cannot read config file {}", path.display()))?;
-        let mut c: Config = toml::from_str(&text)
-            .map_err(|e| anyhow::anyhow!("config file {}: {}", path.display(), e.to_string().trim_end()))?;
+        let mut c: Config = toml::from_str(&text).map_err(|e| {
+            anyhow::anyhow!(
+                "config file {}: {}",
+                path.display(),
+                e.to_string().trim_end()
+            )
+        })?;
         let base = path.parent().unwrap_or(Path::new("."));
         let abs = |p: &mut PathBuf| {
             if p.is_relative() {
@@ -158,11 +165,25 @@ listen = "127.0.0.1:9080"
         for (edit, field) in [
             (GOOD.replace("C10305", "c1"), "uapi.institution"),
             (GOOD.replace("[admin]", "bogus = 1\n[admin]"), "bogus"),
-            (GOOD.replace("listen = [\"127.0.0.1:8443\"]", "listen = [\"nope\"]"), "listen"),
-            (GOOD.replace("[gateway]", "[gateway]\nreplay_window_secs = 0"), "replay_window_secs"),
-            (GOOD.replace("data_dir = \"data\"", "data_dir = \"data\"\nnode_id = \"xyz\""), "node_id"),
+            (
+                GOOD.replace("listen = [\"127.0.0.1:8443\"]", "listen = [\"nope\"]"),
+                "listen",
+            ),
+            (
+                GOOD.replace("[gateway]", "[gateway]\nreplay_window_secs = 0"),
+                "replay_window_secs",
+            ),
+            (
+                GOOD.replace(
+                    "data_dir = \"data\"",
+                    "data_dir = \"data\"\nnode_id = \"xyz\"",
+                ),
+                "node_id",
+            ),
         ] {
-            let e = Config::load(&write(d.path(), &edit)).unwrap_err().to_string();
+            let e = Config::load(&write(d.path(), &edit))
+                .unwrap_err()
+                .to_string();
             assert!(e.contains(field), "{field}: {e}");
         }
     }

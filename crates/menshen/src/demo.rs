@@ -121,10 +121,12 @@ fn prepare_dir(dir: &Path) -> anyhow::Result<()> {
                 );
             }
             // A previous demo: start over (its upstream port and apps are gone).
-            std::fs::remove_dir_all(dir).with_context(|| format!("cannot reset {}", dir.display()))?;
+            std::fs::remove_dir_all(dir)
+                .with_context(|| format!("cannot reset {}", dir.display()))?;
         }
     }
-    std::fs::create_dir_all(dir).with_context(|| format!("--dir {}: cannot create", dir.display()))?;
+    std::fs::create_dir_all(dir)
+        .with_context(|| format!("--dir {}: cannot create", dir.display()))?;
     std::fs::write(dir.join(MARKER), "made by `menshen demo`; safe to delete\n")?;
     Ok(())
 }
@@ -178,7 +180,10 @@ pub async fn start(opts: &DemoOptions) -> anyhow::Result<Demo> {
     let tls = dir.join("tls");
     write_demo_pki(&tls)?;
     let master_key_file = dir.join("master.key");
-    write_private(&master_key_file, menshen_crypto::MasterKey::generate().as_bytes())?;
+    write_private(
+        &master_key_file,
+        menshen_crypto::MasterKey::generate().as_bytes(),
+    )?;
 
     // The demo bank's upstream, plain HTTP on loopback.
     let up = tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await?;
@@ -195,9 +200,14 @@ pub async fn start(opts: &DemoOptions) -> anyhow::Result<Demo> {
         data_dir: dir.join("data"),
         master_key_file: Some(master_key_file),
         node_id: None,
-        uapi: UApiSection { prefix: "0P".into(), institution: "C10305".into() },
+        uapi: UApiSection {
+            prefix: "0P".into(),
+            institution: "C10305".into(),
+        },
         gateway: GatewayConfig::new(listen, tls.join("server.pem"), tls.join("server.key")),
-        admin: AdminSection { listen: SocketAddr::from((Ipv4Addr::LOCALHOST, opts.admin_port)) },
+        admin: AdminSection {
+            listen: SocketAddr::from((Ipv4Addr::LOCALHOST, opts.admin_port)),
+        },
         audit: AuditSection::default(),
     };
     let config_file = dir.join("menshen.toml");
@@ -220,13 +230,44 @@ pub async fn start(opts: &DemoOptions) -> anyhow::Result<Demo> {
     write_private(&admin_token_file, token.as_bytes())?;
 
     let apis_in = [
-        ("products", "Product list", Method::Get, "/v1/products", Level::A1, 3u8, 1u16, "/v1/products", None,
-         vec![Integration::ServerToServer, Integration::MobileToServer]),
-        ("account-balance", "Account balance", Method::Get, "/v1/accounts/{account_id}/balance", Level::A2, 1, 1,
-         "/v1/accounts/6222020200112233445/balance", None, vec![Integration::ServerToServer]),
-        ("transfer", "Funds transfer", Method::Post, "/v1/transfers", Level::A3, 2, 1, "/v1/transfers",
-         Some(json!({"from_account": "6222020200112233445", "to_account": "6217000010001234567", "amount": "100.00", "currency": "CNY"})),
-         vec![Integration::ServerToServer]),
+        (
+            "products",
+            "Product list",
+            Method::Get,
+            "/v1/products",
+            Level::A1,
+            3u8,
+            1u16,
+            "/v1/products",
+            None,
+            vec![Integration::ServerToServer, Integration::MobileToServer],
+        ),
+        (
+            "account-balance",
+            "Account balance",
+            Method::Get,
+            "/v1/accounts/{account_id}/balance",
+            Level::A2,
+            1,
+            1,
+            "/v1/accounts/6222020200112233445/balance",
+            None,
+            vec![Integration::ServerToServer],
+        ),
+        (
+            "transfer",
+            "Funds transfer",
+            Method::Post,
+            "/v1/transfers",
+            Level::A3,
+            2,
+            1,
+            "/v1/transfers",
+            Some(
+                json!({"from_account": "6222020200112233445", "to_account": "6217000010001234567", "amount": "100.00", "currency": "CNY"}),
+            ),
+            vec![Integration::ServerToServer],
+        ),
     ];
     let mut apis = Vec::new();
     for (id, name, method, path, level, cat, sub, example, body, integrations) in apis_in {
@@ -294,7 +335,11 @@ pub async fn start(opts: &DemoOptions) -> anyhow::Result<Demo> {
     let tmp = dir.join("demo.json.tmp");
     std::fs::write(&tmp, serde_json::to_vec_pretty(&info)?)?;
     std::fs::rename(&tmp, dir.join("demo.json"))?;
-    Ok(Demo { node, info, upstream })
+    Ok(Demo {
+        node,
+        info,
+        upstream,
+    })
 }
 
 /// What to try next, printed after start.

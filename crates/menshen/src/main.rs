@@ -10,12 +10,18 @@ use menshen::node::{self, Node};
 fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("MENSHEN_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
 }
 
 fn main() {
     let cli = Cli::parse();
-    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the runtime: {e}");
@@ -42,22 +48,46 @@ async fn run(cli: Cli) -> anyhow::Result<i32> {
             tracing::info!("shutting down");
             node.shutdown().await;
         }
-        Command::Demo { dir, gateway_port, admin_port } => {
+        Command::Demo {
+            dir,
+            gateway_port,
+            admin_port,
+        } => {
             init_tracing();
-            let opts = menshen::demo::DemoOptions { dir: dir.clone(), gateway_port, admin_port };
+            let opts = menshen::demo::DemoOptions {
+                dir: dir.clone(),
+                gateway_port,
+                admin_port,
+            };
             let demo = menshen::demo::start(&opts).await?;
-            println!("{}", menshen::demo::next_steps(&demo.info, &demo.info.config_file.parent().unwrap_or(&dir).to_path_buf()));
+            println!(
+                "{}",
+                menshen::demo::next_steps(
+                    &demo.info,
+                    demo.info.config_file.parent().unwrap_or(&dir)
+                )
+            );
             node::wait_for_signal().await;
             eprintln!("stopping the demo");
             demo.shutdown().await;
         }
-        Command::Admin { cmd: AdminCmd::Init { config, name, token_out } } => {
+        Command::Admin {
+            cmd:
+                AdminCmd::Init {
+                    config,
+                    name,
+                    token_out,
+                },
+        } => {
             let cfg = Config::load(&config)?;
             let cp = node::control_plane(&cfg)?;
             let token = menshen_admin::create_admin_token(cp.store.as_ref(), &name).await?;
             if let Some(p) = token_out {
                 menshen::pki::write_private(&p, token.as_bytes())?;
-                println!("admin token for `{name}` written to {} (it is stored only hashed)", p.display());
+                println!(
+                    "admin token for `{name}` written to {} (it is stored only hashed)",
+                    p.display()
+                );
             } else {
                 println!("{token}");
                 eprintln!("admin token for `{name}`: shown once, stored only hashed; keep it safe");
@@ -69,9 +99,14 @@ async fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Ip { cmd, conn } => cli::ip(cmd, conn).await?,
         Command::Uapi { cmd } => cli::uapi(cmd)?,
         Command::Call(a) => return cli::call(a).await,
-        Command::Masterkey { cmd: MasterkeyCmd::Generate { out } } => {
+        Command::Masterkey {
+            cmd: MasterkeyCmd::Generate { out },
+        } => {
             if out.exists() {
-                anyhow::bail!("--out {}: exists; refusing to overwrite a master key", out.display());
+                anyhow::bail!(
+                    "--out {}: exists; refusing to overwrite a master key",
+                    out.display()
+                );
             }
             menshen::pki::write_private(&out, menshen_crypto::MasterKey::generate().as_bytes())
                 .context("--out")?;

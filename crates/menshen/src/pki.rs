@@ -12,8 +12,10 @@ pub fn write_demo_pki(dir: &Path) -> anyhow::Result<()> {
     std::fs::create_dir_all(dir)?;
     let ca_key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)?;
     let mut ca = CertificateParams::new(Vec::<String>::new())?;
-    ca.distinguished_name.push(DnType::CommonName, "Menshen Demo CA");
-    ca.distinguished_name.push(DnType::OrganizationName, "Menshen demo bank");
+    ca.distinguished_name
+        .push(DnType::CommonName, "Menshen Demo CA");
+    ca.distinguished_name
+        .push(DnType::OrganizationName, "Menshen demo bank");
     ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
     ca.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
     ca.not_before = time::OffsetDateTime::now_utc() - time::Duration::days(1);
@@ -22,9 +24,12 @@ pub fn write_demo_pki(dir: &Path) -> anyhow::Result<()> {
 
     let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)?;
     let mut sp = CertificateParams::new(vec!["localhost".to_string()])?;
-    sp.subject_alt_names.push(SanType::IpAddress("127.0.0.1".parse()?));
-    sp.subject_alt_names.push(SanType::IpAddress("::1".parse()?));
-    sp.distinguished_name.push(DnType::CommonName, "menshen gateway (demo)");
+    sp.subject_alt_names
+        .push(SanType::IpAddress("127.0.0.1".parse()?));
+    sp.subject_alt_names
+        .push(SanType::IpAddress("::1".parse()?));
+    sp.distinguished_name
+        .push(DnType::CommonName, "menshen gateway (demo)");
     let now = time::OffsetDateTime::now_utc();
     sp.not_before = now - time::Duration::days(1);
     sp.not_after = now + time::Duration::days(397);
@@ -47,7 +52,9 @@ pub fn write_private(path: &Path, data: &[u8]) -> anyhow::Result<()> {
         use std::os::unix::fs::OpenOptionsExt;
         o.mode(0o600);
     }
-    let mut f = o.open(path).with_context(|| format!("cannot create {}", path.display()))?;
+    let mut f = o
+        .open(path)
+        .with_context(|| format!("cannot create {}", path.display()))?;
     f.write_all(data)?;
     f.sync_all()?;
     Ok(())

@@ -15,7 +15,9 @@ use serde_json::json;
 async fn refused(s: &Setup, req: http::Request<Bytes>, status: u16, code: &str) -> Response {
     let before = s.h.upstream.count();
     let r = s.client.send(req).await.unwrap();
-    let body = r.error().unwrap_or_else(|| panic!("no error body: {} {:?}", r.status, r.body));
+    let body = r
+        .error()
+        .unwrap_or_else(|| panic!("no error body: {} {:?}", r.status, r.body));
     assert_eq!((r.status, body.code.as_str()), (status, code), "{body:?}");
     assert_eq!(s.h.upstream.count(), before, "upstream must not be called");
     assert_eq!(r.txn_id(), Some(body.txn_id.as_str()));
@@ -28,25 +30,44 @@ async fn refused(s: &Setup, req: http::Request<Bytes>, status: u16, code: &str) 
 }
 
 fn signed(s: &Setup, method: &str, pq: &str, body: Option<&str>) -> http::Request<Bytes> {
-    let mut req = s.client.request(method, pq, body.map(|b| b.as_bytes().to_vec())).unwrap();
+    let mut req = s
+        .client
+        .request(method, pq, body.map(|b| b.as_bytes().to_vec()))
+        .unwrap();
     s.client.sign(&mut req, None).unwrap();
     req
 }
 
 fn swap_uri(req: &mut http::Request<Bytes>, pq: &str) {
     let u = req.uri().clone();
-    *req.uri_mut() = format!("{}://{}{}", u.scheme_str().unwrap(), u.authority().unwrap(), pq).parse().unwrap();
+    *req.uri_mut() = format!(
+        "{}://{}{}",
+        u.scheme_str().unwrap(),
+        u.authority().unwrap(),
+        pq
+    )
+    .parse()
+    .unwrap();
 }
 
 #[tokio::test]
 async fn auth_1_int_1_signed_a1_call_succeeds_and_upstream_sees_verified_app() {
     let s = setup().await;
-    let mut req = signed(&s, "POST", "/v1/orders?channel=web", Some(r#"{"amount":"10.00"}"#));
+    let mut req = signed(
+        &s,
+        "POST",
+        "/v1/orders?channel=web",
+        Some(r#"{"amount":"10.00"}"#),
+    );
     // A forged copy of a gateway header must never reach the upstream.
-    req.headers_mut().insert("x-menshen-app-id", "app_forged".parse().unwrap());
+    req.headers_mut()
+        .insert("x-menshen-app-id", "app_forged".parse().unwrap());
     let r = s.client.send(req).await.unwrap();
     assert_eq!(r.status, 200, "{:?}", r.body);
-    assert!(r.headers.get("server").is_none(), "CONF-5: no Server header");
+    assert!(
+        r.headers.get("server").is_none(),
+        "CONF-5: no Server header"
+    );
     let seen = s.h.upstream.last();
     assert_eq!(seen.uri, "/v1/orders?channel=web");
     assert_eq!(seen.body.as_ref(), br#"{"amount":"10.00"}"#);
@@ -69,11 +90,17 @@ async fn auth_1_int_1_signed_a1_call_succeeds_and_upstream_sees_verified_app() {
     let c2 = menshen_sdk::Client::builder(&s.h.gateway_url)
         .unwrap()
         .ca_pem(&s.h.ca_pem)
-        .credentials(menshen_sdk::Credentials::hmac_sha256(&s.app_id, s.secret.as_bytes().to_vec()))
+        .credentials(menshen_sdk::Credentials::hmac_sha256(
+            &s.app_id,
+            s.secret.as_bytes().to_vec(),
+        ))
         .digest(menshen_crypto::DigestAlg::Sha256)
         .build()
         .unwrap();
-    let r = c2.call("POST", "/v1/orders", Some(b"{}".to_vec())).await.unwrap();
+    let r = c2
+        .call("POST", "/v1/orders", Some(b"{}".to_vec()))
+        .await
+        .unwrap();
     assert_eq!(r.status, 200);
 }
 
@@ -116,7 +143,8 @@ async fn int_1_body_changed_after_signing_refused() {
     let evil = br#"{"amount":"99999.00"}"#;
     *req.body_mut() = Bytes::from_static(evil);
     let cd = menshen_protocol::content_digest(menshen_crypto::DigestAlg::Sm3, evil);
-    req.headers_mut().insert("content-digest", cd.parse().unwrap());
+    req.headers_mut()
+        .insert("content-digest", cd.parse().unwrap());
     refused(&s, req, 401, "INVALID_SIGNATURE").await;
 }
 
@@ -135,22 +163,42 @@ async fn int_1_path_or_query_changed_refused() {
     refused(&s, req, 400, "MALFORMED_SIGNATURE").await;
     // The signed App_ID header cannot be changed either.
     let mut req = signed(&s, "GET", "/v1/items/1", None);
-    req.headers_mut().insert("x-app-id", "app_other".parse().unwrap());
+    req.headers_mut()
+        .insert("x-app-id", "app_other".parse().unwrap());
     refused(&s, req, 400, "MALFORMED_SIGNATURE").await;
 }
 
 #[tokio::test]
 async fn int_4_created_outside_window_refused() {
     let s = setup().await;
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
     for created in [now - 301, now + 301] {
         let mut req = s.client.request("GET", "/v1/items/1", None).unwrap();
-        s.client.sign(&mut req, Some(&SignOptions { created: Some(created), ..Default::default() })).unwrap();
+        s.client
+            .sign(
+                &mut req,
+                Some(&SignOptions {
+                    created: Some(created),
+                    ..Default::default()
+                }),
+            )
+            .unwrap();
         refused(&s, req, 401, "STALE_TIMESTAMP").await;
     }
     // Inside the window is fine.
     let mut req = s.client.request("GET", "/v1/items/1", None).unwrap();
-    s.client.sign(&mut req, Some(&SignOptions { created: Some(now - 200), ..Default::default() })).unwrap();
+    s.client
+        .sign(
+            &mut req,
+            Some(&SignOptions {
+                created: Some(now - 200),
+                ..Default::default()
+            }),
+        )
+        .unwrap();
     assert_eq!(s.client.send(req).await.unwrap().status, 200);
 }
 
@@ -162,7 +210,10 @@ async fn int_4_replayed_nonce_refused() {
     assert_eq!(s.client.send(req).await.unwrap().status, 200);
     refused(&s, again, 401, "REPLAYED_REQUEST").await;
     // The same nonce with a fresh signature is a replay too.
-    let opts = SignOptions { nonce: Some("fixed-nonce-0123456789".into()), ..Default::default() };
+    let opts = SignOptions {
+        nonce: Some("fixed-nonce-0123456789".into()),
+        ..Default::default()
+    };
     let mut a = s.client.request("GET", "/v1/items/1", None).unwrap();
     s.client.sign(&mut a, Some(&opts)).unwrap();
     assert_eq!(s.client.send(a).await.unwrap().status, 200);
@@ -174,17 +225,52 @@ async fn int_4_replayed_nonce_refused() {
 #[tokio::test]
 async fn auth_4_suspended_app_refused_at_once_and_resume_restores() {
     let s = setup().await;
-    assert_eq!(s.client.call("GET", "/v1/items/1", None).await.unwrap().status, 200);
-    let (st, v) = s.h.admin("POST", &format!("/v1/apps/{}/suspend", s.app_id), None).await;
+    assert_eq!(
+        s.client
+            .call("GET", "/v1/items/1", None)
+            .await
+            .unwrap()
+            .status,
+        200
+    );
+    let (st, v) =
+        s.h.admin("POST", &format!("/v1/apps/{}/suspend", s.app_id), None)
+            .await;
     assert_eq!((st, v["status"].as_str()), (200, Some("suspended")));
     // No restart, no sleep: the very next call is refused.
-    refused(&s, signed(&s, "GET", "/v1/items/1", None), 403, "APP_NOT_ACTIVE").await;
-    let (st, _) = s.h.admin("POST", &format!("/v1/apps/{}/resume", s.app_id), None).await;
+    refused(
+        &s,
+        signed(&s, "GET", "/v1/items/1", None),
+        403,
+        "APP_NOT_ACTIVE",
+    )
+    .await;
+    let (st, _) =
+        s.h.admin("POST", &format!("/v1/apps/{}/resume", s.app_id), None)
+            .await;
     assert_eq!(st, 200);
-    assert_eq!(s.client.call("GET", "/v1/items/1", None).await.unwrap().status, 200);
+    assert_eq!(
+        s.client
+            .call("GET", "/v1/items/1", None)
+            .await
+            .unwrap()
+            .status,
+        200
+    );
     // Blacklisted is refused the same way.
-    s.h.admin("POST", &format!("/v1/apps/{}/status", s.app_id), Some(json!({"status": "blacklisted"}))).await;
-    refused(&s, signed(&s, "GET", "/v1/items/1", None), 403, "APP_NOT_ACTIVE").await;
+    s.h.admin(
+        "POST",
+        &format!("/v1/apps/{}/status", s.app_id),
+        Some(json!({"status": "blacklisted"})),
+    )
+    .await;
+    refused(
+        &s,
+        signed(&s, "GET", "/v1/items/1", None),
+        403,
+        "APP_NOT_ACTIVE",
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -193,69 +279,156 @@ async fn onb_3_no_grant_refused() {
     s.h.api("secret-stuff", "GET", "/v1/stuff", "A1").await;
     refused(&s, signed(&s, "GET", "/v1/stuff", None), 403, "NOT_GRANTED").await;
     // Removing a grant takes effect at once.
-    let (st, _) = s.h.admin("DELETE", &format!("/v1/grants/{}/items", s.app_id), None).await;
+    let (st, _) =
+        s.h.admin("DELETE", &format!("/v1/grants/{}/items", s.app_id), None)
+            .await;
     assert_eq!(st, 204);
-    refused(&s, signed(&s, "GET", "/v1/items/1", None), 403, "NOT_GRANTED").await;
+    refused(
+        &s,
+        signed(&s, "GET", "/v1/items/1", None),
+        403,
+        "NOT_GRANTED",
+    )
+    .await;
 }
 
 #[tokio::test]
 async fn auth_5_global_blocklist_and_spoofed_xff() {
     let s = setup().await;
-    let (st, _) = s.h.admin("POST", "/v1/ip-rules", Some(json!({"action": "deny", "cidr": "127.0.0.0/8"}))).await;
+    let (st, _) =
+        s.h.admin(
+            "POST",
+            "/v1/ip-rules",
+            Some(json!({"action": "deny", "cidr": "127.0.0.0/8"})),
+        )
+        .await;
     assert_eq!(st, 201);
-    refused(&s, signed(&s, "GET", "/v1/items/1", None), 403, "IP_FORBIDDEN").await;
+    refused(
+        &s,
+        signed(&s, "GET", "/v1/items/1", None),
+        403,
+        "IP_FORBIDDEN",
+    )
+    .await;
     // An untrusted peer naming an allowed address changes nothing.
     let mut req = signed(&s, "GET", "/v1/items/1", None);
-    req.headers_mut().insert("x-forwarded-for", "203.0.113.10".parse().unwrap());
+    req.headers_mut()
+        .insert("x-forwarded-for", "203.0.113.10".parse().unwrap());
     let r = refused(&s, req, 403, "IP_FORBIDDEN").await;
     assert_eq!(s.h.record(r.txn_id().unwrap()).await.client_ip, "127.0.0.1");
     // Blocked addresses are refused before routing: unknown paths too.
-    refused(&s, s.client.request("GET", "/nope", None).unwrap(), 403, "IP_FORBIDDEN").await;
+    refused(
+        &s,
+        s.client.request("GET", "/nope", None).unwrap(),
+        403,
+        "IP_FORBIDDEN",
+    )
+    .await;
 }
 
 #[tokio::test]
 async fn auth_5_app_allowlist_and_blocklist() {
     let s = setup().await;
-    let (st, v) = s
-        .h
-        .admin("POST", "/v1/ip-rules", Some(json!({"app_id": s.app_id, "action": "allow", "cidr": "10.0.0.0/8"})))
+    let (st, v) =
+        s.h.admin(
+            "POST",
+            "/v1/ip-rules",
+            Some(json!({"app_id": s.app_id, "action": "allow", "cidr": "10.0.0.0/8"})),
+        )
         .await;
     assert_eq!(st, 201, "{v}");
     let mut req = signed(&s, "GET", "/v1/items/1", None);
-    req.headers_mut().insert("x-forwarded-for", "10.1.2.3".parse().unwrap());
+    req.headers_mut()
+        .insert("x-forwarded-for", "10.1.2.3".parse().unwrap());
     refused(&s, req, 403, "IP_FORBIDDEN").await;
     // Allow loopback (IPv6 form too), then the app's own blocklist wins over it.
-    let (st, v) = s.h.admin("POST", "/v1/ip-rules", Some(json!({"app_id": s.app_id, "action": "allow", "cidr": "127.0.0.1"}))).await;
+    let (st, v) =
+        s.h.admin(
+            "POST",
+            "/v1/ip-rules",
+            Some(json!({"app_id": s.app_id, "action": "allow", "cidr": "127.0.0.1"})),
+        )
+        .await;
     assert_eq!(st, 201, "{v}");
-    assert_eq!(s.client.call("GET", "/v1/items/1", None).await.unwrap().status, 200);
-    let (st, _) = s.h.admin("POST", "/v1/ip-rules", Some(json!({"app_id": s.app_id, "action": "deny", "cidr": "127.0.0.0/24"}))).await;
+    assert_eq!(
+        s.client
+            .call("GET", "/v1/items/1", None)
+            .await
+            .unwrap()
+            .status,
+        200
+    );
+    let (st, _) =
+        s.h.admin(
+            "POST",
+            "/v1/ip-rules",
+            Some(json!({"app_id": s.app_id, "action": "deny", "cidr": "127.0.0.0/24"})),
+        )
+        .await;
     assert_eq!(st, 201);
-    refused(&s, signed(&s, "GET", "/v1/items/1", None), 403, "IP_FORBIDDEN").await;
+    refused(
+        &s,
+        signed(&s, "GET", "/v1/items/1", None),
+        403,
+        "IP_FORBIDDEN",
+    )
+    .await;
 }
 
 #[tokio::test]
 async fn auth_5_trusted_proxy_xff_is_believed() {
-    let s = setup_with(HarnessOptions { trusted_proxies: vec!["127.0.0.1/32".parse().unwrap()], ..Default::default() }).await;
-    s.h.admin("POST", "/v1/ip-rules", Some(json!({"action": "deny", "cidr": "198.51.100.0/24"}))).await;
+    let s = setup_with(HarnessOptions {
+        trusted_proxies: vec!["127.0.0.1/32".parse().unwrap()],
+        ..Default::default()
+    })
+    .await;
+    s.h.admin(
+        "POST",
+        "/v1/ip-rules",
+        Some(json!({"action": "deny", "cidr": "198.51.100.0/24"})),
+    )
+    .await;
     let mut req = signed(&s, "GET", "/v1/items/1", None);
-    req.headers_mut().insert("x-forwarded-for", "198.51.100.7".parse().unwrap());
+    req.headers_mut()
+        .insert("x-forwarded-for", "198.51.100.7".parse().unwrap());
     refused(&s, req, 403, "IP_FORBIDDEN").await;
     let mut req = signed(&s, "GET", "/v1/items/1", None);
-    req.headers_mut().insert("x-forwarded-for", "203.0.113.5".parse().unwrap());
+    req.headers_mut()
+        .insert("x-forwarded-for", "203.0.113.5".parse().unwrap());
     let r = s.client.send(req).await.unwrap();
     assert_eq!(r.status, 200);
-    assert_eq!(s.h.record(r.txn_id().unwrap()).await.client_ip, "203.0.113.5");
+    assert_eq!(
+        s.h.record(r.txn_id().unwrap()).await.client_ip,
+        "203.0.113.5"
+    );
 }
 
 #[tokio::test]
 async fn chg_2_terminated_api_answers_tombstone() {
     let s = setup().await;
-    let (st, v) = s.h.admin("POST", "/v1/apis/items/lifecycle", Some(json!({"state": "terminated"}))).await;
+    let (st, v) =
+        s.h.admin(
+            "POST",
+            "/v1/apis/items/lifecycle",
+            Some(json!({"state": "terminated"})),
+        )
+        .await;
     assert_eq!(st, 200, "{v}");
-    let r = refused(&s, signed(&s, "GET", "/v1/items/1", None), 410, "SERVICE_TERMINATED").await;
+    let r = refused(
+        &s,
+        signed(&s, "GET", "/v1/items/1", None),
+        410,
+        "SERVICE_TERMINATED",
+    )
+    .await;
     assert!(r.error().unwrap().message.contains("service terminated"));
     // Offline: the API is gone entirely.
-    s.h.admin("POST", "/v1/apis/items/lifecycle", Some(json!({"state": "offline"}))).await;
+    s.h.admin(
+        "POST",
+        "/v1/apis/items/lifecycle",
+        Some(json!({"state": "offline"})),
+    )
+    .await;
     refused(&s, signed(&s, "GET", "/v1/items/1", None), 404, "NOT_FOUND").await;
 }
 
@@ -264,7 +437,13 @@ async fn conf_5_unknown_route_and_oversized_body() {
     let s = setup().await;
     refused(&s, signed(&s, "GET", "/v1/unknown", None), 404, "NOT_FOUND").await;
     let big = "x".repeat(70 * 1024);
-    refused(&s, signed(&s, "POST", "/v1/orders", Some(&big)), 413, "PAYLOAD_TOO_LARGE").await;
+    refused(
+        &s,
+        signed(&s, "POST", "/v1/orders", Some(&big)),
+        413,
+        "PAYLOAD_TOO_LARGE",
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -301,16 +480,29 @@ async fn aud_1_upstream_timeout_is_unknown_outcome() {
 async fn lvl_3_lvl_4_level_and_client_kind() {
     let s = setup().await;
     // A2 with only an App_Secret is refused (AUTH-2, LVL-3).
-    s.h.api("balance", "GET", "/v1/accounts/{id}/balance", "A2").await;
+    s.h.api("balance", "GET", "/v1/accounts/{id}/balance", "A2")
+        .await;
     s.h.grant(&s.app_id, "balance").await;
-    refused(&s, signed(&s, "GET", "/v1/accounts/6222020200112233445/balance", None), 403, "INSUFFICIENT_AUTHENTICATION").await;
+    refused(
+        &s,
+        signed(&s, "GET", "/v1/accounts/6222020200112233445/balance", None),
+        403,
+        "INSUFFICIENT_AUTHENTICATION",
+    )
+    .await;
     let rec = s.h.records().await.pop().unwrap();
-    assert!(!rec.path.contains("6222020200112233445"), "AUD-5: card number masked in the record");
+    assert!(
+        !rec.path.contains("6222020200112233445"),
+        "AUD-5: card number masked in the record"
+    );
     // A mobile app may call A1 APIs offered for mobile integration only.
     let (mobile, msecret) = s.h.app("Mobile App", "mobile").await;
     s.h.grant(&mobile, "items").await;
     let mc = s.h.client(&mobile, &msecret);
-    assert_eq!(mc.call("GET", "/v1/items/1", None).await.unwrap().status, 200);
+    assert_eq!(
+        mc.call("GET", "/v1/items/1", None).await.unwrap().status,
+        200
+    );
     s.h.api("server-only", "GET", "/v1/server-only", "A1").await;
     let (st, v) = s
         .h
@@ -326,27 +518,66 @@ async fn lvl_3_lvl_4_level_and_client_kind() {
 #[tokio::test]
 async fn auth_3_secret_rotation_with_and_without_grace() {
     let s = setup().await;
-    let (st, v) = s.h.admin("POST", &format!("/v1/apps/{}/secret-rotate", s.app_id), Some(json!({"grace_seconds": 60}))).await;
+    let (st, v) =
+        s.h.admin(
+            "POST",
+            &format!("/v1/apps/{}/secret-rotate", s.app_id),
+            Some(json!({"grace_seconds": 60})),
+        )
+        .await;
     assert_eq!(st, 200, "{v}");
     let new_secret = v["app_secret"].as_str().unwrap().to_string();
     // Both work during the overlap.
-    assert_eq!(s.client.call("GET", "/v1/items/1", None).await.unwrap().status, 200);
+    assert_eq!(
+        s.client
+            .call("GET", "/v1/items/1", None)
+            .await
+            .unwrap()
+            .status,
+        200
+    );
     let c2 = s.h.client(&s.app_id, &new_secret);
-    assert_eq!(c2.call("GET", "/v1/items/1", None).await.unwrap().status, 200);
+    assert_eq!(
+        c2.call("GET", "/v1/items/1", None).await.unwrap().status,
+        200
+    );
     // Rotating again without grace voids both older secrets at once.
-    let (_, v) = s.h.admin("POST", &format!("/v1/apps/{}/secret-rotate", s.app_id), None).await;
+    let (_, v) =
+        s.h.admin(
+            "POST",
+            &format!("/v1/apps/{}/secret-rotate", s.app_id),
+            None,
+        )
+        .await;
     let newest = v["app_secret"].as_str().unwrap().to_string();
-    refused(&s, signed(&s, "GET", "/v1/items/1", None), 401, "INVALID_SIGNATURE").await;
+    refused(
+        &s,
+        signed(&s, "GET", "/v1/items/1", None),
+        401,
+        "INVALID_SIGNATURE",
+    )
+    .await;
     let mut req = c2.request("GET", "/v1/items/1", None).unwrap();
     c2.sign(&mut req, None).unwrap();
     refused(&s, req, 401, "INVALID_SIGNATURE").await;
-    assert_eq!(s.h.client(&s.app_id, &newest).call("GET", "/v1/items/1", None).await.unwrap().status, 200);
+    assert_eq!(
+        s.h.client(&s.app_id, &newest)
+            .call("GET", "/v1/items/1", None)
+            .await
+            .unwrap()
+            .status,
+        200
+    );
     // The secret never appears in the access log or the store files in clear.
     s.h.records().await;
     for e in walk(&s.h.data_dir()) {
         let data = std::fs::read(&e).unwrap();
         for secret in [&s.secret, &new_secret, &newest] {
-            assert!(!data.windows(secret.len()).any(|w| w == secret.as_bytes()), "secret in clear in {}", e.display());
+            assert!(
+                !data.windows(secret.len()).any(|w| w == secret.as_bytes()),
+                "secret in clear in {}",
+                e.display()
+            );
         }
     }
 }

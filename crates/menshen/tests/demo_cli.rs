@@ -23,12 +23,23 @@ impl Drop for Demo {
 
 fn start_demo(dir: &Path) -> Demo {
     let child = Command::new(BIN)
-        .args(["demo", "--dir", dir.to_str().unwrap(), "--gateway-port", "0", "--admin-port", "0"])
+        .args([
+            "demo",
+            "--dir",
+            dir.to_str().unwrap(),
+            "--gateway-port",
+            "0",
+            "--admin-port",
+            "0",
+        ])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let mut demo = Demo { child, info: Value::Null };
+    let mut demo = Demo {
+        child,
+        info: Value::Null,
+    };
     let deadline = Instant::now() + Duration::from_secs(30);
     let file = dir.join("demo.json");
     while !file.exists() {
@@ -45,15 +56,25 @@ fn start_demo(dir: &Path) -> Demo {
 fn menshen(demo: &Demo, args: &[&str]) -> Output {
     Command::new(BIN)
         .args(args)
-        .env("MENSHEN_ADMIN_URL", demo.info["admin_url"].as_str().unwrap())
-        .env("MENSHEN_ADMIN_TOKEN_FILE", demo.info["admin_token_file"].as_str().unwrap())
+        .env(
+            "MENSHEN_ADMIN_URL",
+            demo.info["admin_url"].as_str().unwrap(),
+        )
+        .env(
+            "MENSHEN_ADMIN_TOKEN_FILE",
+            demo.info["admin_token_file"].as_str().unwrap(),
+        )
         .env_remove("MENSHEN_ADMIN_TOKEN")
         .output()
         .unwrap()
 }
 
 fn text(o: &Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
 }
 
 #[test]
@@ -73,46 +94,130 @@ fn demo_then_call_then_admin_cli_then_clean_stop() {
     let app_id = app["app_id"].as_str().unwrap();
     let secret = app["secret_file"].as_str().unwrap();
     assert!(Path::new(secret).is_absolute());
-    let products = i["apis"].as_array().unwrap().iter().find(|a| a["level"] == "A1").unwrap();
-    for k in ["api_id", "u_api_id", "level", "method", "path", "example_path"] {
+    let products = i["apis"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["level"] == "A1")
+        .unwrap();
+    for k in [
+        "api_id",
+        "u_api_id",
+        "level",
+        "method",
+        "path",
+        "example_path",
+    ] {
         assert!(products[k].is_string(), "apis[].{k} missing");
     }
-    let url = format!("{}{}", i["gateway_url"].as_str().unwrap(), products["example_path"].as_str().unwrap());
+    let url = format!(
+        "{}{}",
+        i["gateway_url"].as_str().unwrap(),
+        products["example_path"].as_str().unwrap()
+    );
     let ca = i["ca_cert"].as_str().unwrap();
 
     // A signed A1 call with the CLI.
-    let o = menshen(&demo, &["call", "--app-id", app_id, "--secret-file", secret, "--ca", ca, "GET", &url]);
+    let o = menshen(
+        &demo,
+        &[
+            "call",
+            "--app-id",
+            app_id,
+            "--secret-file",
+            secret,
+            "--ca",
+            ca,
+            "GET",
+            &url,
+        ],
+    );
     assert!(o.status.success(), "{}", text(&o));
-    assert!(text(&o).contains("HTTP 200") && text(&o).contains(app_id), "{}", text(&o));
+    assert!(
+        text(&o).contains("HTTP 200") && text(&o).contains(app_id),
+        "{}",
+        text(&o)
+    );
 
     // The admin CLI: list, suspend, and the call is refused.
     let o = menshen(&demo, &["app", "list"]);
-    assert!(o.status.success() && text(&o).contains(app_id), "{}", text(&o));
+    assert!(
+        o.status.success() && text(&o).contains(app_id),
+        "{}",
+        text(&o)
+    );
     let o = menshen(&demo, &["app", "suspend", app_id]);
     assert!(o.status.success(), "{}", text(&o));
-    let o = menshen(&demo, &["call", "--app-id", app_id, "--secret-file", secret, "--ca", ca, "GET", &url]);
+    let o = menshen(
+        &demo,
+        &[
+            "call",
+            "--app-id",
+            app_id,
+            "--secret-file",
+            secret,
+            "--ca",
+            ca,
+            "GET",
+            &url,
+        ],
+    );
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
     assert!(text(&o).contains("APP_NOT_ACTIVE"), "{}", text(&o));
     let o = menshen(&demo, &["app", "resume", app_id]);
     assert!(o.status.success());
 
     // Bad input: the error names the field.
-    let o = menshen(&demo, &["api", "create", "--api-id", "x", "--method", "GET", "--path", "/v1/x", "--upstream", "ftp://h", "--level", "A1", "--category", "1"]);
+    let o = menshen(
+        &demo,
+        &[
+            "api",
+            "create",
+            "--api-id",
+            "x",
+            "--method",
+            "GET",
+            "--path",
+            "/v1/x",
+            "--upstream",
+            "ftp://h",
+            "--level",
+            "A1",
+            "--category",
+            "1",
+        ],
+    );
     assert!(!o.status.success());
     assert!(text(&o).contains("upstream"), "{}", text(&o));
 
     // U_API_ID decode explains each field; a bad one names the failing field.
     let code = products["u_api_id"].as_str().unwrap();
     let o = menshen(&demo, &["uapi", "decode", code]);
-    assert!(o.status.success() && text(&o).contains("institution") && text(&o).contains("C10305"), "{}", text(&o));
+    assert!(
+        o.status.success() && text(&o).contains("institution") && text(&o).contains("C10305"),
+        "{}",
+        text(&o)
+    );
     let o = menshen(&demo, &["uapi", "decode", "0PC10305030100010000010"]);
-    assert!(!o.status.success() && text(&o).contains("length"), "{}", text(&o));
+    assert!(
+        !o.status.success() && text(&o).contains("length"),
+        "{}",
+        text(&o)
+    );
     let o = menshen(&demo, &["uapi", "decode", "0PC103050301000100000100"]);
-    assert!(!o.status.success() && text(&o).contains("type"), "{}", text(&o));
+    assert!(
+        !o.status.success() && text(&o).contains("type"),
+        "{}",
+        text(&o)
+    );
 
     // Ctrl-C: a clean, prompt stop with exit code 0.
     let pid = demo.child.id().to_string();
-    assert!(Command::new("kill").args(["-INT", &pid]).status().unwrap().success());
+    assert!(Command::new("kill")
+        .args(["-INT", &pid])
+        .status()
+        .unwrap()
+        .success());
     let deadline = Instant::now() + Duration::from_secs(15);
     loop {
         if let Some(st) = demo.child.try_wait().unwrap() {

@@ -9,13 +9,24 @@ use common::{Harness, HarnessOptions};
 
 fn openssl(args: &[&str], port: u16) -> (bool, String) {
     let out = Command::new("openssl")
-        .args(["s_client", "-connect", &format!("127.0.0.1:{port}"), "-servername", "localhost"])
+        .args([
+            "s_client",
+            "-connect",
+            &format!("127.0.0.1:{port}"),
+            "-servername",
+            "localhost",
+        ])
         .args(args)
         .stdin(std::process::Stdio::null())
         .output()
         .expect("openssl is installed (the test command installs it)");
-    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    let ok = out.status.success() && text.contains("Cipher is ") && !text.contains("Cipher is (NONE)");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let ok =
+        out.status.success() && text.contains("Cipher is ") && !text.contains("Cipher is (NONE)");
     (ok, text)
 }
 
@@ -23,7 +34,13 @@ fn openssl(args: &[&str], port: u16) -> (bool, String) {
 async fn int_5_tls_1_0_and_1_1_handshakes_fail_1_2_and_1_3_succeed() {
     let h = Harness::start().await;
     let port = h.node().gateway.addrs[0].port();
-    let ca = h.dir.path().join("tls/ca.pem").to_str().unwrap().to_string();
+    let ca = h
+        .dir
+        .path()
+        .join("tls/ca.pem")
+        .to_str()
+        .unwrap()
+        .to_string();
     let (p, ok12, ok13, old) = tokio::task::spawn_blocking(move || {
         // SECLEVEL=0 lets the *client* offer old versions, so a failure is the server's refusal.
         let old: Vec<(bool, String)> = ["-tls1", "-tls1_1"]
@@ -52,15 +69,29 @@ async fn dep_4_ipv6_listener_serves_signed_calls() {
         eprintln!("no IPv6 loopback on this machine; skipping");
         return;
     }
-    let h = Harness::start_with(HarnessOptions { listen_v6: true, ..Default::default() }).await;
+    let h = Harness::start_with(HarnessOptions {
+        listen_v6: true,
+        ..Default::default()
+    })
+    .await;
     h.api("items", "GET", "/v1/items/{id}", "A1").await;
     let (app, secret) = h.app("v6", "server").await;
     h.grant(&app, "items").await;
-    let v6 = h.node().gateway.addrs.iter().find(|a| a.is_ipv6()).copied().unwrap();
+    let v6 = h
+        .node()
+        .gateway
+        .addrs
+        .iter()
+        .find(|a| a.is_ipv6())
+        .copied()
+        .unwrap();
     let client = menshen_sdk::Client::builder(&format!("https://{v6}"))
         .unwrap()
         .ca_pem(&h.ca_pem)
-        .credentials(menshen_sdk::Credentials::hmac_sm3(&app, secret.into_bytes()))
+        .credentials(menshen_sdk::Credentials::hmac_sm3(
+            &app,
+            secret.into_bytes(),
+        ))
         .build()
         .unwrap();
     let r = client.call("GET", "/v1/items/7", None).await.unwrap();
@@ -68,7 +99,12 @@ async fn dep_4_ipv6_listener_serves_signed_calls() {
     let rec = h.record(r.txn_id().unwrap()).await;
     assert_eq!(rec.client_ip, "::1");
     // AUTH-5 with IPv6: block ::1 and the next call is refused.
-    h.admin("POST", "/v1/ip-rules", Some(serde_json::json!({"action": "deny", "cidr": "::1/128"}))).await;
+    h.admin(
+        "POST",
+        "/v1/ip-rules",
+        Some(serde_json::json!({"action": "deny", "cidr": "::1/128"})),
+    )
+    .await;
     let r = client.call("GET", "/v1/items/7", None).await.unwrap();
     assert_eq!(r.error().unwrap().code, "IP_FORBIDDEN");
 }

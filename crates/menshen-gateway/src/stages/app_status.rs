@@ -9,7 +9,10 @@ use crate::GatewayError;
 /// Refuse apps that are suspended, blacklisted or exited.
 pub fn on_request(ex: &mut Exchange) -> Result<(), GatewayError> {
     let Some(app) = &ex.app else {
-        return Err(GatewayError::new(ErrorCode::Internal, "app_status before authenticate"));
+        return Err(GatewayError::new(
+            ErrorCode::Internal,
+            "app_status before authenticate",
+        ));
     };
     if app.app.status != AppStatus::Active {
         return Err(GatewayError::new(

@@ -24,13 +24,18 @@ pub fn on_request(ex: &mut Exchange, window_secs: u32) -> Result<(), GatewayErro
         ex.header_str(headers::SIGNATURE_INPUT),
         ex.header_str(headers::SIGNATURE),
     ) else {
-        return Err(GatewayError::new(ErrorCode::MissingSignature, "no signature headers"));
+        return Err(GatewayError::new(
+            ErrorCode::MissingSignature,
+            "no signature headers",
+        ));
     };
     let parsed = ParsedSignature::parse(input, sig).map_err(malformed)?;
     ex.claimed_app_id = Some(parsed.params.keyid.clone());
     let has_query = ex.parts.uri.query().is_some();
     let has_body = !ex.body.is_empty();
-    parsed.check_coverage(has_query, has_body).map_err(malformed)?;
+    parsed
+        .check_coverage(has_query, has_body)
+        .map_err(malformed)?;
     if let Some(claimed) = ex.header_str(headers::APP_ID) {
         if claimed != parsed.params.keyid {
             return Err(GatewayError::new(
@@ -42,7 +47,10 @@ pub fn on_request(ex: &mut Exchange, window_secs: u32) -> Result<(), GatewayErro
 
     let snapshot = ex.snapshot.clone();
     let Some(app) = snapshot.app(&parsed.params.keyid) else {
-        return Err(GatewayError::new(ErrorCode::InvalidSignature, "unknown App_ID"));
+        return Err(GatewayError::new(
+            ErrorCode::InvalidSignature,
+            "unknown App_ID",
+        ));
     };
     let Some(alg) = MacAlg::from_name(&parsed.params.alg) else {
         return Err(GatewayError::new(
@@ -53,17 +61,28 @@ pub fn on_request(ex: &mut Exchange, window_secs: u32) -> Result<(), GatewayErro
 
     // The body must match its digest before the signature over the digest
     // means anything.
-    if parsed.params.components.iter().any(|c| c == headers::CONTENT_DIGEST) {
+    if parsed
+        .params
+        .components
+        .iter()
+        .any(|c| c == headers::CONTENT_DIGEST)
+    {
         let Some(cd) = ex.header_str(headers::CONTENT_DIGEST) else {
-            return Err(malformed(ProtocolError::ComponentAbsent(headers::CONTENT_DIGEST.into())));
+            return Err(malformed(ProtocolError::ComponentAbsent(
+                headers::CONTENT_DIGEST.into(),
+            )));
         };
         verify_content_digest(cd, &ex.body).map_err(|e| match e {
-            ProtocolError::DigestMismatch => GatewayError::new(ErrorCode::DigestMismatch, "body does not match content-digest"),
+            ProtocolError::DigestMismatch => GatewayError::new(
+                ErrorCode::DigestMismatch,
+                "body does not match content-digest",
+            ),
             other => malformed(other),
         })?;
     }
 
-    let base = signature_base(&parsed.params.components, &parsed.params_value, &*ex).map_err(malformed)?;
+    let base =
+        signature_base(&parsed.params.components, &parsed.params_value, &*ex).map_err(malformed)?;
     let now = ex.now_unix();
     let verified = app
         .secrets
@@ -86,12 +105,19 @@ pub fn on_request(ex: &mut Exchange, window_secs: u32) -> Result<(), GatewayErro
     if (parsed.params.created - now).abs() > window {
         return Err(GatewayError::new(
             ErrorCode::StaleTimestamp,
-            format!("created {} is {}s from gateway time", parsed.params.created, parsed.params.created - now),
+            format!(
+                "created {} is {}s from gateway time",
+                parsed.params.created,
+                parsed.params.created - now
+            ),
         ));
     }
     if let Some(exp) = parsed.params.expires {
         if exp <= now {
-            return Err(GatewayError::new(ErrorCode::StaleTimestamp, "signature expired"));
+            return Err(GatewayError::new(
+                ErrorCode::StaleTimestamp,
+                "signature expired",
+            ));
         }
     }
 
@@ -101,7 +127,11 @@ pub fn on_request(ex: &mut Exchange, window_secs: u32) -> Result<(), GatewayErro
         if api.api.level >= Level::A2 {
             return Err(GatewayError::new(
                 ErrorCode::InsufficientAuth,
-                format!("{} API called with {}; a key-pair signature is required", api.api.level.as_str(), alg.name()),
+                format!(
+                    "{} API called with {}; a key-pair signature is required",
+                    api.api.level.as_str(),
+                    alg.name()
+                ),
             ));
         }
     }

@@ -10,14 +10,21 @@ use crate::GatewayError;
 /// Check grant and client kind.
 pub fn on_request(ex: &mut Exchange) -> Result<(), GatewayError> {
     let (Some(app), Some(api)) = (&ex.app, &ex.api) else {
-        return Err(GatewayError::new(ErrorCode::Internal, "authorize before authenticate/route"));
+        return Err(GatewayError::new(
+            ErrorCode::Internal,
+            "authorize before authenticate/route",
+        ));
     };
     if app.app.kind == AppKind::Mobile
-        && (api.api.level != Level::A1 || !api.api.integrations.contains(&Integration::MobileToServer))
+        && (api.api.level != Level::A1
+            || !api.api.integrations.contains(&Integration::MobileToServer))
     {
         return Err(GatewayError::new(
             ErrorCode::ClientKindNotAllowed,
-            format!("mobile app on {} API without mobile_to_server", api.api.level.as_str()),
+            format!(
+                "mobile app on {} API without mobile_to_server",
+                api.api.level.as_str()
+            ),
         ));
     }
     if !app.grants.contains(&api.api.api_id) {

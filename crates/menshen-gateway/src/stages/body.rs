@@ -17,7 +17,10 @@ pub async fn read(ex: &mut Exchange, body: Incoming, limit: usize) -> Result<(),
         .and_then(|v| v.parse::<u64>().ok())
     {
         if len > limit as u64 {
-            return Err(GatewayError::new(ErrorCode::PayloadTooLarge, format!("content-length {len}")));
+            return Err(GatewayError::new(
+                ErrorCode::PayloadTooLarge,
+                format!("content-length {len}"),
+            ));
         }
     }
     match Limited::new(body, limit).collect().await {
@@ -25,9 +28,18 @@ pub async fn read(ex: &mut Exchange, body: Incoming, limit: usize) -> Result<(),
             ex.body = c.to_bytes();
             Ok(())
         }
-        Err(e) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => {
-            Err(GatewayError::new(ErrorCode::PayloadTooLarge, "body over limit"))
+        Err(e)
+            if e.downcast_ref::<http_body_util::LengthLimitError>()
+                .is_some() =>
+        {
+            Err(GatewayError::new(
+                ErrorCode::PayloadTooLarge,
+                "body over limit",
+            ))
         }
-        Err(e) => Err(GatewayError::new(ErrorCode::BadRequest, format!("body read failed: {e}"))),
+        Err(e) => Err(GatewayError::new(
+            ErrorCode::BadRequest,
+            format!("body read failed: {e}"),
+        )),
     }
 }

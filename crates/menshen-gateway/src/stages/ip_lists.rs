@@ -10,7 +10,10 @@ use crate::GatewayError;
 /// Refuse addresses on the app's blocklist or, when it has an allowlist, off it.
 pub fn on_request(ex: &mut Exchange) -> Result<(), GatewayError> {
     let Some(app) = &ex.app else {
-        return Err(GatewayError::new(ErrorCode::Internal, "ip_lists before authenticate"));
+        return Err(GatewayError::new(
+            ErrorCode::Internal,
+            "ip_lists before authenticate",
+        ));
     };
     if ip_in(&app.deny, ex.client_ip) {
         return Err(GatewayError::new(

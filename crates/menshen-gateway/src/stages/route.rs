@@ -18,7 +18,10 @@ pub fn on_request(ex: &mut Exchange) -> Result<(), GatewayError> {
     let terminated = entry.api.lifecycle == Lifecycle::Terminated;
     ex.api = Some(entry);
     if terminated {
-        return Err(GatewayError::new(ErrorCode::ServiceTerminated, "API terminated (tombstone)"));
+        return Err(GatewayError::new(
+            ErrorCode::ServiceTerminated,
+            "API terminated (tombstone)",
+        ));
     }
     Ok(())
 }

@@ -59,9 +59,15 @@ fn set(h: &mut HeaderMap, name: &'static str, value: &str) {
 }
 
 /// Send the request upstream and build the client's response.
-pub async fn forward(ex: &mut Exchange, up: &UpstreamClient) -> Result<Response<Full<Bytes>>, GatewayError> {
+pub async fn forward(
+    ex: &mut Exchange,
+    up: &UpstreamClient,
+) -> Result<Response<Full<Bytes>>, GatewayError> {
     let (Some(api), Some(app)) = (&ex.api, &ex.app) else {
-        return Err(GatewayError::new(ErrorCode::Internal, "forward before route/authenticate"));
+        return Err(GatewayError::new(
+            ErrorCode::Internal,
+            "forward before route/authenticate",
+        ));
     };
     let mut uri = String::with_capacity(api.upstream_base.len() + 64);
     uri.push_str(&api.upstream_base);
@@ -77,7 +83,15 @@ pub async fn forward(ex: &mut Exchange, up: &UpstreamClient) -> Result<Response<
         .map_err(|e| GatewayError::new(ErrorCode::Internal, format!("upstream URI {uri}: {e}")))?;
     let h = req.headers_mut();
     *h = ex.parts.headers.clone();
-    strip(h, &["host", headers::SIGNATURE, headers::SIGNATURE_INPUT, "x-forwarded-for"]);
+    strip(
+        h,
+        &[
+            "host",
+            headers::SIGNATURE,
+            headers::SIGNATURE_INPUT,
+            "x-forwarded-for",
+        ],
+    );
     set(h, headers::UPSTREAM_APP_ID, &app.app.app_id);
     set(h, headers::UPSTREAM_API_ID, &api.api.api_id);
     set(h, headers::UPSTREAM_U_API_ID, &api.api.u_api_id);
@@ -87,11 +101,17 @@ pub async fn forward(ex: &mut Exchange, up: &UpstreamClient) -> Result<Response<
     let max = up.max_response;
     let exchange = async {
         let resp = up.client.request(req).await.map_err(|e| {
-            GatewayError::new(ErrorCode::UpstreamUnavailable, format!("upstream request failed: {e:?}"))
+            GatewayError::new(
+                ErrorCode::UpstreamUnavailable,
+                format!("upstream request failed: {e:?}"),
+            )
         })?;
         let (parts, body) = resp.into_parts();
         let body = Limited::new(body, max).collect().await.map_err(|e| {
-            GatewayError::new(ErrorCode::UpstreamUnavailable, format!("upstream body: {e}"))
+            GatewayError::new(
+                ErrorCode::UpstreamUnavailable,
+                format!("upstream body: {e}"),
+            )
         })?;
         Ok::<_, GatewayError>((parts, body.to_bytes()))
     };
@@ -115,7 +135,17 @@ pub async fn forward(ex: &mut Exchange, up: &UpstreamClient) -> Result<Response<
     *resp.status_mut() = parts.status;
     let h = resp.headers_mut();
     *h = parts.headers;
-    strip(h, &["server", "x-powered-by", "via", "x-aspnet-version", "x-runtime", "content-length"]);
+    strip(
+        h,
+        &[
+            "server",
+            "x-powered-by",
+            "via",
+            "x-aspnet-version",
+            "x-runtime",
+            "content-length",
+        ],
+    );
     set(h, headers::TXN_ID, &ex.txn_id);
     if api.api.lifecycle == menshen_model::Lifecycle::Deprecated {
         h.insert("deprecation", HeaderValue::from_static("true"));

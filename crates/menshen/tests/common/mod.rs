@@ -38,11 +38,22 @@ impl Upstream {
         self.seen.lock().unwrap().len()
     }
     pub fn last(&self) -> Seen {
-        self.seen.lock().unwrap().last().cloned().expect("upstream was called")
+        self.seen
+            .lock()
+            .unwrap()
+            .last()
+            .cloned()
+            .expect("upstream was called")
     }
 }
 
-async fn upstream_handler(State(up): State<Upstream>, method: Method, uri: Uri, headers: HeaderMap, body: Bytes) -> axum::response::Response {
+async fn upstream_handler(
+    State(up): State<Upstream>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> axum::response::Response {
     up.seen.lock().unwrap().push(Seen {
         method: method.to_string(),
         uri: uri.to_string(),
@@ -53,7 +64,10 @@ async fn upstream_handler(State(up): State<Upstream>, method: Method, uri: Uri, 
         // Leaks internals on purpose: the gateway must not pass them on.
         p if p.ends_with("/fail") => (
             StatusCode::INTERNAL_SERVER_ERROR,
-            [("server", "Apache-Coyote/1.1"), ("x-powered-by", "Servlet/3.0")],
+            [
+                ("server", "Apache-Coyote/1.1"),
+                ("x-powered-by", "Servlet/3.0"),
+            ],
             "java.sql.SQLException: ORA-00942 at db-core-07.bank.internal:1521",
         )
             .into_response(),
@@ -62,7 +76,10 @@ async fn upstream_handler(State(up): State<Upstream>, method: Method, uri: Uri, 
             "late".into_response()
         }
         _ => (
-            [("server", "nginx/1.22 (internal)"), ("content-type", "application/json")],
+            [
+                ("server", "nginx/1.22 (internal)"),
+                ("content-type", "application/json"),
+            ],
             json!({"ok": true, "path": uri.path()}).to_string(),
         )
             .into_response(),
@@ -112,9 +129,13 @@ impl Harness {
         menshen::pki::write_private(&mk, menshen_crypto::MasterKey::generate().as_bytes()).unwrap();
 
         let upstream = Upstream::default();
-        let l = tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await.unwrap();
+        let l = tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+            .await
+            .unwrap();
         let upstream_url = format!("http://{}", l.local_addr().unwrap());
-        let app = Router::new().fallback(upstream_handler).with_state(upstream.clone());
+        let app = Router::new()
+            .fallback(upstream_handler)
+            .with_state(upstream.clone());
         tokio::spawn(async move {
             let _ = axum::serve(l, app).await;
         });
@@ -132,13 +153,20 @@ impl Harness {
             data_dir: dir.path().join("data"),
             master_key_file: Some(mk),
             node_id: Some("0000test".into()),
-            uapi: UApiSection { prefix: "0P".into(), institution: "C10305".into() },
+            uapi: UApiSection {
+                prefix: "0P".into(),
+                institution: "C10305".into(),
+            },
             gateway: gw,
-            admin: AdminSection { listen: SocketAddr::from((Ipv4Addr::LOCALHOST, 0)) },
+            admin: AdminSection {
+                listen: SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
+            },
             audit: AuditSection::default(),
         };
         let node = Node::start(cfg).await.unwrap();
-        let admin_token = menshen_admin::create_admin_token(node.cp.store.as_ref(), "test").await.unwrap();
+        let admin_token = menshen_admin::create_admin_token(node.cp.store.as_ref(), "test")
+            .await
+            .unwrap();
         Harness {
             ca_pem: std::fs::read(tls.join("ca.pem")).unwrap(),
             admin_url: format!("http://{}", node.admin_addr),
@@ -158,21 +186,42 @@ impl Harness {
 
     /// Call the admin API; returns status and JSON.
     pub async fn admin(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
-        self.admin_raw(method, path, body.map(|b| b.to_string()), Some(&self.admin_token)).await
+        self.admin_raw(
+            method,
+            path,
+            body.map(|b| b.to_string()),
+            Some(&self.admin_token),
+        )
+        .await
     }
 
-    pub async fn admin_raw(&self, method: &str, path: &str, body: Option<String>, token: Option<&str>) -> (u16, Value) {
-        let mut b = http::Request::builder().method(method).uri(format!("{}{}", self.admin_url, path));
+    pub async fn admin_raw(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<String>,
+        token: Option<&str>,
+    ) -> (u16, Value) {
+        let mut b = http::Request::builder()
+            .method(method)
+            .uri(format!("{}{}", self.admin_url, path));
         if let Some(t) = token {
             b = b.header("authorization", format!("Bearer {t}"));
         }
         if body.is_some() {
             b = b.header("content-type", "application/json");
         }
-        let r = menshen_sdk::send(&self.admin_http, b.body(Bytes::from(body.unwrap_or_default())).unwrap())
-            .await
-            .unwrap();
-        let v = if r.body.is_empty() { Value::Null } else { serde_json::from_slice(&r.body).unwrap_or(Value::Null) };
+        let r = menshen_sdk::send(
+            &self.admin_http,
+            b.body(Bytes::from(body.unwrap_or_default())).unwrap(),
+        )
+        .await
+        .unwrap();
+        let v = if r.body.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&r.body).unwrap_or(Value::Null)
+        };
         (r.status, v)
     }
 
@@ -193,13 +242,28 @@ impl Harness {
 
     /// Create an app; returns (app_id, secret).
     pub async fn app(&self, name: &str, kind: &str) -> (String, String) {
-        let (s, v) = self.admin("POST", "/v1/apps", Some(json!({"name": name, "kind": kind}))).await;
+        let (s, v) = self
+            .admin(
+                "POST",
+                "/v1/apps",
+                Some(json!({"name": name, "kind": kind})),
+            )
+            .await;
         assert_eq!(s, 201, "{v}");
-        (v["app"]["app_id"].as_str().unwrap().to_string(), v["app_secret"].as_str().unwrap().to_string())
+        (
+            v["app"]["app_id"].as_str().unwrap().to_string(),
+            v["app_secret"].as_str().unwrap().to_string(),
+        )
     }
 
     pub async fn grant(&self, app_id: &str, api_id: &str) {
-        let (s, v) = self.admin("POST", "/v1/grants", Some(json!({"app_id": app_id, "api_id": api_id}))).await;
+        let (s, v) = self
+            .admin(
+                "POST",
+                "/v1/grants",
+                Some(json!({"app_id": app_id, "api_id": api_id})),
+            )
+            .await;
         assert_eq!(s, 201, "{v}");
     }
 
@@ -217,7 +281,9 @@ impl Harness {
     pub async fn records(&self) -> Vec<AccessRecord> {
         self.node().audit.flush().await.unwrap();
         let text = std::fs::read_to_string(self.node().audit.path()).unwrap_or_default();
-        text.lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+        text.lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
     }
 
     /// The access record of one transaction.
@@ -261,5 +327,10 @@ pub async fn setup_with(o: HarnessOptions) -> Setup {
     h.grant(&app_id, "items").await;
     h.grant(&app_id, "orders").await;
     let client = h.client(&app_id, &secret);
-    Setup { h, app_id, secret, client }
+    Setup {
+        h,
+        app_id,
+        secret,
+        client,
+    }
 }
