@@ -4,8 +4,10 @@
 //! in constant time.
 #![forbid(unsafe_code)]
 
+pub mod keys;
 pub mod master;
 
+pub use keys::{ecdsa_der_to_rs, ecdsa_rs_to_der, PrivateKey, PublicKey, SigAlg, SM2_DEFAULT_ID};
 pub use master::{MasterKey, MasterKeyError};
 
 use hmac::{Hmac, Mac as _};
