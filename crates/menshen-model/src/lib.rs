@@ -137,6 +137,103 @@ str_enum!(
 );
 
 str_enum!(
+    /// How a request may authenticate to an API (AUTH-1, LVL-3).
+    AuthMethod {
+        /// App_ID + App_Secret with an HMAC signature (A1 only).
+        Secret = "secret",
+        /// App_ID + registered key pair (SM2, P-256, Ed25519, RSA).
+        KeyPair = "key_pair",
+        /// A client certificate bound to the App_ID (mutual TLS), plus a signature.
+        Certificate = "certificate"
+    }
+);
+
+str_enum!(
+    /// Level profile (LVL-2): three levels (default), or two levels where A2
+    /// also covers funds movement (JR/T 0185-2020, Q/GXGB 0003-2020).
+    LevelProfile { ThreeLevel = "three-level", TwoLevel = "two-level" }
+);
+
+/// The controls an API runs beyond its level's minimum (LVL-3). A level
+/// compiles into a minimum; an API can add controls, never drop below it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiControls {
+    /// Accepted authentication methods.
+    pub auth: Vec<AuthMethod>,
+    /// Whether the bank signs responses.
+    pub sign_responses: bool,
+}
+
+impl ApiControls {
+    /// The minimum (and default) controls of a level.
+    pub fn minimum(level: Level) -> ApiControls {
+        match level {
+            Level::A1 => ApiControls {
+                auth: vec![AuthMethod::Secret, AuthMethod::KeyPair, AuthMethod::Certificate],
+                sign_responses: false,
+            },
+            Level::A2 | Level::A3 => ApiControls {
+                auth: vec![AuthMethod::KeyPair, AuthMethod::Certificate],
+                sign_responses: true,
+            },
+        }
+    }
+
+    /// Refuse a configuration below the level's minimum, naming the control.
+    pub fn validate_for(&self, level: Level) -> Result<(), ValidationError> {
+        if self.auth.is_empty() {
+            return Err(ValidationError::new(
+                "controls.auth",
+                "must name at least one method (A1 needs at least a MAC: `secret`)",
+            ));
+        }
+        if level >= Level::A2 {
+            if self.auth.contains(&AuthMethod::Secret) {
+                return Err(ValidationError::new(
+                    "controls.auth",
+                    format!("{} APIs need a key pair or a bound client certificate; `secret` (MAC only) is below the minimum (missing control: key-pair or certificate authentication)", level.as_str()),
+                ));
+            }
+            if !self.sign_responses {
+                return Err(ValidationError::new(
+                    "controls.sign_responses",
+                    format!("{} APIs must have signed responses (missing control: bank response signature)", level.as_str()),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Optional overrides of an API's controls at creation.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewApiControls {
+    /// Accepted authentication methods.
+    #[serde(default)]
+    pub auth: Option<Vec<AuthMethod>>,
+    /// Whether the bank signs responses.
+    #[serde(default)]
+    pub sign_responses: Option<bool>,
+}
+
+impl NewApiControls {
+    /// Apply the overrides to the level's minimum and validate the result.
+    pub fn resolve(&self, level: Level) -> Result<ApiControls, ValidationError> {
+        let mut c = ApiControls::minimum(level);
+        if let Some(a) = &self.auth {
+            c.auth = a.clone();
+        }
+        if let Some(s) = self.sign_responses {
+            c.sign_responses = s;
+        }
+        c.validate_for(level)?;
+        Ok(c)
+    }
+}
+
+str_enum!(
     /// Whether an IP rule allows or blocks (AUTH-5).
     IpAction { Allow = "allow", Deny = "deny" }
 );
@@ -152,6 +249,10 @@ pub struct App {
     pub kind: AppKind,
     /// Status (AUTH-4).
     pub status: AppStatus,
+    /// Whether every call must come over mutual TLS with one of the app's
+    /// registered client certificates.
+    #[serde(default)]
+    pub require_client_cert: bool,
     /// Contact for notices.
     pub contact: Option<String>,
     /// Creation time, RFC 3339.
@@ -222,6 +323,8 @@ pub struct Api {
     pub owner: String,
     /// Lifecycle state (CHG-2).
     pub lifecycle: Lifecycle,
+    /// Controls beyond the level's minimum (LVL-3).
+    pub controls: ApiControls,
     /// Platform-assigned U_API_ID (UID-2).
     pub u_api_id: String,
     /// Creation time, RFC 3339.
@@ -261,6 +364,9 @@ pub struct NewApi {
     /// Initial lifecycle; default `published`.
     #[serde(default)]
     pub lifecycle: Option<Lifecycle>,
+    /// Controls beyond the level's minimum; default: the minimum.
+    #[serde(default)]
+    pub controls: Option<NewApiControls>,
 }
 
 fn default_version() -> String {
@@ -352,6 +458,7 @@ impl NewApi {
                 "mobile_to_server is allowed only on A1 APIs (LVL-4): use server_to_server",
             ));
         }
+        self.controls.clone().unwrap_or_default().resolve(self.level)?;
         if let Some(o) = &self.owner {
             if o.len() > 128 || o.chars().any(char::is_control) {
                 return Err(ValidationError::new(

@@ -60,6 +60,8 @@ codes! {
     NotGranted = ("NOT_GRANTED", 403, "the application is not authorized for this API"),
     /// The credential used is weaker than the API's level requires.
     InsufficientAuth = ("INSUFFICIENT_AUTHENTICATION", 403, "this API's security level requires a stronger credential"),
+    /// The client certificate belongs to another app, or is required and missing.
+    CertificateMismatch = ("CLIENT_CERTIFICATE_MISMATCH", 403, "the client certificate does not belong to this application"),
     /// A mobile app called a non-A1 API.
     ClientKindNotAllowed = ("CLIENT_KIND_NOT_ALLOWED", 403, "this kind of application may not call this API"),
     /// No API matches the method and path.

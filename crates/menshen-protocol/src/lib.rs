@@ -5,10 +5,12 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod asym;
 pub mod digest;
 pub mod error;
 pub mod signature;
 
+pub use asym::{response_components, sign_with_key, verify_with_key, ResponseView};
 pub use digest::{content_digest, verify_content_digest};
 pub use error::{ErrorBody, ErrorCode};
 pub use signature::{

@@ -35,6 +35,10 @@ pub trait Components {
     fn query(&self) -> Option<&str>;
     /// A header's field value (several lines joined by `, `), by lower-case name.
     fn header(&self, name: &str) -> Option<String>;
+    /// The response status (`@status`); `None` for requests.
+    fn status(&self) -> Option<u16> {
+        None
+    }
 }
 
 /// A plain request description implementing [`Components`], for clients.
@@ -116,11 +120,7 @@ impl SignatureParams {
     }
 
     fn to_inner_list(&self) -> InnerList {
-        let items = self
-            .components
-            .iter()
-            .map(|c| Item::new(BareItem::String(c.clone())))
-            .collect();
+        let items = self.components.iter().map(|c| component_item(c)).collect();
         let mut p = Parameters::new();
         p.insert("created".into(), BareItem::Integer(self.created));
         if let Some(e) = self.expires {
@@ -137,6 +137,33 @@ impl SignatureParams {
     pub fn serialize(&self) -> Result<String, ProtocolError> {
         serialize_inner(&self.to_inner_list())
     }
+}
+
+/// A component written as `name` or `name;param;param="v"` (RFC 9421
+/// component parameters such as `;req` and `;key="sig1"`) as an sfv item.
+fn component_item(c: &str) -> Item {
+    let (name, rest) = c.split_once(';').unwrap_or((c, ""));
+    let mut params = Parameters::new();
+    if !rest.is_empty() {
+        for p in rest.split(';') {
+            match p.split_once('=') {
+                Some((k, v)) => {
+                    params.insert(k.to_string(), BareItem::String(v.trim_matches('"').to_string()));
+                }
+                None => {
+                    params.insert(p.to_string(), BareItem::Boolean(true));
+                }
+            }
+        }
+    }
+    Item::with_params(BareItem::String(name.to_string()), params)
+}
+
+/// The serialized component identifier, as it starts a signature-base line.
+fn component_id(c: &str) -> Result<String, ProtocolError> {
+    component_item(c)
+        .serialize_value()
+        .map_err(|e| malformed("signature-input", e))
 }
 
 fn serialize_inner(il: &InnerList) -> Result<String, ProtocolError> {
@@ -209,13 +236,28 @@ impl ParsedSignature {
             let BareItem::String(name) = &item.bare_item else {
                 return Err(malformed("signature-input", "components must be strings"));
             };
-            if !item.params.is_empty() {
-                return Err(malformed(
-                    "signature-input",
-                    format!("component parameters are not supported (`{name}`)"),
-                ));
+            let mut suffix = String::new();
+            for (k, v) in &item.params {
+                match (k.as_str(), v) {
+                    ("req", BareItem::Boolean(true)) => suffix.push_str(";req"),
+                    ("key", BareItem::String(key))
+                        if !key.is_empty()
+                            && key.bytes().all(|b| {
+                                b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_'
+                            }) =>
+                    {
+                        suffix.push_str(&format!(";key=\"{key}\""))
+                    }
+                    _ => {
+                        return Err(malformed(
+                            "signature-input",
+                            format!("component parameter `{k}` on `{name}` is not supported"),
+                        ))
+                    }
+                }
             }
-            let known = DERIVED.contains(&name.as_str())
+            let known = name == "@status"
+                || DERIVED.contains(&name.as_str())
                 || (!name.starts_with('@')
                     && !name.is_empty()
                     && name
@@ -227,13 +269,14 @@ impl ParsedSignature {
                     format!("unsupported component `{name}`"),
                 ));
             }
-            if components.contains(name) {
+            let full = format!("{name}{suffix}");
+            if components.contains(&full) {
                 return Err(malformed(
                     "signature-input",
                     format!("component `{name}` listed twice"),
                 ));
             }
-            components.push(name.clone());
+            components.push(full);
         }
         let p = &il.params;
         let created = int_param(p, "created")?
@@ -305,33 +348,66 @@ pub fn signature_base(
     params_value: &str,
     msg: &impl Components,
 ) -> Result<String, ProtocolError> {
+    signature_base_with_request(components, params_value, msg, None)
+}
+
+/// The value of member `key` of a dictionary header, re-serialized (RFC 9421
+/// section 2.1.2).
+fn dictionary_member(value: &str, key: &str) -> Option<String> {
+    let dict = Parser::parse_dictionary(value.as_bytes()).ok()?;
+    let entry = dict.get(key)?;
+    match entry {
+        ListEntry::Item(i) => i.serialize_value().ok(),
+        ListEntry::InnerList(il) => serialize_inner(il).ok(),
+    }
+}
+
+/// Like [`signature_base`], for a response whose components may name parts of
+/// the request (`;req`), such as `signature;req;key="sig1"`.
+pub fn signature_base_with_request(
+    components: &[String],
+    params_value: &str,
+    msg: &dyn Components,
+    req: Option<&dyn Components>,
+) -> Result<String, ProtocolError> {
     let mut base = String::with_capacity(256);
     for c in components {
-        let value: std::borrow::Cow<'_, str> = match c.as_str() {
-            "@method" => msg.method().into(),
-            "@authority" => msg
-                .authority()
-                .ok_or_else(|| ProtocolError::ComponentAbsent(c.clone()))?
-                .to_ascii_lowercase()
-                .into(),
-            "@scheme" => msg.scheme().to_ascii_lowercase().into(),
+        let (name, rest) = c.split_once(';').unwrap_or((c.as_str(), ""));
+        let mut from_req = false;
+        let mut key = None;
+        for p in rest.split(';').filter(|p| !p.is_empty()) {
+            match p.split_once('=') {
+                Some(("key", v)) => key = Some(v.trim_matches('"')),
+                None if p == "req" => from_req = true,
+                _ => return Err(ProtocolError::ComponentAbsent(c.clone())),
+            }
+        }
+        let src: &dyn Components = if from_req {
+            req.ok_or_else(|| ProtocolError::ComponentAbsent(c.clone()))?
+        } else {
+            msg
+        };
+        let absent = || ProtocolError::ComponentAbsent(c.clone());
+        let value: String = match name {
+            "@method" => src.method().to_string(),
+            "@authority" => src.authority().ok_or_else(absent)?.to_ascii_lowercase(),
+            "@scheme" => src.scheme().to_ascii_lowercase(),
             "@path" => {
-                let p = msg.path();
-                if p.is_empty() {
-                    "/".into()
-                } else {
-                    p.into()
+                let p = src.path();
+                if p.is_empty() { "/".into() } else { p.to_string() }
+            }
+            "@query" => format!("?{}", src.query().unwrap_or("")),
+            "@status" => src.status().ok_or_else(absent)?.to_string(),
+            header => {
+                let v = src.header(header).ok_or_else(absent)?;
+                match key {
+                    Some(k) => dictionary_member(&v, k).ok_or_else(absent)?,
+                    None => v,
                 }
             }
-            "@query" => format!("?{}", msg.query().unwrap_or("")).into(),
-            name => msg
-                .header(name)
-                .ok_or_else(|| ProtocolError::ComponentAbsent(c.clone()))?
-                .into(),
         };
-        base.push('"');
-        base.push_str(c);
-        base.push_str("\": ");
+        base.push_str(&component_id(c)?);
+        base.push_str(": ");
         base.push_str(&value);
         base.push('\n');
     }

@@ -4,9 +4,9 @@
 
 use std::sync::Arc;
 
-use menshen_crypto::{generate_app_secret, MasterKey, SecretBytes};
+use menshen_crypto::{generate_app_secret, MasterKey, PrivateKey, PublicKey, SecretBytes, SigAlg};
 use menshen_model::{
-    uapi, Api, App, AppStatus, CredentialKind, Integration, Lifecycle, NewApi, NewApp, UApiId,
+    uapi, Api, App, AppStatus, AuthMethod, CredentialKind, Integration, Level, LevelProfile, Lifecycle, NewApi, NewApp, UApiId,
     UApiType, ValidationError,
 };
 use zeroize::Zeroizing;
@@ -49,6 +49,15 @@ pub struct ControlPlane {
     pub store: Arc<dyn Store>,
     master: Arc<MasterKey>,
     uapi: UApiConfig,
+    profile: LevelProfile,
+}
+
+/// Purposes of bank keys; each purpose has its own key (KEY-1).
+pub mod purpose {
+    /// Signs responses to application parties.
+    pub const RESPONSE_SIGNING: &str = "response-signing";
+    /// Receives digital envelopes (SM2 encryption of session keys).
+    pub const ENCRYPTION: &str = "encryption";
 }
 
 fn new_app_id() -> String {
@@ -66,7 +75,190 @@ impl ControlPlane {
             store,
             master,
             uapi,
+            profile: LevelProfile::ThreeLevel,
         }
+    }
+
+    /// Use a level profile (LVL-2).
+    pub fn with_profile(mut self, profile: LevelProfile) -> Self {
+        self.profile = profile;
+        self
+    }
+
+    /// Register an app's public key (AUTH-1, KEY-2): the algorithm is fixed by
+    /// the key; at most two keys are active at once, so the app can rotate.
+    pub async fn add_public_key(
+        &self,
+        app_id: &str,
+        pem: &str,
+        not_before: Option<i64>,
+        not_after: Option<i64>,
+    ) -> Result<CredentialRecord, StoreError> {
+        let app = self.store.get_app(app_id).await?;
+        if app.status == AppStatus::Exited {
+            return Err(StoreError::Conflict(ValidationError::new("app_id", "the app has exited")));
+        }
+        let pk = PublicKey::from_spki_pem(pem).map_err(|e| {
+            StoreError::Invalid(ValidationError::new(
+                "public_key_pem",
+                format!("{e}; give a PEM `PUBLIC KEY` (SubjectPublicKeyInfo) of an SM2, P-256, Ed25519 or RSA (>= 2048 bits) key"),
+            ))
+        })?;
+        let now = now_unix();
+        let nb = not_before.unwrap_or(now);
+        if let Some(na) = not_after {
+            if na <= nb {
+                return Err(StoreError::Invalid(ValidationError::new("not_after", "must be later than not_before")));
+            }
+        }
+        let fp = pk.fingerprint();
+        if let Some(other) = self.store.find_credential_by_fingerprint(&fp).await? {
+            return Err(StoreError::Conflict(ValidationError::new(
+                "public_key_pem",
+                if other.app_id == app_id { "this key is already registered for the app" } else { "this key is registered to another app" },
+            )));
+        }
+        let active = self
+            .store
+            .list_credentials(app_id)
+            .await?
+            .into_iter()
+            .filter(|c| c.kind == CredentialKind::PublicKey && !c.revoked && c.not_after.is_none_or(|t| t > now))
+            .count();
+        if active >= 2 {
+            return Err(StoreError::Conflict(ValidationError::new(
+                "public_key_pem",
+                "the app already has two active keys; revoke one first (two keys allow a rotation overlap)",
+            )));
+        }
+        self.store
+            .add_credential(&CredentialRecord {
+                id: 0,
+                app_id: app_id.to_string(),
+                kind: CredentialKind::PublicKey,
+                sealed_secret: None,
+                public_pem: Some(pk.to_pem()),
+                alg: Some(pk.alg().name().to_string()),
+                not_before: nb,
+                not_after,
+                revoked: false,
+                fingerprint: Some(fp),
+                subject: None,
+                created_at: now_rfc3339(),
+            })
+            .await
+    }
+
+    /// Bind a client certificate to an app (AUTH-1 "App_ID + certificate"):
+    /// mutual-TLS connections presenting it are that app's.
+    pub async fn add_certificate(&self, app_id: &str, pem: &str) -> Result<CredentialRecord, StoreError> {
+        use x509_cert::der::{DecodePem, Encode};
+        let invalid = |m: String| StoreError::Invalid(ValidationError::new("certificate_pem", m));
+        self.store.get_app(app_id).await?;
+        let cert = x509_cert::Certificate::from_pem(pem.trim().as_bytes())
+            .map_err(|e| invalid(format!("not a PEM X.509 certificate: {e}")))?;
+        let der = cert.to_der().map_err(|e| invalid(e.to_string()))?;
+        let fp = hex::encode(menshen_crypto::sha256(&der));
+        let v = &cert.tbs_certificate.validity;
+        let nb = v.not_before.to_unix_duration().as_secs() as i64;
+        let na = v.not_after.to_unix_duration().as_secs() as i64;
+        if na <= now_unix() {
+            return Err(invalid("the certificate has expired".into()));
+        }
+        if self.store.find_credential_by_fingerprint(&fp).await?.is_some() {
+            return Err(StoreError::Conflict(ValidationError::new(
+                "certificate_pem",
+                "this certificate is already bound to an app",
+            )));
+        }
+        self.store
+            .add_credential(&CredentialRecord {
+                id: 0,
+                app_id: app_id.to_string(),
+                kind: CredentialKind::Certificate,
+                sealed_secret: None,
+                public_pem: Some(pem.trim().to_string()),
+                alg: None,
+                not_before: nb,
+                not_after: Some(na),
+                revoked: false,
+                fingerprint: Some(fp),
+                subject: Some(cert.tbs_certificate.subject.to_string()),
+                created_at: now_rfc3339(),
+            })
+            .await
+    }
+
+    /// Grant an app an API (ONB-3), refusing a grant below the API level's
+    /// minimum (LVL-3, LVL-4): A2/A3 need a server app holding a key pair or
+    /// a bound certificate.
+    pub async fn add_grant(&self, app_id: &str, api_id: &str) -> Result<menshen_model::Grant, StoreError> {
+        let app = self.store.get_app(app_id).await.map_err(|_| {
+            StoreError::Invalid(ValidationError::new("app_id", format!("no app `{app_id}`")))
+        })?;
+        let api = self.store.get_api(api_id).await.map_err(|_| {
+            StoreError::Invalid(ValidationError::new("api_id", format!("no API `{api_id}`")))
+        })?;
+        if api.level > Level::A1 {
+            if app.kind == menshen_model::AppKind::Mobile {
+                return Err(StoreError::Invalid(ValidationError::new(
+                    "app_id",
+                    format!("mobile apps may be granted only A1 APIs; `{api_id}` is {} (LVL-4)", api.level.as_str()),
+                )));
+            }
+            let now = now_unix();
+            let creds = self.store.list_credentials(app_id).await?;
+            let strong = creds.iter().any(|c| {
+                !c.revoked
+                    && c.not_after.is_none_or(|t| t > now)
+                    && match c.kind {
+                        CredentialKind::PublicKey => api.controls.auth.contains(&AuthMethod::KeyPair),
+                        CredentialKind::Certificate => api.controls.auth.contains(&AuthMethod::Certificate),
+                        CredentialKind::Secret => false,
+                    }
+            });
+            if !strong {
+                return Err(StoreError::Invalid(ValidationError::new(
+                    "api_id",
+                    format!("`{api_id}` is {}: the app must first register a key pair or a client certificate (missing control: key-pair or certificate authentication)", api.level.as_str()),
+                )));
+            }
+        }
+        self.store.add_grant(app_id, api_id).await
+    }
+
+    /// Make sure the bank has a response-signing key and a separate encryption
+    /// key (KEY-1), generated here and kept sealed under the master key (KEY-3).
+    pub async fn ensure_bank_keys(&self) -> Result<Vec<crate::BankKeyRecord>, StoreError> {
+        let mut keys = self.store.list_bank_keys().await?;
+        for p in [purpose::RESPONSE_SIGNING, purpose::ENCRYPTION] {
+            if keys.iter().any(|k| k.purpose == p && !k.retired) {
+                continue;
+            }
+            let (key, pkcs8) =
+                PrivateKey::generate(SigAlg::Sm2Sm3).map_err(|e| StoreError::Backend(e.to_string()))?;
+            let short = if p == purpose::RESPONSE_SIGNING { "sig" } else { "enc" };
+            let key_id = format!("bank-{short}-{}", &key.public_key().fingerprint()[..12]);
+            let rec = crate::BankKeyRecord {
+                sealed_pkcs8: self.master.seal(&format!("bank-key:{key_id}"), pkcs8.as_bytes()),
+                key_id,
+                purpose: p.to_string(),
+                alg: SigAlg::Sm2Sm3.name().to_string(),
+                public_pem: key.public_key().to_pem(),
+                created_at: now_rfc3339(),
+                retired: false,
+            };
+            self.store.insert_bank_key(&rec).await?;
+            keys.push(rec);
+        }
+        Ok(keys)
+    }
+
+    /// Open a bank key's private half.
+    pub fn open_bank_key(&self, rec: &crate::BankKeyRecord) -> Option<PrivateKey> {
+        let pem = self.master.open(&format!("bank-key:{}", rec.key_id), &rec.sealed_pkcs8).ok()?;
+        let text = std::str::from_utf8(&pem).ok()?;
+        PrivateKey::from_pkcs8_pem(text).ok()
     }
 
     /// The master key (for opening sealed secrets when compiling snapshots).
@@ -86,6 +278,8 @@ impl ControlPlane {
             not_before: now_unix(),
             not_after: None,
             revoked: false,
+            fingerprint: None,
+            subject: None,
             created_at: now_rfc3339(),
         };
         (rec, secret)
@@ -100,6 +294,7 @@ impl ControlPlane {
             name: new.name.trim().to_string(),
             kind: new.kind,
             status: AppStatus::Active,
+            require_client_cert: false,
             contact: new.contact.clone(),
             created_at: now_rfc3339(),
         };
@@ -141,6 +336,12 @@ impl ControlPlane {
     /// Add an API to the catalog (LVL-1) with a new U_API_ID (UID-2).
     pub async fn create_api(&self, new: &NewApi) -> Result<Api, StoreError> {
         new.validate()?;
+        if self.profile == LevelProfile::TwoLevel && new.level == Level::A3 {
+            return Err(StoreError::Invalid(ValidationError::new(
+                "level",
+                "this platform uses the two-level profile: use A1 or A2 (A2 covers funds movement)",
+            )));
+        }
         let kind = UApiType::for_level(new.level);
         // Check the parts now so a bad category is named before any write.
         UApiId::new(
@@ -167,6 +368,7 @@ impl ControlPlane {
             },
             owner: new.owner.clone().unwrap_or_default(),
             lifecycle: new.lifecycle.unwrap_or(Lifecycle::Published),
+            controls: new.controls.clone().unwrap_or_default().resolve(new.level)?,
             u_api_id: String::new(),
             created_at: now_rfc3339(),
         };

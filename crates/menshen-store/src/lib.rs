@@ -70,8 +70,36 @@ pub struct CredentialRecord {
     pub not_after: Option<i64>,
     /// Revoked credentials are kept for the record but never accepted.
     pub revoked: bool,
+    /// SHA-256 fingerprint (of the SPKI for keys, of the certificate DER for
+    /// certificates), hex.
+    #[serde(default)]
+    pub fingerprint: Option<String>,
+    /// Certificate subject, for certificates.
+    #[serde(default)]
+    pub subject: Option<String>,
     /// Created, RFC 3339.
     pub created_at: String,
+}
+
+/// A bank key in the keystore (KEY-1, KEY-3): the private half sealed under
+/// the master key, the public half published.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BankKeyRecord {
+    /// Key id (`keyid` in signatures).
+    pub key_id: String,
+    /// `response-signing`, `encryption` or `audit`: never the same key twice.
+    pub purpose: String,
+    /// Algorithm name, e.g. `sm2-sm3`.
+    pub alg: String,
+    /// Sealed PKCS#8 (never serialized out).
+    #[serde(skip_serializing, default)]
+    pub sealed_pkcs8: String,
+    /// PEM SubjectPublicKeyInfo.
+    pub public_pem: String,
+    /// Created.
+    pub created_at: String,
+    /// Retired keys stay published for verification but no longer sign.
+    pub retired: bool,
 }
 
 /// An admin API token (stored as SHA-256 only).
@@ -100,6 +128,8 @@ pub struct CatalogDump {
     pub grants: Vec<Grant>,
     /// All IP rules.
     pub ip_rules: Vec<IpRule>,
+    /// The bank's keys.
+    pub bank_keys: Vec<BankKeyRecord>,
 }
 
 /// The control-plane store. Every write bumps [`Store::version`] and notifies
@@ -128,6 +158,19 @@ pub trait Store: Send + Sync + 'static {
         new: &CredentialRecord,
         old_until: i64,
     ) -> Result<(), StoreError>;
+
+    /// Add one credential; returns it with its id.
+    async fn add_credential(&self, cred: &CredentialRecord) -> Result<CredentialRecord, StoreError>;
+    /// Revoke one credential of an app.
+    async fn revoke_credential(&self, app_id: &str, id: i64) -> Result<(), StoreError>;
+    /// The unrevoked credential with this fingerprint, if any.
+    async fn find_credential_by_fingerprint(&self, fingerprint: &str) -> Result<Option<CredentialRecord>, StoreError>;
+    /// Require (or not) a bound client certificate on every call of an app.
+    async fn set_require_client_cert(&self, app_id: &str, on: bool) -> Result<App, StoreError>;
+    /// Store a bank key.
+    async fn insert_bank_key(&self, key: &BankKeyRecord) -> Result<(), StoreError>;
+    /// All bank keys.
+    async fn list_bank_keys(&self) -> Result<Vec<BankKeyRecord>, StoreError>;
 
     /// Insert an API, assigning the next U_API_ID sequence number for its
     /// institution, type and category (never reusing a cancelled code), in one

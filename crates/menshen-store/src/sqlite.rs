@@ -88,6 +88,23 @@ const MIGRATIONS: &[&str] = &[
         created_at TEXT NOT NULL
     );
     "#,
+    // 2: key pairs, certificates, API controls, the bank keystore.
+    r#"
+    ALTER TABLE apps ADD COLUMN require_client_cert INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE apis ADD COLUMN controls TEXT NOT NULL DEFAULT '';
+    ALTER TABLE credentials ADD COLUMN fingerprint TEXT;
+    ALTER TABLE credentials ADD COLUMN subject TEXT;
+    CREATE INDEX credentials_fingerprint ON credentials(fingerprint);
+    CREATE TABLE bank_keys (
+        key_id TEXT PRIMARY KEY,
+        purpose TEXT NOT NULL,
+        alg TEXT NOT NULL,
+        sealed_pkcs8 TEXT NOT NULL,
+        public_pem TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        retired INTEGER NOT NULL DEFAULT 0
+    );
+    "#,
 ];
 
 /// SQLite-backed [`Store`].
@@ -109,6 +126,7 @@ fn app_from(r: &Row<'_>) -> rusqlite::Result<App> {
         kind: AppKind::parse(&kind).ok_or_else(|| bad_row("kind"))?,
         status: AppStatus::parse(&status).ok_or_else(|| bad_row("status"))?,
         contact: r.get("contact")?,
+        require_client_cert: r.get::<_, i64>("require_client_cert")? != 0,
         created_at: r.get("created_at")?,
     })
 }
@@ -118,6 +136,8 @@ fn api_from(r: &Row<'_>) -> rusqlite::Result<Api> {
     let level: String = r.get("level")?;
     let lifecycle: String = r.get("lifecycle")?;
     let integrations: String = r.get("integrations")?;
+    let controls: String = r.get("controls")?;
+    let level = Level::parse(&level).ok_or_else(|| bad_row("level"))?;
     Ok(Api {
         api_id: r.get("api_id")?,
         version: r.get("version")?,
@@ -125,7 +145,12 @@ fn api_from(r: &Row<'_>) -> rusqlite::Result<Api> {
         method: Method::parse(&method).ok_or_else(|| bad_row("method"))?,
         path: r.get("path")?,
         upstream: r.get("upstream")?,
-        level: Level::parse(&level).ok_or_else(|| bad_row("level"))?,
+        level,
+        controls: if controls.is_empty() {
+            menshen_model::ApiControls::minimum(level)
+        } else {
+            serde_json::from_str(&controls).map_err(|_| bad_row("controls"))?
+        },
         integrations: integrations
             .split(',')
             .filter(|s| !s.is_empty())
@@ -150,7 +175,21 @@ fn cred_from(r: &Row<'_>) -> rusqlite::Result<CredentialRecord> {
         not_before: r.get("not_before")?,
         not_after: r.get("not_after")?,
         revoked: r.get::<_, i64>("revoked")? != 0,
+        fingerprint: r.get("fingerprint")?,
+        subject: r.get("subject")?,
         created_at: r.get("created_at")?,
+    })
+}
+
+fn bank_key_from(r: &Row<'_>) -> rusqlite::Result<crate::BankKeyRecord> {
+    Ok(crate::BankKeyRecord {
+        key_id: r.get("key_id")?,
+        purpose: r.get("purpose")?,
+        alg: r.get("alg")?,
+        sealed_pkcs8: r.get("sealed_pkcs8")?,
+        public_pem: r.get("public_pem")?,
+        created_at: r.get("created_at")?,
+        retired: r.get::<_, i64>("retired")? != 0,
     })
 }
 
@@ -177,9 +216,9 @@ fn rule_from(r: &Row<'_>) -> rusqlite::Result<IpRule> {
 
 fn insert_cred(tx: &Transaction<'_>, c: &CredentialRecord) -> rusqlite::Result<()> {
     tx.execute(
-        "INSERT INTO credentials (app_id, kind, sealed_secret, public_pem, alg, not_before, not_after, revoked, created_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 0, ?8)",
-        params![c.app_id, c.kind.as_str(), c.sealed_secret, c.public_pem, c.alg, c.not_before, c.not_after, c.created_at],
+        "INSERT INTO credentials (app_id, kind, sealed_secret, public_pem, alg, not_before, not_after, revoked, created_at, fingerprint, subject)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 0, ?8, ?9, ?10)",
+        params![c.app_id, c.kind.as_str(), c.sealed_secret, c.public_pem, c.alg, c.not_before, c.not_after, c.created_at, c.fingerprint, c.subject],
     )?;
     Ok(())
 }
@@ -366,6 +405,77 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn add_credential(&self, cred: &CredentialRecord) -> Result<CredentialRecord, StoreError> {
+        let mut cred = cred.clone();
+        self.write(move |tx| {
+            app_exists(tx, &cred.app_id)?;
+            insert_cred(tx, &cred)?;
+            cred.id = tx.last_insert_rowid();
+            Ok(cred)
+        })
+        .await
+    }
+
+    async fn revoke_credential(&self, app_id: &str, id: i64) -> Result<(), StoreError> {
+        let app = app_id.to_string();
+        self.write(move |tx| {
+            let n = tx.execute(
+                "UPDATE credentials SET revoked = 1, not_after = MIN(COALESCE(not_after, ?3), ?3) WHERE app_id = ?1 AND id = ?2 AND revoked = 0",
+                params![app, id, crate::now_unix()],
+            )?;
+            if n == 0 {
+                return Err(StoreError::NotFound(format!("active credential {id} of app `{app}`")));
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn find_credential_by_fingerprint(&self, fingerprint: &str) -> Result<Option<CredentialRecord>, StoreError> {
+        let fp = fingerprint.to_string();
+        self.read(move |c| {
+            Ok(c.query_row(
+                "SELECT * FROM credentials WHERE fingerprint = ?1 AND revoked = 0 LIMIT 1",
+                [&fp],
+                cred_from,
+            )
+            .optional()?)
+        })
+        .await
+    }
+
+    async fn set_require_client_cert(&self, app_id: &str, on: bool) -> Result<App, StoreError> {
+        let id = app_id.to_string();
+        self.write(move |tx| {
+            if tx.execute("UPDATE apps SET require_client_cert = ?1 WHERE app_id = ?2", params![on as i64, id])? == 0 {
+                return Err(StoreError::NotFound(format!("app `{id}`")));
+            }
+            get_app_tx(tx, &id)
+        })
+        .await
+    }
+
+    async fn insert_bank_key(&self, key: &crate::BankKeyRecord) -> Result<(), StoreError> {
+        let k = key.clone();
+        self.write(move |tx| {
+            tx.execute(
+                "INSERT INTO bank_keys (key_id, purpose, alg, sealed_pkcs8, public_pem, created_at, retired) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                params![k.key_id, k.purpose, k.alg, k.sealed_pkcs8, k.public_pem, k.created_at, k.retired as i64],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn list_bank_keys(&self) -> Result<Vec<crate::BankKeyRecord>, StoreError> {
+        self.read(|c| {
+            let mut st = c.prepare("SELECT * FROM bank_keys ORDER BY created_at, key_id")?;
+            let rows = st.query_map([], bank_key_from)?.collect::<rusqlite::Result<Vec<_>>>()?;
+            Ok(rows)
+        })
+        .await
+    }
+
     async fn insert_api(
         &self,
         api: &Api,
@@ -416,10 +526,11 @@ impl Store for SqliteStore {
             api.u_api_id = code;
             let integrations: Vec<&str> = api.integrations.iter().map(|i| i.as_str()).collect();
             tx.execute(
-                "INSERT INTO apis (api_id, version, name, method, path, upstream, level, integrations, owner, lifecycle, u_api_id, created_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+                "INSERT INTO apis (api_id, version, name, method, path, upstream, level, integrations, owner, lifecycle, u_api_id, created_at, controls)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
                 params![api.api_id, api.version, api.name, api.method.as_str(), api.path, api.upstream, api.level.as_str(),
-                        integrations.join(","), api.owner, api.lifecycle.as_str(), api.u_api_id, api.created_at],
+                        integrations.join(","), api.owner, api.lifecycle.as_str(), api.u_api_id, api.created_at,
+                        serde_json::to_string(&api.controls).map_err(|e| StoreError::Backend(e.to_string()))?],
             )?;
             Ok(api)
         })
@@ -667,6 +778,10 @@ impl Store for SqliteStore {
                     .prepare("SELECT * FROM ip_rules")?
                     .query_map([], rule_from)?
                     .collect::<rusqlite::Result<Vec<_>>>()?;
+                let bank_keys = c
+                    .prepare("SELECT * FROM bank_keys")?
+                    .query_map([], bank_key_from)?
+                    .collect::<rusqlite::Result<Vec<_>>>()?;
                 Ok::<_, StoreError>(CatalogDump {
                     version,
                     apps,
@@ -674,6 +789,7 @@ impl Store for SqliteStore {
                     apis,
                     grants,
                     ip_rules,
+                    bank_keys,
                 })
             })();
             c.execute_batch("COMMIT")?;

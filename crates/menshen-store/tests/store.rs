@@ -38,6 +38,7 @@ fn api(id: &str, path: &str, level: Level) -> NewApi {
         category: 1,
         subcategory: 1,
         lifecycle: None,
+        controls: None,
     }
 }
 
