@@ -207,20 +207,7 @@ pub struct GrantBody {
 
 pub async fn add_grant(State(st): State<AdminState>, body: Bytes) -> R {
     let b: GrantBody = parse(&body)?;
-    // Name the missing side precisely.
-    if let Err(menshen_store::StoreError::NotFound(_)) = st.cp.store.get_app(&b.app_id).await {
-        return Err(AdminError::Invalid(ValidationError::new(
-            "app_id",
-            format!("no app `{}`", b.app_id),
-        )));
-    }
-    if let Err(menshen_store::StoreError::NotFound(_)) = st.cp.store.get_api(&b.api_id).await {
-        return Err(AdminError::Invalid(ValidationError::new(
-            "api_id",
-            format!("no API `{}`", b.api_id),
-        )));
-    }
-    let g = st.cp.store.add_grant(&b.app_id, &b.api_id).await?;
+    let g = st.cp.add_grant(&b.app_id, &b.api_id).await?;
     tracing::info!(app_id = %b.app_id, api_id = %b.api_id, "grant added");
     created(g)
 }
@@ -266,4 +253,55 @@ pub async fn decode_uapi(State(st): State<AdminState>, Path(code): Path<String>)
         "registered": status.is_some(),
         "cancelled": status.unwrap_or(false),
     }))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeyBody {
+    public_key_pem: String,
+    #[serde(default)]
+    not_before: Option<i64>,
+    #[serde(default)]
+    not_after: Option<i64>,
+}
+
+pub async fn add_key(State(st): State<AdminState>, Path(app_id): Path<String>, body: Bytes) -> R {
+    let b: KeyBody = parse(&body)?;
+    let c = st.cp.add_public_key(&app_id, &b.public_key_pem, b.not_before, b.not_after).await?;
+    tracing::info!(app_id, credential = c.id, alg = ?c.alg, "public key registered");
+    created(c)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CertBody {
+    certificate_pem: String,
+}
+
+pub async fn add_certificate(State(st): State<AdminState>, Path(app_id): Path<String>, body: Bytes) -> R {
+    let b: CertBody = parse(&body)?;
+    let c = st.cp.add_certificate(&app_id, &b.certificate_pem).await?;
+    tracing::info!(app_id, credential = c.id, "client certificate bound");
+    created(c)
+}
+
+pub async fn revoke_credential(State(st): State<AdminState>, Path((app_id, id)): Path<(String, i64)>) -> R {
+    st.cp.store.revoke_credential(&app_id, id).await?;
+    tracing::info!(app_id, credential = id, "credential revoked");
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RequireCertBody {
+    required: bool,
+}
+
+pub async fn require_client_cert(State(st): State<AdminState>, Path(app_id): Path<String>, body: Bytes) -> R {
+    let b: RequireCertBody = parse(&body)?;
+    ok(st.cp.store.set_require_client_cert(&app_id, b.required).await?)
+}
+
+pub async fn list_bank_keys(State(st): State<AdminState>) -> R {
+    ok(st.cp.store.list_bank_keys().await?)
 }

@@ -8,6 +8,7 @@
 #![forbid(unsafe_code)]
 
 pub mod mask;
+pub mod recover;
 pub mod writer;
 
 use serde::{Deserialize, Serialize};
@@ -69,4 +70,17 @@ pub struct AccessRecord {
     pub message: String,
     /// Internal reason for auditors; never sent to the client.
     pub reason: Option<String>,
+    /// Signature algorithm the request used (`hmac-sm3`, `sm2-sm3`, ...).
+    #[serde(default)]
+    pub alg: Option<String>,
+    /// The request's nonce, once the replay check recorded it (lets a
+    /// restarted gateway keep refusing replays, INT-4).
+    #[serde(default)]
+    pub nonce: Option<String>,
+    /// The signature's `created` (unix seconds).
+    #[serde(default)]
+    pub sig_created: Option<i64>,
+    /// Client certificate fingerprint (mutual TLS), if any.
+    #[serde(default)]
+    pub client_cert: Option<String>,
 }

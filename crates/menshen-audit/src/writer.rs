@@ -179,6 +179,10 @@ mod tests {
             code: None,
             message: "200".into(),
             reason: None,
+            alg: None,
+            nonce: None,
+            sig_created: None,
+            client_cert: None,
         }
     }
 

@@ -44,6 +44,16 @@ pub struct GatewayConfig {
     /// woken at once by local changes).
     #[serde(default = "default_refresh_ms")]
     pub snapshot_refresh_ms: u64,
+    /// CA certificates (PEM) for client certificates (mutual TLS). When set,
+    /// clients may present a certificate; apps bind theirs by fingerprint.
+    #[serde(default)]
+    pub client_ca: Option<PathBuf>,
+    /// Sign every response, A1 and unrouted ones too (A2/A3 always are).
+    #[serde(default)]
+    pub sign_all_responses: bool,
+    /// Make A1 access records durable before answering too (A2/A3 always are).
+    #[serde(default)]
+    pub durable_audit_a1: bool,
 }
 
 fn default_window() -> u32 {
@@ -84,6 +94,9 @@ impl GatewayConfig {
             upstream_ca: None,
             header_read_timeout_ms: default_header_ms(),
             snapshot_refresh_ms: default_refresh_ms(),
+            client_ca: None,
+            sign_all_responses: false,
+            durable_audit_a1: false,
         }
     }
 

@@ -3,7 +3,6 @@
 
 use bytes::Bytes;
 use http::{header, HeaderValue, Response, StatusCode};
-use http_body_util::Full;
 use menshen_audit::Outcome;
 use menshen_protocol::{headers, ErrorBody, ErrorCode};
 
@@ -54,7 +53,7 @@ impl GatewayError {
     }
 
     /// The response the client sees.
-    pub fn to_response(&self, txn_id: &str) -> Response<Full<Bytes>> {
+    pub fn to_response(&self, txn_id: &str) -> Response<Bytes> {
         if self.fault() == Fault::Internal {
             tracing::warn!(txn_id, reason = %self.reason, "internal error");
         }
@@ -63,10 +62,10 @@ impl GatewayError {
 }
 
 /// The uniform error response for `code`.
-pub fn error_response(code: ErrorCode, txn_id: &str) -> Response<Full<Bytes>> {
+pub fn error_response(code: ErrorCode, txn_id: &str) -> Response<Bytes> {
     let body = serde_json::to_vec(&ErrorBody::new(code, txn_id))
         .unwrap_or_else(|_| b"{\"code\":\"INTERNAL_ERROR\"}".to_vec());
-    let mut r = Response::new(Full::new(Bytes::from(body)));
+    let mut r = Response::new(Bytes::from(body));
     *r.status_mut() =
         StatusCode::from_u16(code.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let h = r.headers_mut();

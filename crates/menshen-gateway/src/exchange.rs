@@ -38,6 +38,12 @@ pub struct Exchange {
     pub signature: Option<ParsedSignature>,
     /// Status the upstream answered, if it did.
     pub upstream_status: Option<u16>,
+    /// SHA-256 fingerprint of the client certificate (mutual TLS), hex.
+    pub client_cert: Option<String>,
+    /// Whether the signature was made with a registered key pair.
+    pub key_pair_auth: bool,
+    /// Whether the replay stage recorded this request's nonce.
+    pub nonce_recorded: bool,
 }
 
 impl Exchange {

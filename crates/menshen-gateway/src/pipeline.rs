@@ -2,9 +2,11 @@
 //! Each stage lives in `stages/<name>.rs`; `docs/pipeline.md` draws this order.
 //!
 //! Every request, whatever happens to it, leaves through [`handle`], which
-//! calls [`finish`] exactly once to write its access record (AUD-1).
+//! signs the response when the API requires it and calls [`finish`] exactly
+//! once to write its access record (AUD-1).
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
 use bytes::Bytes;
@@ -12,11 +14,15 @@ use http::{Request, Response};
 use http_body_util::Full;
 use hyper::body::Incoming;
 use menshen_audit::{mask_text, AccessRecord, Outcome};
+use menshen_model::Level;
+use menshen_protocol::ErrorCode;
 
+use crate::error::error_response;
 use crate::exchange::Exchange;
 use crate::server::State;
 use crate::stages::{
-    app_status, authenticate, authorize, body, client_ip, ip_lists, replay, route, upstream,
+    app_status, authenticate, authorize, body, client_cert, client_ip, ip_lists, replay, route,
+    sign_response, upstream, well_known,
 };
 use crate::GatewayError;
 
@@ -25,6 +31,7 @@ pub async fn handle(
     state: &State,
     req: Request<Incoming>,
     peer: SocketAddr,
+    client_cert: Option<Arc<str>>,
 ) -> Response<Full<Bytes>> {
     let started_at = SystemTime::now();
     let ms = started_at
@@ -46,43 +53,64 @@ pub async fn handle(
         app: None,
         signature: None,
         upstream_status: None,
+        client_cert: client_cert.map(|c| c.to_string()),
+        key_pair_auth: false,
+        nonce_recorded: false,
     };
     let result = run(state, &mut ex, incoming).await;
-    let (resp, err) = match result {
+    let (mut resp, mut err) = match result {
         Ok(r) => (r, None),
         Err(e) => (e.to_response(&ex.txn_id), Some(e)),
     };
-    finish(state, &ex, resp.status().as_u16(), err.as_ref()).await;
-    resp
+    let cfg = &state.config;
+    // AUTH-2/INT-2: sign (errors too); with no signing key, fail closed.
+    if sign_response::wanted(&ex, cfg.sign_all_responses) && !sign_response::sign(&ex, &mut resp) {
+        let e = GatewayError::new(ErrorCode::AuditUnavailable, "response signing key unavailable");
+        resp = e.to_response(&ex.txn_id);
+        err = Some(e);
+    }
+    // DEP-2: A2/A3 answer only once their record is durable.
+    let durable = cfg.durable_audit_a1 || ex.api.as_ref().is_some_and(|a| a.api.level >= Level::A2);
+    if !finish(state, &ex, resp.status().as_u16(), err.as_ref(), durable).await && durable {
+        tracing::error!(txn_id = %ex.txn_id, "access record not durable: failing the call closed");
+        resp = error_response(ErrorCode::AuditUnavailable, &ex.txn_id);
+        if sign_response::wanted(&ex, cfg.sign_all_responses) {
+            sign_response::sign(&ex, &mut resp);
+        }
+    }
+    resp.map(Full::new)
 }
 
 /// The stages, in order. A stage that fails stops the request here: nothing
 /// after it runs, and nothing reaches the upstream.
-async fn run(
-    state: &State,
-    ex: &mut Exchange,
-    incoming: Incoming,
-) -> Result<Response<Full<Bytes>>, GatewayError> {
+async fn run(state: &State, ex: &mut Exchange, incoming: Incoming) -> Result<Response<Bytes>, GatewayError> {
     let cfg = &state.config;
     // 1. Client IP + global blocklist: first, so a blocked address learns
     //    nothing, not even whether an API exists.
     client_ip::on_request(ex, &cfg.trusted_proxies)?;
+    // 1b. The bank's public keys, for anyone not blocked.
+    if let Some(r) = well_known::on_request(ex) {
+        return Ok(r);
+    }
     // 2. Route + lifecycle: a terminated API answers its tombstone here.
     route::on_request(ex)?;
     // 3. Body, bounded: the digest check in (4) needs all of it.
     body::read(ex, incoming, cfg.max_body_bytes).await?;
-    // 4. Authenticate: signature, digest, created window, level minimum.
+    // 4. Authenticate: signature (MAC or key pair), digest, created window,
+    //    the API's minimum controls.
     authenticate::on_request(ex, cfg.replay_window_secs)?;
-    // 5. App status on every call (AUTH-4): after (4), so only the app itself
+    // 5. Client certificate binding: a certificate of another app is refused.
+    client_cert::on_request(ex)?;
+    // 6. App status on every call (AUTH-4): after (4), so only the app itself
     //    learns its status.
     app_status::on_request(ex)?;
-    // 6. Per-app IP block/allow lists (AUTH-5); needs the app from (4).
+    // 7. Per-app IP block/allow lists (AUTH-5); needs the app from (4).
     ip_lists::on_request(ex)?;
-    // 7. Replay (INT-4): after (4), so forged requests cannot burn nonces.
+    // 8. Replay (INT-4): after (4), so forged requests cannot burn nonces.
     replay::on_request(ex, state.hot.as_ref(), cfg.replay_window_secs).await?;
-    // 8. Authorize: grant (ONB-3), client kind vs level (LVL-4).
+    // 9. Authorize: grant (ONB-3), client kind vs level (LVL-4).
     authorize::on_request(ex)?;
-    // 9. Upstream: the only stage that talks to the bank's systems.
+    // 10. Upstream: the only stage that talks to the bank's systems.
     upstream::forward(ex, &state.upstream).await
 }
 
@@ -95,15 +123,12 @@ fn rfc3339_ms(t: SystemTime) -> String {
 }
 
 /// Write the request's access record (AUD-1). Called once per request.
-async fn finish(state: &State, ex: &Exchange, status: u16, err: Option<&GatewayError>) {
+/// Returns whether the record was accepted (and, when `durable`, synced).
+async fn finish(state: &State, ex: &Exchange, status: u16, err: Option<&GatewayError>, durable: bool) -> bool {
     let api = ex.api.as_ref().map(|a| &a.api);
     let (result, code, message, reason) = match err {
         None => (
-            if status < 400 {
-                Outcome::Success
-            } else {
-                Outcome::Failure
-            },
+            if status < 400 { Outcome::Success } else { Outcome::Failure },
             None,
             format!("upstream {status}"),
             None,
@@ -115,6 +140,7 @@ async fn finish(state: &State, ex: &Exchange, status: u16, err: Option<&GatewayE
             Some(mask_text(&e.reason).into_owned()),
         ),
     };
+    let sig = ex.signature.as_ref().map(|s| &s.params);
     let rec = AccessRecord {
         kind: "access".into(),
         txn_id: ex.txn_id.clone(),
@@ -139,8 +165,21 @@ async fn finish(state: &State, ex: &Exchange, status: u16, err: Option<&GatewayE
         code,
         message,
         reason,
+        alg: sig.map(|s| s.alg.clone()),
+        nonce: sig.filter(|_| ex.nonce_recorded).map(|s| s.nonce.clone()),
+        sig_created: sig.map(|s| s.created),
+        client_cert: ex.client_cert.clone(),
     };
-    if let Err(e) = state.audit.record(rec).await {
-        tracing::error!(txn_id = %ex.txn_id, error = %e, "access record not written");
+    let r = if durable {
+        state.audit.record_durable(rec).await
+    } else {
+        state.audit.record(rec).await
+    };
+    match r {
+        Ok(()) => true,
+        Err(e) => {
+            tracing::error!(txn_id = %ex.txn_id, error = %e, "access record not written");
+            false
+        }
     }
 }

@@ -84,10 +84,30 @@ pub fn tls_config(cfg: &GatewayConfig) -> Result<rustls::ServerConfig, String> {
             cfg.tls_key.display()
         )
     })?;
-    let mut sc = rustls::ServerConfig::builder_with_provider(provider())
+    let builder = rustls::ServerConfig::builder_with_provider(provider())
         .with_protocol_versions(&[&rustls::version::TLS12, &rustls::version::TLS13])
-        .map_err(|e| e.to_string())?
-        .with_no_client_auth()
+        .map_err(|e| e.to_string())?;
+    let builder = match &cfg.client_ca {
+        None => builder.with_no_client_auth(),
+        Some(ca) => {
+            // Mutual TLS: certificates are optional at the TLS layer; which
+            // app a certificate belongs to (and whether an app requires one)
+            // is the client_cert stage's decision.
+            let mut roots = rustls::RootCertStore::empty();
+            for c in CertificateDer::pem_file_iter(ca)
+                .map_err(|e| format!("gateway.client_ca: cannot read {}: {e}", ca.display()))?
+            {
+                let c = c.map_err(|e| format!("gateway.client_ca: {}: {e}", ca.display()))?;
+                roots.add(c).map_err(|e| format!("gateway.client_ca: {}: {e}", ca.display()))?;
+            }
+            let v = rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider())
+                .allow_unauthenticated()
+                .build()
+                .map_err(|e| format!("gateway.client_ca: {e}"))?;
+            builder.with_client_cert_verifier(v)
+        }
+    };
+    let mut sc = builder
         .with_single_cert(certs, key)
         .map_err(|e| format!("gateway.tls_key: does not match gateway.tls_cert: {e}"))?;
     sc.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
@@ -182,10 +202,17 @@ async fn accept_loop(
                     }
                     Err(_) => return,
                 };
+            let client_cert: Option<Arc<str>> = tls
+                .get_ref()
+                .1
+                .peer_certificates()
+                .and_then(|c| c.first())
+                .map(|c| Arc::from(hex_lower(&menshen_crypto::sha256(c.as_ref()))));
             let header_timeout = Duration::from_millis(state.config.header_read_timeout_ms);
             let svc = service_fn(move |req| {
                 let state = state.clone();
-                async move { Ok::<_, Infallible>(crate::pipeline::handle(&state, req, peer).await) }
+                let client_cert = client_cert.clone();
+                async move { Ok::<_, Infallible>(crate::pipeline::handle(&state, req, peer, client_cert).await) }
             });
             let mut builder = auto::Builder::new(TokioExecutor::new());
             builder
@@ -203,4 +230,12 @@ async fn accept_loop(
     }
     drop(listener);
     let _ = tokio::time::timeout(Duration::from_secs(10), graceful.shutdown()).await;
+}
+
+fn hex_lower(b: &[u8]) -> String {
+    use std::fmt::Write;
+    b.iter().fold(String::with_capacity(b.len() * 2), |mut s, x| {
+        let _ = write!(s, "{x:02x}");
+        s
+    })
 }

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use ipnet::IpNet;
-use menshen_crypto::SecretBytes;
+use menshen_crypto::{PrivateKey, PublicKey, SecretBytes};
 use menshen_model::{Api, App, CredentialKind, IpAction, Method, PathPattern};
 use menshen_store::{CatalogDump, ControlPlane, StoreError};
 
@@ -42,12 +42,43 @@ impl SecretEntry {
     }
 }
 
+/// One registered public key with its validity (KEY-2).
+pub struct KeyEntry {
+    /// Credential id.
+    pub id: i64,
+    /// The key; its algorithm is fixed.
+    pub key: PublicKey,
+    /// Valid from, unix seconds.
+    pub not_before: i64,
+    /// Valid until, unix seconds.
+    pub not_after: Option<i64>,
+}
+
+impl KeyEntry {
+    /// Whether usable at `now`.
+    pub fn valid_at(&self, now: i64) -> bool {
+        now >= self.not_before && self.not_after.is_none_or(|t| now < t)
+    }
+}
+
+/// The bank's response-signing key.
+pub struct BankSigner {
+    /// `keyid` in response signatures.
+    pub key_id: String,
+    /// The private key (never leaves the process).
+    pub key: PrivateKey,
+}
+
 /// An application party as the gateway sees it.
 pub struct AppEntry {
     /// The app.
     pub app: App,
     /// Its App_Secrets (two during a rotation overlap).
     pub secrets: Vec<SecretEntry>,
+    /// Its public keys (two during a rotation overlap).
+    pub keys: Vec<KeyEntry>,
+    /// Fingerprints of its bound client certificates (valid now).
+    pub certs: HashSet<String>,
     /// API_IDs it is granted.
     pub grants: HashSet<String>,
     /// Its allowlist (empty: any address not blocked).
@@ -65,6 +96,12 @@ pub struct Snapshot {
     apps: HashMap<String, Arc<AppEntry>>,
     /// Global blocklist.
     pub global_deny: Vec<IpNet>,
+    /// Which app a client-certificate fingerprint is bound to.
+    pub cert_owner: HashMap<String, String>,
+    /// The bank's current response-signing key.
+    pub bank_signer: Option<Arc<BankSigner>>,
+    /// The bank's public keys, as published at the well-known URL.
+    pub bank_keys_json: bytes::Bytes,
 }
 
 impl Snapshot {
@@ -115,6 +152,47 @@ impl Snapshot {
                 }
             }
         }
+        let mut keys: HashMap<String, Vec<KeyEntry>> = HashMap::new();
+        let mut certs: HashMap<String, HashSet<String>> = HashMap::new();
+        let mut cert_owner = HashMap::new();
+        for c in &dump.credentials {
+            match c.kind {
+                CredentialKind::PublicKey => match c.public_pem.as_deref().map(PublicKey::from_spki_pem) {
+                    Some(Ok(key)) => keys.entry(c.app_id.clone()).or_default().push(KeyEntry {
+                        id: c.id,
+                        key,
+                        not_before: c.not_before,
+                        not_after: c.not_after,
+                    }),
+                    _ => tracing::error!(app_id = %c.app_id, credential = c.id, "stored public key does not parse"),
+                },
+                CredentialKind::Certificate => {
+                    if let Some(fp) = &c.fingerprint {
+                        cert_owner.insert(fp.clone(), c.app_id.clone());
+                        certs.entry(c.app_id.clone()).or_default().insert(fp.clone());
+                    }
+                }
+                CredentialKind::Secret => {}
+            }
+        }
+        let bank_signer = dump
+            .bank_keys
+            .iter()
+            .filter(|k| k.purpose == menshen_store::control::purpose::RESPONSE_SIGNING && !k.retired)
+            .max_by(|a, b| a.created_at.cmp(&b.created_at))
+            .and_then(|k| match cp.open_bank_key(k) {
+                Some(key) => Some(Arc::new(BankSigner { key_id: k.key_id.clone(), key })),
+                None => {
+                    tracing::error!(key_id = %k.key_id, "bank signing key does not open with this master key");
+                    None
+                }
+            });
+        let published: Vec<serde_json::Value> = dump
+            .bank_keys
+            .iter()
+            .map(|k| serde_json::json!({"key_id": k.key_id, "purpose": k.purpose, "alg": k.alg, "public_key_pem": k.public_pem, "retired": k.retired}))
+            .collect();
+        let bank_keys_json = bytes::Bytes::from(serde_json::to_vec(&serde_json::json!({ "keys": published })).unwrap_or_default());
         let mut global_deny = Vec::new();
         let mut allow: HashMap<String, Vec<IpNet>> = HashMap::new();
         let mut deny: HashMap<String, Vec<IpNet>> = HashMap::new();
@@ -132,6 +210,8 @@ impl Snapshot {
                 let id = app.app_id.clone();
                 let entry = AppEntry {
                     secrets: secrets.remove(&id).unwrap_or_default(),
+                    keys: keys.remove(&id).unwrap_or_default(),
+                    certs: certs.remove(&id).unwrap_or_default(),
                     grants: grants.remove(&id).unwrap_or_default(),
                     allow: allow.remove(&id).unwrap_or_default(),
                     deny: deny.remove(&id).unwrap_or_default(),
@@ -145,6 +225,9 @@ impl Snapshot {
             routes,
             apps,
             global_deny,
+            cert_owner,
+            bank_signer,
+            bank_keys_json,
         }
     }
 

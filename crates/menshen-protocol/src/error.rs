@@ -74,6 +74,8 @@ codes! {
     UpstreamUnavailable = ("UPSTREAM_UNAVAILABLE", 502, "the service is temporarily unavailable"),
     /// The upstream did not answer in time; the outcome is unknown.
     UpstreamTimeout = ("UPSTREAM_TIMEOUT", 504, "the service did not answer in time; the outcome is unknown"),
+    /// The audit log cannot make this call's record durable: fail closed.
+    AuditUnavailable = ("SERVICE_UNAVAILABLE", 503, "the service is temporarily unavailable"),
     /// Anything else.
     Internal = ("INTERNAL_ERROR", 500, "an internal error occurred"),
 }

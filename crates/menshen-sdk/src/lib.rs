@@ -26,9 +26,12 @@ use http::{HeaderMap, HeaderValue, Method, Request, Uri};
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
-use menshen_crypto::{DigestAlg, MacAlg};
+use menshen_crypto::{DigestAlg, MacAlg, PrivateKey, PublicKey};
 use menshen_protocol::signature::RequestView;
-use menshen_protocol::{content_digest, headers, sign_mac, ErrorBody, SignatureParams};
+use menshen_protocol::{
+    content_digest, headers, sign_mac, sign_with_key, verify_content_digest, verify_with_key, ErrorBody,
+    ParsedSignature, ResponseView, SignatureParams,
+};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::CertificateDer;
 use zeroize::Zeroizing;
@@ -57,22 +60,35 @@ pub enum SdkError {
     /// No credentials configured.
     #[error("no credentials configured")]
     NoCredentials,
+    /// A key could not be read.
+    #[error("key: {0}")]
+    Key(String),
+    /// The bank's response signature is missing or does not verify.
+    #[error("response signature: {0}")]
+    ResponseSignature(String),
 }
 
-/// An application party's credentials.
+/// How an app signs.
+#[derive(Clone)]
+enum Signer {
+    Mac(Zeroizing<Vec<u8>>, MacAlg),
+    Key(Arc<PrivateKey>),
+}
+
+/// An application party's credentials: App_ID with an App_Secret (A1) or a
+/// registered key pair (A1-A3).
 #[derive(Clone)]
 pub struct Credentials {
     /// App_ID (used as `keyid`).
     pub app_id: String,
-    secret: Zeroizing<Vec<u8>>,
-    alg: MacAlg,
+    signer: Signer,
 }
 
 impl std::fmt::Debug for Credentials {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Credentials")
             .field("app_id", &self.app_id)
-            .field("alg", &self.alg)
+            .field("alg", &self.alg_name())
             .finish_non_exhaustive()
     }
 }
@@ -90,14 +106,36 @@ impl Credentials {
     pub fn hmac(app_id: &str, secret: Vec<u8>, alg: MacAlg) -> Self {
         Credentials {
             app_id: app_id.to_string(),
-            secret: Zeroizing::new(secret),
-            alg,
+            signer: Signer::Mac(Zeroizing::new(secret), alg),
         }
     }
     /// Read the App_Secret from a file (whitespace trimmed).
     pub fn hmac_from_file(app_id: &str, path: &Path, alg: MacAlg) -> std::io::Result<Self> {
         let text = Zeroizing::new(std::fs::read_to_string(path)?);
         Ok(Self::hmac(app_id, text.trim().as_bytes().to_vec(), alg))
+    }
+    /// App_ID + a registered key pair (SM2, P-256, Ed25519 or RSA); the
+    /// algorithm follows from the key.
+    pub fn key_pair(app_id: &str, key: PrivateKey) -> Self {
+        Credentials {
+            app_id: app_id.to_string(),
+            signer: Signer::Key(Arc::new(key)),
+        }
+    }
+    /// Read a PKCS#8 PEM private key from a file.
+    pub fn key_pair_from_file(app_id: &str, path: &Path) -> Result<Self, SdkError> {
+        let text = Zeroizing::new(
+            std::fs::read_to_string(path).map_err(|e| SdkError::Key(format!("{}: {e}", path.display())))?,
+        );
+        let key = PrivateKey::from_pkcs8_pem(&text).map_err(|e| SdkError::Key(format!("{}: {e}", path.display())))?;
+        Ok(Self::key_pair(app_id, key))
+    }
+    /// The `alg` these credentials sign with.
+    pub fn alg_name(&self) -> &'static str {
+        match &self.signer {
+            Signer::Mac(_, a) => a.name(),
+            Signer::Key(k) => k.alg().name(),
+        }
     }
 }
 
@@ -165,7 +203,7 @@ pub fn sign_request(
             .clone()
             .unwrap_or_else(|| menshen_crypto::random_token(16)),
         keyid: creds.app_id.clone(),
-        alg: creds.alg.name().to_string(),
+        alg: creds.alg_name().to_string(),
     };
     let view = RequestView {
         method: req.method().as_str().to_string(),
@@ -179,8 +217,13 @@ pub fn sign_request(
             .filter_map(|(k, v)| Some((k.as_str().to_string(), v.to_str().ok()?.to_string())))
             .collect(),
     };
-    let (si, sig, _base) = sign_mac(creds.alg, &creds.secret, &params, &view)
-        .map_err(|e| SdkError::Sign(e.to_string()))?;
+    let (si, sig) = match &creds.signer {
+        Signer::Mac(secret, alg) => {
+            let (si, sig, _base) = sign_mac(*alg, secret, &params, &view).map_err(|e| SdkError::Sign(e.to_string()))?;
+            (si, sig)
+        }
+        Signer::Key(key) => sign_with_key(key, &params, &view, None).map_err(|e| SdkError::Sign(e.to_string()))?,
+    };
     let hs = req.headers_mut();
     hs.insert(
         headers::SIGNATURE_INPUT,
@@ -231,6 +274,12 @@ pub type HttpClient =
 
 /// An HTTP(S) client trusting only `ca_pem` (PEM bytes) for TLS; TLS 1.2+.
 pub fn http_client(ca_pem: Option<&[u8]>) -> Result<HttpClient, SdkError> {
+    http_client_with_identity(ca_pem, None)
+}
+
+/// Like [`http_client`], presenting a client certificate (mutual TLS) given
+/// as PEM certificate chain and PEM PKCS#8 key.
+pub fn http_client_with_identity(ca_pem: Option<&[u8]>, identity: Option<(&[u8], &[u8])>) -> Result<HttpClient, SdkError> {
     let mut roots = rustls::RootCertStore::empty();
     if let Some(pem) = ca_pem {
         for c in CertificateDer::pem_slice_iter(pem) {
@@ -239,11 +288,23 @@ pub fn http_client(ca_pem: Option<&[u8]>) -> Result<HttpClient, SdkError> {
         }
     }
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let tls = rustls::ClientConfig::builder_with_provider(provider)
+    let builder = rustls::ClientConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS12, &rustls::version::TLS13])
         .map_err(|e| SdkError::Tls(e.to_string()))?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
+        .with_root_certificates(roots);
+    let tls = match identity {
+        None => builder.with_no_client_auth(),
+        Some((cert, key)) => {
+            let chain = CertificateDer::pem_slice_iter(cert)
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| SdkError::Tls(format!("client certificate: {e}")))?;
+            let key = rustls_pki_types::PrivateKeyDer::from_pem_slice(key)
+                .map_err(|e| SdkError::Tls(format!("client key: {e}")))?;
+            builder
+                .with_client_auth_cert(chain, key)
+                .map_err(|e| SdkError::Tls(format!("client certificate: {e}")))?
+        }
+    };
     let mut http = HttpConnector::new();
     http.enforce_http(false);
     http.set_connect_timeout(Some(Duration::from_secs(10)));
@@ -253,6 +314,52 @@ pub fn http_client(ca_pem: Option<&[u8]>) -> Result<HttpClient, SdkError> {
         .enable_http1()
         .wrap_connector(http);
     Ok(hyper_util::client::legacy::Client::builder(TokioExecutor::new()).build(https))
+}
+
+/// Verify the bank's signature on a response (AUTH-2, INT-2): the body matches
+/// `Content-Digest`; the signature covers `@status`, `content-digest`,
+/// `x-menshen-txn-id` and, when the request was signed, the request's own
+/// signature (`"signature";req;key=...`); and it verifies with one of
+/// `bank_keys`. `request_headers` are the headers the request was sent with.
+pub fn verify_response(resp: &Response, request_headers: &HeaderMap, bank_keys: &[PublicKey]) -> Result<(), SdkError> {
+    let bad = |m: &str| SdkError::ResponseSignature(m.to_string());
+    let h = |n: &str| resp.headers.get(n).and_then(|v| v.to_str().ok());
+    let (Some(si), Some(sig)) = (h(headers::SIGNATURE_INPUT), h(headers::SIGNATURE)) else {
+        return Err(bad("the response is not signed"));
+    };
+    let parsed = ParsedSignature::parse(si, sig).map_err(|e| SdkError::ResponseSignature(e.to_string()))?;
+    let cd = h(headers::CONTENT_DIGEST).ok_or_else(|| bad("no content-digest"))?;
+    verify_content_digest(cd, &resp.body).map_err(|_| bad("the body does not match its content-digest"))?;
+    let view = |hs: &HeaderMap, status: u16| ResponseView {
+        status,
+        headers: hs
+            .iter()
+            .filter_map(|(k, v)| Some((k.as_str().to_string(), v.to_str().ok()?.to_string())))
+            .collect(),
+    };
+    let req_signed = request_headers.contains_key(headers::SIGNATURE);
+    let mut required = menshen_protocol::response_components(None);
+    if req_signed {
+        let label = request_headers
+            .get(headers::SIGNATURE_INPUT)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split('=').next())
+            .unwrap_or(menshen_protocol::SIGNATURE_LABEL);
+        required = menshen_protocol::response_components(Some(label));
+    }
+    for c in &required {
+        if !parsed.params.components.contains(c) {
+            return Err(SdkError::ResponseSignature(format!("the signature does not cover {c}")));
+        }
+    }
+    let rv = view(&resp.headers, resp.status);
+    let reqv = view(request_headers, 0);
+    for k in bank_keys {
+        if verify_with_key(k, &parsed, &rv, Some(&reqv)).unwrap_or(false) {
+            return Ok(());
+        }
+    }
+    Err(bad("the signature does not verify with the bank's keys"))
 }
 
 /// Send a request and read the whole response.
@@ -282,6 +389,9 @@ pub struct ClientBuilder {
     ca: Option<Vec<u8>>,
     creds: Option<Credentials>,
     opts: SignOptions,
+    identity: Option<(Vec<u8>, Zeroizing<Vec<u8>>)>,
+    bank_keys: Vec<PublicKey>,
+    require_signed: Option<bool>,
 }
 
 impl ClientBuilder {
@@ -303,6 +413,24 @@ impl ClientBuilder {
         self.creds = Some(c);
         self
     }
+    /// Present this client certificate (PEM chain, PEM PKCS#8 key) for mutual TLS.
+    pub fn client_cert_pem(mut self, cert: &[u8], key: &[u8]) -> Self {
+        self.identity = Some((cert.to_vec(), Zeroizing::new(key.to_vec())));
+        self
+    }
+    /// Verify responses with this bank public key (PEM SubjectPublicKeyInfo,
+    /// from the gateway's `/.well-known/menshen/keys`). Once a bank key is
+    /// set, unsigned responses are refused unless
+    /// [`ClientBuilder::require_signed_responses`] says otherwise.
+    pub fn bank_public_key_pem(mut self, pem: &str) -> Result<Self, SdkError> {
+        self.bank_keys.push(PublicKey::from_spki_pem(pem).map_err(|e| SdkError::Key(e.to_string()))?);
+        Ok(self)
+    }
+    /// Whether an unsigned response is an error (default: yes once a bank key is set).
+    pub fn require_signed_responses(mut self, yes: bool) -> Self {
+        self.require_signed = Some(yes);
+        self
+    }
     /// Body digest algorithm (default SM3).
     pub fn digest(mut self, d: DigestAlg) -> Self {
         self.opts.digest = d;
@@ -310,11 +438,14 @@ impl ClientBuilder {
     }
     /// Build.
     pub fn build(self) -> Result<Client, SdkError> {
+        let identity = self.identity.as_ref().map(|(c, k)| (c.as_slice(), k.as_slice()));
         Ok(Client {
-            http: http_client(self.ca.as_deref())?,
+            http: http_client_with_identity(self.ca.as_deref(), identity)?,
             base: self.base,
             creds: self.creds.ok_or(SdkError::NoCredentials)?,
             opts: self.opts,
+            require_signed: self.require_signed.unwrap_or(!self.bank_keys.is_empty()),
+            bank_keys: Arc::new(self.bank_keys),
         })
     }
 }
@@ -326,6 +457,8 @@ pub struct Client {
     base: Uri,
     creds: Credentials,
     opts: SignOptions,
+    bank_keys: Arc<Vec<PublicKey>>,
+    require_signed: bool,
 }
 
 impl Client {
@@ -342,6 +475,9 @@ impl Client {
             ca: None,
             creds: None,
             opts: SignOptions::default(),
+            identity: None,
+            bank_keys: vec![],
+            require_signed: None,
         })
     }
 
@@ -380,8 +516,19 @@ impl Client {
         sign_request(req, &self.creds, opts.unwrap_or(&self.opts))
     }
 
-    /// Send a request as it is (signed or not).
+    /// Send a request as it is (signed or not). With bank keys configured,
+    /// the response's signature is verified; see [`verify_response`].
     pub async fn send(&self, req: Request<Bytes>) -> Result<Response, SdkError> {
+        let sent_headers = req.headers().clone();
+        let resp = send(&self.http, req).await?;
+        if !self.bank_keys.is_empty() && (self.require_signed || resp.headers.contains_key(headers::SIGNATURE)) {
+            verify_response(&resp, &sent_headers, &self.bank_keys)?;
+        }
+        Ok(resp)
+    }
+
+    /// Send without verifying the response signature (for tests and tools).
+    pub async fn send_unverified(&self, req: Request<Bytes>) -> Result<Response, SdkError> {
         send(&self.http, req).await
     }
 

@@ -119,6 +119,15 @@ pub enum Command {
     },
     /// Sign and send one request through the gateway; prints status, headers and body.
     Call(CallArgs),
+    /// Generate a key pair for request signing (PKCS#8 private key, mode 0600) and print the public key to register.
+    Keygen {
+        /// Algorithm: sm2 (default), p256, ed25519 or rsa (2048 bits).
+        #[arg(long, default_value = "sm2")]
+        alg: String,
+        /// Private key file to write (must not exist); the public key goes to FILE.pub.
+        #[arg(long)]
+        out: PathBuf,
+    },
     /// Master key utilities.
     Masterkey {
         /// What to do.
@@ -178,6 +187,42 @@ pub enum AppCmd {
     Resume {
         /// App_ID.
         app_id: String,
+    },
+    /// Register a public key (PEM SubjectPublicKeyInfo); its algorithm is fixed from then on.
+    KeyAdd {
+        /// App_ID.
+        app_id: String,
+        /// Public key file (from `menshen keygen` or OpenSSL).
+        #[arg(long)]
+        public_key: PathBuf,
+        /// Valid from (unix seconds; default now).
+        #[arg(long)]
+        not_before: Option<i64>,
+        /// Valid until (unix seconds; default unlimited).
+        #[arg(long)]
+        not_after: Option<i64>,
+    },
+    /// Bind a client certificate (PEM) to an app for mutual TLS.
+    CertAdd {
+        /// App_ID.
+        app_id: String,
+        /// Certificate file.
+        #[arg(long)]
+        cert: PathBuf,
+    },
+    /// Revoke one credential (key, certificate or secret) by its id.
+    CredentialRevoke {
+        /// App_ID.
+        app_id: String,
+        /// Credential id (see `menshen app show`).
+        id: i64,
+    },
+    /// Require (on) or stop requiring (off) the app's client certificate on every call.
+    RequireCert {
+        /// App_ID.
+        app_id: String,
+        /// on or off.
+        state: String,
     },
     /// Issue a new App_Secret (printed once).
     SecretRotate {
@@ -354,9 +399,22 @@ pub struct CallArgs {
     /// App_ID.
     #[arg(long)]
     pub app_id: String,
-    /// File holding the App_Secret.
+    /// File holding the App_Secret (A1 APIs).
+    #[arg(long, required_unless_present = "key", conflicts_with = "key")]
+    pub secret_file: Option<PathBuf>,
+    /// PKCS#8 private key registered for the app (A1-A3 APIs).
     #[arg(long)]
-    pub secret_file: PathBuf,
+    pub key: Option<PathBuf>,
+    /// The bank's response-signing public key (PEM): verify the response
+    /// signature and refuse an unsigned or wrongly signed response.
+    #[arg(long)]
+    pub bank_key: Option<PathBuf>,
+    /// Client certificate (PEM) for mutual TLS.
+    #[arg(long, requires = "cert_key")]
+    pub cert: Option<PathBuf>,
+    /// Private key (PEM) of the client certificate.
+    #[arg(long)]
+    pub cert_key: Option<PathBuf>,
     /// CA certificate (PEM) the gateway's certificate chains to.
     #[arg(long)]
     pub ca: PathBuf,
@@ -542,7 +600,32 @@ pub async fn app(cmd: AppCmd, conn: AdminConn) -> anyhow::Result<()> {
             &["app_id", "name", "kind", "status", "created_at"],
         ),
         AppCmd::Show { app_id } => {
-            print_json(&c.call("GET", &format!("/v1/apps/{app_id}"), None).await?)
+            let mut v = c.call("GET", &format!("/v1/apps/{app_id}"), None).await?;
+            v["credentials"] = c.call("GET", &format!("/v1/apps/{app_id}/credentials"), None).await?;
+            print_json(&v)
+        }
+        AppCmd::KeyAdd { app_id, public_key, not_before, not_after } => {
+            let pem = std::fs::read_to_string(&public_key).with_context(|| format!("--public-key {}", public_key.display()))?;
+            print_json(
+                &c.call("POST", &format!("/v1/apps/{app_id}/keys"), Some(json!({"public_key_pem": pem, "not_before": not_before, "not_after": not_after})))
+                    .await?,
+            )
+        }
+        AppCmd::CertAdd { app_id, cert } => {
+            let pem = std::fs::read_to_string(&cert).with_context(|| format!("--cert {}", cert.display()))?;
+            print_json(&c.call("POST", &format!("/v1/apps/{app_id}/certificates"), Some(json!({"certificate_pem": pem}))).await?)
+        }
+        AppCmd::CredentialRevoke { app_id, id } => {
+            c.call("DELETE", &format!("/v1/apps/{app_id}/credentials/{id}"), None).await?;
+            println!("credential {id} of {app_id} revoked");
+        }
+        AppCmd::RequireCert { app_id, state } => {
+            let on = match state.as_str() {
+                "on" => true,
+                "off" => false,
+                _ => bail!("STATE: must be `on` or `off`"),
+            };
+            print_json(&c.call("POST", &format!("/v1/apps/{app_id}/require-client-cert"), Some(json!({"required": on}))).await?)
         }
         AppCmd::Suspend { app_id } => print_json(
             &c.call("POST", &format!("/v1/apps/{app_id}/suspend"), None)
@@ -720,12 +803,28 @@ pub fn uapi(cmd: UapiCmd) -> anyhow::Result<()> {
 
 /// `menshen call ...`
 pub async fn call(a: CallArgs) -> anyhow::Result<i32> {
-    let alg = MacAlg::from_name(&a.alg)
-        .ok_or_else(|| anyhow::anyhow!("--alg: must be hmac-sm3 or hmac-sha256"))?;
-    let creds = Credentials::hmac_from_file(&a.app_id, &a.secret_file, alg)
-        .with_context(|| format!("--secret-file {}", a.secret_file.display()))?;
+    let creds = match (&a.secret_file, &a.key) {
+        (_, Some(k)) => Credentials::key_pair_from_file(&a.app_id, k).with_context(|| format!("--key {}", k.display()))?,
+        (Some(f), None) => {
+            let alg = MacAlg::from_name(&a.alg).ok_or_else(|| anyhow::anyhow!("--alg: must be hmac-sm3 or hmac-sha256"))?;
+            Credentials::hmac_from_file(&a.app_id, f, alg).with_context(|| format!("--secret-file {}", f.display()))?
+        }
+        (None, None) => bail!("give --secret-file or --key"),
+    };
     let ca = std::fs::read(&a.ca).with_context(|| format!("--ca {}", a.ca.display()))?;
-    let http = menshen_sdk::http_client(Some(&ca))?;
+    let identity = match (&a.cert, &a.cert_key) {
+        (Some(c), Some(k)) => Some((
+            std::fs::read(c).with_context(|| format!("--cert {}", c.display()))?,
+            zeroize::Zeroizing::new(std::fs::read(k).with_context(|| format!("--cert-key {}", k.display()))?),
+        )),
+        _ => None,
+    };
+    let http = menshen_sdk::http_client_with_identity(Some(&ca), identity.as_ref().map(|(c, k)| (c.as_slice(), k.as_slice())))?;
+    let bank_keys = match &a.bank_key {
+        Some(p) => vec![menshen_crypto::PublicKey::from_spki_pem(&std::fs::read_to_string(p).with_context(|| format!("--bank-key {}", p.display()))?)
+            .map_err(|e| anyhow::anyhow!("--bank-key {}: {e}", p.display()))?],
+        None => vec![],
+    };
     let method =
         http::Method::from_bytes(a.method.to_ascii_uppercase().as_bytes()).context("METHOD")?;
     let body = match &a.data {
@@ -759,7 +858,9 @@ pub async fn call(a: CallArgs) -> anyhow::Result<i32> {
             eprintln!("> {k}: {}", v.to_str().unwrap_or("?"));
         }
     }
+    let sent_headers = req.headers().clone();
     let resp = menshen_sdk::send(&http, req).await?;
+    let verdict = (!bank_keys.is_empty()).then(|| menshen_sdk::verify_response(&resp, &sent_headers, &bank_keys));
     println!("HTTP {}", resp.status);
     for (k, v) in &resp.headers {
         println!("{k}: {}", v.to_str().unwrap_or("?"));
@@ -768,6 +869,14 @@ pub async fn call(a: CallArgs) -> anyhow::Result<i32> {
     match serde_json::from_slice::<Value>(&resp.body) {
         Ok(v) => print_json(&v),
         Err(_) => println!("{}", String::from_utf8_lossy(&resp.body)),
+    }
+    match verdict {
+        Some(Ok(())) => eprintln!("response signature: verified with the bank's key"),
+        Some(Err(e)) => {
+            eprintln!("error: {e}");
+            return Ok(2);
+        }
+        None => {}
     }
     Ok(if resp.status < 400 { 0 } else { 1 })
 }

@@ -20,6 +20,9 @@ pub struct Config {
     /// This node's id in transaction serial numbers (8 hex characters); random if unset.
     #[serde(default)]
     pub node_id: Option<String>,
+    /// Level profile: `three-level` (default) or `two-level` (LVL-2).
+    #[serde(default)]
+    pub level_profile: Option<menshen_model::LevelProfile>,
     /// U_API_ID settings.
     pub uapi: UApiSection,
     /// Data plane.

@@ -46,6 +46,12 @@ pub struct DemoApp {
     pub kind: String,
     /// File holding the App_Secret (0600).
     pub secret_file: PathBuf,
+    /// PKCS#8 private key (0600), for apps with a key pair.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub private_key: Option<PathBuf>,
+    /// Registered public key, for apps with a key pair.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub public_key: Option<PathBuf>,
 }
 
 /// An API in `demo.json`.
@@ -87,6 +93,10 @@ pub struct DemoInfo {
     pub data_dir: PathBuf,
     /// Access log (JSON lines).
     pub access_log: PathBuf,
+    /// The bank's response-signing public key (PEM).
+    pub bank_signing_public_key: PathBuf,
+    /// Where the gateway publishes the bank's public keys.
+    pub bank_keys_url: String,
     /// Apps.
     pub apps: Vec<DemoApp>,
     /// APIs.
@@ -200,6 +210,7 @@ pub async fn start(opts: &DemoOptions) -> anyhow::Result<Demo> {
         data_dir: dir.join("data"),
         master_key_file: Some(master_key_file),
         node_id: None,
+        level_profile: None,
         uapi: UApiSection {
             prefix: "0P".into(),
             institution: "C10305".into(),
@@ -285,6 +296,7 @@ pub async fn start(opts: &DemoOptions) -> anyhow::Result<Demo> {
                 category: cat,
                 subcategory: sub,
                 lifecycle: None,
+                controls: None,
             })
             .await?;
         apis.push(DemoApi {
@@ -309,15 +321,57 @@ pub async fn start(opts: &DemoOptions) -> anyhow::Result<Demo> {
         .await?;
     let secret_file = apps_dir.join(format!("{}.secret", created.app.app_id));
     write_private(&secret_file, created.app_secret.as_bytes())?;
-    for a in &apis {
-        cp.store.add_grant(&created.app.app_id, &a.api_id).await?;
-    }
-    let apps = vec![DemoApp {
+    // Least privilege: a secret-only app gets the A1 API only (A2/A3 need a key pair).
+    cp.add_grant(&created.app.app_id, "products").await?;
+    let mut apps = vec![DemoApp {
         app_id: created.app.app_id.clone(),
         name: created.app.name.clone(),
         kind: created.app.kind.as_str().into(),
         secret_file,
+        private_key: None,
+        public_key: None,
     }];
+
+    // A second app signing with an SM2 key pair: it may call the A2 and A3 APIs.
+    let partner = cp
+        .create_app(&NewApp {
+            name: "Demo Wealth Partner".into(),
+            kind: AppKind::Server,
+            contact: Some("ops@partner.example".into()),
+        })
+        .await?;
+    let pid = partner.app.app_id.clone();
+    let psecret = apps_dir.join(format!("{pid}.secret"));
+    write_private(&psecret, partner.app_secret.as_bytes())?;
+    let (key, key_pem) = menshen_crypto::PrivateKey::generate(menshen_crypto::SigAlg::Sm2Sm3)?;
+    let private_key = apps_dir.join(format!("{pid}.sm2.key"));
+    let public_key = apps_dir.join(format!("{pid}.sm2.pub"));
+    write_private(&private_key, key_pem.as_bytes())?;
+    std::fs::write(&public_key, key.public_key().to_pem())?;
+    cp.add_public_key(&pid, &key.public_key().to_pem(), None, None).await?;
+    for a in &apis {
+        cp.add_grant(&pid, &a.api_id).await?;
+    }
+    apps.push(DemoApp {
+        app_id: pid,
+        name: partner.app.name.clone(),
+        kind: partner.app.kind.as_str().into(),
+        secret_file: psecret,
+        private_key: Some(private_key),
+        public_key: Some(public_key),
+    });
+
+    let bank_dir = dir.join("bank");
+    std::fs::create_dir_all(&bank_dir)?;
+    let bank_signing_public_key = bank_dir.join("response-signing.pub.pem");
+    let signing = cp
+        .store
+        .list_bank_keys()
+        .await?
+        .into_iter()
+        .find(|k| k.purpose == menshen_store::control::purpose::RESPONSE_SIGNING && !k.retired)
+        .context("no bank response-signing key")?;
+    std::fs::write(&bank_signing_public_key, &signing.public_pem)?;
 
     let info = DemoInfo {
         gateway_url: format!("https://{}", node.gateway.addrs[0]),
@@ -328,6 +382,8 @@ pub async fn start(opts: &DemoOptions) -> anyhow::Result<Demo> {
         config_file,
         data_dir: cfg.data_dir.clone(),
         access_log: node.audit.path().to_path_buf(),
+        bank_signing_public_key,
+        bank_keys_url: format!("https://{}/.well-known/menshen/keys", node.gateway.addrs[0]),
         apps,
         apis,
     };
@@ -349,6 +405,7 @@ pub fn next_steps(info: &DemoInfo, dir: &Path) -> String {
     format!(
         "Menshen demo is running.\n  gateway   {gw}\n  admin API {admin}\n  upstream  {up}\n  state     {dir}/demo.json\n\n\
          Try a signed A1 call:\n  menshen call --app-id {app_id} --secret-file {secret} --ca {ca} GET {gw}{path}\n\n\
+         An A2 call signed with SM2, verifying the bank's signed response:\n  menshen call --app-id {p_id} --key {p_key} --bank-key {bank} --ca {ca} GET {gw}{a2path}\n\n\
          Manage it (in another shell):\n  export MENSHEN_ADMIN_URL={admin} MENSHEN_ADMIN_TOKEN_FILE={tok}\n  menshen app list\n  menshen app suspend {app_id}\n\n\
          Ctrl-C stops the demo.",
         gw = info.gateway_url,
@@ -360,5 +417,9 @@ pub fn next_steps(info: &DemoInfo, dir: &Path) -> String {
         ca = info.ca_cert.display(),
         path = a1.example_path,
         tok = info.admin_token_file.display(),
+        p_id = info.apps[1].app_id,
+        p_key = info.apps[1].private_key.as_deref().unwrap_or(Path::new("-")).display(),
+        bank = info.bank_signing_public_key.display(),
+        a2path = info.apis[1].example_path,
     )
 }

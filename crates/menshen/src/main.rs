@@ -99,6 +99,33 @@ async fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Ip { cmd, conn } => cli::ip(cmd, conn).await?,
         Command::Uapi { cmd } => cli::uapi(cmd)?,
         Command::Call(a) => return cli::call(a).await,
+        Command::Keygen { alg, out } => {
+            let alg = match alg.as_str() {
+                "sm2" | "sm2-sm3" => menshen_crypto::SigAlg::Sm2Sm3,
+                "p256" | "ecdsa-p256-sha256" => menshen_crypto::SigAlg::EcdsaP256Sha256,
+                "ed25519" => menshen_crypto::SigAlg::Ed25519,
+                "rsa" | "rsa-v1_5-sha256" => menshen_crypto::SigAlg::RsaV15Sha256,
+                other => anyhow::bail!("--alg {other}: use sm2, p256, ed25519 or rsa"),
+            };
+            if out.exists() {
+                anyhow::bail!("--out {}: exists; refusing to overwrite a key", out.display());
+            }
+            let (key, pem) = menshen_crypto::PrivateKey::generate(alg).map_err(|e| anyhow::anyhow!("{e}"))?;
+            menshen::pki::write_private(&out, pem.as_bytes())?;
+            let public = key.public_key().to_pem();
+            let mut pub_path = out.clone().into_os_string();
+            pub_path.push(".pub");
+            let pub_path = std::path::PathBuf::from(pub_path);
+            std::fs::write(&pub_path, &public)?;
+            eprintln!(
+                "{} private key written to {} (mode 0600); public key to {}.\nRegister it with: menshen app key-add APP_ID --public-key {}",
+                alg.name(),
+                out.display(),
+                pub_path.display(),
+                pub_path.display()
+            );
+            print!("{public}");
+        }
         Command::Masterkey {
             cmd: MasterkeyCmd::Generate { out },
         } => {

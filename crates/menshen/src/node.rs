@@ -9,7 +9,7 @@ use menshen_admin::AdminState;
 use menshen_audit::AuditLog;
 use menshen_crypto::MasterKey;
 use menshen_gateway::{Gateway, GatewayHandle};
-use menshen_store::{ControlPlane, MemoryHotState, SqliteStore, UApiConfig};
+use menshen_store::{ControlPlane, HotState, MemoryHotState, SqliteStore, UApiConfig};
 use tokio::sync::watch;
 
 use crate::config::Config;
@@ -43,7 +43,8 @@ pub fn control_plane(cfg: &Config) -> anyhow::Result<ControlPlane> {
             prefix: cfg.uapi.prefix.clone(),
             institution: cfg.uapi.institution.clone(),
         },
-    ))
+    )
+    .with_profile(cfg.level_profile.unwrap_or(menshen_model::LevelProfile::ThreeLevel)))
 }
 
 /// A running node.
@@ -70,10 +71,15 @@ impl Node {
             .await
             .with_context(|| format!("admin.listen: cannot bind {}", cfg.admin.listen))?;
         let admin_addr = admin_listener.local_addr()?;
+        cp.ensure_bank_keys()
+            .await
+            .map_err(|e| anyhow::anyhow!("keystore: {e}"))?;
+        let hot = Arc::new(MemoryHotState::default());
+        seed_replay_cache(&audit, hot.as_ref(), cfg.gateway.replay_window_secs).await;
         let gateway = Gateway::start(
             cfg.gateway.clone(),
             cp.clone(),
-            Arc::new(MemoryHotState::default()),
+            hot,
             audit.clone(),
             cfg.node_id.clone(),
         )
@@ -138,4 +144,28 @@ pub async fn wait_for_signal() {
     }
     #[cfg(not(unix))]
     let _ = tokio::signal::ctrl_c().await;
+}
+
+/// Seed the replay cache with the nonces the log recorded in the last window,
+/// so a restart does not reopen the door to replays (INT-4).
+async fn seed_replay_cache(audit: &AuditLog, hot: &dyn HotState, window: u32) {
+    let now = menshen_store::now_unix();
+    let window = i64::from(window);
+    let path = audit.path().to_path_buf();
+    let recs = match tokio::task::spawn_blocking(move || menshen_audit::recover::records_since(&path, now - 2 * window - 1)).await {
+        Ok(Ok(r)) => r,
+        Ok(Err(e)) => {
+            tracing::error!(error = %e, "cannot read the access log to seed the replay cache");
+            return;
+        }
+        Err(_) => return,
+    };
+    let mut n = 0;
+    for r in recs {
+        if let (Some(app), Some(nonce), Some(created)) = (&r.app_id, &r.nonce, r.sig_created) {
+            hot.insert_nonce(app, nonce, created.max(now) + window + 1, now).await;
+            n += 1;
+        }
+    }
+    tracing::info!(nonces = n, "replay cache seeded from the access log");
 }

@@ -29,5 +29,6 @@ pub async fn on_request(
     {
         return Err(GatewayError::new(ErrorCode::Replay, "nonce already used"));
     }
+    ex.nonce_recorded = true;
     Ok(())
 }

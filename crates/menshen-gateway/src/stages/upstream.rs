@@ -62,7 +62,7 @@ fn set(h: &mut HeaderMap, name: &'static str, value: &str) {
 pub async fn forward(
     ex: &mut Exchange,
     up: &UpstreamClient,
-) -> Result<Response<Full<Bytes>>, GatewayError> {
+) -> Result<Response<Bytes>, GatewayError> {
     let (Some(api), Some(app)) = (&ex.api, &ex.app) else {
         return Err(GatewayError::new(
             ErrorCode::Internal,
@@ -131,7 +131,7 @@ pub async fn forward(
             format!("upstream answered {}", parts.status.as_u16()),
         ));
     }
-    let mut resp = Response::new(Full::new(body));
+    let mut resp = Response::new(body);
     *resp.status_mut() = parts.status;
     let h = resp.headers_mut();
     *h = parts.headers;

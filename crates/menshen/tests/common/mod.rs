@@ -153,6 +153,7 @@ impl Harness {
             data_dir: dir.path().join("data"),
             master_key_file: Some(mk),
             node_id: Some("0000test".into()),
+            level_profile: None,
             uapi: UApiSection {
                 prefix: "0P".into(),
                 institution: "C10305".into(),
