@@ -59,3 +59,38 @@ pub fn write_private(path: &Path, data: &[u8]) -> anyhow::Result<()> {
     f.sync_all()?;
     Ok(())
 }
+
+/// A client CA and client certificates for mutual-TLS tests and demos.
+pub struct ClientPki {
+    /// Path of the client CA certificate (PEM), for `gateway.client_ca`.
+    pub ca_file: std::path::PathBuf,
+    /// (certificate PEM, private key PEM) per requested name.
+    pub clients: Vec<(String, String)>,
+}
+
+/// Write `client-ca.pem` into `dir` and issue one client certificate per
+/// name (CN = name), returned as PEM strings.
+pub fn client_pki(dir: &Path, names: &[&str]) -> anyhow::Result<ClientPki> {
+    std::fs::create_dir_all(dir)?;
+    let ca_key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)?;
+    let mut ca = CertificateParams::new(Vec::<String>::new())?;
+    ca.distinguished_name.push(DnType::CommonName, "Menshen Client CA");
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+    let ca_cert = ca.self_signed(&ca_key)?;
+    let ca_file = dir.join("client-ca.pem");
+    std::fs::write(&ca_file, ca_cert.pem())?;
+    let mut clients = Vec::new();
+    for n in names {
+        let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)?;
+        let mut p = CertificateParams::new(Vec::<String>::new())?;
+        p.distinguished_name.push(DnType::CommonName, *n);
+        p.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ClientAuth];
+        let now = time::OffsetDateTime::now_utc();
+        p.not_before = now - time::Duration::days(1);
+        p.not_after = now + time::Duration::days(365);
+        let cert = p.signed_by(&key, &ca_cert, &ca_key)?;
+        clients.push((cert.pem(), key.serialize_pem()));
+    }
+    Ok(ClientPki { ca_file, clients })
+}

@@ -32,6 +32,8 @@ pub fn on_request(ex: &mut Exchange, window_secs: u32) -> Result<(), GatewayErro
     };
     let parsed = ParsedSignature::parse(input, sig).map_err(malformed)?;
     ex.claimed_app_id = Some(parsed.params.keyid.clone());
+    // Kept even if it fails below: the bank's signed answer covers it (;req).
+    ex.signature = Some(parsed.clone());
     let has_query = ex.parts.uri.query().is_some();
     let has_body = !ex.body.is_empty();
     parsed.check_coverage(has_query, has_body).map_err(malformed)?;
@@ -145,6 +147,5 @@ pub fn on_request(ex: &mut Exchange, window_secs: u32) -> Result<(), GatewayErro
             ));
         }
     }
-    ex.signature = Some(parsed);
     Ok(())
 }

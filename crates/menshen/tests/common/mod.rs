@@ -87,7 +87,9 @@ async fn upstream_handler(
 }
 
 pub struct Harness {
-    pub dir: tempfile::TempDir,
+    pub dir: std::sync::Arc<tempfile::TempDir>,
+    pub client_pki: Option<menshen::pki::ClientPki>,
+    pub config: Config,
     pub node: Option<Node>,
     pub upstream: Upstream,
     pub upstream_url: String,
@@ -103,6 +105,12 @@ pub struct HarnessOptions {
     pub upstream_timeout_ms: u64,
     pub max_body_bytes: usize,
     pub listen_v6: bool,
+    /// Issue a client CA (and this many client certificates) for mutual TLS.
+    pub client_certs: usize,
+    /// Fixed gateway port (to restart on the same address).
+    pub gateway_port: u16,
+    /// Reuse this directory (restart on the same store and log).
+    pub dir: Option<std::path::PathBuf>,
 }
 
 impl Default for HarnessOptions {
@@ -112,6 +120,9 @@ impl Default for HarnessOptions {
             upstream_timeout_ms: 1_000,
             max_body_bytes: 64 * 1024,
             listen_v6: false,
+            client_certs: 0,
+            gateway_port: 0,
+            dir: None,
         }
     }
 }
@@ -122,11 +133,32 @@ impl Harness {
     }
 
     pub async fn start_with(o: HarnessOptions) -> Harness {
-        let dir = tempfile::tempdir().unwrap();
+        Self::start_in(std::sync::Arc::new(tempfile::tempdir().unwrap()), o).await
+    }
+
+    /// Stop this node and start a new one on the same directory, store, log
+    /// and gateway address.
+    pub async fn restart(mut self) -> Harness {
+        let port = self.node().gateway.addrs[0].port();
+        self.stop().await;
+        let dir = self.dir.clone();
+        let n = self.client_pki.as_ref().map(|p| p.clients.len()).unwrap_or(0);
+        drop(self);
+        Self::start_in(dir, HarnessOptions { gateway_port: port, client_certs: n, ..Default::default() }).await
+    }
+
+    async fn start_in(dir: std::sync::Arc<tempfile::TempDir>, o: HarnessOptions) -> Harness {
         let tls = dir.path().join("tls");
-        menshen::pki::write_demo_pki(&tls).unwrap();
         let mk = dir.path().join("master.key");
-        menshen::pki::write_private(&mk, menshen_crypto::MasterKey::generate().as_bytes()).unwrap();
+        if !mk.exists() {
+            menshen::pki::write_demo_pki(&tls).unwrap();
+            menshen::pki::write_private(&mk, menshen_crypto::MasterKey::generate().as_bytes()).unwrap();
+        }
+        let client_pki = (o.client_certs > 0).then(|| {
+            let names: Vec<String> = (0..o.client_certs).map(|i| format!("client-{i}")).collect();
+            let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+            menshen::pki::client_pki(&dir.path().join("clients"), &refs).unwrap()
+        });
 
         let upstream = Upstream::default();
         let l = tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
@@ -140,7 +172,7 @@ impl Harness {
             let _ = axum::serve(l, app).await;
         });
 
-        let mut listen = vec![SocketAddr::from((Ipv4Addr::LOCALHOST, 0))];
+        let mut listen = vec![SocketAddr::from((Ipv4Addr::LOCALHOST, o.gateway_port))];
         if o.listen_v6 {
             listen.push("[::1]:0".parse().unwrap());
         }
@@ -149,6 +181,7 @@ impl Harness {
         gw.upstream_timeout_ms = o.upstream_timeout_ms;
         gw.max_body_bytes = o.max_body_bytes;
         gw.snapshot_refresh_ms = 200;
+        gw.client_ca = client_pki.as_ref().map(|p| p.ca_file.clone());
         let cfg = Config {
             data_dir: dir.path().join("data"),
             master_key_file: Some(mk),
@@ -164,7 +197,7 @@ impl Harness {
             },
             audit: AuditSection::default(),
         };
-        let node = Node::start(cfg).await.unwrap();
+        let node = Node::start(cfg.clone()).await.unwrap();
         let admin_token = menshen_admin::create_admin_token(node.cp.store.as_ref(), "test")
             .await
             .unwrap();
@@ -174,6 +207,8 @@ impl Harness {
             gateway_url: format!("https://{}", node.gateway.addrs[0]),
             node: Some(node),
             dir,
+            client_pki,
+            config: cfg,
             upstream,
             upstream_url,
             admin_token,
@@ -294,6 +329,48 @@ impl Harness {
             .into_iter()
             .find(|r| r.txn_id == txn_id)
             .unwrap_or_else(|| panic!("no access record for {txn_id}"))
+    }
+
+    /// The bank's current response-signing public key (PEM).
+    pub async fn bank_key_pem(&self) -> String {
+        self.node()
+            .cp
+            .store
+            .list_bank_keys()
+            .await
+            .unwrap()
+            .into_iter()
+            .find(|k| k.purpose == "response-signing" && !k.retired)
+            .unwrap()
+            .public_pem
+    }
+
+    /// Register a key for an app; returns the credential id.
+    pub async fn add_key(&self, app_id: &str, key: &menshen_crypto::PrivateKey, not_before: Option<i64>, not_after: Option<i64>) -> i64 {
+        let (s, v) = self
+            .admin(
+                "POST",
+                &format!("/v1/apps/{app_id}/keys"),
+                Some(json!({"public_key_pem": key.public_key().to_pem(), "not_before": not_before, "not_after": not_after})),
+            )
+            .await;
+        assert_eq!(s, 201, "{v}");
+        v["id"].as_i64().unwrap()
+    }
+
+    /// An SDK client signing with a key pair and verifying the bank's responses.
+    pub async fn key_client(&self, app_id: &str, key: menshen_crypto::PrivateKey, cert: Option<usize>) -> Client {
+        let mut b = Client::builder(&self.gateway_url)
+            .unwrap()
+            .ca_pem(&self.ca_pem)
+            .credentials(Credentials::key_pair(app_id, key))
+            .bank_public_key_pem(&self.bank_key_pem().await)
+            .unwrap();
+        if let Some(i) = cert {
+            let (c, k) = &self.client_pki.as_ref().unwrap().clients[i];
+            b = b.client_cert_pem(c.as_bytes(), k.as_bytes());
+        }
+        b.build().unwrap()
     }
 
     pub fn data_dir(&self) -> PathBuf {
