@@ -305,3 +305,22 @@ pub async fn require_client_cert(State(st): State<AdminState>, Path(app_id): Pat
 pub async fn list_bank_keys(State(st): State<AdminState>) -> R {
     ok(st.cp.store.list_bank_keys().await?)
 }
+
+pub async fn search_audit(State(st): State<AdminState>, Query(q): Query<menshen_store::AuditQuery>) -> R {
+    let rows = st.cp.store.search_audit(&q).await?;
+    let out: Vec<serde_json::Value> = rows
+        .into_iter()
+        .map(|r| {
+            let rec: serde_json::Value = serde_json::from_str(&r.record).unwrap_or_default();
+            json!({"seq": r.seq, "segment": r.segment, "record": rec})
+        })
+        .collect();
+    ok(out)
+}
+
+pub async fn latest_checkpoint(State(st): State<AdminState>) -> R {
+    match st.cp.store.latest_audit_checkpoint().await? {
+        Some((_, cp)) => ok(serde_json::from_str::<serde_json::Value>(&cp).unwrap_or_default()),
+        None => Err(AdminError::NotFound("checkpoint".into())),
+    }
+}

@@ -36,6 +36,9 @@ pub struct AdminState {
     /// Hook run after each successful change (e.g. rebuild the local gateway
     /// snapshot). Other nodes pick the change up by notification or poll.
     pub after_change: Option<AfterChange>,
+    /// Where every admin change is recorded (ADM-1), in the same chain as
+    /// the access records.
+    pub audit: Option<menshen_audit::AuditLog>,
 }
 
 /// Hash of an admin token as stored.
@@ -55,6 +58,22 @@ pub async fn create_admin_token(
     Ok(token)
 }
 
+/// Remove secrets from a JSON value before it is recorded.
+fn scrub(v: serde_json::Value) -> serde_json::Value {
+    menshen_audit::mask_json(&v, &["public_key_pem".into(), "certificate_pem".into()])
+}
+
+/// The current state of the target of `path`, for the "before" of an admin record.
+async fn before_state(st: &AdminState, path: &str) -> Option<serde_json::Value> {
+    let mut parts = path.trim_start_matches("/v1/").split('/');
+    let (kind, id) = (parts.next()?, parts.next()?);
+    match kind {
+        "apps" => st.cp.store.get_app(id).await.ok().and_then(|a| serde_json::to_value(a).ok()),
+        "apis" => st.cp.store.get_api(id).await.ok().and_then(|a| serde_json::to_value(a).ok()),
+        _ => None,
+    }
+}
+
 async fn require_token(State(st): State<AdminState>, req: Request, next: Next) -> Response {
     let token = req
         .headers()
@@ -65,20 +84,46 @@ async fn require_token(State(st): State<AdminState>, req: Request, next: Next) -
     let Some(token) = token else {
         return AdminError::Unauthorized.into_response();
     };
-    match st.cp.store.find_admin_token(&token_hash(token)).await {
-        Ok(Some(_)) => {
-            let mutating = req.method() != http::Method::GET;
-            let resp = next.run(req).await;
-            if mutating && resp.status().is_success() {
-                if let Some(hook) = &st.after_change {
-                    hook().await;
-                }
-            }
-            resp
-        }
-        Ok(None) => AdminError::Unauthorized.into_response(),
-        Err(e) => AdminError::from(e).into_response(),
+    let actor = match st.cp.store.find_admin_token(&token_hash(token)).await {
+        Ok(Some(t)) => t.name,
+        Ok(None) => return AdminError::Unauthorized.into_response(),
+        Err(e) => return AdminError::from(e).into_response(),
+    };
+    if req.method() == http::Method::GET {
+        return next.run(req).await;
     }
+    // ADM-1: who, what, before/after, when, for every change.
+    let action = format!("{} {}", req.method(), req.uri().path());
+    let before = before_state(&st, req.uri().path()).await;
+    let (parts, body) = req.into_parts();
+    let body = axum::body::to_bytes(body, 1 << 20).await.unwrap_or_default();
+    let request = serde_json::from_slice::<serde_json::Value>(&body).ok().map(scrub);
+    let resp = next.run(Request::from_parts(parts, axum::body::Body::from(body))).await;
+    let status = resp.status();
+    let (rparts, rbody) = resp.into_parts();
+    let rbytes = axum::body::to_bytes(rbody, 8 << 20).await.unwrap_or_default();
+    let after = serde_json::from_slice::<serde_json::Value>(&rbytes).ok().map(scrub);
+    if let Some(audit) = &st.audit {
+        let rec = menshen_audit::AdminRecord {
+            kind: "admin".into(),
+            timestamp: menshen_store::now_rfc3339(),
+            actor,
+            action,
+            status: status.as_u16(),
+            before,
+            request,
+            after,
+        };
+        if let Err(e) = audit.record_durable(&rec).await {
+            tracing::error!(error = %e, "admin action could not be recorded");
+        }
+    }
+    if status.is_success() {
+        if let Some(hook) = &st.after_change {
+            hook().await;
+        }
+    }
+    Response::from_parts(rparts, axum::body::Body::from(rbytes))
 }
 
 /// The admin router.
@@ -97,6 +142,8 @@ pub fn router(state: AdminState) -> Router {
         .route("/apps/{app_id}/certificates", post(add_certificate))
         .route("/apps/{app_id}/require-client-cert", post(require_client_cert))
         .route("/bank-keys", get(list_bank_keys))
+        .route("/audit", get(search_audit))
+        .route("/audit/checkpoint", get(latest_checkpoint))
         .route("/apis", get(list_apis).post(create_api))
         .route("/apis/{api_id}", get(get_api))
         .route("/apis/{api_id}/lifecycle", post(set_lifecycle))

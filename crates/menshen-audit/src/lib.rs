@@ -1,20 +1,23 @@
-//! Access records (AUD-1) and the writer that persists them.
+//! The tamper-evident audit log (AUD-1 to AUD-6, DEP-2).
 //!
-//! Every request the gateway receives, accepted or rejected, becomes exactly
-//! one [`AccessRecord`]. The [`AuditLog`] writer batches records on its own
-//! thread and appends them as JSON lines with a flush and `fdatasync` per batch
-//! (group commit). The tamper-evident chain of the audit issue wraps this same
-//! record type.
+//! Every request the gateway receives, accepted or refused, becomes exactly
+//! one [`AccessRecord`]; every admin change one [`AdminRecord`]. The
+//! [`AuditLog`] writer appends them, hash-chained with SM3, to segment files,
+//! syncs once per batch (group commit) and seals each batch with a checkpoint
+//! signed by the bank's audit key. [`verify::verify_dir`] proves integrity
+//! offline with only the public key.
 #![forbid(unsafe_code)]
 
+pub mod chain;
 pub mod mask;
 pub mod recover;
+pub mod verify;
 pub mod writer;
 
 use serde::{Deserialize, Serialize};
 
-pub use mask::mask_text;
-pub use writer::{AuditError, AuditLog};
+pub use mask::{mask_json, mask_text};
+pub use writer::{AuditConfig, AuditError, AuditLog, AuditSigner, BatchSink, Committed};
 
 /// Outcome of a call (AUD-1): success, failure, or unknown (the upstream may
 /// have acted but did not answer).
@@ -83,4 +86,28 @@ pub struct AccessRecord {
     /// Client certificate fingerprint (mutual TLS), if any.
     #[serde(default)]
     pub client_cert: Option<String>,
+    /// Retained message parts (AUD-4), masked (AUD-5); per the API's setting.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message_parts: Option<serde_json::Value>,
+}
+
+/// One admin change (ADM-1): who, what, before/after, when.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AdminRecord {
+    /// Record type, `admin`.
+    pub kind: String,
+    /// When (RFC 3339).
+    pub timestamp: String,
+    /// Admin token name.
+    pub actor: String,
+    /// `METHOD /path`.
+    pub action: String,
+    /// HTTP status of the change.
+    pub status: u16,
+    /// The state before (when the target could be read), secrets removed.
+    pub before: Option<serde_json::Value>,
+    /// The request and resulting state, secrets removed.
+    pub request: Option<serde_json::Value>,
+    /// The response, secrets removed.
+    pub after: Option<serde_json::Value>,
 }

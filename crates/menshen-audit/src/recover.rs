@@ -3,10 +3,11 @@
 //! across restarts); A2/A3 records are durable before their response is sent,
 //! so no accepted A2/A3 nonce is missing.
 
-use std::fs::File;
-use std::io::{Read, Seek, SeekFrom};
 use std::path::Path;
 
+use crate::chain::parse_line;
+use crate::verify::list_segments;
+use crate::writer::read_segment;
 use crate::AccessRecord;
 
 fn ts_unix(ts: &str) -> Option<i64> {
@@ -15,38 +16,27 @@ fn ts_unix(ts: &str) -> Option<i64> {
         .map(|t| t.unix_timestamp())
 }
 
-/// Records of `path` whose timestamp is at or after `since` (unix seconds),
-/// read from the end of the file backwards so a large log costs only its tail.
-pub fn records_since(path: &Path, since: i64) -> std::io::Result<Vec<AccessRecord>> {
-    let mut f = match File::open(path) {
-        Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(vec![]),
-        Err(e) => return Err(e),
-    };
-    let len = f.metadata()?.len();
-    let mut tail = 1u64 << 20;
-    loop {
-        let start = len.saturating_sub(tail);
-        f.seek(SeekFrom::Start(start))?;
-        let mut buf = Vec::with_capacity((len - start) as usize);
-        f.read_to_end(&mut buf)?;
-        let text = String::from_utf8_lossy(&buf);
-        let mut lines: Vec<&str> = text.lines().collect();
-        if start > 0 && !lines.is_empty() {
-            lines.remove(0); // partial first line
+/// Access records of the log in `dir` whose timestamp is at or after `since`
+/// (unix seconds), reading segments from the newest back only as far as needed.
+pub fn records_since(dir: &Path, since: i64) -> std::io::Result<Vec<AccessRecord>> {
+    let mut out = Vec::new();
+    for (_, path) in list_segments(dir)?.into_iter().rev() {
+        let text = read_segment(&path)?;
+        let mut older_seen = false;
+        let mut recs: Vec<AccessRecord> = Vec::new();
+        for line in text.lines() {
+            let Some(pl) = parse_line(line) else { continue };
+            let Ok(r) = serde_json::from_str::<AccessRecord>(pl.rec) else { continue };
+            match ts_unix(&r.timestamp) {
+                Some(t) if t >= since => recs.push(r),
+                _ => older_seen = true,
+            }
         }
-        let first_ts = lines
-            .iter()
-            .find_map(|l| serde_json::from_str::<AccessRecord>(l).ok())
-            .and_then(|r| ts_unix(&r.timestamp));
-        let covered = start == 0 || first_ts.is_some_and(|t| t < since);
-        if covered {
-            return Ok(lines
-                .iter()
-                .filter_map(|l| serde_json::from_str::<AccessRecord>(l).ok())
-                .filter(|r| ts_unix(&r.timestamp).is_some_and(|t| t >= since))
-                .collect());
+        recs.extend(out);
+        out = recs;
+        if older_seen {
+            break;
         }
-        tail = tail.saturating_mul(4);
     }
+    Ok(out)
 }

@@ -1,19 +1,26 @@
-//! The record writer: a bounded queue (back-pressure, never unbounded memory)
-//! drained by one thread that appends JSON lines and syncs once per batch.
+//! The audit writer (AUD-2, AUD-3, DEP-2): a bounded queue (back-pressure,
+//! never unbounded memory) drained by one thread that appends chained lines to
+//! the active segment, `fdatasync`s once per batch (group commit), seals each
+//! batch with a signed checkpoint, and only then acknowledges the batch.
+//! Segments rotate by size or age; closed segments are compressed (zstd).
+//! A failing disk fails every waiting caller (fail closed) and is logged loudly.
 
 use std::fs::{File, OpenOptions};
-use std::io::Write;
+use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
+use menshen_crypto::PrivateKey;
+use serde::Serialize;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::AccessRecord;
+use crate::chain::{make_line, parse_line, Checkpoint, GENESIS};
 
 /// Errors of the audit writer.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum AuditError {
-    /// The log file could not be opened or written.
+    /// A file could not be opened or written.
     #[error("audit log I/O error on {path}: {source}")]
     Io {
         /// File.
@@ -21,186 +28,470 @@ pub enum AuditError {
         /// Cause.
         source: std::io::Error,
     },
-    /// The writer has stopped (shutdown or a failed disk).
-    #[error("audit writer is not running")]
+    /// The log on disk is not in the expected format.
+    #[error("audit log {path} is damaged: {reason}")]
+    Damaged {
+        /// File.
+        path: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The writer has stopped, or the record could not be made durable.
+    #[error("audit writer is not running or the disk failed")]
     Closed,
 }
 
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> AuditError + '_ {
+    move |source| AuditError::Io {
+        path: path.display().to_string(),
+        source,
+    }
+}
+
+/// Settings of the writer.
+#[derive(Debug, Clone)]
+pub struct AuditConfig {
+    /// Directory of the log (`segments/`, `checkpoints.jsonl`, `archive/`).
+    pub dir: PathBuf,
+    /// Records queued before callers wait.
+    pub queue: usize,
+    /// Rotate the active segment at this size.
+    pub segment_max_bytes: u64,
+    /// Rotate the active segment at this age.
+    pub segment_max_age: Duration,
+    /// Compress closed segments with zstd.
+    pub compress: bool,
+}
+
+impl AuditConfig {
+    /// Defaults for `dir`.
+    pub fn new(dir: PathBuf) -> Self {
+        AuditConfig {
+            dir,
+            queue: 65_536,
+            segment_max_bytes: 64 << 20,
+            segment_max_age: Duration::from_secs(86_400),
+            compress: true,
+        }
+    }
+}
+
+/// The key that signs checkpoints.
+pub struct AuditSigner {
+    /// Key id recorded in checkpoints.
+    pub key_id: String,
+    /// The SM2 audit key.
+    pub key: PrivateKey,
+}
+
+/// A record as committed, for the database index.
+#[derive(Debug, Clone)]
+pub struct Committed {
+    /// Sequence number.
+    pub seq: u64,
+    /// Segment file name.
+    pub segment: String,
+    /// The record JSON.
+    pub rec: Vec<u8>,
+}
+
+/// Receives every committed batch and its checkpoint (the database index).
+pub trait BatchSink: Send + 'static {
+    /// Called on the writer thread after the batch is durable; must not block long.
+    fn committed(&mut self, records: Vec<Committed>, checkpoint: &Checkpoint);
+}
+
 enum Msg {
-    Record(Box<AccessRecord>, Option<oneshot::Sender<Result<(), ()>>>),
-    Flush(oneshot::Sender<()>),
+    Record(Vec<u8>, Option<oneshot::Sender<bool>>),
+    Flush(oneshot::Sender<bool>),
 }
 
 /// Handle to the audit writer; cheap to clone.
 #[derive(Clone)]
 pub struct AuditLog {
     tx: mpsc::Sender<Msg>,
-    path: PathBuf,
+    dir: PathBuf,
 }
 
-const BATCH: usize = 1024;
+/// Name of segment `n`.
+pub fn segment_name(n: u64) -> String {
+    format!("seg-{n:08}.jsonl")
+}
+
+/// Number of a segment file name (`seg-00000001.jsonl[.zst]`).
+pub fn segment_number(name: &str) -> Option<u64> {
+    name.strip_prefix("seg-")?
+        .split('.')
+        .next()?
+        .parse()
+        .ok()
+}
+
+/// Read all lines of a segment, plain or zstd-compressed.
+pub fn read_segment(path: &Path) -> std::io::Result<String> {
+    let mut out = String::new();
+    if path.extension().is_some_and(|e| e == "zst") {
+        zstd::stream::read::Decoder::new(File::open(path)?)?.read_to_string(&mut out)?;
+    } else {
+        File::open(path)?.read_to_string(&mut out)?;
+    }
+    Ok(out)
+}
+
+struct State {
+    dir: PathBuf,
+    seg_dir: PathBuf,
+    seg_no: u64,
+    seg_file: File,
+    seg_path: PathBuf,
+    seg_size: u64,
+    seg_opened: Instant,
+    seq: u64,
+    prev: String,
+    cp_file: File,
+    cp_path: PathBuf,
+    signer: Option<AuditSigner>,
+    cfg: AuditConfig,
+}
+
+fn now_rfc3339() -> String {
+    time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}
+
+fn sync_dir(dir: &Path) {
+    if let Ok(d) = File::open(dir) {
+        let _ = d.sync_all();
+    }
+}
+
+/// Truncate a file to its last complete line (a crash can leave a partial,
+/// never-acknowledged line). Returns the complete text.
+fn repair_tail(path: &Path) -> Result<String, AuditError> {
+    let mut text = String::new();
+    File::open(path)
+        .and_then(|mut f| f.read_to_string(&mut text))
+        .map_err(io(path))?;
+    if !text.is_empty() && !text.ends_with('\n') {
+        let keep = text.rfind('\n').map(|i| i + 1).unwrap_or(0);
+        tracing::warn!(file = %path.display(), dropped = text.len() - keep, "audit: dropping a partial last line left by a crash (never acknowledged)");
+        OpenOptions::new()
+            .write(true)
+            .open(path)
+            .and_then(|f| f.set_len(keep as u64).and_then(|_| f.sync_all()))
+            .map_err(io(path))?;
+        text.truncate(keep);
+    }
+    Ok(text)
+}
+
+impl State {
+    fn open(cfg: AuditConfig, signer: Option<AuditSigner>) -> Result<(State, Option<Checkpoint>), AuditError> {
+        let dir = cfg.dir.clone();
+        let seg_dir = dir.join("segments");
+        std::fs::create_dir_all(&seg_dir).map_err(io(&seg_dir))?;
+        std::fs::create_dir_all(dir.join("archive")).map_err(io(&dir))?;
+        // The newest segment, plain or compressed, here or archived.
+        let mut newest: Option<(u64, PathBuf)> = None;
+        for d in [&seg_dir, &dir.join("archive")] {
+            for e in std::fs::read_dir(d).map_err(io(d))? {
+                let p = e.map_err(io(d))?.path();
+                let Some(n) = p.file_name().and_then(|n| n.to_str()).and_then(segment_number) else {
+                    continue;
+                };
+                if newest.as_ref().is_none_or(|(m, _)| n > *m) || newest.as_ref().is_some_and(|(m, q)| n == *m && q.extension().is_some_and(|x| x == "zst")) {
+                    newest = Some((n, p));
+                }
+            }
+        }
+        let (mut seq, mut prev) = (0u64, GENESIS.to_string());
+        let (seg_no, reopen) = match &newest {
+            None => (1, false),
+            Some((n, p)) => {
+                let text = if p.extension().is_some_and(|e| e == "zst") {
+                    read_segment(p).map_err(io(p))?
+                } else {
+                    repair_tail(p)?
+                };
+                if let Some(last) = text.lines().last() {
+                    let pl = parse_line(last).ok_or_else(|| AuditError::Damaged {
+                        path: p.display().to_string(),
+                        reason: "last line is not a chained record".into(),
+                    })?;
+                    seq = pl.seq;
+                    prev = pl.hash.to_string();
+                }
+                let plain = p.extension().is_some_and(|e| e == "jsonl") && p.parent() == Some(seg_dir.as_path());
+                if plain { (*n, true) } else { (*n + 1, false) }
+            }
+        };
+        let seg_path = seg_dir.join(segment_name(seg_no));
+        let seg_file = OpenOptions::new().create(true).append(true).open(&seg_path).map_err(io(&seg_path))?;
+        let seg_size = seg_file.metadata().map_err(io(&seg_path))?.len();
+        if !reopen {
+            sync_dir(&seg_dir);
+        }
+        let cp_path = dir.join("checkpoints.jsonl");
+        if cp_path.exists() {
+            repair_tail(&cp_path)?;
+        }
+        let last_cp = if cp_path.exists() {
+            let f = File::open(&cp_path).map_err(io(&cp_path))?;
+            BufReader::new(f)
+                .lines()
+                .map_while(Result::ok)
+                .last()
+                .and_then(|l| serde_json::from_str::<Checkpoint>(&l).ok())
+        } else {
+            None
+        };
+        let cp_file = OpenOptions::new().create(true).append(true).open(&cp_path).map_err(io(&cp_path))?;
+        let mut st = State {
+            dir,
+            seg_dir,
+            seg_no,
+            seg_file,
+            seg_path,
+            seg_size,
+            seg_opened: Instant::now(),
+            seq,
+            prev,
+            cp_file,
+            cp_path,
+            signer,
+            cfg,
+        };
+        // Records written but not sealed before a crash: seal them now.
+        let sealed_to = last_cp.as_ref().map(|c| c.last_seq).unwrap_or(0);
+        let mut recovery = None;
+        if st.seq > sealed_to && st.signer.is_some() {
+            let seg = newest.as_ref().and_then(|(_, p)| p.file_name()).and_then(|n| n.to_str()).unwrap_or("").trim_end_matches(".zst").to_string();
+            let cp = st.checkpoint(seg, sealed_to + 1)?;
+            tracing::warn!(first = cp.first_seq, last = cp.last_seq, "audit: sealed records left unsealed by a crash");
+            recovery = Some(cp);
+        }
+        Ok((st, recovery))
+    }
+
+    fn checkpoint(&mut self, segment: String, first_seq: u64) -> Result<Checkpoint, AuditError> {
+        let mut cp = Checkpoint {
+            segment,
+            first_seq,
+            last_seq: self.seq,
+            head: self.prev.clone(),
+            time: now_rfc3339(),
+            key_id: self.signer.as_ref().map(|s| s.key_id.clone()).unwrap_or_default(),
+            alg: String::new(),
+            sig: String::new(),
+        };
+        if let Some(s) = &self.signer {
+            cp.sign(&s.key);
+        }
+        let mut line = serde_json::to_vec(&cp).unwrap_or_default();
+        line.push(b'\n');
+        let p = self.cp_path.clone();
+        self.cp_file.write_all(&line).and_then(|_| self.cp_file.sync_data()).map_err(io(&p))?;
+        Ok(cp)
+    }
+
+    /// Append a batch, sync, seal. Returns the committed records and checkpoint.
+    fn commit(&mut self, recs: Vec<Vec<u8>>) -> Result<(Vec<Committed>, Checkpoint), AuditError> {
+        let first = self.seq + 1;
+        let mut buf = Vec::with_capacity(recs.iter().map(|r| r.len() + 160).sum());
+        let mut committed = Vec::with_capacity(recs.len());
+        let (seq0, prev0) = (self.seq, self.prev.clone());
+        for rec in recs {
+            self.seq += 1;
+            let (line, hash) = make_line(self.seq, &self.prev, &rec);
+            buf.extend_from_slice(&line);
+            self.prev = hash;
+            committed.push(Committed {
+                seq: self.seq,
+                segment: segment_name(self.seg_no),
+                rec,
+            });
+        }
+        let p = self.seg_path.clone();
+        if let Err(e) = self.seg_file.write_all(&buf).and_then(|_| self.seg_file.sync_data()) {
+            // Undo the in-memory chain; cut any partial write so the file
+            // stays a valid chain for the next attempt.
+            self.seq = seq0;
+            self.prev = prev0;
+            let _ = self.seg_file.set_len(self.seg_size);
+            return Err(io(&p)(e));
+        }
+        self.seg_size += buf.len() as u64;
+        let cp = self.checkpoint(segment_name(self.seg_no), first)?;
+        Ok((committed, cp))
+    }
+
+    fn maybe_rotate(&mut self) -> Result<(), AuditError> {
+        if self.seg_size < self.cfg.segment_max_bytes && self.seg_opened.elapsed() < self.cfg.segment_max_age {
+            return Ok(());
+        }
+        if self.seg_size == 0 {
+            self.seg_opened = Instant::now();
+            return Ok(());
+        }
+        let closed = self.seg_path.clone();
+        self.seg_no += 1;
+        self.seg_path = self.seg_dir.join(segment_name(self.seg_no));
+        self.seg_file = OpenOptions::new().create(true).append(true).open(&self.seg_path).map_err(io(&self.seg_path))?;
+        self.seg_size = 0;
+        self.seg_opened = Instant::now();
+        sync_dir(&self.seg_dir);
+        tracing::info!(closed = %closed.display(), "audit segment rotated");
+        if self.cfg.compress {
+            std::thread::spawn(move || {
+                if let Err(e) = compress_segment(&closed) {
+                    tracing::error!(file = %closed.display(), error = %e, "audit segment compression failed; the plain segment is kept");
+                }
+            });
+        }
+        Ok(())
+    }
+}
+
+/// Compress a closed segment to `<name>.zst` (synced) and remove the plain file.
+pub fn compress_segment(path: &Path) -> std::io::Result<PathBuf> {
+    let mut zpath = path.as_os_str().to_owned();
+    zpath.push(".zst");
+    let zpath = PathBuf::from(zpath);
+    let mut tmp = zpath.as_os_str().to_owned();
+    tmp.push(".tmp");
+    let tmp = PathBuf::from(tmp);
+    {
+        let input = File::open(path)?;
+        let out = File::create(&tmp)?;
+        let mut enc = zstd::stream::write::Encoder::new(out, 9)?;
+        std::io::copy(&mut BufReader::new(input), &mut enc)?;
+        let out = enc.finish()?;
+        out.sync_all()?;
+    }
+    std::fs::rename(&tmp, &zpath)?;
+    if let Some(d) = zpath.parent() {
+        sync_dir(d);
+    }
+    std::fs::remove_file(path)?;
+    Ok(zpath)
+}
+
+const BATCH: usize = 4096;
 
 impl AuditLog {
-    /// Open (append) `dir/access.jsonl` and start the writer thread.
-    pub fn open(dir: &Path, queue: usize) -> Result<Self, AuditError> {
-        std::fs::create_dir_all(dir).map_err(|source| AuditError::Io {
-            path: dir.display().to_string(),
-            source,
-        })?;
-        let path = dir.join("access.jsonl");
-        let file = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&path)
-            .map_err(|source| AuditError::Io {
-                path: path.display().to_string(),
-                source,
-            })?;
-        let (tx, rx) = mpsc::channel(queue.max(16));
-        let p = path.clone();
+    /// Open the log in `cfg.dir` (recovering after a crash) and start the
+    /// writer thread. Without a signer, checkpoints are unsigned (tests only).
+    pub fn open(cfg: AuditConfig, signer: Option<AuditSigner>, sink: Option<Box<dyn BatchSink>>) -> Result<Self, AuditError> {
+        let queue = cfg.queue.max(16);
+        let dir = cfg.dir.clone();
+        let (mut st, recovery) = State::open(cfg, signer)?;
+        let mut sink = sink;
+        if let (Some(cp), Some(s)) = (&recovery, sink.as_mut()) {
+            s.committed(vec![], cp);
+        }
+        let (tx, mut rx) = mpsc::channel::<Msg>(queue);
         std::thread::Builder::new()
             .name("menshen-audit".into())
-            .spawn(move || run(file, p, rx))
-            .map_err(|source| AuditError::Io {
-                path: path.display().to_string(),
-                source,
-            })?;
-        Ok(AuditLog { tx, path })
+            .spawn(move || {
+                while let Some(first) = rx.blocking_recv() {
+                    let mut recs = Vec::new();
+                    let mut waiters = Vec::new();
+                    let mut next = Some(first);
+                    while let Some(msg) = next.take() {
+                        match msg {
+                            Msg::Record(r, w) => {
+                                recs.push(r);
+                                if let Some(w) = w {
+                                    waiters.push(w);
+                                }
+                            }
+                            Msg::Flush(w) => waiters.push(w),
+                        }
+                        if recs.len() < BATCH {
+                            next = rx.try_recv().ok();
+                        }
+                    }
+                    let ok = if recs.is_empty() {
+                        true
+                    } else {
+                        match st.commit(recs) {
+                            Ok((committed, cp)) => {
+                                if let Some(s) = sink.as_mut() {
+                                    s.committed(committed, &cp);
+                                }
+                                true
+                            }
+                            Err(e) => {
+                                tracing::error!(target: "menshen::audit", error = %e, "AUDIT WRITE FAILED: this batch is not durable; A2/A3 calls fail closed");
+                                false
+                            }
+                        }
+                    };
+                    for w in waiters {
+                        let _ = w.send(ok);
+                    }
+                    if let Err(e) = st.maybe_rotate() {
+                        tracing::error!(target: "menshen::audit", error = %e, "audit segment rotation failed");
+                    }
+                }
+                let _ = st.dir.as_path();
+            })
+            .map_err(io(&dir))?;
+        Ok(AuditLog { tx, dir })
     }
 
-    /// The JSON-lines file.
-    pub fn path(&self) -> &Path {
-        &self.path
+    /// The log directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
     }
 
-    /// Queue a record; waits for queue space (back-pressure).
-    pub async fn record(&self, rec: AccessRecord) -> Result<(), AuditError> {
-        self.tx
-            .send(Msg::Record(Box::new(rec), None))
-            .await
-            .map_err(|_| AuditError::Closed)
+    /// The active segments directory.
+    pub fn segments_dir(&self) -> PathBuf {
+        self.dir.join("segments")
     }
 
-    /// Queue a record and wait until it is on disk (synced).
-    pub async fn record_durable(&self, rec: AccessRecord) -> Result<(), AuditError> {
+    async fn send<T: Serialize>(&self, rec: &T, w: Option<oneshot::Sender<bool>>) -> Result<(), AuditError> {
+        let bytes = serde_json::to_vec(rec).map_err(|_| AuditError::Closed)?;
+        self.tx.send(Msg::Record(bytes, w)).await.map_err(|_| AuditError::Closed)
+    }
+
+    /// Queue a record; waits for queue space (back-pressure), not for the disk.
+    pub async fn record<T: Serialize>(&self, rec: &T) -> Result<(), AuditError> {
+        self.send(rec, None).await
+    }
+
+    /// Queue a record and wait until it is on disk and sealed.
+    pub async fn record_durable<T: Serialize>(&self, rec: &T) -> Result<(), AuditError> {
         let (tx, rx) = oneshot::channel();
-        self.tx
-            .send(Msg::Record(Box::new(rec), Some(tx)))
-            .await
-            .map_err(|_| AuditError::Closed)?;
+        self.send(rec, Some(tx)).await?;
         match rx.await {
-            Ok(Ok(())) => Ok(()),
+            Ok(true) => Ok(()),
             _ => Err(AuditError::Closed),
         }
     }
 
-    /// Wait until everything queued so far is on disk.
+    /// Wait until everything queued so far is on disk and sealed.
     pub async fn flush(&self) -> Result<(), AuditError> {
         let (tx, rx) = oneshot::channel();
-        self.tx
-            .send(Msg::Flush(tx))
-            .await
-            .map_err(|_| AuditError::Closed)?;
-        rx.await.map_err(|_| AuditError::Closed)
-    }
-}
-
-fn run(mut file: File, path: PathBuf, mut rx: mpsc::Receiver<Msg>) {
-    let mut buf = Vec::with_capacity(64 * 1024);
-    let mut waiters = Vec::new();
-    let mut flushes = Vec::new();
-    while let Some(first) = rx.blocking_recv() {
-        let mut next = Some(first);
-        let mut n = 0;
-        while let Some(msg) = next.take() {
-            match msg {
-                Msg::Record(rec, w) => {
-                    // Serializing a plain struct of strings and numbers cannot fail.
-                    if serde_json::to_writer(&mut buf, &rec).is_ok() {
-                        buf.push(b'\n');
-                    }
-                    if let Some(w) = w {
-                        waiters.push(w);
-                    }
-                }
-                Msg::Flush(w) => flushes.push(w),
-            }
-            n += 1;
-            if n < BATCH {
-                next = rx.try_recv().ok();
-            }
-        }
-        let ok = file.write_all(&buf).and_then(|_| file.sync_data());
-        buf.clear();
-        match ok {
-            Ok(()) => {
-                for w in waiters.drain(..) {
-                    let _ = w.send(Ok(()));
-                }
-                for f in flushes.drain(..) {
-                    let _ = f.send(());
-                }
-            }
-            Err(e) => {
-                // Fail closed: tell every waiter, and say so loudly once per batch.
-                tracing::error!(target: "menshen::audit", file = %path.display(), error = %e, "AUDIT WRITE FAILED: records in this batch are not durable");
-                for w in waiters.drain(..) {
-                    let _ = w.send(Err(()));
-                }
-                flushes.clear();
-            }
+        self.tx.send(Msg::Flush(tx)).await.map_err(|_| AuditError::Closed)?;
+        match rx.await {
+            Ok(true) => Ok(()),
+            _ => Err(AuditError::Closed),
         }
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::Outcome;
-
-    fn rec(i: u32) -> AccessRecord {
-        AccessRecord {
-            kind: "access".into(),
-            txn_id: format!("T{i}"),
-            node_id: "n".into(),
-            timestamp: "2026-01-01T00:00:00.000Z".into(),
-            duration_us: 1,
-            app_id: None,
-            app_verified: false,
-            api_id: None,
-            u_api_id: None,
-            level: None,
-            client_ip: "127.0.0.1".into(),
-            peer: "127.0.0.1:1".into(),
-            method: "GET".into(),
-            path: "/".into(),
-            status: 200,
-            result: Outcome::Success,
-            code: None,
-            message: "200".into(),
-            reason: None,
-            alg: None,
-            nonce: None,
-            sig_created: None,
-            client_cert: None,
+/// All records of the log in order, from every segment (active, compressed,
+/// archived), as JSON strings. For tests and small logs.
+pub fn read_all_records(dir: &Path) -> std::io::Result<Vec<String>> {
+    let mut out = Vec::new();
+    for (_, p) in crate::verify::list_segments(dir)? {
+        for line in read_segment(&p)?.lines() {
+            if let Some(pl) = parse_line(line) {
+                out.push(pl.rec.to_string());
+            }
         }
     }
-
-    #[tokio::test]
-    async fn aud_1_records_are_appended_and_durable() {
-        let dir = std::env::temp_dir().join(format!("audit-{}", std::process::id()));
-        let log = AuditLog::open(&dir, 64).unwrap();
-        for i in 0..100 {
-            log.record(rec(i)).await.unwrap();
-        }
-        log.record_durable(rec(100)).await.unwrap();
-        let text = std::fs::read_to_string(log.path()).unwrap();
-        let lines: Vec<AccessRecord> = text
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap())
-            .collect();
-        assert_eq!(lines.len(), 101);
-        assert_eq!(lines[100].txn_id, "T100");
-        std::fs::remove_dir_all(&dir).unwrap();
-    }
+    Ok(out)
 }

@@ -169,11 +169,12 @@ async fn finish(state: &State, ex: &Exchange, status: u16, err: Option<&GatewayE
         nonce: sig.filter(|_| ex.nonce_recorded).map(|s| s.nonce.clone()),
         sig_created: sig.map(|s| s.created),
         client_cert: ex.client_cert.clone(),
+        message_parts: None,
     };
     let r = if durable {
-        state.audit.record_durable(rec).await
+        state.audit.record_durable(&rec).await
     } else {
-        state.audit.record(rec).await
+        state.audit.record(&rec).await
     };
     match r {
         Ok(()) => true,

@@ -58,6 +58,8 @@ pub mod purpose {
     pub const RESPONSE_SIGNING: &str = "response-signing";
     /// Receives digital envelopes (SM2 encryption of session keys).
     pub const ENCRYPTION: &str = "encryption";
+    /// Signs audit checkpoints.
+    pub const AUDIT: &str = "audit";
 }
 
 fn new_app_id() -> String {
@@ -231,13 +233,17 @@ impl ControlPlane {
     /// key (KEY-1), generated here and kept sealed under the master key (KEY-3).
     pub async fn ensure_bank_keys(&self) -> Result<Vec<crate::BankKeyRecord>, StoreError> {
         let mut keys = self.store.list_bank_keys().await?;
-        for p in [purpose::RESPONSE_SIGNING, purpose::ENCRYPTION] {
+        for p in [purpose::RESPONSE_SIGNING, purpose::ENCRYPTION, purpose::AUDIT] {
             if keys.iter().any(|k| k.purpose == p && !k.retired) {
                 continue;
             }
             let (key, pkcs8) =
                 PrivateKey::generate(SigAlg::Sm2Sm3).map_err(|e| StoreError::Backend(e.to_string()))?;
-            let short = if p == purpose::RESPONSE_SIGNING { "sig" } else { "enc" };
+            let short = match p {
+                purpose::RESPONSE_SIGNING => "sig",
+                purpose::ENCRYPTION => "enc",
+                _ => "aud",
+            };
             let key_id = format!("bank-{short}-{}", &key.public_key().fingerprint()[..12]);
             let rec = crate::BankKeyRecord {
                 sealed_pkcs8: self.master.seal(&format!("bank-key:{key_id}"), pkcs8.as_bytes()),

@@ -102,6 +102,63 @@ pub struct BankKeyRecord {
     pub retired: bool,
 }
 
+/// One audit record as indexed in the database (AUD-2, AUD-6).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditRow {
+    /// Sequence number in the chained log.
+    pub seq: u64,
+    /// Segment file holding it.
+    pub segment: String,
+    /// `access` or `admin`.
+    pub kind: String,
+    /// Transaction serial number.
+    pub txn_id: Option<String>,
+    /// Time (RFC 3339).
+    pub timestamp: String,
+    /// App_ID.
+    pub app_id: Option<String>,
+    /// API_ID.
+    pub api_id: Option<String>,
+    /// End user, when known.
+    pub user_id: Option<String>,
+    /// success / failure / unknown.
+    pub result: Option<String>,
+    /// HTTP status.
+    pub status: Option<i64>,
+    /// Error code.
+    pub code: Option<String>,
+    /// The record JSON (already masked).
+    pub record: String,
+}
+
+/// An audit search.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditQuery {
+    /// Transaction serial number.
+    pub txn_id: Option<String>,
+    /// App_ID.
+    pub app_id: Option<String>,
+    /// API_ID.
+    pub api_id: Option<String>,
+    /// End user.
+    pub user_id: Option<String>,
+    /// success / failure / unknown.
+    pub result: Option<String>,
+    /// From (RFC 3339, inclusive).
+    pub from: Option<String>,
+    /// To (RFC 3339, exclusive).
+    pub to: Option<String>,
+    /// `access` or `admin`.
+    pub kind: Option<String>,
+    /// At most this many (1-1000), newest first.
+    #[serde(default = "default_limit")]
+    pub limit: u32,
+}
+
+fn default_limit() -> u32 {
+    100
+}
+
 /// An admin API token (stored as SHA-256 only).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AdminToken {
@@ -171,6 +228,13 @@ pub trait Store: Send + Sync + 'static {
     async fn insert_bank_key(&self, key: &BankKeyRecord) -> Result<(), StoreError>;
     /// All bank keys.
     async fn list_bank_keys(&self) -> Result<Vec<BankKeyRecord>, StoreError>;
+
+    /// Index committed audit records and keep the latest checkpoint.
+    async fn index_audit(&self, rows: Vec<AuditRow>, checkpoint: Option<(u64, String)>) -> Result<(), StoreError>;
+    /// Search the audit index, newest first.
+    async fn search_audit(&self, q: &AuditQuery) -> Result<Vec<AuditRow>, StoreError>;
+    /// The latest checkpoint (last seq, checkpoint JSON).
+    async fn latest_audit_checkpoint(&self) -> Result<Option<(u64, String)>, StoreError>;
 
     /// Insert an API, assigning the next U_API_ID sequence number for its
     /// institution, type and category (never reusing a cancelled code), in one

@@ -105,6 +105,32 @@ const MIGRATIONS: &[&str] = &[
         retired INTEGER NOT NULL DEFAULT 0
     );
     "#,
+    // 3: the audit index (AUD-2, AUD-6) and the latest checkpoint (AUD-3).
+    r#"
+    CREATE TABLE audit_index (
+        seq INTEGER PRIMARY KEY,
+        segment TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        txn_id TEXT,
+        timestamp TEXT NOT NULL,
+        app_id TEXT,
+        api_id TEXT,
+        user_id TEXT,
+        result TEXT,
+        status INTEGER,
+        code TEXT,
+        record TEXT NOT NULL
+    );
+    CREATE INDEX audit_txn ON audit_index(txn_id);
+    CREATE INDEX audit_app_time ON audit_index(app_id, timestamp);
+    CREATE INDEX audit_api_time ON audit_index(api_id, timestamp);
+    CREATE INDEX audit_time ON audit_index(timestamp);
+    CREATE TABLE audit_checkpoint (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        last_seq INTEGER NOT NULL,
+        checkpoint TEXT NOT NULL
+    );
+    "#,
 ];
 
 /// SQLite-backed [`Store`].
@@ -472,6 +498,80 @@ impl Store for SqliteStore {
             let mut st = c.prepare("SELECT * FROM bank_keys ORDER BY created_at, key_id")?;
             let rows = st.query_map([], bank_key_from)?.collect::<rusqlite::Result<Vec<_>>>()?;
             Ok(rows)
+        })
+        .await
+    }
+
+    async fn index_audit(&self, rows: Vec<crate::AuditRow>, checkpoint: Option<(u64, String)>) -> Result<(), StoreError> {
+        // Not a catalog change: no version bump, no snapshot rebuild.
+        let conn = self.conn.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut c = conn.lock().unwrap_or_else(|p| p.into_inner());
+            let tx = c.transaction()?;
+            {
+                let mut st = tx.prepare_cached(
+                    "INSERT OR IGNORE INTO audit_index (seq, segment, kind, txn_id, timestamp, app_id, api_id, user_id, result, status, code, record)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+                )?;
+                for r in &rows {
+                    st.execute(params![r.seq as i64, r.segment, r.kind, r.txn_id, r.timestamp, r.app_id, r.api_id, r.user_id, r.result, r.status, r.code, r.record])?;
+                }
+            }
+            if let Some((last, cp)) = checkpoint {
+                tx.execute(
+                    "INSERT INTO audit_checkpoint (id, last_seq, checkpoint) VALUES (1, ?1, ?2)
+                     ON CONFLICT(id) DO UPDATE SET last_seq = excluded.last_seq, checkpoint = excluded.checkpoint WHERE excluded.last_seq >= audit_checkpoint.last_seq",
+                    params![last as i64, cp],
+                )?;
+            }
+            tx.commit()?;
+            Ok::<_, StoreError>(())
+        })
+        .await
+        .map_err(|e| StoreError::Backend(e.to_string()))?
+    }
+
+    async fn search_audit(&self, q: &crate::AuditQuery) -> Result<Vec<crate::AuditRow>, StoreError> {
+        let q = q.clone();
+        self.read(move |c| {
+            let mut st = c.prepare(
+                "SELECT * FROM audit_index WHERE (?1 IS NULL OR txn_id = ?1) AND (?2 IS NULL OR app_id = ?2)
+                 AND (?3 IS NULL OR api_id = ?3) AND (?4 IS NULL OR user_id = ?4) AND (?5 IS NULL OR result = ?5)
+                 AND (?6 IS NULL OR timestamp >= ?6) AND (?7 IS NULL OR timestamp < ?7) AND (?8 IS NULL OR kind = ?8)
+                 ORDER BY seq DESC LIMIT ?9",
+            )?;
+            let rows = st
+                .query_map(
+                    params![q.txn_id, q.app_id, q.api_id, q.user_id, q.result, q.from, q.to, q.kind, q.limit.clamp(1, 1000) as i64],
+                    |r| {
+                        Ok(crate::AuditRow {
+                            seq: r.get::<_, i64>("seq")? as u64,
+                            segment: r.get("segment")?,
+                            kind: r.get("kind")?,
+                            txn_id: r.get("txn_id")?,
+                            timestamp: r.get("timestamp")?,
+                            app_id: r.get("app_id")?,
+                            api_id: r.get("api_id")?,
+                            user_id: r.get("user_id")?,
+                            result: r.get("result")?,
+                            status: r.get("status")?,
+                            code: r.get("code")?,
+                            record: r.get("record")?,
+                        })
+                    },
+                )?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            Ok(rows)
+        })
+        .await
+    }
+
+    async fn latest_audit_checkpoint(&self) -> Result<Option<(u64, String)>, StoreError> {
+        self.read(|c| {
+            Ok(c.query_row("SELECT last_seq, checkpoint FROM audit_checkpoint WHERE id = 1", [], |r| {
+                Ok((r.get::<_, i64>(0)? as u64, r.get::<_, String>(1)?))
+            })
+            .optional()?)
         })
         .await
     }

@@ -64,14 +64,50 @@ pub struct AuditSection {
     /// Records queued before callers wait (back-pressure).
     #[serde(default = "default_queue")]
     pub queue: usize,
+    /// Rotate the active segment at this size (MiB).
+    #[serde(default = "default_segment_mb")]
+    pub segment_max_mb: u64,
+    /// Rotate the active segment at this age (hours).
+    #[serde(default = "default_segment_hours")]
+    pub segment_max_hours: u64,
+    /// Compress closed segments (zstd).
+    #[serde(default = "default_true")]
+    pub compress: bool,
+    /// `menshen audit archive` moves closed segments older than this to `archive/`.
+    #[serde(default = "default_archive_days")]
+    pub archive_after_days: u32,
+    /// Nothing is deleted before this many days (AUD-2: at least a year).
+    #[serde(default = "default_retention_days")]
+    pub retention_days: u32,
 }
 
 impl Default for AuditSection {
     fn default() -> Self {
         AuditSection {
             queue: default_queue(),
+            segment_max_mb: default_segment_mb(),
+            segment_max_hours: default_segment_hours(),
+            compress: true,
+            archive_after_days: default_archive_days(),
+            retention_days: default_retention_days(),
         }
     }
+}
+
+fn default_segment_mb() -> u64 {
+    64
+}
+fn default_segment_hours() -> u64 {
+    24
+}
+fn default_true() -> bool {
+    true
+}
+fn default_archive_days() -> u32 {
+    30
+}
+fn default_retention_days() -> u32 {
+    400
 }
 
 fn default_queue() -> usize {
@@ -127,6 +163,12 @@ impl Config {
         }
         if self.audit.queue < 16 {
             bail!("audit.queue: must be at least 16");
+        }
+        if self.audit.segment_max_mb == 0 || self.audit.segment_max_hours == 0 {
+            bail!("audit.segment_max_mb / audit.segment_max_hours: must be > 0");
+        }
+        if self.audit.retention_days < 366 {
+            bail!("audit.retention_days: must be at least 366 (logs are kept at least a year, AUD-2); default 400");
         }
         Ok(())
     }

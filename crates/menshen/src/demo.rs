@@ -91,8 +91,12 @@ pub struct DemoInfo {
     pub config_file: PathBuf,
     /// Data directory.
     pub data_dir: PathBuf,
-    /// Access log (JSON lines).
+    /// Access log directory (same as `audit_dir`).
     pub access_log: PathBuf,
+    /// The tamper-evident audit log directory (`menshen audit verify` it).
+    pub audit_dir: PathBuf,
+    /// The bank's audit public key (PEM), to verify the log offline.
+    pub audit_public_key: PathBuf,
     /// The bank's response-signing public key (PEM).
     pub bank_signing_public_key: PathBuf,
     /// Where the gateway publishes the bank's public keys.
@@ -372,6 +376,15 @@ pub async fn start(opts: &DemoOptions) -> anyhow::Result<Demo> {
         .find(|k| k.purpose == menshen_store::control::purpose::RESPONSE_SIGNING && !k.retired)
         .context("no bank response-signing key")?;
     std::fs::write(&bank_signing_public_key, &signing.public_pem)?;
+    let audit_pub = bank_dir.join("audit.pub.pem");
+    let audit_key = cp
+        .store
+        .list_bank_keys()
+        .await?
+        .into_iter()
+        .find(|k| k.purpose == menshen_store::control::purpose::AUDIT && !k.retired)
+        .context("no bank audit key")?;
+    std::fs::write(&audit_pub, &audit_key.public_pem)?;
 
     let info = DemoInfo {
         gateway_url: format!("https://{}", node.gateway.addrs[0]),
@@ -381,7 +394,9 @@ pub async fn start(opts: &DemoOptions) -> anyhow::Result<Demo> {
         upstream_url,
         config_file,
         data_dir: cfg.data_dir.clone(),
-        access_log: node.audit.path().to_path_buf(),
+        access_log: node.audit.dir().to_path_buf(),
+        audit_dir: node.audit.dir().to_path_buf(),
+        audit_public_key: audit_pub,
         bank_signing_public_key,
         bank_keys_url: format!("https://{}/.well-known/menshen/keys", node.gateway.addrs[0]),
         apps,

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use anyhow::{bail, Context};
 use menshen_admin::AdminState;
-use menshen_audit::AuditLog;
+use menshen_audit::{AuditConfig, AuditLog, AuditSigner, BatchSink, Committed};
 use menshen_crypto::MasterKey;
 use menshen_gateway::{Gateway, GatewayHandle};
 use menshen_store::{ControlPlane, HotState, MemoryHotState, SqliteStore, UApiConfig};
@@ -65,15 +65,27 @@ impl Node {
     /// Start gateway and admin API.
     pub async fn start(cfg: Config) -> anyhow::Result<Node> {
         let cp = control_plane(&cfg)?;
-        let audit = AuditLog::open(&cfg.data_dir.join("audit"), cfg.audit.queue)
+        let keys = cp
+            .ensure_bank_keys()
+            .await
+            .map_err(|e| anyhow::anyhow!("keystore: {e}"))?;
+        let audit_key = keys
+            .iter()
+            .filter(|k| k.purpose == menshen_store::control::purpose::AUDIT && !k.retired)
+            .max_by(|a, b| a.created_at.cmp(&b.created_at))
+            .context("keystore: no audit key")?;
+        let signer = AuditSigner {
+            key_id: audit_key.key_id.clone(),
+            key: cp
+                .open_bank_key(audit_key)
+                .context("keystore: the audit key does not open with this master key")?,
+        };
+        let audit = AuditLog::open(audit_config(&cfg), Some(signer), Some(Box::new(IndexSink::start(cp.clone()))))
             .map_err(|e| anyhow::anyhow!("data_dir: {e}"))?;
         let admin_listener = tokio::net::TcpListener::bind(cfg.admin.listen)
             .await
             .with_context(|| format!("admin.listen: cannot bind {}", cfg.admin.listen))?;
         let admin_addr = admin_listener.local_addr()?;
-        cp.ensure_bank_keys()
-            .await
-            .map_err(|e| anyhow::anyhow!("keystore: {e}"))?;
         let hot = Arc::new(MemoryHotState::default());
         seed_replay_cache(&audit, hot.as_ref(), cfg.gateway.replay_window_secs).await;
         let gateway = Gateway::start(
@@ -98,6 +110,7 @@ impl Node {
         let router = menshen_admin::router(AdminState {
             cp: cp.clone(),
             after_change: Some(after_change),
+            audit: Some(audit.clone()),
         });
         let admin_task = tokio::spawn(async move {
             let r = axum::serve(admin_listener, router)
@@ -151,7 +164,7 @@ pub async fn wait_for_signal() {
 async fn seed_replay_cache(audit: &AuditLog, hot: &dyn HotState, window: u32) {
     let now = menshen_store::now_unix();
     let window = i64::from(window);
-    let path = audit.path().to_path_buf();
+    let path = audit.dir().to_path_buf();
     let recs = match tokio::task::spawn_blocking(move || menshen_audit::recover::records_since(&path, now - 2 * window - 1)).await {
         Ok(Ok(r)) => r,
         Ok(Err(e)) => {
@@ -168,4 +181,66 @@ async fn seed_replay_cache(audit: &AuditLog, hot: &dyn HotState, window: u32) {
         }
     }
     tracing::info!(nonces = n, "replay cache seeded from the access log");
+}
+
+/// The writer settings from the config.
+pub fn audit_config(cfg: &Config) -> AuditConfig {
+    let mut a = AuditConfig::new(cfg.data_dir.join("audit"));
+    a.queue = cfg.audit.queue;
+    a.segment_max_bytes = cfg.audit.segment_max_mb << 20;
+    a.segment_max_age = std::time::Duration::from_secs(cfg.audit.segment_max_hours * 3600);
+    a.compress = cfg.audit.compress;
+    a
+}
+
+type IndexBatch = (Vec<menshen_store::AuditRow>, Option<(u64, String)>);
+
+/// Feeds committed audit batches to the store's index (AUD-2, AUD-6) and keeps
+/// the latest checkpoint there too (so truncating the files is detectable).
+struct IndexSink {
+    tx: tokio::sync::mpsc::Sender<IndexBatch>,
+}
+
+impl IndexSink {
+    fn start(cp: ControlPlane) -> Self {
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<IndexBatch>(256);
+        tokio::spawn(async move {
+            while let Some((rows, checkpoint)) = rx.recv().await {
+                if let Err(e) = cp.store.index_audit(rows, checkpoint).await {
+                    tracing::error!(error = %e, "audit index write failed (the log itself is intact)");
+                }
+            }
+        });
+        IndexSink { tx }
+    }
+}
+
+fn row(c: Committed) -> menshen_store::AuditRow {
+    let v: serde_json::Value = serde_json::from_slice(&c.rec).unwrap_or_default();
+    let s = |k: &str| v.get(k).and_then(|x| x.as_str()).map(str::to_string);
+    menshen_store::AuditRow {
+        seq: c.seq,
+        segment: c.segment,
+        kind: s("kind").unwrap_or_else(|| "access".into()),
+        txn_id: s("txn_id"),
+        timestamp: s("timestamp").unwrap_or_default(),
+        app_id: s("app_id"),
+        api_id: s("api_id"),
+        user_id: s("user_id").or_else(|| s("actor")),
+        result: s("result"),
+        status: v.get("status").and_then(|x| x.as_i64()),
+        code: s("code"),
+        record: String::from_utf8_lossy(&c.rec).into_owned(),
+    }
+}
+
+impl BatchSink for IndexSink {
+    fn committed(&mut self, records: Vec<Committed>, checkpoint: &menshen_audit::chain::Checkpoint) {
+        let rows = records.into_iter().map(row).collect();
+        let cp = serde_json::to_string(checkpoint).ok().map(|j| (checkpoint.last_seq, j));
+        // Back-pressure onto the writer thread if the database falls behind.
+        if self.tx.blocking_send((rows, cp)).is_err() {
+            tracing::error!("audit index task stopped");
+        }
+    }
 }

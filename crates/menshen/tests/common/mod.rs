@@ -316,9 +316,11 @@ impl Harness {
     /// All access records so far (flushes the writer first).
     pub async fn records(&self) -> Vec<AccessRecord> {
         self.node().audit.flush().await.unwrap();
-        let text = std::fs::read_to_string(self.node().audit.path()).unwrap_or_default();
-        text.lines()
-            .map(|l| serde_json::from_str(l).unwrap())
+        menshen_audit::writer::read_all_records(self.node().audit.dir())
+            .unwrap()
+            .into_iter()
+            .filter(|r| r.contains("\"kind\":\"access\""))
+            .map(|l| serde_json::from_str(&l).unwrap())
             .collect()
     }
 

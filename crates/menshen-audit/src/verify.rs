@@ -1,0 +1,151 @@
+//! Offline verification of an audit log (AUD-3): needs only the log directory
+//! (or a copy of it) and the bank's audit public key. Checks every record's
+//! hash and link, sequence continuity across segments, every checkpoint's
+//! signature and that it matches the chain, and that every record is sealed.
+//! The first problem found is reported with its place.
+
+use std::collections::BTreeMap;
+use std::io::BufRead;
+use std::path::{Path, PathBuf};
+
+use menshen_crypto::PublicKey;
+
+use crate::chain::{parse_line, Checkpoint, GENESIS};
+use crate::writer::{read_segment, segment_number};
+
+/// Segments of a log in order: number and path (active, compressed or
+/// archived; a plain file wins over a `.zst` of the same number, which only
+/// coexist for a moment during compression).
+pub fn list_segments(dir: &Path) -> std::io::Result<Vec<(u64, PathBuf)>> {
+    let mut found: BTreeMap<u64, PathBuf> = BTreeMap::new();
+    for d in [dir.join("segments"), dir.join("archive")] {
+        if !d.exists() {
+            continue;
+        }
+        for e in std::fs::read_dir(&d)? {
+            let p = e?.path();
+            let Some(name) = p.file_name().and_then(|n| n.to_str()) else {
+                continue;
+            };
+            if !(name.ends_with(".jsonl") || name.ends_with(".jsonl.zst")) {
+                continue;
+            }
+            let Some(n) = segment_number(name) else {
+                continue;
+            };
+            let plain = name.ends_with(".jsonl");
+            match found.get(&n) {
+                Some(q) if q.extension().is_some_and(|x| x == "jsonl") && !plain => {}
+                _ => {
+                    found.insert(n, p);
+                }
+            }
+        }
+    }
+    Ok(found.into_iter().collect())
+}
+
+/// What a successful verification saw.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Report {
+    /// Segments read.
+    pub segments: usize,
+    /// Records checked.
+    pub records: u64,
+    /// Checkpoints checked.
+    pub checkpoints: usize,
+    /// Chain head (hash of the last record).
+    pub head: String,
+}
+
+/// The first problem found, with its place.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{place}: {problem}")]
+pub struct VerifyError {
+    /// File and line or sequence number.
+    pub place: String,
+    /// What is wrong.
+    pub problem: String,
+}
+
+fn err(place: impl Into<String>, problem: impl Into<String>) -> VerifyError {
+    VerifyError {
+        place: place.into(),
+        problem: problem.into(),
+    }
+}
+
+/// Verify the log in `dir` with the audit public key(s). `progress` is called
+/// with (segments done, segments total).
+pub fn verify_dir(dir: &Path, keys: &[PublicKey], mut progress: impl FnMut(usize, usize)) -> Result<Report, VerifyError> {
+    let cp_path = dir.join("checkpoints.jsonl");
+    let cp_text = std::fs::File::open(&cp_path).map_err(|e| err(cp_path.display().to_string(), format!("cannot read: {e}")))?;
+    let mut cps: Vec<Checkpoint> = Vec::new();
+    for (i, line) in std::io::BufReader::new(cp_text).lines().enumerate() {
+        let place = format!("checkpoints.jsonl line {}", i + 1);
+        let line = line.map_err(|e| err(&place, e.to_string()))?;
+        let cp: Checkpoint = serde_json::from_str(&line).map_err(|e| err(&place, format!("not a checkpoint: {e}")))?;
+        if !keys.iter().any(|k| cp.verify(k)) {
+            return Err(err(&place, format!("signature of checkpoint for seq {}..={} does not verify with the audit public key", cp.first_seq, cp.last_seq)));
+        }
+        let expected_first = cps.last().map(|c| c.last_seq + 1).unwrap_or(1);
+        if cp.first_seq != expected_first && !(cp.first_seq > cp.last_seq) {
+            return Err(err(&place, format!("checkpoint starts at seq {} but the previous one ended at {}: checkpoints or records were removed", cp.first_seq, expected_first - 1)));
+        }
+        cps.push(cp);
+    }
+    let by_last: BTreeMap<u64, &Checkpoint> = cps.iter().filter(|c| c.last_seq >= c.first_seq).map(|c| (c.last_seq, c)).collect();
+
+    let segments = list_segments(dir).map_err(|e| err(dir.display().to_string(), e.to_string()))?;
+    let total = segments.len();
+    let mut expected_seq = 1u64;
+    let mut prev = GENESIS.to_string();
+    let mut expected_no = segments.first().map(|(n, _)| *n).unwrap_or(1);
+    if expected_no != 1 {
+        return Err(err(format!("segment {}", crate::writer::segment_name(1)), "missing: the log does not start at segment 1"));
+    }
+    for (i, (n, path)) in segments.iter().enumerate() {
+        let name = path.file_name().and_then(|s| s.to_str()).unwrap_or("?").to_string();
+        if *n != expected_no {
+            return Err(err(format!("segment {}", crate::writer::segment_name(expected_no)), "missing: segment numbers jump"));
+        }
+        expected_no += 1;
+        let text = read_segment(path).map_err(|e| err(&name, format!("cannot read (damaged or altered compressed data?): {e}")))?;
+        let base = name.trim_end_matches(".zst");
+        for (ln, line) in text.lines().enumerate() {
+            let place = format!("{name} line {}", ln + 1);
+            let pl = parse_line(line).ok_or_else(|| err(&place, "not a chained record (altered or truncated)"))?;
+            if pl.computed != pl.hash {
+                return Err(err(&place, format!("seq {}: hash mismatch: the record was altered", pl.seq)));
+            }
+            if pl.seq != expected_seq {
+                return Err(err(&place, format!("seq {} where {} was expected: a record was deleted, inserted or reordered", pl.seq, expected_seq)));
+            }
+            if pl.prev != prev {
+                return Err(err(&place, format!("seq {}: link to the previous record is broken (records deleted or reordered)", pl.seq)));
+            }
+            if let Some(cp) = by_last.get(&pl.seq) {
+                if cp.head != pl.hash || cp.segment != base {
+                    return Err(err(&place, format!("seq {}: does not match its signed checkpoint", pl.seq)));
+                }
+            }
+            prev = pl.hash.to_string();
+            expected_seq += 1;
+        }
+        progress(i + 1, total);
+    }
+    let last = expected_seq - 1;
+    let sealed = cps.iter().map(|c| c.last_seq).max().unwrap_or(0);
+    if sealed > last {
+        return Err(err(format!("seq {}..={}", last + 1, sealed), "records sealed by a checkpoint are missing: the log was truncated"));
+    }
+    if last > sealed {
+        return Err(err(format!("seq {}..={}", sealed + 1, last), "records not covered by any signed checkpoint (appended after sealing?)"));
+    }
+    Ok(Report {
+        segments: total,
+        records: last,
+        checkpoints: cps.len(),
+        head: prev,
+    })
+}
