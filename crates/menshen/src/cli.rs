@@ -128,6 +128,12 @@ pub enum Command {
         #[arg(long)]
         out: PathBuf,
     },
+    /// The tamper-evident audit log: verify, search, archive.
+    Audit {
+        /// What to do.
+        #[command(subcommand)]
+        cmd: AuditCmd,
+    },
     /// Master key utilities.
     Masterkey {
         /// What to do.
@@ -379,6 +385,63 @@ pub enum UapiCmd {
         /// Prefix.
         #[arg(long, default_value = "0P")]
         prefix: String,
+    },
+}
+
+/// `menshen audit ...`
+#[derive(Subcommand, Debug)]
+pub enum AuditCmd {
+    /// Verify a log directory (or a copy) offline: chain, checkpoint
+    /// signatures, continuity. Needs no database and no running gateway.
+    Verify {
+        /// The audit directory (holds `segments/` and `checkpoints.jsonl`).
+        dir: PathBuf,
+        /// The bank's audit public key (PEM); repeat for rotated keys.
+        #[arg(long = "public-key", required = true)]
+        public_keys: Vec<PathBuf>,
+    },
+    /// Search the audit index through the admin API.
+    Search {
+        /// Transaction serial number.
+        #[arg(long)]
+        txn_id: Option<String>,
+        /// App_ID.
+        #[arg(long)]
+        app_id: Option<String>,
+        /// API_ID.
+        #[arg(long)]
+        api_id: Option<String>,
+        /// End user.
+        #[arg(long)]
+        user_id: Option<String>,
+        /// success, failure or unknown.
+        #[arg(long)]
+        result: Option<String>,
+        /// From (RFC 3339, inclusive).
+        #[arg(long)]
+        from: Option<String>,
+        /// To (RFC 3339, exclusive).
+        #[arg(long)]
+        to: Option<String>,
+        /// access or admin.
+        #[arg(long)]
+        kind: Option<String>,
+        /// At most this many, newest first.
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+        /// Admin API connection.
+        #[command(flatten)]
+        conn: AdminConn,
+    },
+    /// Move closed, compressed segments older than `audit.archive_after_days`
+    /// to `archive/` (they stay verifiable; nothing is deleted).
+    Archive {
+        /// The node's config file.
+        #[arg(long, short, env = "MENSHEN_CONFIG")]
+        config: PathBuf,
+        /// Only list what would move.
+        #[arg(long)]
+        dry_run: bool,
     },
 }
 
@@ -879,4 +942,114 @@ pub async fn call(a: CallArgs) -> anyhow::Result<i32> {
         None => {}
     }
     Ok(if resp.status < 400 { 0 } else { 1 })
+}
+
+/// `menshen audit verify`.
+pub fn audit_verify(dir: &std::path::Path, keys: &[PathBuf]) -> anyhow::Result<i32> {
+    let mut pks = Vec::new();
+    for k in keys {
+        let pem = std::fs::read_to_string(k).with_context(|| format!("--public-key {}", k.display()))?;
+        pks.push(menshen_crypto::PublicKey::from_spki_pem(&pem).map_err(|e| anyhow::anyhow!("--public-key {}: {e}", k.display()))?);
+    }
+    let bar = indicatif::ProgressBar::new(0);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("verifying {bar:40} {pos}/{len} segments")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    let r = menshen_audit::verify::verify_dir(dir, &pks, |done, total| {
+        bar.set_length(total as u64);
+        bar.set_position(done as u64);
+    });
+    bar.finish_and_clear();
+    match r {
+        Ok(rep) => {
+            println!(
+                "OK: {} records in {} segments, {} signed checkpoints; chain head {}",
+                rep.records, rep.segments, rep.checkpoints, rep.head
+            );
+            Ok(0)
+        }
+        Err(e) => {
+            println!("FAILED at {}: {}", e.place, e.problem);
+            Ok(1)
+        }
+    }
+}
+
+/// `menshen audit search`.
+#[allow(clippy::too_many_arguments)]
+pub async fn audit_search(q: Vec<(&str, Option<String>)>, limit: u32, conn: AdminConn) -> anyhow::Result<()> {
+    let c = AdminClient::new(&conn)?;
+    let mut qs: Vec<String> = q
+        .into_iter()
+        .filter_map(|(k, v)| v.map(|v| format!("{k}={}", urlencode(&v))))
+        .collect();
+    qs.push(format!("limit={limit}"));
+    let v = c.call("GET", &format!("/v1/audit?{}", qs.join("&")), None).await?;
+    if c.json {
+        print_json(&v);
+        return Ok(());
+    }
+    let flat: Vec<Value> = v
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|r| {
+                    let rec = &r["record"];
+                    json!({
+                        "seq": r["seq"], "time": rec["timestamp"], "kind": rec["kind"],
+                        "txn_id": rec["txn_id"], "app_id": rec.get("app_id").cloned().unwrap_or(rec["actor"].clone()),
+                        "api_id": rec["api_id"], "result": rec.get("result").cloned().unwrap_or(rec["action"].clone()),
+                        "status": rec["status"], "code": rec["code"],
+                    })
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    table(&json!(flat), &["seq", "time", "kind", "txn_id", "app_id", "api_id", "result", "status", "code"]);
+    Ok(())
+}
+
+fn urlencode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// `menshen audit archive`.
+pub fn audit_archive(cfg: &crate::config::Config, dry_run: bool) -> anyhow::Result<()> {
+    let dir = cfg.data_dir.join("audit");
+    let seg_dir = dir.join("segments");
+    let archive = dir.join("archive");
+    std::fs::create_dir_all(&archive)?;
+    let cutoff = std::time::SystemTime::now() - std::time::Duration::from_secs(u64::from(cfg.audit.archive_after_days) * 86_400);
+    let mut moved = 0;
+    for e in std::fs::read_dir(&seg_dir).with_context(|| format!("{}", seg_dir.display()))? {
+        let p = e?.path();
+        // Only closed segments: compressed ones (the active one is plain).
+        if !p.to_string_lossy().ends_with(".jsonl.zst") {
+            continue;
+        }
+        let modified = std::fs::metadata(&p)?.modified()?;
+        if modified > cutoff {
+            continue;
+        }
+        let to = archive.join(p.file_name().unwrap_or_default());
+        if dry_run {
+            println!("would archive {} -> {}", p.display(), to.display());
+        } else {
+            std::fs::rename(&p, &to)?;
+            println!("archived {}", to.display());
+        }
+        moved += 1;
+    }
+    println!(
+        "{moved} segment(s) {}; nothing is ever deleted by Menshen before retention ({} days)",
+        if dry_run { "to archive" } else { "archived" },
+        cfg.audit.retention_days
+    );
+    Ok(())
 }

@@ -99,6 +99,18 @@ async fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Ip { cmd, conn } => cli::ip(cmd, conn).await?,
         Command::Uapi { cmd } => cli::uapi(cmd)?,
         Command::Call(a) => return cli::call(a).await,
+        Command::Audit { cmd } => match cmd {
+            cli::AuditCmd::Verify { dir, public_keys } => return cli::audit_verify(&dir, &public_keys),
+            cli::AuditCmd::Search { txn_id, app_id, api_id, user_id, result, from, to, kind, limit, conn } => {
+                cli::audit_search(
+                    vec![("txn_id", txn_id), ("app_id", app_id), ("api_id", api_id), ("user_id", user_id), ("result", result), ("from", from), ("to", to), ("kind", kind)],
+                    limit,
+                    conn,
+                )
+                .await?
+            }
+            cli::AuditCmd::Archive { config, dry_run } => cli::audit_archive(&Config::load(&config)?, dry_run)?,
+        },
         Command::Keygen { alg, out } => {
             let alg = match alg.as_str() {
                 "sm2" | "sm2-sm3" => menshen_crypto::SigAlg::Sm2Sm3,
