@@ -387,13 +387,14 @@ impl AuditLog {
         let dir = cfg.dir.clone();
         let (mut st, recovery) = State::open(cfg, signer)?;
         let mut sink = sink;
-        if let (Some(cp), Some(s)) = (&recovery, sink.as_mut()) {
-            s.committed(vec![], cp);
-        }
         let (tx, mut rx) = mpsc::channel::<Msg>(queue);
         std::thread::Builder::new()
             .name("menshen-audit".into())
             .spawn(move || {
+                // On this thread: the sink may block (it must not on the runtime).
+                if let (Some(cp), Some(s)) = (&recovery, sink.as_mut()) {
+                    s.committed(vec![], cp);
+                }
                 while let Some(first) = rx.blocking_recv() {
                     let mut recs = Vec::new();
                     let mut waiters = Vec::new();

@@ -114,15 +114,26 @@ async fn dep_2_sigkill_under_a2_load_loses_no_answered_record_and_chain_continue
     assert!(cfg.contains("listen = [\"127.0.0.1:0\"]"), "{cfg}");
     let cfg = cfg.replace("listen = [\"127.0.0.1:0\"]", &format!("listen = [\"127.0.0.1:{port}\"]"));
     std::fs::write(cfg_path, cfg).unwrap();
+    let log = std::fs::File::create(tmp.path().join("serve.log")).unwrap();
     let mut serve = Proc(
         Command::new(BIN)
             .args(["serve", "--config", cfg_path.to_str().unwrap()])
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(log)
             .spawn()
             .unwrap(),
     );
-    wait_for("the restarted gateway", || std::net::TcpStream::connect(("127.0.0.1", port)).is_ok());
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        let exited = serve.0.try_wait().unwrap();
+        if exited.is_some() || Instant::now() > deadline {
+            panic!(
+                "restarted gateway not up ({exited:?}): {}",
+                std::fs::read_to_string(tmp.path().join("serve.log")).unwrap_or_default()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
     // The demo's upstream died with it: the call fails upstream, but is answered and recorded.
     let r = client(&info, &format!("https://127.0.0.1:{port}")).call("GET", &a2, None).await.unwrap();
     let after_txn = r.txn_id().unwrap().to_string();
