@@ -58,9 +58,27 @@ pub async fn create_admin_token(
     Ok(token)
 }
 
-/// Remove secrets from a JSON value before it is recorded.
+/// Remove secrets from a JSON value before it is recorded (names of apps and
+/// APIs stay: they are not personal information).
 fn scrub(v: serde_json::Value) -> serde_json::Value {
-    menshen_audit::mask_json(&v, &["public_key_pem".into(), "certificate_pem".into()])
+    use serde_json::Value;
+    const SECRET: &[&str] = &["app_secret", "secret", "token", "password", "private_key", "private_key_pem"];
+    match v {
+        Value::Object(m) => Value::Object(
+            m.into_iter()
+                .map(|(k, v)| {
+                    if SECRET.contains(&k.as_str()) && !v.is_null() {
+                        (k, Value::String("***".into()))
+                    } else {
+                        (k, scrub(v))
+                    }
+                })
+                .collect(),
+        ),
+        Value::Array(a) => Value::Array(a.into_iter().map(scrub).collect()),
+        Value::String(s) => Value::String(menshen_audit::mask_text(&s).into_owned()),
+        other => other,
+    }
 }
 
 /// The current state of the target of `path`, for the "before" of an admin record.
@@ -93,8 +111,14 @@ async fn require_token(State(st): State<AdminState>, req: Request, next: Next) -
         return next.run(req).await;
     }
     // ADM-1: who, what, before/after, when, for every change.
-    let action = format!("{} {}", req.method(), req.uri().path());
-    let before = before_state(&st, req.uri().path()).await;
+    // Nested routers see a shortened path; record the one the client used.
+    let path = req
+        .extensions()
+        .get::<axum::extract::OriginalUri>()
+        .map(|u| u.0.path().to_string())
+        .unwrap_or_else(|| req.uri().path().to_string());
+    let action = format!("{} {}", req.method(), path);
+    let before = before_state(&st, &path).await;
     let (parts, body) = req.into_parts();
     let body = axum::body::to_bytes(body, 1 << 20).await.unwrap_or_default();
     let request = serde_json::from_slice::<serde_json::Value>(&body).ok().map(scrub);

@@ -129,6 +129,10 @@ pub fn segment_number(name: &str) -> Option<u64> {
 
 /// Read all lines of a segment, plain or zstd-compressed.
 pub fn read_segment(path: &Path) -> std::io::Result<String> {
+    if !std::fs::metadata(path)?.is_file() {
+        // A device or FIFO posing as a segment may never end: refuse it.
+        return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, format!("{} is not a regular file", path.display())));
+    }
     let mut out = String::new();
     if path.extension().is_some_and(|e| e == "zst") {
         zstd::stream::read::Decoder::new(File::open(path)?)?.read_to_string(&mut out)?;
@@ -209,7 +213,12 @@ impl State {
         let (seg_no, reopen) = match &newest {
             None => (1, false),
             Some((n, p)) => {
-                let text = if p.extension().is_some_and(|e| e == "zst") {
+                let regular = std::fs::metadata(p).map(|m| m.is_file()).unwrap_or(false);
+                let text = if !regular {
+                    // Never read a device or FIFO as a segment (it may not end).
+                    tracing::error!(file = %p.display(), "audit segment is not a regular file");
+                    String::new()
+                } else if p.extension().is_some_and(|e| e == "zst") {
                     read_segment(p).map_err(io(p))?
                 } else {
                     repair_tail(p)?
@@ -395,6 +404,8 @@ impl AuditLog {
                 if let (Some(cp), Some(s)) = (&recovery, sink.as_mut()) {
                     s.committed(vec![], cp);
                 }
+                // Whether the last commit succeeded: a flush reports it.
+                let mut healthy = true;
                 while let Some(first) = rx.blocking_recv() {
                     let mut recs = Vec::new();
                     let mut waiters = Vec::new();
@@ -414,7 +425,7 @@ impl AuditLog {
                         }
                     }
                     let ok = if recs.is_empty() {
-                        true
+                        healthy
                     } else {
                         match st.commit(recs) {
                             Ok((committed, cp)) => {
@@ -429,6 +440,7 @@ impl AuditLog {
                             }
                         }
                     };
+                    healthy = ok;
                     for w in waiters {
                         let _ = w.send(ok);
                     }

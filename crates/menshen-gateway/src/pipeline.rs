@@ -71,7 +71,7 @@ pub async fn handle(
     }
     // DEP-2: A2/A3 answer only once their record is durable.
     let durable = cfg.durable_audit_a1 || ex.api.as_ref().is_some_and(|a| a.api.level >= Level::A2);
-    if !finish(state, &ex, resp.status().as_u16(), err.as_ref(), durable).await && durable {
+    if !finish(state, &ex, &resp, err.as_ref(), durable).await && durable {
         tracing::error!(txn_id = %ex.txn_id, "access record not durable: failing the call closed");
         resp = error_response(ErrorCode::AuditUnavailable, &ex.txn_id);
         if sign_response::wanted(&ex, cfg.sign_all_responses) {
@@ -124,7 +124,8 @@ fn rfc3339_ms(t: SystemTime) -> String {
 
 /// Write the request's access record (AUD-1). Called once per request.
 /// Returns whether the record was accepted (and, when `durable`, synced).
-async fn finish(state: &State, ex: &Exchange, status: u16, err: Option<&GatewayError>, durable: bool) -> bool {
+async fn finish(state: &State, ex: &Exchange, resp: &Response<Bytes>, err: Option<&GatewayError>, durable: bool) -> bool {
+    let status = resp.status().as_u16();
     let api = ex.api.as_ref().map(|a| &a.api);
     let (result, code, message, reason) = match err {
         None => (
@@ -169,7 +170,7 @@ async fn finish(state: &State, ex: &Exchange, status: u16, err: Option<&GatewayE
         nonce: sig.filter(|_| ex.nonce_recorded).map(|s| s.nonce.clone()),
         sig_created: sig.map(|s| s.created),
         client_cert: ex.client_cert.clone(),
-        message_parts: None,
+        message_parts: ex.api.as_ref().and_then(|a| message_parts(ex, resp, &a.api.controls)),
     };
     let r = if durable {
         state.audit.record_durable(&rec).await
@@ -183,4 +184,50 @@ async fn finish(state: &State, ex: &Exchange, status: u16, err: Option<&GatewayE
             false
         }
     }
+}
+
+/// Headers never written to the log (credentials and signatures).
+const UNLOGGED: &[&str] = &["authorization", "cookie", "set-cookie", "signature", "signature-input", "proxy-authorization"];
+
+fn headers_json(h: &http::HeaderMap) -> serde_json::Value {
+    let mut m = serde_json::Map::new();
+    for (k, v) in h {
+        if UNLOGGED.contains(&k.as_str()) {
+            continue;
+        }
+        let v = menshen_audit::mask::mask_pii_text(v.to_str().unwrap_or("<binary>"));
+        m.insert(k.as_str().to_string(), serde_json::Value::String(v));
+    }
+    serde_json::Value::Object(m)
+}
+
+fn body_json(b: &Bytes, extra: &[String]) -> serde_json::Value {
+    if b.is_empty() {
+        return serde_json::Value::Null;
+    }
+    match serde_json::from_slice::<serde_json::Value>(b) {
+        Ok(v) => menshen_audit::mask_json(&v, extra),
+        Err(_) => match std::str::from_utf8(b) {
+            Ok(t) if t.len() <= 64 * 1024 => serde_json::Value::String(menshen_audit::mask::mask_pii_text(t)),
+            _ => serde_json::Value::String(format!("<{} bytes not retained>", b.len())),
+        },
+    }
+}
+
+/// The message parts an API retains (AUD-4), masked (AUD-5) before they
+/// reach the writer: nothing unmasked is ever written.
+fn message_parts(ex: &Exchange, resp: &Response<Bytes>, c: &menshen_model::ApiControls) -> Option<serde_json::Value> {
+    use menshen_model::MessageRetention as M;
+    let bodies = match c.audit_messages {
+        M::None => return None,
+        M::Headers => false,
+        M::Bodies => true,
+    };
+    let mut req = serde_json::json!({"headers": headers_json(&ex.parts.headers)});
+    let mut res = serde_json::json!({"headers": headers_json(resp.headers())});
+    if bodies {
+        req["body"] = body_json(&ex.body, &c.mask_fields);
+        res["body"] = body_json(resp.body(), &c.mask_fields);
+    }
+    Some(serde_json::json!({"request": req, "response": res}))
 }

@@ -154,6 +154,24 @@ str_enum!(
     LevelProfile { ThreeLevel = "three-level", TwoLevel = "two-level" }
 );
 
+str_enum!(
+    /// How much of each message the audit log keeps (AUD-4: minimum necessary).
+    MessageRetention {
+        /// Only the access record.
+        None = "none",
+        /// Plus request and response headers.
+        Headers = "headers",
+        /// Plus headers and (masked) bodies.
+        Bodies = "bodies"
+    }
+);
+
+impl Default for MessageRetention {
+    fn default() -> Self {
+        MessageRetention::None
+    }
+}
+
 /// The controls an API runs beyond its level's minimum (LVL-3). A level
 /// compiles into a minimum; an API can add controls, never drop below it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -163,6 +181,13 @@ pub struct ApiControls {
     pub auth: Vec<AuthMethod>,
     /// Whether the bank signs responses.
     pub sign_responses: bool,
+    /// Message parts kept in the audit log (AUD-4).
+    #[serde(default)]
+    pub audit_messages: MessageRetention,
+    /// Extra JSON field names whose values are removed before logging (AUD-5),
+    /// beside the built-in detectors.
+    #[serde(default)]
+    pub mask_fields: Vec<String>,
 }
 
 impl ApiControls {
@@ -172,10 +197,14 @@ impl ApiControls {
             Level::A1 => ApiControls {
                 auth: vec![AuthMethod::Secret, AuthMethod::KeyPair, AuthMethod::Certificate],
                 sign_responses: false,
+                audit_messages: MessageRetention::None,
+                mask_fields: vec![],
             },
             Level::A2 | Level::A3 => ApiControls {
                 auth: vec![AuthMethod::KeyPair, AuthMethod::Certificate],
                 sign_responses: true,
+                audit_messages: MessageRetention::None,
+                mask_fields: vec![],
             },
         }
     }
@@ -216,6 +245,12 @@ pub struct NewApiControls {
     /// Whether the bank signs responses.
     #[serde(default)]
     pub sign_responses: Option<bool>,
+    /// Message parts kept in the audit log.
+    #[serde(default)]
+    pub audit_messages: Option<MessageRetention>,
+    /// Extra JSON field names to remove before logging.
+    #[serde(default)]
+    pub mask_fields: Option<Vec<String>>,
 }
 
 impl NewApiControls {
@@ -227,6 +262,15 @@ impl NewApiControls {
         }
         if let Some(s) = self.sign_responses {
             c.sign_responses = s;
+        }
+        if let Some(m) = self.audit_messages {
+            c.audit_messages = m;
+        }
+        if let Some(f) = &self.mask_fields {
+            if f.iter().any(|x| x.is_empty() || x.len() > 64) {
+                return Err(ValidationError::new("controls.mask_fields", "field names must be 1-64 characters"));
+            }
+            c.mask_fields = f.clone();
         }
         c.validate_for(level)?;
         Ok(c)

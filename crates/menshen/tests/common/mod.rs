@@ -111,6 +111,8 @@ pub struct HarnessOptions {
     pub gateway_port: u16,
     /// Reuse this directory (restart on the same store and log).
     pub dir: Option<std::path::PathBuf>,
+    /// Called with the node directory before the node starts.
+    pub prepare: Option<fn(&std::path::Path)>,
 }
 
 impl Default for HarnessOptions {
@@ -123,6 +125,7 @@ impl Default for HarnessOptions {
             client_certs: 0,
             gateway_port: 0,
             dir: None,
+            prepare: None,
         }
     }
 }
@@ -153,6 +156,9 @@ impl Harness {
         if !mk.exists() {
             menshen::pki::write_demo_pki(&tls).unwrap();
             menshen::pki::write_private(&mk, menshen_crypto::MasterKey::generate().as_bytes()).unwrap();
+        }
+        if let Some(f) = o.prepare {
+            f(dir.path());
         }
         let client_pki = (o.client_certs > 0).then(|| {
             let names: Vec<String> = (0..o.client_certs).map(|i| format!("client-{i}")).collect();
