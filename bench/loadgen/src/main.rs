@@ -86,8 +86,29 @@ fn pct(sorted: &[u32], p: f64) -> f64 {
 async fn main() -> anyhow::Result<()> {
     match Cli::parse().cmd {
         Cmd::Upstream { port } => upstream(port).await,
-        Cmd::Load { url, target, ca, app_id, secret_file, key, connections, duration, warmup } => {
-            load(url, target, ca, app_id, secret_file, key, connections, duration, warmup).await
+        Cmd::Load {
+            url,
+            target,
+            ca,
+            app_id,
+            secret_file,
+            key,
+            connections,
+            duration,
+            warmup,
+        } => {
+            load(
+                url,
+                target,
+                ca,
+                app_id,
+                secret_file,
+                key,
+                connections,
+                duration,
+                warmup,
+            )
+            .await
         }
         Cmd::Audit { records, writers } => audit(records, writers).await,
         Cmd::Sign { key } => sign(key),
@@ -114,7 +135,9 @@ async fn upstream(port: u16) -> anyhow::Result<()> {
                     )
                 }
             });
-            let _ = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(s), svc).await;
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(s), svc)
+                .await;
         });
     }
 }
@@ -138,7 +161,11 @@ async fn load(
     let client = menshen_sdk::http_client(ca.as_deref())?;
     let creds = match (&app_id, secret_file, key) {
         (Some(a), _, Some(k)) => Some(Credentials::key_pair_from_file(a, &k)?),
-        (Some(a), Some(f), None) => Some(Credentials::hmac_from_file(a, &f, menshen_crypto::MacAlg::HmacSm3)?),
+        (Some(a), Some(f), None) => Some(Credentials::hmac_from_file(
+            a,
+            &f,
+            menshen_crypto::MacAlg::HmacSm3,
+        )?),
         _ => None,
     };
     let method = match (&creds, &key_alg(&creds)) {
@@ -153,11 +180,18 @@ async fn load(
     let mut tasks = Vec::new();
     for _ in 0..connections {
         let (client, creds, url) = (client.clone(), creds.clone(), url.clone());
-        let (recording, stop, errors, non2xx) = (recording.clone(), stop.clone(), errors.clone(), non2xx.clone());
+        let (recording, stop, errors, non2xx) = (
+            recording.clone(),
+            stop.clone(),
+            errors.clone(),
+            non2xx.clone(),
+        );
         tasks.push(tokio::spawn(async move {
             let mut lat: Vec<u32> = Vec::with_capacity(1 << 16);
             while !stop.load(Ordering::Relaxed) {
-                let mut req = http::Request::get(&url).body(Bytes::new()).expect("valid URL");
+                let mut req = http::Request::get(&url)
+                    .body(Bytes::new())
+                    .expect("valid URL");
                 if let Some(c) = creds.as_ref() {
                     if menshen_sdk::sign_request(&mut req, c, &SignOptions::default()).is_err() {
                         errors.fetch_add(1, Ordering::Relaxed);
@@ -206,7 +240,9 @@ async fn load(
 }
 
 fn key_alg(c: &Option<Credentials>) -> String {
-    c.as_ref().map(|c| c.alg_name().to_string()).unwrap_or_default()
+    c.as_ref()
+        .map(|c| c.alg_name().to_string())
+        .unwrap_or_default()
 }
 
 async fn audit(records: u64, writers: usize) -> anyhow::Result<()> {
@@ -214,7 +250,10 @@ async fn audit(records: u64, writers: usize) -> anyhow::Result<()> {
     let (key, _) = menshen_crypto::PrivateKey::generate(menshen_crypto::SigAlg::Sm2Sm3)?;
     let log = menshen_audit::AuditLog::open(
         menshen_audit::AuditConfig::new(dir.path().to_path_buf()),
-        Some(menshen_audit::AuditSigner { key_id: "bench".into(), key }),
+        Some(menshen_audit::AuditSigner {
+            key_id: "bench".into(),
+            key,
+        }),
         None,
     )?;
     let rec = serde_json::json!({"kind":"access","txn_id":"T1795389532130436425410000001","node_id":"43642541","timestamp":"2026-11-22T23:18:52.130Z","duration_us":1585,"app_id":"app_b7cbf2f6f51791956117","app_verified":true,"api_id":"account-balance","u_api_id":"0PC103050201000100000100","level":"A2","client_ip":"127.0.0.1","peer":"127.0.0.1:53570","method":"GET","path":"/v1/accounts/622202*********3445/balance","status":200,"result":"success","code":null,"message":"upstream 200","reason":null,"alg":"sm2-sm3","nonce":"WGQhZPkVZgQrMrLsw2ezew","sig_created":1795389532});
@@ -272,7 +311,10 @@ async fn audit(records: u64, writers: usize) -> anyhow::Result<()> {
 fn sign(key: Option<PathBuf>) -> anyhow::Result<()> {
     let creds = match key {
         Some(k) => Credentials::key_pair_from_file("app_bench", &k)?,
-        None => Credentials::hmac_sm3("app_bench", b"0123456789abcdef0123456789abcdef0123456789a".to_vec()),
+        None => Credentials::hmac_sm3(
+            "app_bench",
+            b"0123456789abcdef0123456789abcdef0123456789a".to_vec(),
+        ),
     };
     let n = 20_000;
     let t = Instant::now();
@@ -281,6 +323,9 @@ fn sign(key: Option<PathBuf>) -> anyhow::Result<()> {
         menshen_sdk::sign_request(&mut req, &creds, &SignOptions::default())?;
     }
     let s = t.elapsed().as_secs_f64();
-    println!("{}", serde_json::json!({"target": "client-signing", "alg": creds.alg_name(), "signatures_per_s": (n as f64 / s).round()}));
+    println!(
+        "{}",
+        serde_json::json!({"target": "client-signing", "alg": creds.alg_name(), "signatures_per_s": (n as f64 / s).round()})
+    );
     Ok(())
 }

@@ -267,7 +267,10 @@ pub struct KeyBody {
 
 pub async fn add_key(State(st): State<AdminState>, Path(app_id): Path<String>, body: Bytes) -> R {
     let b: KeyBody = parse(&body)?;
-    let c = st.cp.add_public_key(&app_id, &b.public_key_pem, b.not_before, b.not_after).await?;
+    let c = st
+        .cp
+        .add_public_key(&app_id, &b.public_key_pem, b.not_before, b.not_after)
+        .await?;
     tracing::info!(app_id, credential = c.id, alg = ?c.alg, "public key registered");
     created(c)
 }
@@ -278,14 +281,21 @@ pub struct CertBody {
     certificate_pem: String,
 }
 
-pub async fn add_certificate(State(st): State<AdminState>, Path(app_id): Path<String>, body: Bytes) -> R {
+pub async fn add_certificate(
+    State(st): State<AdminState>,
+    Path(app_id): Path<String>,
+    body: Bytes,
+) -> R {
     let b: CertBody = parse(&body)?;
     let c = st.cp.add_certificate(&app_id, &b.certificate_pem).await?;
     tracing::info!(app_id, credential = c.id, "client certificate bound");
     created(c)
 }
 
-pub async fn revoke_credential(State(st): State<AdminState>, Path((app_id, id)): Path<(String, i64)>) -> R {
+pub async fn revoke_credential(
+    State(st): State<AdminState>,
+    Path((app_id, id)): Path<(String, i64)>,
+) -> R {
     st.cp.store.revoke_credential(&app_id, id).await?;
     tracing::info!(app_id, credential = id, "credential revoked");
     Ok(StatusCode::NO_CONTENT.into_response())
@@ -297,16 +307,27 @@ pub struct RequireCertBody {
     required: bool,
 }
 
-pub async fn require_client_cert(State(st): State<AdminState>, Path(app_id): Path<String>, body: Bytes) -> R {
+pub async fn require_client_cert(
+    State(st): State<AdminState>,
+    Path(app_id): Path<String>,
+    body: Bytes,
+) -> R {
     let b: RequireCertBody = parse(&body)?;
-    ok(st.cp.store.set_require_client_cert(&app_id, b.required).await?)
+    ok(st
+        .cp
+        .store
+        .set_require_client_cert(&app_id, b.required)
+        .await?)
 }
 
 pub async fn list_bank_keys(State(st): State<AdminState>) -> R {
     ok(st.cp.store.list_bank_keys().await?)
 }
 
-pub async fn search_audit(State(st): State<AdminState>, Query(q): Query<menshen_store::AuditQuery>) -> R {
+pub async fn search_audit(
+    State(st): State<AdminState>,
+    Query(q): Query<menshen_store::AuditQuery>,
+) -> R {
     let rows = st.cp.store.search_audit(&q).await?;
     let out: Vec<serde_json::Value> = rows
         .into_iter()

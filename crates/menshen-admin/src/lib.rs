@@ -62,7 +62,14 @@ pub async fn create_admin_token(
 /// APIs stay: they are not personal information).
 fn scrub(v: serde_json::Value) -> serde_json::Value {
     use serde_json::Value;
-    const SECRET: &[&str] = &["app_secret", "secret", "token", "password", "private_key", "private_key_pem"];
+    const SECRET: &[&str] = &[
+        "app_secret",
+        "secret",
+        "token",
+        "password",
+        "private_key",
+        "private_key_pem",
+    ];
     match v {
         Value::Object(m) => Value::Object(
             m.into_iter()
@@ -86,8 +93,20 @@ async fn before_state(st: &AdminState, path: &str) -> Option<serde_json::Value> 
     let mut parts = path.trim_start_matches("/v1/").split('/');
     let (kind, id) = (parts.next()?, parts.next()?);
     match kind {
-        "apps" => st.cp.store.get_app(id).await.ok().and_then(|a| serde_json::to_value(a).ok()),
-        "apis" => st.cp.store.get_api(id).await.ok().and_then(|a| serde_json::to_value(a).ok()),
+        "apps" => st
+            .cp
+            .store
+            .get_app(id)
+            .await
+            .ok()
+            .and_then(|a| serde_json::to_value(a).ok()),
+        "apis" => st
+            .cp
+            .store
+            .get_api(id)
+            .await
+            .ok()
+            .and_then(|a| serde_json::to_value(a).ok()),
         _ => None,
     }
 }
@@ -120,13 +139,23 @@ async fn require_token(State(st): State<AdminState>, req: Request, next: Next) -
     let action = format!("{} {}", req.method(), path);
     let before = before_state(&st, &path).await;
     let (parts, body) = req.into_parts();
-    let body = axum::body::to_bytes(body, 1 << 20).await.unwrap_or_default();
-    let request = serde_json::from_slice::<serde_json::Value>(&body).ok().map(scrub);
-    let resp = next.run(Request::from_parts(parts, axum::body::Body::from(body))).await;
+    let body = axum::body::to_bytes(body, 1 << 20)
+        .await
+        .unwrap_or_default();
+    let request = serde_json::from_slice::<serde_json::Value>(&body)
+        .ok()
+        .map(scrub);
+    let resp = next
+        .run(Request::from_parts(parts, axum::body::Body::from(body)))
+        .await;
     let status = resp.status();
     let (rparts, rbody) = resp.into_parts();
-    let rbytes = axum::body::to_bytes(rbody, 8 << 20).await.unwrap_or_default();
-    let after = serde_json::from_slice::<serde_json::Value>(&rbytes).ok().map(scrub);
+    let rbytes = axum::body::to_bytes(rbody, 8 << 20)
+        .await
+        .unwrap_or_default();
+    let after = serde_json::from_slice::<serde_json::Value>(&rbytes)
+        .ok()
+        .map(scrub);
     if let Some(audit) = &st.audit {
         let rec = menshen_audit::AdminRecord {
             kind: "admin".into(),
@@ -164,7 +193,10 @@ pub fn router(state: AdminState) -> Router {
         .route("/apps/{app_id}/credentials/{id}", delete(revoke_credential))
         .route("/apps/{app_id}/keys", post(add_key))
         .route("/apps/{app_id}/certificates", post(add_certificate))
-        .route("/apps/{app_id}/require-client-cert", post(require_client_cert))
+        .route(
+            "/apps/{app_id}/require-client-cert",
+            post(require_client_cert),
+        )
         .route("/bank-keys", get(list_bank_keys))
         .route("/audit", get(search_audit))
         .route("/audit/checkpoint", get(latest_checkpoint))

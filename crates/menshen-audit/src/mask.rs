@@ -54,10 +54,37 @@ mod tests {
 /// Keys whose values are personal financial information removed outright
 /// (AUD-5: "other personal financial information not at all").
 const REMOVE_KEYS: &[&str] = &[
-    "password", "passwd", "pin", "cvv", "cvv2", "cvn", "expiry", "expiry_date", "exp_date", "valid_thru",
-    "id_number", "id_no", "idcard", "id_card", "certificate_no", "name", "full_name", "customer_name",
-    "account_name", "payer_name", "payee_name", "phone", "mobile", "phone_number", "mobile_no", "otp",
-    "sms_code", "secret", "app_secret", "token", "access_token",
+    "password",
+    "passwd",
+    "pin",
+    "cvv",
+    "cvv2",
+    "cvn",
+    "expiry",
+    "expiry_date",
+    "exp_date",
+    "valid_thru",
+    "id_number",
+    "id_no",
+    "idcard",
+    "id_card",
+    "certificate_no",
+    "name",
+    "full_name",
+    "customer_name",
+    "account_name",
+    "payer_name",
+    "payee_name",
+    "phone",
+    "mobile",
+    "phone_number",
+    "mobile_no",
+    "otp",
+    "sms_code",
+    "secret",
+    "app_secret",
+    "token",
+    "access_token",
 ];
 
 /// Mask a JSON value for the audit log (AUD-4, AUD-5): values under
@@ -73,8 +100,16 @@ pub fn mask_json(v: &serde_json::Value, extra_remove: &[String]) -> serde_json::
             m.iter()
                 .map(|(k, v)| {
                     let lk = k.to_ascii_lowercase();
-                    let remove = REMOVE_KEYS.contains(&lk.as_str()) || extra_remove.iter().any(|e| e.eq_ignore_ascii_case(k));
-                    (k.clone(), if remove && !v.is_null() { Value::String("***".into()) } else { mask_json(v, extra_remove) })
+                    let remove = REMOVE_KEYS.contains(&lk.as_str())
+                        || extra_remove.iter().any(|e| e.eq_ignore_ascii_case(k));
+                    (
+                        k.clone(),
+                        if remove && !v.is_null() {
+                            Value::String("***".into())
+                        } else {
+                            mask_json(v, extra_remove)
+                        },
+                    )
                 })
                 .collect(),
         ),
@@ -83,7 +118,11 @@ pub fn mask_json(v: &serde_json::Value, extra_remove: &[String]) -> serde_json::
         Value::Number(n) => {
             let s = n.to_string();
             let m = mask_pii_text(&s);
-            if m == s { v.clone() } else { Value::String(m) }
+            if m == s {
+                v.clone()
+            } else {
+                Value::String(m)
+            }
         }
         other => other.clone(),
     }
@@ -149,7 +188,14 @@ mod pii_tests {
         });
         let m = mask_json(&v, &[]);
         let s = m.to_string();
-        for leak in ["6222020200112233445", "4111111111111111", "张三", "11010519491231002X", "13812345678", "\"123\""] {
+        for leak in [
+            "6222020200112233445",
+            "4111111111111111",
+            "张三",
+            "11010519491231002X",
+            "13812345678",
+            "\"123\"",
+        ] {
             assert!(!s.contains(leak), "{leak} in {s}");
         }
         assert_eq!(m["from_account"], "622202*********3445");

@@ -26,7 +26,9 @@ pub fn records_since(dir: &Path, since: i64) -> std::io::Result<Vec<AccessRecord
         let mut recs: Vec<AccessRecord> = Vec::new();
         for line in text.lines() {
             let Some(pl) = parse_line(line) else { continue };
-            let Ok(r) = serde_json::from_str::<AccessRecord>(pl.rec) else { continue };
+            let Ok(r) = serde_json::from_str::<AccessRecord>(pl.rec) else {
+                continue;
+            };
             match ts_unix(&r.timestamp) {
                 Some(t) if t >= since => recs.push(r),
                 _ => older_seen = true,

@@ -77,56 +77,87 @@ fn err(place: impl Into<String>, problem: impl Into<String>) -> VerifyError {
 
 /// Verify the log in `dir` with the audit public key(s). `progress` is called
 /// with (segments done, segments total).
-pub fn verify_dir(dir: &Path, keys: &[PublicKey], mut progress: impl FnMut(usize, usize)) -> Result<Report, VerifyError> {
+pub fn verify_dir(
+    dir: &Path,
+    keys: &[PublicKey],
+    mut progress: impl FnMut(usize, usize),
+) -> Result<Report, VerifyError> {
     let cp_path = dir.join("checkpoints.jsonl");
-    let cp_text = std::fs::File::open(&cp_path).map_err(|e| err(cp_path.display().to_string(), format!("cannot read: {e}")))?;
+    let cp_text = std::fs::File::open(&cp_path)
+        .map_err(|e| err(cp_path.display().to_string(), format!("cannot read: {e}")))?;
     let mut cps: Vec<Checkpoint> = Vec::new();
     for (i, line) in std::io::BufReader::new(cp_text).lines().enumerate() {
         let place = format!("checkpoints.jsonl line {}", i + 1);
         let line = line.map_err(|e| err(&place, e.to_string()))?;
-        let cp: Checkpoint = serde_json::from_str(&line).map_err(|e| err(&place, format!("not a checkpoint: {e}")))?;
+        let cp: Checkpoint = serde_json::from_str(&line)
+            .map_err(|e| err(&place, format!("not a checkpoint: {e}")))?;
         if !keys.iter().any(|k| cp.verify(k)) {
             return Err(err(&place, format!("signature of checkpoint for seq {}..={} does not verify with the audit public key", cp.first_seq, cp.last_seq)));
         }
         let expected_first = cps.last().map(|c| c.last_seq + 1).unwrap_or(1);
-        if cp.first_seq != expected_first && !(cp.first_seq > cp.last_seq) {
+        if cp.first_seq != expected_first && cp.first_seq <= cp.last_seq {
             return Err(err(&place, format!("checkpoint starts at seq {} but the previous one ended at {}: checkpoints or records were removed", cp.first_seq, expected_first - 1)));
         }
         cps.push(cp);
     }
-    let by_last: BTreeMap<u64, &Checkpoint> = cps.iter().filter(|c| c.last_seq >= c.first_seq).map(|c| (c.last_seq, c)).collect();
+    let by_last: BTreeMap<u64, &Checkpoint> = cps
+        .iter()
+        .filter(|c| c.last_seq >= c.first_seq)
+        .map(|c| (c.last_seq, c))
+        .collect();
 
     let segments = list_segments(dir).map_err(|e| err(dir.display().to_string(), e.to_string()))?;
     let total = segments.len();
     let mut expected_seq = 1u64;
     let mut prev = GENESIS.to_string();
-    let mut expected_no = segments.first().map(|(n, _)| *n).unwrap_or(1);
-    if expected_no != 1 {
-        return Err(err(format!("segment {}", crate::writer::segment_name(1)), "missing: the log does not start at segment 1"));
-    }
     for (i, (n, path)) in segments.iter().enumerate() {
-        let name = path.file_name().and_then(|s| s.to_str()).unwrap_or("?").to_string();
+        let name = path
+            .file_name()
+            .and_then(|s| s.to_str())
+            .unwrap_or("?")
+            .to_string();
+        let expected_no = i as u64 + 1;
         if *n != expected_no {
-            return Err(err(format!("segment {}", crate::writer::segment_name(expected_no)), "missing: segment numbers jump"));
+            return Err(err(
+                format!("segment {}", crate::writer::segment_name(expected_no)),
+                "missing: segment numbers jump (or the log does not start at segment 1)",
+            ));
         }
-        expected_no += 1;
-        let text = read_segment(path).map_err(|e| err(&name, format!("cannot read (damaged or altered compressed data?): {e}")))?;
+        let text = read_segment(path).map_err(|e| {
+            err(
+                &name,
+                format!("cannot read (damaged or altered compressed data?): {e}"),
+            )
+        })?;
         let base = name.trim_end_matches(".zst");
         for (ln, line) in text.lines().enumerate() {
             let place = format!("{name} line {}", ln + 1);
-            let pl = parse_line(line).ok_or_else(|| err(&place, "not a chained record (altered or truncated)"))?;
+            let pl = parse_line(line)
+                .ok_or_else(|| err(&place, "not a chained record (altered or truncated)"))?;
             if pl.computed != pl.hash {
-                return Err(err(&place, format!("seq {}: hash mismatch: the record was altered", pl.seq)));
+                return Err(err(
+                    &place,
+                    format!("seq {}: hash mismatch: the record was altered", pl.seq),
+                ));
             }
             if pl.seq != expected_seq {
-                return Err(err(&place, format!("seq {} where {} was expected: a record was deleted, inserted or reordered", pl.seq, expected_seq)));
+                return Err(err(
+                    &place,
+                    format!(
+                        "seq {} where {} was expected: a record was deleted, inserted or reordered",
+                        pl.seq, expected_seq
+                    ),
+                ));
             }
             if pl.prev != prev {
                 return Err(err(&place, format!("seq {}: link to the previous record is broken (records deleted or reordered)", pl.seq)));
             }
             if let Some(cp) = by_last.get(&pl.seq) {
                 if cp.head != pl.hash || cp.segment != base {
-                    return Err(err(&place, format!("seq {}: does not match its signed checkpoint", pl.seq)));
+                    return Err(err(
+                        &place,
+                        format!("seq {}: does not match its signed checkpoint", pl.seq),
+                    ));
                 }
             }
             prev = pl.hash.to_string();
@@ -137,10 +168,16 @@ pub fn verify_dir(dir: &Path, keys: &[PublicKey], mut progress: impl FnMut(usize
     let last = expected_seq - 1;
     let sealed = cps.iter().map(|c| c.last_seq).max().unwrap_or(0);
     if sealed > last {
-        return Err(err(format!("seq {}..={}", last + 1, sealed), "records sealed by a checkpoint are missing: the log was truncated"));
+        return Err(err(
+            format!("seq {}..={}", last + 1, sealed),
+            "records sealed by a checkpoint are missing: the log was truncated",
+        ));
     }
     if last > sealed {
-        return Err(err(format!("seq {}..={}", sealed + 1, last), "records not covered by any signed checkpoint (appended after sealing?)"));
+        return Err(err(
+            format!("seq {}..={}", sealed + 1, last),
+            "records not covered by any signed checkpoint (appended after sealing?)",
+        ));
     }
     Ok(Report {
         segments: total,

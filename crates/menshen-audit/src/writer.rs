@@ -120,18 +120,17 @@ pub fn segment_name(n: u64) -> String {
 
 /// Number of a segment file name (`seg-00000001.jsonl[.zst]`).
 pub fn segment_number(name: &str) -> Option<u64> {
-    name.strip_prefix("seg-")?
-        .split('.')
-        .next()?
-        .parse()
-        .ok()
+    name.strip_prefix("seg-")?.split('.').next()?.parse().ok()
 }
 
 /// Read all lines of a segment, plain or zstd-compressed.
 pub fn read_segment(path: &Path) -> std::io::Result<String> {
     if !std::fs::metadata(path)?.is_file() {
         // A device or FIFO posing as a segment may never end: refuse it.
-        return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, format!("{} is not a regular file", path.display())));
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("{} is not a regular file", path.display()),
+        ));
     }
     let mut out = String::new();
     if path.extension().is_some_and(|e| e == "zst") {
@@ -191,7 +190,10 @@ fn repair_tail(path: &Path) -> Result<String, AuditError> {
 }
 
 impl State {
-    fn open(cfg: AuditConfig, signer: Option<AuditSigner>) -> Result<(State, Option<Checkpoint>), AuditError> {
+    fn open(
+        cfg: AuditConfig,
+        signer: Option<AuditSigner>,
+    ) -> Result<(State, Option<Checkpoint>), AuditError> {
         let dir = cfg.dir.clone();
         let seg_dir = dir.join("segments");
         std::fs::create_dir_all(&seg_dir).map_err(io(&seg_dir))?;
@@ -201,10 +203,18 @@ impl State {
         for d in [&seg_dir, &dir.join("archive")] {
             for e in std::fs::read_dir(d).map_err(io(d))? {
                 let p = e.map_err(io(d))?.path();
-                let Some(n) = p.file_name().and_then(|n| n.to_str()).and_then(segment_number) else {
+                let Some(n) = p
+                    .file_name()
+                    .and_then(|n| n.to_str())
+                    .and_then(segment_number)
+                else {
                     continue;
                 };
-                if newest.as_ref().is_none_or(|(m, _)| n > *m) || newest.as_ref().is_some_and(|(m, q)| n == *m && q.extension().is_some_and(|x| x == "zst")) {
+                if newest.as_ref().is_none_or(|(m, _)| n > *m)
+                    || newest
+                        .as_ref()
+                        .is_some_and(|(m, q)| n == *m && q.extension().is_some_and(|x| x == "zst"))
+                {
                     newest = Some((n, p));
                 }
             }
@@ -231,12 +241,21 @@ impl State {
                     seq = pl.seq;
                     prev = pl.hash.to_string();
                 }
-                let plain = p.extension().is_some_and(|e| e == "jsonl") && p.parent() == Some(seg_dir.as_path());
-                if plain { (*n, true) } else { (*n + 1, false) }
+                let plain = p.extension().is_some_and(|e| e == "jsonl")
+                    && p.parent() == Some(seg_dir.as_path());
+                if plain {
+                    (*n, true)
+                } else {
+                    (*n + 1, false)
+                }
             }
         };
         let seg_path = seg_dir.join(segment_name(seg_no));
-        let seg_file = OpenOptions::new().create(true).append(true).open(&seg_path).map_err(io(&seg_path))?;
+        let seg_file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&seg_path)
+            .map_err(io(&seg_path))?;
         let seg_size = seg_file.metadata().map_err(io(&seg_path))?.len();
         if !reopen {
             sync_dir(&seg_dir);
@@ -255,7 +274,11 @@ impl State {
         } else {
             None
         };
-        let cp_file = OpenOptions::new().create(true).append(true).open(&cp_path).map_err(io(&cp_path))?;
+        let cp_file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&cp_path)
+            .map_err(io(&cp_path))?;
         let mut st = State {
             dir,
             seg_dir,
@@ -275,9 +298,19 @@ impl State {
         let sealed_to = last_cp.as_ref().map(|c| c.last_seq).unwrap_or(0);
         let mut recovery = None;
         if st.seq > sealed_to && st.signer.is_some() {
-            let seg = newest.as_ref().and_then(|(_, p)| p.file_name()).and_then(|n| n.to_str()).unwrap_or("").trim_end_matches(".zst").to_string();
+            let seg = newest
+                .as_ref()
+                .and_then(|(_, p)| p.file_name())
+                .and_then(|n| n.to_str())
+                .unwrap_or("")
+                .trim_end_matches(".zst")
+                .to_string();
             let cp = st.checkpoint(seg, sealed_to + 1)?;
-            tracing::warn!(first = cp.first_seq, last = cp.last_seq, "audit: sealed records left unsealed by a crash");
+            tracing::warn!(
+                first = cp.first_seq,
+                last = cp.last_seq,
+                "audit: sealed records left unsealed by a crash"
+            );
             recovery = Some(cp);
         }
         Ok((st, recovery))
@@ -290,7 +323,11 @@ impl State {
             last_seq: self.seq,
             head: self.prev.clone(),
             time: now_rfc3339(),
-            key_id: self.signer.as_ref().map(|s| s.key_id.clone()).unwrap_or_default(),
+            key_id: self
+                .signer
+                .as_ref()
+                .map(|s| s.key_id.clone())
+                .unwrap_or_default(),
             alg: String::new(),
             sig: String::new(),
         };
@@ -300,7 +337,10 @@ impl State {
         let mut line = serde_json::to_vec(&cp).unwrap_or_default();
         line.push(b'\n');
         let p = self.cp_path.clone();
-        self.cp_file.write_all(&line).and_then(|_| self.cp_file.sync_data()).map_err(io(&p))?;
+        self.cp_file
+            .write_all(&line)
+            .and_then(|_| self.cp_file.sync_data())
+            .map_err(io(&p))?;
         Ok(cp)
     }
 
@@ -322,7 +362,11 @@ impl State {
             });
         }
         let p = self.seg_path.clone();
-        if let Err(e) = self.seg_file.write_all(&buf).and_then(|_| self.seg_file.sync_data()) {
+        if let Err(e) = self
+            .seg_file
+            .write_all(&buf)
+            .and_then(|_| self.seg_file.sync_data())
+        {
             // Undo the in-memory chain; cut any partial write so the file
             // stays a valid chain for the next attempt.
             self.seq = seq0;
@@ -336,7 +380,9 @@ impl State {
     }
 
     fn maybe_rotate(&mut self) -> Result<(), AuditError> {
-        if self.seg_size < self.cfg.segment_max_bytes && self.seg_opened.elapsed() < self.cfg.segment_max_age {
+        if self.seg_size < self.cfg.segment_max_bytes
+            && self.seg_opened.elapsed() < self.cfg.segment_max_age
+        {
             return Ok(());
         }
         if self.seg_size == 0 {
@@ -346,7 +392,11 @@ impl State {
         let closed = self.seg_path.clone();
         self.seg_no += 1;
         self.seg_path = self.seg_dir.join(segment_name(self.seg_no));
-        self.seg_file = OpenOptions::new().create(true).append(true).open(&self.seg_path).map_err(io(&self.seg_path))?;
+        self.seg_file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.seg_path)
+            .map_err(io(&self.seg_path))?;
         self.seg_size = 0;
         self.seg_opened = Instant::now();
         sync_dir(&self.seg_dir);
@@ -391,7 +441,11 @@ const BATCH: usize = 4096;
 impl AuditLog {
     /// Open the log in `cfg.dir` (recovering after a crash) and start the
     /// writer thread. Without a signer, checkpoints are unsigned (tests only).
-    pub fn open(cfg: AuditConfig, signer: Option<AuditSigner>, sink: Option<Box<dyn BatchSink>>) -> Result<Self, AuditError> {
+    pub fn open(
+        cfg: AuditConfig,
+        signer: Option<AuditSigner>,
+        sink: Option<Box<dyn BatchSink>>,
+    ) -> Result<Self, AuditError> {
         let queue = cfg.queue.max(16);
         let dir = cfg.dir.clone();
         let (mut st, recovery) = State::open(cfg, signer)?;
@@ -464,9 +518,16 @@ impl AuditLog {
         self.dir.join("segments")
     }
 
-    async fn send<T: Serialize>(&self, rec: &T, w: Option<oneshot::Sender<bool>>) -> Result<(), AuditError> {
+    async fn send<T: Serialize>(
+        &self,
+        rec: &T,
+        w: Option<oneshot::Sender<bool>>,
+    ) -> Result<(), AuditError> {
         let bytes = serde_json::to_vec(rec).map_err(|_| AuditError::Closed)?;
-        self.tx.send(Msg::Record(bytes, w)).await.map_err(|_| AuditError::Closed)
+        self.tx
+            .send(Msg::Record(bytes, w))
+            .await
+            .map_err(|_| AuditError::Closed)
     }
 
     /// Queue a record; waits for queue space (back-pressure), not for the disk.
@@ -487,7 +548,10 @@ impl AuditLog {
     /// Wait until everything queued so far is on disk and sealed.
     pub async fn flush(&self) -> Result<(), AuditError> {
         let (tx, rx) = oneshot::channel();
-        self.tx.send(Msg::Flush(tx)).await.map_err(|_| AuditError::Closed)?;
+        self.tx
+            .send(Msg::Flush(tx))
+            .await
+            .map_err(|_| AuditError::Closed)?;
         match rx.await {
             Ok(true) => Ok(()),
             _ => Err(AuditError::Closed),

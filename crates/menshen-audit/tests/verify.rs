@@ -28,7 +28,15 @@ async fn make_log(dir: &Path) -> PublicKey {
     let mut cfg = AuditConfig::new(dir.to_path_buf());
     cfg.segment_max_bytes = 8 * 1024;
     cfg.segment_max_age = Duration::from_secs(3600);
-    let log = AuditLog::open(cfg, Some(AuditSigner { key_id: "audit-test".into(), key }), None).unwrap();
+    let log = AuditLog::open(
+        cfg,
+        Some(AuditSigner {
+            key_id: "audit-test".into(),
+            key,
+        }),
+        None,
+    )
+    .unwrap();
     for i in 0..300 {
         let rec = serde_json::json!({"kind": "access", "txn_id": format!("T{i:05}"), "timestamp": "2026-11-22T00:00:00.000Z", "status": 200});
         if i % 7 == 0 {
@@ -41,8 +49,20 @@ async fn make_log(dir: &Path) -> PublicKey {
     // Wait for background compression of rotated segments to settle.
     for _ in 0..200 {
         let segs = list_segments(dir).unwrap();
-        let plain = segs.iter().filter(|(_, p)| p.extension().is_some_and(|e| e == "jsonl")).count();
-        let leftovers = std::fs::read_dir(dir.join("segments")).unwrap().filter(|e| e.as_ref().unwrap().path().to_string_lossy().ends_with(".tmp")).count();
+        let plain = segs
+            .iter()
+            .filter(|(_, p)| p.extension().is_some_and(|e| e == "jsonl"))
+            .count();
+        let leftovers = std::fs::read_dir(dir.join("segments"))
+            .unwrap()
+            .filter(|e| {
+                e.as_ref()
+                    .unwrap()
+                    .path()
+                    .to_string_lossy()
+                    .ends_with(".tmp")
+            })
+            .count();
         if plain == 1 && leftovers == 0 {
             break;
         }
@@ -52,7 +72,11 @@ async fn make_log(dir: &Path) -> PublicKey {
 }
 
 fn segs(dir: &Path) -> Vec<PathBuf> {
-    list_segments(dir).unwrap().into_iter().map(|(_, p)| p).collect()
+    list_segments(dir)
+        .unwrap()
+        .into_iter()
+        .map(|(_, p)| p)
+        .collect()
 }
 
 fn edit_lines(path: &Path, f: impl FnOnce(&mut Vec<String>)) {
@@ -69,64 +93,125 @@ async fn aud_3_untouched_log_verifies_and_every_tampering_is_detected() {
     let tmp = tempfile::tempdir().unwrap();
     let orig = tmp.path().join("orig");
     let pk = make_log(&orig).await;
-    let report = verify_dir(&orig, std::slice::from_ref(&pk), |_, _| {}).expect("untouched log verifies");
+    let report =
+        verify_dir(&orig, std::slice::from_ref(&pk), |_, _| {}).expect("untouched log verifies");
     assert_eq!(report.records, 300);
     assert!(report.segments >= 3, "rotation happened: {report:?}");
-    assert!(segs(&orig).iter().any(|p| p.extension().is_some_and(|e| e == "zst")), "closed segments are compressed");
+    assert!(
+        segs(&orig)
+            .iter()
+            .any(|p| p.extension().is_some_and(|e| e == "zst")),
+        "closed segments are compressed"
+    );
 
     let active = |d: &Path| segs(d).into_iter().last().unwrap();
     let n = std::sync::atomic::AtomicUsize::new(0);
     let case = |name: &str, tamper: &dyn Fn(&Path), expect: &str| {
-        let d = tmp.path().join(format!("case{}", n.fetch_add(1, std::sync::atomic::Ordering::Relaxed)));
+        let d = tmp.path().join(format!(
+            "case{}",
+            n.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        ));
         copy_dir(&orig, &d);
         tamper(&d);
         let e = verify_dir(&d, std::slice::from_ref(&pk), |_, _| {}).expect_err(name);
         let text = e.to_string();
-        assert!(text.contains(expect), "{name}: expected `{expect}` in `{text}`");
+        assert!(
+            text.contains(expect),
+            "{name}: expected `{expect}` in `{text}`"
+        );
     };
 
     // One byte changed in a record.
-    case("byte changed", &|d| {
-        let p = active(d);
-        let mut b = std::fs::read(&p).unwrap();
-        let i = b.windows(6).position(|w| w == b"T0029").unwrap_or(40) + 3;
-        b[i] ^= 1;
-        std::fs::write(&p, b).unwrap();
-    }, "altered");
+    case(
+        "byte changed",
+        &|d| {
+            let p = active(d);
+            let mut b = std::fs::read(&p).unwrap();
+            let i = b.windows(6).position(|w| w == b"T0029").unwrap_or(40) + 3;
+            b[i] ^= 1;
+            std::fs::write(&p, b).unwrap();
+        },
+        "altered",
+    );
     // A record deleted.
-    case("record deleted", &|d| edit_lines(&active(d), |l| { l.remove(1); }), "line 2");
+    case(
+        "record deleted",
+        &|d| {
+            edit_lines(&active(d), |l| {
+                l.remove(1);
+            })
+        },
+        "line 2",
+    );
     // Two records swapped.
-    case("records swapped", &|d| edit_lines(&active(d), |l| l.swap(0, 1)), "line 1");
+    case(
+        "records swapped",
+        &|d| edit_lines(&active(d), |l| l.swap(0, 1)),
+        "line 1",
+    );
     // The last records truncated.
-    case("truncated", &|d| edit_lines(&active(d), |l| { l.truncate(l.len() - 3); }), "truncated");
+    case(
+        "truncated",
+        &|d| {
+            edit_lines(&active(d), |l| {
+                l.truncate(l.len() - 3);
+            })
+        },
+        "truncated",
+    );
     // A whole segment removed (the second one).
-    case("segment removed", &|d| std::fs::remove_file(&segs(d)[1]).unwrap(), "missing");
+    case(
+        "segment removed",
+        &|d| std::fs::remove_file(&segs(d)[1]).unwrap(),
+        "missing",
+    );
     // A checkpoint signature altered.
-    case("checkpoint signature", &|d| edit_lines(&d.join("checkpoints.jsonl"), |l| {
-        let i = l.len() / 2;
-        let s = l[i].clone();
-        let pos = s.find("\"sig\":\"").unwrap() + 8;
-        let mut c: Vec<char> = s.chars().collect();
-        c[pos] = if c[pos] == 'A' { 'B' } else { 'A' };
-        l[i] = c.into_iter().collect();
-    }), "checkpoints.jsonl line");
+    case(
+        "checkpoint signature",
+        &|d| {
+            edit_lines(&d.join("checkpoints.jsonl"), |l| {
+                let i = l.len() / 2;
+                let s = l[i].clone();
+                let pos = s.find("\"sig\":\"").unwrap() + 8;
+                let mut c: Vec<char> = s.chars().collect();
+                c[pos] = if c[pos] == 'A' { 'B' } else { 'A' };
+                l[i] = c.into_iter().collect();
+            })
+        },
+        "checkpoints.jsonl line",
+    );
     // A compressed segment altered.
-    case("compressed altered", &|d| {
-        let z = segs(d).into_iter().find(|p| p.extension().is_some_and(|e| e == "zst")).unwrap();
-        let mut b = std::fs::read(&z).unwrap();
-        let i = b.len() / 2;
-        b[i] ^= 0x55;
-        std::fs::write(&z, b).unwrap();
-    }, ".zst");
+    case(
+        "compressed altered",
+        &|d| {
+            let z = segs(d)
+                .into_iter()
+                .find(|p| p.extension().is_some_and(|e| e == "zst"))
+                .unwrap();
+            let mut b = std::fs::read(&z).unwrap();
+            let i = b.len() / 2;
+            b[i] ^= 0x55;
+            std::fs::write(&z, b).unwrap();
+        },
+        ".zst",
+    );
     // A forged record appended (valid chain, no signed checkpoint).
-    case("appended", &|d| {
-        let p = active(d);
-        let text = std::fs::read_to_string(&p).unwrap();
-        let last = menshen_audit::chain::parse_line(text.lines().last().unwrap()).unwrap();
-        let (line, _) = menshen_audit::chain::make_line(last.seq + 1, last.hash, br#"{"kind":"access","txn_id":"FORGED"}"#);
-        let mut f = std::fs::OpenOptions::new().append(true).open(&p).unwrap();
-        std::io::Write::write_all(&mut f, &line).unwrap();
-    }, "not covered");
+    case(
+        "appended",
+        &|d| {
+            let p = active(d);
+            let text = std::fs::read_to_string(&p).unwrap();
+            let last = menshen_audit::chain::parse_line(text.lines().last().unwrap()).unwrap();
+            let (line, _) = menshen_audit::chain::make_line(
+                last.seq + 1,
+                last.hash,
+                br#"{"kind":"access","txn_id":"FORGED"}"#,
+            );
+            let mut f = std::fs::OpenOptions::new().append(true).open(&p).unwrap();
+            std::io::Write::write_all(&mut f, &line).unwrap();
+        },
+        "not covered",
+    );
     // Another key does not verify the checkpoints.
     let (other, _) = PrivateKey::generate(SigAlg::Sm2Sm3).unwrap();
     assert!(verify_dir(&orig, &[other.public_key().clone()], |_, _| {}).is_err());
@@ -139,13 +224,26 @@ async fn aud_3_chain_continues_after_reopen_and_partial_line_is_repaired() {
     let pk = make_log(dir).await;
     // A crash mid-write leaves a partial line: it was never acknowledged.
     let active = segs(dir).into_iter().last().unwrap();
-    let mut f = std::fs::OpenOptions::new().append(true).open(&active).unwrap();
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&active)
+        .unwrap();
     std::io::Write::write_all(&mut f, b"{\"seq\":301,\"prev\":\"00").unwrap();
     drop(f);
     let (key2, _) = PrivateKey::generate(SigAlg::Sm2Sm3).unwrap();
     let pk2 = key2.public_key().clone();
-    let log = AuditLog::open(AuditConfig::new(dir.to_path_buf()), Some(AuditSigner { key_id: "audit-2".into(), key: key2 }), None).unwrap();
-    log.record_durable(&serde_json::json!({"kind": "access", "txn_id": "AFTER"})).await.unwrap();
+    let log = AuditLog::open(
+        AuditConfig::new(dir.to_path_buf()),
+        Some(AuditSigner {
+            key_id: "audit-2".into(),
+            key: key2,
+        }),
+        None,
+    )
+    .unwrap();
+    log.record_durable(&serde_json::json!({"kind": "access", "txn_id": "AFTER"}))
+        .await
+        .unwrap();
     let r = verify_dir(dir, &[pk, pk2], |_, _| {}).unwrap();
     assert_eq!(r.records, 301);
     let all = menshen_audit::writer::read_all_records(dir).unwrap();

@@ -65,7 +65,10 @@ pub async fn handle(
     let cfg = &state.config;
     // AUTH-2/INT-2: sign (errors too); with no signing key, fail closed.
     if sign_response::wanted(&ex, cfg.sign_all_responses) && !sign_response::sign(&ex, &mut resp) {
-        let e = GatewayError::new(ErrorCode::AuditUnavailable, "response signing key unavailable");
+        let e = GatewayError::new(
+            ErrorCode::AuditUnavailable,
+            "response signing key unavailable",
+        );
         resp = e.to_response(&ex.txn_id);
         err = Some(e);
     }
@@ -83,7 +86,11 @@ pub async fn handle(
 
 /// The stages, in order. A stage that fails stops the request here: nothing
 /// after it runs, and nothing reaches the upstream.
-async fn run(state: &State, ex: &mut Exchange, incoming: Incoming) -> Result<Response<Bytes>, GatewayError> {
+async fn run(
+    state: &State,
+    ex: &mut Exchange,
+    incoming: Incoming,
+) -> Result<Response<Bytes>, GatewayError> {
     let cfg = &state.config;
     // 1. Client IP + global blocklist: first, so a blocked address learns
     //    nothing, not even whether an API exists.
@@ -124,12 +131,22 @@ fn rfc3339_ms(t: SystemTime) -> String {
 
 /// Write the request's access record (AUD-1). Called once per request.
 /// Returns whether the record was accepted (and, when `durable`, synced).
-async fn finish(state: &State, ex: &Exchange, resp: &Response<Bytes>, err: Option<&GatewayError>, durable: bool) -> bool {
+async fn finish(
+    state: &State,
+    ex: &Exchange,
+    resp: &Response<Bytes>,
+    err: Option<&GatewayError>,
+    durable: bool,
+) -> bool {
     let status = resp.status().as_u16();
     let api = ex.api.as_ref().map(|a| &a.api);
     let (result, code, message, reason) = match err {
         None => (
-            if status < 400 { Outcome::Success } else { Outcome::Failure },
+            if status < 400 {
+                Outcome::Success
+            } else {
+                Outcome::Failure
+            },
             None,
             format!("upstream {status}"),
             None,
@@ -170,7 +187,10 @@ async fn finish(state: &State, ex: &Exchange, resp: &Response<Bytes>, err: Optio
         nonce: sig.filter(|_| ex.nonce_recorded).map(|s| s.nonce.clone()),
         sig_created: sig.map(|s| s.created),
         client_cert: ex.client_cert.clone(),
-        message_parts: ex.api.as_ref().and_then(|a| message_parts(ex, resp, &a.api.controls)),
+        message_parts: ex
+            .api
+            .as_ref()
+            .and_then(|a| message_parts(ex, resp, &a.api.controls)),
     };
     let r = if durable {
         state.audit.record_durable(&rec).await
@@ -187,7 +207,14 @@ async fn finish(state: &State, ex: &Exchange, resp: &Response<Bytes>, err: Optio
 }
 
 /// Headers never written to the log (credentials and signatures).
-const UNLOGGED: &[&str] = &["authorization", "cookie", "set-cookie", "signature", "signature-input", "proxy-authorization"];
+const UNLOGGED: &[&str] = &[
+    "authorization",
+    "cookie",
+    "set-cookie",
+    "signature",
+    "signature-input",
+    "proxy-authorization",
+];
 
 fn headers_json(h: &http::HeaderMap) -> serde_json::Value {
     let mut m = serde_json::Map::new();
@@ -208,7 +235,9 @@ fn body_json(b: &Bytes, extra: &[String]) -> serde_json::Value {
     match serde_json::from_slice::<serde_json::Value>(b) {
         Ok(v) => menshen_audit::mask_json(&v, extra),
         Err(_) => match std::str::from_utf8(b) {
-            Ok(t) if t.len() <= 64 * 1024 => serde_json::Value::String(menshen_audit::mask::mask_pii_text(t)),
+            Ok(t) if t.len() <= 64 * 1024 => {
+                serde_json::Value::String(menshen_audit::mask::mask_pii_text(t))
+            }
             _ => serde_json::Value::String(format!("<{} bytes not retained>", b.len())),
         },
     }
@@ -216,7 +245,11 @@ fn body_json(b: &Bytes, extra: &[String]) -> serde_json::Value {
 
 /// The message parts an API retains (AUD-4), masked (AUD-5) before they
 /// reach the writer: nothing unmasked is ever written.
-fn message_parts(ex: &Exchange, resp: &Response<Bytes>, c: &menshen_model::ApiControls) -> Option<serde_json::Value> {
+fn message_parts(
+    ex: &Exchange,
+    resp: &Response<Bytes>,
+    c: &menshen_model::ApiControls,
+) -> Option<serde_json::Value> {
     use menshen_model::MessageRetention as M;
     let bodies = match c.audit_messages {
         M::None => return None,

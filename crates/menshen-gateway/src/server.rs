@@ -98,12 +98,17 @@ pub fn tls_config(cfg: &GatewayConfig) -> Result<rustls::ServerConfig, String> {
                 .map_err(|e| format!("gateway.client_ca: cannot read {}: {e}", ca.display()))?
             {
                 let c = c.map_err(|e| format!("gateway.client_ca: {}: {e}", ca.display()))?;
-                roots.add(c).map_err(|e| format!("gateway.client_ca: {}: {e}", ca.display()))?;
+                roots
+                    .add(c)
+                    .map_err(|e| format!("gateway.client_ca: {}: {e}", ca.display()))?;
             }
-            let v = rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider())
-                .allow_unauthenticated()
-                .build()
-                .map_err(|e| format!("gateway.client_ca: {e}"))?;
+            let v = rustls::server::WebPkiClientVerifier::builder_with_provider(
+                Arc::new(roots),
+                provider(),
+            )
+            .allow_unauthenticated()
+            .build()
+            .map_err(|e| format!("gateway.client_ca: {e}"))?;
             builder.with_client_cert_verifier(v)
         }
     };
@@ -212,7 +217,11 @@ async fn accept_loop(
             let svc = service_fn(move |req| {
                 let state = state.clone();
                 let client_cert = client_cert.clone();
-                async move { Ok::<_, Infallible>(crate::pipeline::handle(&state, req, peer, client_cert).await) }
+                async move {
+                    Ok::<_, Infallible>(
+                        crate::pipeline::handle(&state, req, peer, client_cert).await,
+                    )
+                }
             });
             let mut builder = auto::Builder::new(TokioExecutor::new());
             builder
@@ -234,8 +243,9 @@ async fn accept_loop(
 
 fn hex_lower(b: &[u8]) -> String {
     use std::fmt::Write;
-    b.iter().fold(String::with_capacity(b.len() * 2), |mut s, x| {
-        let _ = write!(s, "{x:02x}");
-        s
-    })
+    b.iter()
+        .fold(String::with_capacity(b.len() * 2), |mut s, x| {
+            let _ = write!(s, "{x:02x}");
+            s
+        })
 }

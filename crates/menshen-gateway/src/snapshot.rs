@@ -157,19 +157,26 @@ impl Snapshot {
         let mut cert_owner = HashMap::new();
         for c in &dump.credentials {
             match c.kind {
-                CredentialKind::PublicKey => match c.public_pem.as_deref().map(PublicKey::from_spki_pem) {
-                    Some(Ok(key)) => keys.entry(c.app_id.clone()).or_default().push(KeyEntry {
-                        id: c.id,
-                        key,
-                        not_before: c.not_before,
-                        not_after: c.not_after,
-                    }),
-                    _ => tracing::error!(app_id = %c.app_id, credential = c.id, "stored public key does not parse"),
-                },
+                CredentialKind::PublicKey => {
+                    match c.public_pem.as_deref().map(PublicKey::from_spki_pem) {
+                        Some(Ok(key)) => keys.entry(c.app_id.clone()).or_default().push(KeyEntry {
+                            id: c.id,
+                            key,
+                            not_before: c.not_before,
+                            not_after: c.not_after,
+                        }),
+                        _ => {
+                            tracing::error!(app_id = %c.app_id, credential = c.id, "stored public key does not parse")
+                        }
+                    }
+                }
                 CredentialKind::Certificate => {
                     if let Some(fp) = &c.fingerprint {
                         cert_owner.insert(fp.clone(), c.app_id.clone());
-                        certs.entry(c.app_id.clone()).or_default().insert(fp.clone());
+                        certs
+                            .entry(c.app_id.clone())
+                            .or_default()
+                            .insert(fp.clone());
                     }
                 }
                 CredentialKind::Secret => {}
@@ -192,7 +199,9 @@ impl Snapshot {
             .iter()
             .map(|k| serde_json::json!({"key_id": k.key_id, "purpose": k.purpose, "alg": k.alg, "public_key_pem": k.public_pem, "retired": k.retired}))
             .collect();
-        let bank_keys_json = bytes::Bytes::from(serde_json::to_vec(&serde_json::json!({ "keys": published })).unwrap_or_default());
+        let bank_keys_json = bytes::Bytes::from(
+            serde_json::to_vec(&serde_json::json!({ "keys": published })).unwrap_or_default(),
+        );
         let mut global_deny = Vec::new();
         let mut allow: HashMap<String, Vec<IpNet>> = HashMap::new();
         let mut deny: HashMap<String, Vec<IpNet>> = HashMap::new();

@@ -166,6 +166,8 @@ str_enum!(
     }
 );
 
+// The enum comes from `str_enum!`, which cannot attach `#[default]`.
+#[allow(clippy::derivable_impls)]
 impl Default for MessageRetention {
     fn default() -> Self {
         MessageRetention::None
@@ -195,7 +197,11 @@ impl ApiControls {
     pub fn minimum(level: Level) -> ApiControls {
         match level {
             Level::A1 => ApiControls {
-                auth: vec![AuthMethod::Secret, AuthMethod::KeyPair, AuthMethod::Certificate],
+                auth: vec![
+                    AuthMethod::Secret,
+                    AuthMethod::KeyPair,
+                    AuthMethod::Certificate,
+                ],
                 sign_responses: false,
                 audit_messages: MessageRetention::None,
                 mask_fields: vec![],
@@ -268,7 +274,10 @@ impl NewApiControls {
         }
         if let Some(f) = &self.mask_fields {
             if f.iter().any(|x| x.is_empty() || x.len() > 64) {
-                return Err(ValidationError::new("controls.mask_fields", "field names must be 1-64 characters"));
+                return Err(ValidationError::new(
+                    "controls.mask_fields",
+                    "field names must be 1-64 characters",
+                ));
             }
             c.mask_fields = f.clone();
         }
@@ -502,7 +511,10 @@ impl NewApi {
                 "mobile_to_server is allowed only on A1 APIs (LVL-4): use server_to_server",
             ));
         }
-        self.controls.clone().unwrap_or_default().resolve(self.level)?;
+        self.controls
+            .clone()
+            .unwrap_or_default()
+            .resolve(self.level)?;
         if let Some(o) = &self.owner {
             if o.len() > 128 || o.chars().any(char::is_control) {
                 return Err(ValidationError::new(

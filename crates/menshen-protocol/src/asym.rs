@@ -6,7 +6,9 @@
 use base64::Engine;
 use menshen_crypto::{PrivateKey, PublicKey};
 
-use crate::signature::{signature_base_with_request, Components, ParsedSignature, SignatureParams, SIGNATURE_LABEL};
+use crate::signature::{
+    signature_base_with_request, Components, ParsedSignature, SignatureParams, SIGNATURE_LABEL,
+};
 use crate::{headers, ProtocolError};
 
 /// A response as signing and verification see it.
@@ -93,7 +95,8 @@ pub fn verify_with_key(
     if parsed.params.alg != pk.alg().name() {
         return Ok(false);
     }
-    let base = signature_base_with_request(&parsed.params.components, &parsed.params_value, msg, req)?;
+    let base =
+        signature_base_with_request(&parsed.params.components, &parsed.params_value, msg, req)?;
     Ok(pk.verify(base.as_bytes(), &parsed.signature))
 }
 

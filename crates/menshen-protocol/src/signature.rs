@@ -148,7 +148,10 @@ fn component_item(c: &str) -> Item {
         for p in rest.split(';') {
             match p.split_once('=') {
                 Some((k, v)) => {
-                    params.insert(k.to_string(), BareItem::String(v.trim_matches('"').to_string()));
+                    params.insert(
+                        k.to_string(),
+                        BareItem::String(v.trim_matches('"').to_string()),
+                    );
                 }
                 None => {
                     params.insert(p.to_string(), BareItem::Boolean(true));
@@ -243,7 +246,10 @@ impl ParsedSignature {
                     ("key", BareItem::String(key))
                         if !key.is_empty()
                             && key.bytes().all(|b| {
-                                b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_'
+                                b.is_ascii_lowercase()
+                                    || b.is_ascii_digit()
+                                    || b == b'-'
+                                    || b == b'_'
                             }) =>
                     {
                         suffix.push_str(&format!(";key=\"{key}\""))
@@ -394,7 +400,11 @@ pub fn signature_base_with_request(
             "@scheme" => src.scheme().to_ascii_lowercase(),
             "@path" => {
                 let p = src.path();
-                if p.is_empty() { "/".into() } else { p.to_string() }
+                if p.is_empty() {
+                    "/".into()
+                } else {
+                    p.to_string()
+                }
             }
             "@query" => format!("?{}", src.query().unwrap_or("")),
             "@status" => src.status().ok_or_else(absent)?.to_string(),

@@ -29,8 +29,8 @@ use hyper_util::rt::TokioExecutor;
 use menshen_crypto::{DigestAlg, MacAlg, PrivateKey, PublicKey};
 use menshen_protocol::signature::RequestView;
 use menshen_protocol::{
-    content_digest, headers, sign_mac, sign_with_key, verify_content_digest, verify_with_key, ErrorBody,
-    ParsedSignature, ResponseView, SignatureParams,
+    content_digest, headers, sign_mac, sign_with_key, verify_content_digest, verify_with_key,
+    ErrorBody, ParsedSignature, ResponseView, SignatureParams,
 };
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::CertificateDer;
@@ -125,9 +125,11 @@ impl Credentials {
     /// Read a PKCS#8 PEM private key from a file.
     pub fn key_pair_from_file(app_id: &str, path: &Path) -> Result<Self, SdkError> {
         let text = Zeroizing::new(
-            std::fs::read_to_string(path).map_err(|e| SdkError::Key(format!("{}: {e}", path.display())))?,
+            std::fs::read_to_string(path)
+                .map_err(|e| SdkError::Key(format!("{}: {e}", path.display())))?,
         );
-        let key = PrivateKey::from_pkcs8_pem(&text).map_err(|e| SdkError::Key(format!("{}: {e}", path.display())))?;
+        let key = PrivateKey::from_pkcs8_pem(&text)
+            .map_err(|e| SdkError::Key(format!("{}: {e}", path.display())))?;
         Ok(Self::key_pair(app_id, key))
     }
     /// The `alg` these credentials sign with.
@@ -219,10 +221,13 @@ pub fn sign_request(
     };
     let (si, sig) = match &creds.signer {
         Signer::Mac(secret, alg) => {
-            let (si, sig, _base) = sign_mac(*alg, secret, &params, &view).map_err(|e| SdkError::Sign(e.to_string()))?;
+            let (si, sig, _base) = sign_mac(*alg, secret, &params, &view)
+                .map_err(|e| SdkError::Sign(e.to_string()))?;
             (si, sig)
         }
-        Signer::Key(key) => sign_with_key(key, &params, &view, None).map_err(|e| SdkError::Sign(e.to_string()))?,
+        Signer::Key(key) => {
+            sign_with_key(key, &params, &view, None).map_err(|e| SdkError::Sign(e.to_string()))?
+        }
     };
     let hs = req.headers_mut();
     hs.insert(
@@ -279,7 +284,10 @@ pub fn http_client(ca_pem: Option<&[u8]>) -> Result<HttpClient, SdkError> {
 
 /// Like [`http_client`], presenting a client certificate (mutual TLS) given
 /// as PEM certificate chain and PEM PKCS#8 key.
-pub fn http_client_with_identity(ca_pem: Option<&[u8]>, identity: Option<(&[u8], &[u8])>) -> Result<HttpClient, SdkError> {
+pub fn http_client_with_identity(
+    ca_pem: Option<&[u8]>,
+    identity: Option<(&[u8], &[u8])>,
+) -> Result<HttpClient, SdkError> {
     let mut roots = rustls::RootCertStore::empty();
     if let Some(pem) = ca_pem {
         for c in CertificateDer::pem_slice_iter(pem) {
@@ -321,15 +329,21 @@ pub fn http_client_with_identity(ca_pem: Option<&[u8]>, identity: Option<(&[u8],
 /// `x-menshen-txn-id` and, when the request was signed, the request's own
 /// signature (`"signature";req;key=...`); and it verifies with one of
 /// `bank_keys`. `request_headers` are the headers the request was sent with.
-pub fn verify_response(resp: &Response, request_headers: &HeaderMap, bank_keys: &[PublicKey]) -> Result<(), SdkError> {
+pub fn verify_response(
+    resp: &Response,
+    request_headers: &HeaderMap,
+    bank_keys: &[PublicKey],
+) -> Result<(), SdkError> {
     let bad = |m: &str| SdkError::ResponseSignature(m.to_string());
     let h = |n: &str| resp.headers.get(n).and_then(|v| v.to_str().ok());
     let (Some(si), Some(sig)) = (h(headers::SIGNATURE_INPUT), h(headers::SIGNATURE)) else {
         return Err(bad("the response is not signed"));
     };
-    let parsed = ParsedSignature::parse(si, sig).map_err(|e| SdkError::ResponseSignature(e.to_string()))?;
+    let parsed =
+        ParsedSignature::parse(si, sig).map_err(|e| SdkError::ResponseSignature(e.to_string()))?;
     let cd = h(headers::CONTENT_DIGEST).ok_or_else(|| bad("no content-digest"))?;
-    verify_content_digest(cd, &resp.body).map_err(|_| bad("the body does not match its content-digest"))?;
+    verify_content_digest(cd, &resp.body)
+        .map_err(|_| bad("the body does not match its content-digest"))?;
     let view = |hs: &HeaderMap, status: u16| ResponseView {
         status,
         headers: hs
@@ -349,7 +363,9 @@ pub fn verify_response(resp: &Response, request_headers: &HeaderMap, bank_keys: 
     }
     for c in &required {
         if !parsed.params.components.contains(c) {
-            return Err(SdkError::ResponseSignature(format!("the signature does not cover {c}")));
+            return Err(SdkError::ResponseSignature(format!(
+                "the signature does not cover {c}"
+            )));
         }
     }
     let rv = view(&resp.headers, resp.status);
@@ -423,7 +439,8 @@ impl ClientBuilder {
     /// set, unsigned responses are refused unless
     /// [`ClientBuilder::require_signed_responses`] says otherwise.
     pub fn bank_public_key_pem(mut self, pem: &str) -> Result<Self, SdkError> {
-        self.bank_keys.push(PublicKey::from_spki_pem(pem).map_err(|e| SdkError::Key(e.to_string()))?);
+        self.bank_keys
+            .push(PublicKey::from_spki_pem(pem).map_err(|e| SdkError::Key(e.to_string()))?);
         Ok(self)
     }
     /// Whether an unsigned response is an error (default: yes once a bank key is set).
@@ -438,7 +455,10 @@ impl ClientBuilder {
     }
     /// Build.
     pub fn build(self) -> Result<Client, SdkError> {
-        let identity = self.identity.as_ref().map(|(c, k)| (c.as_slice(), k.as_slice()));
+        let identity = self
+            .identity
+            .as_ref()
+            .map(|(c, k)| (c.as_slice(), k.as_slice()));
         Ok(Client {
             http: http_client_with_identity(self.ca.as_deref(), identity)?,
             base: self.base,
@@ -521,7 +541,9 @@ impl Client {
     pub async fn send(&self, req: Request<Bytes>) -> Result<Response, SdkError> {
         let sent_headers = req.headers().clone();
         let resp = send(&self.http, req).await?;
-        if !self.bank_keys.is_empty() && (self.require_signed || resp.headers.contains_key(headers::SIGNATURE)) {
+        if !self.bank_keys.is_empty()
+            && (self.require_signed || resp.headers.contains_key(headers::SIGNATURE))
+        {
             verify_response(&resp, &sent_headers, &self.bank_keys)?;
         }
         Ok(resp)

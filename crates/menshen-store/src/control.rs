@@ -6,8 +6,8 @@ use std::sync::Arc;
 
 use menshen_crypto::{generate_app_secret, MasterKey, PrivateKey, PublicKey, SecretBytes, SigAlg};
 use menshen_model::{
-    uapi, Api, App, AppStatus, AuthMethod, CredentialKind, Integration, Level, LevelProfile, Lifecycle, NewApi, NewApp, UApiId,
-    UApiType, ValidationError,
+    uapi, Api, App, AppStatus, AuthMethod, CredentialKind, Integration, Level, LevelProfile,
+    Lifecycle, NewApi, NewApp, UApiId, UApiType, ValidationError,
 };
 use zeroize::Zeroizing;
 
@@ -98,7 +98,10 @@ impl ControlPlane {
     ) -> Result<CredentialRecord, StoreError> {
         let app = self.store.get_app(app_id).await?;
         if app.status == AppStatus::Exited {
-            return Err(StoreError::Conflict(ValidationError::new("app_id", "the app has exited")));
+            return Err(StoreError::Conflict(ValidationError::new(
+                "app_id",
+                "the app has exited",
+            )));
         }
         let pk = PublicKey::from_spki_pem(pem).map_err(|e| {
             StoreError::Invalid(ValidationError::new(
@@ -110,14 +113,21 @@ impl ControlPlane {
         let nb = not_before.unwrap_or(now);
         if let Some(na) = not_after {
             if na <= nb {
-                return Err(StoreError::Invalid(ValidationError::new("not_after", "must be later than not_before")));
+                return Err(StoreError::Invalid(ValidationError::new(
+                    "not_after",
+                    "must be later than not_before",
+                )));
             }
         }
         let fp = pk.fingerprint();
         if let Some(other) = self.store.find_credential_by_fingerprint(&fp).await? {
             return Err(StoreError::Conflict(ValidationError::new(
                 "public_key_pem",
-                if other.app_id == app_id { "this key is already registered for the app" } else { "this key is registered to another app" },
+                if other.app_id == app_id {
+                    "this key is already registered for the app"
+                } else {
+                    "this key is registered to another app"
+                },
             )));
         }
         let active = self
@@ -125,7 +135,11 @@ impl ControlPlane {
             .list_credentials(app_id)
             .await?
             .into_iter()
-            .filter(|c| c.kind == CredentialKind::PublicKey && !c.revoked && c.not_after.is_none_or(|t| t > now))
+            .filter(|c| {
+                c.kind == CredentialKind::PublicKey
+                    && !c.revoked
+                    && c.not_after.is_none_or(|t| t > now)
+            })
             .count();
         if active >= 2 {
             return Err(StoreError::Conflict(ValidationError::new(
@@ -153,7 +167,11 @@ impl ControlPlane {
 
     /// Bind a client certificate to an app (AUTH-1 "App_ID + certificate"):
     /// mutual-TLS connections presenting it are that app's.
-    pub async fn add_certificate(&self, app_id: &str, pem: &str) -> Result<CredentialRecord, StoreError> {
+    pub async fn add_certificate(
+        &self,
+        app_id: &str,
+        pem: &str,
+    ) -> Result<CredentialRecord, StoreError> {
         use x509_cert::der::{DecodePem, Encode};
         let invalid = |m: String| StoreError::Invalid(ValidationError::new("certificate_pem", m));
         self.store.get_app(app_id).await?;
@@ -167,7 +185,12 @@ impl ControlPlane {
         if na <= now_unix() {
             return Err(invalid("the certificate has expired".into()));
         }
-        if self.store.find_credential_by_fingerprint(&fp).await?.is_some() {
+        if self
+            .store
+            .find_credential_by_fingerprint(&fp)
+            .await?
+            .is_some()
+        {
             return Err(StoreError::Conflict(ValidationError::new(
                 "certificate_pem",
                 "this certificate is already bound to an app",
@@ -194,7 +217,11 @@ impl ControlPlane {
     /// Grant an app an API (ONB-3), refusing a grant below the API level's
     /// minimum (LVL-3, LVL-4): A2/A3 need a server app holding a key pair or
     /// a bound certificate.
-    pub async fn add_grant(&self, app_id: &str, api_id: &str) -> Result<menshen_model::Grant, StoreError> {
+    pub async fn add_grant(
+        &self,
+        app_id: &str,
+        api_id: &str,
+    ) -> Result<menshen_model::Grant, StoreError> {
         let app = self.store.get_app(app_id).await.map_err(|_| {
             StoreError::Invalid(ValidationError::new("app_id", format!("no app `{app_id}`")))
         })?;
@@ -205,7 +232,10 @@ impl ControlPlane {
             if app.kind == menshen_model::AppKind::Mobile {
                 return Err(StoreError::Invalid(ValidationError::new(
                     "app_id",
-                    format!("mobile apps may be granted only A1 APIs; `{api_id}` is {} (LVL-4)", api.level.as_str()),
+                    format!(
+                        "mobile apps may be granted only A1 APIs; `{api_id}` is {} (LVL-4)",
+                        api.level.as_str()
+                    ),
                 )));
             }
             let now = now_unix();
@@ -214,8 +244,12 @@ impl ControlPlane {
                 !c.revoked
                     && c.not_after.is_none_or(|t| t > now)
                     && match c.kind {
-                        CredentialKind::PublicKey => api.controls.auth.contains(&AuthMethod::KeyPair),
-                        CredentialKind::Certificate => api.controls.auth.contains(&AuthMethod::Certificate),
+                        CredentialKind::PublicKey => {
+                            api.controls.auth.contains(&AuthMethod::KeyPair)
+                        }
+                        CredentialKind::Certificate => {
+                            api.controls.auth.contains(&AuthMethod::Certificate)
+                        }
                         CredentialKind::Secret => false,
                     }
             });
@@ -233,12 +267,16 @@ impl ControlPlane {
     /// key (KEY-1), generated here and kept sealed under the master key (KEY-3).
     pub async fn ensure_bank_keys(&self) -> Result<Vec<crate::BankKeyRecord>, StoreError> {
         let mut keys = self.store.list_bank_keys().await?;
-        for p in [purpose::RESPONSE_SIGNING, purpose::ENCRYPTION, purpose::AUDIT] {
+        for p in [
+            purpose::RESPONSE_SIGNING,
+            purpose::ENCRYPTION,
+            purpose::AUDIT,
+        ] {
             if keys.iter().any(|k| k.purpose == p && !k.retired) {
                 continue;
             }
-            let (key, pkcs8) =
-                PrivateKey::generate(SigAlg::Sm2Sm3).map_err(|e| StoreError::Backend(e.to_string()))?;
+            let (key, pkcs8) = PrivateKey::generate(SigAlg::Sm2Sm3)
+                .map_err(|e| StoreError::Backend(e.to_string()))?;
             let short = match p {
                 purpose::RESPONSE_SIGNING => "sig",
                 purpose::ENCRYPTION => "enc",
@@ -246,7 +284,9 @@ impl ControlPlane {
             };
             let key_id = format!("bank-{short}-{}", &key.public_key().fingerprint()[..12]);
             let rec = crate::BankKeyRecord {
-                sealed_pkcs8: self.master.seal(&format!("bank-key:{key_id}"), pkcs8.as_bytes()),
+                sealed_pkcs8: self
+                    .master
+                    .seal(&format!("bank-key:{key_id}"), pkcs8.as_bytes()),
                 key_id,
                 purpose: p.to_string(),
                 alg: SigAlg::Sm2Sm3.name().to_string(),
@@ -262,7 +302,10 @@ impl ControlPlane {
 
     /// Open a bank key's private half.
     pub fn open_bank_key(&self, rec: &crate::BankKeyRecord) -> Option<PrivateKey> {
-        let pem = self.master.open(&format!("bank-key:{}", rec.key_id), &rec.sealed_pkcs8).ok()?;
+        let pem = self
+            .master
+            .open(&format!("bank-key:{}", rec.key_id), &rec.sealed_pkcs8)
+            .ok()?;
         let text = std::str::from_utf8(&pem).ok()?;
         PrivateKey::from_pkcs8_pem(text).ok()
     }
@@ -374,7 +417,11 @@ impl ControlPlane {
             },
             owner: new.owner.clone().unwrap_or_default(),
             lifecycle: new.lifecycle.unwrap_or(Lifecycle::Published),
-            controls: new.controls.clone().unwrap_or_default().resolve(new.level)?,
+            controls: new
+                .controls
+                .clone()
+                .unwrap_or_default()
+                .resolve(new.level)?,
             u_api_id: String::new(),
             created_at: now_rfc3339(),
         };

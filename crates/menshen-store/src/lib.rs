@@ -217,11 +217,15 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<(), StoreError>;
 
     /// Add one credential; returns it with its id.
-    async fn add_credential(&self, cred: &CredentialRecord) -> Result<CredentialRecord, StoreError>;
+    async fn add_credential(&self, cred: &CredentialRecord)
+        -> Result<CredentialRecord, StoreError>;
     /// Revoke one credential of an app.
     async fn revoke_credential(&self, app_id: &str, id: i64) -> Result<(), StoreError>;
     /// The unrevoked credential with this fingerprint, if any.
-    async fn find_credential_by_fingerprint(&self, fingerprint: &str) -> Result<Option<CredentialRecord>, StoreError>;
+    async fn find_credential_by_fingerprint(
+        &self,
+        fingerprint: &str,
+    ) -> Result<Option<CredentialRecord>, StoreError>;
     /// Require (or not) a bound client certificate on every call of an app.
     async fn set_require_client_cert(&self, app_id: &str, on: bool) -> Result<App, StoreError>;
     /// Store a bank key.
@@ -230,7 +234,11 @@ pub trait Store: Send + Sync + 'static {
     async fn list_bank_keys(&self) -> Result<Vec<BankKeyRecord>, StoreError>;
 
     /// Index committed audit records and keep the latest checkpoint.
-    async fn index_audit(&self, rows: Vec<AuditRow>, checkpoint: Option<(u64, String)>) -> Result<(), StoreError>;
+    async fn index_audit(
+        &self,
+        rows: Vec<AuditRow>,
+        checkpoint: Option<(u64, String)>,
+    ) -> Result<(), StoreError>;
     /// Search the audit index, newest first.
     async fn search_audit(&self, q: &AuditQuery) -> Result<Vec<AuditRow>, StoreError>;
     /// The latest checkpoint (last seq, checkpoint JSON).

@@ -431,7 +431,10 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn add_credential(&self, cred: &CredentialRecord) -> Result<CredentialRecord, StoreError> {
+    async fn add_credential(
+        &self,
+        cred: &CredentialRecord,
+    ) -> Result<CredentialRecord, StoreError> {
         let mut cred = cred.clone();
         self.write(move |tx| {
             app_exists(tx, &cred.app_id)?;
@@ -457,7 +460,10 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn find_credential_by_fingerprint(&self, fingerprint: &str) -> Result<Option<CredentialRecord>, StoreError> {
+    async fn find_credential_by_fingerprint(
+        &self,
+        fingerprint: &str,
+    ) -> Result<Option<CredentialRecord>, StoreError> {
         let fp = fingerprint.to_string();
         self.read(move |c| {
             Ok(c.query_row(
@@ -473,7 +479,11 @@ impl Store for SqliteStore {
     async fn set_require_client_cert(&self, app_id: &str, on: bool) -> Result<App, StoreError> {
         let id = app_id.to_string();
         self.write(move |tx| {
-            if tx.execute("UPDATE apps SET require_client_cert = ?1 WHERE app_id = ?2", params![on as i64, id])? == 0 {
+            if tx.execute(
+                "UPDATE apps SET require_client_cert = ?1 WHERE app_id = ?2",
+                params![on as i64, id],
+            )? == 0
+            {
                 return Err(StoreError::NotFound(format!("app `{id}`")));
             }
             get_app_tx(tx, &id)
@@ -496,13 +506,19 @@ impl Store for SqliteStore {
     async fn list_bank_keys(&self) -> Result<Vec<crate::BankKeyRecord>, StoreError> {
         self.read(|c| {
             let mut st = c.prepare("SELECT * FROM bank_keys ORDER BY created_at, key_id")?;
-            let rows = st.query_map([], bank_key_from)?.collect::<rusqlite::Result<Vec<_>>>()?;
+            let rows = st
+                .query_map([], bank_key_from)?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
             Ok(rows)
         })
         .await
     }
 
-    async fn index_audit(&self, rows: Vec<crate::AuditRow>, checkpoint: Option<(u64, String)>) -> Result<(), StoreError> {
+    async fn index_audit(
+        &self,
+        rows: Vec<crate::AuditRow>,
+        checkpoint: Option<(u64, String)>,
+    ) -> Result<(), StoreError> {
         // Not a catalog change: no version bump, no snapshot rebuild.
         let conn = self.conn.clone();
         tokio::task::spawn_blocking(move || {
@@ -531,7 +547,10 @@ impl Store for SqliteStore {
         .map_err(|e| StoreError::Backend(e.to_string()))?
     }
 
-    async fn search_audit(&self, q: &crate::AuditQuery) -> Result<Vec<crate::AuditRow>, StoreError> {
+    async fn search_audit(
+        &self,
+        q: &crate::AuditQuery,
+    ) -> Result<Vec<crate::AuditRow>, StoreError> {
         let q = q.clone();
         self.read(move |c| {
             let mut st = c.prepare(
@@ -568,9 +587,11 @@ impl Store for SqliteStore {
 
     async fn latest_audit_checkpoint(&self) -> Result<Option<(u64, String)>, StoreError> {
         self.read(|c| {
-            Ok(c.query_row("SELECT last_seq, checkpoint FROM audit_checkpoint WHERE id = 1", [], |r| {
-                Ok((r.get::<_, i64>(0)? as u64, r.get::<_, String>(1)?))
-            })
+            Ok(c.query_row(
+                "SELECT last_seq, checkpoint FROM audit_checkpoint WHERE id = 1",
+                [],
+                |r| Ok((r.get::<_, i64>(0)? as u64, r.get::<_, String>(1)?)),
+            )
             .optional()?)
         })
         .await

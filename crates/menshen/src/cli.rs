@@ -390,6 +390,7 @@ pub enum UapiCmd {
 
 /// `menshen audit ...`
 #[derive(Subcommand, Debug)]
+#[allow(clippy::large_enum_variant)] // parsed once per process
 pub enum AuditCmd {
     /// Verify a log directory (or a copy) offline: chain, checkpoint
     /// signatures, continuity. Needs no database and no running gateway.
@@ -664,22 +665,43 @@ pub async fn app(cmd: AppCmd, conn: AdminConn) -> anyhow::Result<()> {
         ),
         AppCmd::Show { app_id } => {
             let mut v = c.call("GET", &format!("/v1/apps/{app_id}"), None).await?;
-            v["credentials"] = c.call("GET", &format!("/v1/apps/{app_id}/credentials"), None).await?;
+            v["credentials"] = c
+                .call("GET", &format!("/v1/apps/{app_id}/credentials"), None)
+                .await?;
             print_json(&v)
         }
-        AppCmd::KeyAdd { app_id, public_key, not_before, not_after } => {
-            let pem = std::fs::read_to_string(&public_key).with_context(|| format!("--public-key {}", public_key.display()))?;
+        AppCmd::KeyAdd {
+            app_id,
+            public_key,
+            not_before,
+            not_after,
+        } => {
+            let pem = std::fs::read_to_string(&public_key)
+                .with_context(|| format!("--public-key {}", public_key.display()))?;
             print_json(
                 &c.call("POST", &format!("/v1/apps/{app_id}/keys"), Some(json!({"public_key_pem": pem, "not_before": not_before, "not_after": not_after})))
                     .await?,
             )
         }
         AppCmd::CertAdd { app_id, cert } => {
-            let pem = std::fs::read_to_string(&cert).with_context(|| format!("--cert {}", cert.display()))?;
-            print_json(&c.call("POST", &format!("/v1/apps/{app_id}/certificates"), Some(json!({"certificate_pem": pem}))).await?)
+            let pem = std::fs::read_to_string(&cert)
+                .with_context(|| format!("--cert {}", cert.display()))?;
+            print_json(
+                &c.call(
+                    "POST",
+                    &format!("/v1/apps/{app_id}/certificates"),
+                    Some(json!({"certificate_pem": pem})),
+                )
+                .await?,
+            )
         }
         AppCmd::CredentialRevoke { app_id, id } => {
-            c.call("DELETE", &format!("/v1/apps/{app_id}/credentials/{id}"), None).await?;
+            c.call(
+                "DELETE",
+                &format!("/v1/apps/{app_id}/credentials/{id}"),
+                None,
+            )
+            .await?;
             println!("credential {id} of {app_id} revoked");
         }
         AppCmd::RequireCert { app_id, state } => {
@@ -688,7 +710,14 @@ pub async fn app(cmd: AppCmd, conn: AdminConn) -> anyhow::Result<()> {
                 "off" => false,
                 _ => bail!("STATE: must be `on` or `off`"),
             };
-            print_json(&c.call("POST", &format!("/v1/apps/{app_id}/require-client-cert"), Some(json!({"required": on}))).await?)
+            print_json(
+                &c.call(
+                    "POST",
+                    &format!("/v1/apps/{app_id}/require-client-cert"),
+                    Some(json!({"required": on})),
+                )
+                .await?,
+            )
         }
         AppCmd::Suspend { app_id } => print_json(
             &c.call("POST", &format!("/v1/apps/{app_id}/suspend"), None)
@@ -867,10 +896,13 @@ pub fn uapi(cmd: UapiCmd) -> anyhow::Result<()> {
 /// `menshen call ...`
 pub async fn call(a: CallArgs) -> anyhow::Result<i32> {
     let creds = match (&a.secret_file, &a.key) {
-        (_, Some(k)) => Credentials::key_pair_from_file(&a.app_id, k).with_context(|| format!("--key {}", k.display()))?,
+        (_, Some(k)) => Credentials::key_pair_from_file(&a.app_id, k)
+            .with_context(|| format!("--key {}", k.display()))?,
         (Some(f), None) => {
-            let alg = MacAlg::from_name(&a.alg).ok_or_else(|| anyhow::anyhow!("--alg: must be hmac-sm3 or hmac-sha256"))?;
-            Credentials::hmac_from_file(&a.app_id, f, alg).with_context(|| format!("--secret-file {}", f.display()))?
+            let alg = MacAlg::from_name(&a.alg)
+                .ok_or_else(|| anyhow::anyhow!("--alg: must be hmac-sm3 or hmac-sha256"))?;
+            Credentials::hmac_from_file(&a.app_id, f, alg)
+                .with_context(|| format!("--secret-file {}", f.display()))?
         }
         (None, None) => bail!("give --secret-file or --key"),
     };
@@ -878,14 +910,21 @@ pub async fn call(a: CallArgs) -> anyhow::Result<i32> {
     let identity = match (&a.cert, &a.cert_key) {
         (Some(c), Some(k)) => Some((
             std::fs::read(c).with_context(|| format!("--cert {}", c.display()))?,
-            zeroize::Zeroizing::new(std::fs::read(k).with_context(|| format!("--cert-key {}", k.display()))?),
+            zeroize::Zeroizing::new(
+                std::fs::read(k).with_context(|| format!("--cert-key {}", k.display()))?,
+            ),
         )),
         _ => None,
     };
-    let http = menshen_sdk::http_client_with_identity(Some(&ca), identity.as_ref().map(|(c, k)| (c.as_slice(), k.as_slice())))?;
+    let http = menshen_sdk::http_client_with_identity(
+        Some(&ca),
+        identity.as_ref().map(|(c, k)| (c.as_slice(), k.as_slice())),
+    )?;
     let bank_keys = match &a.bank_key {
-        Some(p) => vec![menshen_crypto::PublicKey::from_spki_pem(&std::fs::read_to_string(p).with_context(|| format!("--bank-key {}", p.display()))?)
-            .map_err(|e| anyhow::anyhow!("--bank-key {}: {e}", p.display()))?],
+        Some(p) => vec![menshen_crypto::PublicKey::from_spki_pem(
+            &std::fs::read_to_string(p).with_context(|| format!("--bank-key {}", p.display()))?,
+        )
+        .map_err(|e| anyhow::anyhow!("--bank-key {}: {e}", p.display()))?],
         None => vec![],
     };
     let method =
@@ -923,7 +962,8 @@ pub async fn call(a: CallArgs) -> anyhow::Result<i32> {
     }
     let sent_headers = req.headers().clone();
     let resp = menshen_sdk::send(&http, req).await?;
-    let verdict = (!bank_keys.is_empty()).then(|| menshen_sdk::verify_response(&resp, &sent_headers, &bank_keys));
+    let verdict = (!bank_keys.is_empty())
+        .then(|| menshen_sdk::verify_response(&resp, &sent_headers, &bank_keys));
     println!("HTTP {}", resp.status);
     for (k, v) in &resp.headers {
         println!("{k}: {}", v.to_str().unwrap_or("?"));
@@ -948,8 +988,12 @@ pub async fn call(a: CallArgs) -> anyhow::Result<i32> {
 pub fn audit_verify(dir: &std::path::Path, keys: &[PathBuf]) -> anyhow::Result<i32> {
     let mut pks = Vec::new();
     for k in keys {
-        let pem = std::fs::read_to_string(k).with_context(|| format!("--public-key {}", k.display()))?;
-        pks.push(menshen_crypto::PublicKey::from_spki_pem(&pem).map_err(|e| anyhow::anyhow!("--public-key {}: {e}", k.display()))?);
+        let pem =
+            std::fs::read_to_string(k).with_context(|| format!("--public-key {}", k.display()))?;
+        pks.push(
+            menshen_crypto::PublicKey::from_spki_pem(&pem)
+                .map_err(|e| anyhow::anyhow!("--public-key {}: {e}", k.display()))?,
+        );
     }
     let bar = indicatif::ProgressBar::new(0);
     bar.set_style(
@@ -978,14 +1022,20 @@ pub fn audit_verify(dir: &std::path::Path, keys: &[PathBuf]) -> anyhow::Result<i
 
 /// `menshen audit search`.
 #[allow(clippy::too_many_arguments)]
-pub async fn audit_search(q: Vec<(&str, Option<String>)>, limit: u32, conn: AdminConn) -> anyhow::Result<()> {
+pub async fn audit_search(
+    q: Vec<(&str, Option<String>)>,
+    limit: u32,
+    conn: AdminConn,
+) -> anyhow::Result<()> {
     let c = AdminClient::new(&conn)?;
     let mut qs: Vec<String> = q
         .into_iter()
         .filter_map(|(k, v)| v.map(|v| format!("{k}={}", urlencode(&v))))
         .collect();
     qs.push(format!("limit={limit}"));
-    let v = c.call("GET", &format!("/v1/audit?{}", qs.join("&")), None).await?;
+    let v = c
+        .call("GET", &format!("/v1/audit?{}", qs.join("&")), None)
+        .await?;
     if c.json {
         print_json(&v);
         return Ok(());
@@ -1006,14 +1056,21 @@ pub async fn audit_search(q: Vec<(&str, Option<String>)>, limit: u32, conn: Admi
                 .collect()
         })
         .unwrap_or_default();
-    table(&json!(flat), &["seq", "time", "kind", "txn_id", "app_id", "api_id", "result", "status", "code"]);
+    table(
+        &json!(flat),
+        &[
+            "seq", "time", "kind", "txn_id", "app_id", "api_id", "result", "status", "code",
+        ],
+    );
     Ok(())
 }
 
 fn urlencode(s: &str) -> String {
     s.bytes()
         .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
             _ => format!("%{b:02X}"),
         })
         .collect()
@@ -1025,7 +1082,8 @@ pub fn audit_archive(cfg: &crate::config::Config, dry_run: bool) -> anyhow::Resu
     let seg_dir = dir.join("segments");
     let archive = dir.join("archive");
     std::fs::create_dir_all(&archive)?;
-    let cutoff = std::time::SystemTime::now() - std::time::Duration::from_secs(u64::from(cfg.audit.archive_after_days) * 86_400);
+    let cutoff = std::time::SystemTime::now()
+        - std::time::Duration::from_secs(u64::from(cfg.audit.archive_after_days) * 86_400);
     let mut moved = 0;
     for e in std::fs::read_dir(&seg_dir).with_context(|| format!("{}", seg_dir.display()))? {
         let p = e?.path();

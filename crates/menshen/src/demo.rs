@@ -352,7 +352,8 @@ pub async fn start(opts: &DemoOptions) -> anyhow::Result<Demo> {
     let public_key = apps_dir.join(format!("{pid}.sm2.pub"));
     write_private(&private_key, key_pem.as_bytes())?;
     std::fs::write(&public_key, key.public_key().to_pem())?;
-    cp.add_public_key(&pid, &key.public_key().to_pem(), None, None).await?;
+    cp.add_public_key(&pid, &key.public_key().to_pem(), None, None)
+        .await?;
     for a in &apis {
         cp.add_grant(&pid, &a.api_id).await?;
     }

@@ -100,16 +100,40 @@ async fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Uapi { cmd } => cli::uapi(cmd)?,
         Command::Call(a) => return cli::call(a).await,
         Command::Audit { cmd } => match cmd {
-            cli::AuditCmd::Verify { dir, public_keys } => return cli::audit_verify(&dir, &public_keys),
-            cli::AuditCmd::Search { txn_id, app_id, api_id, user_id, result, from, to, kind, limit, conn } => {
+            cli::AuditCmd::Verify { dir, public_keys } => {
+                return cli::audit_verify(&dir, &public_keys)
+            }
+            cli::AuditCmd::Search {
+                txn_id,
+                app_id,
+                api_id,
+                user_id,
+                result,
+                from,
+                to,
+                kind,
+                limit,
+                conn,
+            } => {
                 cli::audit_search(
-                    vec![("txn_id", txn_id), ("app_id", app_id), ("api_id", api_id), ("user_id", user_id), ("result", result), ("from", from), ("to", to), ("kind", kind)],
+                    vec![
+                        ("txn_id", txn_id),
+                        ("app_id", app_id),
+                        ("api_id", api_id),
+                        ("user_id", user_id),
+                        ("result", result),
+                        ("from", from),
+                        ("to", to),
+                        ("kind", kind),
+                    ],
                     limit,
                     conn,
                 )
                 .await?
             }
-            cli::AuditCmd::Archive { config, dry_run } => cli::audit_archive(&Config::load(&config)?, dry_run)?,
+            cli::AuditCmd::Archive { config, dry_run } => {
+                cli::audit_archive(&Config::load(&config)?, dry_run)?
+            }
         },
         Command::Keygen { alg, out } => {
             let alg = match alg.as_str() {
@@ -120,9 +144,13 @@ async fn run(cli: Cli) -> anyhow::Result<i32> {
                 other => anyhow::bail!("--alg {other}: use sm2, p256, ed25519 or rsa"),
             };
             if out.exists() {
-                anyhow::bail!("--out {}: exists; refusing to overwrite a key", out.display());
+                anyhow::bail!(
+                    "--out {}: exists; refusing to overwrite a key",
+                    out.display()
+                );
             }
-            let (key, pem) = menshen_crypto::PrivateKey::generate(alg).map_err(|e| anyhow::anyhow!("{e}"))?;
+            let (key, pem) =
+                menshen_crypto::PrivateKey::generate(alg).map_err(|e| anyhow::anyhow!("{e}"))?;
             menshen::pki::write_private(&out, pem.as_bytes())?;
             let public = key.public_key().to_pem();
             let mut pub_path = out.clone().into_os_string();

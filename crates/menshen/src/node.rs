@@ -44,7 +44,10 @@ pub fn control_plane(cfg: &Config) -> anyhow::Result<ControlPlane> {
             institution: cfg.uapi.institution.clone(),
         },
     )
-    .with_profile(cfg.level_profile.unwrap_or(menshen_model::LevelProfile::ThreeLevel)))
+    .with_profile(
+        cfg.level_profile
+            .unwrap_or(menshen_model::LevelProfile::ThreeLevel),
+    ))
 }
 
 /// A running node.
@@ -80,8 +83,12 @@ impl Node {
                 .open_bank_key(audit_key)
                 .context("keystore: the audit key does not open with this master key")?,
         };
-        let audit = AuditLog::open(audit_config(&cfg), Some(signer), Some(Box::new(IndexSink::start(cp.clone()))))
-            .map_err(|e| anyhow::anyhow!("data_dir: {e}"))?;
+        let audit = AuditLog::open(
+            audit_config(&cfg),
+            Some(signer),
+            Some(Box::new(IndexSink::start(cp.clone()))),
+        )
+        .map_err(|e| anyhow::anyhow!("data_dir: {e}"))?;
         let admin_listener = tokio::net::TcpListener::bind(cfg.admin.listen)
             .await
             .with_context(|| format!("admin.listen: cannot bind {}", cfg.admin.listen))?;
@@ -165,7 +172,11 @@ async fn seed_replay_cache(audit: &AuditLog, hot: &dyn HotState, window: u32) {
     let now = menshen_store::now_unix();
     let window = i64::from(window);
     let path = audit.dir().to_path_buf();
-    let recs = match tokio::task::spawn_blocking(move || menshen_audit::recover::records_since(&path, now - 2 * window - 1)).await {
+    let recs = match tokio::task::spawn_blocking(move || {
+        menshen_audit::recover::records_since(&path, now - 2 * window - 1)
+    })
+    .await
+    {
         Ok(Ok(r)) => r,
         Ok(Err(e)) => {
             tracing::error!(error = %e, "cannot read the access log to seed the replay cache");
@@ -176,7 +187,8 @@ async fn seed_replay_cache(audit: &AuditLog, hot: &dyn HotState, window: u32) {
     let mut n = 0;
     for r in recs {
         if let (Some(app), Some(nonce), Some(created)) = (&r.app_id, &r.nonce, r.sig_created) {
-            hot.insert_nonce(app, nonce, created.max(now) + window + 1, now).await;
+            hot.insert_nonce(app, nonce, created.max(now) + window + 1, now)
+                .await;
             n += 1;
         }
     }
@@ -235,9 +247,15 @@ fn row(c: Committed) -> menshen_store::AuditRow {
 }
 
 impl BatchSink for IndexSink {
-    fn committed(&mut self, records: Vec<Committed>, checkpoint: &menshen_audit::chain::Checkpoint) {
+    fn committed(
+        &mut self,
+        records: Vec<Committed>,
+        checkpoint: &menshen_audit::chain::Checkpoint,
+    ) {
         let rows = records.into_iter().map(row).collect();
-        let cp = serde_json::to_string(checkpoint).ok().map(|j| (checkpoint.last_seq, j));
+        let cp = serde_json::to_string(checkpoint)
+            .ok()
+            .map(|j| (checkpoint.last_seq, j));
         // Back-pressure onto the writer thread if the database falls behind.
         if self.tx.blocking_send((rows, cp)).is_err() {
             tracing::error!("audit index task stopped");

@@ -74,7 +74,8 @@ pub fn client_pki(dir: &Path, names: &[&str]) -> anyhow::Result<ClientPki> {
     std::fs::create_dir_all(dir)?;
     let ca_key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)?;
     let mut ca = CertificateParams::new(Vec::<String>::new())?;
-    ca.distinguished_name.push(DnType::CommonName, "Menshen Client CA");
+    ca.distinguished_name
+        .push(DnType::CommonName, "Menshen Client CA");
     ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
     ca.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
     let ca_cert = ca.self_signed(&ca_key)?;

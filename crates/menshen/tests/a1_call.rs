@@ -484,8 +484,18 @@ async fn lvl_3_lvl_4_level_and_client_kind() {
         .await;
     // The admin API refuses this grant (a2_call.rs); an older grant made
     // behind its back must still not let a MAC-only call through.
-    s.h.node().cp.store.add_grant(&s.app_id, "balance").await.unwrap();
-    s.h.node().gateway.snapshot.refresh(&s.h.node().cp).await.unwrap();
+    s.h.node()
+        .cp
+        .store
+        .add_grant(&s.app_id, "balance")
+        .await
+        .unwrap();
+    s.h.node()
+        .gateway
+        .snapshot
+        .refresh(&s.h.node().cp)
+        .await
+        .unwrap();
     refused(
         &s,
         signed(&s, "GET", "/v1/accounts/6222020200112233445/balance", None),

@@ -35,7 +35,15 @@ async fn aud_4_aud_5_retained_messages_are_masked_and_no_full_pii_lands_on_disk(
     s.h.grant(&s.app_id, "kyc").await;
     let body = json!({"card_no": CARD, "id_number": ID_NO, "mobile": PHONE, "name": "张三", "nickname": "xiaozhang",
                       "remark": format!("customer {ID_NO} phone {PHONE} card {CARD}"), "amount": "88.00"});
-    let r = s.client.call("POST", &format!("/v1/kyc/{CARD}"), Some(body.to_string().into_bytes())).await.unwrap();
+    let r = s
+        .client
+        .call(
+            "POST",
+            &format!("/v1/kyc/{CARD}"),
+            Some(body.to_string().into_bytes()),
+        )
+        .await
+        .unwrap();
     assert_eq!(r.status, 200);
     let rec = s.h.record(r.txn_id().unwrap()).await;
     let parts = rec.message_parts.expect("bodies retained");
@@ -54,9 +62,17 @@ async fn aud_4_aud_5_retained_messages_are_masked_and_no_full_pii_lands_on_disk(
     assert!(files.len() > 3);
     for f in files {
         let data = std::fs::read(&f).unwrap();
-        let data = if f.extension().is_some_and(|e| e == "zst") { zstd_decode(&data) } else { data };
+        let data = if f.extension().is_some_and(|e| e == "zst") {
+            zstd_decode(&data)
+        } else {
+            data
+        };
         for needle in [CARD, ID_NO, PHONE, "张三", "xiaozhang"] {
-            assert!(!data.windows(needle.len()).any(|w| w == needle.as_bytes()), "{needle} found in {}", f.display());
+            assert!(
+                !data.windows(needle.len()).any(|w| w == needle.as_bytes()),
+                "{needle} found in {}",
+                f.display()
+            );
         }
     }
 }
@@ -74,9 +90,13 @@ fn zstd_decode(b: &[u8]) -> Vec<u8> {
 #[tokio::test]
 async fn adm_1_admin_changes_are_recorded_in_the_chain_with_actor_before_and_after() {
     let s = setup().await;
-    let (st, _) = s.h.admin("POST", &format!("/v1/apps/{}/suspend", s.app_id), None).await;
+    let (st, _) =
+        s.h.admin("POST", &format!("/v1/apps/{}/suspend", s.app_id), None)
+            .await;
     assert_eq!(st, 200);
-    let (st, rows) = s.h.admin("GET", "/v1/audit?kind=admin&limit=100", None).await;
+    let (st, rows) =
+        s.h.admin("GET", "/v1/audit?kind=admin&limit=100", None)
+            .await;
     assert_eq!(st, 200, "{rows}");
     let rows = rows.as_array().unwrap();
     let suspend = rows
@@ -89,7 +109,11 @@ async fn adm_1_admin_changes_are_recorded_in_the_chain_with_actor_before_and_aft
     assert_eq!(suspend["after"]["status"], "suspended");
     assert!(!suspend["timestamp"].as_str().unwrap().is_empty());
     // The App_Secret shown once at creation is not in the admin record.
-    let create = rows.iter().map(|r| &r["record"]).find(|r| r["action"] == "POST /v1/apps").unwrap();
+    let create = rows
+        .iter()
+        .map(|r| &r["record"])
+        .find(|r| r["action"] == "POST /v1/apps")
+        .unwrap();
     assert_eq!(create["after"]["app_secret"], "***");
     assert!(!serde_json::to_string(rows).unwrap().contains(&s.secret));
 }
@@ -99,12 +123,17 @@ async fn aud_6_search_by_txn_app_api_result_and_time() {
     let s = setup().await;
     let ok = s.client.call("GET", "/v1/items/1", None).await.unwrap();
     let bad = s.client.call("GET", "/v1/nowhere", None).await.unwrap();
-    let (ok_txn, bad_txn) = (ok.txn_id().unwrap().to_string(), bad.txn_id().unwrap().to_string());
+    let (ok_txn, bad_txn) = (
+        ok.txn_id().unwrap().to_string(),
+        bad.txn_id().unwrap().to_string(),
+    );
     s.h.node().audit.flush().await.unwrap();
     // The index is fed after the batch is durable; give it a moment by polling.
     let mut rows = json!([]);
     for _ in 0..100 {
-        let (_, r) = s.h.admin("GET", &format!("/v1/audit?txn_id={ok_txn}"), None).await;
+        let (_, r) =
+            s.h.admin("GET", &format!("/v1/audit?txn_id={ok_txn}"), None)
+                .await;
         if r.as_array().is_some_and(|a| !a.is_empty()) {
             rows = r;
             break;
@@ -113,16 +142,45 @@ async fn aud_6_search_by_txn_app_api_result_and_time() {
     }
     assert_eq!(rows.as_array().unwrap().len(), 1, "{rows}");
     assert_eq!(rows[0]["record"]["api_id"], "items");
-    let (_, by_app) = s.h.admin("GET", &format!("/v1/audit?app_id={}&kind=access", s.app_id), None).await;
-    assert!(by_app.as_array().unwrap().iter().any(|r| r["record"]["txn_id"] == ok_txn.as_str()), "{by_app}");
+    let (_, by_app) =
+        s.h.admin(
+            "GET",
+            &format!("/v1/audit?app_id={}&kind=access", s.app_id),
+            None,
+        )
+        .await;
+    assert!(
+        by_app
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["record"]["txn_id"] == ok_txn.as_str()),
+        "{by_app}"
+    );
     let (_, failures) = s.h.admin("GET", "/v1/audit?result=failure", None).await;
-    assert!(failures.as_array().unwrap().iter().any(|r| r["record"]["txn_id"] == bad_txn.as_str()));
-    assert!(!failures.as_array().unwrap().iter().any(|r| r["record"]["txn_id"] == ok_txn.as_str()));
+    assert!(failures
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|r| r["record"]["txn_id"] == bad_txn.as_str()));
+    assert!(!failures
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|r| r["record"]["txn_id"] == ok_txn.as_str()));
     let (_, by_api) = s.h.admin("GET", "/v1/audit?api_id=items", None).await;
-    assert!(by_api.as_array().unwrap().iter().all(|r| r["record"]["api_id"] == "items"));
-    let (_, future) = s.h.admin("GET", "/v1/audit?from=2999-01-01T00:00:00Z", None).await;
+    assert!(by_api
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|r| r["record"]["api_id"] == "items"));
+    let (_, future) =
+        s.h.admin("GET", "/v1/audit?from=2999-01-01T00:00:00Z", None)
+            .await;
     assert_eq!(future, json!([]));
-    let (_, past) = s.h.admin("GET", "/v1/audit?to=2000-01-01T00:00:00Z", None).await;
+    let (_, past) =
+        s.h.admin("GET", "/v1/audit?to=2000-01-01T00:00:00Z", None)
+            .await;
     assert_eq!(past, json!([]));
 }
 
@@ -134,7 +192,11 @@ async fn dep_2_a_failing_disk_fails_a2_calls_closed() {
         std::fs::create_dir_all(&seg).unwrap();
         std::os::unix::fs::symlink("/dev/full", seg.join("seg-00000001.jsonl")).unwrap();
     }
-    let s = setup_with(HarnessOptions { prepare: Some(full_disk), ..Default::default() }).await;
+    let s = setup_with(HarnessOptions {
+        prepare: Some(full_disk),
+        ..Default::default()
+    })
+    .await;
     let h: &Harness = &s.h;
     h.api("acct", "GET", "/v1/accounts/{id}", "A2").await;
     let (app, _) = h.app("keyed", "server").await;
@@ -146,6 +208,12 @@ async fn dep_2_a_failing_disk_fails_a2_calls_closed() {
     assert_eq!(r.status, 503, "{:?}", String::from_utf8_lossy(&r.body));
     let e = r.error().unwrap();
     assert_eq!(e.code, "SERVICE_UNAVAILABLE");
-    assert!(!e.message.to_lowercase().contains("disk"), "nothing internal leaks");
-    assert!(h.node().audit.flush().await.is_err(), "the writer reports the failure");
+    assert!(
+        !e.message.to_lowercase().contains("disk"),
+        "nothing internal leaks"
+    );
+    assert!(
+        h.node().audit.flush().await.is_err(),
+        "the writer reports the failure"
+    );
 }

@@ -30,7 +30,11 @@ fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
 }
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 fn client(info: &Value, gateway: &str) -> menshen_sdk::Client {
@@ -38,8 +42,16 @@ fn client(info: &Value, gateway: &str) -> menshen_sdk::Client {
     menshen_sdk::Client::builder(gateway)
         .unwrap()
         .ca_pem(&std::fs::read(info["ca_cert"].as_str().unwrap()).unwrap())
-        .credentials(menshen_sdk::Credentials::key_pair_from_file(app["app_id"].as_str().unwrap(), Path::new(app["private_key"].as_str().unwrap())).unwrap())
-        .bank_public_key_pem(&std::fs::read_to_string(info["bank_signing_public_key"].as_str().unwrap()).unwrap())
+        .credentials(
+            menshen_sdk::Credentials::key_pair_from_file(
+                app["app_id"].as_str().unwrap(),
+                Path::new(app["private_key"].as_str().unwrap()),
+            )
+            .unwrap(),
+        )
+        .bank_public_key_pem(
+            &std::fs::read_to_string(info["bank_signing_public_key"].as_str().unwrap()).unwrap(),
+        )
         .unwrap()
         .build()
         .unwrap()
@@ -51,23 +63,45 @@ async fn dep_2_sigkill_under_a2_load_loses_no_answered_record_and_chain_continue
     let dir = tmp.path().join("node");
     let demo = Proc(
         Command::new(BIN)
-            .args(["demo", "--dir", dir.to_str().unwrap(), "--gateway-port", "0", "--admin-port", "0"])
+            .args([
+                "demo",
+                "--dir",
+                dir.to_str().unwrap(),
+                "--gateway-port",
+                "0",
+                "--admin-port",
+                "0",
+            ])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .unwrap(),
     );
     wait_for("demo.json", || dir.join("demo.json").exists());
-    let info: Value = serde_json::from_slice(&std::fs::read(dir.join("demo.json")).unwrap()).unwrap();
+    let info: Value =
+        serde_json::from_slice(&std::fs::read(dir.join("demo.json")).unwrap()).unwrap();
     let gateway = info["gateway_url"].as_str().unwrap().to_string();
-    let a2 = info["apis"].as_array().unwrap().iter().find(|a| a["level"] == "A2").unwrap()["example_path"].as_str().unwrap().to_string();
+    let a2 = info["apis"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["level"] == "A2")
+        .unwrap()["example_path"]
+        .as_str()
+        .unwrap()
+        .to_string();
 
     // Load: 4 workers, each call signed fresh; remember every answered txn_id.
     let answered: Arc<Mutex<Vec<String>>> = Arc::default();
     let stop = Arc::new(AtomicBool::new(false));
     let mut workers = Vec::new();
     for _ in 0..4 {
-        let (c, a, s, path) = (client(&info, &gateway), answered.clone(), stop.clone(), a2.clone());
+        let (c, a, s, path) = (
+            client(&info, &gateway),
+            answered.clone(),
+            stop.clone(),
+            a2.clone(),
+        );
         workers.push(tokio::spawn(async move {
             while !s.load(Ordering::Relaxed) {
                 match c.call("GET", &path, None).await {
@@ -83,9 +117,17 @@ async fn dep_2_sigkill_under_a2_load_loses_no_answered_record_and_chain_continue
     // Kill it mid-run, without warning.
     let answered_before_kill = {
         let a = answered.clone();
-        tokio::task::spawn_blocking(move || wait_for("200 answered calls", || a.lock().unwrap().len() >= 200)).await.unwrap();
+        tokio::task::spawn_blocking(move || {
+            wait_for("200 answered calls", || a.lock().unwrap().len() >= 200)
+        })
+        .await
+        .unwrap();
         let mut demo = demo;
-        assert!(Command::new("kill").args(["-KILL", &demo.0.id().to_string()]).status().unwrap().success());
+        assert!(Command::new("kill")
+            .args(["-KILL", &demo.0.id().to_string()])
+            .status()
+            .unwrap()
+            .success());
         let _ = demo.0.wait();
         answered.lock().unwrap().len()
     };
@@ -105,14 +147,22 @@ async fn dep_2_sigkill_under_a2_load_loses_no_answered_record_and_chain_continue
         .filter_map(|v| v["txn_id"].as_str().map(str::to_string))
         .collect();
     let missing: Vec<&String> = answered.iter().filter(|t| !txns.contains(*t)).collect();
-    assert!(missing.is_empty(), "{} answered calls have no record, e.g. {:?}", missing.len(), missing.first());
+    assert!(
+        missing.is_empty(),
+        "{} answered calls have no record, e.g. {:?}",
+        missing.len(),
+        missing.first()
+    );
 
     // Restart on the same data (now with `serve`), on a known port.
     let cfg_path = Path::new(info["config_file"].as_str().unwrap());
     let port = free_port();
     let cfg = std::fs::read_to_string(cfg_path).unwrap();
     assert!(cfg.contains("listen = [\"127.0.0.1:0\"]"), "{cfg}");
-    let cfg = cfg.replace("listen = [\"127.0.0.1:0\"]", &format!("listen = [\"127.0.0.1:{port}\"]"));
+    let cfg = cfg.replace(
+        "listen = [\"127.0.0.1:0\"]",
+        &format!("listen = [\"127.0.0.1:{port}\"]"),
+    );
     std::fs::write(cfg_path, cfg).unwrap();
     let log = std::fs::File::create(tmp.path().join("serve.log")).unwrap();
     let mut serve = Proc(
@@ -135,20 +185,40 @@ async fn dep_2_sigkill_under_a2_load_loses_no_answered_record_and_chain_continue
         std::thread::sleep(Duration::from_millis(50));
     }
     // The demo's upstream died with it: the call fails upstream, but is answered and recorded.
-    let r = client(&info, &format!("https://127.0.0.1:{port}")).call("GET", &a2, None).await.unwrap();
+    let r = client(&info, &format!("https://127.0.0.1:{port}"))
+        .call("GET", &a2, None)
+        .await
+        .unwrap();
     let after_txn = r.txn_id().unwrap().to_string();
-    assert!(Command::new("kill").args(["-TERM", &serve.0.id().to_string()]).status().unwrap().success());
+    assert!(Command::new("kill")
+        .args(["-TERM", &serve.0.id().to_string()])
+        .status()
+        .unwrap()
+        .success());
     let st = serve.0.wait().unwrap();
     assert!(st.success(), "serve exit {st}");
 
     // The log verifies offline and the chain continued across the crash.
     let o = Command::new(BIN)
-        .args(["audit", "verify", audit_dir.to_str().unwrap(), "--public-key", info["audit_public_key"].as_str().unwrap()])
+        .args([
+            "audit",
+            "verify",
+            audit_dir.to_str().unwrap(),
+            "--public-key",
+            info["audit_public_key"].as_str().unwrap(),
+        ])
         .output()
         .unwrap();
     let out = String::from_utf8_lossy(&o.stdout);
-    assert!(o.status.success(), "{out}{}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        o.status.success(),
+        "{out}{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     let all = menshen_audit::writer::read_all_records(audit_dir).unwrap();
     assert!(all.len() > records.len());
-    assert!(all.iter().any(|r| r.contains(&after_txn)), "the post-restart call is in the same chain");
+    assert!(
+        all.iter().any(|r| r.contains(&after_txn)),
+        "the post-restart call is in the same chain"
+    );
 }

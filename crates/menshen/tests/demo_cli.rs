@@ -214,13 +214,57 @@ fn demo_then_call_then_admin_cli_then_clean_stop() {
     // The A2 app with its SM2 key: a signed call whose response signature the
     // CLI verifies with the bank's published key; the secret-only app is refused.
     let partner = &i["apps"][1];
-    let a2 = i["apis"].as_array().unwrap().iter().find(|a| a["level"] == "A2").unwrap();
-    let a2url = format!("{}{}", i["gateway_url"].as_str().unwrap(), a2["example_path"].as_str().unwrap());
-    let o = menshen(&demo, &["call", "--app-id", partner["app_id"].as_str().unwrap(), "--key", partner["private_key"].as_str().unwrap(),
-        "--bank-key", i["bank_signing_public_key"].as_str().unwrap(), "--ca", ca, "GET", &a2url]);
-    assert!(o.status.success() && text(&o).contains("HTTP 200") && text(&o).contains("verified"), "{}", text(&o));
-    let o = menshen(&demo, &["call", "--app-id", app_id, "--secret-file", secret, "--ca", ca, "GET", &a2url]);
-    assert!(text(&o).contains("INSUFFICIENT_AUTHENTICATION"), "{}", text(&o));
+    let a2 = i["apis"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["level"] == "A2")
+        .unwrap();
+    let a2url = format!(
+        "{}{}",
+        i["gateway_url"].as_str().unwrap(),
+        a2["example_path"].as_str().unwrap()
+    );
+    let o = menshen(
+        &demo,
+        &[
+            "call",
+            "--app-id",
+            partner["app_id"].as_str().unwrap(),
+            "--key",
+            partner["private_key"].as_str().unwrap(),
+            "--bank-key",
+            i["bank_signing_public_key"].as_str().unwrap(),
+            "--ca",
+            ca,
+            "GET",
+            &a2url,
+        ],
+    );
+    assert!(
+        o.status.success() && text(&o).contains("HTTP 200") && text(&o).contains("verified"),
+        "{}",
+        text(&o)
+    );
+    let o = menshen(
+        &demo,
+        &[
+            "call",
+            "--app-id",
+            app_id,
+            "--secret-file",
+            secret,
+            "--ca",
+            ca,
+            "GET",
+            &a2url,
+        ],
+    );
+    assert!(
+        text(&o).contains("INSUFFICIENT_AUTHENTICATION"),
+        "{}",
+        text(&o)
+    );
 
     // Ctrl-C: a clean, prompt stop with exit code 0.
     let pid = demo.child.id().to_string();
@@ -242,12 +286,27 @@ fn demo_then_call_then_admin_cli_then_clean_stop() {
     // The log has both calls and the admin changes, and verifies offline
     // with only the audit public key (AUD-3).
     let audit_dir = i["audit_dir"].as_str().unwrap();
-    let recs = menshen_audit::writer::read_all_records(Path::new(audit_dir)).unwrap().join("\n");
+    let recs = menshen_audit::writer::read_all_records(Path::new(audit_dir))
+        .unwrap()
+        .join("\n");
     assert!(recs.contains("APP_NOT_ACTIVE"), "{recs}");
-    assert!(recs.contains("\"kind\":\"admin\"") && recs.contains("/suspend"), "ADM-1: admin change recorded");
+    assert!(
+        recs.contains("\"kind\":\"admin\"") && recs.contains("/suspend"),
+        "ADM-1: admin change recorded"
+    );
     let o = Command::new(BIN)
-        .args(["audit", "verify", audit_dir, "--public-key", i["audit_public_key"].as_str().unwrap()])
+        .args([
+            "audit",
+            "verify",
+            audit_dir,
+            "--public-key",
+            i["audit_public_key"].as_str().unwrap(),
+        ])
         .output()
         .unwrap();
-    assert!(o.status.success() && text(&o).contains("OK:"), "{}", text(&o));
+    assert!(
+        o.status.success() && text(&o).contains("OK:"),
+        "{}",
+        text(&o)
+    );
 }

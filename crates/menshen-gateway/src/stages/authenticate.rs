@@ -28,7 +28,10 @@ pub fn on_request(ex: &mut Exchange, window_secs: u32) -> Result<(), GatewayErro
         ex.header_str(headers::SIGNATURE_INPUT),
         ex.header_str(headers::SIGNATURE),
     ) else {
-        return Err(GatewayError::new(ErrorCode::MissingSignature, "no signature headers"));
+        return Err(GatewayError::new(
+            ErrorCode::MissingSignature,
+            "no signature headers",
+        ));
     };
     let parsed = ParsedSignature::parse(input, sig).map_err(malformed)?;
     ex.claimed_app_id = Some(parsed.params.keyid.clone());
@@ -36,19 +39,29 @@ pub fn on_request(ex: &mut Exchange, window_secs: u32) -> Result<(), GatewayErro
     ex.signature = Some(parsed.clone());
     let has_query = ex.parts.uri.query().is_some();
     let has_body = !ex.body.is_empty();
-    parsed.check_coverage(has_query, has_body).map_err(malformed)?;
+    parsed
+        .check_coverage(has_query, has_body)
+        .map_err(malformed)?;
     if parsed.params.components.iter().any(|c| c.contains(';')) {
-        return Err(malformed(ProtocolError::MissingComponent("no `;req`/`;key` components in requests".into())));
+        return Err(malformed(ProtocolError::MissingComponent(
+            "no `;req`/`;key` components in requests".into(),
+        )));
     }
     if let Some(claimed) = ex.header_str(headers::APP_ID) {
         if claimed != parsed.params.keyid {
-            return Err(GatewayError::new(ErrorCode::MalformedSignature, "x-app-id header differs from keyid"));
+            return Err(GatewayError::new(
+                ErrorCode::MalformedSignature,
+                "x-app-id header differs from keyid",
+            ));
         }
     }
 
     let snapshot = ex.snapshot.clone();
     let Some(app) = snapshot.app(&parsed.params.keyid) else {
-        return Err(GatewayError::new(ErrorCode::InvalidSignature, "unknown App_ID"));
+        return Err(GatewayError::new(
+            ErrorCode::InvalidSignature,
+            "unknown App_ID",
+        ));
     };
     let mac = MacAlg::from_name(&parsed.params.alg);
     let sig_alg = SigAlg::from_name(&parsed.params.alg);
@@ -63,7 +76,11 @@ pub fn on_request(ex: &mut Exchange, window_secs: u32) -> Result<(), GatewayErro
     if let Some(a) = sig_alg {
         if !app.keys.iter().any(|k| k.key.alg() == a) {
             return Err(GatewayError::new(
-                if app.keys.is_empty() { ErrorCode::InvalidSignature } else { ErrorCode::UnsupportedAlgorithm },
+                if app.keys.is_empty() {
+                    ErrorCode::InvalidSignature
+                } else {
+                    ErrorCode::UnsupportedAlgorithm
+                },
                 format!("alg `{}` differs from the app's registered keys", a.name()),
             ));
         }
@@ -71,19 +88,30 @@ pub fn on_request(ex: &mut Exchange, window_secs: u32) -> Result<(), GatewayErro
 
     // The body must match its digest before the signature over the digest
     // means anything.
-    if parsed.params.components.iter().any(|c| c == headers::CONTENT_DIGEST) {
+    if parsed
+        .params
+        .components
+        .iter()
+        .any(|c| c == headers::CONTENT_DIGEST)
+    {
         let Some(cd) = ex.header_str(headers::CONTENT_DIGEST) else {
-            return Err(malformed(ProtocolError::ComponentAbsent(headers::CONTENT_DIGEST.into())));
+            return Err(malformed(ProtocolError::ComponentAbsent(
+                headers::CONTENT_DIGEST.into(),
+            )));
         };
         verify_content_digest(cd, &ex.body).map_err(|e| match e {
-            ProtocolError::DigestMismatch => GatewayError::new(ErrorCode::DigestMismatch, "body does not match content-digest"),
+            ProtocolError::DigestMismatch => GatewayError::new(
+                ErrorCode::DigestMismatch,
+                "body does not match content-digest",
+            ),
             other => malformed(other),
         })?;
     }
 
     let verified = match (mac, sig_alg) {
         (Some(m), _) => {
-            let base = signature_base(&parsed.params.components, &parsed.params_value, &*ex).map_err(malformed)?;
+            let base = signature_base(&parsed.params.components, &parsed.params_value, &*ex)
+                .map_err(malformed)?;
             app.secrets
                 .iter()
                 .filter(|s| s.valid_at(now))
@@ -91,7 +119,11 @@ pub fn on_request(ex: &mut Exchange, window_secs: u32) -> Result<(), GatewayErro
         }
         (None, Some(a)) => {
             let mut ok = false;
-            for k in app.keys.iter().filter(|k| k.key.alg() == a && k.valid_at(now)) {
+            for k in app
+                .keys
+                .iter()
+                .filter(|k| k.key.alg() == a && k.valid_at(now))
+            {
                 if verify_with_key(&k.key, &parsed, &*ex, None).map_err(malformed)? {
                     ok = true;
                     break;
@@ -108,7 +140,10 @@ pub fn on_request(ex: &mut Exchange, window_secs: u32) -> Result<(), GatewayErro
         (None, None) => false,
     };
     if !verified {
-        return Err(GatewayError::new(ErrorCode::InvalidSignature, "signature does not verify"));
+        return Err(GatewayError::new(
+            ErrorCode::InvalidSignature,
+            "signature does not verify",
+        ));
     }
     ex.app = Some(app.clone());
     ex.key_pair_auth = sig_alg.is_some();
@@ -117,12 +152,19 @@ pub fn on_request(ex: &mut Exchange, window_secs: u32) -> Result<(), GatewayErro
     if (parsed.params.created - now).abs() > window {
         return Err(GatewayError::new(
             ErrorCode::StaleTimestamp,
-            format!("created {} is {}s from gateway time", parsed.params.created, parsed.params.created - now),
+            format!(
+                "created {} is {}s from gateway time",
+                parsed.params.created,
+                parsed.params.created - now
+            ),
         ));
     }
     if let Some(exp) = parsed.params.expires {
         if exp <= now {
-            return Err(GatewayError::new(ErrorCode::StaleTimestamp, "signature expired"));
+            return Err(GatewayError::new(
+                ErrorCode::StaleTimestamp,
+                "signature expired",
+            ));
         }
     }
 
@@ -130,7 +172,10 @@ pub fn on_request(ex: &mut Exchange, window_secs: u32) -> Result<(), GatewayErro
     // excludes a bare MAC.
     if let Some(api) = &ex.api {
         let auth = &api.api.controls.auth;
-        let cert_bound = ex.client_cert.as_ref().is_some_and(|fp| app.certs.contains(fp));
+        let cert_bound = ex
+            .client_cert
+            .as_ref()
+            .is_some_and(|fp| app.certs.contains(fp));
         let ok = (ex.key_pair_auth && auth.contains(&AuthMethod::KeyPair))
             || (!ex.key_pair_auth && auth.contains(&AuthMethod::Secret))
             || (cert_bound && auth.contains(&AuthMethod::Certificate));
@@ -141,7 +186,11 @@ pub fn on_request(ex: &mut Exchange, window_secs: u32) -> Result<(), GatewayErro
                     "{} API called with {}{}; it accepts {:?}",
                     api.api.level.as_str(),
                     parsed.params.alg,
-                    if cert_bound { " over a bound certificate" } else { "" },
+                    if cert_bound {
+                        " over a bound certificate"
+                    } else {
+                        ""
+                    },
                     auth.iter().map(|a| a.as_str()).collect::<Vec<_>>()
                 ),
             ));

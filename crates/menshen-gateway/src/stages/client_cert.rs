@@ -10,19 +10,30 @@ use crate::GatewayError;
 /// Check the connection's client certificate against the authenticated app.
 pub fn on_request(ex: &mut Exchange) -> Result<(), GatewayError> {
     let Some(app) = &ex.app else {
-        return Err(GatewayError::new(ErrorCode::Internal, "client_cert before authenticate"));
+        return Err(GatewayError::new(
+            ErrorCode::Internal,
+            "client_cert before authenticate",
+        ));
     };
     if let Some(fp) = &ex.client_cert {
         if let Some(owner) = ex.snapshot.cert_owner.get(fp) {
             if owner != &app.app.app_id {
                 return Err(GatewayError::new(
                     ErrorCode::CertificateMismatch,
-                    format!("client certificate bound to `{owner}` used by `{}`", app.app.app_id),
+                    format!(
+                        "client certificate bound to `{owner}` used by `{}`",
+                        app.app.app_id
+                    ),
                 ));
             }
         }
     }
-    if app.app.require_client_cert && !ex.client_cert.as_ref().is_some_and(|fp| app.certs.contains(fp)) {
+    if app.app.require_client_cert
+        && !ex
+            .client_cert
+            .as_ref()
+            .is_some_and(|fp| app.certs.contains(fp))
+    {
         return Err(GatewayError::new(
             ErrorCode::CertificateMismatch,
             "app requires its own client certificate",

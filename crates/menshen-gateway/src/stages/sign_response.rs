@@ -8,13 +8,19 @@
 use bytes::Bytes;
 use http::{HeaderValue, Response};
 use menshen_crypto::DigestAlg;
-use menshen_protocol::{content_digest, headers, response_components, sign_with_key, ResponseView, SignatureParams};
+use menshen_protocol::{
+    content_digest, headers, response_components, sign_with_key, ResponseView, SignatureParams,
+};
 
 use crate::exchange::Exchange;
 
 /// Whether this exchange's response must be signed.
 pub fn wanted(ex: &Exchange, sign_all: bool) -> bool {
-    sign_all || ex.api.as_ref().is_some_and(|a| a.api.controls.sign_responses)
+    sign_all
+        || ex
+            .api
+            .as_ref()
+            .is_some_and(|a| a.api.controls.sign_responses)
 }
 
 /// Add `Content-Digest`, `Signature-Input` and `Signature` to `resp`.
@@ -45,7 +51,12 @@ pub fn sign(ex: &Exchange, resp: &mut Response<Bytes>) -> bool {
         keyid: signer.key_id.clone(),
         alg: signer.key.alg().name().to_string(),
     };
-    match sign_with_key(&signer.key, &params, &view, label.map(|_| ex as &dyn menshen_protocol::signature::Components)) {
+    match sign_with_key(
+        &signer.key,
+        &params,
+        &view,
+        label.map(|_| ex as &dyn menshen_protocol::signature::Components),
+    ) {
         Ok((si, sig)) => {
             let h = resp.headers_mut();
             if let (Ok(a), Ok(b)) = (HeaderValue::from_str(&si), HeaderValue::from_str(&sig)) {

@@ -15,7 +15,13 @@ pub fn on_request(ex: &Exchange) -> Option<Response<Bytes>> {
         return None;
     }
     let mut r = Response::new(ex.snapshot.bank_keys_json.clone());
-    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    r.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("max-age=300"));
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    r.headers_mut().insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("max-age=300"),
+    );
     Some(r)
 }

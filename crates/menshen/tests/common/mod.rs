@@ -145,9 +145,21 @@ impl Harness {
         let port = self.node().gateway.addrs[0].port();
         self.stop().await;
         let dir = self.dir.clone();
-        let n = self.client_pki.as_ref().map(|p| p.clients.len()).unwrap_or(0);
+        let n = self
+            .client_pki
+            .as_ref()
+            .map(|p| p.clients.len())
+            .unwrap_or(0);
         drop(self);
-        Self::start_in(dir, HarnessOptions { gateway_port: port, client_certs: n, ..Default::default() }).await
+        Self::start_in(
+            dir,
+            HarnessOptions {
+                gateway_port: port,
+                client_certs: n,
+                ..Default::default()
+            },
+        )
+        .await
     }
 
     async fn start_in(dir: std::sync::Arc<tempfile::TempDir>, o: HarnessOptions) -> Harness {
@@ -155,7 +167,8 @@ impl Harness {
         let mk = dir.path().join("master.key");
         if !mk.exists() {
             menshen::pki::write_demo_pki(&tls).unwrap();
-            menshen::pki::write_private(&mk, menshen_crypto::MasterKey::generate().as_bytes()).unwrap();
+            menshen::pki::write_private(&mk, menshen_crypto::MasterKey::generate().as_bytes())
+                .unwrap();
         }
         if let Some(f) = o.prepare {
             f(dir.path());
@@ -354,7 +367,13 @@ impl Harness {
     }
 
     /// Register a key for an app; returns the credential id.
-    pub async fn add_key(&self, app_id: &str, key: &menshen_crypto::PrivateKey, not_before: Option<i64>, not_after: Option<i64>) -> i64 {
+    pub async fn add_key(
+        &self,
+        app_id: &str,
+        key: &menshen_crypto::PrivateKey,
+        not_before: Option<i64>,
+        not_after: Option<i64>,
+    ) -> i64 {
         let (s, v) = self
             .admin(
                 "POST",
@@ -367,7 +386,12 @@ impl Harness {
     }
 
     /// An SDK client signing with a key pair and verifying the bank's responses.
-    pub async fn key_client(&self, app_id: &str, key: menshen_crypto::PrivateKey, cert: Option<usize>) -> Client {
+    pub async fn key_client(
+        &self,
+        app_id: &str,
+        key: menshen_crypto::PrivateKey,
+        cert: Option<usize>,
+    ) -> Client {
         let mut b = Client::builder(&self.gateway_url)
             .unwrap()
             .ca_pem(&self.ca_pem)
