@@ -63,6 +63,10 @@ pub async fn handle(
         Err(e) => (e.to_response(&ex.txn_id), Some(e)),
     };
     let cfg = &state.config;
+    // Every response carries its transaction serial number.
+    if let Ok(v) = http::HeaderValue::from_str(&ex.txn_id) {
+        resp.headers_mut().entry(menshen_protocol::headers::TXN_ID).or_insert(v);
+    }
     // AUTH-2/INT-2: sign (errors too); with no signing key, fail closed.
     if sign_response::wanted(&ex, cfg.sign_all_responses) && !sign_response::sign(&ex, &mut resp) {
         let e = GatewayError::new(
