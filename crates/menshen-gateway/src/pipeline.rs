@@ -65,7 +65,9 @@ pub async fn handle(
     let cfg = &state.config;
     // Every response carries its transaction serial number.
     if let Ok(v) = http::HeaderValue::from_str(&ex.txn_id) {
-        resp.headers_mut().entry(menshen_protocol::headers::TXN_ID).or_insert(v);
+        resp.headers_mut()
+            .entry(menshen_protocol::headers::TXN_ID)
+            .or_insert(v);
     }
     // AUTH-2/INT-2: sign (errors too); with no signing key, fail closed.
     if sign_response::wanted(&ex, cfg.sign_all_responses) && !sign_response::sign(&ex, &mut resp) {

@@ -136,6 +136,10 @@ const MIGRATIONS: &[&str] = &[
 /// SQLite-backed [`Store`].
 pub struct SqliteStore {
     conn: Arc<Mutex<Connection>>,
+    /// A second connection for the audit index: `synchronous=NORMAL` (WAL
+    /// stays consistent; a power cut may lose the last index batches, which
+    /// the chained log still holds). Keeps index writes off the catalog's lock.
+    index_conn: Arc<Mutex<Connection>>,
     changes: watch::Sender<i64>,
 }
 
@@ -291,8 +295,13 @@ impl SqliteStore {
         let version: i64 =
             conn.query_row("SELECT v FROM meta WHERE k = 'version'", [], |r| r.get(0))?;
         let (changes, _) = watch::channel(version);
+        let index = Connection::open(path)?;
+        index.pragma_update(None, "journal_mode", "WAL")?;
+        index.pragma_update(None, "synchronous", "NORMAL")?;
+        index.busy_timeout(std::time::Duration::from_secs(5))?;
         Ok(SqliteStore {
             conn: Arc::new(Mutex::new(conn)),
+            index_conn: Arc::new(Mutex::new(index)),
             changes,
         })
     }
@@ -319,7 +328,10 @@ impl SqliteStore {
         let conn = self.conn.clone();
         let (out, version) = tokio::task::spawn_blocking(move || {
             let mut c = conn.lock().unwrap_or_else(|p| p.into_inner());
-            let tx = c.transaction()?;
+            // IMMEDIATE: take the write lock up front, so a concurrent writer on
+            // the other connection makes us wait (busy_timeout) instead of
+            // failing a read-to-write upgrade with SQLITE_BUSY.
+            let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
             let out = f(&tx)?;
             tx.execute("UPDATE meta SET v = v + 1 WHERE k = 'version'", [])?;
             let v: i64 =
@@ -520,10 +532,13 @@ impl Store for SqliteStore {
         checkpoint: Option<(u64, String)>,
     ) -> Result<(), StoreError> {
         // Not a catalog change: no version bump, no snapshot rebuild.
-        let conn = self.conn.clone();
+        let conn = self.index_conn.clone();
         tokio::task::spawn_blocking(move || {
             let mut c = conn.lock().unwrap_or_else(|p| p.into_inner());
-            let tx = c.transaction()?;
+            // IMMEDIATE: take the write lock up front, so a concurrent writer on
+            // the other connection makes us wait (busy_timeout) instead of
+            // failing a read-to-write upgrade with SQLITE_BUSY.
+            let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
             {
                 let mut st = tx.prepare_cached(
                     "INSERT OR IGNORE INTO audit_index (seq, segment, kind, txn_id, timestamp, app_id, api_id, user_id, result, status, code, record)

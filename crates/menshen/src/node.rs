@@ -217,7 +217,17 @@ impl IndexSink {
     fn start(cp: ControlPlane) -> Self {
         let (tx, mut rx) = tokio::sync::mpsc::channel::<IndexBatch>(256);
         tokio::spawn(async move {
-            while let Some((rows, checkpoint)) = rx.recv().await {
+            while let Some((mut rows, mut checkpoint)) = rx.recv().await {
+                // Coalesce whatever else is queued into one transaction.
+                while let Ok((more, cp2)) = rx.try_recv() {
+                    rows.extend(more);
+                    if cp2.is_some() {
+                        checkpoint = cp2;
+                    }
+                    if rows.len() >= 8192 {
+                        break;
+                    }
+                }
                 if let Err(e) = cp.store.index_audit(rows, checkpoint).await {
                     tracing::error!(error = %e, "audit index write failed (the log itself is intact)");
                 }

@@ -103,7 +103,10 @@ async fn int_2_auth_2_every_algorithm_succeeds_and_response_signature_verifies()
     )
     .await
     .unwrap();
-    assert!(r.headers.contains_key("x-menshen-txn-id"), "every response carries its txn_id");
+    assert!(
+        r.headers.contains_key("x-menshen-txn-id"),
+        "every response carries its txn_id"
+    );
     let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
     let bank = h.bank_key_pem().await;
     assert!(v["keys"]
