@@ -1,0 +1,52 @@
+//! The cryptography of an A2 call, one operation at a time: SM2 sign and
+//! verify (request verify + response sign bound an A2 call), P-256, Ed25519
+//! and RSA-2048 verify, SM3 and HMAC-SM3 over 1 KiB, SM4-GCM over 1 KiB.
+//! `bench/crypto.sh` runs this beside `openssl speed` on the same machine.
+
+use aes_gcm::aead::consts::U12;
+use aes_gcm::aead::{AeadInPlace, KeyInit};
+use criterion::{black_box, criterion_group, criterion_main, Criterion};
+use menshen_crypto::{sm3, MacAlg, PrivateKey, SigAlg};
+use std::time::Duration;
+
+const BASE: &str = "\"@method\": POST\n\"@authority\": gateway.bank.example:8443\n\"@path\": /v1/transfers\n\"@query\": ?channel=web\n\"content-digest\": sm3=:+6UOjzDYerpZPDf0+/GbVSmvUiLQNGF+CZzlE6nGU8Y=:\n\"x-app-id\": app_0123456789abcdef0123\n\"@signature-params\": (\"@method\" \"@authority\" \"@path\" \"@query\" \"content-digest\" \"x-app-id\");created=1767225600;nonce=\"n-0123456789abcdef\";keyid=\"app_0123456789abcdef0123\";alg=\"sm2-sm3\"";
+
+fn bench(c: &mut Criterion) {
+    let msg = BASE.as_bytes();
+    for alg in SigAlg::ALL {
+        let (k, _) = PrivateKey::generate(*alg).unwrap();
+        let sig = k.sign(msg).unwrap();
+        let pk = k.public_key().clone();
+        if *alg == SigAlg::Sm2Sm3 {
+            c.bench_function("sm2 sign", |b| b.iter(|| k.sign(black_box(msg)).unwrap()));
+        }
+        c.bench_function(&format!("{} verify", alg.name()), |b| {
+            b.iter(|| assert!(pk.verify(black_box(msg), &sig)))
+        });
+    }
+    let kib = vec![0x5au8; 1024];
+    c.bench_function("sm3 1KiB", |b| b.iter(|| sm3(black_box(&kib))));
+    c.bench_function("hmac-sm3 1KiB", |b| {
+        b.iter(|| MacAlg::HmacSm3.mac(b"0123456789abcdef0123456789abcdef", black_box(&kib)))
+    });
+    let cipher = aes_gcm::AesGcm::<sm4::Sm4, U12>::new_from_slice(&[7u8; 16]).unwrap();
+    let nonce = aes_gcm::Nonce::<U12>::from_slice(&[1u8; 12]);
+    c.bench_function("sm4-gcm encrypt 1KiB", |b| {
+        b.iter(|| {
+            let mut buf = kib.clone();
+            cipher
+                .encrypt_in_place_detached(nonce, b"", &mut buf)
+                .unwrap()
+        })
+    });
+}
+
+fn config() -> Criterion {
+    Criterion::default()
+        .measurement_time(Duration::from_secs(3))
+        .warm_up_time(Duration::from_secs(1))
+        .sample_size(30)
+}
+
+criterion_group! { name = benches; config = config(); targets = bench }
+criterion_main!(benches);
