@@ -37,13 +37,7 @@ impl Components for ResponseView {
         None
     }
     fn header(&self, name: &str) -> Option<String> {
-        let vals: Vec<&str> = self
-            .headers
-            .iter()
-            .filter(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.trim())
-            .collect();
-        (!vals.is_empty()).then(|| vals.join(", "))
+        crate::signature::combined_header(&self.headers, name)
     }
     fn status(&self) -> Option<u16> {
         Some(self.status)

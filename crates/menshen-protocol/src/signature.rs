@@ -75,14 +75,19 @@ impl Components for RequestView {
         self.query.as_deref()
     }
     fn header(&self, name: &str) -> Option<String> {
-        let vals: Vec<&str> = self
-            .headers
-            .iter()
-            .filter(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.trim())
-            .collect();
-        (!vals.is_empty()).then(|| vals.join(", "))
+        crate::signature::combined_header(&self.headers, name)
     }
+}
+
+/// The field value of header `name` in a list of (name, value) pairs: every
+/// line's value trimmed, joined by `, ` (RFC 9421 section 2.1).
+pub fn combined_header(headers: &[(String, String)], name: &str) -> Option<String> {
+    let vals: Vec<&str> = headers
+        .iter()
+        .filter(|(n, _)| n.eq_ignore_ascii_case(name))
+        .map(|(_, v)| v.trim())
+        .collect();
+    (!vals.is_empty()).then(|| vals.join(", "))
 }
 
 /// Signature parameters a client sets when signing.

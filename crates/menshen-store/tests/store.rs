@@ -244,3 +244,30 @@ async fn auth_5_ip_rules_validated_and_versions_bump() {
     let s = cp.store.set_app_status("nope", AppStatus::Suspended).await;
     assert!(matches!(s, Err(StoreError::NotFound(_))));
 }
+
+#[tokio::test]
+async fn lvl_2_two_level_profile_refuses_a3_and_keeps_a2() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(SqliteStore::open(&dir.path().join("menshen.db")).unwrap());
+    let master = Arc::new(MasterKey::from_text(&MasterKey::generate()).unwrap());
+    let cp = ControlPlane::new(
+        store,
+        master,
+        UApiConfig {
+            prefix: "0P".into(),
+            institution: "C10305".into(),
+        },
+    )
+    .with_profile(menshen_model::LevelProfile::TwoLevel);
+    match cp.create_api(&api("pay", "/v1/pay", Level::A3)).await {
+        Err(StoreError::Invalid(v)) => assert_eq!(v.field, "level"),
+        other => panic!("{other:?}"),
+    }
+    // A2 covers funds in this profile and keeps the A2/A3 minimum controls.
+    let a = cp
+        .create_api(&api("pay", "/v1/pay", Level::A2))
+        .await
+        .unwrap();
+    assert!(a.controls.sign_responses);
+    assert!(!a.controls.auth.contains(&menshen_model::AuthMethod::Secret));
+}
