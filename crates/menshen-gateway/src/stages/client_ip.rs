@@ -34,19 +34,24 @@ pub fn resolve(peer: IpAddr, xff: Option<&str>, trusted: &[IpNet]) -> IpAddr {
 
 /// Set the client IP and refuse globally blocked addresses.
 pub fn on_request(ex: &mut Exchange, trusted: &[IpNet]) -> Result<(), GatewayError> {
-    let xff = ex
-        .parts
-        .headers
-        .get_all("x-forwarded-for")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .collect::<Vec<_>>()
-        .join(",");
-    ex.client_ip = resolve(
-        ex.peer.ip(),
-        (!xff.is_empty()).then_some(xff.as_str()),
-        trusted,
-    );
+    // Only a trusted proxy's header is read (and only then allocated).
+    ex.client_ip = if !trusted.is_empty() && ip_in(trusted, ex.peer.ip()) {
+        let xff = ex
+            .parts
+            .headers
+            .get_all("x-forwarded-for")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .collect::<Vec<_>>()
+            .join(",");
+        resolve(
+            ex.peer.ip(),
+            (!xff.is_empty()).then_some(xff.as_str()),
+            trusted,
+        )
+    } else {
+        ex.peer.ip()
+    };
     if ip_in(&ex.snapshot.global_deny, ex.client_ip) {
         return Err(GatewayError::new(
             ErrorCode::IpForbidden,
