@@ -260,12 +260,10 @@ impl BatchSink for IndexSink {
     fn committed(
         &mut self,
         records: Vec<Committed>,
-        checkpoint: &menshen_audit::chain::Checkpoint,
+        checkpoint: Option<&menshen_audit::chain::Checkpoint>,
     ) {
         let rows = records.into_iter().map(row).collect();
-        let cp = serde_json::to_string(checkpoint)
-            .ok()
-            .map(|j| (checkpoint.last_seq, j));
+        let cp = checkpoint.and_then(|c| serde_json::to_string(c).ok().map(|j| (c.last_seq, j)));
         // Back-pressure onto the writer thread if the database falls behind.
         if self.tx.blocking_send((rows, cp)).is_err() {
             tracing::error!("audit index task stopped");
