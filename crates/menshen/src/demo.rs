@@ -188,7 +188,7 @@ pub async fn start(opts: &DemoOptions) -> anyhow::Result<Demo> {
     let dir = if opts.dir.is_absolute() {
         opts.dir.clone()
     } else {
-        std::env::current_dir()?.join(&opts.dir)
+        std::env::current_dir()?.join(opts.dir.strip_prefix(".").unwrap_or(&opts.dir))
     };
     prepare_dir(&dir)?;
     let tls = dir.join("tls");
