@@ -3,8 +3,9 @@
 //! Every request the gateway receives, accepted or refused, becomes exactly
 //! one [`AccessRecord`]; every admin change one [`AdminRecord`]. The
 //! [`AuditLog`] writer appends them, hash-chained with SM3, to segment files,
-//! syncs once per batch (group commit) and seals each batch with a checkpoint
-//! signed by the bank's audit key. [`verify::verify_dir`] proves integrity
+//! and syncs and seals them with a checkpoint signed by the bank's audit key
+//! before answering any durable waiter (group commit), at least every 100 ms
+//! otherwise. [`verify::verify_dir`] proves integrity
 //! offline with only the public key.
 #![forbid(unsafe_code)]
 

@@ -1,9 +1,11 @@
 //! The audit writer (AUD-2, AUD-3, DEP-2): a bounded queue (back-pressure,
 //! never unbounded memory) drained by one thread that appends chained lines to
-//! the active segment, `fdatasync`s once per batch (group commit), seals each
-//! batch with a signed checkpoint, and only then acknowledges the batch.
-//! Segments rotate by size or age; closed segments are compressed (zstd).
-//! A failing disk fails every waiting caller (fail closed) and is logged loudly.
+//! the active segment. Before it answers any waiter (an A2/A3 call, a flush)
+//! it `fdatasync`s the segment and seals everything written so far with a
+//! signed checkpoint (group commit); asynchronous records are synced and sealed
+//! at least every [`SEAL_EVERY`]. Segments rotate by size or age (sealed first);
+//! closed segments are compressed (zstd). A failing disk fails every waiting
+//! caller (fail closed) and is logged loudly.
 
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, Read, Write};
