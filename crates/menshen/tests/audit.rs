@@ -217,3 +217,85 @@ async fn dep_2_a_failing_disk_fails_a2_calls_closed() {
         "the writer reports the failure"
     );
 }
+
+#[tokio::test]
+async fn aud_2_closed_segments_archive_and_stay_verifiable() {
+    use menshen::config::{AdminSection, AuditSection, Config, UApiSection};
+    let tmp = tempfile::tempdir().unwrap();
+    let audit_dir = tmp.path().join("data/audit");
+    let (key, _) = PrivateKey::generate(SigAlg::Sm2Sm3).unwrap();
+    let pk = key.public_key().clone();
+    let mut ac = menshen_audit::AuditConfig::new(audit_dir.clone());
+    ac.segment_max_bytes = 4096;
+    let log = menshen_audit::AuditLog::open(
+        ac,
+        Some(menshen_audit::AuditSigner {
+            key_id: "a".into(),
+            key,
+        }),
+        None,
+    )
+    .unwrap();
+    for i in 0..120 {
+        log.record_durable(&json!({"kind": "access", "txn_id": format!("T{i}"), "timestamp": "2026-11-22T00:00:00.000Z"})).await.unwrap();
+    }
+    // Wait (bounded) for the background compression of rotated segments.
+    let zst = |d: &std::path::Path| {
+        std::fs::read_dir(d)
+            .map(|r| {
+                r.filter(|e| {
+                    e.as_ref()
+                        .unwrap()
+                        .path()
+                        .to_string_lossy()
+                        .ends_with(".jsonl.zst")
+                })
+                .count()
+            })
+            .unwrap_or(0)
+    };
+    for _ in 0..200 {
+        if zst(&audit_dir.join("segments")) >= 2 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let closed = zst(&audit_dir.join("segments"));
+    assert!(closed >= 2, "segments rotated and compressed");
+    let cfg = Config {
+        data_dir: tmp.path().join("data"),
+        master_key_file: None,
+        node_id: None,
+        level_profile: None,
+        uapi: UApiSection {
+            prefix: "0P".into(),
+            institution: "C10305".into(),
+        },
+        gateway: menshen_gateway::GatewayConfig::new(
+            vec!["127.0.0.1:0".parse().unwrap()],
+            "x.pem".into(),
+            "x.key".into(),
+        ),
+        admin: AdminSection {
+            listen: "127.0.0.1:0".parse().unwrap(),
+        },
+        audit: AuditSection {
+            archive_after_days: 0,
+            ..Default::default()
+        },
+    };
+    menshen::cli::audit_archive(&cfg, false).unwrap();
+    assert_eq!(
+        zst(&audit_dir.join("archive")),
+        closed,
+        "closed segments moved to archive/"
+    );
+    assert_eq!(zst(&audit_dir.join("segments")), 0);
+    // The active segment stays; the whole log still verifies across both directories.
+    let r = menshen_audit::verify::verify_dir(&audit_dir, &[pk], |_, _| {}).unwrap();
+    assert_eq!(r.records, 120);
+    // The writer keeps going after archiving.
+    log.record_durable(&json!({"kind": "access", "txn_id": "AFTER"}))
+        .await
+        .unwrap();
+}
