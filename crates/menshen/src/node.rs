@@ -237,22 +237,56 @@ impl IndexSink {
     }
 }
 
+/// The indexed fields of a record, borrowed from its JSON (no value tree).
+#[derive(serde::Deserialize, Default)]
+struct Keys<'a> {
+    #[serde(borrow, default)]
+    kind: Option<std::borrow::Cow<'a, str>>,
+    #[serde(borrow, default)]
+    txn_id: Option<std::borrow::Cow<'a, str>>,
+    #[serde(borrow, default)]
+    timestamp: Option<std::borrow::Cow<'a, str>>,
+    #[serde(borrow, default)]
+    app_id: Option<std::borrow::Cow<'a, str>>,
+    #[serde(borrow, default)]
+    api_id: Option<std::borrow::Cow<'a, str>>,
+    #[serde(borrow, default)]
+    user_id: Option<std::borrow::Cow<'a, str>>,
+    #[serde(borrow, default)]
+    actor: Option<std::borrow::Cow<'a, str>>,
+    #[serde(borrow, default)]
+    result: Option<std::borrow::Cow<'a, str>>,
+    #[serde(default)]
+    status: Option<i64>,
+    #[serde(borrow, default)]
+    code: Option<std::borrow::Cow<'a, str>>,
+}
+
 fn row(c: Committed) -> menshen_store::AuditRow {
-    let v: serde_json::Value = serde_json::from_slice(&c.rec).unwrap_or_default();
-    let s = |k: &str| v.get(k).and_then(|x| x.as_str()).map(str::to_string);
+    let Committed { seq, segment, rec } = c;
+    let k: Keys<'_> = serde_json::from_slice(&rec).unwrap_or_default();
+    let s = |v: Option<std::borrow::Cow<'_, str>>| v.map(|x| x.into_owned());
+    let (kind, txn_id, timestamp) = (s(k.kind), s(k.txn_id), s(k.timestamp));
+    let (app_id, api_id, user_id) = (
+        s(k.app_id),
+        s(k.api_id),
+        s(k.user_id).or_else(|| s(k.actor)),
+    );
+    let (result, status, code) = (s(k.result), k.status, s(k.code));
     menshen_store::AuditRow {
-        seq: c.seq,
-        segment: c.segment,
-        kind: s("kind").unwrap_or_else(|| "access".into()),
-        txn_id: s("txn_id"),
-        timestamp: s("timestamp").unwrap_or_default(),
-        app_id: s("app_id"),
-        api_id: s("api_id"),
-        user_id: s("user_id").or_else(|| s("actor")),
-        result: s("result"),
-        status: v.get("status").and_then(|x| x.as_i64()),
-        code: s("code"),
-        record: String::from_utf8_lossy(&c.rec).into_owned(),
+        seq,
+        segment,
+        kind: kind.unwrap_or_else(|| "access".into()),
+        txn_id,
+        timestamp: timestamp.unwrap_or_default(),
+        app_id,
+        api_id,
+        user_id,
+        result,
+        status,
+        code,
+        // Moved, not copied: the keys above were read from it first.
+        record: String::from_utf8(rec).unwrap_or_default(),
     }
 }
 
