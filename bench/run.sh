@@ -1,131 +1,342 @@
 #!/usr/bin/env bash
-# Menshen benchmark: one run, same machine, same load tool, same TLS settings.
-#   (a) the upstream directly (plain HTTP)
-#   (b) nginx as a TLS reverse proxy in front of it
-#   (c) Menshen, signed A1 calls (HMAC-SM3, fresh nonce per request)
-#   (d) Menshen, signed A2 calls (SM2 request verify + SM2 response signature,
-#       durable audit record before the answer)
-# plus audit-log throughput and the client's signing cost.
+# Menshen throughput benchmark: ONE run, same machine, same load tool, same
+# upstream, same TLS certificate and protocol versions, three targets:
+#   direct      the standalone upstream (menshen-loadgen upstream), plain HTTP
+#   nginx       Debian nginx as a plain TLS reverse proxy in front of it
+#   menshen-a1  Menshen on a signed A1 route to it (HMAC-SM3, every request
+#               signed fresh by the client with a unique nonce)
+# Targets run interleaved for BENCH_ROUNDS rounds; the table shows the median
+# of the rounds per target. Also measures the loadgen's own signing cost.
 # Everything binds 127.0.0.1; every load run is time-limited.
-# Env: BENCH_DURATION (s, default 8), BENCH_CONNECTIONS (default 32), BENCH_ROUNDS (default 3).
+#
+# Env (all optional):
+#   BENCH_DURATION     measured seconds per target per round   (default 10)
+#   BENCH_WARMUP       warm-up seconds before each measurement (default 2)
+#   BENCH_CONNECTIONS  keep-alive connections                  (default 64)
+#   BENCH_ROUNDS       rounds                                  (default 3)
+#   BENCH_PIN          1 = pin the proxy under test to the last CPU and the
+#                      loadgen + upstream to the others (default 1 if >= 2 CPUs)
+#   BENCH_A2           1 = also run a signed A2 target (SM2 both ways, durable
+#                      audit record) - not part of the three-target comparison
+#   BENCH_AUDIT        1 = also run `menshen-loadgen audit` (audit writer alone)
+#   CARGO_BUILD_ARGS   extra arguments for `cargo build`
 set -euo pipefail
 cd "$(dirname "$0")/.."
-DUR=${BENCH_DURATION:-8}
-CONNS=${BENCH_CONNECTIONS:-32}
+ROOT=$(pwd)
+
+DUR=${BENCH_DURATION:-10}
+WARMUP=${BENCH_WARMUP:-2}
+CONNS=${BENCH_CONNECTIONS:-64}
 ROUNDS=${BENCH_ROUNDS:-3}
+NCPU=$(nproc)
+PIN=${BENCH_PIN:-$([ "$NCPU" -ge 2 ] && echo 1 || echo 0)}
+A2=${BENCH_A2:-0}
 
-if ! command -v nginx >/dev/null 2>&1; then
-  echo "==> installing nginx-light"
-  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx-light >/dev/null
+say() { printf '==> %s\n' "$*" >&2; }
+die() { printf 'error: %s\n' "$*" >&2; exit 1; }
+
+# ------------------------------------------------------------------ install
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO="sudo"
+APT_UPDATED=0
+apt_install() {
+  if [ "$APT_UPDATED" = 0 ]; then
+    say "apt-get update"
+    $SUDO apt-get update -qq
+    APT_UPDATED=1
+  fi
+  say "apt-get install -y $*"
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "$@" >/dev/null
+}
+find_nginx() { command -v nginx 2>/dev/null || { [ -x /usr/sbin/nginx ] && echo /usr/sbin/nginx; } || true; }
+NGINX=$(find_nginx)
+if [ -z "$NGINX" ]; then
+  apt_install nginx-light || apt_install nginx
+  NGINX=$(find_nginx)
+  [ -n "$NGINX" ] || die "nginx could not be installed"
 fi
-echo "==> building (release)"
-cargo build --release -q -p menshen -p menshen-loadgen
-BIN=target/release/menshen
-LG=target/release/menshen-loadgen
+command -v python3 >/dev/null || apt_install python3
+command -v taskset >/dev/null || apt_install util-linux
+command -v cargo >/dev/null || die "cargo (Rust toolchain) is required"
 
-WORK=$(mktemp -d)
+say "building (release): menshen, menshen-loadgen"
+# shellcheck disable=SC2086
+cargo build --release -q -p menshen -p menshen-loadgen ${CARGO_BUILD_ARGS:-}
+BIN=$ROOT/target/release/menshen
+LG=$ROOT/target/release/menshen-loadgen
+
+# ---------------------------------------------------------------- placement
+# Two cores: the proxy under test (nginx's single worker, or the whole Menshen
+# process) gets the last CPU to itself; the loadgen and the upstream share the
+# rest. So nginx and Menshen each get exactly one core, the same one.
+if [ "$PIN" = 1 ] && [ "$NCPU" -ge 2 ]; then
+  PROXY_CPUS=$((NCPU - 1))
+  CLIENT_CPUS=$([ "$NCPU" -eq 2 ] && echo 0 || echo "0-$((NCPU - 2))")
+  ON_PROXY=(taskset -c "$PROXY_CPUS")
+  ON_CLIENT=(taskset -c "$CLIENT_CPUS")
+  PLACEMENT="pinned: proxy under test on CPU $PROXY_CPUS alone; loadgen + upstream on CPU $CLIENT_CPUS"
+else
+  PIN=0
+  ON_PROXY=()
+  ON_CLIENT=()
+  PLACEMENT="not pinned: everything shares all $NCPU CPUs"
+fi
+# One event-loop thread each: nginx `worker_processes 1`, Menshen one tokio
+# worker thread (its audit writer/index threads are extra, on the same CPU when
+# pinned); so neither proxy gets more cores than the other.
+MENSHEN_THREADS=${BENCH_MENSHEN_THREADS:-1}
+CLIENT_THREADS=$([ "$PIN" = 1 ] && echo $((NCPU - 1)) || echo "$NCPU")
+
+# ------------------------------------------------------------------ cleanup
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/menshen-bench.XXXXXX")
 PIDS=()
 cleanup() {
-  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-  [ -f "$WORK/nginx/nginx.pid" ] && kill "$(cat "$WORK/nginx/nginx.pid")" 2>/dev/null || true
-  wait 2>/dev/null || true
-  rm -rf "$WORK"
+  local rc=$?
+  set +e
+  if [ -s "$WORK/nginx/nginx.pid" ]; then kill "$(cat "$WORK/nginx/nginx.pid")" 2>/dev/null; fi
+  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done
+  for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null; done
+  # nginx is a daemon (not our child): give its master a moment to exit.
+  for _ in $(seq 50); do
+    [ -s "$WORK/nginx/nginx.pid" ] && kill -0 "$(cat "$WORK/nginx/nginx.pid")" 2>/dev/null || break
+    sleep 0.1
+  done
+  [ "${BENCH_KEEP:-0}" = 1 ] && echo "kept $WORK" >&2 || rm -rf "$WORK"
+  exit "$rc"
 }
 trap cleanup EXIT
+trap 'exit 130' INT TERM
 
-# Upstream.
-$LG upstream --port 0 > "$WORK/upstream.addr" &
-PIDS+=($!)
-for _ in $(seq 100); do [ -s "$WORK/upstream.addr" ] && break; sleep 0.05; done
+wait_file() { # file seconds pid
+  local deadline=$((SECONDS + $2))
+  until [ -s "$1" ]; do
+    kill -0 "$3" 2>/dev/null || return 1
+    [ "$SECONDS" -lt "$deadline" ] || return 1
+    sleep 0.05
+  done
+}
+free_port() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
+
+# ----------------------------------------------------------------- upstream
+"${ON_CLIENT[@]}" "$LG" upstream --port 0 > "$WORK/upstream.addr" 2> "$WORK/upstream.log" &
+UPID=$!
+PIDS+=("$UPID")
+wait_file "$WORK/upstream.addr" 10 "$UPID" || die "upstream did not start: $(cat "$WORK/upstream.log")"
 UP=$(head -1 "$WORK/upstream.addr")
+say "upstream on http://$UP (pid $UPID)"
 
-# Menshen demo node (release build), for its keys, apps and certificates.
-MENSHEN_LOG=warn $BIN demo --dir "$WORK/demo" --gateway-port 0 --admin-port 0 > /dev/null 2>&1 &
-PIDS+=($!)
-for _ in $(seq 600); do [ -f "$WORK/demo/demo.json" ] && break; sleep 0.05; done
+# ------------------------------------------------------------------ Menshen
+MENSHEN_LOG=warn TOKIO_WORKER_THREADS=$MENSHEN_THREADS "${ON_PROXY[@]}" \
+  "$BIN" demo --dir "$WORK/demo" --gateway-port 0 --admin-port 0 > "$WORK/demo.log" 2>&1 &
+MPID=$!
+PIDS+=("$MPID")
 J="$WORK/demo/demo.json"
-jq_() { python3 -c "import json,sys;d=json.load(open('$J'));print(eval(sys.argv[1]))" "$1"; }
+wait_file "$J" 90 "$MPID" || die "Menshen demo did not write demo.json: $(tail -20 "$WORK/demo.log")"
+jq_() { python3 -c 'import json,sys;d=json.load(open(sys.argv[1]));print(eval(sys.argv[2]))' "$J" "$1"; }
 GW=$(jq_ "d['gateway_url']")
-export MENSHEN_ADMIN_URL=$(jq_ "d['admin_url']") MENSHEN_ADMIN_TOKEN_FILE=$(jq_ "d['admin_token_file']")
 CA=$(jq_ "d['ca_cert']")
-A1_APP=$(jq_ "d['apps'][0]['app_id']"); A1_SECRET=$(jq_ "d['apps'][0]['secret_file']")
-A2_APP=$(jq_ "d['apps'][1]['app_id']"); A2_KEY=$(jq_ "d['apps'][1]['private_key']")
-$BIN api create --api-id bench-a1 --method GET --path /v1/bench/products --upstream "http://$UP" --level A1 --category 3 >/dev/null
-$BIN api create --api-id bench-a2 --method GET --path /v1/bench/accounts/{id} --upstream "http://$UP" --level A2 --category 1 >/dev/null
-$BIN grant add "$A1_APP" bench-a1 >/dev/null
-$BIN grant add "$A2_APP" bench-a2 >/dev/null
+APP=$(jq_ "d['apps'][0]['app_id']")
+SECRET=$(jq_ "d['apps'][0]['secret_file']")
+MENSHEN_ADMIN_URL=$(jq_ "d['admin_url']")
+MENSHEN_ADMIN_TOKEN_FILE=$(jq_ "d['admin_token_file']")
+export MENSHEN_ADMIN_URL MENSHEN_ADMIN_TOKEN_FILE
+[ "$(jq_ "[a['example_path'] for a in d['apis'] if a['api_id']=='products'][0]")" = /v1/products ] \
+  || die "demo.json: no products API at /v1/products"
+say "Menshen gateway $GW (pid $MPID)"
 
-# nginx: same certificate and key (ECDSA P-256), TLS 1.2/1.3, keep-alive upstream.
-mkdir -p "$WORK/nginx/logs"
-NGPORT=$(python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])')
+# An A1 API routed to the standalone upstream, granted to the demo's A1 app.
+"$BIN" api create --api-id bench-products --method GET --path /v1/bench/products \
+  --upstream "http://$UP" --level A1 --category 3 > "$WORK/api.log" 2>&1 \
+  || die "api create failed: $(cat "$WORK/api.log")"
+"$BIN" grant add "$APP" bench-products >> "$WORK/api.log" 2>&1 || die "grant failed: $(cat "$WORK/api.log")"
+if [ "$A2" = 1 ]; then
+  A2_APP=$(jq_ "d['apps'][1]['app_id']")
+  A2_KEY=$(jq_ "d['apps'][1]['private_key']")
+  "$BIN" api create --api-id bench-accounts --method GET --path '/v1/bench/accounts/{id}' \
+    --upstream "http://$UP" --level A2 --category 1 >> "$WORK/api.log" 2>&1 || die "A2 api create failed"
+  "$BIN" grant add "$A2_APP" bench-accounts >> "$WORK/api.log" 2>&1 || die "A2 grant failed"
+fi
+# The gateway picks up configuration within 1 s: poll with a signed request.
+deadline=$((SECONDS + 20))
+until "$BIN" call --app-id "$APP" --secret-file "$SECRET" --ca "$CA" GET "$GW/v1/bench/products" \
+    > "$WORK/call.log" 2>&1; do
+  [ "$SECONDS" -lt "$deadline" ] || die "signed call to $GW/v1/bench/products never answered 2xx: $(head -20 "$WORK/call.log")"
+  sleep 0.2
+done
+say "signed A1 call answers: $(head -1 "$WORK/call.log")"
+
+# -------------------------------------------------------------------- nginx
+mkdir -p "$WORK/nginx/logs" "$WORK/nginx/tmp"
+NGPORT=$(free_port)
 cat > "$WORK/nginx/nginx.conf" <<NG
-worker_processes 2;
+# One worker: Menshen gets one core too (see bench/README.md).
+worker_processes 1;
 pid $WORK/nginx/nginx.pid;
-error_log $WORK/nginx/logs/error.log error;
+error_log $WORK/nginx/logs/error.log warn;
 events { worker_connections 4096; }
 http {
   access_log off;
-  upstream up { server $UP; keepalive 128; }
+  client_body_temp_path $WORK/nginx/tmp/body;
+  proxy_temp_path $WORK/nginx/tmp/proxy;
+  fastcgi_temp_path $WORK/nginx/tmp/fastcgi;
+  uwsgi_temp_path $WORK/nginx/tmp/uwsgi;
+  scgi_temp_path $WORK/nginx/tmp/scgi;
+  # Client keep-alive as long as the run (Menshen does not cap requests per
+  # connection either; nginx's default would reconnect every 1000 requests).
+  keepalive_requests 10000000;
+  keepalive_timeout 300s;
+  upstream bench_up {
+    server $UP;
+    keepalive 128;                  # HTTP/1.1 keep-alive pool to the upstream
+    keepalive_requests 10000000;
+  }
   server {
     listen 127.0.0.1:$NGPORT ssl;
-    ssl_certificate $WORK/demo/tls/server.pem;
-    ssl_certificate_key $WORK/demo/tls/server.key;
-    ssl_protocols TLSv1.2 TLSv1.3;
-    location / { proxy_pass http://up; proxy_http_version 1.1; proxy_set_header Connection ""; }
+    ssl_certificate     $WORK/demo/tls/server.pem;   # Menshen's own certificate
+    ssl_certificate_key $WORK/demo/tls/server.key;   # (ECDSA P-256)
+    ssl_protocols TLSv1.2 TLSv1.3;                   # as Menshen
+    location / {
+      proxy_pass http://bench_up;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+    }
   }
 }
 NG
-nginx -p "$WORK/nginx" -c "$WORK/nginx/nginx.conf"
-
-run() { # target url [signing args...]
-  local target=$1 url=$2; shift 2
-  $LG load --target "$target" --url "$url" --ca "$CA" --connections "$CONNS" --duration "$DUR" --warmup 2 "$@"
-}
-# Wait until both Menshen routes answer.
-for _ in $(seq 100); do
-  $BIN call --app-id "$A1_APP" --secret-file "$A1_SECRET" --ca "$CA" GET "$GW/v1/bench/products" >/dev/null 2>&1 && break; sleep 0.1
+"${ON_PROXY[@]}" "$NGINX" -p "$WORK/nginx" -e "$WORK/nginx/logs/error.log" -c "$WORK/nginx/nginx.conf" \
+  || die "nginx did not start: $(cat "$WORK/nginx/logs/error.log" 2>/dev/null)"
+wait_file "$WORK/nginx/nginx.pid" 10 "$$" || die "nginx wrote no pid file"
+NGMASTER=$(cat "$WORK/nginx/nginx.pid")
+NGWORKER=""
+for _ in $(seq 50); do
+  NGWORKER=$(pgrep -P "$NGMASTER" | head -1 || true)
+  [ -n "$NGWORKER" ] && break
+  sleep 0.1
 done
+[ -n "$NGWORKER" ] || die "no nginx worker"
+NGINX_URL="https://127.0.0.1:$NGPORT/v1/bench/products"
+python3 - "$NGINX_URL" "$CA" <<'PY' || die "nginx does not answer over TLS with the demo certificate"
+import ssl, sys, urllib.request
+ctx = ssl.create_default_context(cafile=sys.argv[2])
+assert urllib.request.urlopen(sys.argv[1], context=ctx, timeout=5).status == 200
+PY
+say "nginx $("$NGINX" -v 2>&1 | sed 's/.*: //') on https://127.0.0.1:$NGPORT (master $NGMASTER, worker $NGWORKER)"
 
-echo "==> method: $ROUNDS rounds x 4 targets, ${DUR}s each after 2s warm-up, $CONNS keep-alive connections,"
-echo "    closed loop; one loadgen process (tokio, $(nproc) threads) on the same $(nproc)-core machine;"
-echo "    nginx: 2 workers; Menshen: tokio multi-thread runtime (2 threads); upstream: 1 hyper process."
+# --------------------------------------------------------------------- load
 RES="$WORK/results.jsonl"
+run() { # target url [extra loadgen args...]
+  local target=$1 url=$2
+  shift 2
+  timeout -k 5 $((WARMUP + DUR + 60)) "${ON_CLIENT[@]}" "$LG" load --target "$target" --url "$url" \
+    --connections "$CONNS" --duration "$DUR" --warmup "$WARMUP" "$@" >> "$RES" \
+    || die "loadgen failed on $target"
+  python3 - "$RES" >&2 <<'PY'
+import json, sys
+r = json.loads(open(sys.argv[1]).readlines()[-1])
+print(f"    {r['target']:<11} {r['rps']:>8} req/s  p50 {r['p50_ms']:.2f} ms  p99 {r['p99_ms']:.2f} ms  errors {r['errors']}  non-2xx {r['non_2xx']}")
+PY
+}
+say "load: $ROUNDS rounds x (direct, nginx, menshen-a1$([ "$A2" = 1 ] && echo ", menshen-a2")), ${WARMUP}s warm-up + ${DUR}s each, $CONNS connections"
 for r in $(seq "$ROUNDS"); do
-  run direct "http://$UP/v1/bench/products" >> "$RES"
-  run nginx "https://127.0.0.1:$NGPORT/v1/bench/products" >> "$RES"
-  run menshen-a1 "$GW/v1/bench/products" --app-id "$A1_APP" --secret-file "$A1_SECRET" >> "$RES"
-  run menshen-a2 "$GW/v1/bench/accounts/6222020200112233445" --app-id "$A2_APP" --key "$A2_KEY" >> "$RES"
-  echo "    round $r done"
+  say "round $r/$ROUNDS"
+  run direct "http://$UP/v1/bench/products" --cpu-pid "upstream=$UPID"
+  run nginx "$NGINX_URL" --ca "$CA" --cpu-pid "proxy=$NGWORKER" --cpu-pid "upstream=$UPID"
+  run menshen-a1 "$GW/v1/bench/products" --ca "$CA" --sign-app-id "$APP" --sign-secret-file "$SECRET" \
+    --cpu-pid "proxy=$MPID" --cpu-pid "upstream=$UPID"
+  if [ "$A2" = 1 ]; then
+    run menshen-a2 "$GW/v1/bench/accounts/6222020200112233445" --ca "$CA" --sign-app-id "$A2_APP" \
+      --sign-key "$A2_KEY" --cpu-pid "proxy=$MPID" --cpu-pid "upstream=$UPID"
+  fi
 done
-$LG audit >> "$RES"
-$LG sign >> "$RES"
-$LG sign --key "$A2_KEY" >> "$RES"
+say "client signing cost (one thread$([ "$PIN" = 1 ] && echo ", CPU $CLIENT_CPUS"))"
+SIGN_CPU=()
+[ "$PIN" = 1 ] && SIGN_CPU=(taskset -c "${CLIENT_CPUS%%-*}")
+"${SIGN_CPU[@]}" "$LG" sign --seconds 3 >> "$RES"
+if [ "$A2" = 1 ]; then "${SIGN_CPU[@]}" "$LG" sign --seconds 3 --key "$A2_KEY" >> "$RES"; fi
+if [ "${BENCH_AUDIT:-0}" = 1 ]; then
+  say "audit writer alone (menshen-loadgen audit)"
+  "$LG" audit >> "$RES"
+fi
 
-python3 - "$RES" <<'PY'
+# -------------------------------------------------------------------- report
+NGINX_VERSION=$("$NGINX" -v 2>&1 | sed 's/.*: //')
+python3 - "$RES" "$NCPU" "$PLACEMENT" "$MENSHEN_THREADS" "$CLIENT_THREADS" "$NGINX_VERSION" "$(date -u +%Y-%m-%dT%H:%MZ)" "$ROUNDS" <<'PY'
 import json, sys, statistics as st
-rows = [json.loads(l) for l in open(sys.argv[1])]
+res, ncpu, placement, mthreads, cthreads, ngv, date, rounds = sys.argv[1:9]
+rows = [json.loads(l) for l in open(res) if l.strip()]
 by = {}
 for r in rows:
     by.setdefault(r["target"], []).append(r)
-print()
-print(f"{'target':<12}{'req/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'errors':>8}{'non-2xx':>8}   method")
+order = [t for t in ["direct", "nginx", "menshen-a1", "menshen-a2"] if t in by]
 med = {}
-for t in ["direct", "nginx", "menshen-a1", "menshen-a2"]:
-    rs = by.get(t, [])
-    if not rs: continue
-    m = {k: st.median([r[k] for r in rs]) for k in ["rps", "p50_ms", "p99_ms"]}
-    med[t] = m
-    print(f"{t:<12}{m['rps']:>10.0f}{m['p50_ms']:>9.2f}{m['p99_ms']:>9.2f}{sum(r['errors'] for r in rs):>8}{sum(r['non_2xx'] for r in rs):>8}   {rs[0]['method']} (median of {len(rs)})")
+def cpu(rs, who, k):
+    v = [r["cpu"][who][k] for r in rs if who in r.get("cpu", {})]
+    return st.median(v) if v else None
+for t in order:
+    rs = by[t]
+    med[t] = {k: st.median([r[k] for r in rs]) for k in ["rps", "p50_ms", "p99_ms"]}
+    med[t]["errors"] = sum(r["errors"] for r in rs)
+    med[t]["non_2xx"] = sum(r["non_2xx"] for r in rs)
+    med[t]["runs"] = len(rs)
+    for who in ["proxy", "upstream", "loadgen"]:
+        med[t][who + "_pct"] = cpu(rs, who, "cpu_pct")
+        med[t][who + "_us"] = cpu(rs, who, "cpu_us_per_req")
+f = lambda v, fmt: "-" if v is None else format(v, fmt)
+print()
+print(f"Results {date} (median of {rounds} rounds; each round runs every target once, interleaved)")
+print(f"{'target':<12}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'errors':>8}{'non-2xx':>9}   {'proxy CPU':>10}{'proxy us/req':>13}{'loadgen CPU':>12}{'upstream CPU':>13}")
+for t in order:
+    m = med[t]
+    print(f"{t:<12}{m['rps']:>9.0f}{m['p50_ms']:>9.2f}{m['p99_ms']:>9.2f}{m['errors']:>8}{m['non_2xx']:>9}   "
+          f"{f(m['proxy_pct'], '.0f') + '%' if m['proxy_pct'] is not None else '-':>10}{f(m['proxy_us'], '.0f'):>13}"
+          f"{f(m['loadgen_pct'], '.0f') + '%':>12}{f(m['upstream_pct'], '.0f') + '%':>13}")
+print("(CPU % = share of one core during the measured window, from /proc/PID/stat; us/req = CPU time per answered request)")
+print()
+print("Per round: req/s (proxy CPU us/req)")
+for t in order:
+    print(f"  {t:<12}" + "  ".join(f"{r['rps']:>7}" + (f" ({r['cpu']['proxy']['cpu_us_per_req']:.0f})" if "proxy" in r.get("cpu", {}) else "") for r in by[t]))
 def ratio(a, b):
     return med[a]["rps"] / med[b]["rps"] if a in med and b in med and med[b]["rps"] else float("nan")
 print()
-print(f"menshen-a1 / nginx  = {ratio('menshen-a1','nginx'):.2f}   (target >= 0.80)")
-print(f"nginx / direct      = {ratio('nginx','direct'):.2f}")
-print(f"menshen-a1 / direct = {ratio('menshen-a1','direct'):.2f}")
-print(f"menshen-a2 / a1     = {ratio('menshen-a2','menshen-a1'):.2f}")
+r_mn = ratio("menshen-a1", "nginx")
+print(f"menshen-a1 / nginx  = {r_mn:.2f}   target >= 0.80: {'MET' if r_mn >= 0.8 else 'NOT MET'}")
+print(f"nginx / direct      = {ratio('nginx', 'direct'):.2f}")
+print(f"menshen-a1 / direct = {ratio('menshen-a1', 'direct'):.2f}")
+if "menshen-a2" in med:
+    print(f"menshen-a2 / a1     = {ratio('menshen-a2', 'menshen-a1'):.2f}")
 for r in by.get("audit", []):
-    print(f"audit: {r['records_per_s']:.0f} records/s ({r['records']} records, {r['writers']} writers, {r['method']}); "
-          f"durable record latency p50 {r['durable_p50_ms']:.2f} ms, p99 {r['durable_p99_ms']:.2f} ms")
+    print(f"audit writer alone: {r['records_per_s']:,.0f} records/s ({r['records']} records, {r['writers']} writers); "
+          f"durable record p50 {r['durable_p50_ms']:.2f} ms, p99 {r['durable_p99_ms']:.2f} ms")
 for r in by.get("client-signing", []):
-    print(f"client signing cost ({r['alg']}): {r['signatures_per_s']:.0f} signatures/s on one core")
+    print(f"client signing cost ({r['alg']}): {r['signatures_per_s']:,} signatures/s on one core = {r['us_per_signature']} us each")
+ex = by.get("menshen-a1", [{}])[0]
+errs = [(t, r.get("first_error")) for t in order for r in by[t] if r.get("first_error")]
+nons = {t: {} for t in order}
+for t in order:
+    for r in by[t]:
+        for k, v in r.get("non_2xx_by_status", {}).items():
+            nons[t][k] = nons[t].get(k, 0) + v
+print()
+print("Method:")
+print(f"  tool: menshen-loadgen load (Rust; tokio + hyper 1.x client + rustls/aws-lc-rs), one process per run, the same for all targets;")
+print(f"        closed loop, {ex.get('connections', '?')} keep-alive HTTP/1.1 connections, one hyper client connection per worker (exact count),")
+print(f"        {ex.get('duration_s', '?')} s measured after warm-up, latency from an HDR histogram (2xx only, includes building + signing the request)")
+print(f"  rounds: {rounds}, targets interleaved in each round; table = median of rounds; errors and non-2xx = totals over rounds")
+print(f"  machine: {ncpu} CPUs (shared, noisy); placement {placement}")
+print(f"  loadgen: {cthreads} tokio worker thread(s); upstream: menshen-loadgen upstream (hyper 1.x HTTP/1.1, 200-byte JSON)"
+      + (", on the loadgen's CPU(s)" if placement.startswith("pinned") else ""))
+print(f"  nginx: {ngv}, worker_processes 1, TLS 1.2+1.3 with Menshen's ECDSA P-256 certificate, keep-alive (HTTP/1.1) upstream pool, access_log off")
+print(f"  Menshen: release build, `menshen demo` node, {mthreads} tokio worker thread (TOKIO_WORKER_THREADS) + its audit writer/index threads;")
+print(f"        A1 route `bench-products` -> the same upstream; every check on (IP lists, HMAC-SM3 signature, created window, nonce replay cache,")
+print(f"        grant), access record appended to the SM3-chained audit log and indexed in SQLite, MENSHEN_LOG=warn")
+print(f"  signing: menshen-a1 requests are each signed by the loadgen (HMAC-SM3, created=now, fresh nonce): that client cost is part of")
+print(f"        menshen-a1's figures (see the signing cost above); direct and nginx requests are unsigned")
+tls = {t: by[t][0].get("tls") for t in order if by[t][0].get("tls")}
+for t, v in tls.items():
+    print(f"  TLS negotiated with {t}: {v}")
+for t in order:
+    if nons[t]:
+        print(f"  non-2xx statuses for {t}: {nons[t]}")
+for t, e in errs[:5]:
+    print(f"  first error seen on {t}: {e}")
 PY
