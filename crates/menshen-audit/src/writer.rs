@@ -597,11 +597,6 @@ impl AuditLog {
         &self.dir
     }
 
-    /// The active segments directory.
-    pub fn segments_dir(&self) -> PathBuf {
-        self.dir.join("segments")
-    }
-
     async fn send<T: Serialize>(
         &self,
         rec: &T,

@@ -248,13 +248,6 @@ impl Snapshot {
             .find(|e| e.pattern.matches(path))
     }
 
-    /// Whether any API serves `path` with another method.
-    pub fn path_known(&self, path: &str) -> bool {
-        self.routes
-            .values()
-            .any(|l| l.iter().any(|e| e.pattern.matches(path)))
-    }
-
     /// An app by App_ID.
     pub fn app(&self, app_id: &str) -> Option<&Arc<AppEntry>> {
         self.apps.get(app_id)

@@ -91,8 +91,6 @@ pub struct DemoInfo {
     pub config_file: PathBuf,
     /// Data directory.
     pub data_dir: PathBuf,
-    /// Access log directory (same as `audit_dir`).
-    pub access_log: PathBuf,
     /// The tamper-evident audit log directory (`menshen audit verify` it).
     pub audit_dir: PathBuf,
     /// The bank's audit public key (PEM), to verify the log offline.
@@ -395,7 +393,6 @@ pub async fn start(opts: &DemoOptions) -> anyhow::Result<Demo> {
         upstream_url,
         config_file,
         data_dir: cfg.data_dir.clone(),
-        access_log: node.audit.dir().to_path_buf(),
         audit_dir: node.audit.dir().to_path_buf(),
         audit_public_key: audit_pub,
         bank_signing_public_key,
