@@ -453,6 +453,11 @@ impl State {
     }
 }
 
+/// zstd level for closed segments. Level 3 (zstd's default) compresses the
+/// JSON lines about as well as 9 for a fraction of the CPU; the compressor
+/// runs on the gateway's own cores, so level 9 cost ~6% of a loaded node.
+const COMPRESS_LEVEL: i32 = 3;
+
 /// Compress a closed segment to `<name>.zst` (synced) and remove the plain file.
 pub fn compress_segment(path: &Path) -> std::io::Result<PathBuf> {
     let mut zpath = path.as_os_str().to_owned();
@@ -464,7 +469,7 @@ pub fn compress_segment(path: &Path) -> std::io::Result<PathBuf> {
     {
         let input = File::open(path)?;
         let out = File::create(&tmp)?;
-        let mut enc = zstd::stream::write::Encoder::new(out, 9)?;
+        let mut enc = zstd::stream::write::Encoder::new(out, COMPRESS_LEVEL)?;
         std::io::copy(&mut BufReader::new(input), &mut enc)?;
         let out = enc.finish()?;
         out.sync_all()?;

@@ -205,6 +205,11 @@ pub fn audit_config(cfg: &Config) -> AuditConfig {
     a
 }
 
+/// How long the index task gathers committed batches before one transaction.
+const INDEX_LINGER: std::time::Duration = std::time::Duration::from_millis(100);
+/// Rows per index transaction at most.
+const INDEX_MAX_ROWS: usize = 8192;
+
 type IndexBatch = (Vec<menshen_store::AuditRow>, Option<(u64, String)>);
 
 /// Feeds committed audit batches to the store's index (AUD-2, AUD-6) and keeps
@@ -218,14 +223,20 @@ impl IndexSink {
         let (tx, mut rx) = tokio::sync::mpsc::channel::<IndexBatch>(256);
         tokio::spawn(async move {
             while let Some((mut rows, mut checkpoint)) = rx.recv().await {
-                // Coalesce whatever else is queued into one transaction.
-                while let Ok((more, cp2)) = rx.try_recv() {
-                    rows.extend(more);
-                    if cp2.is_some() {
-                        checkpoint = cp2;
-                    }
-                    if rows.len() >= 8192 {
-                        break;
+                // Coalesce up to INDEX_LINGER of batches into one transaction:
+                // a SQLite commit costs a WAL append of every page it touched
+                // plus file locking, so a few large commits are far cheaper
+                // than many small ones. Search lags the log by at most this.
+                let deadline = tokio::time::Instant::now() + INDEX_LINGER;
+                while rows.len() < INDEX_MAX_ROWS {
+                    match tokio::time::timeout_at(deadline, rx.recv()).await {
+                        Ok(Some((more, cp2))) => {
+                            rows.extend(more);
+                            if cp2.is_some() {
+                                checkpoint = cp2;
+                            }
+                        }
+                        Ok(None) | Err(_) => break,
                     }
                 }
                 if let Err(e) = cp.store.index_audit(rows, checkpoint).await {
