@@ -1,6 +1,7 @@
 //! The cryptography of an A2 call, one operation at a time: SM2 sign and
 //! verify (request verify + response sign bound an A2 call), P-256, Ed25519
-//! and RSA-2048 verify, SM3 and HMAC-SM3 over 1 KiB, SM4-GCM over 1 KiB.
+//! and RSA-2048 verify (and the `sm2` crate's own SM2 sign and verify, the
+//! baseline of the A2 crypto bound), SM3 and HMAC-SM3 over 1 KiB, SM4-GCM over 1 KiB.
 //! `bench/crypto.sh` runs this beside `openssl speed` on the same machine.
 
 use aes_gcm::aead::consts::U12;
@@ -22,6 +23,21 @@ fn bench(c: &mut Criterion) {
         }
         c.bench_function(&format!("{} verify", alg.name()), |b| {
             b.iter(|| assert!(pk.verify(black_box(msg), &sig)))
+        });
+    }
+    // The bound of issue #3 is stated with the `sm2` crate's own sign and
+    // verify; Menshen verifies with a per-key table (src/sm2verify.rs).
+    {
+        use sm2::dsa::signature::{Signer, Verifier};
+        let sk = sm2::SecretKey::from_slice(&[0x42; 32]).unwrap();
+        let k = sm2::dsa::SigningKey::new(menshen_crypto::SM2_DEFAULT_ID, &sk).unwrap();
+        let sig: sm2::dsa::Signature = k.sign(msg);
+        let vk = k.verifying_key().clone();
+        c.bench_function("sm2 crate sign", |b| {
+            b.iter(|| -> sm2::dsa::Signature { k.sign(black_box(msg)) })
+        });
+        c.bench_function("sm2 crate verify", |b| {
+            b.iter(|| vk.verify(black_box(msg), &sig).unwrap())
         });
     }
     let kib = vec![0x5au8; 1024];

@@ -8,11 +8,11 @@
 //! are PKCS#8 (PEM "PRIVATE KEY"). The algorithm is read from the key itself.
 
 use aws_lc_rs::encoding::AsDer;
+use aws_lc_rs::rand::SecureRandom;
 use aws_lc_rs::rand::SystemRandom;
 use aws_lc_rs::signature::{self as awssig, KeyPair as _};
 use pkcs8::der::{Decode, Encode};
-use pkcs8::{DecodePrivateKey, EncodePrivateKey, LineEnding};
-use sm2::elliptic_curve::rand_core::OsRng;
+use pkcs8::LineEnding;
 use sm2::pkcs8::{DecodePublicKey, EncodePublicKey};
 use zeroize::Zeroizing;
 
@@ -26,6 +26,20 @@ const OID_P256: &str = "1.2.840.10045.3.1.7";
 const OID_SM2: &str = "1.2.156.10197.1.301";
 const OID_ED25519: &str = "1.3.101.112";
 const OID_RSA: &str = "1.2.840.113549.1.1.1";
+
+/// A fresh SM2 secret key from the system CSPRNG (aws-lc-rs), retried in the
+/// negligible case that the 32 bytes are not a valid scalar (0 or >= n).
+fn sm2_random_secret() -> Result<sm2::SecretKey, CryptoError> {
+    let rng = SystemRandom::new();
+    for _ in 0..16 {
+        let mut b = Zeroizing::new([0u8; 32]);
+        rng.fill(&mut b[..]).map_err(|_| bad("system random"))?;
+        if let Ok(sk) = sm2::SecretKey::from_slice(&b[..]) {
+            return Ok(sk);
+        }
+    }
+    Err(bad("system random"))
+}
 
 /// Signature algorithms, by their protocol `alg` names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -90,7 +104,7 @@ fn pem(label: &'static str, der: &[u8]) -> String {
 
 #[derive(Clone)]
 enum PubInner {
-    Sm2(Box<sm2::dsa::VerifyingKey>),
+    Sm2(Box<crate::sm2verify::Sm2Verifier>),
     Aws(Vec<u8>),
 }
 
@@ -141,8 +155,8 @@ impl PublicKey {
                 let pk = sm2::PublicKey::from_public_key_der(der)
                     .map_err(|_| bad("SM2 public key does not parse"))?;
                 PubInner::Sm2(Box::new(
-                    sm2::dsa::VerifyingKey::new(SM2_DEFAULT_ID, pk)
-                        .map_err(|_| bad("SM2 public key"))?,
+                    crate::sm2verify::Sm2Verifier::new(SM2_DEFAULT_ID, &pk)
+                        .ok_or(bad("SM2 public key"))?,
                 ))
             }
             SigAlg::RsaV15Sha256 => {
@@ -187,13 +201,7 @@ impl PublicKey {
     /// Verify `sig` over `msg`.
     pub fn verify(&self, msg: &[u8], sig: &[u8]) -> bool {
         match &self.inner {
-            PubInner::Sm2(vk) => {
-                use sm2::dsa::signature::Verifier;
-                let Ok(s) = sm2::dsa::Signature::from_slice(sig) else {
-                    return false;
-                };
-                vk.verify(msg, &s).is_ok()
-            }
+            PubInner::Sm2(v) => v.verify(msg, sig),
             PubInner::Aws(raw) => {
                 let alg: &dyn awssig::VerificationAlgorithm = match self.alg {
                     SigAlg::EcdsaP256Sha256 => &awssig::ECDSA_P256_SHA256_FIXED,
@@ -297,9 +305,9 @@ impl PrivateKey {
     pub fn generate(alg: SigAlg) -> Result<(Self, Zeroizing<String>), CryptoError> {
         let der: Zeroizing<Vec<u8>> = match alg {
             SigAlg::Sm2Sm3 => {
-                let sk = sm2::SecretKey::random(&mut OsRng);
+                let sk = sm2_random_secret()?;
                 Zeroizing::new(
-                    sk.to_pkcs8_der()
+                    sm2::pkcs8::EncodePrivateKey::to_pkcs8_der(&sk)
                         .map_err(|_| bad("SM2 encode"))?
                         .as_bytes()
                         .to_vec(),
@@ -352,7 +360,8 @@ impl PrivateKey {
         )?;
         let (inner, spki_der) = match alg {
             SigAlg::Sm2Sm3 => {
-                let sk = sm2::SecretKey::from_pkcs8_der(der).map_err(|_| bad("SM2 private key"))?;
+                let sk = <sm2::SecretKey as sm2::pkcs8::DecodePrivateKey>::from_pkcs8_der(der)
+                    .map_err(|_| bad("SM2 private key"))?;
                 let spki = sk
                     .public_key()
                     .to_public_key_der()
