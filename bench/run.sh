@@ -16,8 +16,13 @@
 #   BENCH_ROUNDS       rounds                                  (default 3)
 #   BENCH_PIN          1 = pin the proxy under test to the last CPU and the
 #                      loadgen + upstream to the others (default 1 if >= 2 CPUs)
-#   BENCH_A2           1 = also run a signed A2 target (SM2 both ways, durable
-#                      audit record) - not part of the three-target comparison
+#   BENCH_A2           1 = also the A2 figures (issues #3, #4): a signed A2
+#                      target (SM2 both ways, durable audit record) at full
+#                      load, the SM2 crypto bound measured on the proxy's CPU,
+#                      and durable vs asynchronous audit latency at a paced
+#                      rate (a second node started with --unsafe-async-audit)
+#   BENCH_A2_RATE      requests/s of the paced A2 latency runs   (default 1000)
+#   BENCH_A2_PACED_CONNECTIONS  connections for them             (default 16)
 #   BENCH_AUDIT        1 = also run `menshen-loadgen audit` (audit writer alone)
 #   CARGO_BUILD_ARGS   extra arguments for `cargo build`
 set -euo pipefail
@@ -31,6 +36,8 @@ ROUNDS=${BENCH_ROUNDS:-3}
 NCPU=$(nproc)
 PIN=${BENCH_PIN:-$([ "$NCPU" -ge 2 ] && echo 1 || echo 0)}
 A2=${BENCH_A2:-0}
+A2_RATE=${BENCH_A2_RATE:-1000}
+A2_PACED_CONNS=${BENCH_A2_PACED_CONNECTIONS:-16}
 
 say() { printf '==> %s\n' "$*" >&2; }
 die() { printf 'error: %s\n' "$*" >&2; exit 1; }
@@ -155,6 +162,33 @@ if [ "$A2" = 1 ]; then
   "$BIN" api create --api-id bench-accounts --method GET --path '/v1/bench/accounts/{id}' \
     --upstream "http://$UP" --level A2 --category 1 >> "$WORK/api.log" 2>&1 || die "A2 api create failed"
   "$BIN" grant add "$A2_APP" bench-accounts >> "$WORK/api.log" 2>&1 || die "A2 grant failed"
+  # A second node, identical but for --unsafe-async-audit (A2 answered before
+  # its record is on disk): the baseline for "what durable audit adds". Same
+  # CPU as the first; only one of them is under load at any time.
+  MENSHEN_LOG=warn TOKIO_WORKER_THREADS=$MENSHEN_THREADS "${ON_PROXY[@]}" \
+    "$BIN" demo --dir "$WORK/demo-async" --gateway-port 0 --admin-port 0 --unsafe-async-audit \
+    > "$WORK/demo-async.log" 2>&1 &
+  MPID2=$!
+  PIDS+=("$MPID2")
+  J2="$WORK/demo-async/demo.json"
+  wait_file "$J2" 90 "$MPID2" || die "async Menshen demo did not start: $(tail -20 "$WORK/demo-async.log")"
+  jq2() { python3 -c 'import json,sys;d=json.load(open(sys.argv[1]));print(eval(sys.argv[2]))' "$J2" "$1"; }
+  GW2=$(jq2 "d['gateway_url']")
+  A2_APP2=$(jq2 "d['apps'][1]['app_id']")
+  A2_KEY2=$(jq2 "d['apps'][1]['private_key']")
+  MENSHEN_ADMIN_URL=$(jq2 "d['admin_url']") MENSHEN_ADMIN_TOKEN_FILE=$(jq2 "d['admin_token_file']") \
+    "$BIN" api create --api-id bench-accounts --method GET --path '/v1/bench/accounts/{id}' \
+    --upstream "http://$UP" --level A2 --category 1 >> "$WORK/api.log" 2>&1 || die "A2 api create (async node) failed"
+  MENSHEN_ADMIN_URL=$(jq2 "d['admin_url']") MENSHEN_ADMIN_TOKEN_FILE=$(jq2 "d['admin_token_file']") \
+    "$BIN" grant add "$A2_APP2" bench-accounts >> "$WORK/api.log" 2>&1 || die "A2 grant (async node) failed"
+  CA2=$(jq2 "d['ca_cert']")
+  deadline=$((SECONDS + 20))
+  until "$BIN" call --app-id "$A2_APP2" --key "$A2_KEY2" --ca "$CA2" GET "$GW2/v1/bench/accounts/6222020200112233445" \
+      > "$WORK/call2.log" 2>&1; do
+    [ "$SECONDS" -lt "$deadline" ] || die "signed A2 call to the async node never answered 2xx: $(head -20 "$WORK/call2.log")"
+    sleep 0.2
+  done
+  say "async-audit Menshen gateway $GW2 (pid $MPID2)"
 fi
 # The gateway picks up configuration within 1 s: poll with a signed request.
 deadline=$((SECONDS + 20))
@@ -228,7 +262,7 @@ run() { # target url [extra loadgen args...]
   local target=$1 url=$2
   shift 2
   timeout -k 5 $((WARMUP + DUR + 60)) "${ON_CLIENT[@]}" "$LG" load --target "$target" --url "$url" \
-    --connections "$CONNS" --duration "$DUR" --warmup "$WARMUP" "$@" >> "$RES" \
+    --connections "${RUN_CONNS:-$CONNS}" --duration "$DUR" --warmup "$WARMUP" "$@" >> "$RES" \
     || die "loadgen failed on $target"
   python3 - "$RES" >&2 <<'PY'
 import json, sys
@@ -246,13 +280,22 @@ for r in $(seq "$ROUNDS"); do
   if [ "$A2" = 1 ]; then
     run menshen-a2 "$GW/v1/bench/accounts/6222020200112233445" --ca "$CA" --sign-app-id "$A2_APP" \
       --sign-key "$A2_KEY" --cpu-pid "proxy=$MPID" --cpu-pid "upstream=$UPID"
+    A2_PACE=(--rate "$A2_RATE")
+    RUN_CONNS=$A2_PACED_CONNS run a2-durable-paced "$GW/v1/bench/accounts/6222020200112233445" --ca "$CA" --sign-app-id "$A2_APP" \
+      --sign-key "$A2_KEY" --cpu-pid "proxy=$MPID" --cpu-pid "upstream=$UPID" "${A2_PACE[@]}"
+    RUN_CONNS=$A2_PACED_CONNS run a2-async-paced "$GW2/v1/bench/accounts/6222020200112233445" --ca "$CA2" --sign-app-id "$A2_APP2" \
+      --sign-key "$A2_KEY2" --cpu-pid "proxy=$MPID2" --cpu-pid "upstream=$UPID" "${A2_PACE[@]}"
   fi
 done
 say "client signing cost (one thread$([ "$PIN" = 1 ] && echo ", CPU $CLIENT_CPUS"))"
 SIGN_CPU=()
 [ "$PIN" = 1 ] && SIGN_CPU=(taskset -c "${CLIENT_CPUS%%-*}")
 "${SIGN_CPU[@]}" "$LG" sign --seconds 3 >> "$RES"
-if [ "$A2" = 1 ]; then "${SIGN_CPU[@]}" "$LG" sign --seconds 3 --key "$A2_KEY" >> "$RES"; fi
+if [ "$A2" = 1 ]; then
+  "${SIGN_CPU[@]}" "$LG" sign --seconds 3 --key "$A2_KEY" >> "$RES"
+  say "SM2 crypto bound (one thread, on the proxy's CPU)"
+  "${ON_PROXY[@]}" "$LG" sm2-bound --seconds 3 >> "$RES"
+fi
 if [ "${BENCH_AUDIT:-0}" = 1 ]; then
   say "audit writer alone (menshen-loadgen audit)"
   "$LG" audit >> "$RES"
@@ -267,7 +310,7 @@ rows = [json.loads(l) for l in open(res) if l.strip()]
 by = {}
 for r in rows:
     by.setdefault(r["target"], []).append(r)
-order = [t for t in ["direct", "nginx", "menshen-a1", "menshen-a2"] if t in by]
+order = [t for t in ["direct", "nginx", "menshen-a1", "menshen-a2", "a2-durable-paced", "a2-async-paced"] if t in by]
 med = {}
 def cpu(rs, who, k):
     v = [r["cpu"][who][k] for r in rs if who in r.get("cpu", {})]
@@ -304,6 +347,23 @@ print(f"nginx / direct      = {ratio('nginx', 'direct'):.2f}")
 print(f"menshen-a1 / direct = {ratio('menshen-a1', 'direct'):.2f}")
 if "menshen-a2" in med:
     print(f"menshen-a2 / a1     = {ratio('menshen-a2', 'menshen-a1'):.2f}")
+for b in by.get("sm2-bound", []):
+    cores = 1 if placement.startswith("pinned") else int(ncpu)
+    bound = b["bound_per_core"] * cores
+    a2 = med.get("menshen-a2", {}).get("rps")
+    print(f"SM2 crypto bound: sm2 crate sign {b['crate_sign_us']} us + verify {b['crate_verify_us']} us = "
+          f"{b['bound_per_core']:.0f} A2 calls/s per core x {cores} core(s) = {bound:.0f}/s "
+          f"(Menshen's own SM2 verify, per-key table: {b['menshen_verify_us']} us)")
+    if a2:
+        r = a2 / bound
+        print(f"menshen-a2 / crypto bound = {r:.2f}   target >= 0.80: {'MET' if r >= 0.8 else 'NOT MET'}")
+if "a2-durable-paced" in med and "a2-async-paced" in med:
+    d, a = med["a2-durable-paced"], med["a2-async-paced"]
+    add99 = d["p99_ms"] - a["p99_ms"]
+    print(f"durable audit adds to an A2 call at {d['rps']:.0f} req/s: p50 {d['p50_ms'] - a['p50_ms']:+.2f} ms, "
+          f"p99 {add99:+.2f} ms   target p99 <= +2 ms: {'MET' if add99 <= 2.0 else 'NOT MET'}")
+    print("  (per round, p99 durable / async ms: " + ", ".join(
+        f"{x['p99_ms']:.2f} / {y['p99_ms']:.2f}" for x, y in zip(by["a2-durable-paced"], by["a2-async-paced"])) + ")")
 for r in by.get("audit", []):
     print(f"audit writer alone: {r['records_per_s']:,.0f} records/s ({r['records']} records, {r['writers']} writers); "
           f"durable record p50 {r['durable_p50_ms']:.2f} ms, p99 {r['durable_p99_ms']:.2f} ms")
@@ -331,6 +391,11 @@ print(f"        A1 route `bench-products` -> the same upstream; every check on (
 print(f"        grant), access record appended to the SM3-chained audit log and indexed in SQLite, MENSHEN_LOG=warn")
 print(f"  signing: menshen-a1 requests are each signed by the loadgen (HMAC-SM3, created=now, fresh nonce): that client cost is part of")
 print(f"        menshen-a1's figures (see the signing cost above); direct and nginx requests are unsigned")
+if "a2-durable-paced" in by:
+    pr = by["a2-durable-paced"][0]
+    print(f"  A2: menshen-a2 = SM2-signed requests (loadgen signs on its CPU), SM2 verify + SM2-signed response, durable audit record;")
+    print(f"        a2-durable-paced / a2-async-paced: the same call at a paced {pr.get('method', '').split('at most ')[-1].split(')')[0] or '?'}, "
+          f"{pr.get('connections', '?')} connections, against the durable node and a second node started with --unsafe-async-audit")
 tls = {t: by[t][0].get("tls") for t in order if by[t][0].get("tls")}
 for t, v in tls.items():
     print(f"  TLS negotiated with {t}: {v}")

@@ -244,7 +244,20 @@ async fn aud_3_chain_continues_after_reopen_and_partial_line_is_repaired() {
     log.record_durable(&serde_json::json!({"kind": "access", "txn_id": "AFTER"}))
         .await
         .unwrap();
-    let r = verify_dir(dir, &[pk, pk2], |_, _| {}).unwrap();
+    // A durable record is on disk when record_durable returns and sealed
+    // within SEAL_DURABLE, without any flush: poll (bounded) until the
+    // verifier sees it covered by a signed checkpoint.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    let r = loop {
+        match verify_dir(dir, &[pk.clone(), pk2.clone()], |_, _| {}) {
+            Ok(r) => break r,
+            Err(e) if std::time::Instant::now() < deadline => {
+                assert!(e.problem.contains("not covered"), "{e:?}");
+                tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+            }
+            Err(e) => panic!("durable record never sealed: {e:?}"),
+        }
+    };
     assert_eq!(r.records, 301);
     let all = menshen_audit::writer::read_all_records(dir).unwrap();
     assert!(all.last().unwrap().contains("AFTER"));

@@ -54,6 +54,12 @@ pub struct GatewayConfig {
     /// Make A1 access records durable before answering too (A2/A3 always are).
     #[serde(default)]
     pub durable_audit_a1: bool,
+    /// Benchmarking only: answer A2/A3 calls without waiting for their access
+    /// record to reach the disk. This breaks DEP-2 (RPO 0) and is logged as a
+    /// warning at start-up; `bench/run.sh` uses it to measure what durable
+    /// audit adds to an A2 call.
+    #[serde(default)]
+    pub unsafe_async_audit: bool,
 }
 
 fn default_window() -> u32 {
@@ -97,6 +103,7 @@ impl GatewayConfig {
             client_ca: None,
             sign_all_responses: false,
             durable_audit_a1: false,
+            unsafe_async_audit: false,
         }
     }
 

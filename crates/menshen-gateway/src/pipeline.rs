@@ -79,7 +79,8 @@ pub async fn handle(
         err = Some(e);
     }
     // DEP-2: A2/A3 answer only once their record is durable.
-    let durable = cfg.durable_audit_a1 || ex.api.as_ref().is_some_and(|a| a.api.level >= Level::A2);
+    let durable = !cfg.unsafe_async_audit
+        && (cfg.durable_audit_a1 || ex.api.as_ref().is_some_and(|a| a.api.level >= Level::A2));
     if !finish(state, &ex, &resp, err.as_ref(), durable).await && durable {
         tracing::error!(txn_id = %ex.txn_id, "access record not durable: failing the call closed");
         resp = error_response(ErrorCode::AuditUnavailable, &ex.txn_id);

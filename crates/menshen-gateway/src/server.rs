@@ -129,6 +129,11 @@ impl Gateway {
         node_id: Option<String>,
     ) -> Result<GatewayHandle, String> {
         config.validate()?;
+        if config.unsafe_async_audit {
+            tracing::warn!(
+                "gateway.unsafe_async_audit is on: A2/A3 calls are answered before their access record is durable (DEP-2 RPO 0 is NOT met); for benchmarks only"
+            );
+        }
         let acceptor = TlsAcceptor::from(Arc::new(tls_config(&config)?));
         let snapshot = SnapshotHandle::load(&cp).await.map_err(|e| e.to_string())?;
         let (shutdown, rx) = watch::channel(false);

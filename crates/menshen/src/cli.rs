@@ -68,6 +68,11 @@ pub enum Command {
         /// Admin API port (0 = any free port).
         #[arg(long, default_value_t = 9080)]
         admin_port: u16,
+        /// Benchmarking only: answer A2/A3 calls before their access record
+        /// is on disk (breaks DEP-2, RPO 0). bench/run.sh compares it with
+        /// the durable default.
+        #[arg(long, hide = true)]
+        unsafe_async_audit: bool,
     },
     /// Administration of the node itself.
     Admin {

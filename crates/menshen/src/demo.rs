@@ -33,6 +33,8 @@ pub struct DemoOptions {
     pub gateway_port: u16,
     /// Admin port (0 = any free port).
     pub admin_port: u16,
+    /// Benchmarking only: see `GatewayConfig::unsafe_async_audit`.
+    pub unsafe_async_audit: bool,
 }
 
 /// An app in `demo.json`.
@@ -217,7 +219,10 @@ pub async fn start(opts: &DemoOptions) -> anyhow::Result<Demo> {
             prefix: "0P".into(),
             institution: "C10305".into(),
         },
-        gateway: GatewayConfig::new(listen, tls.join("server.pem"), tls.join("server.key")),
+        gateway: GatewayConfig {
+            unsafe_async_audit: opts.unsafe_async_audit,
+            ..GatewayConfig::new(listen, tls.join("server.pem"), tls.join("server.key"))
+        },
         admin: AdminSection {
             listen: SocketAddr::from((Ipv4Addr::LOCALHOST, opts.admin_port)),
         },

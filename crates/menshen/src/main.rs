@@ -58,12 +58,14 @@ async fn run(cli: Cli) -> anyhow::Result<i32> {
             dir,
             gateway_port,
             admin_port,
+            unsafe_async_audit,
         } => {
             init_tracing();
             let opts = menshen::demo::DemoOptions {
                 dir: dir.clone(),
                 gateway_port,
                 admin_port,
+                unsafe_async_audit,
             };
             let demo = menshen::demo::start(&opts).await?;
             println!(

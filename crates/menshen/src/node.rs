@@ -220,7 +220,9 @@ struct IndexSink {
 
 impl IndexSink {
     fn start(cp: ControlPlane) -> Self {
-        let (tx, mut rx) = tokio::sync::mpsc::channel::<IndexBatch>(256);
+        // Room for INDEX_LINGER of single-record batches at a few thousand
+        // calls/s; beyond that the writer thread waits (back-pressure).
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<IndexBatch>(4096);
         tokio::spawn(async move {
             while let Some((mut rows, mut checkpoint)) = rx.recv().await {
                 // Coalesce up to INDEX_LINGER of batches into one transaction:

@@ -94,15 +94,30 @@ async fn adm_1_admin_changes_are_recorded_in_the_chain_with_actor_before_and_aft
         s.h.admin("POST", &format!("/v1/apps/{}/suspend", s.app_id), None)
             .await;
     assert_eq!(st, 200);
-    let (st, rows) =
-        s.h.admin("GET", "/v1/audit?kind=admin&limit=100", None)
-            .await;
-    assert_eq!(st, 200, "{rows}");
+    // The index follows the log within ~100 ms: poll (bounded).
+    let action = format!("POST /v1/apps/{}/suspend", s.app_id);
+    let mut rows = json!([]);
+    for _ in 0..200 {
+        let (st, r) =
+            s.h.admin("GET", "/v1/audit?kind=admin&limit=100", None)
+                .await;
+        assert_eq!(st, 200, "{r}");
+        rows = r;
+        if rows
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["record"]["action"] == action.as_str())
+        {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
     let rows = rows.as_array().unwrap();
     let suspend = rows
         .iter()
         .map(|r| &r["record"])
-        .find(|r| r["action"] == format!("POST /v1/apps/{}/suspend", s.app_id))
+        .find(|r| r["action"] == action.as_str())
         .unwrap_or_else(|| panic!("no admin record of the suspension: {rows:?}"));
     assert_eq!(suspend["actor"], "test");
     assert_eq!(suspend["before"]["status"], "active");
@@ -284,6 +299,9 @@ async fn aud_2_closed_segments_archive_and_stay_verifiable() {
             ..Default::default()
         },
     };
+    // Seal what the writer has not sealed yet (durable records are sealed
+    // within 10 ms; a flush seals at once).
+    log.flush().await.unwrap();
     menshen::cli::audit_archive(&cfg, false).unwrap();
     assert_eq!(
         zst(&audit_dir.join("archive")),
