@@ -551,16 +551,18 @@ impl AuditLog {
                         }
                         if recs.len() < BATCH {
                             next = rx.try_recv().ok();
-                            // Durable records under sustained load (the last
-                            // durable commit was moments ago): gather for
+                            // Durable records arriving faster than
+                            // DURABLE_LINGER apart (the previous durable batch
+                            // was answered less than that ago): gather for
                             // DURABLE_LINGER so one fdatasync (~60 us of kernel
                             // CPU here, plus two thread wake-ups) serves
-                            // several calls instead of one each.
+                            // several calls instead of one each. Slower
+                            // arrivals are committed at once (lowest latency).
                             if next.is_none()
                                 && !lingered
                                 && !waiters.is_empty()
                                 && !flush
-                                && last_durable.elapsed() < DURABLE_LINGER * 4
+                                && last_durable.elapsed() < DURABLE_LINGER
                             {
                                 lingered = true;
                                 std::thread::sleep(DURABLE_LINGER);
