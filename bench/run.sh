@@ -162,33 +162,42 @@ if [ "$A2" = 1 ]; then
   "$BIN" api create --api-id bench-accounts --method GET --path '/v1/bench/accounts/{id}' \
     --upstream "http://$UP" --level A2 --category 1 >> "$WORK/api.log" 2>&1 || die "A2 api create failed"
   "$BIN" grant add "$A2_APP" bench-accounts >> "$WORK/api.log" 2>&1 || die "A2 grant failed"
-  # A second node, identical but for --unsafe-async-audit (A2 answered before
-  # its record is on disk): the baseline for "what durable audit adds". Same
-  # CPU as the first; only one of them is under load at any time.
-  MENSHEN_LOG=warn TOKIO_WORKER_THREADS=$MENSHEN_THREADS "${ON_PROXY[@]}" \
-    "$BIN" demo --dir "$WORK/demo-async" --gateway-port 0 --admin-port 0 --unsafe-async-audit \
-    > "$WORK/demo-async.log" 2>&1 &
-  MPID2=$!
-  PIDS+=("$MPID2")
-  J2="$WORK/demo-async/demo.json"
-  wait_file "$J2" 90 "$MPID2" || die "async Menshen demo did not start: $(tail -20 "$WORK/demo-async.log")"
-  jq2() { python3 -c 'import json,sys;d=json.load(open(sys.argv[1]));print(eval(sys.argv[2]))' "$J2" "$1"; }
-  GW2=$(jq2 "d['gateway_url']")
-  A2_APP2=$(jq2 "d['apps'][1]['app_id']")
-  A2_KEY2=$(jq2 "d['apps'][1]['private_key']")
-  MENSHEN_ADMIN_URL=$(jq2 "d['admin_url']") MENSHEN_ADMIN_TOKEN_FILE=$(jq2 "d['admin_token_file']") \
-    "$BIN" api create --api-id bench-accounts --method GET --path '/v1/bench/accounts/{id}' \
-    --upstream "http://$UP" --level A2 --category 1 >> "$WORK/api.log" 2>&1 || die "A2 api create (async node) failed"
-  MENSHEN_ADMIN_URL=$(jq2 "d['admin_url']") MENSHEN_ADMIN_TOKEN_FILE=$(jq2 "d['admin_token_file']") \
-    "$BIN" grant add "$A2_APP2" bench-accounts >> "$WORK/api.log" 2>&1 || die "A2 grant (async node) failed"
-  CA2=$(jq2 "d['ca_cert']")
-  deadline=$((SECONDS + 20))
-  until "$BIN" call --app-id "$A2_APP2" --key "$A2_KEY2" --ca "$CA2" GET "$GW2/v1/bench/accounts/6222020200112233445" \
-      > "$WORK/call2.log" 2>&1; do
-    [ "$SECONDS" -lt "$deadline" ] || die "signed A2 call to the async node never answered 2xx: $(head -20 "$WORK/call2.log")"
-    sleep 0.2
-  done
-  say "async-audit Menshen gateway $GW2 (pid $MPID2)"
+  # Two more nodes for the latency comparison, fresh and identical but for
+  # --unsafe-async-audit (A2 answered before its record is on disk) and used
+  # for nothing else, so neither carries the first node's backlog (segment
+  # compression, index) from the full-load runs. Same CPU as the first; only
+  # one node is under load at any time.
+  start_a2_node() { # name [demo args...] -> sets NODE_{PID,GW,APP,KEY,CA}
+    local name=$1
+    shift
+    MENSHEN_LOG=warn TOKIO_WORKER_THREADS=$MENSHEN_THREADS "${ON_PROXY[@]}" \
+      "$BIN" demo --dir "$WORK/demo-$name" --gateway-port 0 --admin-port 0 "$@" \
+      > "$WORK/demo-$name.log" 2>&1 &
+    NODE_PID=$!
+    PIDS+=("$NODE_PID")
+    local j="$WORK/demo-$name/demo.json"
+    wait_file "$j" 90 "$NODE_PID" || die "Menshen node $name did not start: $(tail -20 "$WORK/demo-$name.log")"
+    jqn() { python3 -c 'import json,sys;d=json.load(open(sys.argv[1]));print(eval(sys.argv[2]))' "$j" "$1"; }
+    NODE_GW=$(jqn "d['gateway_url']")
+    NODE_APP=$(jqn "d['apps'][1]['app_id']")
+    NODE_KEY=$(jqn "d['apps'][1]['private_key']")
+    NODE_CA=$(jqn "d['ca_cert']")
+    local admin=(env MENSHEN_ADMIN_URL="$(jqn "d['admin_url']")" MENSHEN_ADMIN_TOKEN_FILE="$(jqn "d['admin_token_file']")")
+    "${admin[@]}" "$BIN" api create --api-id bench-accounts --method GET --path '/v1/bench/accounts/{id}' \
+      --upstream "http://$UP" --level A2 --category 1 >> "$WORK/api.log" 2>&1 || die "A2 api create (node $name) failed"
+    "${admin[@]}" "$BIN" grant add "$NODE_APP" bench-accounts >> "$WORK/api.log" 2>&1 || die "A2 grant (node $name) failed"
+    local deadline=$((SECONDS + 20))
+    until "$BIN" call --app-id "$NODE_APP" --key "$NODE_KEY" --ca "$NODE_CA" GET "$NODE_GW/v1/bench/accounts/6222020200112233445" \
+        > "$WORK/call-$name.log" 2>&1; do
+      [ "$SECONDS" -lt "$deadline" ] || die "signed A2 call to node $name never answered 2xx: $(head -20 "$WORK/call-$name.log")"
+      sleep 0.2
+    done
+    say "Menshen node $name: $NODE_GW (pid $NODE_PID)"
+  }
+  start_a2_node durable
+  MPID_D=$NODE_PID GW_D=$NODE_GW A2_APP_D=$NODE_APP A2_KEY_D=$NODE_KEY CA_D=$NODE_CA
+  start_a2_node async --unsafe-async-audit
+  MPID2=$NODE_PID GW2=$NODE_GW A2_APP2=$NODE_APP A2_KEY2=$NODE_KEY CA2=$NODE_CA
 fi
 # The gateway picks up configuration within 1 s: poll with a signed request.
 deadline=$((SECONDS + 20))
@@ -281,10 +290,16 @@ for r in $(seq "$ROUNDS"); do
     run menshen-a2 "$GW/v1/bench/accounts/6222020200112233445" --ca "$CA" --sign-app-id "$A2_APP" \
       --sign-key "$A2_KEY" --cpu-pid "proxy=$MPID" --cpu-pid "upstream=$UPID"
     A2_PACE=(--rate "$A2_RATE")
-    RUN_CONNS=$A2_PACED_CONNS run a2-durable-paced "$GW/v1/bench/accounts/6222020200112233445" --ca "$CA" --sign-app-id "$A2_APP" \
-      --sign-key "$A2_KEY" --cpu-pid "proxy=$MPID" --cpu-pid "upstream=$UPID" "${A2_PACE[@]}"
-    RUN_CONNS=$A2_PACED_CONNS run a2-async-paced "$GW2/v1/bench/accounts/6222020200112233445" --ca "$CA2" --sign-app-id "$A2_APP2" \
-      --sign-key "$A2_KEY2" --cpu-pid "proxy=$MPID2" --cpu-pid "upstream=$UPID" "${A2_PACE[@]}"
+    # The pair alternates its order between rounds.
+    paced_durable() {
+      RUN_CONNS=$A2_PACED_CONNS run a2-durable-paced "$GW_D/v1/bench/accounts/6222020200112233445" --ca "$CA_D" --sign-app-id "$A2_APP_D" \
+        --sign-key "$A2_KEY_D" --cpu-pid "proxy=$MPID_D" --cpu-pid "upstream=$UPID" "${A2_PACE[@]}"
+    }
+    paced_async() {
+      RUN_CONNS=$A2_PACED_CONNS run a2-async-paced "$GW2/v1/bench/accounts/6222020200112233445" --ca "$CA2" --sign-app-id "$A2_APP2" \
+        --sign-key "$A2_KEY2" --cpu-pid "proxy=$MPID2" --cpu-pid "upstream=$UPID" "${A2_PACE[@]}"
+    }
+    if [ $((r % 2)) = 1 ]; then paced_durable; paced_async; else paced_async; paced_durable; fi
   fi
 done
 say "client signing cost (one thread$([ "$PIN" = 1 ] && echo ", CPU $CLIENT_CPUS"))"
@@ -395,7 +410,7 @@ if "a2-durable-paced" in by:
     pr = by["a2-durable-paced"][0]
     print(f"  A2: menshen-a2 = SM2-signed requests (loadgen signs on its CPU), SM2 verify + SM2-signed response, durable audit record;")
     print(f"        a2-durable-paced / a2-async-paced: the same call at a paced {pr.get('method', '').split('at most ')[-1].split(')')[0] or '?'}, "
-          f"{pr.get('connections', '?')} connections, against the durable node and a second node started with --unsafe-async-audit")
+          f"{pr.get('connections', '?')} connections, against two fresh nodes used for nothing else, one durable and one started with --unsafe-async-audit")
 tls = {t: by[t][0].get("tls") for t in order if by[t][0].get("tls")}
 for t, v in tls.items():
     print(f"  TLS negotiated with {t}: {v}")
