@@ -531,8 +531,10 @@ impl AuditLog {
                 let mut last_durable = Instant::now() - DURABLE_LINGER * 8;
                 while let Some(first) = rx.blocking_recv() {
                     let mut recs = Vec::new();
+                    // Callers of record_durable (answered once synced) and
+                    // of flush (answered once synced and sealed).
                     let mut waiters = Vec::new();
-                    let mut flush = false;
+                    let mut flushers = Vec::new();
                     let mut lingered = false;
                     let mut next = Some(first);
                     while let Some(msg) = next.take() {
@@ -543,10 +545,7 @@ impl AuditLog {
                                     waiters.push(w);
                                 }
                             }
-                            Msg::Flush(w) => {
-                                flush = true;
-                                waiters.push(w);
-                            }
+                            Msg::Flush(w) => flushers.push(w),
                             Msg::Tick => {}
                         }
                         if recs.len() < BATCH {
@@ -561,7 +560,7 @@ impl AuditLog {
                             if next.is_none()
                                 && !lingered
                                 && !waiters.is_empty()
-                                && !flush
+                                && flushers.is_empty()
                                 && last_durable.elapsed() < DURABLE_LINGER
                             {
                                 lingered = true;
@@ -570,43 +569,65 @@ impl AuditLog {
                             }
                         }
                     }
-                    // Durable records are synced before their callers are
-                    // answered, and sealed within SEAL_DURABLE: one SM2
-                    // signature per group commit would cost about as much
-                    // as the A2 call's own response signature.
-                    durable_unsealed |= !waiters.is_empty() && !flush;
-                    let seal_due = if durable_unsealed { SEAL_DURABLE } else { SEAL_EVERY };
-                    let want_seal = flush || st.last_seal.elapsed() >= seal_due;
                     let wrote = !recs.is_empty();
+                    let lone = waiters.is_empty() && flushers.is_empty();
+                    // 1. Append and, if anyone waits, sync (group commit).
                     let committed = if wrote { st.commit(recs) } else { Ok(vec![]) };
-                    let result = committed.and_then(|c| {
-                        if !waiters.is_empty() {
+                    let committed = committed.and_then(|c| {
+                        if !lone {
                             st.sync()?;
                         }
-                        let cp = if want_seal { st.seal()? } else { None };
-                        Ok((c, cp))
+                        Ok(c)
                     });
+                    let fail = |e: &AuditError| {
+                        tracing::error!(target: "menshen::audit", error = %e, "AUDIT WRITE FAILED: this batch is not durable or not sealed; A2/A3 calls fail closed");
+                    };
+                    // A flush with nothing new reports the last write's fate.
+                    let synced_ok = match &committed {
+                        Ok(_) => wrote || healthy,
+                        Err(e) => {
+                            fail(e);
+                            false
+                        }
+                    };
+                    // 2. Durable records are on disk: answer their callers
+                    // now; sealing is not part of durability.
+                    if !waiters.is_empty() {
+                        last_durable = Instant::now();
+                        durable_unsealed = true;
+                    }
+                    for w in waiters {
+                        let _ = w.send(synced_ok);
+                    }
+                    // 3. Seal: at once for a flush, within SEAL_DURABLE of a
+                    // durable record, SEAL_EVERY otherwise. One SM2 signature
+                    // per group commit would cost about as much as the A2
+                    // call's own response signature.
+                    let seal_due = if durable_unsealed { SEAL_DURABLE } else { SEAL_EVERY };
+                    let want_seal = !flushers.is_empty() || st.last_seal.elapsed() >= seal_due;
+                    let sealed = match committed {
+                        Ok(c) if want_seal => st.seal().map(|cp| (c, cp)),
+                        Ok(c) => Ok((c, None)),
+                        Err(e) => Err(e),
+                    };
                     if want_seal {
                         durable_unsealed = false;
                     }
-                    let (ok, done) = match result {
-                        // A flush with nothing new reports the last write's fate.
-                        Ok(done) => (wrote || healthy, Some(done)),
+                    let (ok, done) = match sealed {
+                        Ok(done) => (synced_ok, Some(done)),
                         Err(e) => {
-                            tracing::error!(target: "menshen::audit", error = %e, "AUDIT WRITE FAILED: this batch is not durable or not sealed; A2/A3 calls fail closed");
+                            if synced_ok {
+                                fail(&e);
+                            }
                             (false, None)
                         }
                     };
                     healthy = ok;
-                    let lone = waiters.is_empty();
-                    if !lone {
-                        last_durable = Instant::now();
-                    }
-                    // Answer first: the index (the sink) is not part of
-                    // durability and may apply back-pressure.
-                    for w in waiters {
+                    for w in flushers {
                         let _ = w.send(ok);
                     }
+                    // The index (the sink) is not part of durability and may
+                    // apply back-pressure: after every caller is answered.
                     if let (Some(s), Some((committed, cp))) = (sink.as_mut(), done) {
                         if !committed.is_empty() || cp.is_some() {
                             s.committed(committed, cp.as_ref());

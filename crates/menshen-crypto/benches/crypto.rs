@@ -26,7 +26,7 @@ fn bench(c: &mut Criterion) {
         });
     }
     // The bound of issue #3 is stated with the `sm2` crate's own sign and
-    // verify; Menshen verifies with a per-key table (src/sm2verify.rs).
+    // verify; Menshen verifies with a per-key table (src/sm2fast.rs).
     {
         use sm2::dsa::signature::{Signer, Verifier};
         let sk = sm2::SecretKey::from_slice(&[0x42; 32]).unwrap();

@@ -104,7 +104,7 @@ fn pem(label: &'static str, der: &[u8]) -> String {
 
 #[derive(Clone)]
 enum PubInner {
-    Sm2(Box<crate::sm2verify::Sm2Verifier>),
+    Sm2(Box<crate::sm2fast::Sm2Verifier>),
     Aws(Vec<u8>),
 }
 
@@ -155,7 +155,7 @@ impl PublicKey {
                 let pk = sm2::PublicKey::from_public_key_der(der)
                     .map_err(|_| bad("SM2 public key does not parse"))?;
                 PubInner::Sm2(Box::new(
-                    crate::sm2verify::Sm2Verifier::new(SM2_DEFAULT_ID, &pk)
+                    crate::sm2fast::Sm2Verifier::new(SM2_DEFAULT_ID, &pk)
                         .ok_or(bad("SM2 public key"))?,
                 ))
             }
@@ -280,7 +280,7 @@ pub fn ecdsa_rs_to_der(rs: &[u8]) -> Result<Vec<u8>, CryptoError> {
 }
 
 enum PrivInner {
-    Sm2(Box<sm2::dsa::SigningKey>),
+    Sm2(Box<crate::sm2fast::Sm2Signer>),
     Ecdsa(awssig::EcdsaKeyPair),
     Ed25519(awssig::Ed25519KeyPair),
     Rsa(awssig::RsaKeyPair),
@@ -368,8 +368,8 @@ impl PrivateKey {
                     .map_err(|_| bad("SM2 public"))?
                     .as_bytes()
                     .to_vec();
-                let sign = sm2::dsa::SigningKey::new(SM2_DEFAULT_ID, &sk)
-                    .map_err(|_| bad("SM2 private key"))?;
+                let sign = crate::sm2fast::Sm2Signer::new(SM2_DEFAULT_ID, &sk)
+                    .ok_or(bad("SM2 private key"))?;
                 (PrivInner::Sm2(Box::new(sign)), spki)
             }
             SigAlg::EcdsaP256Sha256 => {
@@ -425,11 +425,7 @@ impl PrivateKey {
     pub fn sign(&self, msg: &[u8]) -> Result<Vec<u8>, CryptoError> {
         let rng = SystemRandom::new();
         match &self.inner {
-            PrivInner::Sm2(k) => {
-                use sm2::dsa::signature::Signer;
-                let s: sm2::dsa::Signature = k.try_sign(msg).map_err(|_| bad("SM2 sign"))?;
-                Ok(s.to_bytes().to_vec())
-            }
+            PrivInner::Sm2(k) => Ok(k.sign(msg).ok_or(bad("SM2 sign"))?.to_vec()),
             PrivInner::Ecdsa(k) => Ok(k
                 .sign(&rng, msg)
                 .map_err(|_| bad("P-256 sign"))?

@@ -6,7 +6,7 @@
 
 pub mod keys;
 pub mod master;
-pub mod sm2verify;
+pub mod sm2fast;
 
 pub use keys::{ecdsa_der_to_rs, ecdsa_rs_to_der, PrivateKey, PublicKey, SigAlg, SM2_DEFAULT_ID};
 pub use master::{MasterKey, MasterKeyError};
