@@ -23,6 +23,8 @@
 #                      rate (a second node started with --unsafe-async-audit)
 #   BENCH_A2_RATE      requests/s of the paced A2 latency runs   (default 1000)
 #   BENCH_A2_PACED_CONNECTIONS  connections for them             (default 16)
+#   BENCH_A2_PACED_PIN 1 = pin the two paced nodes to the proxy's CPU as well;
+#                      default 0: they may use every CPU (see bench/README.md)
 #   BENCH_AUDIT        1 = also run `menshen-loadgen audit` (audit writer alone)
 #   CARGO_BUILD_ARGS   extra arguments for `cargo build`
 set -euo pipefail
@@ -38,6 +40,7 @@ PIN=${BENCH_PIN:-$([ "$NCPU" -ge 2 ] && echo 1 || echo 0)}
 A2=${BENCH_A2:-0}
 A2_RATE=${BENCH_A2_RATE:-1000}
 A2_PACED_CONNS=${BENCH_A2_PACED_CONNECTIONS:-16}
+A2_PACED_PIN=${BENCH_A2_PACED_PIN:-0}
 
 say() { printf '==> %s\n' "$*" >&2; }
 die() { printf 'error: %s\n' "$*" >&2; exit 1; }
@@ -165,12 +168,17 @@ if [ "$A2" = 1 ]; then
   # Two more nodes for the latency comparison, fresh and identical but for
   # --unsafe-async-audit (A2 answered before its record is on disk) and used
   # for nothing else, so neither carries the first node's backlog (segment
-  # compression, index) from the full-load runs. Same CPU as the first; only
-  # one node is under load at any time.
+  # compression, index) from the full-load runs. Only one node is under load
+  # at any time. Unless BENCH_A2_PACED_PIN=1 they are not confined to one
+  # CPU: the durable path hands each record to the audit writer thread, and
+  # on a single busy core that thread waits for the tokio worker's scheduler
+  # slice before its fdatasync can start (see bench/README.md).
   start_a2_node() { # name [demo args...] -> sets NODE_{PID,GW,APP,KEY,CA}
     local name=$1
     shift
-    MENSHEN_LOG=warn TOKIO_WORKER_THREADS=$MENSHEN_THREADS "${ON_PROXY[@]}" \
+    local on=()
+    [ "$A2_PACED_PIN" = 1 ] && on=("${ON_PROXY[@]}")
+    MENSHEN_LOG=warn TOKIO_WORKER_THREADS=$MENSHEN_THREADS "${on[@]}" \
       "$BIN" demo --dir "$WORK/demo-$name" --gateway-port 0 --admin-port 0 "$@" \
       > "$WORK/demo-$name.log" 2>&1 &
     NODE_PID=$!
@@ -284,11 +292,9 @@ for r in $(seq "$ROUNDS"); do
   say "round $r/$ROUNDS"
   run direct "http://$UP/v1/bench/products" --cpu-pid "upstream=$UPID"
   run nginx "$NGINX_URL" --ca "$CA" --cpu-pid "proxy=$NGWORKER" --cpu-pid "upstream=$UPID"
-  run menshen-a1 "$GW/v1/bench/products" --ca "$CA" --sign-app-id "$APP" --sign-secret-file "$SECRET" \
-    --cpu-pid "proxy=$MPID" --cpu-pid "upstream=$UPID"
   if [ "$A2" = 1 ]; then
-    run menshen-a2 "$GW/v1/bench/accounts/6222020200112233445" --ca "$CA" --sign-app-id "$A2_APP" \
-      --sign-key "$A2_KEY" --cpu-pid "proxy=$MPID" --cpu-pid "upstream=$UPID"
+    # The paced pair first: direct and nginx leave no Menshen background work
+    # (index catch-up, segment compression) behind, the full-load runs do.
     A2_PACE=(--rate "$A2_RATE")
     # The pair alternates its order between rounds.
     paced_durable() {
@@ -300,6 +306,12 @@ for r in $(seq "$ROUNDS"); do
         --sign-key "$A2_KEY2" --cpu-pid "proxy=$MPID2" --cpu-pid "upstream=$UPID" "${A2_PACE[@]}"
     }
     if [ $((r % 2)) = 1 ]; then paced_durable; paced_async; else paced_async; paced_durable; fi
+  fi
+  run menshen-a1 "$GW/v1/bench/products" --ca "$CA" --sign-app-id "$APP" --sign-secret-file "$SECRET" \
+    --cpu-pid "proxy=$MPID" --cpu-pid "upstream=$UPID"
+  if [ "$A2" = 1 ]; then
+    run menshen-a2 "$GW/v1/bench/accounts/6222020200112233445" --ca "$CA" --sign-app-id "$A2_APP" \
+      --sign-key "$A2_KEY" --cpu-pid "proxy=$MPID" --cpu-pid "upstream=$UPID"
   fi
 done
 say "client signing cost (one thread$([ "$PIN" = 1 ] && echo ", CPU $CLIENT_CPUS"))"
@@ -319,7 +331,7 @@ fi
 # -------------------------------------------------------------------- report
 NGINX_VERSION=$("$NGINX" -v 2>&1 | sed 's/.*: //')
 python3 - "$RES" "$NCPU" "$PLACEMENT" "$MENSHEN_THREADS" "$CLIENT_THREADS" "$NGINX_VERSION" "$(date -u +%Y-%m-%dT%H:%MZ)" "$ROUNDS" <<'PY'
-import json, sys, statistics as st
+import json, os, sys, statistics as st
 res, ncpu, placement, mthreads, cthreads, ngv, date, rounds = sys.argv[1:9]
 rows = [json.loads(l) for l in open(res) if l.strip()]
 by = {}
@@ -410,7 +422,8 @@ if "a2-durable-paced" in by:
     pr = by["a2-durable-paced"][0]
     print(f"  A2: menshen-a2 = SM2-signed requests (loadgen signs on its CPU), SM2 verify + SM2-signed response, durable audit record;")
     print(f"        a2-durable-paced / a2-async-paced: the same call at a paced {pr.get('method', '').split('at most ')[-1].split(')')[0] or '?'}, "
-          f"{pr.get('connections', '?')} connections, against two fresh nodes used for nothing else, one durable and one started with --unsafe-async-audit")
+          f"{pr.get('connections', '?')} connections, against two fresh nodes used for nothing else, one durable and one started with --unsafe-async-audit"
+          + (", both pinned like the proxy" if os.environ.get("BENCH_A2_PACED_PIN", "0") == "1" else ", both free to use every CPU (1 tokio worker thread each)"))
 tls = {t: by[t][0].get("tls") for t in order if by[t][0].get("tls")}
 for t, v in tls.items():
     print(f"  TLS negotiated with {t}: {v}")
