@@ -553,8 +553,9 @@ impl AuditLog {
                         if recs.len() < BATCH {
                             next = rx.try_recv().ok();
                             // Under sustained durable load (the previous
-                            // durable batch already held several records and
-                            // was answered moments ago): gather for
+                            // durable batch, answered less than
+                            // 2 x DURABLE_LINGER ago, held several records or
+                            // was answered under DURABLE_LINGER / 2 ago): gather for
                             // DURABLE_LINGER so one fdatasync (~60 us of kernel
                             // CPU here, plus two thread wake-ups) serves
                             // several calls instead of one each. Otherwise

@@ -8,7 +8,6 @@
 //! are PKCS#8 (PEM "PRIVATE KEY"). The algorithm is read from the key itself.
 
 use aws_lc_rs::encoding::AsDer;
-use aws_lc_rs::rand::SecureRandom;
 use aws_lc_rs::rand::SystemRandom;
 use aws_lc_rs::signature::{self as awssig, KeyPair as _};
 use pkcs8::der::{Decode, Encode};
@@ -27,18 +26,11 @@ const OID_SM2: &str = "1.2.156.10197.1.301";
 const OID_ED25519: &str = "1.3.101.112";
 const OID_RSA: &str = "1.2.840.113549.1.1.1";
 
-/// A fresh SM2 secret key from the system CSPRNG (aws-lc-rs), retried in the
-/// negligible case that the 32 bytes are not a valid scalar (0 or >= n).
+/// A fresh SM2 secret key from the system CSPRNG (aws-lc-rs).
 fn sm2_random_secret() -> Result<sm2::SecretKey, CryptoError> {
-    let rng = SystemRandom::new();
-    for _ in 0..16 {
-        let mut b = Zeroizing::new([0u8; 32]);
-        rng.fill(&mut b[..]).map_err(|_| bad("system random"))?;
-        if let Ok(sk) = sm2::SecretKey::from_slice(&b[..]) {
-            return Ok(sk);
-        }
-    }
-    Err(bad("system random"))
+    let d = crate::sm2fast::random_nonzero_scalar().ok_or(bad("system random"))?;
+    let d: Option<sm2::NonZeroScalar> = sm2::NonZeroScalar::new(*d).into();
+    Ok(sm2::SecretKey::from(d.ok_or(bad("system random"))?))
 }
 
 /// Signature algorithms, by their protocol `alg` names.

@@ -88,6 +88,24 @@ fn message_scalar(z: &[u8; 32], msg: &[u8]) -> Scalar {
     <Scalar as Reduce<FieldBytes>>::reduce(&FieldBytes::from(<[u8; 32]>::from(h.finalize())))
 }
 
+/// A uniformly random scalar in [1, n-1] from the system CSPRNG (aws-lc-rs),
+/// by rejection (a draw is rejected with probability ~2^-32). `None` only if
+/// the CSPRNG fails.
+pub(crate) fn random_nonzero_scalar() -> Option<Zeroizing<Scalar>> {
+    use aws_lc_rs::rand::SecureRandom;
+    let rng = aws_lc_rs::rand::SystemRandom::new();
+    for _ in 0..64 {
+        let mut kb = Zeroizing::new([0u8; 32]);
+        rng.fill(&mut kb[..]).ok()?;
+        let k: Option<Scalar> = Scalar::from_repr(FieldBytes::from(*kb)).into();
+        match k.map(Zeroizing::new) {
+            Some(k) if !bool::from(k.is_zero()) => return Some(k),
+            _ => continue,
+        }
+    }
+    None
+}
+
 /// An SM2 private key prepared for signing (the bank's response-signing and
 /// audit keys).
 pub struct Sm2Signer {
@@ -120,20 +138,10 @@ impl Sm2Signer {
 
     /// Sign `msg`: r || s, 64 bytes. `None` only if the system CSPRNG fails.
     pub fn sign(&self, msg: &[u8]) -> Option<[u8; 64]> {
-        use aws_lc_rs::rand::SecureRandom;
-        let rng = aws_lc_rs::rand::SystemRandom::new();
         let e = message_scalar(&self.z, msg);
         // A3-A6, retried on the (negligible) rejections.
         for _ in 0..64 {
-            let mut kb = Zeroizing::new([0u8; 32]);
-            rng.fill(&mut kb[..]).ok()?;
-            let k: Option<Scalar> = Scalar::from_repr(FieldBytes::from(*kb)).into();
-            let Some(k) = k.map(Zeroizing::new) else {
-                continue;
-            };
-            if bool::from(k.is_zero()) {
-                continue;
-            }
+            let k = random_nonzero_scalar()?;
             // (x1, y1) = [k]G, constant time (the crate's base-point table).
             let x1: FieldBytes = ProjectivePoint::mul_by_generator(&*k).to_affine().x();
             let r = e + <Scalar as Reduce<FieldBytes>>::reduce(&x1);
@@ -204,15 +212,12 @@ impl Sm2Verifier {
 
     /// Verify signature `sig` (r || s, 64 bytes) over `msg`.
     pub fn verify(&self, msg: &[u8], sig: &[u8]) -> bool {
-        let (Some(r), Some(s)) = (
-            sig.get(..32).and_then(scalar_in_range),
-            sig.get(32..64).and_then(scalar_in_range),
-        ) else {
-            return false;
-        };
         if sig.len() != 64 {
             return false;
         }
+        let (Some(r), Some(s)) = (scalar_in_range(&sig[..32]), scalar_in_range(&sig[32..])) else {
+            return false;
+        };
         let e = message_scalar(&self.z, msg);
         // t = r + s mod n, t != 0
         let t = r + s;
