@@ -5,6 +5,10 @@
 #   nginx       Debian nginx as a plain TLS reverse proxy in front of it
 #   menshen-a1  Menshen on a signed A1 route to it (HMAC-SM3, every request
 #               signed fresh by the client with a unique nonce)
+#   bare        `menshen-loadgen bare-proxy`: a TLS reverse proxy on Menshen's
+#               own stack (hyper-util server + rustls + hyper-util pooled
+#               client) with no checks and no audit: what the stack alone
+#               costs, so the gap to nginx splits into stack and Menshen's work
 # Targets run interleaved for BENCH_ROUNDS rounds; the table shows the median
 # of the rounds per target. Also measures the loadgen's own signing cost.
 # Everything binds 127.0.0.1; every load run is time-limited.
@@ -273,6 +277,15 @@ assert urllib.request.urlopen(sys.argv[1], context=ctx, timeout=5).status == 200
 PY
 say "nginx $("$NGINX" -v 2>&1 | sed 's/.*: //') on https://127.0.0.1:$NGPORT (master $NGMASTER, worker $NGWORKER)"
 
+# ---------------------------------------------------------- bare stack proxy
+"${ON_PROXY[@]}" env TOKIO_WORKER_THREADS="$MENSHEN_THREADS" "$LG" bare-proxy --upstream "http://$UP" \
+  --cert "$WORK/demo/tls/server.pem" --key "$WORK/demo/tls/server.key" > "$WORK/bare.addr" 2> "$WORK/bare.log" &
+BPID=$!
+PIDS+=("$BPID")
+wait_file "$WORK/bare.addr" 10 "$BPID" || die "bare-proxy did not start: $(cat "$WORK/bare.log")"
+BARE_URL="https://$(head -1 "$WORK/bare.addr")/v1/bench/products"
+say "bare stack proxy on $BARE_URL (pid $BPID)"
+
 # --------------------------------------------------------------------- load
 RES="$WORK/results.jsonl"
 run() { # target url [extra loadgen args...]
@@ -287,11 +300,12 @@ r = json.loads(open(sys.argv[1]).readlines()[-1])
 print(f"    {r['target']:<11} {r['rps']:>8} req/s  p50 {r['p50_ms']:.2f} ms  p99 {r['p99_ms']:.2f} ms  errors {r['errors']}  non-2xx {r['non_2xx']}")
 PY
 }
-say "load: $ROUNDS rounds x (direct, nginx, menshen-a1$([ "$A2" = 1 ] && echo ", menshen-a2")), ${WARMUP}s warm-up + ${DUR}s each, $CONNS connections"
+say "load: $ROUNDS rounds x (direct, nginx, bare, menshen-a1$([ "$A2" = 1 ] && echo ", menshen-a2")), ${WARMUP}s warm-up + ${DUR}s each, $CONNS connections"
 for r in $(seq "$ROUNDS"); do
   say "round $r/$ROUNDS"
   run direct "http://$UP/v1/bench/products" --cpu-pid "upstream=$UPID"
   run nginx "$NGINX_URL" --ca "$CA" --cpu-pid "proxy=$NGWORKER" --cpu-pid "upstream=$UPID"
+  run bare "$BARE_URL" --ca "$CA" --cpu-pid "proxy=$BPID" --cpu-pid "upstream=$UPID"
   if [ "$A2" = 1 ]; then
     # The paced pair first: direct and nginx leave no Menshen background work
     # (index catch-up, segment compression) behind, the full-load runs do.
@@ -337,7 +351,7 @@ rows = [json.loads(l) for l in open(res) if l.strip()]
 by = {}
 for r in rows:
     by.setdefault(r["target"], []).append(r)
-order = [t for t in ["direct", "nginx", "menshen-a1", "menshen-a2", "a2-durable-paced", "a2-async-paced"] if t in by]
+order = [t for t in ["direct", "nginx", "bare", "menshen-a1", "menshen-a2", "a2-durable-paced", "a2-async-paced"] if t in by]
 med = {}
 def cpu(rs, who, k):
     v = [r["cpu"][who][k] for r in rs if who in r.get("cpu", {})]
@@ -371,6 +385,9 @@ print()
 r_mn = ratio("menshen-a1", "nginx")
 print(f"menshen-a1 / nginx  = {r_mn:.2f}   target >= 0.80: {'MET' if r_mn >= 0.8 else 'NOT MET'}")
 print(f"nginx / direct      = {ratio('nginx', 'direct'):.2f}")
+if "bare" in med:
+    print(f"bare / nginx        = {ratio('bare', 'nginx'):.2f}   (Menshen's stack with no checks and no audit: the floor of hyper + rustls here)")
+    print(f"menshen-a1 / bare   = {ratio('menshen-a1', 'bare'):.2f}   (what Menshen's own work per call costs on top of its stack)")
 print(f"menshen-a1 / direct = {ratio('menshen-a1', 'direct'):.2f}")
 if "menshen-a2" in med:
     print(f"menshen-a2 / a1     = {ratio('menshen-a2', 'menshen-a1'):.2f}")
@@ -412,6 +429,8 @@ print(f"  rounds: {rounds}, targets interleaved in each round; table = median of
 print(f"  machine: {ncpu} CPUs (shared, noisy); placement {placement}")
 print(f"  loadgen: {cthreads} tokio worker thread(s); upstream: menshen-loadgen upstream (hyper 1.x HTTP/1.1, 200-byte JSON)"
       + (", on the loadgen's CPU(s)" if placement.startswith("pinned") else ""))
+print(f"  bare: menshen-loadgen bare-proxy, the same hyper-util auto server (header read timeout on), rustls/aws-lc-rs config, certificate and")
+print(f"        hyper-util pooled client as Menshen, {mthreads} tokio worker thread, forwarding every request unchanged (no checks, no audit)")
 print(f"  nginx: {ngv}, worker_processes 1, TLS 1.2+1.3 with Menshen's ECDSA P-256 certificate, keep-alive (HTTP/1.1) upstream pool, access_log off")
 print(f"  Menshen: release build, `menshen demo` node, {mthreads} tokio worker thread (TOKIO_WORKER_THREADS) + its audit writer/index threads;")
 print(f"        A1 route `bench-products` -> the same upstream; every check on (IP lists, HMAC-SM3 signature, created window, nonce replay cache,")

@@ -68,6 +68,22 @@ enum Cmd {
         #[arg(long, default_value_t = 2.0)]
         seconds: f64,
     },
+    /// A bare TLS reverse proxy on the same stack as Menshen's gateway
+    /// (hyper-util auto server + rustls/aws-lc-rs, hyper-util pooled client),
+    /// with no checks and no audit: the floor of the stack on this machine.
+    BareProxy {
+        /// Upstream `http://host:port`.
+        #[arg(long)]
+        upstream: String,
+        /// PEM certificate chain.
+        #[arg(long)]
+        cert: PathBuf,
+        /// PEM private key.
+        #[arg(long)]
+        key: PathBuf,
+        #[arg(long, default_value_t = 0)]
+        port: u16,
+    },
     /// SM2 sign and verify times on one thread (the A2 crypto bound).
     Sm2Bound {
         /// Seconds per operation.
@@ -128,6 +144,12 @@ fn parse_named_pid(s: &str) -> Result<(String, u32), String> {
 async fn main() -> anyhow::Result<()> {
     match Cli::parse().cmd {
         Cmd::Upstream { port } => upstream(port).await,
+        Cmd::BareProxy {
+            upstream,
+            cert,
+            key,
+            port,
+        } => bare_proxy(upstream, cert, key, port).await,
         Cmd::Load(a) => load(a).await,
         Cmd::Audit { records, writers } => audit(records, writers).await,
         Cmd::Sign { key, seconds } => sign(key, seconds),
@@ -167,6 +189,91 @@ async fn upstream(port: u16) -> anyhow::Result<()> {
             let _ = hyper::server::conn::http1::Builder::new()
                 .serve_connection(TokioIo::new(s), svc)
                 .await;
+        });
+    }
+}
+
+async fn bare_proxy(
+    upstream: String,
+    cert: PathBuf,
+    key: PathBuf,
+    port: u16,
+) -> anyhow::Result<()> {
+    use hyper_util::client::legacy::{connect::HttpConnector, Client};
+    use hyper_util::rt::{TokioExecutor, TokioTimer};
+    let certs: Vec<CertificateDer<'static>> =
+        CertificateDer::pem_file_iter(&cert)?.collect::<Result<_, _>>()?;
+    let key = rustls_pki_types::PrivateKeyDer::from_pem_file(&key)?;
+    let mut sc = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::aws_lc_rs::default_provider(),
+    ))
+    .with_protocol_versions(&[&rustls::version::TLS12, &rustls::version::TLS13])?
+    .with_no_client_auth()
+    .with_single_cert(certs, key)?;
+    sc.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(sc));
+    let mut http = HttpConnector::new();
+    http.set_nodelay(true);
+    let client: Client<HttpConnector, Full<Bytes>> = Client::builder(TokioExecutor::new())
+        .pool_max_idle_per_host(256)
+        .build(http);
+    let base: http::Uri = upstream.parse()?;
+    let l = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
+    println!("{}", l.local_addr()?);
+    loop {
+        let (s, _) = l.accept().await?;
+        let _ = s.set_nodelay(true);
+        let (acceptor, client, base) = (acceptor.clone(), client.clone(), base.clone());
+        tokio::spawn(async move {
+            let Ok(tls) = acceptor.accept(s).await else {
+                return;
+            };
+            let svc = service_fn(move |req: http::Request<hyper::body::Incoming>| {
+                let (client, base) = (client.clone(), base.clone());
+                async move {
+                    let (parts, body) = req.into_parts();
+                    let body = body
+                        .collect()
+                        .await
+                        .map(|b| b.to_bytes())
+                        .unwrap_or_default();
+                    let pq = parts
+                        .uri
+                        .path_and_query()
+                        .map(|p| p.as_str())
+                        .unwrap_or("/");
+                    let uri = format!(
+                        "http://{}{}",
+                        base.authority().map(|a| a.as_str()).unwrap_or(""),
+                        pq
+                    );
+                    let mut up = http::Request::builder().method(parts.method).uri(uri);
+                    for (k, v) in parts.headers.iter() {
+                        if k != http::header::HOST {
+                            up = up.header(k, v);
+                        }
+                    }
+                    let up = up.body(Full::new(body)).expect("request");
+                    let resp = match client.request(up).await {
+                        Ok(r) => {
+                            let (p, b) = r.into_parts();
+                            let b = b.collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+                            http::Response::from_parts(p, Full::new(b))
+                        }
+                        Err(_) => http::Response::builder()
+                            .status(502)
+                            .body(Full::new(Bytes::new()))
+                            .expect("static"),
+                    };
+                    Ok::<_, Infallible>(resp)
+                }
+            });
+            let mut b = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+            b.http1()
+                .timer(TokioTimer::new())
+                .header_read_timeout(Duration::from_secs(10))
+                .keep_alive(true);
+            let _ = b.serve_connection(TokioIo::new(tls), svc).await;
         });
     }
 }

@@ -324,16 +324,49 @@ pub async fn list_bank_keys(State(st): State<AdminState>) -> R {
     ok(st.cp.store.list_bank_keys().await?)
 }
 
+/// Search the audit index (AUD-6). The index holds each record's key fields
+/// and its place in the log; the records themselves are read from the log
+/// files, so what an auditor sees is what the hash chain covers.
 pub async fn search_audit(
     State(st): State<AdminState>,
     Query(q): Query<menshen_store::AuditQuery>,
 ) -> R {
     let rows = st.cp.store.search_audit(&q).await?;
+    let places: Vec<(u64, u64, u64)> = rows.iter().map(|r| (r.segment, r.offset, r.seq)).collect();
+    let recs = match &st.audit {
+        Some(log) => {
+            let dir = log.dir().to_path_buf();
+            tokio::task::spawn_blocking(move || {
+                menshen_audit::writer::read_records_at(&dir, &places)
+            })
+            .await
+            .map_err(|e| AdminError::Internal(e.to_string()))?
+        }
+        None => vec![Err("no audit log on this node".to_string()); rows.len()],
+    };
     let out: Vec<serde_json::Value> = rows
         .into_iter()
-        .map(|r| {
-            let rec: serde_json::Value = serde_json::from_str(&r.record).unwrap_or_default();
-            json!({"seq": r.seq, "segment": r.segment, "record": rec})
+        .zip(recs)
+        .map(|(r, rec)| {
+            let mut v = json!({
+                "seq": r.seq,
+                "segment": menshen_audit::writer::segment_name(r.segment),
+                "indexed": {
+                    "kind": r.kind, "txn_id": r.txn_id, "time_ms": r.time_ms,
+                    "app_id": r.app_id, "api_id": r.api_id, "user_id": r.user_id,
+                    "result": r.result, "status": r.status, "code": r.code,
+                    "duration_us": r.duration_us,
+                },
+            });
+            match rec.map(|t| serde_json::from_str::<serde_json::Value>(&t)) {
+                Ok(Ok(rec)) => v["record"] = rec,
+                Ok(Err(e)) => v["record_error"] = json!(format!("record is not JSON: {e}")),
+                Err(e) => {
+                    tracing::warn!(seq = r.seq, error = %e, "audit search: record not readable from the log");
+                    v["record_error"] = json!(e);
+                }
+            }
+            v
         })
         .collect();
     ok(out)

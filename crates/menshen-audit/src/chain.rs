@@ -19,22 +19,40 @@ pub const GENESIS: &str = "00000000000000000000000000000000000000000000000000000
 /// Build a line for `rec` (JSON bytes) at `seq` after `prev`; returns the line
 /// (with trailing newline) and its hash.
 pub fn make_line(seq: u64, prev: &str, rec: &[u8]) -> (Vec<u8>, String) {
-    let mut body = Vec::with_capacity(rec.len() + 120);
-    body.extend_from_slice(b"{\"seq\":");
-    body.extend_from_slice(seq.to_string().as_bytes());
-    body.extend_from_slice(b",\"prev\":\"");
-    body.extend_from_slice(prev.as_bytes());
-    body.extend_from_slice(b"\",\"rec\":");
-    body.extend_from_slice(rec);
-    let hash = {
-        let mut hb = body.clone();
-        hb.push(b'}');
-        hex::encode(menshen_crypto::sm3(&hb))
-    };
-    body.extend_from_slice(b",\"hash\":\"");
-    body.extend_from_slice(hash.as_bytes());
-    body.extend_from_slice(b"\"}\n");
-    (body, hash)
+    let mut line = Vec::with_capacity(rec.len() + 160);
+    let hash = make_line_into(&mut line, seq, prev, rec);
+    (line, hash)
+}
+
+/// [`make_line`] appending to `out` (no intermediate copies); returns the hash.
+pub fn make_line_into(out: &mut Vec<u8>, seq: u64, prev: &str, rec: &[u8]) -> String {
+    let start = out.len();
+    out.extend_from_slice(b"{\"seq\":");
+    out.extend_from_slice(itoa_u64(seq, &mut [0u8; 20]));
+    out.extend_from_slice(b",\"prev\":\"");
+    out.extend_from_slice(prev.as_bytes());
+    out.extend_from_slice(b"\",\"rec\":");
+    out.extend_from_slice(rec);
+    // The hash covers the body closed by `}`: hashed in two parts, no copy.
+    let hash = hex::encode(menshen_crypto::sm3_parts(&[&out[start..], b"}"]));
+    out.extend_from_slice(b",\"hash\":\"");
+    out.extend_from_slice(hash.as_bytes());
+    out.extend_from_slice(b"\"}\n");
+    hash
+}
+
+/// Decimal digits of `v` in `buf`.
+fn itoa_u64(mut v: u64, buf: &mut [u8; 20]) -> &[u8] {
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (v % 10) as u8;
+        v /= 10;
+        if v == 0 {
+            break;
+        }
+    }
+    &buf[i..]
 }
 
 /// A line taken apart.

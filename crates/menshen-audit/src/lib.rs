@@ -2,10 +2,10 @@
 //!
 //! Every request the gateway receives, accepted or refused, becomes exactly
 //! one [`AccessRecord`]; every admin change one [`AdminRecord`]. The
-//! [`AuditLog`] writer appends them, hash-chained with SM3, to segment files,
-//! and syncs and seals them with a checkpoint signed by the bank's audit key
-//! before answering any durable waiter (group commit), at least every 100 ms
-//! otherwise. [`verify::verify_dir`] proves integrity
+//! [`AuditLog`] writer appends them, hash-chained with SM3, to segment files;
+//! it syncs them before answering any durable waiter (group commit) and seals
+//! them with a checkpoint signed by the bank's audit key within 10 ms of a
+//! durable record, 100 ms otherwise. [`verify::verify_dir`] proves integrity
 //! offline with only the public key.
 #![forbid(unsafe_code)]
 

@@ -17,7 +17,7 @@ use menshen_crypto::PrivateKey;
 use serde::Serialize;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::chain::{make_line, parse_line, Checkpoint, GENESIS};
+use crate::chain::{make_line_into, parse_line, Checkpoint, GENESIS};
 
 /// Errors of the audit writer.
 #[derive(Debug, thiserror::Error)]
@@ -92,14 +92,22 @@ pub struct AuditSigner {
 pub struct Committed {
     /// Sequence number.
     pub seq: u64,
-    /// Segment file name.
-    pub segment: String,
+    /// Number of the segment holding it ([`segment_name`]).
+    pub segment: u64,
+    /// Byte offset of its line in the segment's (uncompressed) text: with
+    /// the segment number, where [`read_records_at`] finds it again.
+    pub offset: u64,
     /// The record JSON.
     pub rec: Vec<u8>,
 }
 
 /// Receives every committed batch and its checkpoint (the database index).
 pub trait BatchSink: Send + 'static {
+    /// Called once on the writer thread before any batch, with the sequence
+    /// number of the last record already in the log when it was opened: a
+    /// sink that may have missed some (a crash between the log's fsync and
+    /// the index's commit) catches up from the files to there.
+    fn opened(&mut self, _last_seq: u64) {}
     /// Called on the writer thread after the batch is durable; must not block long.
     fn committed(&mut self, records: Vec<Committed>, checkpoint: Option<&Checkpoint>);
 }
@@ -212,49 +220,47 @@ impl State {
         let seg_dir = dir.join("segments");
         std::fs::create_dir_all(&seg_dir).map_err(io(&seg_dir))?;
         std::fs::create_dir_all(dir.join("archive")).map_err(io(&dir))?;
-        // The newest segment, plain or compressed, here or archived.
-        let mut newest: Option<(u64, PathBuf)> = None;
-        for d in [&seg_dir, &dir.join("archive")] {
-            for e in std::fs::read_dir(d).map_err(io(d))? {
-                let p = e.map_err(io(d))?.path();
-                let Some(n) = p
+        // Segments, plain or compressed, here or archived; the newest last.
+        let segs = crate::verify::list_segments(&dir).map_err(io(&dir))?;
+        let newest = segs.last().cloned();
+        // The last record: in the newest segment that holds one. A rotation
+        // creates the next segment empty, so a stop right after it leaves an
+        // empty newest segment; the chain then continues from the one before.
+        let (mut seq, mut prev) = (0u64, GENESIS.to_string());
+        let mut last_segment = String::new();
+        for (i, (_, p)) in segs.iter().enumerate().rev() {
+            let regular = std::fs::metadata(p).map(|m| m.is_file()).unwrap_or(false);
+            let text = if !regular {
+                // Never read a device or FIFO as a segment (it may not end).
+                tracing::error!(file = %p.display(), "audit segment is not a regular file");
+                String::new()
+            } else if p.extension().is_some_and(|e| e == "zst") {
+                read_segment(p).map_err(io(p))?
+            } else if i + 1 == segs.len() {
+                // Only the newest segment can hold a partial line (a crash).
+                repair_tail(p)?
+            } else {
+                read_segment(p).map_err(io(p))?
+            };
+            if let Some(last) = text.lines().last() {
+                let pl = parse_line(last).ok_or_else(|| AuditError::Damaged {
+                    path: p.display().to_string(),
+                    reason: "last line is not a chained record".into(),
+                })?;
+                seq = pl.seq;
+                prev = pl.hash.to_string();
+                last_segment = p
                     .file_name()
                     .and_then(|n| n.to_str())
-                    .and_then(segment_number)
-                else {
-                    continue;
-                };
-                if newest.as_ref().is_none_or(|(m, _)| n > *m)
-                    || newest
-                        .as_ref()
-                        .is_some_and(|(m, q)| n == *m && q.extension().is_some_and(|x| x == "zst"))
-                {
-                    newest = Some((n, p));
-                }
+                    .unwrap_or("")
+                    .trim_end_matches(".zst")
+                    .to_string();
+                break;
             }
         }
-        let (mut seq, mut prev) = (0u64, GENESIS.to_string());
         let (seg_no, reopen) = match &newest {
             None => (1, false),
             Some((n, p)) => {
-                let regular = std::fs::metadata(p).map(|m| m.is_file()).unwrap_or(false);
-                let text = if !regular {
-                    // Never read a device or FIFO as a segment (it may not end).
-                    tracing::error!(file = %p.display(), "audit segment is not a regular file");
-                    String::new()
-                } else if p.extension().is_some_and(|e| e == "zst") {
-                    read_segment(p).map_err(io(p))?
-                } else {
-                    repair_tail(p)?
-                };
-                if let Some(last) = text.lines().last() {
-                    let pl = parse_line(last).ok_or_else(|| AuditError::Damaged {
-                        path: p.display().to_string(),
-                        reason: "last line is not a chained record".into(),
-                    })?;
-                    seq = pl.seq;
-                    prev = pl.hash.to_string();
-                }
                 let plain = p.extension().is_some_and(|e| e == "jsonl")
                     && p.parent() == Some(seg_dir.as_path());
                 if plain {
@@ -315,14 +321,7 @@ impl State {
         let sealed_to = last_cp.as_ref().map(|c| c.last_seq).unwrap_or(0);
         let mut recovery = None;
         if st.seq > sealed_to && st.signer.is_some() {
-            let seg = newest
-                .as_ref()
-                .and_then(|(_, p)| p.file_name())
-                .and_then(|n| n.to_str())
-                .unwrap_or("")
-                .trim_end_matches(".zst")
-                .to_string();
-            let cp = st.checkpoint(seg, sealed_to + 1)?;
+            let cp = st.checkpoint(last_segment, sealed_to + 1)?;
             tracing::warn!(
                 first = cp.first_seq,
                 last = cp.last_seq,
@@ -395,12 +394,12 @@ impl State {
         let (seq0, prev0) = (self.seq, self.prev.clone());
         for rec in recs {
             self.seq += 1;
-            let (line, hash) = make_line(self.seq, &self.prev, &rec);
-            buf.extend_from_slice(&line);
-            self.prev = hash;
+            let offset = self.seg_size + buf.len() as u64;
+            self.prev = make_line_into(&mut buf, self.seq, &self.prev, &rec);
             committed.push(Committed {
                 seq: self.seq,
-                segment: segment_name(self.seg_no),
+                segment: self.seg_no,
+                offset,
                 rec,
             });
         }
@@ -454,10 +453,12 @@ impl State {
     }
 }
 
-/// zstd level for closed segments. Level 3 (zstd's default) compresses the
-/// JSON lines about as well as 9 for a fraction of the CPU; the compressor
-/// runs on the gateway's own cores, so level 9 cost ~6% of a loaded node.
-const COMPRESS_LEVEL: i32 = 3;
+/// zstd level for closed segments. On these JSON lines level 1 is both the
+/// fastest and (slightly) the smallest: a 64 MiB segment of A1 records took
+/// 0.11 s of CPU at level 1 against 0.17 s at level 3 and came out at 7.2 MB
+/// against 7.8 MB (2026-11-30); the compressor runs on the gateway's own
+/// cores, so this is per-call CPU (level 9 had cost ~6% of a loaded node).
+const COMPRESS_LEVEL: i32 = 1;
 
 /// Compress a closed segment to `<name>.zst` (synced) and remove the plain file.
 pub fn compress_segment(path: &Path) -> std::io::Result<PathBuf> {
@@ -520,8 +521,11 @@ impl AuditLog {
             .name("menshen-audit".into())
             .spawn(move || {
                 // On this thread: the sink may block (it must not on the runtime).
-                if let (Some(cp), Some(s)) = (&recovery, sink.as_mut()) {
-                    s.committed(vec![], Some(cp));
+                if let Some(s) = sink.as_mut() {
+                    s.opened(st.seq);
+                    if let Some(cp) = &recovery {
+                        s.committed(vec![], Some(cp));
+                    }
                 }
                 // Whether the last commit succeeded: a flush reports it.
                 let mut healthy = true;
@@ -734,4 +738,163 @@ pub fn read_all_records(dir: &Path) -> std::io::Result<Vec<String>> {
         }
     }
     Ok(out)
+}
+
+/// The plain text of segment `n` wherever it is now (active, compressed, or
+/// archived), as a reader from its start.
+fn open_segment(dir: &Path, n: u64) -> std::io::Result<Box<dyn Read>> {
+    let name = segment_name(n);
+    // Plain first: a segment being compressed keeps its plain file until the
+    // compressed one is complete (renamed into place).
+    for p in [
+        dir.join("segments").join(&name),
+        dir.join("segments").join(format!("{name}.zst")),
+        dir.join("archive").join(format!("{name}.zst")),
+        dir.join("archive").join(&name),
+    ] {
+        match std::fs::metadata(&p) {
+            Ok(m) if m.is_file() => {
+                let f = File::open(&p)?;
+                return Ok(if p.extension().is_some_and(|e| e == "zst") {
+                    Box::new(zstd::stream::read::Decoder::new(f)?)
+                } else {
+                    Box::new(f)
+                });
+            }
+            _ => continue,
+        }
+    }
+    Err(std::io::Error::new(
+        std::io::ErrorKind::NotFound,
+        format!("segment {name} is in neither segments/ nor archive/"),
+    ))
+}
+
+/// Longest line [`read_records_at`] and [`scan_from`] accept (a record with
+/// retained bodies stays far below).
+const MAX_LINE: u64 = 16 << 20;
+
+/// Skip `n` bytes of `r`.
+fn skip(r: &mut impl Read, n: u64) -> std::io::Result<()> {
+    let got = std::io::copy(&mut r.take(n), &mut std::io::sink())?;
+    if got < n {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::UnexpectedEof,
+            "offset beyond the end of the segment",
+        ));
+    }
+    Ok(())
+}
+
+/// Read one line (without the newline); `None` at the end or on a partial
+/// last line (a write in progress).
+fn next_line(r: &mut impl BufRead, buf: &mut Vec<u8>) -> std::io::Result<Option<()>> {
+    buf.clear();
+    r.by_ref().take(MAX_LINE).read_until(b'\n', buf)?;
+    if buf.last() != Some(&b'\n') {
+        return Ok(None);
+    }
+    buf.pop();
+    Ok(Some(()))
+}
+
+/// The records at `(segment, offset, seq)` places (from the index), read
+/// from the files of the log in `dir`: each answer is the record JSON, or why
+/// it could not be read (a missing segment, or a line whose sequence number
+/// is not the expected one). One pass per segment.
+pub fn read_records_at(dir: &Path, places: &[(u64, u64, u64)]) -> Vec<Result<String, String>> {
+    let mut out: Vec<Result<String, String>> = vec![Err("not read".into()); places.len()];
+    let mut order: Vec<usize> = (0..places.len()).collect();
+    order.sort_by_key(|&i| (places[i].0, places[i].1));
+    let mut i = 0;
+    while i < order.len() {
+        let seg = places[order[i]].0;
+        let mut j = i;
+        while j < order.len() && places[order[j]].0 == seg {
+            j += 1;
+        }
+        match open_segment(dir, seg) {
+            Err(e) => {
+                for &k in &order[i..j] {
+                    out[k] = Err(e.to_string());
+                }
+            }
+            Ok(r) => {
+                let mut r = BufReader::new(r);
+                let (mut pos, mut line) = (0u64, Vec::new());
+                for &k in &order[i..j] {
+                    let (_, off, seq) = places[k];
+                    let got = (|| -> std::io::Result<Result<String, String>> {
+                        if off < pos {
+                            return Ok(Err("offset out of order".into()));
+                        }
+                        skip(&mut r, off - pos)?;
+                        pos = off;
+                        if next_line(&mut r, &mut line)?.is_none() {
+                            return Ok(Err("no complete line at the offset".into()));
+                        }
+                        pos += line.len() as u64 + 1;
+                        let text = String::from_utf8_lossy(&line);
+                        Ok(match parse_line(&text) {
+                            Some(pl) if pl.seq == seq => Ok(pl.rec.to_string()),
+                            Some(pl) => Err(format!("found record {} there, not {seq}", pl.seq)),
+                            None => Err("not a chained record line".into()),
+                        })
+                    })();
+                    out[k] = got.unwrap_or_else(|e| Err(e.to_string()));
+                }
+            }
+        }
+        i = j;
+    }
+    out
+}
+
+/// Every record after sequence number `after`, in order, read from the files
+/// of the log in `dir`, starting at `start` (segment number and byte offset of
+/// a line at or before the first wanted one; `None`: the oldest segment).
+/// Stops at the first partial or unreadable line and when `f` returns false.
+/// The index catches up with it after a crash.
+pub fn scan_from(
+    dir: &Path,
+    start: Option<(u64, u64)>,
+    after: u64,
+    mut f: impl FnMut(Committed) -> bool,
+) -> std::io::Result<()> {
+    let (seg0, off0) = start.unwrap_or((0, 0));
+    for (n, _) in crate::verify::list_segments(dir)? {
+        if n < seg0 {
+            continue;
+        }
+        let mut r = BufReader::new(open_segment(dir, n)?);
+        let mut pos = 0u64;
+        if n == seg0 && off0 > 0 {
+            skip(&mut r, off0)?;
+            pos = off0;
+        }
+        let mut line = Vec::new();
+        while next_line(&mut r, &mut line)?.is_some() {
+            let offset = pos;
+            pos += line.len() as u64 + 1;
+            let Ok(text) = std::str::from_utf8(&line) else {
+                return Ok(());
+            };
+            let Some(pl) = parse_line(text) else {
+                return Ok(());
+            };
+            if pl.seq <= after {
+                continue;
+            }
+            let c = Committed {
+                seq: pl.seq,
+                segment: n,
+                offset,
+                rec: pl.rec.as_bytes().to_vec(),
+            };
+            if !f(c) {
+                return Ok(());
+            }
+        }
+    }
+    Ok(())
 }

@@ -71,6 +71,15 @@ pub fn sm3(data: &[u8]) -> [u8; 32] {
     Sm3::digest(data).into()
 }
 
+/// SM3 digest of the concatenation of `parts` (no copy into one buffer).
+pub fn sm3_parts(parts: &[&[u8]]) -> [u8; 32] {
+    let mut h = Sm3::new();
+    for p in parts {
+        h.update(p);
+    }
+    h.finalize().into()
+}
+
 /// SHA-256 digest.
 pub fn sha256(data: &[u8]) -> [u8; 32] {
     Sha256::digest(data).into()

@@ -131,6 +131,32 @@ const MIGRATIONS: &[&str] = &[
         checkpoint TEXT NOT NULL
     );
     "#,
+    // 4: the audit index keeps each record's key fields and its place in the
+    // log files, no longer the whole record (see AuditRow); time as integer
+    // milliseconds. The index is derived data: the old table is dropped and
+    // the node rebuilds it from the log files at start-up.
+    r#"
+    DROP TABLE audit_index;
+    CREATE TABLE audit_index (
+        seq INTEGER PRIMARY KEY,
+        seg INTEGER NOT NULL,
+        off INTEGER NOT NULL,
+        kind TEXT NOT NULL,
+        txn_id TEXT,
+        ts INTEGER NOT NULL,
+        app_id TEXT,
+        api_id TEXT,
+        user_id TEXT,
+        result TEXT,
+        status INTEGER,
+        code TEXT,
+        duration_us INTEGER
+    );
+    CREATE INDEX audit_txn ON audit_index(txn_id);
+    CREATE INDEX audit_app_ts ON audit_index(app_id, ts);
+    CREATE INDEX audit_api_ts ON audit_index(api_id, ts);
+    CREATE INDEX audit_ts ON audit_index(ts);
+    "#,
 ];
 
 /// SQLite-backed [`Store`].
@@ -541,11 +567,11 @@ impl Store for SqliteStore {
             let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
             {
                 let mut st = tx.prepare_cached(
-                    "INSERT OR IGNORE INTO audit_index (seq, segment, kind, txn_id, timestamp, app_id, api_id, user_id, result, status, code, record)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+                    "INSERT OR IGNORE INTO audit_index (seq, seg, off, kind, txn_id, ts, app_id, api_id, user_id, result, status, code, duration_us)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
                 )?;
                 for r in &rows {
-                    st.execute(params![r.seq as i64, r.segment, r.kind, r.txn_id, r.timestamp, r.app_id, r.api_id, r.user_id, r.result, r.status, r.code, r.record])?;
+                    st.execute(params![r.seq as i64, r.segment as i64, r.offset as i64, r.kind, r.txn_id, r.time_ms, r.app_id, r.api_id, r.user_id, r.result, r.status, r.code, r.duration_us])?;
                 }
             }
             if let Some((last, cp)) = checkpoint {
@@ -567,35 +593,34 @@ impl Store for SqliteStore {
         q: &crate::AuditQuery,
     ) -> Result<Vec<crate::AuditRow>, StoreError> {
         let q = q.clone();
+        let from = q.from.as_deref().map(|t| time_ms("from", t)).transpose()?;
+        let to = q.to.as_deref().map(|t| time_ms("to", t)).transpose()?;
         self.read(move |c| {
             let mut st = c.prepare(
                 "SELECT * FROM audit_index WHERE (?1 IS NULL OR txn_id = ?1) AND (?2 IS NULL OR app_id = ?2)
                  AND (?3 IS NULL OR api_id = ?3) AND (?4 IS NULL OR user_id = ?4) AND (?5 IS NULL OR result = ?5)
-                 AND (?6 IS NULL OR timestamp >= ?6) AND (?7 IS NULL OR timestamp < ?7) AND (?8 IS NULL OR kind = ?8)
+                 AND (?6 IS NULL OR ts >= ?6) AND (?7 IS NULL OR ts < ?7) AND (?8 IS NULL OR kind = ?8)
                  ORDER BY seq DESC LIMIT ?9",
             )?;
             let rows = st
                 .query_map(
-                    params![q.txn_id, q.app_id, q.api_id, q.user_id, q.result, q.from, q.to, q.kind, q.limit.clamp(1, 1000) as i64],
-                    |r| {
-                        Ok(crate::AuditRow {
-                            seq: r.get::<_, i64>("seq")? as u64,
-                            segment: r.get("segment")?,
-                            kind: r.get("kind")?,
-                            txn_id: r.get("txn_id")?,
-                            timestamp: r.get("timestamp")?,
-                            app_id: r.get("app_id")?,
-                            api_id: r.get("api_id")?,
-                            user_id: r.get("user_id")?,
-                            result: r.get("result")?,
-                            status: r.get("status")?,
-                            code: r.get("code")?,
-                            record: r.get("record")?,
-                        })
-                    },
+                    params![q.txn_id, q.app_id, q.api_id, q.user_id, q.result, from, to, q.kind, q.limit.clamp(1, 1000) as i64],
+                    audit_row,
                 )?
                 .collect::<rusqlite::Result<Vec<_>>>()?;
             Ok(rows)
+        })
+        .await
+    }
+
+    async fn audit_index_tail(&self) -> Result<Option<crate::AuditRow>, StoreError> {
+        self.read(|c| {
+            Ok(c.query_row(
+                "SELECT * FROM audit_index ORDER BY seq DESC LIMIT 1",
+                [],
+                audit_row,
+            )
+            .optional()?)
         })
         .await
     }
@@ -933,4 +958,34 @@ impl Store for SqliteStore {
         })
         .await
     }
+}
+
+fn audit_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<crate::AuditRow> {
+    Ok(crate::AuditRow {
+        seq: r.get::<_, i64>("seq")? as u64,
+        segment: r.get::<_, i64>("seg")? as u64,
+        offset: r.get::<_, i64>("off")? as u64,
+        kind: r.get("kind")?,
+        txn_id: r.get("txn_id")?,
+        time_ms: r.get("ts")?,
+        app_id: r.get("app_id")?,
+        api_id: r.get("api_id")?,
+        user_id: r.get("user_id")?,
+        result: r.get("result")?,
+        status: r.get("status")?,
+        code: r.get("code")?,
+        duration_us: r.get("duration_us")?,
+    })
+}
+
+/// An RFC 3339 time of a search, as Unix milliseconds; a bad one names `field`.
+fn time_ms(field: &str, t: &str) -> Result<i64, StoreError> {
+    time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339)
+        .map(|d| (d.unix_timestamp_nanos() / 1_000_000) as i64)
+        .map_err(|e| {
+            StoreError::Invalid(ValidationError::new(
+                field,
+                format!("`{t}` is not an RFC 3339 time ({e}); use e.g. 2026-11-30T08:00:00Z"),
+            ))
+        })
 }

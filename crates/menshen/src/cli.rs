@@ -1050,7 +1050,13 @@ pub async fn audit_search(
         .map(|a| {
             a.iter()
                 .map(|r| {
-                    let rec = &r["record"];
+                    // The record from the log; its indexed key fields if the
+                    // log could not be read (the row says why).
+                    let rec = if r["record"].is_object() {
+                        &r["record"]
+                    } else {
+                        &r["indexed"]
+                    };
                     json!({
                         "seq": r["seq"], "time": rec["timestamp"], "kind": rec["kind"],
                         "txn_id": rec["txn_id"], "app_id": rec.get("app_id").cloned().unwrap_or(rec["actor"].clone()),

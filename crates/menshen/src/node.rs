@@ -86,7 +86,10 @@ impl Node {
         let audit = AuditLog::open(
             audit_config(&cfg),
             Some(signer),
-            Some(Box::new(IndexSink::start(cp.clone()))),
+            Some(Box::new(IndexSink::start(
+                cp.clone(),
+                audit_config(&cfg).dir,
+            ))),
         )
         .map_err(|e| anyhow::anyhow!("data_dir: {e}"))?;
         let admin_listener = tokio::net::TcpListener::bind(cfg.admin.listen)
@@ -210,21 +213,38 @@ const INDEX_LINGER: std::time::Duration = std::time::Duration::from_millis(100);
 /// Rows per index transaction at most.
 const INDEX_MAX_ROWS: usize = 8192;
 
-type IndexBatch = (Vec<menshen_store::AuditRow>, Option<(u64, String)>);
+/// What the index task receives from the writer thread.
+enum IndexMsg {
+    /// The log holds records up to this sequence number at start-up: index
+    /// any the database is missing first (a crash can come between a batch's
+    /// fsync and its index commit; a schema change rebuilds the index).
+    CatchUp(u64),
+    /// A committed batch and the latest checkpoint, if any.
+    Batch(Vec<menshen_store::AuditRow>, Option<(u64, String)>),
+}
 
 /// Feeds committed audit batches to the store's index (AUD-2, AUD-6) and keeps
 /// the latest checkpoint there too (so truncating the files is detectable).
 struct IndexSink {
-    tx: tokio::sync::mpsc::Sender<IndexBatch>,
+    tx: tokio::sync::mpsc::Sender<IndexMsg>,
 }
 
 impl IndexSink {
-    fn start(cp: ControlPlane) -> Self {
+    fn start(cp: ControlPlane, dir: std::path::PathBuf) -> Self {
         // Room for INDEX_LINGER of single-record batches at a few thousand
         // calls/s; beyond that the writer thread waits (back-pressure).
-        let (tx, mut rx) = tokio::sync::mpsc::channel::<IndexBatch>(4096);
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<IndexMsg>(4096);
         tokio::spawn(async move {
-            while let Some((mut rows, mut checkpoint)) = rx.recv().await {
+            while let Some(msg) = rx.recv().await {
+                let (mut rows, mut checkpoint) = match msg {
+                    IndexMsg::CatchUp(upto) => {
+                        if let Err(e) = catch_up(&cp, &dir, upto).await {
+                            tracing::error!(error = %e, "audit index: catching up from the log failed; searches may miss records until the next start");
+                        }
+                        continue;
+                    }
+                    IndexMsg::Batch(rows, checkpoint) => (rows, checkpoint),
+                };
                 // Coalesce up to INDEX_LINGER of batches into one transaction:
                 // a SQLite commit costs a WAL append of every page it touched
                 // plus file locking, so a few large commits are far cheaper
@@ -232,13 +252,13 @@ impl IndexSink {
                 let deadline = tokio::time::Instant::now() + INDEX_LINGER;
                 while rows.len() < INDEX_MAX_ROWS {
                     match tokio::time::timeout_at(deadline, rx.recv()).await {
-                        Ok(Some((more, cp2))) => {
+                        Ok(Some(IndexMsg::Batch(more, cp2))) => {
                             rows.extend(more);
                             if cp2.is_some() {
                                 checkpoint = cp2;
                             }
                         }
-                        Ok(None) | Err(_) => break,
+                        Ok(Some(IndexMsg::CatchUp(_))) | Ok(None) | Err(_) => break,
                     }
                 }
                 if let Err(e) = cp.store.index_audit(rows, checkpoint).await {
@@ -248,6 +268,52 @@ impl IndexSink {
         });
         IndexSink { tx }
     }
+}
+
+/// Index the records of the log up to `upto` that the database lacks, read
+/// from the files from where the index ends (its newest row's segment and
+/// offset), in transactions of [`INDEX_MAX_ROWS`].
+async fn catch_up(cp: &ControlPlane, dir: &std::path::Path, upto: u64) -> anyhow::Result<()> {
+    let tail = cp.store.audit_index_tail().await?;
+    let (start, after) = match &tail {
+        Some(r) => (Some((r.segment, r.offset)), r.seq),
+        None => (None, 0),
+    };
+    if after >= upto {
+        return Ok(());
+    }
+    tracing::info!(
+        from = after + 1,
+        to = upto,
+        "audit index: indexing records missing from the database"
+    );
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<menshen_store::AuditRow>>(2);
+    let dir = dir.to_path_buf();
+    let scan = tokio::task::spawn_blocking(move || {
+        let mut chunk = Vec::new();
+        let r = menshen_audit::writer::scan_from(&dir, start, after, |c| {
+            if c.seq > upto {
+                return false;
+            }
+            chunk.push(row(c));
+            if chunk.len() >= INDEX_MAX_ROWS {
+                return tx.blocking_send(std::mem::take(&mut chunk)).is_ok();
+            }
+            true
+        });
+        if !chunk.is_empty() {
+            let _ = tx.blocking_send(chunk);
+        }
+        r
+    });
+    let mut n = 0usize;
+    while let Some(rows) = rx.recv().await {
+        n += rows.len();
+        cp.store.index_audit(rows, None).await?;
+    }
+    scan.await??;
+    tracing::info!(records = n, "audit index: caught up with the log");
+    Ok(())
 }
 
 /// The indexed fields of a record, borrowed from its JSON (no value tree).
@@ -271,35 +337,43 @@ struct Keys<'a> {
     result: Option<std::borrow::Cow<'a, str>>,
     #[serde(default)]
     status: Option<i64>,
+    #[serde(default)]
+    duration_us: Option<i64>,
     #[serde(borrow, default)]
     code: Option<std::borrow::Cow<'a, str>>,
 }
 
 fn row(c: Committed) -> menshen_store::AuditRow {
-    let Committed { seq, segment, rec } = c;
+    let Committed {
+        seq,
+        segment,
+        offset,
+        rec,
+    } = c;
     let k: Keys<'_> = serde_json::from_slice(&rec).unwrap_or_default();
     let s = |v: Option<std::borrow::Cow<'_, str>>| v.map(|x| x.into_owned());
-    let (kind, txn_id, timestamp) = (s(k.kind), s(k.txn_id), s(k.timestamp));
-    let (app_id, api_id, user_id) = (
-        s(k.app_id),
-        s(k.api_id),
-        s(k.user_id).or_else(|| s(k.actor)),
-    );
-    let (result, status, code) = (s(k.result), k.status, s(k.code));
+    let time_ms = k
+        .timestamp
+        .as_deref()
+        .and_then(|t| {
+            time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339).ok()
+        })
+        .map(|t| (t.unix_timestamp_nanos() / 1_000_000) as i64)
+        .unwrap_or_default();
     menshen_store::AuditRow {
         seq,
         segment,
-        kind: kind.unwrap_or_else(|| "access".into()),
-        txn_id,
-        timestamp: timestamp.unwrap_or_default(),
-        app_id,
-        api_id,
-        user_id,
-        result,
-        status,
-        code,
-        // Moved, not copied: the keys above were read from it first.
-        record: String::from_utf8(rec).unwrap_or_default(),
+        offset,
+        kind: s(k.kind).unwrap_or_else(|| "access".into()),
+        txn_id: s(k.txn_id),
+        time_ms,
+        app_id: s(k.app_id),
+        api_id: s(k.api_id),
+        user_id: s(k.user_id).or_else(|| s(k.actor)),
+        result: s(k.result),
+        status: k.status,
+        code: s(k.code),
+        duration_us: k.duration_us,
     }
 }
 
@@ -312,7 +386,13 @@ impl BatchSink for IndexSink {
         let rows = records.into_iter().map(row).collect();
         let cp = checkpoint.and_then(|c| serde_json::to_string(c).ok().map(|j| (c.last_seq, j)));
         // Back-pressure onto the writer thread if the database falls behind.
-        if self.tx.blocking_send((rows, cp)).is_err() {
+        if self.tx.blocking_send(IndexMsg::Batch(rows, cp)).is_err() {
+            tracing::error!("audit index task stopped");
+        }
+    }
+
+    fn opened(&mut self, last_seq: u64) {
+        if self.tx.blocking_send(IndexMsg::CatchUp(last_seq)).is_err() {
             tracing::error!("audit index task stopped");
         }
     }

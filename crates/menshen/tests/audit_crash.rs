@@ -163,6 +163,12 @@ async fn dep_2_sigkill_under_a2_load_loses_no_answered_record_and_chain_continue
         "listen = [\"127.0.0.1:0\"]",
         &format!("listen = [\"127.0.0.1:{port}\"]"),
     );
+    assert!(cfg.contains("listen = \"127.0.0.1:0\""), "{cfg}");
+    let admin_port = free_port();
+    let cfg = cfg.replace(
+        "listen = \"127.0.0.1:0\"",
+        &format!("listen = \"127.0.0.1:{admin_port}\""),
+    );
     std::fs::write(cfg_path, cfg).unwrap();
     let log = std::fs::File::create(tmp.path().join("serve.log")).unwrap();
     let mut serve = Proc(
@@ -190,6 +196,55 @@ async fn dep_2_sigkill_under_a2_load_loses_no_answered_record_and_chain_continue
         .await
         .unwrap();
     let after_txn = r.txn_id().unwrap().to_string();
+    // AUD-2: the database index caught up with the log at start-up. The
+    // newest answered calls before the kill were the most likely to be in
+    // the log but not yet indexed (the index commits every 100 ms).
+    let newest: Vec<&String> = answered.iter().rev().take(100).collect();
+    let search = || {
+        let o = Command::new(BIN)
+            .args([
+                "audit", "search", "--kind", "access", "--limit", "1000", "--json",
+            ])
+            .env(
+                "MENSHEN_ADMIN_URL",
+                format!("http://127.0.0.1:{admin_port}"),
+            )
+            .env(
+                "MENSHEN_ADMIN_TOKEN_FILE",
+                info["admin_token_file"].as_str().unwrap(),
+            )
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|r| {
+                // Each row's record is read back from the log files.
+                assert_eq!(r["record"]["txn_id"], r["indexed"]["txn_id"], "{r}");
+                r["record"]["txn_id"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string()
+            })
+            .collect::<std::collections::HashSet<String>>()
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let found = search();
+        let missing: Vec<&&String> = newest.iter().filter(|t| !found.contains(**t)).collect();
+        if missing.is_empty() && found.contains(&after_txn) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{} of the newest answered calls are not in the index after the restart, e.g. {:?}",
+            missing.len(),
+            missing.first()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     assert!(Command::new("kill")
         .args(["-TERM", &serve.0.id().to_string()])
         .status()
