@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use menshen_audit::verify::list_segments;
-use menshen_audit::writer::{read_records_at, scan_from};
+use menshen_audit::writer::{read_records_at, scan_from, segment_name};
 use menshen_audit::{AuditConfig, AuditLog, BatchSink, Committed};
 
 /// (seq, segment, offset, txn_id) of a committed record.
@@ -77,7 +77,11 @@ fn settle(dir: &Path) {
                     .ends_with(".tmp")
             })
             .count();
-        if plain == 1 && tmp == 0 {
+        // A stopped writer also cuts the zeros preallocated after the last
+        // line of the active segment.
+        let active = list_segments(dir).unwrap().last().unwrap().1.clone();
+        let zeros = std::fs::read(&active).unwrap().ends_with(&[0]);
+        if plain == 1 && tmp == 0 && !zeros {
             return;
         }
         std::thread::sleep(Duration::from_millis(20));
@@ -157,10 +161,12 @@ async fn aud_2_sink_learns_the_last_sequence_number_at_reopen_and_scan_stops_at_
     let log = AuditLog::open(cfg(dir), None, None).unwrap();
     write(&log, 0, 40).await;
     drop(log);
-    // The last batch filled the segment: the writer rotated to a new, empty
-    // one (the case a restart must continue the chain across).
-    let newest = list_segments(dir).unwrap().last().unwrap().1.clone();
-    assert_eq!(std::fs::metadata(&newest).unwrap().len(), 0, "{newest:?}");
+    settle(dir);
+    // A stop right after a rotation: the writer creates the next segment
+    // empty, before its first record.
+    let newest = list_segments(dir).unwrap().last().unwrap().0;
+    let empty = dir.join("segments").join(segment_name(newest + 1));
+    std::fs::File::create(&empty).unwrap();
     let seen = Seen::default();
     let log = AuditLog::open(cfg(dir), None, Some(Box::new(seen.clone()))).unwrap();
     write(&log, 40, 45).await;
@@ -184,15 +190,19 @@ async fn aud_2_sink_learns_the_last_sequence_number_at_reopen_and_scan_stops_at_
     }
     assert_eq!(n, 45);
 
-    // A half-written last line (a write in progress) ends the scan cleanly.
+    // A crash mid-write: a half-written last line, then the zeros the
+    // writer preallocates. Readers stop cleanly before them.
     settle(dir);
     let active = list_segments(dir).unwrap().last().unwrap().1.clone();
+    let clean_len = std::fs::metadata(&active).unwrap().len();
     use std::io::Write;
+    let mut tail = b"{\"seq\":46,\"prev\":\"00".to_vec();
+    tail.extend_from_slice(&[0u8; 4096]);
     std::fs::OpenOptions::new()
         .append(true)
         .open(&active)
         .unwrap()
-        .write_all(b"{\"seq\":46,\"prev\":\"00")
+        .write_all(&tail)
         .unwrap();
     let mut n = 0;
     scan_from(dir, None, 0, |_| {
@@ -201,4 +211,25 @@ async fn aud_2_sink_learns_the_last_sequence_number_at_reopen_and_scan_stops_at_
     })
     .unwrap();
     assert_eq!(n, 45);
+    assert_eq!(
+        menshen_audit::writer::read_all_records(dir).unwrap().len(),
+        45
+    );
+
+    // The restarted writer cuts the partial line and the zeros, continues the
+    // chain at 46, and leaves no zeros behind when it stops.
+    let seen = Seen::default();
+    let log = AuditLog::open(cfg(dir), None, Some(Box::new(seen.clone()))).unwrap();
+    assert_eq!(std::fs::metadata(&active).unwrap().len(), clean_len);
+    write(&log, 45, 46).await;
+    drop(log);
+    settle(dir);
+    assert_eq!(*seen.opened.lock().unwrap(), vec![45]);
+    let all = menshen_audit::writer::read_all_records(dir).unwrap();
+    assert_eq!(all.len(), 46);
+    assert!(all[45].contains("T00045"));
+    for (_, p) in list_segments(dir).unwrap() {
+        let text = menshen_audit::writer::read_segment(&p).unwrap();
+        assert!(!text.contains('\0'), "{p:?}");
+    }
 }
