@@ -99,6 +99,8 @@ pub struct Committed {
     pub offset: u64,
     /// The record JSON.
     pub rec: Vec<u8>,
+    /// Its index keys, when the caller gave them (else parse `rec`).
+    pub keys: Option<crate::RecordKeys>,
 }
 
 /// Receives every committed batch and its checkpoint (the database index).
@@ -115,7 +117,13 @@ pub trait BatchSink: Send + 'static {
 enum Msg {
     /// Seal what is unsealed if the last seal is old enough.
     Tick,
-    Record(Vec<u8>, Option<oneshot::Sender<bool>>),
+    /// A record, its index keys if known (boxed: keeps the queue's slots
+    /// small), and who waits for it to be durable.
+    Record(
+        Vec<u8>,
+        Option<Box<crate::RecordKeys>>,
+        Option<oneshot::Sender<bool>>,
+    ),
     Flush(oneshot::Sender<bool>),
 }
 
@@ -447,12 +455,15 @@ impl State {
     /// Append a batch. Syncing and sealing are separate: the writer syncs
     /// before answering a waiter (A2/A3, flush) and seals within
     /// [`SEAL_DURABLE`] / [`SEAL_EVERY`] (see the writer loop).
-    fn commit(&mut self, recs: Vec<Vec<u8>>) -> Result<Vec<Committed>, AuditError> {
+    fn commit(
+        &mut self,
+        recs: Vec<(Vec<u8>, Option<Box<crate::RecordKeys>>)>,
+    ) -> Result<Vec<Committed>, AuditError> {
         let first = self.seq + 1;
-        let mut buf = Vec::with_capacity(recs.iter().map(|r| r.len() + 160).sum());
+        let mut buf = Vec::with_capacity(recs.iter().map(|r| r.0.len() + 160).sum());
         let mut committed = Vec::with_capacity(recs.len());
         let (seq0, prev0) = (self.seq, self.prev.clone());
-        for rec in recs {
+        for (rec, keys) in recs {
             self.seq += 1;
             let offset = self.seg_size + buf.len() as u64;
             self.prev = make_line_into(&mut buf, self.seq, &self.prev, &rec);
@@ -461,6 +472,7 @@ impl State {
                 segment: self.seg_no,
                 offset,
                 rec,
+                keys: keys.map(|k| *k),
             });
         }
         let p = self.seg_path.clone();
@@ -680,8 +692,8 @@ impl AuditLog {
                     let mut next = Some(first);
                     while let Some(msg) = next.take() {
                         match msg {
-                            Msg::Record(r, w) => {
-                                recs.push(r);
+                            Msg::Record(r, k, w) => {
+                                recs.push((r, k));
                                 if let Some(w) = w {
                                     waiters.push(w);
                                 }
@@ -834,24 +846,47 @@ impl AuditLog {
     async fn send<T: Serialize>(
         &self,
         rec: &T,
+        keys: Option<Box<crate::RecordKeys>>,
         w: Option<oneshot::Sender<bool>>,
     ) -> Result<(), AuditError> {
         let bytes = serde_json::to_vec(rec).map_err(|_| AuditError::Closed)?;
         self.tx
-            .send(Msg::Record(bytes, w))
+            .send(Msg::Record(bytes, keys, w))
             .await
             .map_err(|_| AuditError::Closed)
     }
 
     /// Queue a record; waits for queue space (back-pressure), not for the disk.
     pub async fn record<T: Serialize>(&self, rec: &T) -> Result<(), AuditError> {
-        self.send(rec, None).await
+        self.send(rec, None, None).await
     }
 
-    /// Queue a record and wait until it is on disk and sealed.
+    /// Queue a record and wait until it is on disk (sealed within
+    /// [`SEAL_DURABLE`]).
     pub async fn record_durable<T: Serialize>(&self, rec: &T) -> Result<(), AuditError> {
         let (tx, rx) = oneshot::channel();
-        self.send(rec, Some(tx)).await?;
+        self.send(rec, None, Some(tx)).await?;
+        match rx.await {
+            Ok(true) => Ok(()),
+            _ => Err(AuditError::Closed),
+        }
+    }
+
+    /// Queue an access record with its index keys (see
+    /// [`AccessRecord::keys`](crate::AccessRecord::keys)); when `durable`,
+    /// wait until it is on disk, as [`AuditLog::record_durable`].
+    pub async fn record_access(
+        &self,
+        rec: &crate::AccessRecord,
+        time_ms: i64,
+        durable: bool,
+    ) -> Result<(), AuditError> {
+        let keys = Some(Box::new(rec.keys(time_ms)));
+        if !durable {
+            return self.send(rec, keys, None).await;
+        }
+        let (tx, rx) = oneshot::channel();
+        self.send(rec, keys, Some(tx)).await?;
         match rx.await {
             Ok(true) => Ok(()),
             _ => Err(AuditError::Closed),
@@ -1036,6 +1071,7 @@ pub fn scan_from(
                 segment: n,
                 offset,
                 rec: pl.rec.as_bytes().to_vec(),
+                keys: None,
             };
             if !f(c) {
                 return Ok(());

@@ -199,11 +199,12 @@ async fn finish(
             .as_ref()
             .and_then(|a| message_parts(ex, resp, &a.api.controls)),
     };
-    let r = if durable {
-        state.audit.record_durable(&rec).await
-    } else {
-        state.audit.record(&rec).await
-    };
+    let time_ms = ex
+        .started_at
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0);
+    let r = state.audit.record_access(&rec, time_ms, durable).await;
     match r {
         Ok(()) => true,
         Err(e) => {

@@ -349,7 +349,26 @@ fn row(c: Committed) -> menshen_store::AuditRow {
         segment,
         offset,
         rec,
+        keys,
     } = c;
+    if let Some(k) = keys {
+        // The gateway handed the keys over with the record: no parse.
+        return menshen_store::AuditRow {
+            seq,
+            segment,
+            offset,
+            kind: k.kind.to_string(),
+            txn_id: k.txn_id,
+            time_ms: k.time_ms,
+            app_id: k.app_id,
+            api_id: k.api_id,
+            user_id: k.user_id,
+            result: k.result.map(str::to_string),
+            status: k.status,
+            code: k.code,
+            duration_us: k.duration_us,
+        };
+    }
     let k: Keys<'_> = serde_json::from_slice(&rec).unwrap_or_default();
     let s = |v: Option<std::borrow::Cow<'_, str>>| v.map(|x| x.into_owned());
     let time_ms = k
@@ -394,6 +413,66 @@ impl BatchSink for IndexSink {
     fn opened(&mut self, last_seq: u64) {
         if self.tx.blocking_send(IndexMsg::CatchUp(last_seq)).is_err() {
             tracing::error!("audit index task stopped");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// AUD-2: an index row is the same whether built from the keys the
+    /// gateway hands over (live) or parsed back from the record (catch-up
+    /// after a crash).
+    #[test]
+    fn aud_2_index_row_from_keys_equals_row_parsed_from_the_record() {
+        for (code, result) in [
+            (None, menshen_audit::Outcome::Success),
+            (
+                Some("INVALID_SIGNATURE".to_string()),
+                menshen_audit::Outcome::Failure,
+            ),
+            (None, menshen_audit::Outcome::Unknown),
+        ] {
+            let rec = menshen_audit::AccessRecord {
+                kind: "access".into(),
+                txn_id: "T1796006374431c659184a0000c9".into(),
+                node_id: "c659184a".into(),
+                timestamp: "2026-11-30T02:39:34.431Z".into(),
+                duration_us: 1519,
+                app_id: Some("app_1".into()),
+                app_verified: true,
+                api_id: Some("products".into()),
+                u_api_id: Some("0PC103050103000100000200".into()),
+                level: Some("A1".into()),
+                client_ip: "127.0.0.1".into(),
+                peer: "127.0.0.1:5000".into(),
+                method: "GET".into(),
+                path: "/v1/products".into(),
+                status: 200,
+                result,
+                code,
+                message: "upstream 200".into(),
+                reason: None,
+                alg: Some("hmac-sm3".into()),
+                nonce: None,
+                sig_created: Some(1_796_006_374),
+                client_cert: None,
+                message_parts: None,
+            };
+            let time_ms = 1_796_006_374_431;
+            let bytes = serde_json::to_vec(&rec).unwrap();
+            let c = |keys| Committed {
+                seq: 7,
+                segment: 2,
+                offset: 4096,
+                rec: bytes.clone(),
+                keys,
+            };
+            let parsed = row(c(None));
+            let given = row(c(Some(rec.keys(time_ms))));
+            assert_eq!(parsed, given);
+            assert_eq!(given.time_ms, time_ms);
         }
     }
 }
