@@ -8,7 +8,10 @@
 
 use base64::Engine;
 use menshen_crypto::MacAlg;
-use sfv::{BareItem, InnerList, Item, ListEntry, Parameters, Parser, SerializeValue};
+use sfv::{
+    BareItem, InnerList, Item, ListEntry, Parameters, Parser, RefBareItem, RefListSerializer,
+    SerializeValue,
+};
 
 use crate::{headers, malformed, ProtocolError};
 
@@ -174,10 +177,36 @@ fn component_id(c: &str) -> Result<String, ProtocolError> {
         .map_err(|e| malformed("signature-input", e))
 }
 
+fn ref_item(b: &BareItem) -> RefBareItem<'_> {
+    match b {
+        BareItem::Integer(v) => RefBareItem::Integer(*v),
+        BareItem::Decimal(v) => RefBareItem::Decimal(*v),
+        BareItem::String(v) => RefBareItem::String(v),
+        BareItem::ByteSeq(v) => RefBareItem::ByteSeq(v),
+        BareItem::Boolean(v) => RefBareItem::Boolean(*v),
+        BareItem::Token(v) => RefBareItem::Token(v),
+    }
+}
+
+/// The inner list serialized (RFC 8941 section 4.1.1.1), straight from the
+/// parsed value (no copy of it).
 fn serialize_inner(il: &InnerList) -> Result<String, ProtocolError> {
-    vec![ListEntry::InnerList(il.clone())]
-        .serialize_value()
-        .map_err(|e| malformed("signature-input", e))
+    let bad = |e| malformed("signature-input", e);
+    let mut out = String::with_capacity(160);
+    let mut inner = RefListSerializer::new(&mut out).open_inner_list();
+    for item in &il.items {
+        inner = inner
+            .inner_list_bare_item(&ref_item(&item.bare_item))
+            .map_err(bad)?;
+        for (k, v) in &item.params {
+            inner = inner.inner_list_parameter(k, &ref_item(v)).map_err(bad)?;
+        }
+    }
+    let mut list = inner.close_inner_list();
+    for (k, v) in &il.params {
+        list = list.parameter(k, &ref_item(v)).map_err(bad)?;
+    }
+    Ok(out)
 }
 
 /// A signature parsed from request headers.
@@ -521,5 +550,28 @@ mod tests {
         assert!(ParsedSignature::parse(good, "sig1=1").is_err());
         let p = ParsedSignature::parse(good, ok_sig).unwrap();
         assert!(p.check_coverage(false, false).is_err());
+    }
+
+    /// `@signature-params` is the canonical serialization of the member's
+    /// inner list, whatever spacing the client used; the serializer that
+    /// writes it from the parsed value agrees with sfv's own.
+    #[test]
+    fn signature_params_serialize_canonically() {
+        for input in [
+            r#"sig1=("@method" "@authority" "@path");created=1;nonce="n";keyid="k";alg="hmac-sm3""#,
+            r#"sig1=(   "@method"   "content-digest" );created=1796006374;expires=1796006400"#,
+            r#"sig1=("@status" "content-digest";req "@method";req "x";key="a-b");tag=tok;f=?0;t;b=:AAE=:;d=1.5;s="q\"\\""#,
+            r#"sig1=();created=1"#,
+        ] {
+            let dict = Parser::parse_dictionary(input.as_bytes()).unwrap();
+            let ListEntry::InnerList(il) = dict.values().next().unwrap() else {
+                panic!("{input}");
+            };
+            let ours = serialize_inner(il).unwrap();
+            let theirs = vec![ListEntry::InnerList(il.clone())]
+                .serialize_value()
+                .unwrap();
+            assert_eq!(ours, theirs, "{input}");
+        }
     }
 }
