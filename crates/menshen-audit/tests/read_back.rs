@@ -3,6 +3,8 @@
 //! now (active, compressed, archived), and the index catches up from the
 //! files after a crash.
 
+mod common;
+
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -59,34 +61,10 @@ async fn write(log: &AuditLog, from: usize, to: usize) {
     log.flush().await.unwrap();
 }
 
-/// Wait until only the active segment is plain (the rest compressed).
+/// Wait until the rotated segments are compressed and the stopped writer
+/// has trimmed the active one.
 fn settle(dir: &Path) {
-    for _ in 0..500 {
-        let plain = list_segments(dir)
-            .unwrap()
-            .iter()
-            .filter(|(_, p)| p.extension().is_some_and(|e| e == "jsonl"))
-            .count();
-        let tmp = std::fs::read_dir(dir.join("segments"))
-            .unwrap()
-            .filter(|e| {
-                e.as_ref()
-                    .unwrap()
-                    .path()
-                    .to_string_lossy()
-                    .ends_with(".tmp")
-            })
-            .count();
-        // A stopped writer also cuts the zeros preallocated after the last
-        // line of the active segment.
-        let active = list_segments(dir).unwrap().last().unwrap().1.clone();
-        let zeros = std::fs::read(&active).unwrap().ends_with(&[0]);
-        if plain == 1 && tmp == 0 && !zeros {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    panic!("segments were not compressed");
+    common::settle(dir, true);
 }
 
 #[tokio::test]

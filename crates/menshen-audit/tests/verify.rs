@@ -1,6 +1,8 @@
 //! AUD-3: verification passes on an untouched log and fails, naming the place,
 //! after each kind of tampering.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -47,27 +49,7 @@ async fn make_log(dir: &Path) -> PublicKey {
     }
     log.flush().await.unwrap();
     // Wait for background compression of rotated segments to settle.
-    for _ in 0..200 {
-        let segs = list_segments(dir).unwrap();
-        let plain = segs
-            .iter()
-            .filter(|(_, p)| p.extension().is_some_and(|e| e == "jsonl"))
-            .count();
-        let leftovers = std::fs::read_dir(dir.join("segments"))
-            .unwrap()
-            .filter(|e| {
-                e.as_ref()
-                    .unwrap()
-                    .path()
-                    .to_string_lossy()
-                    .ends_with(".tmp")
-            })
-            .count();
-        if plain == 1 && leftovers == 0 {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    common::settle(dir, false);
     public
 }
 
