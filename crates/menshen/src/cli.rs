@@ -575,7 +575,7 @@ impl AdminClient {
 }
 
 fn print_json(v: &Value) {
-    println!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
+    crate::out!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
 }
 
 fn table(rows: &Value, cols: &[&str]) {
@@ -616,9 +616,9 @@ fn table(rows: &Value, cols: &[&str]) {
             .trim_end()
             .to_string()
     };
-    println!("{}", line(cols.iter().map(|c| c.to_uppercase()).collect()));
+    crate::out!("{}", line(cols.iter().map(|c| c.to_uppercase()).collect()));
     for r in rows {
-        println!("{}", line(cols.iter().map(|c| cell(r, c)).collect()));
+        crate::out!("{}", line(cols.iter().map(|c| cell(r, c)).collect()));
     }
 }
 
@@ -707,7 +707,7 @@ pub async fn app(cmd: AppCmd, conn: AdminConn) -> anyhow::Result<()> {
                 None,
             )
             .await?;
-            println!("credential {id} of {app_id} revoked");
+            crate::out!("credential {id} of {app_id} revoked");
         }
         AppCmd::RequireCert { app_id, state } => {
             let on = match state.as_str() {
@@ -818,7 +818,7 @@ pub async fn grant(cmd: GrantCmd, conn: AdminConn) -> anyhow::Result<()> {
         GrantCmd::Remove { app_id, api_id } => {
             c.call("DELETE", &format!("/v1/grants/{app_id}/{api_id}"), None)
                 .await?;
-            println!("grant of {api_id} to {app_id} removed");
+            crate::out!("grant of {api_id} to {app_id} removed");
         }
         GrantCmd::List { app_id } => {
             let q = app_id.map(|a| format!("?app_id={a}")).unwrap_or_default();
@@ -860,7 +860,7 @@ pub async fn ip(cmd: IpCmd, conn: AdminConn) -> anyhow::Result<()> {
         IpCmd::Remove { id } => {
             c.call("DELETE", &format!("/v1/ip-rules/{id}"), None)
                 .await?;
-            println!("IP rule {id} removed");
+            crate::out!("IP rule {id} removed");
         }
     }
     Ok(())
@@ -871,7 +871,7 @@ pub fn uapi(cmd: UapiCmd) -> anyhow::Result<()> {
     match cmd {
         UapiCmd::Decode { code } => {
             let id = UApiId::decode(code.trim()).map_err(|e| anyhow::anyhow!("{e}"))?;
-            println!("{}", id.explain());
+            crate::out!("{}", id.explain());
         }
         UapiCmd::Encode {
             institution,
@@ -892,7 +892,7 @@ pub fn uapi(cmd: UapiCmd) -> anyhow::Result<()> {
                 sequence,
             )
             .map_err(|e| anyhow::anyhow!("{e}"))?;
-            println!("{id}");
+            crate::out!("{id}");
         }
     }
     Ok(())
@@ -969,14 +969,14 @@ pub async fn call(a: CallArgs) -> anyhow::Result<i32> {
     let resp = menshen_sdk::send(&http, req).await?;
     let verdict = (!bank_keys.is_empty())
         .then(|| menshen_sdk::verify_response(&resp, &sent_headers, &bank_keys));
-    println!("HTTP {}", resp.status);
+    crate::out!("HTTP {}", resp.status);
     for (k, v) in &resp.headers {
-        println!("{k}: {}", v.to_str().unwrap_or("?"));
+        crate::out!("{k}: {}", v.to_str().unwrap_or("?"));
     }
-    println!();
+    crate::out!();
     match serde_json::from_slice::<Value>(&resp.body) {
         Ok(v) => print_json(&v),
-        Err(_) => println!("{}", String::from_utf8_lossy(&resp.body)),
+        Err(_) => crate::out!("{}", String::from_utf8_lossy(&resp.body)),
     }
     match verdict {
         Some(Ok(())) => eprintln!("response signature: verified with the bank's key"),
@@ -1012,14 +1012,17 @@ pub fn audit_verify(dir: &std::path::Path, keys: &[PathBuf]) -> anyhow::Result<i
     bar.finish_and_clear();
     match r {
         Ok(rep) => {
-            println!(
+            crate::out!(
                 "OK: {} records in {} segments, {} signed checkpoints; chain head {}",
-                rep.records, rep.segments, rep.checkpoints, rep.head
+                rep.records,
+                rep.segments,
+                rep.checkpoints,
+                rep.head
             );
             Ok(0)
         }
         Err(e) => {
-            println!("FAILED at {}: {}", e.place, e.problem);
+            crate::out!("FAILED at {}: {}", e.place, e.problem);
             Ok(1)
         }
     }
@@ -1108,14 +1111,14 @@ pub fn audit_archive(cfg: &crate::config::Config, dry_run: bool) -> anyhow::Resu
         }
         let to = archive.join(p.file_name().unwrap_or_default());
         if dry_run {
-            println!("would archive {} -> {}", p.display(), to.display());
+            crate::out!("would archive {} -> {}", p.display(), to.display());
         } else {
             std::fs::rename(&p, &to)?;
-            println!("archived {}", to.display());
+            crate::out!("archived {}", to.display());
         }
         moved += 1;
     }
-    println!(
+    crate::out!(
         "{moved} segment(s) {}; nothing is ever deleted by Menshen before retention ({} days)",
         if dry_run { "to archive" } else { "archived" },
         cfg.audit.retention_days

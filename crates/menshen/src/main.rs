@@ -68,7 +68,7 @@ async fn run(cli: Cli) -> anyhow::Result<i32> {
                 unsafe_async_audit,
             };
             let demo = menshen::demo::start(&opts).await?;
-            println!(
+            menshen::out!(
                 "{}",
                 menshen::demo::next_steps(
                     &demo.info,
@@ -92,12 +92,12 @@ async fn run(cli: Cli) -> anyhow::Result<i32> {
             let token = menshen_admin::create_admin_token(cp.store.as_ref(), &name).await?;
             if let Some(p) = token_out {
                 menshen::pki::write_private(&p, token.as_bytes())?;
-                println!(
+                menshen::out!(
                     "admin token for `{name}` written to {} (it is stored only hashed)",
                     p.display()
                 );
             } else {
-                println!("{token}");
+                menshen::out!("{token}");
                 eprintln!("admin token for `{name}`: shown once, stored only hashed; keep it safe");
             }
         }
@@ -185,7 +185,7 @@ async fn run(cli: Cli) -> anyhow::Result<i32> {
             }
             menshen::pki::write_private(&out, menshen_crypto::MasterKey::generate().as_bytes())
                 .context("--out")?;
-            println!("master key written to {} (mode 0600)", out.display());
+            menshen::out!("master key written to {} (mode 0600)", out.display());
         }
     }
     Ok(0)
