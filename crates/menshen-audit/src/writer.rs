@@ -146,6 +146,38 @@ pub fn segment_number(name: &str) -> Option<u64> {
 
 /// Read all lines of a segment, plain or zstd-compressed.
 pub fn read_segment(path: &Path) -> std::io::Result<String> {
+    match read_segment_at(path) {
+        // Listed plain, compressed since (a running writer compresses each
+        // segment it closes; `menshen audit archive` moves compressed ones):
+        // read it where it is now.
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
+                return Err(e);
+            };
+            let mut later = Vec::new();
+            if name.ends_with(".jsonl") {
+                later.push(path.with_file_name(format!("{name}.zst")));
+            }
+            if let Some(root) = path.parent().and_then(Path::parent) {
+                let zst = if name.ends_with(".zst") {
+                    name.to_string()
+                } else {
+                    format!("{name}.zst")
+                };
+                later.push(root.join("archive").join(zst));
+            }
+            for p in later {
+                if p != path && p.exists() {
+                    return read_segment_at(&p);
+                }
+            }
+            Err(e)
+        }
+        r => r,
+    }
+}
+
+fn read_segment_at(path: &Path) -> std::io::Result<String> {
     if !std::fs::metadata(path)?.is_file() {
         // A device or FIFO posing as a segment may never end: refuse it.
         return Err(std::io::Error::new(

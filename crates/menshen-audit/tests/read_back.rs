@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use menshen_audit::verify::list_segments;
-use menshen_audit::writer::{read_records_at, scan_from, segment_name};
+use menshen_audit::writer::{read_records_at, read_segment, scan_from, segment_name};
 use menshen_audit::{AuditConfig, AuditLog, BatchSink, Committed};
 
 /// (seq, segment, offset, txn_id) of a committed record.
@@ -82,13 +82,25 @@ async fn aud_6_records_are_read_back_by_place_from_plain_compressed_and_archived
     let segments: std::collections::BTreeSet<u64> = committed.iter().map(|c| c.1).collect();
     assert!(segments.len() >= 4, "several segments: {segments:?}");
     // Move the oldest compressed segment to the archive.
-    let oldest = list_segments(dir).unwrap()[0].1.clone();
+    let listed = list_segments(dir).unwrap();
+    let oldest = listed[0].1.clone();
     assert!(oldest.to_string_lossy().ends_with(".zst"));
     std::fs::rename(
         &oldest,
         dir.join("archive").join(oldest.file_name().unwrap()),
     )
     .unwrap();
+    // A reader that listed a segment before it was compressed or archived
+    // still reads it, where it is now.
+    let first = read_segment(&oldest).unwrap();
+    assert!(first.contains("T00000"), "{first}");
+    let (n2, zst2) = listed[1].clone();
+    let as_listed_plain = dir.join("segments").join(segment_name(n2));
+    assert!(!as_listed_plain.exists());
+    assert_eq!(
+        read_segment(&as_listed_plain).unwrap(),
+        read_segment(&zst2).unwrap()
+    );
 
     // Every record, asked for in any order, comes back from its place.
     let mut places: Vec<(u64, u64, u64)> = committed.iter().map(|c| (c.1, c.2, c.0)).collect();
@@ -149,6 +161,9 @@ async fn aud_2_sink_learns_the_last_sequence_number_at_reopen_and_scan_stops_at_
     let log = AuditLog::open(cfg(dir), None, Some(Box::new(seen.clone()))).unwrap();
     write(&log, 40, 45).await;
     drop(log);
+    // The reopened writer compresses the segment the stop left plain, in the
+    // background: let it finish before reading the files.
+    settle(dir);
     assert_eq!(*seen.opened.lock().unwrap(), vec![40]);
     let c = seen.committed.lock().unwrap().clone();
     assert_eq!(c.first().map(|c| c.0), Some(41));
@@ -170,7 +185,6 @@ async fn aud_2_sink_learns_the_last_sequence_number_at_reopen_and_scan_stops_at_
 
     // A crash mid-write: a half-written last line, then the zeros the
     // writer preallocates. Readers stop cleanly before them.
-    settle(dir);
     let active = list_segments(dir).unwrap().last().unwrap().1.clone();
     let clean_len = std::fs::metadata(&active).unwrap().len();
     use std::io::Write;
