@@ -271,3 +271,81 @@ async fn lvl_2_two_level_profile_refuses_a3_and_keeps_a2() {
     assert!(a.controls.sign_responses);
     assert!(!a.controls.auth.contains(&menshen_model::AuthMethod::Secret));
 }
+
+fn row(seq: u64, time_ms: i64, app: &str, result: &str) -> menshen_store::AuditRow {
+    menshen_store::AuditRow {
+        seq,
+        segment: 1,
+        offset: seq * 100,
+        kind: "access".into(),
+        txn_id: Some(format!("T{seq}")),
+        time_ms,
+        app_id: Some(app.into()),
+        api_id: Some("products".into()),
+        user_id: None,
+        result: Some(result.into()),
+        status: Some(200),
+        code: None,
+        duration_us: Some(1000),
+    }
+}
+
+#[tokio::test]
+async fn aud_6_index_search_by_fields_and_time_and_bad_times_name_the_field() {
+    let (_d, cp) = setup();
+    // 2026-11-30T00:00:00Z.
+    let t0 = 1_795_996_800_000i64;
+    let rows = vec![
+        row(1, t0, "a", "success"),
+        row(2, t0 + 60_000, "b", "failure"),
+        row(3, t0 + 120_000, "a", "success"),
+    ];
+    cp.store.index_audit(rows, None).await.unwrap();
+    let q = |f: fn(&mut menshen_store::AuditQuery)| {
+        let mut q = menshen_store::AuditQuery {
+            limit: 100,
+            ..Default::default()
+        };
+        f(&mut q);
+        q
+    };
+    let seqs = |r: Vec<menshen_store::AuditRow>| r.iter().map(|r| r.seq).collect::<Vec<_>>();
+    let all = cp.store.search_audit(&q(|_| {})).await.unwrap();
+    assert_eq!(seqs(all), [3, 2, 1]);
+    let by_app = cp
+        .store
+        .search_audit(&q(|q| q.app_id = Some("a".into())))
+        .await
+        .unwrap();
+    assert_eq!(seqs(by_app), [3, 1]);
+    let failed = cp
+        .store
+        .search_audit(&q(|q| q.result = Some("failure".into())))
+        .await
+        .unwrap();
+    assert_eq!(seqs(failed), [2]);
+    // [from, to): the time range in RFC 3339, any offset.
+    let range = cp
+        .store
+        .search_audit(&q(|q| {
+            q.from = Some("2026-11-30T08:01:00+08:00".into());
+            q.to = Some("2026-11-30T00:02:00Z".into());
+        }))
+        .await
+        .unwrap();
+    assert_eq!(seqs(range), [2]);
+    let tail = cp.store.audit_index_tail().await.unwrap().unwrap();
+    assert_eq!((tail.seq, tail.segment, tail.offset), (3, 1, 300));
+    for field in ["from", "to"] {
+        let mut bad = q(|_| {});
+        if field == "from" {
+            bad.from = Some("yesterday".into());
+        } else {
+            bad.to = Some("2026-13-01".into());
+        }
+        match cp.store.search_audit(&bad).await {
+            Err(menshen_store::StoreError::Invalid(e)) => assert_eq!(e.field, field),
+            other => panic!("{field}: {other:?}"),
+        }
+    }
+}
