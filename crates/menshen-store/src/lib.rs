@@ -239,17 +239,21 @@ pub trait Store: Send + Sync + 'static {
     /// All bank keys.
     async fn list_bank_keys(&self) -> Result<Vec<BankKeyRecord>, StoreError>;
 
-    /// Index committed audit records and keep the latest checkpoint.
+    /// Index committed audit records and keep the latest checkpoint; with
+    /// `indexed_through`, also record (never lowering it) that every record
+    /// up to that sequence number is now indexed: where a restart resumes.
     async fn index_audit(
         &self,
         rows: Vec<AuditRow>,
         checkpoint: Option<(u64, String)>,
+        indexed_through: Option<u64>,
     ) -> Result<(), StoreError>;
     /// Search the audit index, newest first.
     async fn search_audit(&self, q: &AuditQuery) -> Result<Vec<AuditRow>, StoreError>;
-    /// The newest indexed record (rows are indexed in sequence order, so every
-    /// record up to it is indexed): where the index catches up from.
-    async fn audit_index_tail(&self) -> Result<Option<AuditRow>, StoreError>;
+    /// The row of the last `indexed_through` mark: every record up to it is
+    /// indexed, so the index catches up from the files after it. `None` when
+    /// there is no mark (a new or rebuilt index: catch up from the start).
+    async fn audit_index_watermark(&self) -> Result<Option<AuditRow>, StoreError>;
     /// The latest checkpoint (last seq, checkpoint JSON).
     async fn latest_audit_checkpoint(&self) -> Result<Option<(u64, String)>, StoreError>;
 

@@ -556,6 +556,7 @@ impl Store for SqliteStore {
         &self,
         rows: Vec<crate::AuditRow>,
         checkpoint: Option<(u64, String)>,
+        indexed_through: Option<u64>,
     ) -> Result<(), StoreError> {
         // Not a catalog change: no version bump, no snapshot rebuild.
         let conn = self.index_conn.clone();
@@ -579,6 +580,13 @@ impl Store for SqliteStore {
                     "INSERT INTO audit_checkpoint (id, last_seq, checkpoint) VALUES (1, ?1, ?2)
                      ON CONFLICT(id) DO UPDATE SET last_seq = excluded.last_seq, checkpoint = excluded.checkpoint WHERE excluded.last_seq >= audit_checkpoint.last_seq",
                     params![last as i64, cp],
+                )?;
+            }
+            if let Some(n) = indexed_through {
+                tx.execute(
+                    "INSERT INTO meta (k, v) VALUES ('audit_indexed_through', ?1)
+                     ON CONFLICT(k) DO UPDATE SET v = max(v, excluded.v)",
+                    params![n as i64],
                 )?;
             }
             tx.commit()?;
@@ -613,10 +621,11 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn audit_index_tail(&self) -> Result<Option<crate::AuditRow>, StoreError> {
+    async fn audit_index_watermark(&self) -> Result<Option<crate::AuditRow>, StoreError> {
         self.read(|c| {
             Ok(c.query_row(
-                "SELECT * FROM audit_index ORDER BY seq DESC LIMIT 1",
+                "SELECT * FROM audit_index WHERE seq =
+                   (SELECT v FROM meta WHERE k = 'audit_indexed_through')",
                 [],
                 audit_row,
             )

@@ -300,7 +300,7 @@ async fn aud_6_index_search_by_fields_and_time_and_bad_times_name_the_field() {
         row(2, t0 + 60_000, "b", "failure"),
         row(3, t0 + 120_000, "a", "success"),
     ];
-    cp.store.index_audit(rows, None).await.unwrap();
+    cp.store.index_audit(rows, None, None).await.unwrap();
     let q = |f: fn(&mut menshen_store::AuditQuery)| {
         let mut q = menshen_store::AuditQuery {
             limit: 100,
@@ -334,8 +334,12 @@ async fn aud_6_index_search_by_fields_and_time_and_bad_times_name_the_field() {
         .await
         .unwrap();
     assert_eq!(seqs(range), [2]);
-    let tail = cp.store.audit_index_tail().await.unwrap().unwrap();
-    assert_eq!((tail.seq, tail.segment, tail.offset), (3, 1, 300));
+    // The resume mark: absent until set, never lowered.
+    assert!(cp.store.audit_index_watermark().await.unwrap().is_none());
+    cp.store.index_audit(vec![], None, Some(2)).await.unwrap();
+    cp.store.index_audit(vec![], None, Some(1)).await.unwrap();
+    let w = cp.store.audit_index_watermark().await.unwrap().unwrap();
+    assert_eq!((w.seq, w.segment, w.offset), (2, 1, 200));
     for field in ["from", "to"] {
         let mut bad = q(|_| {});
         if field == "from" {

@@ -213,18 +213,28 @@ const INDEX_LINGER: std::time::Duration = std::time::Duration::from_millis(100);
 /// Rows per index transaction at most.
 const INDEX_MAX_ROWS: usize = 8192;
 
-/// What the index task receives from the writer thread.
+/// What the index task receives from the writer thread (and the catch-up).
 enum IndexMsg {
     /// The log holds records up to this sequence number at start-up: index
-    /// any the database is missing first (a crash can come between a batch's
-    /// fsync and its index commit; a schema change rebuilds the index).
+    /// any the database is missing (a crash can come between a batch's fsync
+    /// and its index commit; a schema change rebuilds the index).
     CatchUp(u64),
     /// A committed batch and the latest checkpoint, if any.
     Batch(Vec<menshen_store::AuditRow>, Option<(u64, String)>),
+    /// The catch-up for records up to the first number is done; it read the
+    /// files up to the second (less if they could not be read to the end).
+    CaughtUp(u64, u64),
 }
 
 /// Feeds committed audit batches to the store's index (AUD-2, AUD-6) and keeps
 /// the latest checkpoint there too (so truncating the files is detectable).
+///
+/// At start-up the records the database lacks are indexed from the files by a
+/// task of their own, beside the live batches, so a long catch-up (a rebuilt
+/// index over a large log) never holds up the writer. The store's
+/// `indexed_through` mark, where the next start resumes, only advances over
+/// a gapless prefix: to the catch-up's end once it is done, then with each
+/// live batch (they follow on without a gap), never past a failed write.
 struct IndexSink {
     tx: tokio::sync::mpsc::Sender<IndexMsg>,
 }
@@ -234,12 +244,54 @@ impl IndexSink {
         // Room for INDEX_LINGER of single-record batches at a few thousand
         // calls/s; beyond that the writer thread waits (back-pressure).
         let (tx, mut rx) = tokio::sync::mpsc::channel::<IndexMsg>(4096);
+        let to_self = tx.downgrade();
         tokio::spawn(async move {
-            while let Some(msg) = rx.recv().await {
+            // Highest live sequence number indexed, whether the catch-up is
+            // done, and whether a live write failed (a gap: stop the mark).
+            let (mut live_max, mut caught_up, mut gap) = (0u64, false, false);
+            let mut pending: Option<IndexMsg> = None;
+            loop {
+                let msg = match pending.take() {
+                    Some(m) => m,
+                    None => match rx.recv().await {
+                        Some(m) => m,
+                        None => break,
+                    },
+                };
                 let (mut rows, mut checkpoint) = match msg {
                     IndexMsg::CatchUp(upto) => {
-                        if let Err(e) = catch_up(&cp, &dir, upto).await {
-                            tracing::error!(error = %e, "audit index: catching up from the log failed; searches may miss records until the next start");
+                        let (cp, dir, back) = (cp.clone(), dir.clone(), to_self.clone());
+                        tokio::spawn(async move {
+                            match catch_up(&cp, &dir, upto).await {
+                                Ok(reached) => {
+                                    if let Some(back) = back.upgrade() {
+                                        let _ = back.send(IndexMsg::CaughtUp(upto, reached)).await;
+                                    }
+                                }
+                                Err(e) => {
+                                    tracing::error!(error = %e, "audit index: catching up from the log failed; searches may miss older records until the next start")
+                                }
+                            }
+                        });
+                        continue;
+                    }
+                    IndexMsg::CaughtUp(upto, reached) => {
+                        caught_up = true;
+                        if reached < upto {
+                            // The files could not be read to the end: the
+                            // mark stays before the records not indexed.
+                            tracing::error!(reached, upto, "audit index: the log could not be read past record {reached}; `menshen audit verify` shows why");
+                            gap = true;
+                            if let Err(e) = cp.store.index_audit(vec![], None, Some(reached)).await
+                            {
+                                tracing::error!(error = %e, "audit index: cannot record how far it is complete");
+                            }
+                        }
+                        if !gap {
+                            let mark = upto.max(live_max);
+                            if let Err(e) = cp.store.index_audit(vec![], None, Some(mark)).await {
+                                tracing::error!(error = %e, "audit index: cannot record how far it is complete");
+                            }
                         }
                         continue;
                     }
@@ -258,11 +310,21 @@ impl IndexSink {
                                 checkpoint = cp2;
                             }
                         }
-                        Ok(Some(IndexMsg::CatchUp(_))) | Ok(None) | Err(_) => break,
+                        Ok(Some(other)) => {
+                            pending = Some(other);
+                            break;
+                        }
+                        Ok(None) | Err(_) => break,
                     }
                 }
-                if let Err(e) = cp.store.index_audit(rows, checkpoint).await {
-                    tracing::error!(error = %e, "audit index write failed (the log itself is intact)");
+                let top = rows.iter().map(|r| r.seq).max();
+                let mark = top.filter(|_| caught_up && !gap);
+                match cp.store.index_audit(rows, checkpoint, mark).await {
+                    Ok(()) => live_max = live_max.max(top.unwrap_or(0)),
+                    Err(e) => {
+                        gap = true;
+                        tracing::error!(error = %e, "audit index write failed (the log itself is intact; the next start indexes what is missing)");
+                    }
                 }
             }
         });
@@ -270,31 +332,34 @@ impl IndexSink {
     }
 }
 
-/// Index the records of the log up to `upto` that the database lacks, read
-/// from the files from where the index ends (its newest row's segment and
-/// offset), in transactions of [`INDEX_MAX_ROWS`].
-async fn catch_up(cp: &ControlPlane, dir: &std::path::Path, upto: u64) -> anyhow::Result<()> {
-    let tail = cp.store.audit_index_tail().await?;
-    let (start, after) = match &tail {
+/// Index the records of the log up to `upto` that the database may lack,
+/// read from the files after the store's `indexed_through` mark (from its
+/// row's segment and offset; from the start without a mark), in
+/// transactions of [`INDEX_MAX_ROWS`]. Rows already there are left as they are.
+/// Returns the last sequence number read (`upto` unless the files end early).
+async fn catch_up(cp: &ControlPlane, dir: &std::path::Path, upto: u64) -> anyhow::Result<u64> {
+    let mark = cp.store.audit_index_watermark().await?;
+    let (start, after) = match &mark {
         Some(r) => (Some((r.segment, r.offset)), r.seq),
         None => (None, 0),
     };
     if after >= upto {
-        return Ok(());
+        return Ok(upto);
     }
     tracing::info!(
         from = after + 1,
         to = upto,
-        "audit index: indexing records missing from the database"
+        "audit index: indexing records the database may lack"
     );
     let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<menshen_store::AuditRow>>(2);
     let dir = dir.to_path_buf();
     let scan = tokio::task::spawn_blocking(move || {
-        let mut chunk = Vec::new();
+        let (mut chunk, mut reached) = (Vec::new(), after);
         let r = menshen_audit::writer::scan_from(&dir, start, after, |c| {
             if c.seq > upto {
                 return false;
             }
+            reached = c.seq;
             chunk.push(row(c));
             if chunk.len() >= INDEX_MAX_ROWS {
                 return tx.blocking_send(std::mem::take(&mut chunk)).is_ok();
@@ -304,16 +369,16 @@ async fn catch_up(cp: &ControlPlane, dir: &std::path::Path, upto: u64) -> anyhow
         if !chunk.is_empty() {
             let _ = tx.blocking_send(chunk);
         }
-        r
+        r.map(|()| reached)
     });
     let mut n = 0usize;
     while let Some(rows) = rx.recv().await {
         n += rows.len();
-        cp.store.index_audit(rows, None).await?;
+        cp.store.index_audit(rows, None, None).await?;
     }
-    scan.await??;
+    let reached = scan.await??;
     tracing::info!(records = n, "audit index: caught up with the log");
-    Ok(())
+    Ok(reached)
 }
 
 /// The indexed fields of a record, borrowed from its JSON (no value tree).
