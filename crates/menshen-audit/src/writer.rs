@@ -151,27 +151,16 @@ pub fn read_segment(path: &Path) -> std::io::Result<String> {
         // segment it closes; `menshen audit archive` moves compressed ones):
         // read it where it is now.
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
-                return Err(e);
-            };
-            let mut later = Vec::new();
-            if name.ends_with(".jsonl") {
-                later.push(path.with_file_name(format!("{name}.zst")));
+            let moved = path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .and_then(segment_number)
+                .zip(path.parent().and_then(Path::parent))
+                .and_then(|(n, dir)| locate_segment(dir, n));
+            match moved {
+                Some(p) if p != path => read_segment_at(&p),
+                _ => Err(e),
             }
-            if let Some(root) = path.parent().and_then(Path::parent) {
-                let zst = if name.ends_with(".zst") {
-                    name.to_string()
-                } else {
-                    format!("{name}.zst")
-                };
-                later.push(root.join("archive").join(zst));
-            }
-            for p in later {
-                if p != path && p.exists() {
-                    return read_segment_at(&p);
-                }
-            }
-            Err(e)
         }
         r => r,
     }
@@ -251,7 +240,10 @@ fn repair_tail(path: &Path) -> Result<String, AuditError> {
     File::open(path)
         .and_then(|mut f| f.read_to_end(&mut bytes))
         .map_err(io(path))?;
-    let data_end = bytes.iter().position(|&b| b == 0).unwrap_or(bytes.len());
+    // Only the trailing run of zeros is preallocation; a zero byte with
+    // data after it is damage, left for the verifier to report (cutting
+    // there would delete the records after it).
+    let data_end = bytes.iter().rposition(|&b| b != 0).map_or(0, |i| i + 1);
     let keep = bytes[..data_end]
         .iter()
         .rposition(|&b| b == b'\n')
@@ -280,8 +272,9 @@ fn repair_tail(path: &Path) -> Result<String, AuditError> {
 /// preallocated zeros it writes the data only. Measured on this machine's
 /// ext4 under load (2026-11-30): fdatasync p50 93-112 us against 142-149 us,
 /// p90 133-173 against 247-270, p99 0.5-0.8 ms against 0.9-1.0 ms. The zeros
-/// are cut off when the segment closes; readers stop at the first zero byte
-/// (a record line never holds one: JSON escapes control characters).
+/// are cut off when the segment closes; readers ignore a trailing run of
+/// zeros (a record line never holds a zero byte: JSON escapes control
+/// characters), and report any other zero byte as damage.
 pub const PREALLOC: u64 = 1 << 20;
 
 static ZEROS: [u8; 64 * 1024] = [0; 64 * 1024];
@@ -365,12 +358,7 @@ impl State {
                     && p.extension().is_some_and(|e| e == "jsonl")
                     && p.parent() == Some(seg_dir.as_path())
                 {
-                    let p = p.clone();
-                    std::thread::spawn(move || {
-                        if let Err(e) = compress_segment(&p) {
-                            tracing::error!(file = %p.display(), error = %e, "audit segment compression failed; the plain segment is kept");
-                        }
-                    });
+                    compress_in_background(p.clone());
                 }
             }
         }
@@ -577,11 +565,7 @@ impl State {
         sync_dir(&self.seg_dir);
         tracing::info!(closed = %closed.display(), "audit segment rotated");
         if self.cfg.compress {
-            std::thread::spawn(move || {
-                if let Err(e) = compress_segment(&closed) {
-                    tracing::error!(file = %closed.display(), error = %e, "audit segment compression failed; the plain segment is kept");
-                }
-            });
+            compress_in_background(closed);
         }
         Ok(())
     }
@@ -593,6 +577,16 @@ impl State {
 /// against 7.8 MB (2026-11-30); the compressor runs on the gateway's own
 /// cores, so this is per-call CPU (level 9 had cost ~6% of a loaded node).
 const COMPRESS_LEVEL: i32 = 1;
+
+/// [`compress_segment`] on a thread of its own (a failure keeps the plain
+/// segment and is logged).
+fn compress_in_background(path: PathBuf) {
+    std::thread::spawn(move || {
+        if let Err(e) = compress_segment(&path) {
+            tracing::error!(file = %path.display(), error = %e, "audit segment compression failed; the plain segment is kept");
+        }
+    });
+}
 
 /// Compress a closed segment to `<name>.zst` (synced) and remove the plain file.
 pub fn compress_segment(path: &Path) -> std::io::Result<PathBuf> {
@@ -896,8 +890,16 @@ impl AuditLog {
     /// Queue a record and wait until it is on disk (sealed within
     /// [`SEAL_DURABLE`]).
     pub async fn record_durable<T: Serialize>(&self, rec: &T) -> Result<(), AuditError> {
+        self.send_durable(rec, None).await
+    }
+
+    async fn send_durable<T: Serialize>(
+        &self,
+        rec: &T,
+        keys: Option<Box<crate::RecordKeys>>,
+    ) -> Result<(), AuditError> {
         let (tx, rx) = oneshot::channel();
-        self.send(rec, None, Some(tx)).await?;
+        self.send(rec, keys, Some(tx)).await?;
         match rx.await {
             Ok(true) => Ok(()),
             _ => Err(AuditError::Closed),
@@ -914,14 +916,10 @@ impl AuditLog {
         durable: bool,
     ) -> Result<(), AuditError> {
         let keys = Some(Box::new(rec.keys(time_ms)));
-        if !durable {
-            return self.send(rec, keys, None).await;
-        }
-        let (tx, rx) = oneshot::channel();
-        self.send(rec, keys, Some(tx)).await?;
-        match rx.await {
-            Ok(true) => Ok(()),
-            _ => Err(AuditError::Closed),
+        if durable {
+            self.send_durable(rec, keys).await
+        } else {
+            self.send(rec, keys, None).await
         }
     }
 
@@ -953,34 +951,38 @@ pub fn read_all_records(dir: &Path) -> std::io::Result<Vec<String>> {
     Ok(out)
 }
 
-/// The plain text of segment `n` wherever it is now (active, compressed, or
-/// archived), as a reader from its start.
-fn open_segment(dir: &Path, n: u64) -> std::io::Result<Box<dyn Read>> {
+/// Where segment `n` of the log in `dir` is now: active or closed and plain,
+/// compressed, or archived. Plain first: a segment being compressed keeps its
+/// plain file until the compressed one is complete (renamed into place).
+fn locate_segment(dir: &Path, n: u64) -> Option<PathBuf> {
     let name = segment_name(n);
-    // Plain first: a segment being compressed keeps its plain file until the
-    // compressed one is complete (renamed into place).
-    for p in [
+    [
         dir.join("segments").join(&name),
         dir.join("segments").join(format!("{name}.zst")),
         dir.join("archive").join(format!("{name}.zst")),
         dir.join("archive").join(&name),
-    ] {
-        match std::fs::metadata(&p) {
-            Ok(m) if m.is_file() => {
-                let f = File::open(&p)?;
-                return Ok(if p.extension().is_some_and(|e| e == "zst") {
-                    Box::new(zstd::stream::read::Decoder::new(f)?)
-                } else {
-                    Box::new(f)
-                });
-            }
-            _ => continue,
-        }
-    }
-    Err(std::io::Error::new(
-        std::io::ErrorKind::NotFound,
-        format!("segment {name} is in neither segments/ nor archive/"),
-    ))
+    ]
+    .into_iter()
+    .find(|p| std::fs::metadata(p).is_ok_and(|m| m.is_file()))
+}
+
+/// The plain text of segment `n` wherever it is now, as a reader from its start.
+fn open_segment(dir: &Path, n: u64) -> std::io::Result<Box<dyn Read>> {
+    let Some(p) = locate_segment(dir, n) else {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::NotFound,
+            format!(
+                "segment {} is in neither segments/ nor archive/",
+                segment_name(n)
+            ),
+        ));
+    };
+    let f = File::open(&p)?;
+    Ok(if p.extension().is_some_and(|e| e == "zst") {
+        Box::new(zstd::stream::read::Decoder::new(f)?)
+    } else {
+        Box::new(f)
+    })
 }
 
 /// Longest line [`read_records_at`] and [`scan_from`] accept (a record with

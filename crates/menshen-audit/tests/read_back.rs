@@ -61,6 +61,17 @@ async fn write(log: &AuditLog, from: usize, to: usize) {
     log.flush().await.unwrap();
 }
 
+/// Open the log in `dir` with a recording sink, write records `from..to`,
+/// stop it and let its background work settle; what the sink saw.
+async fn session(dir: &Path, from: usize, to: usize) -> Seen {
+    let seen = Seen::default();
+    let log = AuditLog::open(cfg(dir), None, Some(Box::new(seen.clone()))).unwrap();
+    write(&log, from, to).await;
+    drop(log);
+    settle(dir);
+    seen
+}
+
 /// Wait until the rotated segments are compressed and the stopped writer
 /// has trimmed the active one.
 fn settle(dir: &Path) {
@@ -71,11 +82,7 @@ fn settle(dir: &Path) {
 async fn aud_6_records_are_read_back_by_place_from_plain_compressed_and_archived_segments() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
-    let seen = Seen::default();
-    let log = AuditLog::open(cfg(dir), None, Some(Box::new(seen.clone()))).unwrap();
-    write(&log, 0, 300).await;
-    drop(log);
-    settle(dir);
+    let seen = session(dir, 0, 300).await;
     assert_eq!(*seen.opened.lock().unwrap(), vec![0]);
     let committed = seen.committed.lock().unwrap().clone();
     assert_eq!(committed.len(), 300);
@@ -157,13 +164,9 @@ async fn aud_2_sink_learns_the_last_sequence_number_at_reopen_and_scan_stops_at_
     let newest = list_segments(dir).unwrap().last().unwrap().0;
     let empty = dir.join("segments").join(segment_name(newest + 1));
     std::fs::File::create(&empty).unwrap();
-    let seen = Seen::default();
-    let log = AuditLog::open(cfg(dir), None, Some(Box::new(seen.clone()))).unwrap();
-    write(&log, 40, 45).await;
-    drop(log);
-    // The reopened writer compresses the segment the stop left plain, in the
-    // background: let it finish before reading the files.
-    settle(dir);
+    // (The reopened writer compresses the segment the stop left plain, in
+    // the background: `session` lets it finish before the files are read.)
+    let seen = session(dir, 40, 45).await;
     assert_eq!(*seen.opened.lock().unwrap(), vec![40]);
     let c = seen.committed.lock().unwrap().clone();
     assert_eq!(c.first().map(|c| c.0), Some(41));
@@ -224,4 +227,50 @@ async fn aud_2_sink_learns_the_last_sequence_number_at_reopen_and_scan_stops_at_
         let text = menshen_audit::writer::read_segment(&p).unwrap();
         assert!(!text.contains('\0'), "{p:?}");
     }
+}
+
+/// AUD-3: only a trailing run of zeros is preallocation. A zero byte inside
+/// the active segment is damage: a restart must not cut the records after it
+/// (that would delete evidence), and readers leave it for the verifier.
+#[tokio::test]
+async fn aud_3_a_zero_byte_inside_the_active_segment_is_not_cut_at_restart() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    // Few records: one segment, the active one.
+    session(dir, 0, 9).await;
+    let segs = list_segments(dir).unwrap();
+    assert_eq!(segs.len(), 1);
+    let active = segs[0].1.clone();
+    let mut bytes = std::fs::read(&active).unwrap();
+    let len = bytes.len();
+    let third = bytes
+        .iter()
+        .enumerate()
+        .filter(|(_, b)| **b == b'\n')
+        .nth(2)
+        .unwrap()
+        .0;
+    bytes[third - 5] = 0;
+    std::fs::write(&active, &bytes).unwrap();
+
+    // The restart keeps every byte (the last line is intact) and continues.
+    session(dir, 9, 10).await;
+    let after = std::fs::read(&active).unwrap();
+    assert_eq!(
+        &after[..len],
+        &bytes[..],
+        "records after the zero byte were cut"
+    );
+    assert_eq!(after.iter().filter(|b| **b == b'\n').count(), 10);
+    // Readers keep the damage in view for the verifier: all ten lines, the
+    // third one failing its hash.
+    let text = read_segment(&active).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 10);
+    let third = menshen_audit::chain::parse_line(lines[2]);
+    assert!(
+        third.is_none_or(|pl| pl.hash != pl.computed),
+        "{}",
+        lines[2]
+    );
 }

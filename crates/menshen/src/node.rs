@@ -83,15 +83,10 @@ impl Node {
                 .open_bank_key(audit_key)
                 .context("keystore: the audit key does not open with this master key")?,
         };
-        let audit = AuditLog::open(
-            audit_config(&cfg),
-            Some(signer),
-            Some(Box::new(IndexSink::start(
-                cp.clone(),
-                audit_config(&cfg).dir,
-            ))),
-        )
-        .map_err(|e| anyhow::anyhow!("data_dir: {e}"))?;
+        let audit_cfg = audit_config(&cfg);
+        let index = IndexSink::start(cp.clone(), audit_cfg.dir.clone());
+        let audit = AuditLog::open(audit_cfg, Some(signer), Some(Box::new(index)))
+            .map_err(|e| anyhow::anyhow!("data_dir: {e}"))?;
         let admin_listener = tokio::net::TcpListener::bind(cfg.admin.listen)
             .await
             .with_context(|| format!("admin.listen: cannot bind {}", cfg.admin.listen))?;
