@@ -8,6 +8,7 @@
 pub mod asym;
 pub mod digest;
 pub mod error;
+mod sf;
 pub mod signature;
 
 pub use asym::{response_components, sign_with_key, verify_with_key, ResponseView};
@@ -64,6 +65,27 @@ pub enum ProtocolError {
     /// The body does not match its digest.
     #[error("content-digest does not match the body")]
     DigestMismatch,
+    /// A dictionary member (a `Content-Digest` algorithm, a signature label)
+    /// or a parameter (such as `created`) appears twice in one header. RFC
+    /// 8941 would keep the last one and silently drop the first; the profile
+    /// refuses the header instead, even when both values are equal.
+    #[error("{what} `{key}` appears more than once in {header}")]
+    Duplicate {
+        /// Header name.
+        header: &'static str,
+        /// `member` or `parameter`.
+        what: &'static str,
+        /// The repeated key.
+        key: String,
+    },
+    /// The signature's `expires` is not later than its `created`.
+    #[error("`expires` ({expires}) must be later than `created` ({created})")]
+    ExpiresNotAfterCreated {
+        /// The `created` parameter.
+        created: i64,
+        /// The `expires` parameter.
+        expires: i64,
+    },
 }
 
 pub(crate) fn malformed(header: &'static str, reason: impl Into<String>) -> ProtocolError {

@@ -247,11 +247,19 @@ fn int_param(p: &Parameters, name: &'static str) -> Result<Option<i64>, Protocol
 impl ParsedSignature {
     /// Parse `Signature-Input` and `Signature`. With several labels, the one
     /// named [`SIGNATURE_LABEL`] is used; with one label, that one.
+    ///
+    /// Refused with [`ProtocolError::Duplicate`]: a label twice in either
+    /// header, or a parameter twice in one parameter set (`created` twice,
+    /// `;req;req` on a component), even with equal values, since a
+    /// dictionary parser keeps only the last. Refused with
+    /// [`ProtocolError::ExpiresNotAfterCreated`]: `expires` <= `created`.
     pub fn parse(signature_input: &str, signature: &str) -> Result<Self, ProtocolError> {
         let inputs = Parser::parse_dictionary(signature_input.as_bytes())
             .map_err(|e| malformed("signature-input", e))?;
         let sigs = Parser::parse_dictionary(signature.as_bytes())
             .map_err(|e| malformed("signature", e))?;
+        crate::sf::unique_members(headers::SIGNATURE_INPUT, signature_input)?;
+        crate::sf::unique_members(headers::SIGNATURE, signature)?;
         let (label, entry) = if inputs.len() == 1 {
             inputs.iter().next().expect("one entry")
         } else {
@@ -322,6 +330,11 @@ impl ParsedSignature {
         let created = int_param(p, "created")?
             .ok_or_else(|| ProtocolError::MissingComponent("the `created` parameter".into()))?;
         let expires = int_param(p, "expires")?;
+        if let Some(expires) = expires {
+            if expires <= created {
+                return Err(ProtocolError::ExpiresNotAfterCreated { created, expires });
+            }
+        }
         let nonce = str_param(p, "nonce")?
             .ok_or_else(|| ProtocolError::MissingComponent("the `nonce` parameter".into()))?;
         if !NONCE_LEN.contains(&nonce.len()) {
@@ -550,6 +563,143 @@ mod tests {
         assert!(ParsedSignature::parse(good, "sig1=1").is_err());
         let p = ParsedSignature::parse(good, ok_sig).unwrap();
         assert!(p.check_coverage(false, false).is_err());
+    }
+
+    const GOOD_INPUT: &str =
+        r#"sig1=("@method");created=1700000000;nonce="0123456789abcdef";keyid="a";alg="x""#;
+
+    fn dup(header: &'static str, what: &'static str, key: &str) -> ProtocolError {
+        ProtocolError::Duplicate {
+            header,
+            what,
+            key: key.into(),
+        }
+    }
+
+    #[test]
+    fn expires_must_be_after_created() {
+        let with = |expires: i64| {
+            ParsedSignature::parse(
+                &format!(
+                    r#"sig1=("@method");created=1700000000;expires={expires};nonce="0123456789abcdef";keyid="a";alg="x""#
+                ),
+                "sig1=:AAAA:",
+            )
+        };
+        for expires in [1_700_000_000, 1_699_999_999, 0, -1] {
+            assert_eq!(
+                with(expires).unwrap_err(),
+                ProtocolError::ExpiresNotAfterCreated {
+                    created: 1_700_000_000,
+                    expires
+                }
+            );
+        }
+        assert_eq!(
+            with(1_700_000_001).unwrap().params.expires,
+            Some(1_700_000_001)
+        );
+        assert_eq!(
+            ParsedSignature::parse(GOOD_INPUT, "sig1=:AAAA:")
+                .unwrap()
+                .params
+                .expires,
+            None
+        );
+    }
+
+    /// A parameter twice in `Signature-Input` is refused, even with equal
+    /// values; sfv alone would keep the last and re-serialize one.
+    #[test]
+    fn repeated_signature_parameter_is_refused() {
+        for (param, input) in [
+            (
+                "created",
+                r#"sig1=("@method");created=1;nonce="0123456789abcdef";keyid="a";alg="x";created=2"#,
+            ),
+            (
+                "created",
+                r#"sig1=("@method");created=1;created=1;nonce="0123456789abcdef";keyid="a";alg="x""#,
+            ),
+            (
+                "expires",
+                r#"sig1=("@method");created=1;expires=9;expires=9;nonce="0123456789abcdef";keyid="a";alg="x""#,
+            ),
+            (
+                "nonce",
+                r#"sig1=("@method");created=1;nonce="0123456789abcdef";nonce="fedcba9876543210";keyid="a";alg="x""#,
+            ),
+            (
+                "keyid",
+                r#"sig1=("@method");created=1;nonce="0123456789abcdef";keyid="a";keyid="b";alg="x""#,
+            ),
+            (
+                "alg",
+                r#"sig1=("@method");created=1;nonce="0123456789abcdef";keyid="a";alg="x";alg="hmac-sm3""#,
+            ),
+            (
+                "tag",
+                r#"sig1=("@method");created=1;nonce="0123456789abcdef";keyid="a";alg="x";tag="t";tag="t""#,
+            ),
+            (
+                "req",
+                r#"sig1=("signature";req;req;key="sig1");created=1;nonce="0123456789abcdef";keyid="a";alg="x""#,
+            ),
+            (
+                "key",
+                r#"sig1=("signature";key="sig1";key="sig2");created=1;nonce="0123456789abcdef";keyid="a";alg="x""#,
+            ),
+        ] {
+            assert_eq!(
+                ParsedSignature::parse(input, "sig1=:AAAA:").unwrap_err(),
+                dup("signature-input", "parameter", param),
+                "{input}"
+            );
+        }
+        // The same parameter names on a component and on the list are fine.
+        let p = ParsedSignature::parse(
+            r#"sig1=("signature";key="sig1");created=1;nonce="0123456789abcdef";keyid="a";alg="x";key="k""#,
+            "sig1=:AAAA:",
+        )
+        .unwrap();
+        assert_eq!(p.params.components, [r#"signature;key="sig1""#]);
+    }
+
+    /// A label twice in either header is refused, even with equal values.
+    #[test]
+    fn repeated_label_is_refused() {
+        let other =
+            r#"sig1=("@path");created=1700000000;nonce="fedcba9876543210";keyid="b";alg="y""#;
+        for input in [
+            format!("{GOOD_INPUT}, {GOOD_INPUT}"),
+            format!("{other}, {GOOD_INPUT}"),
+            format!("{GOOD_INPUT}, sig2=(), {GOOD_INPUT}"),
+        ] {
+            assert_eq!(
+                ParsedSignature::parse(&input, "sig1=:AAAA:").unwrap_err(),
+                dup("signature-input", "member", "sig1"),
+                "{input}"
+            );
+        }
+        for sig in [
+            "sig1=:AAAA:, sig1=:AAAA:",
+            "sig1=:BBBB:,sig1=:AAAA:",
+            "sig1=:AAAA:, sig1",
+        ] {
+            assert_eq!(
+                ParsedSignature::parse(GOOD_INPUT, sig).unwrap_err(),
+                dup("signature", "member", "sig1"),
+                "{sig}"
+            );
+        }
+        // Distinct labels: `sig1` is used, as before.
+        let p = ParsedSignature::parse(
+            &format!("sig2=(), {GOOD_INPUT}"),
+            "sig2=:BBBB:, sig1=:AAAA:",
+        )
+        .unwrap();
+        assert_eq!(p.label, "sig1");
+        assert_eq!(p.params.keyid, "a");
     }
 
     /// `@signature-params` is the canonical serialization of the member's
