@@ -63,7 +63,11 @@ impl AccessRecord {
     /// Unix milliseconds (the caller has it as a number already).
     pub fn keys(&self, time_ms: i64) -> RecordKeys {
         RecordKeys {
-            kind: "access",
+            kind: if self.kind == "connection" {
+                "connection"
+            } else {
+                "access"
+            },
             txn_id: Some(self.txn_id.clone()),
             time_ms,
             app_id: self.app_id.clone(),

@@ -11,6 +11,7 @@
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use menshen_crypto::PrivateKey;
@@ -132,6 +133,8 @@ enum Msg {
 pub struct AuditLog {
     tx: mpsc::Sender<Msg>,
     dir: PathBuf,
+    /// Whether the last write (and seal) succeeded.
+    healthy: Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// Name of segment `n`.
@@ -692,6 +695,8 @@ impl AuditLog {
         );
         let mut sink = sink;
         let (tx, mut rx) = mpsc::channel::<Msg>(queue);
+        let healthy_flag = Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let healthy_w = healthy_flag.clone();
         std::thread::Builder::new()
             .name("menshen-audit".into())
             .spawn(move || {
@@ -803,6 +808,7 @@ impl AuditLog {
                         }
                     };
                     healthy = ok;
+                    healthy_w.store(ok, std::sync::atomic::Ordering::Release);
                     for w in flushers {
                         let _ = w.send(ok);
                     }
@@ -861,7 +867,20 @@ impl AuditLog {
                 }
             })
             .map_err(io(&dir))?;
-        Ok(AuditLog { tx, dir })
+        Ok(AuditLog {
+            tx,
+            dir,
+            healthy: healthy_flag,
+        })
+    }
+
+    /// Whether the last batch was written, synced and sealed. A durable
+    /// caller checks it before an irreversible step (forwarding an A2/A3
+    /// call), so a failing disk refuses calls before the upstream acts; the
+    /// records of those refusals keep probing the disk, so it recovers by
+    /// itself.
+    pub fn is_healthy(&self) -> bool {
+        self.healthy.load(std::sync::atomic::Ordering::Acquire)
     }
 
     /// The log directory.
@@ -921,6 +940,18 @@ impl AuditLog {
         } else {
             self.send(rec, keys, None).await
         }
+    }
+
+    /// Queue an access record without waiting, for paths that cannot wait
+    /// (a request dropped by a stopping runtime). False when the queue is
+    /// full or the writer has stopped.
+    pub fn try_record_access(&self, rec: &crate::AccessRecord, time_ms: i64) -> bool {
+        let Ok(bytes) = serde_json::to_vec(rec) else {
+            return false;
+        };
+        self.tx
+            .try_send(Msg::Record(bytes, Some(Box::new(rec.keys(time_ms))), None))
+            .is_ok()
     }
 
     /// Wait until everything queued so far is on disk and sealed.

@@ -54,6 +54,41 @@ pub struct GatewayConfig {
     /// Make A1 access records durable before answering too (A2/A3 always are).
     #[serde(default)]
     pub durable_audit_a1: bool,
+    /// An HTTP/1.1 or HTTP/2 connection with no request in flight is closed
+    /// after this long, milliseconds (before its first request or between
+    /// requests).
+    #[serde(default = "default_idle_ms")]
+    pub idle_timeout_ms: u64,
+    /// Time allowed for a request's whole body to arrive after its head,
+    /// milliseconds; past it the answer is 408 `REQUEST_TIMEOUT`.
+    #[serde(default = "default_body_ms")]
+    pub body_read_timeout_ms: u64,
+    /// Deadline for a whole request, from its head to the gateway's answer,
+    /// milliseconds. A request still reading or checking then is answered 408;
+    /// one already forwarded is recorded with the outcome `unknown`.
+    #[serde(default = "default_request_deadline_ms")]
+    pub request_timeout_ms: u64,
+    /// Concurrent HTTP/2 streams per connection.
+    #[serde(default = "default_h2_streams")]
+    pub h2_max_concurrent_streams: u32,
+    /// One memory budget for every request body held at once, bytes; over it
+    /// a request is answered 503 `SERVER_BUSY` (never an out-of-memory).
+    #[serde(default = "default_body_budget")]
+    pub body_memory_budget_bytes: usize,
+    /// Connections open at once (TLS handshakes included). At the cap the
+    /// oldest idle connection is closed to admit a new one; with none idle
+    /// the new one is refused. Lowered at start-up to fit the file-descriptor
+    /// limit with a reserve for upstream, store and log files.
+    #[serde(default = "default_max_conns")]
+    pub max_connections: usize,
+    /// Connections open at once from one client IP (same rule at the cap).
+    #[serde(default = "default_max_conns_ip")]
+    pub max_connections_per_ip: usize,
+    /// Connection-level failures (TLS handshake, HTTP parse errors, header
+    /// timeouts, refused connections) recorded per client IP per minute; the
+    /// rest are counted and the count is written with the next record.
+    #[serde(default = "default_conn_records")]
+    pub connection_records_per_ip_per_minute: u32,
     /// Benchmarking only: answer A2/A3 calls without waiting for their access
     /// record to reach the disk. This breaks DEP-2 (RPO 0) and is logged as a
     /// warning at start-up; `bench/run.sh` uses it to measure what durable
@@ -83,6 +118,30 @@ fn default_header_ms() -> u64 {
 fn default_refresh_ms() -> u64 {
     500
 }
+fn default_idle_ms() -> u64 {
+    30_000
+}
+fn default_body_ms() -> u64 {
+    10_000
+}
+fn default_request_deadline_ms() -> u64 {
+    30_000
+}
+fn default_h2_streams() -> u32 {
+    64
+}
+fn default_body_budget() -> usize {
+    64 << 20
+}
+fn default_max_conns() -> usize {
+    10_000
+}
+fn default_max_conns_ip() -> usize {
+    256
+}
+fn default_conn_records() -> u32 {
+    10
+}
 
 impl GatewayConfig {
     /// Defaults for everything but the listener and certificate.
@@ -104,6 +163,14 @@ impl GatewayConfig {
             sign_all_responses: false,
             durable_audit_a1: false,
             unsafe_async_audit: false,
+            idle_timeout_ms: default_idle_ms(),
+            body_read_timeout_ms: default_body_ms(),
+            request_timeout_ms: default_request_deadline_ms(),
+            h2_max_concurrent_streams: default_h2_streams(),
+            body_memory_budget_bytes: default_body_budget(),
+            max_connections: default_max_conns(),
+            max_connections_per_ip: default_max_conns_ip(),
+            connection_records_per_ip_per_minute: default_conn_records(),
         }
     }
 
@@ -127,6 +194,52 @@ impl GatewayConfig {
         }
         if !(50..=60_000).contains(&self.snapshot_refresh_ms) {
             return Err("gateway.snapshot_refresh_ms: must be 50-60000 (default 500)".into());
+        }
+        let ms = |v: u64, name: &str, default: u64| {
+            if (1..=3_600_000).contains(&v) {
+                Ok(())
+            } else {
+                Err(format!(
+                    "gateway.{name}: must be 1-3600000 milliseconds (default {default})"
+                ))
+            }
+        };
+        ms(self.idle_timeout_ms, "idle_timeout_ms", default_idle_ms())?;
+        ms(
+            self.header_read_timeout_ms,
+            "header_read_timeout_ms",
+            default_header_ms(),
+        )?;
+        ms(
+            self.body_read_timeout_ms,
+            "body_read_timeout_ms",
+            default_body_ms(),
+        )?;
+        ms(
+            self.request_timeout_ms,
+            "request_timeout_ms",
+            default_request_deadline_ms(),
+        )?;
+        if self.request_timeout_ms < self.body_read_timeout_ms {
+            return Err(format!(
+                "gateway.request_timeout_ms: must be at least gateway.body_read_timeout_ms ({} ms); raise it or lower body_read_timeout_ms",
+                self.body_read_timeout_ms
+            ));
+        }
+        if !(1..=1024).contains(&self.h2_max_concurrent_streams) {
+            return Err("gateway.h2_max_concurrent_streams: must be 1-1024 (default 64)".into());
+        }
+        if self.body_memory_budget_bytes < self.max_body_bytes {
+            return Err(format!(
+                "gateway.body_memory_budget_bytes: must be at least gateway.max_body_bytes ({}), or no body of the largest size could ever be read",
+                self.max_body_bytes
+            ));
+        }
+        if self.max_connections == 0 || self.max_connections_per_ip == 0 {
+            return Err(
+                "gateway.max_connections / max_connections_per_ip: must be > 0 (defaults 10000 / 256)"
+                    .into(),
+            );
         }
         Ok(())
     }

@@ -8,10 +8,18 @@ use bytes::Bytes;
 use menshen_protocol::signature::Components;
 use menshen_protocol::ParsedSignature;
 
+use crate::conn::Slot;
+use crate::server::State;
 use crate::snapshot::{ApiEntry, AppEntry, Snapshot};
 
-/// One request on its way through the pipeline.
+/// One request on its way through the pipeline. If it is dropped before its
+/// access record was written (the runtime stopping under it), its `Drop`
+/// still queues one (AUD-1).
 pub struct Exchange {
+    /// The gateway this request runs in.
+    pub state: Arc<State>,
+    /// The connection it arrived on (idle tracking, shedding).
+    pub conn: Option<Arc<Slot>>,
     /// Transaction serial number.
     pub txn_id: String,
     /// Monotonic start, for the duration.
@@ -36,14 +44,24 @@ pub struct Exchange {
     pub app: Option<Arc<AppEntry>>,
     /// The parsed signature.
     pub signature: Option<ParsedSignature>,
-    /// Status the upstream answered, if it did.
-    pub upstream_status: Option<u16>,
     /// SHA-256 fingerprint of the client certificate (mutual TLS), hex.
-    pub client_cert: Option<String>,
+    pub client_cert: Option<Arc<str>>,
     /// Whether the signature was made with a registered key pair.
     pub key_pair_auth: bool,
     /// Whether the replay stage recorded this request's nonce.
     pub nonce_recorded: bool,
+    /// Whether the request was handed to the upstream (it may have acted).
+    pub forwarded: bool,
+    /// Whether the access record was handed to the writer.
+    pub recorded: bool,
+}
+
+impl Drop for Exchange {
+    fn drop(&mut self) {
+        if !self.recorded {
+            crate::record::interrupted(self);
+        }
+    }
 }
 
 impl Exchange {

@@ -4,10 +4,13 @@
 //! atomically when the control plane changes.
 #![forbid(unsafe_code)]
 
+pub mod budget;
 pub mod config;
+pub mod conn;
 pub mod error;
 pub mod exchange;
 pub mod pipeline;
+pub mod record;
 pub mod server;
 pub mod snapshot;
 pub mod stages;

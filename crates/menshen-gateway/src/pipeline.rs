@@ -1,38 +1,110 @@
-//! The request pipeline: THE place where the order of stages is declared.
-//! Each stage lives in `stages/<name>.rs`; `docs/pipeline.md` draws this order.
+//! The request pipeline: THE place where the order of stages is declared
+//! ([`run`] for the request phase, [`handle`] for the response phase).
+//! Each stage lives in `stages/<name>.rs`; `docs/pipeline.md` draws this
+//! order and a test checks it against [`ORDER`].
+//!
+//! The order is also enforced by types: a stage that needs an earlier
+//! stage's result takes its proof (`Routed`, `Authenticated`, `NonceSpent`,
+//! `Authorized`), which only that stage can make, so "app status before
+//! authenticate" does not compile.
 //!
 //! Every request, whatever happens to it, leaves through [`handle`], which
-//! signs the response when the API requires it and calls [`finish`] exactly
-//! once to write its access record (AUD-1).
+//! runs the response phase and writes its access record exactly once
+//! (`record::finish`; a request dropped on the way is recorded from
+//! `Exchange`'s `Drop`).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Instant, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
 use http::{Request, Response};
 use http_body_util::Full;
-use hyper::body::Incoming;
-use menshen_audit::{mask_text, AccessRecord, Outcome};
-use menshen_model::Level;
-use menshen_protocol::ErrorCode;
+use menshen_model::{Api, Level};
 
-use crate::error::error_response;
+use crate::budget::Charge;
+use crate::conn::Slot;
 use crate::exchange::Exchange;
+use crate::record;
 use crate::server::State;
 use crate::stages::{
-    app_status, authenticate, authorize, body, client_cert, client_ip, ip_lists, replay, route,
-    sign_response, upstream, well_known,
+    app_status, authenticate, authorize, body, client_cert, client_ip, edge, ip_lists, replay,
+    route, sign_response, upstream, well_known,
 };
 use crate::GatewayError;
 
+/// When a stage runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// Before the upstream answers; a failure stops the request.
+    Request,
+    /// On the way back, for every response (answered or refused).
+    Response,
+}
+
+/// Every stage, in the order it runs. `docs/pipeline.md` must list the same
+/// names in the same order (checked by a test).
+pub const ORDER: &[(&str, Phase)] = &[
+    (client_ip::NAME, Phase::Request),
+    (edge::NAME, Phase::Request),
+    (well_known::NAME, Phase::Request),
+    (route::NAME, Phase::Request),
+    (authenticate::NAME_HEAD, Phase::Request),
+    (body::NAME, Phase::Request),
+    (authenticate::NAME_VERIFY, Phase::Request),
+    (client_cert::NAME, Phase::Request),
+    (app_status::NAME, Phase::Request),
+    (ip_lists::NAME, Phase::Request),
+    (replay::NAME, Phase::Request),
+    (authorize::NAME, Phase::Request),
+    (upstream::NAME, Phase::Request),
+    (sign_response::NAME, Phase::Response),
+    (record::NAME, Phase::Response),
+];
+
+/// What an API's level and controls compile into when the snapshot is built
+/// (DESIGN: "a security level compiles into the set of stages"): the
+/// optional response-phase work and its parameters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StagePlan {
+    /// The API's level.
+    pub level: Level,
+    /// `sign_response` runs (always for A2/A3: AUTH-2, INT-2).
+    pub sign_response: bool,
+    /// The record is durable before the answer (A2/A3 always: DEP-2).
+    pub durable_record: bool,
+}
+
+impl StagePlan {
+    /// Compile an API's plan. Its controls were validated against the
+    /// level's minimum when stored (LVL-3); the plan never goes below it.
+    pub fn compile(api: &Api) -> Self {
+        let above_a1 = api.level >= Level::A2;
+        StagePlan {
+            level: api.level,
+            sign_response: api.controls.sign_responses || above_a1,
+            durable_record: above_a1,
+        }
+    }
+}
+
+/// The connection a request arrived on.
+#[derive(Clone)]
+pub struct ConnInfo {
+    /// TCP peer.
+    pub peer: SocketAddr,
+    /// SHA-256 fingerprint of the client certificate (mutual TLS), hex.
+    pub client_cert: Option<Arc<str>>,
+    /// The connection's slot in the registry (idle tracking, shedding).
+    pub slot: Option<Arc<Slot>>,
+}
+
 /// Handle one request from start to access record.
-pub async fn handle(
-    state: &State,
-    req: Request<Incoming>,
-    peer: SocketAddr,
-    client_cert: Option<Arc<str>>,
-) -> Response<Full<Bytes>> {
+pub async fn handle<B>(state: Arc<State>, req: Request<B>, conn: ConnInfo) -> Response<Full<Bytes>>
+where
+    B: hyper::body::Body<Data = Bytes> + Unpin,
+    B::Error: std::fmt::Display,
+{
     let started_at = SystemTime::now();
     let ms = started_at
         .duration_since(SystemTime::UNIX_EPOCH)
@@ -43,8 +115,8 @@ pub async fn handle(
         txn_id: state.txn.next(ms),
         started: Instant::now(),
         started_at,
-        peer,
-        client_ip: peer.ip(),
+        peer: conn.peer,
+        client_ip: conn.peer.ip(),
         parts,
         body: Bytes::new(),
         snapshot: state.snapshot.current().clone(),
@@ -52,223 +124,134 @@ pub async fn handle(
         claimed_app_id: None,
         app: None,
         signature: None,
-        upstream_status: None,
-        client_cert: client_cert.map(|c| c.to_string()),
+        client_cert: conn.client_cert,
         key_pair_auth: false,
         nonce_recorded: false,
+        forwarded: false,
+        recorded: false,
+        conn: conn.slot,
+        state: state.clone(),
     };
-    let result = run(state, &mut ex, incoming).await;
+    let cfg = &state.config;
+    // The request's body stays charged to the budget until its answer is
+    // built.
+    let mut charge = Charge::default();
+    let deadline = Duration::from_millis(cfg.request_timeout_ms);
+    let result =
+        match tokio::time::timeout(deadline, run(&state, &mut ex, incoming, &mut charge)).await {
+            Ok(r) => r,
+            Err(_) if ex.forwarded => Err(GatewayError::UpstreamTimeout(format!(
+                "request deadline of {} ms passed after forwarding",
+                deadline.as_millis()
+            ))),
+            Err(_) => Err(GatewayError::RequestTimeout(format!(
+                "request deadline of {} ms passed before forwarding",
+                deadline.as_millis()
+            ))),
+        };
+    drop(charge);
     let (mut resp, mut err) = match result {
         Ok(r) => (r, None),
         Err(e) => (e.to_response(&ex.txn_id), Some(e)),
     };
-    let cfg = &state.config;
     // Every response carries its transaction serial number.
     if let Ok(v) = http::HeaderValue::from_str(&ex.txn_id) {
         resp.headers_mut()
             .entry(menshen_protocol::headers::TXN_ID)
             .or_insert(v);
     }
-    // AUTH-2/INT-2: sign (errors too); with no signing key, fail closed.
-    if sign_response::wanted(&ex, cfg.sign_all_responses) && !sign_response::sign(&ex, &mut resp) {
-        let e = GatewayError::new(
-            ErrorCode::AuditUnavailable,
-            "response signing key unavailable",
-        );
+
+    // Response phase 1, sign_response (AUTH-2/INT-2): errors are signed too;
+    // a response that must be signed and cannot be is never sent unsigned.
+    if let Err(e) = sign_response::on_response(&ex, cfg.sign_all_responses, &mut resp) {
+        let e = if ex.forwarded {
+            GatewayError::OutcomeUnknown(format!("after forwarding: {}", e.reason()))
+        } else {
+            e
+        };
         resp = e.to_response(&ex.txn_id);
         err = Some(e);
     }
-    // DEP-2: A2/A3 answer only once their record is durable.
-    let durable = !cfg.unsafe_async_audit
-        && (cfg.durable_audit_a1 || ex.api.as_ref().is_some_and(|a| a.api.level >= Level::A2));
-    if !finish(state, &ex, &resp, err.as_ref(), durable).await && durable {
-        tracing::error!(txn_id = %ex.txn_id, "access record not durable: failing the call closed");
-        resp = error_response(ErrorCode::AuditUnavailable, &ex.txn_id);
-        if sign_response::wanted(&ex, cfg.sign_all_responses) {
-            sign_response::sign(&ex, &mut resp);
-        }
+    // Response phase 2, record (AUD-1, DEP-2): A2/A3 answer only once their
+    // record is durable.
+    let durable = durable(&state, &ex);
+    if !record::finish(&mut ex, &resp, err.as_ref(), durable).await && durable {
+        let e = if ex.forwarded {
+            GatewayError::OutcomeUnknown("the access record could not be made durable".into())
+        } else {
+            GatewayError::AuditUnavailable("the access record could not be made durable".into())
+        };
+        tracing::error!(txn_id = %ex.txn_id, code = e.code().as_str(), "access record not durable: failing the call closed");
+        resp = e.to_response(&ex.txn_id);
+        let _ = sign_response::on_response(&ex, cfg.sign_all_responses, &mut resp);
     }
     resp.map(Full::new)
 }
 
-/// The stages, in order. A stage that fails stops the request here: nothing
-/// after it runs, and nothing reaches the upstream.
-async fn run(
+/// Whether this request's record must be durable before its answer.
+fn durable(state: &State, ex: &Exchange) -> bool {
+    let cfg = &state.config;
+    !cfg.unsafe_async_audit
+        && (cfg.durable_audit_a1 || ex.api.as_ref().is_some_and(|a| a.plan.durable_record))
+}
+
+/// The request phase, in order. A stage that fails stops the request here:
+/// nothing after it runs, and nothing reaches the upstream.
+async fn run<B>(
     state: &State,
     ex: &mut Exchange,
-    incoming: Incoming,
-) -> Result<Response<Bytes>, GatewayError> {
+    body: B,
+    charge: &mut Charge,
+) -> Result<Response<Bytes>, GatewayError>
+where
+    B: hyper::body::Body<Data = Bytes> + Unpin,
+    B::Error: std::fmt::Display,
+{
     let cfg = &state.config;
-    // 1. Client IP + global blocklist: first, so a blocked address learns
-    //    nothing, not even whether an API exists.
+    // client_ip + global blocklist: first, so a blocked address learns
+    // nothing, not even whether an API exists.
     client_ip::on_request(ex, &cfg.trusted_proxies)?;
-    // 1b. The bank's public keys, for anyone not blocked.
+    // edge: ambiguous heads (two Host headers, ...) are refused, not guessed.
+    edge::on_request(ex)?;
+    // well_known: the bank's public keys, for anyone not blocked.
     if let Some(r) = well_known::on_request(ex) {
         return Ok(r);
     }
-    // 2. Route + lifecycle: a terminated API answers its tombstone here.
-    route::on_request(ex)?;
-    // 3. Body, bounded: the digest check in (4) needs all of it.
-    body::read(ex, incoming, cfg.max_body_bytes).await?;
-    // 4. Authenticate: signature (MAC or key pair), digest, created window,
-    //    the API's minimum controls.
-    authenticate::on_request(ex, cfg.replay_window_secs)?;
-    // 5. Client certificate binding: a certificate of another app is refused.
-    client_cert::on_request(ex)?;
-    // 6. App status on every call (AUTH-4): after (4), so only the app itself
-    //    learns its status.
-    app_status::on_request(ex)?;
-    // 7. Per-app IP block/allow lists (AUTH-5); needs the app from (4).
-    ip_lists::on_request(ex)?;
-    // 8. Replay (INT-4): after (4), so forged requests cannot burn nonces.
-    replay::on_request(ex, state.hot.as_ref(), cfg.replay_window_secs).await?;
-    // 9. Authorize: grant (ONB-3), client kind vs level (LVL-4).
-    authorize::on_request(ex)?;
-    // 10. Upstream: the only stage that talks to the bank's systems.
-    upstream::forward(ex, &state.upstream).await
-}
-
-fn rfc3339_ms(t: SystemTime) -> String {
-    let dt = time::OffsetDateTime::from(t);
-    let f = time::macros::format_description!(
-        "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
-    );
-    dt.format(&f).unwrap_or_default()
-}
-
-/// Write the request's access record (AUD-1). Called once per request.
-/// Returns whether the record was accepted (and, when `durable`, synced).
-async fn finish(
-    state: &State,
-    ex: &Exchange,
-    resp: &Response<Bytes>,
-    err: Option<&GatewayError>,
-    durable: bool,
-) -> bool {
-    let status = resp.status().as_u16();
-    let api = ex.api.as_ref().map(|a| &a.api);
-    let (result, code, message, reason) = match err {
-        None => (
-            if status < 400 {
-                Outcome::Success
-            } else {
-                Outcome::Failure
-            },
-            None,
-            format!("upstream {status}"),
-            None,
-        ),
-        Some(e) => (
-            e.outcome(),
-            Some(e.code.as_str().to_string()),
-            e.code.message().to_string(),
-            Some(mask_text(&e.reason).into_owned()),
-        ),
+    // route + lifecycle: a terminated API answers its tombstone here. Also
+    // refuses early when the API's answers must be signed and no key is
+    // there (the upstream must never act on an answer we cannot deliver).
+    let routed = route::on_request(ex)?;
+    sign_response::on_request(ex, cfg.sign_all_responses)?;
+    // authenticate_head: all the headers prove (syntax, window, App_ID, alg,
+    // key, level minimum) BEFORE a byte of the body is held.
+    let claimed = authenticate::head(ex, &routed, cfg.replay_window_secs, state.replay_not_before)?;
+    // body: bounded in size, time and shared memory; an unknown App_ID's
+    // body is drained unread.
+    let limits = body::BodyLimits {
+        max: cfg.max_body_bytes,
+        timeout: Duration::from_millis(cfg.body_read_timeout_ms),
+        budget: &state.budget,
     };
-    let sig = ex.signature.as_ref().map(|s| &s.params);
-    let rec = AccessRecord {
-        kind: "access".into(),
-        txn_id: ex.txn_id.clone(),
-        node_id: state.txn.node().to_string(),
-        timestamp: rfc3339_ms(ex.started_at),
-        duration_us: ex.started.elapsed().as_micros() as u64,
-        app_id: ex
-            .app
-            .as_ref()
-            .map(|a| a.app.app_id.clone())
-            .or_else(|| ex.claimed_app_id.clone()),
-        app_verified: ex.app.is_some(),
-        api_id: api.map(|a| a.api_id.clone()),
-        u_api_id: api.map(|a| a.u_api_id.clone()),
-        level: api.map(|a| a.level.as_str().to_string()),
-        client_ip: ex.client_ip.to_string(),
-        peer: ex.peer.to_string(),
-        method: ex.parts.method.to_string(),
-        path: mask_text(ex.parts.uri.path()).into_owned(),
-        status,
-        result,
-        code,
-        message,
-        reason,
-        alg: sig.map(|s| s.alg.clone()),
-        nonce: sig.filter(|_| ex.nonce_recorded).map(|s| s.nonce.clone()),
-        sig_created: sig.map(|s| s.created),
-        client_cert: ex.client_cert.clone(),
-        message_parts: ex
-            .api
-            .as_ref()
-            .and_then(|a| message_parts(ex, resp, &a.api.controls)),
-    };
-    let time_ms = ex
-        .started_at
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0);
-    let r = state.audit.record_access(&rec, time_ms, durable).await;
-    match r {
-        Ok(()) => true,
-        Err(e) => {
-            tracing::error!(txn_id = %ex.txn_id, error = %e, "access record not written");
-            false
-        }
-    }
-}
-
-/// Headers never written to the log (credentials and signatures).
-const UNLOGGED: &[&str] = &[
-    "authorization",
-    "cookie",
-    "set-cookie",
-    "signature",
-    "signature-input",
-    "proxy-authorization",
-];
-
-fn headers_json(h: &http::HeaderMap) -> serde_json::Value {
-    let mut m = serde_json::Map::new();
-    for (k, v) in h {
-        if UNLOGGED.contains(&k.as_str()) {
-            continue;
-        }
-        let v = menshen_audit::mask::mask_pii_text(v.to_str().unwrap_or("<binary>"));
-        m.insert(k.as_str().to_string(), serde_json::Value::String(v));
-    }
-    serde_json::Value::Object(m)
-}
-
-fn body_json(b: &Bytes, extra: &[String]) -> serde_json::Value {
-    if b.is_empty() {
-        return serde_json::Value::Null;
-    }
-    match serde_json::from_slice::<serde_json::Value>(b) {
-        Ok(v) => menshen_audit::mask_json(&v, extra),
-        Err(_) => match std::str::from_utf8(b) {
-            Ok(t) if t.len() <= 64 * 1024 => {
-                serde_json::Value::String(menshen_audit::mask::mask_pii_text(t))
-            }
-            _ => serde_json::Value::String(format!("<{} bytes not retained>", b.len())),
-        },
-    }
-}
-
-/// The message parts an API retains (AUD-4), masked (AUD-5) before they
-/// reach the writer: nothing unmasked is ever written.
-fn message_parts(
-    ex: &Exchange,
-    resp: &Response<Bytes>,
-    c: &menshen_model::ApiControls,
-) -> Option<serde_json::Value> {
-    use menshen_model::MessageRetention as M;
-    let bodies = match c.audit_messages {
-        M::None => return None,
-        M::Headers => false,
-        M::Bodies => true,
-    };
-    let mut req = serde_json::json!({"headers": headers_json(&ex.parts.headers)});
-    let mut res = serde_json::json!({"headers": headers_json(resp.headers())});
-    if bodies {
-        req["body"] = body_json(&ex.body, &c.mask_fields);
-        res["body"] = body_json(resp.body(), &c.mask_fields);
-    }
-    Some(serde_json::json!({"request": req, "response": res}))
+    body::read(ex, body, &limits, charge, claimed.app.is_some()).await?;
+    // authenticate_verify: digest and signature; makes the proof every
+    // later stage needs.
+    let auth = authenticate::verify(ex, claimed)?;
+    // client_cert: a certificate of another app is refused.
+    client_cert::on_request(ex, &auth)?;
+    // app_status on every call (AUTH-4): after authentication, so only the
+    // app itself learns its status.
+    app_status::on_request(&auth)?;
+    // ip_lists: per-app block/allow lists (AUTH-5).
+    ip_lists::on_request(ex, &auth)?;
+    // replay (INT-4): after authentication, so forged requests cannot burn
+    // nonces.
+    let nonce = replay::on_request(ex, &auth, state.hot.as_ref(), cfg.replay_window_secs).await?;
+    // authorize: grant (ONB-3), client kind vs level (LVL-4).
+    let authorized = authorize::on_request(&routed, &auth, &nonce)?;
+    // record (request phase): a call whose record must be durable is not
+    // forwarded while the audit log is failing (DEP-2: fail closed before
+    // the upstream can act).
+    record::ready(ex, durable(state, ex))?;
+    // upstream: the only stage that talks to the bank's systems.
+    upstream::forward(ex, &routed, &auth, &authorized, &state.upstream).await
 }

@@ -1,10 +1,23 @@
 //! Listeners: TLS 1.2/1.3 only (INT-5), HTTP/1.1 and HTTP/2 by ALPN, on every
 //! configured address (IPv4 and IPv6, DEP-4), with graceful shutdown.
+//!
+//! Bounded under attack (issue 9), with no credential needed to reach any of
+//! it: connections are admitted under a global and a per-IP cap (the oldest
+//! idle one is shed to make room), TLS handshakes and request heads have
+//! timeouts, a connection with nothing in flight is closed after
+//! `idle_timeout_ms`, HTTP/2 streams per connection are capped and their
+//! flow-control windows kept small, and bodies are held under one memory
+//! budget (`pipeline`/`stages::body`).
+//!
+//! Every request runs in a task of its own: a client that hangs up (or an
+//! HTTP/2 stream reset) cannot cancel a request half-way, so a forwarded
+//! exchange always runs to its access record (AUD-1). Failures below HTTP get
+//! a connection record ([`crate::record::ConnRecorder`]).
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant, SystemTime};
 
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
@@ -16,8 +29,13 @@ use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
+use tokio_util::task::TaskTracker;
 
-use crate::snapshot::SnapshotHandle;
+use crate::budget::BodyBudget;
+use crate::conn::Connections;
+use crate::pipeline::ConnInfo;
+use crate::record::{ConnEvent, ConnRecorder};
+use crate::snapshot::{canonical_ip, SnapshotHandle};
 use crate::txn::TxnIds;
 use crate::upstream::{provider, UpstreamClient};
 use crate::GatewayConfig;
@@ -36,7 +54,33 @@ pub struct State {
     pub upstream: UpstreamClient,
     /// Transaction ids.
     pub txn: TxnIds,
+    /// The one memory budget for request bodies.
+    pub budget: BodyBudget,
+    /// INT-4 after an unclean stop: signatures `created` before this are
+    /// refused (set for one replay window after such a start).
+    pub replay_not_before: Option<i64>,
+    /// Open connections.
+    pub connections: Arc<Connections>,
+    /// Connection-level records, rate-limited per client IP.
+    pub conn_records: ConnRecorder,
 }
+
+/// Options decided by the node at start-up, beside the config file.
+#[derive(Debug, Clone, Default)]
+pub struct StartOptions {
+    /// Node id (8 hex characters) for transaction serial numbers.
+    pub node_id: Option<String>,
+    /// Refuse signatures `created` before this Unix time (INT-4 after an
+    /// unclean stop, until one replay window has passed).
+    pub replay_not_before: Option<i64>,
+    /// The process's open-file limit, if known: the connection cap is kept
+    /// below it with a reserve.
+    pub fd_limit: Option<u64>,
+}
+
+/// File descriptors kept free of client connections (upstream connections,
+/// store, log segments, admin API).
+pub const FD_RESERVE: u64 = 256;
 
 /// Builder for a gateway.
 pub struct Gateway;
@@ -47,16 +91,33 @@ pub struct GatewayHandle {
     pub addrs: Vec<SocketAddr>,
     /// The snapshot handle (tests and admin can force a refresh).
     pub snapshot: SnapshotHandle,
+    /// The shared state (tests read the budget and connection counts).
+    pub state: Arc<State>,
     shutdown: watch::Sender<bool>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
+    requests: TaskTracker,
 }
 
+/// How long in-flight requests get at shutdown beyond the upstream timeout.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
 impl GatewayHandle {
-    /// Stop accepting, let in-flight requests finish (up to 10 s), then return.
+    /// Stop accepting, let in-flight requests finish (each runs to its
+    /// access record; bounded by the request deadline), then return.
     pub async fn shutdown(self) {
         let _ = self.shutdown.send(true);
         for t in self.tasks {
             let _ = t.await;
+        }
+        self.requests.close();
+        let limit = Duration::from_millis(self.state.config.request_timeout_ms) + SHUTDOWN_GRACE;
+        if tokio::time::timeout(limit, self.requests.wait())
+            .await
+            .is_err()
+        {
+            tracing::error!(
+                "requests still running at the shutdown deadline; they are recorded as interrupted"
+            );
         }
     }
 }
@@ -119,20 +180,40 @@ pub fn tls_config(cfg: &GatewayConfig) -> Result<rustls::ServerConfig, String> {
     Ok(sc)
 }
 
+/// The soft open-file limit of this process, from `/proc/self/limits`
+/// (Linux); `None` elsewhere or when unlimited.
+pub fn open_file_limit() -> Option<u64> {
+    let s = std::fs::read_to_string("/proc/self/limits").ok()?;
+    let line = s.lines().find(|l| l.starts_with("Max open files"))?;
+    line.split_whitespace().nth(3)?.parse().ok()
+}
+
 impl Gateway {
     /// Bind every listener and start serving.
     pub async fn start(
-        config: GatewayConfig,
+        mut config: GatewayConfig,
         cp: ControlPlane,
         hot: Arc<dyn HotState>,
         audit: AuditLog,
-        node_id: Option<String>,
+        opts: StartOptions,
     ) -> Result<GatewayHandle, String> {
         config.validate()?;
         if config.unsafe_async_audit {
             tracing::warn!(
                 "gateway.unsafe_async_audit is on: A2/A3 calls are answered before their access record is durable (DEP-2 RPO 0 is NOT met); for benchmarks only"
             );
+        }
+        if let Some(limit) = opts.fd_limit {
+            let fit = limit.saturating_sub(FD_RESERVE).max(16) as usize;
+            if config.max_connections > fit {
+                tracing::warn!(
+                    max_connections = config.max_connections,
+                    open_file_limit = limit,
+                    lowered_to = fit,
+                    "gateway.max_connections lowered to fit the open-file limit with a reserve of {FD_RESERVE}; raise `ulimit -n` (LimitNOFILE) to allow more"
+                );
+                config.max_connections = fit;
+            }
         }
         let acceptor = TlsAcceptor::from(Arc::new(tls_config(&config)?));
         let snapshot = SnapshotHandle::load(&cp).await.map_err(|e| e.to_string())?;
@@ -153,29 +234,69 @@ impl Gateway {
             .iter()
             .map(|l| l.local_addr().map_err(|e| e.to_string()))
             .collect::<Result<Vec<_>, _>>()?;
+        let txn = TxnIds::new(opts.node_id.unwrap_or_else(TxnIds::random_node_id));
         let state = Arc::new(State {
             upstream: UpstreamClient::new(&config)?,
-            txn: TxnIds::new(node_id.unwrap_or_else(TxnIds::random_node_id)),
+            budget: BodyBudget::new(config.body_memory_budget_bytes),
+            connections: Connections::new(config.max_connections, config.max_connections_per_ip),
+            conn_records: ConnRecorder::new(
+                config.connection_records_per_ip_per_minute,
+                txn.node().to_string(),
+            ),
+            replay_not_before: opts.replay_not_before,
+            txn,
             config,
             snapshot: snapshot.clone(),
             hot,
             audit,
         });
+        let requests = TaskTracker::new();
         for l in listeners {
             tasks.push(tokio::spawn(accept_loop(
                 l,
                 acceptor.clone(),
                 state.clone(),
                 rx.clone(),
+                requests.clone(),
             )));
         }
         Ok(GatewayHandle {
             addrs,
             snapshot,
+            state,
             shutdown,
             tasks,
+            requests,
         })
     }
+}
+
+fn conn_event(
+    state: &State,
+    peer: SocketAddr,
+    code: &'static str,
+    reason: String,
+    started: (SystemTime, Instant),
+    client_cert: Option<&str>,
+) {
+    let ms = started
+        .0
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_millis())
+        .unwrap_or(0);
+    state.conn_records.record(
+        &state.audit,
+        ConnEvent {
+            peer,
+            client_ip: canonical_ip(peer.ip()),
+            code,
+            reason,
+            txn_id: state.txn.next(ms),
+            started_at: started.0,
+            started: started.1,
+            client_cert,
+        },
+    );
 }
 
 async fn accept_loop(
@@ -183,8 +304,9 @@ async fn accept_loop(
     acceptor: TlsAcceptor,
     state: Arc<State>,
     mut shutdown: watch::Receiver<bool>,
+    requests: TaskTracker,
 ) {
-    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let connections = TaskTracker::new();
     loop {
         let (tcp, peer) = tokio::select! {
             _ = shutdown.changed() => break,
@@ -198,52 +320,176 @@ async fn accept_loop(
                 }
             },
         };
+        let started = (SystemTime::now(), Instant::now());
+        let guard = match state.connections.admit(canonical_ip(peer.ip())) {
+            Ok(g) => g,
+            Err(refusal) => {
+                drop(tcp);
+                conn_event(
+                    &state,
+                    peer,
+                    refusal.code(),
+                    "connection refused: cap reached and no idle connection to shed".into(),
+                    started,
+                    None,
+                );
+                continue;
+            }
+        };
         let _ = tcp.set_nodelay(true);
         let acceptor = acceptor.clone();
         let state = state.clone();
-        let watcher = graceful.watcher();
-        tokio::spawn(async move {
-            let tls =
-                match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp)).await {
+        let shutdown = shutdown.clone();
+        let requests = requests.clone();
+        connections.spawn(async move {
+            let handshake_timeout = Duration::from_millis(state.config.header_read_timeout_ms);
+            let tls = tokio::select! {
+                r = tokio::time::timeout(handshake_timeout, acceptor.accept(tcp)) => match r {
                     Ok(Ok(s)) => s,
                     Ok(Err(e)) => {
-                        tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                        conn_event(&state, peer, "TLS_HANDSHAKE_FAILED", format!("TLS handshake failed: {e}"), started, None);
                         return;
                     }
-                    Err(_) => return,
-                };
+                    Err(_) => {
+                        conn_event(&state, peer, "TLS_HANDSHAKE_TIMEOUT", format!("no TLS handshake within {} ms", handshake_timeout.as_millis()), started, None);
+                        return;
+                    }
+                },
+                _ = guard.slot.shed_requested() => return,
+            };
             let client_cert: Option<Arc<str>> = tls
                 .get_ref()
                 .1
                 .peer_certificates()
                 .and_then(|c| c.first())
                 .map(|c| Arc::from(hex_lower(&menshen_crypto::sha256(c.as_ref()))));
-            let header_timeout = Duration::from_millis(state.config.header_read_timeout_ms);
-            let svc = service_fn(move |req| {
-                let state = state.clone();
-                let client_cert = client_cert.clone();
-                async move {
-                    Ok::<_, Infallible>(
-                        crate::pipeline::handle(&state, req, peer, client_cert).await,
-                    )
-                }
-            });
-            let mut builder = auto::Builder::new(TokioExecutor::new());
-            builder
-                .http1()
-                .timer(TokioTimer::new())
-                .header_read_timeout(header_timeout)
-                .keep_alive(true);
-            builder
-                .http2()
-                .timer(TokioTimer::new())
-                .max_concurrent_streams(256);
-            let conn = builder.serve_connection(TokioIo::new(tls), svc);
-            let _ = watcher.watch(conn).await;
+            serve(state, tls, peer, client_cert, guard, shutdown, requests, started).await;
         });
     }
     drop(listener);
-    let _ = tokio::time::timeout(Duration::from_secs(10), graceful.shutdown()).await;
+    connections.close();
+    let _ = tokio::time::timeout(SHUTDOWN_GRACE, connections.wait()).await;
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn serve(
+    state: Arc<State>,
+    tls: tokio_rustls::server::TlsStream<tokio::net::TcpStream>,
+    peer: SocketAddr,
+    client_cert: Option<Arc<str>>,
+    guard: crate::conn::ConnGuard,
+    mut shutdown: watch::Receiver<bool>,
+    requests: TaskTracker,
+    started: (SystemTime, Instant),
+) {
+    let cfg = &state.config;
+    let slot = guard.slot.clone();
+    let info = ConnInfo {
+        peer,
+        client_cert: client_cert.clone(),
+        slot: Some(slot.clone()),
+    };
+    let svc_state = state.clone();
+    let svc = service_fn(move |req: http::Request<hyper::body::Incoming>| {
+        let state = svc_state.clone();
+        let info = info.clone();
+        let slot = slot.clone();
+        // AUD-1: the request runs in its own task; if the client goes away
+        // (the service future is dropped) the task still runs to its record.
+        slot.request_started();
+        let task = requests.spawn(async move {
+            let r = crate::pipeline::handle(state, req, info).await;
+            slot.request_ended();
+            r
+        });
+        async move {
+            Ok::<_, Infallible>(match task.await {
+                Ok(r) => r,
+                Err(_) => crate::error::error_response(menshen_protocol::ErrorCode::Internal, "-")
+                    .map(http_body_util::Full::new),
+            })
+        }
+    });
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(Duration::from_millis(cfg.header_read_timeout_ms))
+        .keep_alive(true);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_concurrent_streams(cfg.h2_max_concurrent_streams)
+        // Small windows: an HTTP/2 client cannot push more than these ahead
+        // of what the pipeline reads (the body budget bounds what it reads).
+        .initial_stream_window_size(64 * 1024)
+        .initial_connection_window_size(256 * 1024)
+        .max_header_list_size(64 * 1024)
+        .max_pending_accept_reset_streams(32)
+        .max_local_error_reset_streams(256);
+    let conn = builder.serve_connection(TokioIo::new(tls), svc);
+    tokio::pin!(conn);
+    let idle = Duration::from_millis(cfg.idle_timeout_ms);
+    let mut closing: Option<tokio::time::Instant> = None;
+    let result = loop {
+        // When to look at idleness next.
+        let next_idle_check = match guard.slot.idle_for_ms() {
+            Some(ms) => idle.saturating_sub(Duration::from_millis(ms)),
+            None => idle,
+        };
+        let hard_stop =
+            closing.unwrap_or_else(|| tokio::time::Instant::now() + Duration::from_secs(3600));
+        tokio::select! {
+            r = conn.as_mut() => break r,
+            _ = tokio::time::sleep(next_idle_check), if closing.is_none() => {
+                if guard.slot.idle_for_ms().is_some_and(|ms| ms >= idle.as_millis() as u64) {
+                    conn.as_mut().graceful_shutdown();
+                    closing = Some(tokio::time::Instant::now() + Duration::from_secs(1));
+                }
+            }
+            _ = guard.slot.shed_requested(), if closing.is_none() => {
+                conn.as_mut().graceful_shutdown();
+                closing = Some(tokio::time::Instant::now() + Duration::from_secs(1));
+            }
+            _ = shutdown.changed(), if closing.is_none() => {
+                conn.as_mut().graceful_shutdown();
+                closing = Some(tokio::time::Instant::now() + SHUTDOWN_GRACE);
+            }
+            _ = tokio::time::sleep_until(hard_stop), if closing.is_some() => {
+                // Closing took too long (a client not reading its answers):
+                // drop the connection; requests already running finish in
+                // their own tasks and are recorded.
+                break Ok(());
+            }
+        }
+    };
+    if let Err(e) = result {
+        // Parse errors and header timeouts end the connection below the
+        // pipeline: one record per connection (rate-limited per IP).
+        let code = if let Some(h) = e.downcast_ref::<hyper::Error>() {
+            if h.is_parse() || h.is_parse_status() {
+                Some("HTTP_PARSE_ERROR")
+            } else if h.is_timeout() {
+                Some("HEADER_TIMEOUT")
+            } else {
+                None
+            }
+        } else {
+            None
+        };
+        match code {
+            Some(code) => conn_event(
+                &state,
+                peer,
+                code,
+                format!("connection error: {e}"),
+                started,
+                client_cert.as_deref(),
+            ),
+            None => tracing::debug!(%peer, error = %e, "connection ended with an error"),
+        }
+    }
+    drop(guard);
 }
 
 fn hex_lower(b: &[u8]) -> String {

@@ -23,6 +23,13 @@ pub struct ApiEntry {
     pub pattern: PathPattern,
     /// Upstream base, without trailing slash.
     pub upstream_base: String,
+    /// What the API's level and controls compile into (DESIGN: "a security
+    /// level compiles into the set of stages").
+    pub plan: crate::pipeline::StagePlan,
+    /// Request headers passed upstream (CONF-5).
+    pub request_headers: crate::stages::upstream::HeaderAllow,
+    /// Upstream response headers passed back (CONF-5).
+    pub response_headers: crate::stages::upstream::HeaderAllow,
 }
 
 /// One usable App_Secret with its validity.
@@ -114,13 +121,27 @@ impl Snapshot {
                 continue;
             };
             let upstream_base = api.upstream.trim_end_matches('/').to_string();
+            use crate::stages::upstream::{
+                HeaderAllow, DEFAULT_REQUEST_HEADERS, DEFAULT_RESPONSE_HEADERS,
+            };
+            let request_headers = HeaderAllow::new(
+                DEFAULT_REQUEST_HEADERS,
+                &api.controls.forward_request_headers,
+            );
+            let response_headers = HeaderAllow::new(
+                DEFAULT_RESPONSE_HEADERS,
+                &api.controls.forward_response_headers,
+            );
             routes
                 .entry(api.method)
                 .or_default()
                 .push(Arc::new(ApiEntry {
+                    plan: crate::pipeline::StagePlan::compile(&api),
                     api,
                     pattern,
                     upstream_base,
+                    request_headers,
+                    response_headers,
                 }));
         }
         for list in routes.values_mut() {
@@ -256,14 +277,32 @@ impl Snapshot {
 
 /// Whether `ip` is inside any of `nets` (IPv4-mapped IPv6 is treated as IPv4).
 pub fn ip_in(nets: &[IpNet], ip: IpAddr) -> bool {
-    let ip = match ip {
+    // AUTH-5: an IPv4 client may appear as `::ffff:a.b.c.d` (dual-stack
+    // listener) and a rule may be written either way; an address matches a
+    // rule in its IPv4 form or in its IPv4-mapped IPv6 form.
+    let ip = canonical_ip(ip);
+    match ip {
+        IpAddr::V4(v4) => {
+            let mapped = IpAddr::V6(v4.to_ipv6_mapped());
+            nets.iter().any(|n| match n {
+                IpNet::V4(_) => n.contains(&ip),
+                IpNet::V6(_) => n.contains(&mapped),
+            })
+        }
+        v6 => nets.iter().any(|n| n.contains(&v6)),
+    }
+}
+
+/// An address in its canonical form: IPv4-mapped IPv6 (`::ffff:a.b.c.d`)
+/// becomes IPv4.
+pub fn canonical_ip(ip: IpAddr) -> IpAddr {
+    match ip {
         IpAddr::V6(v6) => v6
             .to_ipv4_mapped()
             .map(IpAddr::V4)
             .unwrap_or(IpAddr::V6(v6)),
         v4 => v4,
-    };
-    nets.iter().any(|n| n.contains(&ip))
+    }
 }
 
 /// The current snapshot, swappable.
@@ -331,5 +370,36 @@ impl SnapshotHandle {
                 }
             }
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn auth_5_a_rule_means_the_same_address_whichever_way_it_is_written() {
+        let v4: IpAddr = "127.0.0.1".parse().unwrap();
+        let mapped: IpAddr = "::ffff:127.0.0.1".parse().unwrap();
+        for rule in [
+            "127.0.0.1/32",
+            "::ffff:127.0.0.1/128",
+            "::/0",
+            "0.0.0.0/0",
+            "::ffff:0:0/96",
+        ] {
+            let nets: Vec<IpNet> = vec![rule.parse().unwrap()];
+            assert!(ip_in(&nets, v4), "{rule} should match 127.0.0.1");
+            assert!(ip_in(&nets, mapped), "{rule} should match ::ffff:127.0.0.1");
+        }
+        let other: Vec<IpNet> = vec!["::ffff:127.0.0.2/128".parse().unwrap()];
+        assert!(!ip_in(&other, v4));
+        let v6only: Vec<IpNet> = vec!["2001:db8::/32".parse().unwrap()];
+        assert!(!ip_in(&v6only, v4));
+        assert!(ip_in(&v6only, "2001:db8::7".parse().unwrap()));
+        // 0.0.0.0/0 is IPv4 only.
+        let any4: Vec<IpNet> = vec!["0.0.0.0/0".parse().unwrap()];
+        assert!(!ip_in(&any4, "2001:db8::7".parse().unwrap()));
+        assert_eq!(canonical_ip(mapped), v4);
     }
 }

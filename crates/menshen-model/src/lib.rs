@@ -190,6 +190,13 @@ pub struct ApiControls {
     /// beside the built-in detectors.
     #[serde(default)]
     pub mask_fields: Vec<String>,
+    /// Request headers passed to the upstream beside the gateway's default
+    /// list (CONF-5: anything not listed stays at the gateway).
+    #[serde(default)]
+    pub forward_request_headers: Vec<String>,
+    /// Upstream response headers passed to the app beside the default list.
+    #[serde(default)]
+    pub forward_response_headers: Vec<String>,
 }
 
 impl ApiControls {
@@ -205,12 +212,16 @@ impl ApiControls {
                 sign_responses: false,
                 audit_messages: MessageRetention::None,
                 mask_fields: vec![],
+                forward_request_headers: vec![],
+                forward_response_headers: vec![],
             },
             Level::A2 | Level::A3 => ApiControls {
                 auth: vec![AuthMethod::KeyPair, AuthMethod::Certificate],
                 sign_responses: true,
                 audit_messages: MessageRetention::None,
                 mask_fields: vec![],
+                forward_request_headers: vec![],
+                forward_response_headers: vec![],
             },
         }
     }
@@ -257,6 +268,65 @@ pub struct NewApiControls {
     /// Extra JSON field names to remove before logging.
     #[serde(default)]
     pub mask_fields: Option<Vec<String>>,
+    /// Extra request headers passed to the upstream (lower-case names).
+    #[serde(default)]
+    pub forward_request_headers: Option<Vec<String>>,
+    /// Extra upstream response headers passed to the app (lower-case names).
+    #[serde(default)]
+    pub forward_response_headers: Option<Vec<String>>,
+}
+
+/// Headers that no API may forward: credentials, cookies, routing and
+/// method overrides that upstream frameworks act on, and the gateway's own
+/// namespace (CONF-5).
+pub const NEVER_FORWARDED_HEADERS: &[&str] = &[
+    "authorization",
+    "proxy-authorization",
+    "cookie",
+    "set-cookie",
+    "forwarded",
+    "x-forwarded-for",
+    "x-forwarded-host",
+    "x-forwarded-proto",
+    "x-real-ip",
+    "x-client-ip",
+    "true-client-ip",
+    "x-original-url",
+    "x-rewrite-url",
+    "x-http-method-override",
+    "x-http-method",
+    "x-method-override",
+    "host",
+    "content-length",
+    "transfer-encoding",
+    "connection",
+    "signature",
+    "signature-input",
+];
+
+fn header_list(field: &str, v: &[String]) -> Result<Vec<String>, ValidationError> {
+    let mut out = Vec::with_capacity(v.len());
+    for h in v {
+        let n = h.trim().to_ascii_lowercase();
+        let token = !n.is_empty()
+            && n.len() <= 64
+            && n.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        if !token {
+            return Err(ValidationError::new(
+                field,
+                format!("`{h}` is not a header name (letters, digits, `-`, `_`; 1-64 characters)"),
+            ));
+        }
+        if NEVER_FORWARDED_HEADERS.contains(&n.as_str()) || n.starts_with("x-menshen-") {
+            return Err(ValidationError::new(
+                field,
+                format!("`{n}` is never forwarded: the gateway sets or strips it itself"),
+            ));
+        }
+        out.push(n);
+    }
+    Ok(out)
 }
 
 impl NewApiControls {
@@ -280,6 +350,12 @@ impl NewApiControls {
                 ));
             }
             c.mask_fields = f.clone();
+        }
+        if let Some(h) = &self.forward_request_headers {
+            c.forward_request_headers = header_list("controls.forward_request_headers", h)?;
+        }
+        if let Some(h) = &self.forward_response_headers {
+            c.forward_response_headers = header_list("controls.forward_response_headers", h)?;
         }
         c.validate_for(level)?;
         Ok(c)

@@ -75,7 +75,20 @@ codes! {
     /// The upstream did not answer in time; the outcome is unknown.
     UpstreamTimeout = ("UPSTREAM_TIMEOUT", 504, "the service did not answer in time; the outcome is unknown"),
     /// The audit log cannot make this call's record durable: fail closed.
+    /// Nothing reached the upstream, so the call may be retried (with a new
+    /// nonce).
     AuditUnavailable = ("SERVICE_UNAVAILABLE", 503, "the service is temporarily unavailable"),
+    /// The upstream answered but the call's record could not be made durable:
+    /// the service may have acted. Query the outcome by `txn_id` before
+    /// retrying; never retry blindly.
+    OutcomeUnknown = ("OUTCOME_UNKNOWN", 502, "the call reached the service but its outcome could not be confirmed; query it by txn_id before any retry"),
+    /// The bank's response-signing key is unavailable, so a response that
+    /// must be signed cannot be sent.
+    SigningUnavailable = ("RESPONSE_SIGNING_UNAVAILABLE", 503, "the service cannot sign its responses right now; the call was not forwarded"),
+    /// The gateway is at its memory or connection budget: retry later.
+    ServerBusy = ("SERVER_BUSY", 503, "the service is busy; retry later"),
+    /// The request head or body did not arrive in time.
+    RequestTimeout = ("REQUEST_TIMEOUT", 408, "the request did not arrive in time"),
     /// Anything else.
     Internal = ("INTERNAL_ERROR", 500, "an internal error occurred"),
 }

@@ -62,7 +62,12 @@ pub struct Node {
     pub audit: AuditLog,
     admin_stop: watch::Sender<bool>,
     admin_task: tokio::task::JoinHandle<()>,
+    marker: std::path::PathBuf,
 }
+
+/// File in the data directory that exists while a node runs; found at
+/// start-up, it means the previous run did not stop cleanly.
+pub const RUNNING_MARKER: &str = "node.running";
 
 impl Node {
     /// Start gateway and admin API.
@@ -92,13 +97,36 @@ impl Node {
             .with_context(|| format!("admin.listen: cannot bind {}", cfg.admin.listen))?;
         let admin_addr = admin_listener.local_addr()?;
         let hot = Arc::new(MemoryHotState::default());
-        seed_replay_cache(&audit, hot.as_ref(), cfg.gateway.replay_window_secs).await;
+        // INT-4 after a crash: A1 records (and so their nonces) may not have
+        // reached the disk, and an unreadable log seeds nothing. After an
+        // unclean stop, or when the log cannot be read, requests signed
+        // before this start are refused for one replay window.
+        let marker = cfg.data_dir.join(RUNNING_MARKER);
+        let unclean = marker.exists();
+        let seeded = seed_replay_cache(&audit, hot.as_ref(), cfg.gateway.replay_window_secs).await;
+        let replay_not_before = (unclean || !seeded).then(|| {
+            let now = menshen_store::now_unix();
+            tracing::warn!(
+                unclean_stop = unclean,
+                log_read = seeded,
+                not_before = now,
+                window_secs = cfg.gateway.replay_window_secs,
+                "the previous run did not stop cleanly or the log could not be read: requests signed before this start are refused for one replay window (INT-4)"
+            );
+            now
+        });
+        std::fs::write(&marker, std::process::id().to_string())
+            .with_context(|| format!("data_dir: cannot write {}", marker.display()))?;
         let gateway = Gateway::start(
             cfg.gateway.clone(),
             cp.clone(),
             hot,
             audit.clone(),
-            cfg.node_id.clone(),
+            menshen_gateway::server::StartOptions {
+                node_id: cfg.node_id.clone(),
+                replay_not_before,
+                fd_limit: menshen_gateway::server::open_file_limit(),
+            },
         )
         .await
         .map_err(anyhow::Error::msg)?;
@@ -135,6 +163,7 @@ impl Node {
             audit,
             admin_stop,
             admin_task,
+            marker,
         })
     }
 
@@ -143,8 +172,15 @@ impl Node {
         let _ = self.admin_stop.send(true);
         self.gateway.shutdown().await;
         let _ = self.admin_task.await;
-        if let Err(e) = self.audit.flush().await {
-            tracing::error!(error = %e, "audit flush at shutdown failed");
+        match self.audit.flush().await {
+            // A clean stop: every record is on disk, so the next start may
+            // trust the log's nonces.
+            Ok(()) => {
+                if let Err(e) = std::fs::remove_file(&self.marker) {
+                    tracing::warn!(error = %e, "cannot remove the running marker");
+                }
+            }
+            Err(e) => tracing::error!(error = %e, "audit flush at shutdown failed"),
         }
     }
 }
@@ -166,7 +202,7 @@ pub async fn wait_for_signal() {
 
 /// Seed the replay cache with the nonces the log recorded in the last window,
 /// so a restart does not reopen the door to replays (INT-4).
-async fn seed_replay_cache(audit: &AuditLog, hot: &dyn HotState, window: u32) {
+async fn seed_replay_cache(audit: &AuditLog, hot: &dyn HotState, window: u32) -> bool {
     let now = menshen_store::now_unix();
     let window = i64::from(window);
     let path = audit.dir().to_path_buf();
@@ -178,9 +214,9 @@ async fn seed_replay_cache(audit: &AuditLog, hot: &dyn HotState, window: u32) {
         Ok(Ok(r)) => r,
         Ok(Err(e)) => {
             tracing::error!(error = %e, "cannot read the access log to seed the replay cache");
-            return;
+            return false;
         }
-        Err(_) => return,
+        Err(_) => return false,
     };
     let mut n = 0;
     for r in recs {
@@ -191,6 +227,7 @@ async fn seed_replay_cache(audit: &AuditLog, hot: &dyn HotState, window: u32) {
         }
     }
     tracing::info!(nonces = n, "replay cache seeded from the access log");
+    true
 }
 
 /// The writer settings from the config.

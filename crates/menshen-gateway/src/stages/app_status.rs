@@ -3,21 +3,19 @@
 use menshen_model::AppStatus;
 use menshen_protocol::ErrorCode;
 
-use crate::exchange::Exchange;
+use super::authenticate::Authenticated;
 use crate::GatewayError;
 
-/// Refuse apps that are suspended, blacklisted or exited.
-pub fn on_request(ex: &mut Exchange) -> Result<(), GatewayError> {
-    let Some(app) = &ex.app else {
-        return Err(GatewayError::new(
-            ErrorCode::Internal,
-            "app_status before authenticate",
-        ));
-    };
-    if app.app.status != AppStatus::Active {
+/// Stage name.
+pub const NAME: &str = "app_status";
+
+/// Refuse apps that are suspended, blacklisted or exited. Needs the proof of
+/// authentication, so only the app itself learns its status.
+pub fn on_request(auth: &Authenticated) -> Result<(), GatewayError> {
+    if auth.app.app.status != AppStatus::Active {
         return Err(GatewayError::new(
             ErrorCode::AppNotActive,
-            format!("app status {}", app.app.status),
+            format!("app status {}", auth.app.app.status),
         ));
     }
     Ok(())

@@ -1,12 +1,23 @@
-//! Authenticate the app (AUTH-1, AUTH-2, INT-1, INT-2): an RFC 9421 signature
-//! made with the App_Secret (`hmac-sm3`, `hmac-sha256`) or a registered key
-//! pair (`sm2-sm3`, `ecdsa-p256-sha256`, `ed25519`, `rsa-v1_5-sha256`), the
-//! body's `Content-Digest` (RFC 9530), the `created`/`expires` window (INT-4,
-//! first half; the nonce is the replay stage's), and the API's minimum
-//! controls (LVL-3): above A1 a MAC alone is refused unless the connection
-//! carries the app's bound client certificate.
+//! Authenticate the app (AUTH-1, AUTH-2, INT-1, INT-2, LVL-3) in two steps,
+//! around the body read:
 //!
-//! The client learns one stable code; the audit record keeps the precise reason.
+//! 1. [`head`], from the headers alone, before a byte of the body is held:
+//!    RFC 9421 signature syntax, `X-App-Id` = `keyid`, the `created` window
+//!    and `expires` (INT-4, first half; the nonce is the replay stage's), the
+//!    start-up replay guard, the algorithm against the app's credentials, a
+//!    key valid now, and the API's minimum controls (LVL-3: above A1 a MAC
+//!    alone is refused unless the connection carries the app's bound client
+//!    certificate). A request that fails here is refused without reading its
+//!    body (issue 9: bounded under attack).
+//! 2. [`verify`], after the body: coverage of `content-digest`, the body
+//!    against its `Content-Digest` (RFC 9530), and the signature itself,
+//!    made with the App_Secret (`hmac-sm3`, `hmac-sha256`) or a registered
+//!    key pair (`sm2-sm3`, `ecdsa-p256-sha256`, `ed25519`, `rsa-v1_5-sha256`).
+//!
+//! The client learns one stable code; the audit record keeps the precise
+//! reason.
+
+use std::sync::Arc;
 
 use menshen_crypto::{MacAlg, SigAlg};
 use menshen_model::AuthMethod;
@@ -15,15 +26,53 @@ use menshen_protocol::{
     ProtocolError,
 };
 
+use super::route::Routed;
 use crate::exchange::Exchange;
+use crate::snapshot::AppEntry;
 use crate::GatewayError;
+
+/// Stage name of the header step.
+pub const NAME_HEAD: &str = "authenticate_head";
+/// Stage name of the verification step.
+pub const NAME_VERIFY: &str = "authenticate_verify";
+
+/// What the headers claim, checked as far as the headers allow. Only
+/// [`head`] makes one.
+pub struct Claimed {
+    /// The claimed app; `None` for an unknown App_ID (refused after the body
+    /// was drained unread, so the answer does not tell it apart from a bad
+    /// signature of a known app).
+    pub app: Option<Arc<AppEntry>>,
+    mac: Option<MacAlg>,
+    sig_alg: Option<SigAlg>,
+}
+
+/// Proof that the signature verified: the later stages need it, so none of
+/// them can run before authentication. Only [`verify`] makes one.
+pub struct Authenticated {
+    /// The authenticated app.
+    pub app: Arc<AppEntry>,
+    /// Whether a registered key pair signed (not a MAC).
+    pub key_pair_auth: bool,
+    /// The signature's `created`.
+    pub created: i64,
+    /// The signature's nonce.
+    pub nonce: String,
+}
 
 fn malformed(e: ProtocolError) -> GatewayError {
     GatewayError::new(ErrorCode::MalformedSignature, e.to_string())
 }
 
-/// Verify the request's signature and resolve `ex.app`.
-pub fn on_request(ex: &mut Exchange, window_secs: u32) -> Result<(), GatewayError> {
+/// Step 1: everything the headers can prove. `not_before` is the start-up
+/// replay guard (INT-4 after an unclean stop): a `created` older than it is
+/// refused.
+pub fn head(
+    ex: &mut Exchange,
+    routed: &Routed,
+    window_secs: u32,
+    not_before: Option<i64>,
+) -> Result<Claimed, GatewayError> {
     let (Some(input), Some(sig)) = (
         ex.header_str(headers::SIGNATURE_INPUT),
         ex.header_str(headers::SIGNATURE),
@@ -33,45 +82,105 @@ pub fn on_request(ex: &mut Exchange, window_secs: u32) -> Result<(), GatewayErro
             "no signature headers",
         ));
     };
+    if ex
+        .parts
+        .headers
+        .get_all(headers::SIGNATURE_INPUT)
+        .iter()
+        .count()
+        > 1
+        || ex.parts.headers.get_all(headers::SIGNATURE).iter().count() > 1
+    {
+        return Err(malformed(ProtocolError::MissingComponent(
+            "one Signature-Input and one Signature header".into(),
+        )));
+    }
     let parsed = ParsedSignature::parse(input, sig).map_err(malformed)?;
     ex.claimed_app_id = Some(parsed.params.keyid.clone());
-    // Kept even if it fails below: the bank's signed answer covers it (;req).
-    ex.signature = Some(parsed.clone());
-    let has_query = ex.parts.uri.query().is_some();
-    let has_body = !ex.body.is_empty();
-    parsed
-        .check_coverage(has_query, has_body)
-        .map_err(malformed)?;
     if parsed.params.components.iter().any(|c| c.contains(';')) {
+        // Kept for the record before refusing.
+        ex.signature = Some(parsed);
         return Err(malformed(ProtocolError::MissingComponent(
             "no `;req`/`;key` components in requests".into(),
         )));
     }
-    if let Some(claimed) = ex.header_str(headers::APP_ID) {
-        if claimed != parsed.params.keyid {
+    // Coverage that does not depend on the body (`content-digest` is
+    // checked once the body is known).
+    if let Err(e) = parsed.check_coverage(ex.parts.uri.query().is_some(), false) {
+        ex.signature = Some(parsed);
+        return Err(malformed(e));
+    }
+    let keyid_mismatch = ex
+        .header_str(headers::APP_ID)
+        .is_some_and(|claimed| claimed != parsed.params.keyid);
+    let (created, expires) = (parsed.params.created, parsed.params.expires);
+    let alg_name = parsed.params.alg.clone();
+    let keyid = parsed.params.keyid.clone();
+    // Kept even if it fails below: the bank's signed answer covers it (;req).
+    ex.signature = Some(parsed);
+    if keyid_mismatch {
+        return Err(GatewayError::new(
+            ErrorCode::MalformedSignature,
+            "x-app-id header differs from keyid",
+        ));
+    }
+
+    // The time window first: a stale request costs no key lookup and no
+    // signature verification, and tells nothing about the app.
+    let now = ex.now_unix();
+    let window = i64::from(window_secs);
+    if (created - now).abs() > window {
+        return Err(GatewayError::new(
+            ErrorCode::StaleTimestamp,
+            format!("created {created} is {}s from gateway time", created - now),
+        ));
+    }
+    if let Some(exp) = expires {
+        if exp <= now {
+            return Err(GatewayError::new(
+                ErrorCode::StaleTimestamp,
+                "signature expired",
+            ));
+        }
+        if exp <= created {
             return Err(GatewayError::new(
                 ErrorCode::MalformedSignature,
-                "x-app-id header differs from keyid",
+                "expires is not after created",
+            ));
+        }
+    }
+    if let Some(nb) = not_before {
+        if created < nb {
+            return Err(GatewayError::new(
+                ErrorCode::StaleTimestamp,
+                format!(
+                    "created {created} is before {nb}: after an unclean stop, requests signed before the restart are refused for one replay window"
+                ),
             ));
         }
     }
 
-    let snapshot = ex.snapshot.clone();
-    let Some(app) = snapshot.app(&parsed.params.keyid) else {
-        return Err(GatewayError::new(
-            ErrorCode::InvalidSignature,
-            "unknown App_ID",
-        ));
+    let mac = MacAlg::from_name(&alg_name);
+    let sig_alg = SigAlg::from_name(&alg_name);
+    let Some(app) = ex.snapshot.app(&keyid).cloned() else {
+        if mac.is_none() && sig_alg.is_none() {
+            return Err(GatewayError::new(
+                ErrorCode::UnsupportedAlgorithm,
+                format!("alg `{alg_name}` unknown"),
+            ));
+        }
+        return Ok(Claimed {
+            app: None,
+            mac,
+            sig_alg,
+        });
     };
-    let mac = MacAlg::from_name(&parsed.params.alg);
-    let sig_alg = SigAlg::from_name(&parsed.params.alg);
     if mac.is_none() && sig_alg.is_none() {
         return Err(GatewayError::new(
             ErrorCode::UnsupportedAlgorithm,
-            format!("alg `{}` unknown", parsed.params.alg),
+            format!("alg `{alg_name}` unknown"),
         ));
     }
-    let now = ex.now_unix();
     // No algorithm confusion: a key-pair alg must be the alg of a registered key.
     if let Some(a) = sig_alg {
         if !app.keys.iter().any(|k| k.key.alg() == a) {
@@ -84,8 +193,70 @@ pub fn on_request(ex: &mut Exchange, window_secs: u32) -> Result<(), GatewayErro
                 format!("alg `{}` differs from the app's registered keys", a.name()),
             ));
         }
+        if !app.keys.iter().any(|k| k.key.alg() == a && k.valid_at(now)) {
+            return Err(GatewayError::new(
+                ErrorCode::InvalidSignature,
+                "no key of this algorithm is valid now (expired or not yet valid)",
+            ));
+        }
+    } else if !app.secrets.iter().any(|s| s.valid_at(now)) {
+        return Err(GatewayError::new(
+            ErrorCode::InvalidSignature,
+            "no App_Secret is valid now",
+        ));
     }
 
+    // LVL-3: the method used must be one the API accepts; above A1 that
+    // excludes a bare MAC.
+    let key_pair = sig_alg.is_some();
+    let auth = &routed.api.api.controls.auth;
+    let cert_bound = ex
+        .client_cert
+        .as_ref()
+        .is_some_and(|fp| app.certs.contains(&**fp));
+    let ok = (key_pair && auth.contains(&AuthMethod::KeyPair))
+        || (!key_pair && auth.contains(&AuthMethod::Secret))
+        || (cert_bound && auth.contains(&AuthMethod::Certificate));
+    if !ok {
+        return Err(GatewayError::new(
+            ErrorCode::InsufficientAuth,
+            format!(
+                "{} API called with {alg_name}{}; it accepts {:?}",
+                routed.api.api.level.as_str(),
+                if cert_bound {
+                    " over a bound certificate"
+                } else {
+                    ""
+                },
+                auth.iter().map(|a| a.as_str()).collect::<Vec<_>>()
+            ),
+        ));
+    }
+    Ok(Claimed {
+        app: Some(app),
+        mac,
+        sig_alg,
+    })
+}
+
+/// Step 2, after the body: digest and signature.
+pub fn verify(ex: &mut Exchange, claimed: Claimed) -> Result<Authenticated, GatewayError> {
+    let Some(app) = claimed.app else {
+        return Err(GatewayError::new(
+            ErrorCode::InvalidSignature,
+            "unknown App_ID",
+        ));
+    };
+    let Some(parsed) = ex.signature.as_ref() else {
+        return Err(GatewayError::Internal(
+            "signature missing after the head step".into(),
+        ));
+    };
+    let has_query = ex.parts.uri.query().is_some();
+    let has_body = !ex.body.is_empty();
+    parsed
+        .check_coverage(has_query, has_body)
+        .map_err(malformed)?;
     // The body must match its digest before the signature over the digest
     // means anything.
     if parsed
@@ -94,6 +265,18 @@ pub fn on_request(ex: &mut Exchange, window_secs: u32) -> Result<(), GatewayErro
         .iter()
         .any(|c| c == headers::CONTENT_DIGEST)
     {
+        if ex
+            .parts
+            .headers
+            .get_all(headers::CONTENT_DIGEST)
+            .iter()
+            .count()
+            > 1
+        {
+            return Err(malformed(ProtocolError::MissingComponent(
+                "one Content-Digest header".into(),
+            )));
+        }
         let Some(cd) = ex.header_str(headers::CONTENT_DIGEST) else {
             return Err(malformed(ProtocolError::ComponentAbsent(
                 headers::CONTENT_DIGEST.into(),
@@ -107,8 +290,8 @@ pub fn on_request(ex: &mut Exchange, window_secs: u32) -> Result<(), GatewayErro
             other => malformed(other),
         })?;
     }
-
-    let verified = match (mac, sig_alg) {
+    let now = ex.now_unix();
+    let verified = match (claimed.mac, claimed.sig_alg) {
         (Some(m), _) => {
             let base = signature_base(&parsed.params.components, &parsed.params_value, &*ex)
                 .map_err(malformed)?;
@@ -124,16 +307,10 @@ pub fn on_request(ex: &mut Exchange, window_secs: u32) -> Result<(), GatewayErro
                 .iter()
                 .filter(|k| k.key.alg() == a && k.valid_at(now))
             {
-                if verify_with_key(&k.key, &parsed, &*ex, None).map_err(malformed)? {
+                if verify_with_key(&k.key, parsed, &*ex, None).map_err(malformed)? {
                     ok = true;
                     break;
                 }
-            }
-            if !ok && !app.keys.iter().any(|k| k.key.alg() == a && k.valid_at(now)) {
-                return Err(GatewayError::new(
-                    ErrorCode::InvalidSignature,
-                    "no key of this algorithm is valid now (expired or not yet valid)",
-                ));
             }
             ok
         }
@@ -145,56 +322,16 @@ pub fn on_request(ex: &mut Exchange, window_secs: u32) -> Result<(), GatewayErro
             "signature does not verify",
         ));
     }
+    let (created, nonce) = (parsed.params.created, parsed.params.nonce.clone());
     ex.app = Some(app.clone());
-    ex.key_pair_auth = sig_alg.is_some();
-
-    let window = i64::from(window_secs);
-    if (parsed.params.created - now).abs() > window {
-        return Err(GatewayError::new(
-            ErrorCode::StaleTimestamp,
-            format!(
-                "created {} is {}s from gateway time",
-                parsed.params.created,
-                parsed.params.created - now
-            ),
-        ));
+    ex.key_pair_auth = claimed.sig_alg.is_some();
+    if let Some(c) = &ex.conn {
+        c.mark_proven();
     }
-    if let Some(exp) = parsed.params.expires {
-        if exp <= now {
-            return Err(GatewayError::new(
-                ErrorCode::StaleTimestamp,
-                "signature expired",
-            ));
-        }
-    }
-
-    // LVL-3: the method used must be one the API accepts; above A1 that
-    // excludes a bare MAC.
-    if let Some(api) = &ex.api {
-        let auth = &api.api.controls.auth;
-        let cert_bound = ex
-            .client_cert
-            .as_ref()
-            .is_some_and(|fp| app.certs.contains(fp));
-        let ok = (ex.key_pair_auth && auth.contains(&AuthMethod::KeyPair))
-            || (!ex.key_pair_auth && auth.contains(&AuthMethod::Secret))
-            || (cert_bound && auth.contains(&AuthMethod::Certificate));
-        if !ok {
-            return Err(GatewayError::new(
-                ErrorCode::InsufficientAuth,
-                format!(
-                    "{} API called with {}{}; it accepts {:?}",
-                    api.api.level.as_str(),
-                    parsed.params.alg,
-                    if cert_bound {
-                        " over a bound certificate"
-                    } else {
-                        ""
-                    },
-                    auth.iter().map(|a| a.as_str()).collect::<Vec<_>>()
-                ),
-            ));
-        }
-    }
-    Ok(())
+    Ok(Authenticated {
+        app,
+        key_pair_auth: claimed.sig_alg.is_some(),
+        created,
+        nonce,
+    })
 }

@@ -4,17 +4,35 @@
 use menshen_model::{AppKind, Integration, Level};
 use menshen_protocol::ErrorCode;
 
-use crate::exchange::Exchange;
+use super::authenticate::Authenticated;
+use super::replay::NonceSpent;
+use super::route::Routed;
 use crate::GatewayError;
 
-/// Check grant and client kind.
-pub fn on_request(ex: &mut Exchange) -> Result<(), GatewayError> {
-    let (Some(app), Some(api)) = (&ex.app, &ex.api) else {
-        return Err(GatewayError::new(
-            ErrorCode::Internal,
-            "authorize before authenticate/route",
-        ));
-    };
+/// Stage name.
+pub const NAME: &str = "authorize";
+
+/// Proof that the app may call the API; the upstream stage needs it.
+pub struct Authorized {
+    /// The stage that made this proof (private: no other module can make one).
+    made_by: &'static str,
+}
+
+impl Authorized {
+    /// The stage that made this proof.
+    pub fn made_by(&self) -> &'static str {
+        self.made_by
+    }
+}
+
+/// Check grant and client kind. Needs the route, the authenticated app and
+/// the spent nonce: a replayed request is never authorized.
+pub fn on_request(
+    routed: &Routed,
+    auth: &Authenticated,
+    _nonce: &NonceSpent,
+) -> Result<Authorized, GatewayError> {
+    let (app, api) = (&auth.app, &routed.api);
     if app.app.kind == AppKind::Mobile
         && (api.api.level != Level::A1
             || !api.api.integrations.contains(&Integration::MobileToServer))
@@ -30,5 +48,5 @@ pub fn on_request(ex: &mut Exchange) -> Result<(), GatewayError> {
     if !app.grants.contains(&api.api.api_id) {
         return Err(GatewayError::new(ErrorCode::NotGranted, "no grant"));
     }
-    Ok(())
+    Ok(Authorized { made_by: NAME })
 }

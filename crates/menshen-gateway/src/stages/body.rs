@@ -1,45 +1,139 @@
-//! Read the request body, up to the configured limit.
+//! Read the request body: after the headers were authenticated as far as
+//! they can be, within the size limit, within the body read timeout, and
+//! charged to the gateway's one memory budget for bodies (issue 9: bounded
+//! under attack). A body of an unknown App_ID is drained unread, so it costs
+//! no memory and its answer comes when a known app's would.
 
-use http_body_util::{BodyExt, Limited};
-use hyper::body::Incoming;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use http_body_util::BodyExt;
 use menshen_protocol::ErrorCode;
 
+use crate::budget::{BodyBudget, Charge};
 use crate::exchange::Exchange;
 use crate::GatewayError;
 
-/// Read the whole body into `ex.body`.
-pub async fn read(ex: &mut Exchange, body: Incoming, limit: usize) -> Result<(), GatewayError> {
-    if let Some(len) = ex
+/// Stage name.
+pub const NAME: &str = "body";
+
+/// Limits for one body.
+pub struct BodyLimits<'a> {
+    /// Largest body, bytes.
+    pub max: usize,
+    /// Time for the whole body to arrive.
+    pub timeout: Duration,
+    /// The shared budget.
+    pub budget: &'a BodyBudget,
+}
+
+fn declared_len(ex: &Exchange) -> Result<Option<u64>, GatewayError> {
+    let mut it = ex
         .parts
         .headers
-        .get(http::header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok())
-    {
-        if len > limit as u64 {
+        .get_all(http::header::CONTENT_LENGTH)
+        .iter();
+    let Some(v) = it.next() else {
+        return Ok(None);
+    };
+    if it.next().is_some() {
+        return Err(GatewayError::new(
+            ErrorCode::BadRequest,
+            "more than one content-length",
+        ));
+    }
+    v.to_str()
+        .ok()
+        .filter(|s| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()))
+        .and_then(|s| s.parse::<u64>().ok())
+        .map(Some)
+        .ok_or_else(|| GatewayError::new(ErrorCode::BadRequest, "content-length is not a number"))
+}
+
+/// Read the whole body into `ex.body` (and keep it charged in `charge` until
+/// the request ends). With `keep` false the body is read and dropped chunk
+/// by chunk, charging nothing.
+pub async fn read<B>(
+    ex: &mut Exchange,
+    mut body: B,
+    limits: &BodyLimits<'_>,
+    charge: &mut Charge,
+    keep: bool,
+) -> Result<(), GatewayError>
+where
+    B: hyper::body::Body<Data = Bytes> + Unpin,
+    B::Error: std::fmt::Display,
+{
+    let declared = declared_len(ex)?;
+    if let Some(len) = declared {
+        if len > limits.max as u64 {
             return Err(GatewayError::new(
                 ErrorCode::PayloadTooLarge,
                 format!("content-length {len}"),
             ));
         }
-    }
-    match Limited::new(body, limit).collect().await {
-        Ok(c) => {
-            ex.body = c.to_bytes();
-            Ok(())
+        // Charge the declared size up front: a request that cannot fit is
+        // answered before a byte of it is held.
+        if keep && len > 0 && !limits.budget.charge(charge, len as usize) {
+            return Err(GatewayError::Overloaded(format!(
+                "body memory budget ({} bytes) exhausted",
+                limits.budget.total_bytes()
+            )));
         }
-        Err(e)
-            if e.downcast_ref::<http_body_util::LengthLimitError>()
-                .is_some() =>
-        {
-            Err(GatewayError::new(
-                ErrorCode::PayloadTooLarge,
-                "body over limit",
-            ))
-        }
-        Err(e) => Err(GatewayError::new(
-            ErrorCode::BadRequest,
-            format!("body read failed: {e}"),
-        )),
     }
+    let prepaid = declared.unwrap_or(0) as usize;
+    let mut buf = BytesMut::with_capacity(if keep { prepaid } else { 0 });
+    let mut seen = 0usize;
+    let read = async {
+        while let Some(frame) = body.frame().await {
+            let frame = frame.map_err(|e| {
+                GatewayError::new(ErrorCode::BadRequest, format!("body read failed: {e}"))
+            })?;
+            let Ok(data) = frame.into_data() else {
+                continue; // trailers
+            };
+            seen += data.len();
+            if seen > limits.max {
+                return Err(GatewayError::new(
+                    ErrorCode::PayloadTooLarge,
+                    "body over limit",
+                ));
+            }
+            if keep {
+                if seen > prepaid
+                    && !limits
+                        .budget
+                        .charge(charge, seen - prepaid.max(seen - data.len()))
+                {
+                    return Err(GatewayError::Overloaded(format!(
+                        "body memory budget ({} bytes) exhausted",
+                        limits.budget.total_bytes()
+                    )));
+                }
+                buf.extend_from_slice(&data);
+            }
+        }
+        Ok(())
+    };
+    match tokio::time::timeout(limits.timeout, read).await {
+        Ok(r) => r?,
+        Err(_) => {
+            return Err(GatewayError::RequestTimeout(format!(
+                "body not complete within {} ms ({seen} bytes received)",
+                limits.timeout.as_millis()
+            )))
+        }
+    }
+    if let Some(len) = declared {
+        if seen as u64 != len {
+            return Err(GatewayError::new(
+                ErrorCode::BadRequest,
+                format!("body of {seen} bytes, content-length {len}"),
+            ));
+        }
+    }
+    if keep {
+        ex.body = buf.freeze();
+    }
+    Ok(())
 }

@@ -4,19 +4,18 @@
 
 use menshen_protocol::ErrorCode;
 
+use super::authenticate::Authenticated;
 use crate::exchange::Exchange;
 use crate::GatewayError;
 
+/// Stage name.
+pub const NAME: &str = "client_cert";
+
 /// Check the connection's client certificate against the authenticated app.
-pub fn on_request(ex: &mut Exchange) -> Result<(), GatewayError> {
-    let Some(app) = &ex.app else {
-        return Err(GatewayError::new(
-            ErrorCode::Internal,
-            "client_cert before authenticate",
-        ));
-    };
+pub fn on_request(ex: &Exchange, auth: &Authenticated) -> Result<(), GatewayError> {
+    let app = &auth.app;
     if let Some(fp) = &ex.client_cert {
-        if let Some(owner) = ex.snapshot.cert_owner.get(fp) {
+        if let Some(owner) = ex.snapshot.cert_owner.get(&**fp) {
             if owner != &app.app.app_id {
                 return Err(GatewayError::new(
                     ErrorCode::CertificateMismatch,
@@ -32,7 +31,7 @@ pub fn on_request(ex: &mut Exchange) -> Result<(), GatewayError> {
         && !ex
             .client_cert
             .as_ref()
-            .is_some_and(|fp| app.certs.contains(fp))
+            .is_some_and(|fp| app.certs.contains(&**fp))
     {
         return Err(GatewayError::new(
             ErrorCode::CertificateMismatch,

@@ -10,7 +10,10 @@ use ipnet::IpNet;
 use menshen_protocol::ErrorCode;
 
 use crate::exchange::Exchange;
-use crate::snapshot::ip_in;
+use crate::snapshot::{canonical_ip, ip_in};
+
+/// Stage name.
+pub const NAME: &str = "client_ip";
 use crate::GatewayError;
 
 /// Determine the client IP from the peer and (trusted) `X-Forwarded-For`.
@@ -35,7 +38,8 @@ pub fn resolve(peer: IpAddr, xff: Option<&str>, trusted: &[IpNet]) -> IpAddr {
 /// Set the client IP and refuse globally blocked addresses.
 pub fn on_request(ex: &mut Exchange, trusted: &[IpNet]) -> Result<(), GatewayError> {
     // Only a trusted proxy's header is read (and only then allocated).
-    ex.client_ip = if !trusted.is_empty() && ip_in(trusted, ex.peer.ip()) {
+    let peer = canonical_ip(ex.peer.ip());
+    ex.client_ip = canonical_ip(if !trusted.is_empty() && ip_in(trusted, peer) {
         let xff = ex
             .parts
             .headers
@@ -44,14 +48,10 @@ pub fn on_request(ex: &mut Exchange, trusted: &[IpNet]) -> Result<(), GatewayErr
             .filter_map(|v| v.to_str().ok())
             .collect::<Vec<_>>()
             .join(",");
-        resolve(
-            ex.peer.ip(),
-            (!xff.is_empty()).then_some(xff.as_str()),
-            trusted,
-        )
+        resolve(peer, (!xff.is_empty()).then_some(xff.as_str()), trusted)
     } else {
-        ex.peer.ip()
-    };
+        peer
+    });
     if ip_in(&ex.snapshot.global_deny, ex.client_ip) {
         return Err(GatewayError::new(
             ErrorCode::IpForbidden,

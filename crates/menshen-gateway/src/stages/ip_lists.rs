@@ -3,18 +3,17 @@
 
 use menshen_protocol::ErrorCode;
 
+use super::authenticate::Authenticated;
 use crate::exchange::Exchange;
 use crate::snapshot::ip_in;
 use crate::GatewayError;
 
+/// Stage name.
+pub const NAME: &str = "ip_lists";
+
 /// Refuse addresses on the app's blocklist or, when it has an allowlist, off it.
-pub fn on_request(ex: &mut Exchange) -> Result<(), GatewayError> {
-    let Some(app) = &ex.app else {
-        return Err(GatewayError::new(
-            ErrorCode::Internal,
-            "ip_lists before authenticate",
-        ));
-    };
+pub fn on_request(ex: &Exchange, auth: &Authenticated) -> Result<(), GatewayError> {
+    let app = &auth.app;
     if ip_in(&app.deny, ex.client_ip) {
         return Err(GatewayError::new(
             ErrorCode::IpForbidden,

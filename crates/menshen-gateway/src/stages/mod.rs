@@ -7,6 +7,7 @@ pub mod authorize;
 pub mod body;
 pub mod client_cert;
 pub mod client_ip;
+pub mod edge;
 pub mod ip_lists;
 pub mod replay;
 pub mod route;

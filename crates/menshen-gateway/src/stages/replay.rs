@@ -1,34 +1,47 @@
 //! Replay protection (INT-4): each nonce once per app within the window. The
-//! `created` window itself is checked when the signature is verified.
+//! `created` window itself is checked when the signature head is read.
 
 use menshen_protocol::ErrorCode;
 use menshen_store::HotState;
 
+use super::authenticate::Authenticated;
 use crate::exchange::Exchange;
 use crate::GatewayError;
 
-/// Record the nonce; refuse a nonce seen before.
+/// Stage name.
+pub const NAME: &str = "replay";
+
+/// Proof that this request's nonce was spent here.
+pub struct NonceSpent {
+    /// The stage that made this proof (private: no other module can make one).
+    made_by: &'static str,
+}
+
+impl NonceSpent {
+    /// The stage that made this proof.
+    pub fn made_by(&self) -> &'static str {
+        self.made_by
+    }
+}
+
+/// Record the nonce; refuse a nonce seen before. Needs the proof of
+/// authentication, so forged requests cannot burn an app's nonces.
 pub async fn on_request(
     ex: &mut Exchange,
+    auth: &Authenticated,
     hot: &dyn HotState,
     window_secs: u32,
-) -> Result<(), GatewayError> {
-    let (Some(app), Some(sig)) = (&ex.app, &ex.signature) else {
-        return Err(GatewayError::new(
-            ErrorCode::Internal,
-            "replay before authenticate",
-        ));
-    };
+) -> Result<NonceSpent, GatewayError> {
     let now = ex.now_unix();
     // Keep the nonce as long as a request with this `created` could still be
     // accepted.
-    let until = sig.params.created.max(now) + i64::from(window_secs) + 1;
+    let until = auth.created.max(now) + i64::from(window_secs) + 1;
     if !hot
-        .insert_nonce(&app.app.app_id, &sig.params.nonce, until, now)
+        .insert_nonce(&auth.app.app.app_id, &auth.nonce, until, now)
         .await
     {
         return Err(GatewayError::new(ErrorCode::Replay, "nonce already used"));
     }
     ex.nonce_recorded = true;
-    Ok(())
+    Ok(NonceSpent { made_by: NAME })
 }

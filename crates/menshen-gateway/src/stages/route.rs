@@ -2,26 +2,50 @@
 //! "service terminated" tombstone (挡板, CHG-2) here, before anything reaches
 //! the upstream.
 
+use std::sync::Arc;
+
 use menshen_model::{Lifecycle, Method};
 use menshen_protocol::ErrorCode;
 
 use crate::exchange::Exchange;
+use crate::snapshot::ApiEntry;
 use crate::GatewayError;
 
-/// Resolve `ex.api`.
-pub fn on_request(ex: &mut Exchange) -> Result<(), GatewayError> {
+/// Stage name (the pipeline's order table and docs/pipeline.md use it).
+pub const NAME: &str = "route";
+
+/// Proof that the request was routed to a live API; only this stage makes one.
+pub struct Routed {
+    /// The API.
+    pub api: Arc<ApiEntry>,
+    /// The stage that made this proof (private: no other module can make one).
+    made_by: &'static str,
+}
+
+impl Routed {
+    /// The stage that made this proof.
+    pub fn made_by(&self) -> &'static str {
+        self.made_by
+    }
+}
+
+/// Resolve the API (also kept in `ex.api` for the record).
+pub fn on_request(ex: &mut Exchange) -> Result<Routed, GatewayError> {
     let path = ex.parts.uri.path();
     let entry = Method::parse(ex.parts.method.as_str())
         .and_then(|m| ex.snapshot.route(m, path))
         .cloned()
         .ok_or_else(|| GatewayError::new(ErrorCode::NotFound, "no route"))?;
     let terminated = entry.api.lifecycle == Lifecycle::Terminated;
-    ex.api = Some(entry);
+    ex.api = Some(entry.clone());
     if terminated {
         return Err(GatewayError::new(
             ErrorCode::ServiceTerminated,
             "API terminated (tombstone)",
         ));
     }
-    Ok(())
+    Ok(Routed {
+        api: entry,
+        made_by: NAME,
+    })
 }

@@ -13,14 +13,40 @@ use menshen_protocol::{
 };
 
 use crate::exchange::Exchange;
+use crate::GatewayError;
+
+/// Stage name (response phase).
+pub const NAME: &str = "sign_response";
 
 /// Whether this exchange's response must be signed.
 pub fn wanted(ex: &Exchange, sign_all: bool) -> bool {
-    sign_all
-        || ex
-            .api
-            .as_ref()
-            .is_some_and(|a| a.api.controls.sign_responses)
+    sign_all || ex.api.as_ref().is_some_and(|a| a.plan.sign_response)
+}
+
+/// Request phase: refuse before forwarding when a response that must be
+/// signed could not be (no signing key), so the upstream never acts on a
+/// call whose answer cannot be delivered.
+pub fn on_request(ex: &Exchange, sign_all: bool) -> Result<(), GatewayError> {
+    if wanted(ex, sign_all) && ex.snapshot.bank_signer.is_none() {
+        return Err(GatewayError::SigningUnavailable(
+            "no response-signing key in the keystore".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// Response phase: sign `resp` when wanted.
+pub fn on_response(
+    ex: &Exchange,
+    sign_all: bool,
+    resp: &mut Response<Bytes>,
+) -> Result<(), GatewayError> {
+    if wanted(ex, sign_all) && !sign(ex, resp) {
+        return Err(GatewayError::SigningUnavailable(
+            "response could not be signed".into(),
+        ));
+    }
+    Ok(())
 }
 
 /// Add `Content-Digest`, `Signature-Input` and `Signature` to `resp`.

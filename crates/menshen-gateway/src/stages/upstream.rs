@@ -1,57 +1,109 @@
-//! Forward to the upstream and relay its answer. The gateway sets the verified
+//! Forward to the upstream and relay its answer (stage name `upstream`). The gateway sets the verified
 //! App_ID, API_ID, U_API_ID and transaction serial number in headers of its own
 //! (client copies stripped); signature headers stay at the gateway. Upstream
 //! failures become the uniform error body: nothing about the upstream leaks
 //! (CONF-5).
 
 use bytes::Bytes;
-use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::header::{HeaderMap, HeaderName, HeaderValue};
 use http::{Request, Response};
 use http_body_util::{BodyExt, Full, Limited};
-use menshen_protocol::{headers, ErrorCode};
+use menshen_protocol::headers;
 
+use super::authenticate::Authenticated;
+use super::authorize::Authorized;
+use super::route::Routed;
 use crate::exchange::Exchange;
 use crate::upstream::UpstreamClient;
 use crate::GatewayError;
 
-/// Hop-by-hop and identifying headers never passed through.
-const HOP: &[&str] = &[
-    "connection",
-    "keep-alive",
-    "proxy-connection",
-    "proxy-authenticate",
-    "proxy-authorization",
-    "te",
-    "trailer",
-    "transfer-encoding",
-    "upgrade",
+/// Stage name.
+pub const NAME: &str = "upstream";
+
+/// Request headers passed to every upstream unless the API adds more
+/// (`controls.forward_request_headers`). Everything else stays at the
+/// gateway (CONF-5): credentials, cookies, client-sent forwarding and
+/// routing headers (`Forwarded`, `X-Real-IP`, `X-Original-URL`, method
+/// overrides, ...), framing (`Content-Length` is regenerated from the body
+/// read), signatures.
+pub const DEFAULT_REQUEST_HEADERS: &[&str] = &[
+    "accept",
+    "accept-language",
+    "cache-control",
+    "content-digest",
+    "content-encoding",
+    "content-type",
+    "date",
+    "idempotency-key",
+    "if-match",
+    "if-none-match",
+    "user-agent",
+    "x-app-id",
+    "x-request-id",
 ];
 
-/// The headers of `h` that may pass: not hop-by-hop (also those named in
-/// `Connection`), not in `extra`, not in Menshen's reserved namespace. One
-/// pass into a new map (a clone and a removal per name cost ~1 us a call).
-fn passable(h: &HeaderMap, extra: &[&str]) -> HeaderMap {
-    // Headers named in `Connection` are hop-by-hop too.
-    let named: Vec<HeaderName> = h
-        .get_all(header::CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .filter_map(|n| HeaderName::from_bytes(n.trim().as_bytes()).ok())
-        .collect();
-    let mut out = HeaderMap::with_capacity(h.len() + 6);
-    for (k, v) in h {
-        let n = k.as_str();
-        if HOP.contains(&n)
-            || extra.contains(&n)
-            || n.starts_with(headers::RESERVED_PREFIX)
-            || named.contains(k)
-        {
-            continue;
+/// Upstream response headers passed to the app unless the API adds more
+/// (`controls.forward_response_headers`). Everything else (`Set-Cookie`,
+/// `Server`, back-end host names, framework versions, `Location` pointing
+/// inside the bank) is stripped.
+pub const DEFAULT_RESPONSE_HEADERS: &[&str] = &[
+    "cache-control",
+    "content-disposition",
+    "content-encoding",
+    "content-language",
+    "content-type",
+    "etag",
+    "expires",
+    "last-modified",
+    "pragma",
+    "retry-after",
+    "vary",
+    "x-request-id",
+];
+
+/// An API's compiled header allowlist.
+#[derive(Debug, Clone)]
+pub struct HeaderAllow(Vec<HeaderName>);
+
+impl HeaderAllow {
+    /// The default list plus the API's extras (already validated by the
+    /// model: never a credential, cookie, forwarding or framing header).
+    pub fn new(defaults: &[&'static str], extra: &[String]) -> Self {
+        let mut v: Vec<HeaderName> = defaults
+            .iter()
+            .map(|n| HeaderName::from_static(n))
+            .collect();
+        for n in extra {
+            let lower = n.to_ascii_lowercase();
+            if menshen_model::NEVER_FORWARDED_HEADERS.contains(&lower.as_str())
+                || lower.starts_with(headers::RESERVED_PREFIX)
+            {
+                continue;
+            }
+            if let Ok(h) = HeaderName::from_bytes(lower.as_bytes()) {
+                if !v.contains(&h) {
+                    v.push(h);
+                }
+            }
         }
-        out.append(k.clone(), v.clone());
+        HeaderAllow(v)
     }
-    out
+
+    /// Whether `name` may pass.
+    pub fn allows(&self, name: &HeaderName) -> bool {
+        self.0.iter().any(|a| a == name)
+    }
+
+    /// The allowed headers of `h`, multi-valued ones whole and in order.
+    pub fn filter(&self, h: &HeaderMap) -> HeaderMap {
+        let mut out = HeaderMap::with_capacity(self.0.len() + 8);
+        for (k, v) in h {
+            if self.allows(k) {
+                out.append(k.clone(), v.clone());
+            }
+        }
+        out
+    }
 }
 
 fn set(h: &mut HeaderMap, name: &'static str, value: &str) {
@@ -60,17 +112,26 @@ fn set(h: &mut HeaderMap, name: &'static str, value: &str) {
     }
 }
 
-/// Send the request upstream and build the client's response.
+/// `Forwarded` (RFC 7239) for the client IP: IPv6 quoted in brackets.
+fn forwarded_for(ip: std::net::IpAddr) -> String {
+    match ip {
+        std::net::IpAddr::V4(v4) => format!("for={v4};proto=https"),
+        std::net::IpAddr::V6(v6) => format!("for=\"[{v6}]\";proto=https"),
+    }
+}
+
+/// Send the request upstream and build the client's response. Needs the
+/// route and the proof of authorization: nothing unauthorized is sent.
+/// Once the request is handed over, `ex.forwarded` is set: from then on the
+/// upstream may have acted, and the record says so.
 pub async fn forward(
     ex: &mut Exchange,
+    routed: &Routed,
+    auth: &Authenticated,
+    _authorized: &Authorized,
     up: &UpstreamClient,
 ) -> Result<Response<Bytes>, GatewayError> {
-    let (Some(api), Some(app)) = (&ex.api, &ex.app) else {
-        return Err(GatewayError::new(
-            ErrorCode::Internal,
-            "forward before route/authenticate",
-        ));
-    };
+    let (api, app) = (&routed.api, &auth.app);
     let mut uri = String::with_capacity(api.upstream_base.len() + 64);
     uri.push_str(&api.upstream_base);
     uri.push_str(ex.parts.uri.path());
@@ -82,70 +143,59 @@ pub async fn forward(
         .method(ex.parts.method.clone())
         .uri(&uri)
         .body(Full::new(ex.body.clone()))
-        .map_err(|e| GatewayError::new(ErrorCode::Internal, format!("upstream URI {uri}: {e}")))?;
+        .map_err(|e| GatewayError::Internal(format!("upstream URI {uri}: {e}")))?;
     let h = req.headers_mut();
-    *h = passable(
-        &ex.parts.headers,
-        &[
-            "host",
-            headers::SIGNATURE,
-            headers::SIGNATURE_INPUT,
-            "x-forwarded-for",
-        ],
-    );
+    // CONF-5: only the API's allowed headers pass; Content-Length is set by
+    // the client library from the body actually read.
+    *h = api.request_headers.filter(&ex.parts.headers);
     set(h, headers::UPSTREAM_APP_ID, &app.app.app_id);
     set(h, headers::UPSTREAM_API_ID, &api.api.api_id);
     set(h, headers::UPSTREAM_U_API_ID, &api.api.u_api_id);
     set(h, headers::TXN_ID, &ex.txn_id);
-    set(h, "x-menshen-client-ip", &ex.client_ip.to_string());
+    let ip = ex.client_ip.to_string();
+    set(h, "x-menshen-client-ip", &ip);
+    set(h, "x-forwarded-for", &ip);
+    set(h, "x-forwarded-proto", "https");
+    set(h, "forwarded", &forwarded_for(ex.client_ip));
 
     let max = up.max_response;
+    ex.forwarded = true;
     let exchange = async {
         let resp = up.client.request(req).await.map_err(|e| {
-            GatewayError::new(
-                ErrorCode::UpstreamUnavailable,
-                format!("upstream request failed: {e:?}"),
-            )
+            if e.is_connect() {
+                GatewayError::UpstreamUnreachable(format!("upstream connect failed: {e:?}"))
+            } else {
+                GatewayError::UpstreamTimeout(format!(
+                    "upstream exchange broke after the request was sent: {e:?}"
+                ))
+            }
         })?;
         let (parts, body) = resp.into_parts();
-        let body = Limited::new(body, max).collect().await.map_err(|e| {
-            GatewayError::new(
-                ErrorCode::UpstreamUnavailable,
-                format!("upstream body: {e}"),
-            )
-        })?;
+        let body = Limited::new(body, max)
+            .collect()
+            .await
+            .map_err(|e| GatewayError::UpstreamFailed(format!("upstream body: {e}")))?;
         Ok::<_, GatewayError>((parts, body.to_bytes()))
     };
     let (parts, body) = match tokio::time::timeout(up.timeout, exchange).await {
         Ok(r) => r?,
         Err(_) => {
-            return Err(GatewayError::new(
-                ErrorCode::UpstreamTimeout,
-                format!("no complete answer within {} ms", up.timeout.as_millis()),
-            ))
+            return Err(GatewayError::UpstreamTimeout(format!(
+                "no complete answer within {} ms",
+                up.timeout.as_millis()
+            )))
         }
     };
-    ex.upstream_status = Some(parts.status.as_u16());
     if parts.status.is_server_error() {
-        return Err(GatewayError::new(
-            ErrorCode::UpstreamUnavailable,
-            format!("upstream answered {}", parts.status.as_u16()),
-        ));
+        return Err(GatewayError::UpstreamFailed(format!(
+            "upstream answered {}",
+            parts.status.as_u16()
+        )));
     }
     let mut resp = Response::new(body);
     *resp.status_mut() = parts.status;
     let h = resp.headers_mut();
-    *h = passable(
-        &parts.headers,
-        &[
-            "server",
-            "x-powered-by",
-            "via",
-            "x-aspnet-version",
-            "x-runtime",
-            "content-length",
-        ],
-    );
+    *h = api.response_headers.filter(&parts.headers);
     set(h, headers::TXN_ID, &ex.txn_id);
     if api.api.lifecycle == menshen_model::Lifecycle::Deprecated {
         h.insert("deprecation", HeaderValue::from_static("true"));
@@ -158,32 +208,54 @@ mod tests {
     use super::*;
 
     #[test]
-    fn hop_by_hop_connection_named_reserved_and_extra_headers_do_not_pass() {
+    fn conf_5_only_allowed_headers_pass_and_never_forwarded_ones_cannot_be_allowed() {
         let mut h = HeaderMap::new();
         for (k, v) in [
             ("connection", "keep-alive, x-secret-hop"),
-            ("keep-alive", "timeout=5"),
-            ("x-secret-hop", "1"),
-            ("te", "trailers"),
-            ("transfer-encoding", "chunked"),
+            ("forwarded", "for=10.0.0.1"),
+            ("x-real-ip", "10.0.0.1"),
+            ("x-original-url", "/admin"),
+            ("x-http-method-override", "DELETE"),
+            ("authorization", "Bearer x"),
+            ("cookie", "a=b"),
+            ("content-length", "011"),
             ("x-menshen-app-id", "app_forged"),
-            ("x-menshen-anything", "x"),
             ("signature", "sig1=:AA==:"),
             ("accept", "application/json"),
             ("x-custom", "a"),
             ("x-custom", "b"),
+            ("x-trace", "t"),
         ] {
             h.append(HeaderName::from_static(k), HeaderValue::from_static(v));
         }
-        let out = passable(&h, &["signature"]);
+        let allow = HeaderAllow::new(
+            DEFAULT_REQUEST_HEADERS,
+            &[
+                "x-custom".into(),
+                "cookie".into(),
+                "x-menshen-app-id".into(),
+            ],
+        );
+        let out = allow.filter(&h);
         let names: Vec<&str> = out.keys().map(|k| k.as_str()).collect();
         assert_eq!(names, ["accept", "x-custom"]);
-        // Multi-valued headers pass whole, in order.
         let vals: Vec<&str> = out
             .get_all("x-custom")
             .iter()
             .map(|v| v.to_str().unwrap())
             .collect();
         assert_eq!(vals, ["a", "b"]);
+    }
+
+    #[test]
+    fn forwarded_quotes_ipv6() {
+        assert_eq!(
+            forwarded_for("192.0.2.1".parse().unwrap()),
+            "for=192.0.2.1;proto=https"
+        );
+        assert_eq!(
+            forwarded_for("2001:db8::1".parse().unwrap()),
+            "for=\"[2001:db8::1]\";proto=https"
+        );
     }
 }

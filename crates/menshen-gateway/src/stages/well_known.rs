@@ -6,6 +6,9 @@ use http::{header, HeaderValue, Method, Response};
 
 use crate::exchange::Exchange;
 
+/// Stage name.
+pub const NAME: &str = "well_known";
+
 /// The path of the key set.
 pub const PATH: &str = "/.well-known/menshen/keys";
 

@@ -71,6 +71,27 @@ async fn upstream_handler(
             "java.sql.SQLException: ORA-00942 at db-core-07.bank.internal:1521",
         )
             .into_response(),
+        // Acts (it has recorded the call above), then answers late: a
+        // client that hangs up meanwhile must still leave a record.
+        p if p.ends_with("/delay") => {
+            tokio::time::sleep(Duration::from_millis(600)).await;
+            json!({"ok": true, "late": true})
+                .to_string()
+                .into_response()
+        }
+        // Sends headers that must not reach the app (CONF-5).
+        p if p.ends_with("/leaky") => (
+            [
+                ("content-type", "application/json"),
+                ("set-cookie", "JSESSIONID=abc; Path=/"),
+                ("x-backend-host", "core-db-07.bank.internal"),
+                ("x-internal-trace", "node=10.2.3.4"),
+                ("etag", "\"v1\""),
+                ("x-rate-info", "7"),
+            ],
+            "{}",
+        )
+            .into_response(),
         p if p.ends_with("/slow") => {
             tokio::time::sleep(Duration::from_secs(30)).await;
             "late".into_response()
@@ -113,6 +134,8 @@ pub struct HarnessOptions {
     pub dir: Option<std::path::PathBuf>,
     /// Called with the node directory before the node starts.
     pub prepare: Option<fn(&std::path::Path)>,
+    /// Adjusts the gateway settings before the node starts.
+    pub tune: Option<fn(&mut GatewayConfig)>,
 }
 
 impl Default for HarnessOptions {
@@ -126,6 +149,7 @@ impl Default for HarnessOptions {
             gateway_port: 0,
             dir: None,
             prepare: None,
+            tune: None,
         }
     }
 }
@@ -201,6 +225,9 @@ impl Harness {
         gw.max_body_bytes = o.max_body_bytes;
         gw.snapshot_refresh_ms = 200;
         gw.client_ca = client_pki.as_ref().map(|p| p.ca_file.clone());
+        if let Some(t) = o.tune {
+            t(&mut gw);
+        }
         let cfg = Config {
             data_dir: dir.path().join("data"),
             master_key_file: Some(mk),
@@ -442,5 +469,140 @@ pub async fn setup_with(o: HarnessOptions) -> Setup {
         app_id,
         secret,
         client,
+    }
+}
+
+/// A raw TLS connection to the gateway (HTTP/1.1 or, with `h2`, ALPN h2),
+/// for tests that must control every byte and every pause.
+pub async fn raw_tls(
+    h: &Harness,
+    h2: bool,
+) -> tokio_rustls::client::TlsStream<tokio::net::TcpStream> {
+    use rustls_pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    for c in rustls_pki_types::CertificateDer::pem_slice_iter(&h.ca_pem) {
+        roots.add(c.unwrap()).unwrap();
+    }
+    let mut cfg = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::aws_lc_rs::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    cfg.alpn_protocols = vec![if h2 {
+        b"h2".to_vec()
+    } else {
+        b"http/1.1".to_vec()
+    }];
+    let addr = h.node().gateway.addrs[0];
+    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    tokio_rustls::TlsConnector::from(Arc::new(cfg))
+        .connect(
+            rustls_pki_types::ServerName::try_from("localhost").unwrap(),
+            tcp,
+        )
+        .await
+        .unwrap()
+}
+
+/// The HTTP/1.1 head of `req` (origin form, with `Host`), without its body.
+pub fn h1_head(req: &http::Request<Bytes>, content_length: Option<usize>) -> Vec<u8> {
+    let mut out = format!(
+        "{} {} HTTP/1.1\r\nhost: {}\r\n",
+        req.method(),
+        req.uri().path_and_query().unwrap(),
+        req.uri().authority().unwrap()
+    );
+    for (k, v) in req.headers() {
+        out.push_str(&format!("{}: {}\r\n", k, v.to_str().unwrap()));
+    }
+    if let Some(n) = content_length {
+        out.push_str(&format!("content-length: {n}\r\n"));
+    }
+    out.push_str("\r\n");
+    out.into_bytes()
+}
+
+/// Read an HTTP/1.1 response head and body (Content-Length framed) within
+/// `limit`; `None` if the connection closed or nothing came in time.
+pub async fn read_h1_response<S: tokio::io::AsyncRead + Unpin>(
+    s: &mut S,
+    limit: Duration,
+) -> Option<(u16, String)> {
+    use tokio::io::AsyncReadExt;
+    let read = async {
+        let mut buf = Vec::new();
+        let mut chunk = [0u8; 4096];
+        loop {
+            if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                let head = String::from_utf8_lossy(&buf[..end]).to_string();
+                let status: u16 = head.split(' ').nth(1)?.parse().ok()?;
+                let len: usize = head
+                    .lines()
+                    .find_map(|l| {
+                        let (k, v) = l.split_once(':')?;
+                        k.eq_ignore_ascii_case("content-length")
+                            .then(|| v.trim().parse().ok())?
+                    })
+                    .unwrap_or(0);
+                while buf.len() < end + 4 + len {
+                    let n = s.read(&mut chunk).await.ok()?;
+                    if n == 0 {
+                        return None;
+                    }
+                    buf.extend_from_slice(&chunk[..n]);
+                }
+                let body = String::from_utf8_lossy(&buf[end + 4..end + 4 + len]).to_string();
+                return Some((status, body));
+            }
+            let n = s.read(&mut chunk).await.ok()?;
+            if n == 0 {
+                return None;
+            }
+            buf.extend_from_slice(&chunk[..n]);
+        }
+    };
+    tokio::time::timeout(limit, read).await.ok().flatten()
+}
+
+/// Whether the peer closes `s` (EOF or error) within `limit`.
+pub async fn closed_within<S: tokio::io::AsyncRead + Unpin>(s: &mut S, limit: Duration) -> bool {
+    use tokio::io::AsyncReadExt;
+    let mut b = [0u8; 1024];
+    let wait = async {
+        loop {
+            match s.read(&mut b).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => continue,
+            }
+        }
+    };
+    tokio::time::timeout(limit, wait).await.is_ok()
+}
+
+/// Resident memory of this process, bytes (Linux).
+pub fn rss_bytes() -> u64 {
+    let s = std::fs::read_to_string("/proc/self/status").unwrap();
+    let kb: u64 = s
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap();
+    kb * 1024
+}
+
+/// Open file descriptors of this process (Linux).
+pub fn open_fds() -> usize {
+    std::fs::read_dir("/proc/self/fd").unwrap().count()
+}
+
+/// Wait (bounded) until `f` holds; panics with `what` otherwise.
+pub async fn eventually(what: &str, limit: Duration, mut f: impl FnMut() -> bool) {
+    let t = std::time::Instant::now();
+    while !f() {
+        assert!(t.elapsed() < limit, "timed out waiting for: {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }

@@ -1,0 +1,365 @@
+//! Access records (AUD-1): built here, written through [`finish`] exactly
+//! once per request, whatever happens to it:
+//! - a request that runs its course (answered or refused) is recorded by
+//!   `pipeline::handle`;
+//! - a request dropped before that (the runtime stopping under it) is
+//!   recorded by [`interrupted`], from `Exchange`'s `Drop`, with the outcome
+//!   `unknown` when it had been forwarded and `failure` otherwise;
+//! - failures below HTTP (TLS handshakes, parse errors, header timeouts,
+//!   connections over a cap) get one record per connection through
+//!   [`ConnRecorder`], rate-limited per client IP with a count of what was
+//!   left out.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Mutex;
+use std::time::{Instant, SystemTime};
+
+use bytes::Bytes;
+use http::Response;
+use menshen_audit::{mask_text, AccessRecord, AuditLog, Outcome};
+
+use crate::exchange::Exchange;
+use crate::GatewayError;
+
+/// Stage name (response phase).
+pub const NAME: &str = "record";
+
+pub(crate) fn rfc3339_ms(t: SystemTime) -> String {
+    let dt = time::OffsetDateTime::from(t);
+    let f = time::macros::format_description!(
+        "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
+    );
+    dt.format(&f).unwrap_or_default()
+}
+
+fn unix_ms(t: SystemTime) -> i64 {
+    t.duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// The record of `ex`, answered `status` (`resp` when there is a response to
+/// retain parts of).
+fn build(
+    ex: &Exchange,
+    status: u16,
+    resp: Option<&Response<Bytes>>,
+    err: Option<&GatewayError>,
+) -> AccessRecord {
+    let api = ex.api.as_ref().map(|a| &a.api);
+    let (result, code, message, reason) = match err {
+        None => (
+            if status < 400 {
+                Outcome::Success
+            } else {
+                Outcome::Failure
+            },
+            None,
+            format!("upstream {status}"),
+            None,
+        ),
+        Some(e) => (
+            e.outcome(),
+            Some(e.code().as_str().to_string()),
+            e.code().message().to_string(),
+            Some(mask_text(e.reason()).into_owned()),
+        ),
+    };
+    let sig = ex.signature.as_ref().map(|s| &s.params);
+    AccessRecord {
+        kind: "access".into(),
+        txn_id: ex.txn_id.clone(),
+        node_id: ex.state.txn.node().to_string(),
+        timestamp: rfc3339_ms(ex.started_at),
+        duration_us: ex.started.elapsed().as_micros() as u64,
+        app_id: ex
+            .app
+            .as_ref()
+            .map(|a| a.app.app_id.clone())
+            .or_else(|| ex.claimed_app_id.clone()),
+        app_verified: ex.app.is_some(),
+        api_id: api.map(|a| a.api_id.clone()),
+        u_api_id: api.map(|a| a.u_api_id.clone()),
+        level: api.map(|a| a.level.as_str().to_string()),
+        client_ip: ex.client_ip.to_string(),
+        peer: ex.peer.to_string(),
+        method: ex.parts.method.to_string(),
+        path: mask_text(ex.parts.uri.path()).into_owned(),
+        status,
+        result,
+        code,
+        message,
+        reason,
+        alg: sig.map(|s| s.alg.clone()),
+        nonce: sig.filter(|_| ex.nonce_recorded).map(|s| s.nonce.clone()),
+        sig_created: sig.map(|s| s.created),
+        client_cert: ex.client_cert.as_deref().map(str::to_string),
+        message_parts: match (ex.api.as_ref(), resp) {
+            (Some(a), Some(r)) => message_parts(ex, r, &a.api.controls),
+            _ => None,
+        },
+    }
+}
+
+/// Request phase, just before forwarding: refuse (retry-safe, nothing
+/// forwarded) when the record must be durable and the log is failing.
+pub fn ready(ex: &Exchange, durable: bool) -> Result<(), GatewayError> {
+    if durable && !ex.state.audit.is_healthy() {
+        return Err(GatewayError::AuditUnavailable(
+            "the audit log's last write failed; durable calls are not forwarded".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// Write the request's access record (AUD-1). Called once per request.
+/// Returns whether the record was accepted (and, when `durable`, synced).
+pub async fn finish(
+    ex: &mut Exchange,
+    resp: &Response<Bytes>,
+    err: Option<&GatewayError>,
+    durable: bool,
+) -> bool {
+    let rec = build(ex, resp.status().as_u16(), Some(resp), err);
+    ex.recorded = true;
+    let r = ex
+        .state
+        .audit
+        .record_access(&rec, unix_ms(ex.started_at), durable)
+        .await;
+    match r {
+        Ok(()) => true,
+        Err(e) => {
+            tracing::error!(txn_id = %ex.txn_id, error = %e, "access record not written");
+            false
+        }
+    }
+}
+
+/// The record of a request dropped before [`finish`] (AUD-1): queued
+/// without waiting, since this runs in `Drop`.
+pub(crate) fn interrupted(ex: &mut Exchange) {
+    ex.recorded = true;
+    let err = if ex.forwarded {
+        GatewayError::UpstreamTimeout("request interrupted after it was forwarded".into())
+    } else {
+        GatewayError::RequestTimeout("request interrupted before it was forwarded".into())
+    };
+    let mut rec = build(ex, 499, None, Some(&err));
+    rec.code = Some("INTERRUPTED".into());
+    if !ex
+        .state
+        .audit
+        .try_record_access(&rec, unix_ms(ex.started_at))
+    {
+        tracing::error!(txn_id = %ex.txn_id, "record of an interrupted request could not be queued");
+    }
+}
+
+/// Headers never written to the log (credentials and signatures).
+const UNLOGGED: &[&str] = &[
+    "authorization",
+    "cookie",
+    "set-cookie",
+    "signature",
+    "signature-input",
+    "proxy-authorization",
+];
+
+fn headers_json(h: &http::HeaderMap) -> serde_json::Value {
+    let mut m = serde_json::Map::new();
+    for (k, v) in h {
+        if UNLOGGED.contains(&k.as_str()) {
+            continue;
+        }
+        let v = menshen_audit::mask::mask_pii_text(v.to_str().unwrap_or("<binary>"));
+        m.insert(k.as_str().to_string(), serde_json::Value::String(v));
+    }
+    serde_json::Value::Object(m)
+}
+
+fn body_json(b: &Bytes, extra: &[String]) -> serde_json::Value {
+    if b.is_empty() {
+        return serde_json::Value::Null;
+    }
+    match serde_json::from_slice::<serde_json::Value>(b) {
+        Ok(v) => menshen_audit::mask_json(&v, extra),
+        Err(_) => match std::str::from_utf8(b) {
+            Ok(t) if t.len() <= 64 * 1024 => {
+                serde_json::Value::String(menshen_audit::mask::mask_pii_text(t))
+            }
+            _ => serde_json::Value::String(format!("<{} bytes not retained>", b.len())),
+        },
+    }
+}
+
+/// The message parts an API retains (AUD-4), masked (AUD-5) before they
+/// reach the writer: nothing unmasked is ever written.
+fn message_parts(
+    ex: &Exchange,
+    resp: &Response<Bytes>,
+    c: &menshen_model::ApiControls,
+) -> Option<serde_json::Value> {
+    use menshen_model::MessageRetention as M;
+    let bodies = match c.audit_messages {
+        M::None => return None,
+        M::Headers => false,
+        M::Bodies => true,
+    };
+    let mut req = serde_json::json!({"headers": headers_json(&ex.parts.headers)});
+    let mut res = serde_json::json!({"headers": headers_json(resp.headers())});
+    if bodies {
+        req["body"] = body_json(&ex.body, &c.mask_fields);
+        res["body"] = body_json(resp.body(), &c.mask_fields);
+    }
+    Some(serde_json::json!({"request": req, "response": res}))
+}
+
+/// Most addresses tracked by the connection-record limiter; past it, entries
+/// of finished windows are dropped, then every further address shares one
+/// bucket.
+const MAX_TRACKED_IPS: usize = 10_000;
+
+struct Bucket {
+    window_start: Instant,
+    written: u32,
+    suppressed: u64,
+}
+
+/// Connection-level records (AUD-1 below HTTP), at most `per_minute` per
+/// client IP per minute; the number left out is written with the next
+/// record of that IP.
+pub struct ConnRecorder {
+    per_minute: u32,
+    node_id: String,
+    buckets: Mutex<HashMap<IpAddr, Bucket>>,
+}
+
+/// Everything said about one connection-level failure.
+pub struct ConnEvent<'a> {
+    /// TCP peer.
+    pub peer: SocketAddr,
+    /// Client IP (the peer, canonical form).
+    pub client_ip: IpAddr,
+    /// Stable code (`TLS_HANDSHAKE_FAILED`, `HTTP_PARSE_ERROR`, ...).
+    pub code: &'static str,
+    /// Detail for auditors.
+    pub reason: String,
+    /// The transaction serial number to use.
+    pub txn_id: String,
+    /// When the connection started.
+    pub started_at: SystemTime,
+    /// Monotonic start.
+    pub started: Instant,
+    /// Client certificate fingerprint, if one was presented.
+    pub client_cert: Option<&'a str>,
+}
+
+impl ConnRecorder {
+    /// A limiter writing for node `node_id`.
+    pub fn new(per_minute: u32, node_id: String) -> Self {
+        ConnRecorder {
+            per_minute,
+            node_id,
+            buckets: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Whether this event may be written now, and how many of this IP's
+    /// events were left out since its last written one.
+    fn admit(&self, ip: IpAddr) -> Option<u64> {
+        let mut b = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
+        let now = Instant::now();
+        let minute = std::time::Duration::from_secs(60);
+        if b.len() >= MAX_TRACKED_IPS && !b.contains_key(&ip) {
+            b.retain(|_, v| now.duration_since(v.window_start) < minute || v.suppressed > 0);
+        }
+        let key = if b.len() >= MAX_TRACKED_IPS && !b.contains_key(&ip) {
+            IpAddr::from([0u8; 16])
+        } else {
+            ip
+        };
+        let e = b.entry(key).or_insert(Bucket {
+            window_start: now,
+            written: 0,
+            suppressed: 0,
+        });
+        if now.duration_since(e.window_start) >= minute {
+            e.window_start = now;
+            e.written = 0;
+        }
+        if e.written >= self.per_minute {
+            e.suppressed += 1;
+            return None;
+        }
+        e.written += 1;
+        Some(std::mem::take(&mut e.suppressed))
+    }
+
+    /// Record one connection-level failure, unless its IP is over the rate.
+    pub fn record(&self, audit: &AuditLog, ev: ConnEvent<'_>) {
+        let Some(suppressed) = self.admit(ev.client_ip) else {
+            return;
+        };
+        let mut reason = mask_text(&ev.reason).into_owned();
+        if suppressed > 0 {
+            reason.push_str(&format!(
+                "; {suppressed} earlier connection-level records from this IP were left out (rate limit)"
+            ));
+        }
+        let rec = AccessRecord {
+            kind: "connection".into(),
+            txn_id: ev.txn_id,
+            node_id: self.node_id.clone(),
+            timestamp: rfc3339_ms(ev.started_at),
+            duration_us: ev.started.elapsed().as_micros() as u64,
+            app_id: None,
+            app_verified: false,
+            api_id: None,
+            u_api_id: None,
+            level: None,
+            client_ip: ev.client_ip.to_string(),
+            peer: ev.peer.to_string(),
+            method: "-".into(),
+            path: "-".into(),
+            status: 0,
+            result: Outcome::Failure,
+            code: Some(ev.code.to_string()),
+            message: "connection closed".into(),
+            reason: Some(reason),
+            alg: None,
+            nonce: None,
+            sig_created: None,
+            client_cert: ev.client_cert.map(str::to_string),
+            message_parts: None,
+        };
+        if !audit.try_record_access(&rec, unix_ms(ev.started_at)) {
+            tracing::warn!(code = ev.code, "connection record could not be queued");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn aud_1_connection_records_are_rate_limited_per_ip_with_a_count() {
+        let r = ConnRecorder::new(3, "00000000".into());
+        let a: IpAddr = "192.0.2.1".parse().unwrap();
+        let b: IpAddr = "192.0.2.2".parse().unwrap();
+        assert_eq!(r.admit(a), Some(0));
+        assert_eq!(r.admit(a), Some(0));
+        assert_eq!(r.admit(a), Some(0));
+        assert_eq!(r.admit(a), None);
+        assert_eq!(r.admit(a), None);
+        // Another IP has its own allowance.
+        assert_eq!(r.admit(b), Some(0));
+        // A new window reports what was left out.
+        r.buckets.lock().unwrap().get_mut(&a).unwrap().window_start -=
+            std::time::Duration::from_secs(61);
+        assert_eq!(r.admit(a), Some(2));
+        assert_eq!(r.admit(a), Some(0));
+    }
+}
