@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Menshen throughput benchmark: ONE run, same machine, same load tool, same
-# upstream, same TLS certificate and protocol versions, three targets:
+# upstream, same TLS certificate and protocol versions, five targets:
 #   direct      the standalone upstream (menshen-loadgen upstream), plain HTTP
 #   nginx       Debian nginx as a plain TLS reverse proxy in front of it
 #   menshen-a1  Menshen on a signed A1 route to it (HMAC-SM3, every request
@@ -9,6 +9,9 @@
 #               own stack (hyper-util server + rustls + hyper-util pooled
 #               client) with no checks and no audit: what the stack alone
 #               costs, so the gap to nginx splits into stack and Menshen's work
+#   openresty-hmac  the peer in BENCH_PEER_DIR: Debian nginx + lua-nginx-module
+#               verifying the same RFC 9421 HMAC-SM3 signature as menshen-a1
+#               (nonce cache, JSON access-log line), pinned like nginx
 # Targets run interleaved for BENCH_ROUNDS rounds; the table shows the median
 # of the rounds per target. Also measures the loadgen's own signing cost.
 # Everything binds 127.0.0.1; every load run is time-limited.
@@ -30,7 +33,11 @@
 #   BENCH_A2_PACED_PIN 1 = pin the two paced nodes to the proxy's CPU as well;
 #                      default 0: they may use every CPU (see bench/README.md)
 #   BENCH_AUDIT        1 = also run `menshen-loadgen audit` (audit writer alone)
+#   BENCH_PEER_DIR     the openresty-hmac peer (README.md, start.sh, stop.sh)
+#                      (default ../shared/peers/openresty-hmac from the project
+#                      root); the target is skipped with a message if absent
 #   CARGO_BUILD_ARGS   extra arguments for `cargo build`
+#   CARGO_TARGET_DIR   honoured (binaries are looked up where cargo put them)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
@@ -45,6 +52,13 @@ A2=${BENCH_A2:-0}
 A2_RATE=${BENCH_A2_RATE:-1000}
 A2_PACED_CONNS=${BENCH_A2_PACED_CONNECTIONS:-16}
 A2_PACED_PIN=${BENCH_A2_PACED_PIN:-0}
+PEER_DIR=${BENCH_PEER_DIR:-../shared/peers/openresty-hmac}
+if [ -f "$PEER_DIR/start.sh" ] && [ -f "$PEER_DIR/stop.sh" ]; then
+  PEER_DIR=$(cd "$PEER_DIR" && pwd)
+  PEER=1
+else
+  PEER=0
+fi
 
 say() { printf '==> %s\n' "$*" >&2; }
 die() { printf 'error: %s\n' "$*" >&2; exit 1; }
@@ -69,6 +83,15 @@ if [ -z "$NGINX" ]; then
   NGINX=$(find_nginx)
   [ -n "$NGINX" ] || die "nginx could not be installed"
 fi
+# The openresty-hmac peer: the same Debian nginx plus lua-nginx-module (its
+# README: nginx 1.22 + libnginx-mod-http-lua, which pulls in the NDK module,
+# LuaJIT and lua-resty-core); its start.sh polls a unix socket with curl.
+if [ "$PEER" = 1 ]; then
+  [ -f /usr/lib/nginx/modules/ngx_http_lua_module.so ] || apt_install nginx libnginx-mod-http-lua
+  [ -f /usr/lib/nginx/modules/ngx_http_lua_module.so ] || die "libnginx-mod-http-lua could not be installed"
+  command -v curl >/dev/null || apt_install curl
+  command -v pgrep >/dev/null || apt_install procps
+fi
 command -v python3 >/dev/null || apt_install python3
 command -v taskset >/dev/null || apt_install util-linux
 command -v cargo >/dev/null || die "cargo (Rust toolchain) is required"
@@ -76,8 +99,14 @@ command -v cargo >/dev/null || die "cargo (Rust toolchain) is required"
 say "building (release): menshen, menshen-loadgen"
 # shellcheck disable=SC2086
 cargo build --release -q -p menshen -p menshen-loadgen ${CARGO_BUILD_ARGS:-}
-BIN=$ROOT/target/release/menshen
-LG=$ROOT/target/release/menshen-loadgen
+# Where cargo put them: CARGO_TARGET_DIR, build.target-dir or ./target.
+TARGET_DIR=$(cargo metadata --format-version 1 --no-deps 2>/dev/null \
+  | python3 -c 'import json,sys;print(json.load(sys.stdin)["target_directory"])') \
+  || TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
+case $TARGET_DIR in /*) ;; *) TARGET_DIR=$ROOT/$TARGET_DIR ;; esac
+BIN=$TARGET_DIR/release/menshen
+LG=$TARGET_DIR/release/menshen-loadgen
+[ -x "$BIN" ] && [ -x "$LG" ] || die "no release binaries in $TARGET_DIR/release"
 
 # ---------------------------------------------------------------- placement
 # Two cores: the proxy under test (nginx's single worker, or the whole Menshen
@@ -91,6 +120,7 @@ if [ "$PIN" = 1 ] && [ "$NCPU" -ge 2 ]; then
   PLACEMENT="pinned: proxy under test on CPU $PROXY_CPUS alone; loadgen + upstream on CPU $CLIENT_CPUS"
 else
   PIN=0
+  PROXY_CPUS=""
   ON_PROXY=()
   ON_CLIENT=()
   PLACEMENT="not pinned: everything shares all $NCPU CPUs"
@@ -107,6 +137,8 @@ PIDS=()
 cleanup() {
   local rc=$?
   set +e
+  # The peer's own stop.sh signals only the nginx that runs $WORK/peer/nginx.conf.
+  [ "$PEER" = 1 ] && [ -d "$WORK/peer" ] && "$PEER_DIR/stop.sh" "$WORK/peer"
   if [ -s "$WORK/nginx/nginx.pid" ]; then kill "$(cat "$WORK/nginx/nginx.pid")" 2>/dev/null; fi
   for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done
   for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null; done
@@ -286,6 +318,28 @@ wait_file "$WORK/bare.addr" 10 "$BPID" || die "bare-proxy did not start: $(cat "
 BARE_URL="https://$(head -1 "$WORK/bare.addr")/v1/bench/products"
 say "bare stack proxy on $BARE_URL (pid $BPID)"
 
+# ----------------------------------------------------------- openresty-hmac
+# Started by the peer's own start.sh on the proxy's CPU (taskset, as nginx
+# above), with Menshen's certificate, the demo A1 app's App_ID and secret file
+# and the same upstream; every request is signed by the loadgen as for
+# menshen-a1.
+if [ "$PEER" = 1 ]; then
+  UPHOST=${UP%:*} UPPORT=${UP##*:}
+  [ "$UPHOST" = 127.0.0.1 ] || die "the peer proxies to 127.0.0.1 only; upstream is $UP"
+  PEERPORT=$(free_port)
+  PEER_OUT=$(PEER_CPUS=$PROXY_CPUS "$PEER_DIR/start.sh" "$WORK/peer" "$UPPORT" "$PEERPORT" \
+    "$WORK/demo/tls/server.pem" "$WORK/demo/tls/server.key" "$APP" "$SECRET" 2> "$WORK/peer-start.log") \
+    || die "openresty-hmac did not start: $(tail -5 "$WORK/peer-start.log")"
+  PEERMASTER=$(cat "$WORK/peer/nginx.pid")
+  PEERWORKER=$(cat "$WORK/peer/worker.pid")
+  PEER_URL="https://127.0.0.1:$PEERPORT/v1/bench/products"
+  "$BIN" call --app-id "$APP" --secret-file "$SECRET" --ca "$CA" GET "$PEER_URL" > "$WORK/peer-call.log" 2>&1 \
+    || die "openresty-hmac does not answer a signed call with 2xx: $(head -20 "$WORK/peer-call.log")"
+  say "openresty-hmac on https://127.0.0.1:$PEERPORT (master $PEERMASTER, worker $PEERWORKER; $PEER_DIR): signed call answers $(head -1 "$WORK/peer-call.log")"
+else
+  say "skipping openresty-hmac: no start.sh/stop.sh in $PEER_DIR (set BENCH_PEER_DIR to the peer's directory)"
+fi
+
 # --------------------------------------------------------------------- load
 RES="$WORK/results.jsonl"
 run() { # target url [extra loadgen args...]
@@ -297,15 +351,19 @@ run() { # target url [extra loadgen args...]
   python3 - "$RES" >&2 <<'PY'
 import json, sys
 r = json.loads(open(sys.argv[1]).readlines()[-1])
-print(f"    {r['target']:<11} {r['rps']:>8} req/s  p50 {r['p50_ms']:.2f} ms  p99 {r['p99_ms']:.2f} ms  errors {r['errors']}  non-2xx {r['non_2xx']}")
+print(f"    {r['target']:<14} {r['rps']:>8} req/s  p50 {r['p50_ms']:.2f} ms  p99 {r['p99_ms']:.2f} ms  errors {r['errors']}  non-2xx {r['non_2xx']}")
 PY
 }
-say "load: $ROUNDS rounds x (direct, nginx, bare, menshen-a1$([ "$A2" = 1 ] && echo ", menshen-a2")), ${WARMUP}s warm-up + ${DUR}s each, $CONNS connections"
+say "load: $ROUNDS rounds x (direct, nginx, bare$([ "$PEER" = 1 ] && echo ", openresty-hmac"), menshen-a1$([ "$A2" = 1 ] && echo ", menshen-a2")), ${WARMUP}s warm-up + ${DUR}s each, $CONNS connections"
 for r in $(seq "$ROUNDS"); do
   say "round $r/$ROUNDS"
   run direct "http://$UP/v1/bench/products" --cpu-pid "upstream=$UPID"
   run nginx "$NGINX_URL" --ca "$CA" --cpu-pid "proxy=$NGWORKER" --cpu-pid "upstream=$UPID"
   run bare "$BARE_URL" --ca "$CA" --cpu-pid "proxy=$BPID" --cpu-pid "upstream=$UPID"
+  if [ "$PEER" = 1 ]; then
+    run openresty-hmac "$PEER_URL" --ca "$CA" --sign-app-id "$APP" --sign-secret-file "$SECRET" \
+      --cpu-pid "proxy=$PEERWORKER" --cpu-pid "upstream=$UPID"
+  fi
   if [ "$A2" = 1 ]; then
     # The paced pair first: direct and nginx leave no Menshen background work
     # (index catch-up, segment compression) behind, the full-load runs do.
@@ -344,6 +402,13 @@ fi
 
 # -------------------------------------------------------------------- report
 NGINX_VERSION=$("$NGINX" -v 2>&1 | sed 's/.*: //')
+if [ "$PEER" = 1 ]; then
+  sleep 1.2   # the peer's access log is flushed every second
+  BENCH_PEER_INFO="libnginx-mod-http-lua $(dpkg-query -W -f='${Version}' libnginx-mod-http-lua 2>/dev/null || echo '?'), LuaJIT $(dpkg-query -W -f='${Version}' libluajit2-5.1-2 2>/dev/null || echo '?'), OpenSSL $(openssl version 2>/dev/null | cut -d' ' -f2 || echo '?'); peer $PEER_DIR; after the load: $(wc -l < "$WORK/peer/logs/access.log") access-log lines, $(grep -c '\[\(error\|crit\|alert\|emerg\)\]' "$WORK/peer/logs/error.log" || true) error-log lines at error level or above"
+else
+  BENCH_PEER_INFO=""
+fi
+export BENCH_PEER_INFO
 python3 - "$RES" "$NCPU" "$PLACEMENT" "$MENSHEN_THREADS" "$CLIENT_THREADS" "$NGINX_VERSION" "$(date -u +%Y-%m-%dT%H:%MZ)" "$ROUNDS" <<'PY'
 import json, os, sys, statistics as st
 res, ncpu, placement, mthreads, cthreads, ngv, date, rounds = sys.argv[1:9]
@@ -351,7 +416,9 @@ rows = [json.loads(l) for l in open(res) if l.strip()]
 by = {}
 for r in rows:
     by.setdefault(r["target"], []).append(r)
-order = [t for t in ["direct", "nginx", "bare", "menshen-a1", "menshen-a2", "a2-durable-paced", "a2-async-paced"] if t in by]
+order = [t for t in ["direct", "nginx", "bare", "openresty-hmac", "menshen-a1", "menshen-a2", "a2-durable-paced", "a2-async-paced"] if t in by]
+# The target column is 12 wide, wider only when a longer name is in the table.
+W = max([12] + [len(t) + 1 for t in order])
 med = {}
 def cpu(rs, who, k):
     v = [r["cpu"][who][k] for r in rs if who in r.get("cpu", {})]
@@ -368,17 +435,17 @@ for t in order:
 f = lambda v, fmt: "-" if v is None else format(v, fmt)
 print()
 print(f"Results {date} (median of {rounds} rounds; each round runs every target once, interleaved)")
-print(f"{'target':<12}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'errors':>8}{'non-2xx':>9}   {'proxy CPU':>10}{'proxy us/req':>13}{'loadgen CPU':>12}{'upstream CPU':>13}")
+print(f"{'target':<{W}}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'errors':>8}{'non-2xx':>9}   {'proxy CPU':>10}{'proxy us/req':>13}{'loadgen CPU':>12}{'upstream CPU':>13}")
 for t in order:
     m = med[t]
-    print(f"{t:<12}{m['rps']:>9.0f}{m['p50_ms']:>9.2f}{m['p99_ms']:>9.2f}{m['errors']:>8}{m['non_2xx']:>9}   "
+    print(f"{t:<{W}}{m['rps']:>9.0f}{m['p50_ms']:>9.2f}{m['p99_ms']:>9.2f}{m['errors']:>8}{m['non_2xx']:>9}   "
           f"{f(m['proxy_pct'], '.0f') + '%' if m['proxy_pct'] is not None else '-':>10}{f(m['proxy_us'], '.0f'):>13}"
           f"{f(m['loadgen_pct'], '.0f') + '%':>12}{f(m['upstream_pct'], '.0f') + '%':>13}")
 print("(CPU % = share of one core during the measured window, from /proc/PID/stat; us/req = CPU time per answered request)")
 print()
 print("Per round: req/s (proxy CPU us/req)")
 for t in order:
-    print(f"  {t:<12}" + "  ".join(f"{r['rps']:>7}" + (f" ({r['cpu']['proxy']['cpu_us_per_req']:.0f})" if "proxy" in r.get("cpu", {}) else "") for r in by[t]))
+    print(f"  {t:<{W}}" + "  ".join(f"{r['rps']:>7}" + (f" ({r['cpu']['proxy']['cpu_us_per_req']:.0f})" if "proxy" in r.get("cpu", {}) else "") for r in by[t]))
 def ratio(a, b):
     return med[a]["rps"] / med[b]["rps"] if a in med and b in med and med[b]["rps"] else float("nan")
 print()
@@ -413,6 +480,29 @@ for r in by.get("audit", []):
           f"durable record p50 {r['durable_p50_ms']:.2f} ms, p99 {r['durable_p99_ms']:.2f} ms")
 for r in by.get("client-signing", []):
     print(f"client signing cost ({r['alg']}): {r['signatures_per_s']:,} signatures/s on one core = {r['us_per_signature']} us each")
+# The three targets, each from the medians of this run.
+def verdict(ok):
+    return "MET" if ok else "NOT MET"
+def us(t):
+    return med.get(t, {}).get("proxy_us")
+print()
+print("Targets (medians of this run):")
+if "openresty-hmac" in med and "menshen-a1" in med:
+    r = ratio("menshen-a1", "openresty-hmac")
+    print(f"  menshen-a1 / openresty-hmac = {r:.2f} (req/s: {med['menshen-a1']['rps']:.0f} / {med['openresty-hmac']['rps']:.0f})   "
+          f"target >= 1.2: {verdict(r >= 1.2)}"
+          + (f"   (proxy CPU us/req: {us('menshen-a1'):.0f} / {us('openresty-hmac'):.0f})" if us("menshen-a1") and us("openresty-hmac") else ""))
+else:
+    print("  menshen-a1 / openresty-hmac = n/a (openresty-hmac not measured: peer directory absent)")
+if us("menshen-a1") is not None and us("bare") is not None:
+    own = us("menshen-a1") - us("bare")
+    print(f"  menshen own work = proxy CPU us/req of menshen-a1 minus bare = {us('menshen-a1'):.1f} - {us('bare'):.1f} = {own:.1f} us   "
+          f"target <= 12 us: {verdict(own <= 12)}")
+else:
+    print("  menshen own work = n/a (no proxy CPU figures for menshen-a1 or bare)")
+if "bare" in med and "nginx" in med:
+    r = ratio("bare", "nginx")
+    print(f"  bare / nginx = {r:.2f} (req/s: {med['bare']['rps']:.0f} / {med['nginx']['rps']:.0f})   target >= 0.85: {verdict(r >= 0.85)}")
 ex = by.get("menshen-a1", [{}])[0]
 errs = [(t, r.get("first_error")) for t in order for r in by[t] if r.get("first_error")]
 nons = {t: {} for t in order}
@@ -432,11 +522,16 @@ print(f"  loadgen: {cthreads} tokio worker thread(s); upstream: menshen-loadgen 
 print(f"  bare: menshen-loadgen bare-proxy, the same hyper-util auto server (header read timeout on), rustls/aws-lc-rs config, certificate and")
 print(f"        hyper-util pooled client as Menshen, {mthreads} tokio worker thread, forwarding every request unchanged (no checks, no audit)")
 print(f"  nginx: {ngv}, worker_processes 1, TLS 1.2+1.3 with Menshen's ECDSA P-256 certificate, keep-alive (HTTP/1.1) upstream pool, access_log off")
+if "openresty-hmac" in by:
+    print(f"  openresty-hmac: the same nginx + lua-nginx-module, started by the peer's start.sh pinned like nginx (master and its one worker),")
+    print(f"        same certificate, TLS versions and upstream pool; access_by_lua verifies the RFC 9421 HMAC-SM3 signature of the demo A1 app")
+    print(f"        (EVP_MAC via LuaJIT FFI), created window, nonce in ngx.shared; one JSON access-log line per request (buffer=64k flush=1s)")
+    print(f"        {os.environ.get('BENCH_PEER_INFO', '')}")
 print(f"  Menshen: release build, `menshen demo` node, {mthreads} tokio worker thread (TOKIO_WORKER_THREADS) + its audit writer/index threads;")
 print(f"        A1 route `bench-products` -> the same upstream; every check on (IP lists, HMAC-SM3 signature, created window, nonce replay cache,")
 print(f"        grant), access record appended to the SM3-chained audit log and indexed in SQLite, MENSHEN_LOG=warn")
-print(f"  signing: menshen-a1 requests are each signed by the loadgen (HMAC-SM3, created=now, fresh nonce): that client cost is part of")
-print(f"        menshen-a1's figures (see the signing cost above); direct and nginx requests are unsigned")
+print(f"  signing: menshen-a1{' and openresty-hmac' if 'openresty-hmac' in by else ''} requests are each signed by the loadgen (HMAC-SM3, created=now, fresh nonce): that client cost is part of")
+print(f"        their figures (see the signing cost above); direct, nginx and bare requests are unsigned")
 if "a2-durable-paced" in by:
     pr = by["a2-durable-paced"][0]
     print(f"  A2: menshen-a2 = SM2-signed requests (loadgen signs on its CPU), SM2 verify + SM2-signed response, durable audit record;")
