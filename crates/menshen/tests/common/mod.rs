@@ -186,6 +186,24 @@ impl Harness {
         .await
     }
 
+    /// Stop this node, then make it look as if it had crashed (the running
+    /// marker left behind), and start a new one on the same directory.
+    pub async fn restart_unclean(mut self) -> Harness {
+        let port = self.node().gateway.addrs[0].port();
+        self.stop().await;
+        std::fs::write(self.data_dir().join(menshen::node::RUNNING_MARKER), "12345").unwrap();
+        let dir = self.dir.clone();
+        drop(self);
+        Self::start_in(
+            dir,
+            HarnessOptions {
+                gateway_port: port,
+                ..Default::default()
+            },
+        )
+        .await
+    }
+
     async fn start_in(dir: std::sync::Arc<tempfile::TempDir>, o: HarnessOptions) -> Harness {
         let tls = dir.path().join("tls");
         let mk = dir.path().join("master.key");
