@@ -24,6 +24,10 @@ pub enum AdminError {
     /// Missing or wrong admin token.
     #[error("unauthorized")]
     Unauthorized,
+    /// The change could not be recorded in the audit log, so it was not
+    /// made (ADM-1: no unaudited change).
+    #[error("audit log unavailable")]
+    AuditUnavailable,
     /// Anything else (details logged only).
     #[error("internal error")]
     Internal(String),
@@ -65,6 +69,13 @@ impl IntoResponse for AdminError {
                 StatusCode::UNAUTHORIZED,
                 "UNAUTHORIZED",
                 "send Authorization: Bearer <admin token> (create one with `menshen admin init`)"
+                    .to_string(),
+                None,
+            ),
+            AdminError::AuditUnavailable => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "AUDIT_UNAVAILABLE",
+                "the change could not be recorded in the audit log, so it was not made; retry later"
                     .to_string(),
                 None,
             ),

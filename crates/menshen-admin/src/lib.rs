@@ -145,6 +145,24 @@ async fn require_token(State(st): State<AdminState>, req: Request, next: Next) -
     let request = serde_json::from_slice::<serde_json::Value>(&body)
         .ok()
         .map(scrub);
+    // ADM-1: the intent is recorded (durably) before the change is made; if
+    // the log cannot take it, the change is refused and nothing happens.
+    if let Some(audit) = &st.audit {
+        let intent = menshen_audit::AdminRecord {
+            kind: "admin".into(),
+            timestamp: menshen_store::now_rfc3339(),
+            actor: actor.clone(),
+            action: format!("{action} (requested)"),
+            status: 0,
+            before: before.clone(),
+            request: request.clone(),
+            after: None,
+        };
+        if let Err(e) = audit.record_durable(&intent).await {
+            tracing::error!(error = %e, %action, "admin change refused: its audit record could not be written");
+            return AdminError::AuditUnavailable.into_response();
+        }
+    }
     let resp = next
         .run(Request::from_parts(parts, axum::body::Body::from(body)))
         .await;

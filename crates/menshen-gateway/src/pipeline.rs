@@ -255,3 +255,33 @@ where
     // upstream: the only stage that talks to the bank's systems.
     upstream::forward(ex, &routed, &auth, &authorized, &state.upstream).await
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `docs/pipeline.md` lists the stages of [`ORDER`], numbered, in order.
+    #[test]
+    fn pipeline_doc_matches_the_code() {
+        let doc = include_str!("../../../docs/pipeline.md");
+        let listed: Vec<&str> = doc
+            .lines()
+            .filter_map(|l| {
+                let (num, rest) = l.split_once(". `")?;
+                num.trim().parse::<u32>().ok()?;
+                rest.split('`').next()
+            })
+            .collect();
+        let code: Vec<&str> = ORDER.iter().map(|(n, _)| *n).collect();
+        assert_eq!(
+            listed, code,
+            "docs/pipeline.md is out of step with pipeline::ORDER"
+        );
+        let response: Vec<&str> = ORDER
+            .iter()
+            .filter(|(_, p)| *p == Phase::Response)
+            .map(|(n, _)| *n)
+            .collect();
+        assert_eq!(response, [sign_response::NAME, record::NAME]);
+    }
+}

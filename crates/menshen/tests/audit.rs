@@ -207,18 +207,47 @@ async fn dep_2_a_failing_disk_fails_a2_calls_closed() {
         std::fs::create_dir_all(&seg).unwrap();
         std::os::unix::fs::symlink("/dev/full", seg.join("seg-00000001.jsonl")).unwrap();
     }
-    let s = setup_with(HarnessOptions {
+    let h = Harness::start_with(HarnessOptions {
         prepare: Some(full_disk),
         ..Default::default()
     })
     .await;
-    let h: &Harness = &s.h;
-    h.api("acct", "GET", "/v1/accounts/{id}", "A2").await;
-    let (app, _) = h.app("keyed", "server").await;
+    let h: &Harness = &h;
+    // ADM-1: an admin change whose audit record cannot be written is refused,
+    // and nothing changes.
+    let apps_before = h.node().cp.store.list_apps().await.unwrap().len();
+    let (st, v) = h
+        .admin(
+            "POST",
+            "/v1/apps",
+            Some(json!({"name": "unaudited", "kind": "server"})),
+        )
+        .await;
+    assert_eq!(st, 503, "{v}");
+    assert_eq!(v["code"], "AUDIT_UNAVAILABLE");
+    assert_eq!(
+        h.node().cp.store.list_apps().await.unwrap().len(),
+        apps_before
+    );
+    // Set up through the control plane directly (the admin API refuses).
+    let cp = &h.node().cp;
+    let api: menshen_model::NewApi =
+        serde_json::from_value(json!({"api_id": "acct", "method": "GET",
+        "path": "/v1/accounts/{id}", "upstream": h.upstream_url, "level": "A2", "category": 1,
+        "subcategory": 1, "integrations": ["server_to_server"]}))
+        .unwrap();
+    cp.create_api(&api).await.unwrap();
+    let app: menshen_model::NewApp =
+        serde_json::from_value(json!({"name": "keyed", "kind": "server"})).unwrap();
+    let app = cp.create_app(&app).await.unwrap().app.app_id;
     let (key, _) = PrivateKey::generate(SigAlg::Sm2Sm3).unwrap();
-    h.add_key(&app, &key, None, None).await;
-    h.grant(&app, "acct").await;
+    cp.add_public_key(&app, &key.public_key().to_pem(), None, None)
+        .await
+        .unwrap();
+    cp.add_grant(&app, "acct").await.unwrap();
+    h.node().gateway.snapshot.refresh(cp).await.unwrap();
     let c = h.key_client(&app, key, None).await;
+    let before = h.upstream.count();
     let r = c.call("GET", "/v1/accounts/1", None).await.unwrap();
     assert_eq!(r.status, 503, "{:?}", String::from_utf8_lossy(&r.body));
     let e = r.error().unwrap();
@@ -226,6 +255,11 @@ async fn dep_2_a_failing_disk_fails_a2_calls_closed() {
     assert!(
         !e.message.to_lowercase().contains("disk"),
         "nothing internal leaks"
+    );
+    assert_eq!(
+        h.upstream.count(),
+        before,
+        "not forwarded while the log fails"
     );
     assert!(
         h.node().audit.flush().await.is_err(),
