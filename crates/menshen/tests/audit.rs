@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{setup, setup_with, Harness, HarnessOptions};
+use common::{setup, Harness, HarnessOptions};
 use menshen_crypto::{PrivateKey, SigAlg};
 use serde_json::json;
 
