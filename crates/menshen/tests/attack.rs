@@ -8,22 +8,12 @@ mod common;
 
 use std::time::Duration;
 
-use bytes::Bytes;
 use common::{
-    closed_within, eventually, h1_head, raw_tls, read_h1_response, setup_with, HarnessOptions,
-    Setup,
+    closed_within, eventually, h1_head, raw_tls, read_h1_response, setup_with, signed,
+    HarnessOptions, Setup,
 };
 use menshen_gateway::GatewayConfig;
 use tokio::io::AsyncWriteExt;
-
-fn signed(s: &Setup, method: &str, pq: &str, body: Option<&[u8]>) -> http::Request<Bytes> {
-    let mut req = s
-        .client
-        .request(method, pq, body.map(|b| b.to_vec()))
-        .unwrap();
-    s.client.sign(&mut req, None).unwrap();
-    req
-}
 
 async fn signed_call_works(s: &Setup) {
     let r = s.client.call("GET", "/v1/items/1", None).await.unwrap();

@@ -5,19 +5,9 @@ mod common;
 
 use std::time::Duration;
 
-use bytes::Bytes;
-use common::{h1_head, raw_tls, read_h1_response, setup, Setup};
+use common::{h1_head, raw_tls, read_h1_response, setup, signed};
 use serde_json::json;
 use tokio::io::AsyncWriteExt;
-
-fn signed(s: &Setup, method: &str, pq: &str, body: Option<&[u8]>) -> http::Request<Bytes> {
-    let mut req = s
-        .client
-        .request(method, pq, body.map(|b| b.to_vec()))
-        .unwrap();
-    s.client.sign(&mut req, None).unwrap();
-    req
-}
 
 const SPOOFED: &[(&str, &str)] = &[
     ("forwarded", "for=10.9.9.9;host=core.bank.internal"),

@@ -6,19 +6,9 @@ mod common;
 
 use std::time::Duration;
 
-use bytes::Bytes;
-use common::{eventually, h1_head, raw_tls, setup, setup_with, HarnessOptions, Setup};
+use common::{eventually, h1_head, raw_tls, setup, setup_with, signed, HarnessOptions, Setup};
 use menshen_audit::{AccessRecord, Outcome};
 use tokio::io::AsyncWriteExt;
-
-fn signed(s: &Setup, method: &str, pq: &str, body: Option<&[u8]>) -> http::Request<Bytes> {
-    let mut req = s
-        .client
-        .request(method, pq, body.map(|b| b.to_vec()))
-        .unwrap();
-    s.client.sign(&mut req, None).unwrap();
-    req
-}
 
 async fn all_records(s: &Setup) -> Vec<AccessRecord> {
     s.h.node().audit.flush().await.unwrap();

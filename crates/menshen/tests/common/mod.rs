@@ -624,3 +624,13 @@ pub async fn eventually(what: &str, limit: Duration, mut f: impl FnMut() -> bool
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+/// A request signed by the setup's app (not sent).
+pub fn signed(s: &Setup, method: &str, pq: &str, body: Option<&[u8]>) -> http::Request<Bytes> {
+    let mut req = s
+        .client
+        .request(method, pq, body.map(|b| b.to_vec()))
+        .unwrap();
+    s.client.sign(&mut req, None).unwrap();
+    req
+}
