@@ -416,16 +416,29 @@ pub async fn start(opts: &DemoOptions) -> anyhow::Result<Demo> {
     })
 }
 
+/// How a newcomer runs the CLI: `menshen` when it is on `PATH`, else the
+/// `cargo run` line that works from a fresh clone.
+pub fn cli_command() -> &'static str {
+    let on_path = std::env::var_os("PATH")
+        .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join("menshen").is_file()));
+    if on_path {
+        "menshen"
+    } else {
+        "cargo run -q -p menshen --"
+    }
+}
+
 /// What to try next, printed after start.
 pub fn next_steps(info: &DemoInfo, dir: &Path) -> String {
     let app = &info.apps[0];
     let a1 = &info.apis[0];
     format!(
         "Menshen demo is running.\n  gateway   {gw}\n  admin API {admin}\n  upstream  {up}\n  state     {dir}/demo.json\n\n\
-         Try a signed A1 call:\n  menshen call --app-id {app_id} --secret-file {secret} --ca {ca} GET {gw}{path}\n\n\
-         An A2 call signed with SM2, verifying the bank's signed response:\n  menshen call --app-id {p_id} --key {p_key} --bank-key {bank} --ca {ca} GET {gw}{a2path}\n\n\
-         Manage it (in another shell):\n  export MENSHEN_ADMIN_URL={admin} MENSHEN_ADMIN_TOKEN_FILE={tok}\n  menshen app list\n  menshen app suspend {app_id}\n\n\
+         Try a signed A1 call:\n  {cmd} call --app-id {app_id} --secret-file {secret} --ca {ca} GET {gw}{path}\n\n\
+         An A2 call signed with SM2, verifying the bank's signed response:\n  {cmd} call --app-id {p_id} --key {p_key} --bank-key {bank} --ca {ca} GET {gw}{a2path}\n\n\
+         Manage it (in another shell):\n  export MENSHEN_ADMIN_URL={admin} MENSHEN_ADMIN_TOKEN_FILE={tok}\n  {cmd} app list\n  {cmd} app suspend {app_id}\n\n\
          Ctrl-C stops the demo.",
+        cmd = cli_command(),
         gw = info.gateway_url,
         admin = info.admin_url,
         up = info.upstream_url,
