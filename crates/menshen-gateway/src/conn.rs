@@ -27,6 +27,8 @@ pub struct Slot {
     shed: AtomicBool,
     /// Whether a request on it was authenticated (kept longer when shedding).
     proven: AtomicBool,
+    /// Whether a bare LF was seen in an HTTP/1.1 head on it.
+    bare_lf: AtomicBool,
     close: Notify,
 }
 
@@ -50,6 +52,16 @@ impl Slot {
     /// A request on this connection carried a verified signature.
     pub fn mark_proven(&self) {
         self.proven.store(true, Ordering::Relaxed);
+    }
+
+    /// A bare LF was seen in a request head on this connection.
+    pub fn mark_bare_lf(&self) {
+        self.bare_lf.store(true, Ordering::Release);
+    }
+
+    /// Whether a bare LF was seen in a request head on this connection.
+    pub fn bare_lf_seen(&self) -> bool {
+        self.bare_lf.load(Ordering::Acquire)
     }
 
     /// How long the connection has been idle (no request in flight), or
@@ -182,6 +194,7 @@ impl Connections {
             last_active_ms: AtomicU64::new(self.epoch.elapsed().as_millis() as u64),
             shed: AtomicBool::new(false),
             proven: AtomicBool::new(false),
+            bare_lf: AtomicBool::new(false),
             close: Notify::new(),
         });
         g.slots.insert(slot.id, slot.clone());

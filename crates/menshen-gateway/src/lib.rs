@@ -9,6 +9,7 @@ pub mod config;
 pub mod conn;
 pub mod error;
 pub mod exchange;
+pub mod h1scan;
 pub mod pipeline;
 pub mod record;
 pub mod server;

@@ -154,6 +154,14 @@ where
         Ok(r) => (r, None),
         Err(e) => (e.to_response(&ex.txn_id), Some(e)),
     };
+    // A connection that sent a bare LF is closed after this answer: its
+    // framing is not to be trusted any further.
+    if ex.conn.as_ref().is_some_and(|c| c.bare_lf_seen()) {
+        resp.headers_mut().insert(
+            http::header::CONNECTION,
+            http::HeaderValue::from_static("close"),
+        );
+    }
     // Every response carries its transaction serial number.
     if let Ok(v) = http::HeaderValue::from_str(&ex.txn_id) {
         resp.headers_mut()

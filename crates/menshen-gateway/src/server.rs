@@ -427,7 +427,8 @@ async fn serve(
         .max_header_list_size(64 * 1024)
         .max_pending_accept_reset_streams(32)
         .max_local_error_reset_streams(256);
-    let conn = builder.serve_connection(TokioIo::new(tls), svc);
+    let io = crate::h1scan::HeadScanner::new(tls, guard.slot.clone());
+    let conn = builder.serve_connection(TokioIo::new(io), svc);
     tokio::pin!(conn);
     let idle = Duration::from_millis(cfg.idle_timeout_ms);
     let mut closing: Option<tokio::time::Instant> = None;

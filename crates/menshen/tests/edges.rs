@@ -190,3 +190,34 @@ async fn auth_5_an_ipv4_mapped_or_any_ipv6_rule_blocks_an_ipv4_client() {
     let r = s.client.call("GET", "/v1/items/1", None).await.unwrap();
     assert_eq!(r.status, 200);
 }
+
+#[tokio::test]
+async fn conf_5_a_bare_lf_in_a_request_head_is_refused_and_the_connection_closed() {
+    let s = setup().await;
+    let before = s.h.upstream.count();
+    let req = signed(&s, "GET", "/v1/items/1", None);
+    let head = String::from_utf8(h1_head(&req, None)).unwrap();
+    // One header line ends in a bare LF; the rest is a valid signed call.
+    let head = head.replacen("\r\nx-app-id", "\nx-app-id", 1);
+    assert!(head.contains("\nx-app-id") && !head.contains("\r\nx-app-id"));
+    let mut c = raw_tls(&s.h, false).await;
+    c.write_all(head.as_bytes()).await.unwrap();
+    let (status, text) = read_h1_response(&mut c, Duration::from_secs(5))
+        .await
+        .expect("answer");
+    assert_eq!(status, 400, "{text}");
+    let e: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(e["code"], "BAD_REQUEST");
+    assert!(common::closed_within(&mut c, Duration::from_secs(5)).await);
+    assert_eq!(s.h.upstream.count(), before);
+    let rec = s.h.record(e["txn_id"].as_str().unwrap()).await;
+    assert!(rec.reason.unwrap_or_default().contains("bare LF"));
+    // The same call with CRLF everywhere passes.
+    let req = signed(&s, "GET", "/v1/items/1", None);
+    let mut c = raw_tls(&s.h, false).await;
+    c.write_all(&h1_head(&req, None)).await.unwrap();
+    let (status, _) = read_h1_response(&mut c, Duration::from_secs(5))
+        .await
+        .expect("answer");
+    assert_eq!(status, 200);
+}

@@ -1,5 +1,6 @@
 //! Checks of the request head at the edge (RFC 9112/9113, CONF-5), before
-//! anything else reads it: one `Host`, and on HTTP/2 an `:authority` that
+//! anything else reads it: no bare LF line ending (seen by
+//! [`crate::h1scan`] on the raw bytes), one `Host`, and on HTTP/2 an `:authority` that
 //! agrees with any `Host` header. Ambiguous framing or routing information
 //! is refused rather than guessed at, since a front proxy or an upstream
 //! framework may read it differently.
@@ -14,6 +15,12 @@ pub const NAME: &str = "edge";
 
 /// Refuse ambiguous heads.
 pub fn on_request(ex: &Exchange) -> Result<(), GatewayError> {
+    if ex.conn.as_ref().is_some_and(|c| c.bare_lf_seen()) {
+        return Err(GatewayError::new(
+            ErrorCode::BadRequest,
+            "bare LF line ending in an HTTP/1.1 head (RFC 9112 2.2); connection closed",
+        ));
+    }
     let h = &ex.parts.headers;
     let mut hosts = h.get_all(http::header::HOST).iter();
     let host = hosts.next();

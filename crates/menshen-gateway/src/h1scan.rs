@@ -1,0 +1,352 @@
+//! Bare LF in HTTP/1.1 request heads (RFC 9112 §2.2, issue 9).
+//!
+//! hyper's parser (httparse) accepts a lone `\n` as a line end, and has no
+//! switch to refuse it. A front proxy that reads such a head differently
+//! could be made to see other requests than the gateway does (request
+//! smuggling), so Menshen refuses them. [`HeadScanner`] follows the
+//! HTTP/1.1 framing of the bytes the client sends (heads, `Content-Length`
+//! bodies, chunked bodies and their trailers) and reports a bare LF anywhere
+//! in a head, a chunk-size line or the trailers. It only watches: the bytes
+//! reach hyper unchanged, and the `edge` stage refuses a request on a
+//! connection where one was seen (400, connection closed).
+//!
+//! A connection that starts with the HTTP/2 preface is not scanned.
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+
+use crate::conn::Slot;
+
+const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+/// Longest head kept to find its framing headers (hyper refuses larger).
+const MAX_HEAD: usize = 64 * 1024;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum State {
+    /// The first bytes: HTTP/2 preface or not.
+    Start,
+    /// Not scanning (HTTP/2, or framing we cannot follow: hyper refuses it).
+    Off,
+    /// In a request head.
+    Head,
+    /// In a `Content-Length` body: bytes left.
+    Body(u64),
+    /// In a chunk-size line.
+    ChunkSize,
+    /// In chunk data: bytes left, then CRLF.
+    ChunkData(u64),
+    /// The CRLF after chunk data.
+    ChunkEnd,
+    /// In the trailer section.
+    Trailers,
+}
+
+/// Follows HTTP/1.1 framing over a byte stream and flags bare LFs.
+#[derive(Debug)]
+pub struct Scanner {
+    state: State,
+    start: Vec<u8>,
+    line: Vec<u8>,
+    head: Vec<u8>,
+    prev: u8,
+    /// Whether a bare LF was seen.
+    pub bare_lf: bool,
+}
+
+impl Default for Scanner {
+    fn default() -> Self {
+        Scanner {
+            state: State::Start,
+            start: Vec::new(),
+            line: Vec::new(),
+            head: Vec::new(),
+            prev: 0,
+            bare_lf: false,
+        }
+    }
+}
+
+fn framing(head: &[u8]) -> State {
+    let text = String::from_utf8_lossy(head);
+    let mut len: Option<u64> = None;
+    let mut chunked = false;
+    for line in text.split("\r\n").skip(1) {
+        let Some((k, v)) = line.split_once(':') else {
+            continue;
+        };
+        let (k, v) = (k.trim(), v.trim());
+        if k.eq_ignore_ascii_case("transfer-encoding") {
+            chunked = v
+                .rsplit(',')
+                .next()
+                .is_some_and(|l| l.trim().eq_ignore_ascii_case("chunked"));
+            if !chunked {
+                return State::Off;
+            }
+        } else if k.eq_ignore_ascii_case("content-length") {
+            match v.parse::<u64>() {
+                Ok(n) if len.is_none_or(|l| l == n) => len = Some(n),
+                _ => return State::Off,
+            }
+        }
+    }
+    if chunked {
+        State::ChunkSize
+    } else {
+        match len {
+            Some(n) if n > 0 => State::Body(n),
+            _ => State::Head,
+        }
+    }
+}
+
+impl Scanner {
+    /// Feed bytes the client sent.
+    pub fn feed(&mut self, mut data: &[u8]) {
+        while !data.is_empty() && !self.bare_lf {
+            match self.state.clone() {
+                State::Off => return,
+                State::Start => {
+                    let b = data[0];
+                    data = &data[1..];
+                    self.start.push(b);
+                    if !H2_PREFACE.starts_with(&self.start) {
+                        self.state = State::Head;
+                        let seen = std::mem::take(&mut self.start);
+                        self.feed(&seen);
+                    } else if self.start.len() == H2_PREFACE.len() {
+                        self.state = State::Off;
+                    }
+                }
+                State::Body(n) => {
+                    let take = (n.min(data.len() as u64)) as usize;
+                    data = &data[take..];
+                    let left = n - take as u64;
+                    self.state = if left == 0 {
+                        State::Head
+                    } else {
+                        State::Body(left)
+                    };
+                    self.prev = 0;
+                }
+                State::ChunkData(n) => {
+                    let take = (n.min(data.len() as u64)) as usize;
+                    data = &data[take..];
+                    let left = n - take as u64;
+                    self.state = if left == 0 {
+                        State::ChunkEnd
+                    } else {
+                        State::ChunkData(left)
+                    };
+                    self.prev = 0;
+                }
+                State::Head | State::ChunkSize | State::ChunkEnd | State::Trailers => {
+                    let b = data[0];
+                    data = &data[1..];
+                    self.byte(b);
+                }
+            }
+        }
+    }
+
+    fn byte(&mut self, b: u8) {
+        if b == b'\n' && self.prev != b'\r' {
+            self.bare_lf = true;
+            return;
+        }
+        self.prev = b;
+        match self.state {
+            State::Head => {
+                // Empty lines before a request line are allowed (RFC 9112 §2.2).
+                if self.head.len() < MAX_HEAD {
+                    self.head.push(b);
+                } else {
+                    self.state = State::Off;
+                    return;
+                }
+                if self.head == b"\r\n" {
+                    self.head.clear();
+                } else if self.head.ends_with(b"\r\n\r\n") {
+                    self.state = framing(&self.head);
+                    self.head.clear();
+                }
+            }
+            State::ChunkSize => {
+                self.line.push(b);
+                if self.line.ends_with(b"\r\n") {
+                    let l = String::from_utf8_lossy(&self.line[..self.line.len() - 2]).to_string();
+                    self.line.clear();
+                    let size = l.split(';').next().unwrap_or("").trim();
+                    self.state = match u64::from_str_radix(size, 16) {
+                        Ok(0) => State::Trailers,
+                        Ok(n) => State::ChunkData(n),
+                        Err(_) => State::Off,
+                    };
+                } else if self.line.len() > 1024 {
+                    self.state = State::Off;
+                }
+            }
+            State::ChunkEnd => {
+                self.line.push(b);
+                if self.line.len() == 2 {
+                    let ok = self.line == b"\r\n";
+                    self.line.clear();
+                    self.state = if ok { State::ChunkSize } else { State::Off };
+                }
+            }
+            State::Trailers => {
+                self.line.push(b);
+                if self.line.ends_with(b"\r\n") {
+                    let empty = self.line.len() == 2;
+                    self.line.clear();
+                    if empty {
+                        self.state = State::Head;
+                    }
+                } else if self.line.len() > MAX_HEAD {
+                    self.state = State::Off;
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+/// An IO that shows every byte read to a [`Scanner`] and marks the
+/// connection's slot when a bare LF appears.
+pub struct HeadScanner<IO> {
+    io: IO,
+    scanner: Scanner,
+    slot: Arc<Slot>,
+}
+
+impl<IO> HeadScanner<IO> {
+    /// Watch `io` for the connection of `slot`.
+    pub fn new(io: IO, slot: Arc<Slot>) -> Self {
+        HeadScanner {
+            io,
+            scanner: Scanner::default(),
+            slot,
+        }
+    }
+}
+
+impl<IO: AsyncRead + Unpin> AsyncRead for HeadScanner<IO> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        let this = &mut *self;
+        let r = Pin::new(&mut this.io).poll_read(cx, buf);
+        if let Poll::Ready(Ok(())) = &r {
+            if this.scanner.state != State::Off && !this.scanner.bare_lf {
+                this.scanner.feed(&buf.filled()[before..]);
+                if this.scanner.bare_lf {
+                    this.slot.mark_bare_lf();
+                }
+            }
+        }
+        r
+    }
+}
+
+impl<IO: AsyncWrite + Unpin> AsyncWrite for HeadScanner<IO> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.io).poll_write(cx, buf)
+    }
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.io).poll_flush(cx)
+    }
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.io).poll_shutdown(cx)
+    }
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.io).poll_write_vectored(cx, bufs)
+    }
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scan(chunks: &[&[u8]]) -> bool {
+        let mut s = Scanner::default();
+        for c in chunks {
+            s.feed(c);
+        }
+        s.bare_lf
+    }
+
+    #[test]
+    fn bare_lf_in_a_head_is_found_in_any_split() {
+        let bad = b"GET / HTTP/1.1\r\nHost: a\nX-B: c\r\n\r\n";
+        assert!(scan(&[bad]));
+        for i in 1..bad.len() {
+            assert!(scan(&[&bad[..i], &bad[i..]]), "split at {i}");
+        }
+        assert!(scan(&[b"GET / HTTP/1.1\n\n"]));
+        assert!(!scan(&[b"GET / HTTP/1.1\r\nHost: a\r\n\r\n"]));
+    }
+
+    #[test]
+    fn bodies_are_skipped_and_the_next_head_is_scanned() {
+        // A body full of bare LFs is not a head.
+        let ok = b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\na\nb\nc";
+        assert!(!scan(&[ok]));
+        let next_bad = [&ok[..], b"GET / HTTP/1.1\r\nHost: a\n\r\n"].concat();
+        assert!(scan(&[&next_bad]));
+        let next_ok = [&ok[..], b"GET / HTTP/1.1\r\nHost: a\r\n\r\n"].concat();
+        assert!(!scan(&[&next_ok]));
+        // Chunked: data skipped, size lines and trailers scanned.
+        let chunked = b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n3\r\na\nb\r\n0\r\nX-T: 1\r\n\r\n";
+        assert!(!scan(&[chunked]));
+        let bad_size =
+            b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n3\na\nb\r\n0\r\n\r\n";
+        assert!(scan(&[bad_size]));
+        let bad_trailer =
+            b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n0\r\nX-T: 1\n\r\n";
+        assert!(scan(&[bad_trailer]));
+    }
+
+    #[test]
+    fn http2_is_not_scanned() {
+        let mut h2 = H2_PREFACE.to_vec();
+        h2.extend_from_slice(b"\x00\x00\n\x04\n\n\n");
+        assert!(!scan(&[&h2]));
+        // One byte at a time, too.
+        let mut s = Scanner::default();
+        for b in &h2 {
+            s.feed(&[*b]);
+        }
+        assert!(!s.bare_lf);
+    }
+
+    #[test]
+    fn garbage_never_panics() {
+        let mut x: u32 = 7;
+        for _ in 0..2000 {
+            let mut s = Scanner::default();
+            let mut buf = Vec::new();
+            for _ in 0..64 {
+                x = x.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+                buf.push(b"\r\n0123456789abcdefPOST /:;\x00\xff"[(x >> 16) as usize % 28]);
+            }
+            s.feed(&buf);
+        }
+    }
+}
