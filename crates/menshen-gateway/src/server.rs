@@ -188,21 +188,19 @@ pub fn open_file_limit() -> Option<u64> {
     line.split_whitespace().nth(3)?.parse().ok()
 }
 
-impl Gateway {
-    /// Bind every listener and start serving.
-    pub async fn start(
+impl State {
+    /// Build the state a gateway serves from, without listeners: the
+    /// settings checked (and `max_connections` fitted to the open-file
+    /// limit), the first snapshot, the upstream client, the budgets. The
+    /// in-process pipeline tests call [`crate::pipeline::handle`] on it.
+    pub async fn build(
         mut config: GatewayConfig,
-        cp: ControlPlane,
+        cp: &ControlPlane,
         hot: Arc<dyn HotState>,
         audit: AuditLog,
         opts: StartOptions,
-    ) -> Result<GatewayHandle, String> {
+    ) -> Result<Arc<State>, String> {
         config.validate()?;
-        if config.unsafe_async_audit {
-            tracing::warn!(
-                "gateway.unsafe_async_audit is on: A2/A3 calls are answered before their access record is durable (DEP-2 RPO 0 is NOT met); for benchmarks only"
-            );
-        }
         if let Some(limit) = opts.fd_limit {
             let fit = limit.saturating_sub(FD_RESERVE).max(16) as usize;
             if config.max_connections > fit {
@@ -215,8 +213,44 @@ impl Gateway {
                 config.max_connections = fit;
             }
         }
-        let acceptor = TlsAcceptor::from(Arc::new(tls_config(&config)?));
-        let snapshot = SnapshotHandle::load(&cp).await.map_err(|e| e.to_string())?;
+        let snapshot = SnapshotHandle::load(cp).await.map_err(|e| e.to_string())?;
+        let txn = TxnIds::new(opts.node_id.unwrap_or_else(TxnIds::random_node_id));
+        Ok(Arc::new(State {
+            upstream: UpstreamClient::new(&config)?,
+            budget: BodyBudget::new(config.body_memory_budget_bytes),
+            connections: Connections::new(config.max_connections, config.max_connections_per_ip),
+            conn_records: ConnRecorder::new(
+                config.connection_records_per_ip_per_minute,
+                txn.node().to_string(),
+            ),
+            replay_not_before: opts.replay_not_before,
+            txn,
+            config,
+            snapshot,
+            hot,
+            audit,
+        }))
+    }
+}
+
+impl Gateway {
+    /// Bind every listener and start serving.
+    pub async fn start(
+        config: GatewayConfig,
+        cp: ControlPlane,
+        hot: Arc<dyn HotState>,
+        audit: AuditLog,
+        opts: StartOptions,
+    ) -> Result<GatewayHandle, String> {
+        if config.unsafe_async_audit {
+            tracing::warn!(
+                "gateway.unsafe_async_audit is on: A2/A3 calls are answered before their access record is durable (DEP-2 RPO 0 is NOT met); for benchmarks only"
+            );
+        }
+        let state = State::build(config, &cp, hot, audit, opts).await?;
+        let config = &state.config;
+        let acceptor = TlsAcceptor::from(Arc::new(tls_config(config)?));
+        let snapshot = state.snapshot.clone();
         let (shutdown, rx) = watch::channel(false);
         let mut tasks = vec![snapshot.spawn_refresher(
             cp.clone(),
@@ -234,22 +268,6 @@ impl Gateway {
             .iter()
             .map(|l| l.local_addr().map_err(|e| e.to_string()))
             .collect::<Result<Vec<_>, _>>()?;
-        let txn = TxnIds::new(opts.node_id.unwrap_or_else(TxnIds::random_node_id));
-        let state = Arc::new(State {
-            upstream: UpstreamClient::new(&config)?,
-            budget: BodyBudget::new(config.body_memory_budget_bytes),
-            connections: Connections::new(config.max_connections, config.max_connections_per_ip),
-            conn_records: ConnRecorder::new(
-                config.connection_records_per_ip_per_minute,
-                txn.node().to_string(),
-            ),
-            replay_not_before: opts.replay_not_before,
-            txn,
-            config,
-            snapshot: snapshot.clone(),
-            hot,
-            audit,
-        });
         let requests = TaskTracker::new();
         for l in listeners {
             tasks.push(tokio::spawn(accept_loop(
