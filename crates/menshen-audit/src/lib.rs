@@ -94,7 +94,9 @@ pub enum Outcome {
     Unknown,
 }
 
-/// One access record per request (AUD-1).
+/// One access record per request (AUD-1). Absent optional fields are
+/// left out of the line (fewer bytes to hash, write and compress per call);
+/// readers treat a missing field as empty.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AccessRecord {
     /// Record type, `access`.
@@ -108,14 +110,18 @@ pub struct AccessRecord {
     /// Duration in microseconds.
     pub duration_us: u64,
     /// App_ID, when known (claimed before authentication, verified after).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub app_id: Option<String>,
     /// Whether `app_id` was verified by a valid signature.
     pub app_verified: bool,
     /// API_ID, when routed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub api_id: Option<String>,
     /// U_API_ID, when routed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub u_api_id: Option<String>,
     /// Security level, when routed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub level: Option<String>,
     /// Client IP as the gateway determined it.
     pub client_ip: String,
@@ -130,23 +136,25 @@ pub struct AccessRecord {
     /// Success, failure or unknown.
     pub result: Outcome,
     /// Error code sent to the client, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub code: Option<String>,
     /// Return information (the message sent, or the upstream status).
     pub message: String,
     /// Internal reason for auditors; never sent to the client.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
     /// Signature algorithm the request used (`hmac-sm3`, `sm2-sm3`, ...).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub alg: Option<String>,
     /// The request's nonce, once the replay check recorded it (lets a
     /// restarted gateway keep refusing replays, INT-4).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub nonce: Option<String>,
     /// The signature's `created` (unix seconds).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sig_created: Option<i64>,
     /// Client certificate fingerprint (mutual TLS), if any.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client_cert: Option<String>,
     /// Retained message parts (AUD-4), masked (AUD-5); per the API's setting.
     #[serde(default, skip_serializing_if = "Option::is_none")]

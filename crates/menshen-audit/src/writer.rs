@@ -217,6 +217,10 @@ struct State {
     unsealed_from: Option<u64>,
     /// Whether the segment has writes not yet synced.
     dirty: bool,
+    /// Whether the next batch is synced before anyone is answered (it has
+    /// durable waiters): only then are zeros written ahead, which makes that
+    /// sync cheaper; a batch synced only by the seal appends plainly.
+    prealloc_next: bool,
     /// When the last checkpoint was sealed.
     last_seal: Instant,
     signer: Option<AuditSigner>,
@@ -398,6 +402,7 @@ impl State {
             seg_path,
             seg_size,
             seg_alloc: seg_size,
+            prealloc_next: false,
             seg_opened: Instant::now(),
             seq,
             prev,
@@ -499,7 +504,12 @@ impl State {
             });
         }
         let p = self.seg_path.clone();
-        if let Err(e) = self.preallocate(buf.len() as u64).and_then(|_| {
+        let grow = if self.prealloc_next {
+            self.preallocate(buf.len() as u64)
+        } else {
+            Ok(())
+        };
+        if let Err(e) = grow.and_then(|_| {
             use std::os::unix::fs::FileExt;
             self.seg_file.write_all_at(&buf, self.seg_size)
         }) {
@@ -512,6 +522,8 @@ impl State {
             return Err(io(&p)(e));
         }
         self.seg_size += buf.len() as u64;
+        // A plain append past the zeros written ahead grows the file.
+        self.seg_alloc = self.seg_alloc.max(self.seg_size);
         self.dirty = true;
         self.unsealed_from.get_or_insert(first);
         Ok(committed)
@@ -757,6 +769,7 @@ impl AuditLog {
                     let wrote = !recs.is_empty();
                     let lone = waiters.is_empty() && flushers.is_empty();
                     // 1. Append and, if anyone waits, sync (group commit).
+                    st.prealloc_next = !waiters.is_empty();
                     let committed = if wrote { st.commit(recs) } else { Ok(vec![]) };
                     let committed = committed.and_then(|c| {
                         if !lone {

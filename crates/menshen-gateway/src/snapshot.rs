@@ -30,6 +30,8 @@ pub struct ApiEntry {
     pub request_headers: crate::stages::upstream::HeaderAllow,
     /// Upstream response headers passed back (CONF-5).
     pub response_headers: crate::stages::upstream::HeaderAllow,
+    /// `x-menshen-api-id` and `x-menshen-u-api-id` for the upstream, built once.
+    pub id_headers: (Option<http::HeaderValue>, Option<http::HeaderValue>),
 }
 
 /// One usable App_Secret with its validity.
@@ -92,6 +94,8 @@ pub struct AppEntry {
     pub allow: Vec<IpNet>,
     /// Its blocklist.
     pub deny: Vec<IpNet>,
+    /// `x-menshen-app-id` for the upstream, built once.
+    pub app_id_header: Option<http::HeaderValue>,
 }
 
 /// The compiled view.
@@ -137,6 +141,10 @@ impl Snapshot {
                 .or_default()
                 .push(Arc::new(ApiEntry {
                     plan: crate::pipeline::StagePlan::compile(&api),
+                    id_headers: (
+                        http::HeaderValue::from_str(&api.api_id).ok(),
+                        http::HeaderValue::from_str(&api.u_api_id).ok(),
+                    ),
                     api,
                     pattern,
                     upstream_base,
@@ -245,6 +253,7 @@ impl Snapshot {
                     grants: grants.remove(&id).unwrap_or_default(),
                     allow: allow.remove(&id).unwrap_or_default(),
                     deny: deny.remove(&id).unwrap_or_default(),
+                    app_id_header: http::HeaderValue::from_str(&id).ok(),
                     app,
                 };
                 (id, Arc::new(entry))

@@ -81,6 +81,16 @@ where
             )));
         }
     }
+    // No body at all (a GET, or Content-Length: 0): no timer, no buffer.
+    if body.is_end_stream() {
+        return match declared {
+            Some(n) if n > 0 => Err(GatewayError::new(
+                ErrorCode::BadRequest,
+                format!("body of 0 bytes, content-length {n}"),
+            )),
+            _ => Ok(()),
+        };
+    }
     let prepaid = declared.unwrap_or(0) as usize;
     let mut buf = BytesMut::with_capacity(if keep { prepaid } else { 0 });
     let mut seen = 0usize;

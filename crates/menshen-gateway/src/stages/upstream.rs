@@ -148,14 +148,22 @@ pub async fn forward(
     // CONF-5: only the API's allowed headers pass; Content-Length is set by
     // the client library from the body actually read.
     *h = api.request_headers.filter(&ex.parts.headers);
-    set(h, headers::UPSTREAM_APP_ID, &app.app.app_id);
-    set(h, headers::UPSTREAM_API_ID, &api.api.api_id);
-    set(h, headers::UPSTREAM_U_API_ID, &api.api.u_api_id);
+    // Built once in the snapshot: no allocation per call.
+    if let Some(v) = &app.app_id_header {
+        h.insert(headers::UPSTREAM_APP_ID, v.clone());
+    }
+    if let Some(v) = &api.id_headers.0 {
+        h.insert(headers::UPSTREAM_API_ID, v.clone());
+    }
+    if let Some(v) = &api.id_headers.1 {
+        h.insert(headers::UPSTREAM_U_API_ID, v.clone());
+    }
     set(h, headers::TXN_ID, &ex.txn_id);
-    let ip = ex.client_ip.to_string();
-    set(h, "x-menshen-client-ip", &ip);
-    set(h, "x-forwarded-for", &ip);
-    set(h, "x-forwarded-proto", "https");
+    if let Ok(ip) = HeaderValue::from_str(&ex.client_ip.to_string()) {
+        h.insert("x-menshen-client-ip", ip.clone());
+        h.insert("x-forwarded-for", ip);
+    }
+    h.insert("x-forwarded-proto", HeaderValue::from_static("https"));
     set(h, "forwarded", &forwarded_for(ex.client_ip));
 
     let max = up.max_response;
