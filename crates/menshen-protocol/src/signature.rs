@@ -4,7 +4,9 @@
 //! keyid="<App_ID>";alg=".."` and `Signature: sig1=:<base64>:`. The signature
 //! base is built per RFC 9421 section 2.5 from the covered components; the
 //! `@signature-params` line is the covered inner list re-serialized exactly as
-//! parsed (parameter order kept).
+//! parsed (parameter order kept). For the canonical form the SDKs send, that
+//! serialization is the header's own text after `<label>=`, which the fast
+//! path of [`ParsedSignature::parse`] takes as is (module `canonical`).
 
 use base64::Engine;
 use menshen_crypto::MacAlg;
@@ -15,6 +17,8 @@ use sfv::{
 
 use crate::{headers, malformed, ProtocolError};
 
+mod canonical;
+
 /// The label clients should use; the gateway accepts any single label.
 pub const SIGNATURE_LABEL: &str = "sig1";
 
@@ -23,6 +27,22 @@ pub const DERIVED: &[&str] = &["@method", "@authority", "@path", "@query", "@sch
 
 /// Nonce length bounds (characters).
 pub const NONCE_LEN: std::ops::RangeInclusive<usize> = 16..=128;
+
+/// `keyid` (App_ID) length bounds (characters).
+const KEYID_LEN: std::ops::RangeInclusive<usize> = 1..=128;
+
+/// Whether the profile supports covering component `name` (without its
+/// component parameters): a [`DERIVED`] component, `@status`, or a header
+/// name of `a-z`, `0-9` and `-` (docs/protocol.md section 3.2).
+fn supported_component(name: &str) -> bool {
+    name == "@status"
+        || DERIVED.contains(&name)
+        || (!name.starts_with('@')
+            && !name.is_empty()
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-'))
+}
 
 /// Access to the parts of a message that can be covered.
 pub trait Components {
@@ -85,12 +105,16 @@ impl Components for RequestView {
 /// The field value of header `name` in a list of (name, value) pairs: every
 /// line's value trimmed, joined by `, ` (RFC 9421 section 2.1).
 pub fn combined_header(headers: &[(String, String)], name: &str) -> Option<String> {
-    let vals: Vec<&str> = headers
+    let mut vals = headers
         .iter()
         .filter(|(n, _)| n.eq_ignore_ascii_case(name))
-        .map(|(_, v)| v.trim())
-        .collect();
-    (!vals.is_empty()).then(|| vals.join(", "))
+        .map(|(_, v)| v.trim());
+    let mut out = vals.next()?.to_string();
+    for v in vals {
+        out.push_str(", ");
+        out.push_str(v);
+    }
+    Some(out)
 }
 
 /// Signature parameters a client sets when signing.
@@ -177,6 +201,23 @@ fn component_id(c: &str) -> Result<String, ProtocolError> {
         .map_err(|e| malformed("signature-input", e))
 }
 
+/// Append the component identifier of `c` to `out`: what [`component_id`]
+/// returns, written directly as `"c"` when `c` has no component parameters
+/// and nothing the string serializer would escape or refuse (printable
+/// ASCII other than `"` and `\`), as every request component has.
+fn push_component_id(out: &mut String, c: &str) -> Result<(), ProtocolError> {
+    if c.bytes()
+        .all(|b| (0x20..=0x7e).contains(&b) && !matches!(b, b'"' | b'\\' | b';'))
+    {
+        out.push('"');
+        out.push_str(c);
+        out.push('"');
+    } else {
+        out.push_str(&component_id(c)?);
+    }
+    Ok(())
+}
+
 fn ref_item(b: &BareItem) -> RefBareItem<'_> {
     match b {
         BareItem::Integer(v) => RefBareItem::Integer(*v),
@@ -253,7 +294,26 @@ impl ParsedSignature {
     /// `;req;req` on a component), even with equal values, since a
     /// dictionary parser keeps only the last. Refused with
     /// [`ProtocolError::ExpiresNotAfterCreated`]: `expires` <= `created`.
+    ///
+    /// The canonical form every SDK sends (docs/protocol.md sections 3.5 and
+    /// 3.8) is recognised by a hand-written fast path (INT-1: this runs on
+    /// every A1 request); anything else, every refusal included, is decided
+    /// by the general path ([`Self::parse_general`]). Both give the same
+    /// answer on every input.
     pub fn parse(signature_input: &str, signature: &str) -> Result<Self, ProtocolError> {
+        match canonical::parse(signature_input, signature) {
+            Some(parsed) => Ok(parsed),
+            None => Self::parse_general(signature_input, signature),
+        }
+    }
+
+    /// The general path of [`Self::parse`]: the headers parsed as RFC 8941
+    /// dictionaries by sfv, scanned for repeats, and `params_value`
+    /// re-serialized from the parsed inner list. [`Self::parse`] returns
+    /// exactly what this returns; it is public only so that tests and the
+    /// `parse_bench` example can compare the two.
+    #[doc(hidden)]
+    pub fn parse_general(signature_input: &str, signature: &str) -> Result<Self, ProtocolError> {
         let inputs = Parser::parse_dictionary(signature_input.as_bytes())
             .map_err(|e| malformed("signature-input", e))?;
         let sigs = Parser::parse_dictionary(signature.as_bytes())
@@ -304,14 +364,7 @@ impl ParsedSignature {
                     }
                 }
             }
-            let known = name == "@status"
-                || DERIVED.contains(&name.as_str())
-                || (!name.starts_with('@')
-                    && !name.is_empty()
-                    && name
-                        .bytes()
-                        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-'));
-            if !known {
+            if !supported_component(name) {
                 return Err(malformed(
                     "signature-input",
                     format!("unsupported component `{name}`"),
@@ -346,7 +399,7 @@ impl ParsedSignature {
         let keyid = str_param(p, "keyid")?.ok_or_else(|| {
             ProtocolError::MissingComponent("the `keyid` parameter (App_ID)".into())
         })?;
-        if keyid.is_empty() || keyid.len() > 128 {
+        if !KEYID_LEN.contains(&keyid.len()) {
             return Err(malformed(
                 "signature-input",
                 "keyid must be 1-128 characters",
@@ -415,6 +468,19 @@ fn dictionary_member(value: &str, key: &str) -> Option<String> {
     }
 }
 
+/// A component's value in the signature base, as [`signature_base_with_request`]
+/// writes it.
+enum Value<'a> {
+    /// As is.
+    Plain(&'a str),
+    /// ASCII lower-cased.
+    Lower(&'a str),
+    /// `?` followed by this.
+    Query(&'a str),
+    /// Computed.
+    Owned(String),
+}
+
 /// Like [`signature_base`], for a response whose components may name parts of
 /// the request (`;req`), such as `signature;req;key="sig1"`.
 pub fn signature_base_with_request(
@@ -423,7 +489,7 @@ pub fn signature_base_with_request(
     msg: &dyn Components,
     req: Option<&dyn Components>,
 ) -> Result<String, ProtocolError> {
-    let mut base = String::with_capacity(256);
+    let mut base = String::with_capacity(params_value.len() + 24 + 64 * components.len());
     for c in components {
         let (name, rest) = c.split_once(';').unwrap_or((c.as_str(), ""));
         let mut from_req = false;
@@ -441,31 +507,41 @@ pub fn signature_base_with_request(
             msg
         };
         let absent = || ProtocolError::ComponentAbsent(c.clone());
-        let value: String = match name {
-            "@method" => src.method().to_string(),
-            "@authority" => src.authority().ok_or_else(absent)?.to_ascii_lowercase(),
-            "@scheme" => src.scheme().to_ascii_lowercase(),
+        // The value is resolved (and may be refused) before the identifier
+        // is written, as before; borrowed where the message holds it.
+        let value = match name {
+            "@method" => Value::Plain(src.method()),
+            "@authority" => Value::Lower(src.authority().ok_or_else(absent)?),
+            "@scheme" => Value::Lower(src.scheme()),
             "@path" => {
                 let p = src.path();
-                if p.is_empty() {
-                    "/".into()
-                } else {
-                    p.to_string()
-                }
+                Value::Plain(if p.is_empty() { "/" } else { p })
             }
-            "@query" => format!("?{}", src.query().unwrap_or("")),
-            "@status" => src.status().ok_or_else(absent)?.to_string(),
+            "@query" => Value::Query(src.query().unwrap_or("")),
+            "@status" => Value::Owned(src.status().ok_or_else(absent)?.to_string()),
             header => {
                 let v = src.header(header).ok_or_else(absent)?;
-                match key {
+                Value::Owned(match key {
                     Some(k) => dictionary_member(&v, k).ok_or_else(absent)?,
                     None => v,
-                }
+                })
             }
         };
-        base.push_str(&component_id(c)?);
+        push_component_id(&mut base, c)?;
         base.push_str(": ");
-        base.push_str(&value);
+        match value {
+            Value::Plain(v) => base.push_str(v),
+            Value::Lower(v) => {
+                let at = base.len();
+                base.push_str(v);
+                base[at..].make_ascii_lowercase();
+            }
+            Value::Query(q) => {
+                base.push('?');
+                base.push_str(q);
+            }
+            Value::Owned(v) => base.push_str(&v),
+        }
         base.push('\n');
     }
     base.push_str("\"@signature-params\": ");
@@ -700,6 +776,77 @@ mod tests {
         .unwrap();
         assert_eq!(p.label, "sig1");
         assert_eq!(p.params.keyid, "a");
+    }
+
+    /// The identifier `signature_base` writes directly is the one the
+    /// serializer writes, and refused where the serializer refuses.
+    #[test]
+    fn component_ids_match_the_serializer() {
+        for c in [
+            "@method",
+            "@authority",
+            "content-digest",
+            "x-app-id",
+            "Host",
+            "",
+            "a b",
+            "a\"b",
+            "a\\b",
+            "a\tb",
+            "\u{7f}",
+            "\u{0}",
+            "é",
+            "x;",
+            ";",
+            "signature;req",
+            r#"signature;req;key="sig1""#,
+            "~!#$%&'()*+,-./:<=>?@[]^_`{|}",
+        ] {
+            let mut out = String::from("prefix");
+            let ours = push_component_id(&mut out, c).map(|()| out);
+            let theirs = component_id(c).map(|id| format!("prefix{id}"));
+            assert_eq!(ours, theirs, "{c:?}");
+        }
+    }
+
+    /// Derived values borrowed from the message: lower-cased authority and
+    /// scheme, `/` for an empty path, `?` for an absent query.
+    #[test]
+    fn base_derived_values() {
+        let v = RequestView {
+            method: "get".into(),
+            authority: "API.Bank.Example:8443".into(),
+            scheme: "HTTPS".into(),
+            path: "".into(),
+            query: None,
+            headers: vec![
+                ("X-Two".into(), " a ".into()),
+                ("x-two".into(), "\tb".into()),
+            ],
+        };
+        let comps: Vec<String> = [
+            "@method",
+            "@authority",
+            "@scheme",
+            "@path",
+            "@query",
+            "x-two",
+        ]
+        .iter()
+        .map(|c| c.to_string())
+        .collect();
+        assert_eq!(
+            signature_base(&comps, "()", &v).unwrap(),
+            "\"@method\": get\n\"@authority\": api.bank.example:8443\n\"@scheme\": https\n\"@path\": /\n\"@query\": ?\n\"x-two\": a, b\n\"@signature-params\": ()"
+        );
+        assert_eq!(
+            signature_base(&["x-three".to_string()], "()", &v),
+            Err(ProtocolError::ComponentAbsent("x-three".into()))
+        );
+        assert_eq!(
+            signature_base(&["@status".to_string()], "()", &v),
+            Err(ProtocolError::ComponentAbsent("@status".into()))
+        );
     }
 
     /// `@signature-params` is the canonical serialization of the member's
