@@ -61,23 +61,28 @@ impl Outcome {
 impl AccessRecord {
     /// The record's index keys; `time_ms` is [`AccessRecord::timestamp`] as
     /// Unix milliseconds (the caller has it as a number already).
-    pub fn keys(&self, time_ms: i64) -> RecordKeys {
+    pub fn into_keys(self, time_ms: i64) -> RecordKeys {
         RecordKeys {
             kind: if self.kind == "connection" {
                 "connection"
             } else {
                 "access"
             },
-            txn_id: Some(self.txn_id.clone()),
-            time_ms,
-            app_id: self.app_id.clone(),
-            api_id: self.api_id.clone(),
-            user_id: None,
             result: Some(self.result.as_str()),
             status: Some(i64::from(self.status)),
-            code: self.code.clone(),
             duration_us: Some(self.duration_us as i64),
+            txn_id: Some(self.txn_id),
+            time_ms,
+            app_id: self.app_id,
+            api_id: self.api_id,
+            user_id: None,
+            code: self.code,
         }
+    }
+
+    /// The record's index keys, copied (see [`AccessRecord::into_keys`]).
+    pub fn keys(&self, time_ms: i64) -> RecordKeys {
+        self.clone().into_keys(time_ms)
     }
 }
 

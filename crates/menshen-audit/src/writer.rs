@@ -684,6 +684,10 @@ impl DurableRate {
     }
 }
 
+/// How long the writer gathers asynchronous records under sustained A1-only
+/// load (see the writer loop).
+const ASYNC_LINGER: Duration = Duration::from_millis(1);
+
 /// How often the checkpoint file is synced (by the sealing clock thread).
 pub const CP_SYNC_EVERY: Duration = Duration::from_millis(100);
 
@@ -725,6 +729,8 @@ impl AuditLog {
                 let mut durable_unsealed = false;
                 // Arrival rate of durable records, for the linger rule.
                 let mut rate = DurableRate::new();
+                // Arrival rate of all records, for the asynchronous linger.
+                let mut all_rate = DurableRate::new();
                 while let Some(first) = rx.blocking_recv() {
                     let mut recs = Vec::new();
                     // Callers of record_durable (answered once synced) and
@@ -764,8 +770,28 @@ impl AuditLog {
                                 std::thread::sleep(DURABLE_LINGER);
                                 next = rx.try_recv().ok();
                             }
+                            // Only asynchronous (A1) records under sustained
+                            // load, and no durable record for 200 ms: gather
+                            // for ASYNC_LINGER, so the writer wakes once per
+                            // few dozen records instead of once per record
+                            // (each wake-up is a context switch on the
+                            // gateway's core). No durable caller waits on it;
+                            // one that arrives during the linger waits at most
+                            // ASYNC_LINGER once, as the load turns mixed.
+                            if next.is_none()
+                                && !lingered
+                                && waiters.is_empty()
+                                && flushers.is_empty()
+                                && rate.per_sec() == 0.0
+                                && all_rate.per_sec() * ASYNC_LINGER.as_secs_f64() >= 4.0
+                            {
+                                lingered = true;
+                                std::thread::sleep(ASYNC_LINGER);
+                                next = rx.try_recv().ok();
+                            }
                         }
                     }
+                    all_rate.add(recs.len());
                     let wrote = !recs.is_empty();
                     let lone = waiters.is_empty() && flushers.is_empty();
                     // 1. Append and, if anyone waits, sync (group commit).
@@ -908,6 +934,15 @@ impl AuditLog {
         w: Option<oneshot::Sender<bool>>,
     ) -> Result<(), AuditError> {
         let bytes = serde_json::to_vec(rec).map_err(|_| AuditError::Closed)?;
+        self.send_bytes(bytes, keys, w).await
+    }
+
+    async fn send_bytes(
+        &self,
+        bytes: Vec<u8>,
+        keys: Option<Box<crate::RecordKeys>>,
+        w: Option<oneshot::Sender<bool>>,
+    ) -> Result<(), AuditError> {
         self.tx
             .send(Msg::Record(bytes, keys, w))
             .await
@@ -943,27 +978,37 @@ impl AuditLog {
     /// wait until it is on disk, as [`AuditLog::record_durable`].
     pub async fn record_access(
         &self,
-        rec: &crate::AccessRecord,
+        rec: crate::AccessRecord,
         time_ms: i64,
         durable: bool,
     ) -> Result<(), AuditError> {
-        let keys = Some(Box::new(rec.keys(time_ms)));
-        if durable {
-            self.send_durable(rec, keys).await
-        } else {
-            self.send(rec, keys, None).await
+        let bytes = serde_json::to_vec(&rec).map_err(|_| AuditError::Closed)?;
+        // The record's fields move into its keys: no copy per call.
+        let keys = Some(Box::new(rec.into_keys(time_ms)));
+        if !durable {
+            return self.send_bytes(bytes, keys, None).await;
+        }
+        let (tx, rx) = oneshot::channel();
+        self.send_bytes(bytes, keys, Some(tx)).await?;
+        match rx.await {
+            Ok(true) => Ok(()),
+            _ => Err(AuditError::Closed),
         }
     }
 
     /// Queue an access record without waiting, for paths that cannot wait
     /// (a request dropped by a stopping runtime). False when the queue is
     /// full or the writer has stopped.
-    pub fn try_record_access(&self, rec: &crate::AccessRecord, time_ms: i64) -> bool {
-        let Ok(bytes) = serde_json::to_vec(rec) else {
+    pub fn try_record_access(&self, rec: crate::AccessRecord, time_ms: i64) -> bool {
+        let Ok(bytes) = serde_json::to_vec(&rec) else {
             return false;
         };
         self.tx
-            .try_send(Msg::Record(bytes, Some(Box::new(rec.keys(time_ms))), None))
+            .try_send(Msg::Record(
+                bytes,
+                Some(Box::new(rec.into_keys(time_ms))),
+                None,
+            ))
             .is_ok()
     }
 

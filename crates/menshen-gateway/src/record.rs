@@ -149,7 +149,7 @@ pub async fn finish(
     let r = ex
         .state
         .audit
-        .record_access(&rec, unix_ms(ex.started_at), durable)
+        .record_access(rec, unix_ms(ex.started_at), durable)
         .await;
     match r {
         Ok(()) => true,
@@ -174,7 +174,7 @@ pub(crate) fn interrupted(ex: &mut Exchange) {
     if !ex
         .state
         .audit
-        .try_record_access(&rec, unix_ms(ex.started_at))
+        .try_record_access(rec, unix_ms(ex.started_at))
     {
         tracing::error!(txn_id = %ex.txn_id, "record of an interrupted request could not be queued");
     }
@@ -357,7 +357,7 @@ impl ConnRecorder {
             client_cert: ev.client_cert.map(str::to_string),
             message_parts: None,
         };
-        if !audit.try_record_access(&rec, unix_ms(ev.started_at)) {
+        if !audit.try_record_access(rec, unix_ms(ev.started_at)) {
             tracing::warn!(code = ev.code, "connection record could not be queued");
         }
     }
