@@ -24,7 +24,7 @@ const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 /// Longest head kept to find its framing headers (hyper refuses larger).
 const MAX_HEAD: usize = 64 * 1024;
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
     /// The first bytes: HTTP/2 preface or not.
     Start,
@@ -69,26 +69,35 @@ impl Default for Scanner {
     }
 }
 
+/// The value of header line `line` if its name is `name` (ASCII case-insensitive).
+fn header_value<'a>(line: &'a [u8], name: &[u8]) -> Option<&'a [u8]> {
+    let (k, rest) = (line.get(..name.len())?, line.get(name.len()..)?);
+    if !k.eq_ignore_ascii_case(name) {
+        return None;
+    }
+    let rest = rest.trim_ascii_start();
+    rest.strip_prefix(b":").map(|v| v.trim_ascii())
+}
+
 fn framing(head: &[u8]) -> State {
-    let text = String::from_utf8_lossy(head);
     let mut len: Option<u64> = None;
     let mut chunked = false;
-    for line in text.split("\r\n").skip(1) {
-        let Some((k, v)) = line.split_once(':') else {
-            continue;
-        };
-        let (k, v) = (k.trim(), v.trim());
-        if k.eq_ignore_ascii_case("transfer-encoding") {
+    for line in head.split(|&b| b == b'\n').skip(1) {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        if let Some(v) = header_value(line, b"transfer-encoding") {
             chunked = v
-                .rsplit(',')
+                .rsplit(|&b| b == b',')
                 .next()
-                .is_some_and(|l| l.trim().eq_ignore_ascii_case("chunked"));
+                .is_some_and(|l| l.trim_ascii().eq_ignore_ascii_case(b"chunked"));
             if !chunked {
                 return State::Off;
             }
-        } else if k.eq_ignore_ascii_case("content-length") {
-            match v.parse::<u64>() {
-                Ok(n) if len.is_none_or(|l| l == n) => len = Some(n),
+        } else if let Some(v) = header_value(line, b"content-length") {
+            let n = std::str::from_utf8(v)
+                .ok()
+                .and_then(|v| v.parse::<u64>().ok());
+            match n {
+                Some(n) if len.is_none_or(|l| l == n) => len = Some(n),
                 _ => return State::Off,
             }
         }
@@ -107,7 +116,7 @@ impl Scanner {
     /// Feed bytes the client sent.
     pub fn feed(&mut self, mut data: &[u8]) {
         while !data.is_empty() && !self.bare_lf {
-            match self.state.clone() {
+            match self.state {
                 State::Off => return,
                 State::Start => {
                     let b = data[0];
@@ -143,12 +152,51 @@ impl Scanner {
                     };
                     self.prev = 0;
                 }
-                State::Head | State::ChunkSize | State::ChunkEnd | State::Trailers => {
+                State::Head => data = self.head_lines(data),
+                State::ChunkSize | State::ChunkEnd | State::Trailers => {
                     let b = data[0];
                     data = &data[1..];
                     self.byte(b);
                 }
             }
+        }
+    }
+
+    /// Scan `data` in a head up to and including its next LF (line by line,
+    /// not byte by byte: heads are most of what is scanned); returns the rest.
+    fn head_lines<'a>(&mut self, data: &'a [u8]) -> &'a [u8] {
+        let Some(i) = data.iter().position(|&b| b == b'\n') else {
+            self.keep_head(data);
+            if let Some(&last) = data.last() {
+                self.prev = last;
+            }
+            return &[];
+        };
+        let before = if i == 0 { self.prev } else { data[i - 1] };
+        if before != b'\r' {
+            self.bare_lf = true;
+            return &[];
+        }
+        self.keep_head(&data[..=i]);
+        self.prev = b'\n';
+        if self.state == State::Head {
+            if self.head == b"\r\n" {
+                // Empty lines before a request line are allowed (RFC 9112 §2.2).
+                self.head.clear();
+            } else if self.head.ends_with(b"\r\n\r\n") {
+                self.state = framing(&self.head);
+                self.head.clear();
+            }
+        }
+        &data[i + 1..]
+    }
+
+    fn keep_head(&mut self, part: &[u8]) {
+        if self.head.len() + part.len() > MAX_HEAD {
+            self.state = State::Off;
+            self.head.clear();
+        } else {
+            self.head.extend_from_slice(part);
         }
     }
 
@@ -159,21 +207,6 @@ impl Scanner {
         }
         self.prev = b;
         match self.state {
-            State::Head => {
-                // Empty lines before a request line are allowed (RFC 9112 §2.2).
-                if self.head.len() < MAX_HEAD {
-                    self.head.push(b);
-                } else {
-                    self.state = State::Off;
-                    return;
-                }
-                if self.head == b"\r\n" {
-                    self.head.clear();
-                } else if self.head.ends_with(b"\r\n\r\n") {
-                    self.state = framing(&self.head);
-                    self.head.clear();
-                }
-            }
             State::ChunkSize => {
                 self.line.push(b);
                 if self.line.ends_with(b"\r\n") {
