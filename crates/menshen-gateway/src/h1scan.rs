@@ -50,10 +50,26 @@ pub struct Scanner {
     state: State,
     start: Vec<u8>,
     line: Vec<u8>,
+    /// The part of a head line that arrived in an earlier read.
     head: Vec<u8>,
     prev: u8,
+    /// The framing of the head being read.
+    framing: HeadFraming,
     /// Whether a bare LF was seen.
     pub bare_lf: bool,
+}
+
+/// What the head being read says about its body.
+#[derive(Debug, Default)]
+struct HeadFraming {
+    /// The request line was read.
+    started: bool,
+    /// Bytes of this head so far.
+    bytes: usize,
+    content_length: Option<u64>,
+    chunked: bool,
+    /// Framing we do not follow (hyper refuses it, or it is ambiguous).
+    unfollowable: bool,
 }
 
 impl Default for Scanner {
@@ -64,6 +80,7 @@ impl Default for Scanner {
             line: Vec::new(),
             head: Vec::new(),
             prev: 0,
+            framing: HeadFraming::default(),
             bare_lf: false,
         }
     }
@@ -79,35 +96,39 @@ fn header_value<'a>(line: &'a [u8], name: &[u8]) -> Option<&'a [u8]> {
     rest.strip_prefix(b":").map(|v| v.trim_ascii())
 }
 
-fn framing(head: &[u8]) -> State {
-    let mut len: Option<u64> = None;
-    let mut chunked = false;
-    for line in head.split(|&b| b == b'\n').skip(1) {
-        let line = line.strip_suffix(b"\r").unwrap_or(line);
+impl HeadFraming {
+    /// Take in one header line (without its line end).
+    fn header(&mut self, line: &[u8]) {
         if let Some(v) = header_value(line, b"transfer-encoding") {
-            chunked = v
+            self.chunked = v
                 .rsplit(|&b| b == b',')
                 .next()
                 .is_some_and(|l| l.trim_ascii().eq_ignore_ascii_case(b"chunked"));
-            if !chunked {
-                return State::Off;
-            }
+            self.unfollowable |= !self.chunked;
         } else if let Some(v) = header_value(line, b"content-length") {
             let n = std::str::from_utf8(v)
                 .ok()
                 .and_then(|v| v.parse::<u64>().ok());
             match n {
-                Some(n) if len.is_none_or(|l| l == n) => len = Some(n),
-                _ => return State::Off,
+                Some(n) if self.content_length.is_none_or(|l| l == n) => {
+                    self.content_length = Some(n)
+                }
+                _ => self.unfollowable = true,
             }
         }
     }
-    if chunked {
-        State::ChunkSize
-    } else {
-        match len {
-            Some(n) if n > 0 => State::Body(n),
-            _ => State::Head,
+
+    /// Where the bytes after the head belong.
+    fn next_state(&self) -> State {
+        if self.unfollowable {
+            State::Off
+        } else if self.chunked {
+            State::ChunkSize
+        } else {
+            match self.content_length {
+                Some(n) if n > 0 => State::Body(n),
+                _ => State::Head,
+            }
         }
     }
 }
@@ -163,10 +184,16 @@ impl Scanner {
     }
 
     /// Scan `data` in a head up to and including its next LF (line by line,
-    /// not byte by byte: heads are most of what is scanned); returns the rest.
+    /// with a SIMD search for the LF: heads are most of what is scanned);
+    /// returns the rest.
     fn head_lines<'a>(&mut self, data: &'a [u8]) -> &'a [u8] {
-        let Some(i) = data.iter().position(|&b| b == b'\n') else {
-            self.keep_head(data);
+        let Some(i) = memchr::memchr(b'\n', data) else {
+            self.framing.bytes += data.len();
+            if self.framing.bytes > MAX_HEAD {
+                self.state = State::Off;
+                return &[];
+            }
+            self.head.extend_from_slice(data);
             if let Some(&last) = data.last() {
                 self.prev = last;
             }
@@ -177,26 +204,38 @@ impl Scanner {
             self.bare_lf = true;
             return &[];
         }
-        self.keep_head(&data[..=i]);
+        self.framing.bytes += i + 1;
+        if self.framing.bytes > MAX_HEAD {
+            self.state = State::Off;
+            return &[];
+        }
         self.prev = b'\n';
-        if self.state == State::Head {
-            if self.head == b"\r\n" {
-                // Empty lines before a request line are allowed (RFC 9112 §2.2).
-                self.head.clear();
-            } else if self.head.ends_with(b"\r\n\r\n") {
-                self.state = framing(&self.head);
-                self.head.clear();
-            }
+        if self.head.is_empty() {
+            self.end_line(&data[..i - usize::from(i > 0)]);
+        } else {
+            let mut line = std::mem::take(&mut self.head);
+            line.extend_from_slice(&data[..i]);
+            line.pop(); // the CR (checked above)
+            self.end_line(&line);
+            line.clear();
+            self.head = line;
         }
         &data[i + 1..]
     }
 
-    fn keep_head(&mut self, part: &[u8]) {
-        if self.head.len() + part.len() > MAX_HEAD {
-            self.state = State::Off;
-            self.head.clear();
+    /// One complete head line (without CRLF).
+    fn end_line(&mut self, line: &[u8]) {
+        if line.is_empty() {
+            // Empty lines before a request line are allowed (RFC 9112 §2.2);
+            // after it, the empty line ends the head.
+            if self.framing.started {
+                self.state = self.framing.next_state();
+                self.framing = HeadFraming::default();
+            }
+        } else if !self.framing.started {
+            self.framing.started = true;
         } else {
-            self.head.extend_from_slice(part);
+            self.framing.header(line);
         }
     }
 
@@ -354,6 +393,21 @@ mod tests {
         let bad_trailer =
             b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n0\r\nX-T: 1\n\r\n";
         assert!(scan(&[bad_trailer]));
+    }
+
+    #[test]
+    fn valid_streams_pass_in_any_split_and_end_between_requests() {
+        let ok: &[u8] = b"\r\nPOST /a HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\na\nb\ncGET / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n3\r\na\nb\r\n0\r\n\r\nGET /z HTTP/1.1\r\n\r\n";
+        for i in 0..ok.len() {
+            for j in i..ok.len() {
+                let mut s = Scanner::default();
+                s.feed(&ok[..i]);
+                s.feed(&ok[i..j]);
+                s.feed(&ok[j..]);
+                assert!(!s.bare_lf, "split at {i}/{j}");
+                assert_eq!(s.state, State::Head, "split at {i}/{j}");
+            }
+        }
     }
 
     #[test]
