@@ -163,38 +163,47 @@ async fn require_token(State(st): State<AdminState>, req: Request, next: Next) -
             return AdminError::AuditUnavailable.into_response();
         }
     }
-    let resp = next
-        .run(Request::from_parts(parts, axum::body::Body::from(body)))
-        .await;
-    let status = resp.status();
-    let (rparts, rbody) = resp.into_parts();
-    let rbytes = axum::body::to_bytes(rbody, 8 << 20)
-        .await
-        .unwrap_or_default();
-    let after = serde_json::from_slice::<serde_json::Value>(&rbytes)
-        .ok()
-        .map(scrub);
-    if let Some(audit) = &st.audit {
-        let rec = menshen_audit::AdminRecord {
-            kind: "admin".into(),
-            timestamp: menshen_store::now_rfc3339(),
-            actor,
-            action,
-            status: status.as_u16(),
-            before,
-            request,
-            after,
-        };
-        if let Err(e) = audit.record_durable(&rec).await {
-            tracing::error!(error = %e, "admin action could not be recorded");
+    // The change, its result record and the snapshot rebuild run in a task
+    // of their own: an admin client that hangs up cannot leave a change made
+    // but unrecorded.
+    let work = tokio::spawn(async move {
+        let resp = next
+            .run(Request::from_parts(parts, axum::body::Body::from(body)))
+            .await;
+        let status = resp.status();
+        let (rparts, rbody) = resp.into_parts();
+        let rbytes = axum::body::to_bytes(rbody, 8 << 20)
+            .await
+            .unwrap_or_default();
+        let after = serde_json::from_slice::<serde_json::Value>(&rbytes)
+            .ok()
+            .map(scrub);
+        if let Some(audit) = &st.audit {
+            let rec = menshen_audit::AdminRecord {
+                kind: "admin".into(),
+                timestamp: menshen_store::now_rfc3339(),
+                actor,
+                action,
+                status: status.as_u16(),
+                before,
+                request,
+                after,
+            };
+            if let Err(e) = audit.record_durable(&rec).await {
+                tracing::error!(error = %e, "admin action's result could not be recorded (its request was)");
+            }
         }
-    }
-    if status.is_success() {
-        if let Some(hook) = &st.after_change {
-            hook().await;
+        if status.is_success() {
+            if let Some(hook) = &st.after_change {
+                hook().await;
+            }
         }
+        Response::from_parts(rparts, axum::body::Body::from(rbytes))
+    });
+    match work.await {
+        Ok(r) => r,
+        Err(e) => AdminError::Internal(format!("admin change task failed: {e}")).into_response(),
     }
-    Response::from_parts(rparts, axum::body::Body::from(rbytes))
 }
 
 /// The admin router.

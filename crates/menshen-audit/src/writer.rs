@@ -919,7 +919,7 @@ impl AuditLog {
     /// records of those refusals keep probing the disk, so it recovers by
     /// itself.
     pub fn is_healthy(&self) -> bool {
-        self.healthy.load(std::sync::atomic::Ordering::Acquire)
+        self.healthy.load(std::sync::atomic::Ordering::Acquire) && !self.tx.is_closed()
     }
 
     /// The log directory.

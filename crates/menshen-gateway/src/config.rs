@@ -235,6 +235,9 @@ impl GatewayConfig {
                 self.max_body_bytes
             ));
         }
+        if self.connection_records_per_ip_per_minute == 0 {
+            return Err("gateway.connection_records_per_ip_per_minute: must be at least 1 (default 10); connection-level failures are always recorded".into());
+        }
         if self.max_connections == 0 || self.max_connections_per_ip == 0 {
             return Err(
                 "gateway.max_connections / max_connections_per_ip: must be > 0 (defaults 10000 / 256)"

@@ -14,6 +14,23 @@ use std::time::Instant;
 
 use tokio::sync::Notify;
 
+/// The key a client is counted under: its IPv4 address, or its IPv6 /64
+/// (one subscriber's prefix: counting single IPv6 addresses would let one
+/// client take every slot).
+pub fn client_key(ip: IpAddr) -> IpAddr {
+    match crate::snapshot::canonical_ip(ip) {
+        IpAddr::V6(v6) => {
+            let mut o = v6.octets();
+            o[8..].fill(0);
+            IpAddr::V6(std::net::Ipv6Addr::from(o))
+        }
+        v4 => v4,
+    }
+}
+
+/// Connections over `max` tolerated while shed ones close.
+pub const SHED_SLACK: usize = 64;
+
 /// One open connection, as the registry and its own task see it.
 pub struct Slot {
     id: u64,
@@ -29,6 +46,8 @@ pub struct Slot {
     proven: AtomicBool,
     /// Whether a bare LF was seen in an HTTP/1.1 head on it.
     bare_lf: AtomicBool,
+    /// Whether part of an HTTP/1.1 head is pending.
+    head_pending: AtomicBool,
     close: Notify,
 }
 
@@ -49,6 +68,11 @@ impl Slot {
         self.in_flight.fetch_sub(1, Ordering::AcqRel);
     }
 
+    /// Requests (or streams) being served on this connection now.
+    pub fn in_flight(&self) -> usize {
+        self.in_flight.load(Ordering::Acquire)
+    }
+
     /// A request on this connection carried a verified signature.
     pub fn mark_proven(&self) {
         self.proven.store(true, Ordering::Relaxed);
@@ -62,6 +86,16 @@ impl Slot {
     /// Whether a bare LF was seen in a request head on this connection.
     pub fn bare_lf_seen(&self) -> bool {
         self.bare_lf.load(Ordering::Acquire)
+    }
+
+    /// Part of an HTTP/1.1 head has arrived (or not) and is incomplete.
+    pub fn set_head_pending(&self, pending: bool) {
+        self.head_pending.store(pending, Ordering::Relaxed);
+    }
+
+    /// Whether part of an HTTP/1.1 head is pending.
+    pub fn head_pending(&self) -> bool {
+        self.head_pending.load(Ordering::Relaxed)
     }
 
     /// How long the connection has been idle (no request in flight), or
@@ -179,6 +213,11 @@ impl Connections {
                 return Err(Refusal::PerIp);
             }
         }
+        // Connections being shed still hold a descriptor for up to a second:
+        // past this slack nothing is admitted, shed or not.
+        if g.slots.len() >= self.max + SHED_SLACK {
+            return Err(Refusal::Global);
+        }
         if g.slots.len() >= self.max {
             let all_live = g.slots.values().filter(|s| live(s)).count();
             if all_live >= self.max && !shed_oldest_idle(&g, |_| true) {
@@ -195,6 +234,7 @@ impl Connections {
             shed: AtomicBool::new(false),
             proven: AtomicBool::new(false),
             bare_lf: AtomicBool::new(false),
+            head_pending: AtomicBool::new(false),
             close: Notify::new(),
         });
         g.slots.insert(slot.id, slot.clone());
@@ -254,6 +294,22 @@ mod tests {
         assert!(g4.slot.shed.load(Ordering::Acquire));
         drop((g2, g3, g4));
         assert_eq!(reg.open(), 1);
+    }
+
+    #[test]
+    fn an_ipv6_client_is_counted_by_its_64_prefix() {
+        let reg = Connections::new(100, 1);
+        let a = client_key("2001:db8:1:2::1".parse().unwrap());
+        let b = client_key("2001:db8:1:2:ffff::7".parse().unwrap());
+        assert_eq!(a, b);
+        assert_ne!(a, client_key("2001:db8:1:3::1".parse().unwrap()));
+        assert_eq!(
+            client_key("::ffff:192.0.2.1".parse().unwrap()),
+            "192.0.2.1".parse::<IpAddr>().unwrap()
+        );
+        let g = reg.admit(a).unwrap();
+        g.slot.request_started();
+        assert_eq!(reg.admit(b).err(), Some(Refusal::PerIp));
     }
 
     #[test]

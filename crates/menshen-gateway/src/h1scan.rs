@@ -10,7 +10,9 @@
 //! reach hyper unchanged, and the `edge` stage refuses a request on a
 //! connection where one was seen (400, connection closed).
 //!
-//! A connection that starts with the HTTP/2 preface is not scanned.
+//! A connection that starts with the HTTP/2 preface is not scanned. Framing
+//! the scanner cannot follow is refused like a bare LF, so a request is
+//! never served unscanned; hyper's own head limit is set to the scanner's.
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -21,8 +23,8 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use crate::conn::Slot;
 
 const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
-/// Longest head kept to find its framing headers (hyper refuses larger).
-const MAX_HEAD: usize = 64 * 1024;
+/// Longest request head; hyper is set to refuse larger ones too.
+pub const MAX_HEAD: usize = 64 * 1024;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
@@ -55,7 +57,10 @@ pub struct Scanner {
     prev: u8,
     /// The framing of the head being read.
     framing: HeadFraming,
-    /// Whether a bare LF was seen.
+    /// Whether a bare LF was seen, or framing the scanner cannot follow
+    /// (a head over 64 KiB, a chunk-size line over 1 KiB or empty, a
+    /// `Transfer-Encoding` other than chunked, conflicting `Content-Length`):
+    /// either way the connection is refused, never left unscanned.
     pub bare_lf: bool,
 }
 
@@ -118,7 +123,8 @@ impl HeadFraming {
         }
     }
 
-    /// Where the bytes after the head belong.
+    /// Where the bytes after the head belong (`Off` for framing the
+    /// scanner cannot follow: the caller refuses the connection).
     fn next_state(&self) -> State {
         if self.unfollowable {
             State::Off
@@ -134,6 +140,12 @@ impl HeadFraming {
 }
 
 impl Scanner {
+    /// Whether part of a request head has arrived and its end has not (a
+    /// header timeout then is a slow client, not an idle connection).
+    pub fn head_pending(&self) -> bool {
+        self.state == State::Head && self.framing.bytes > 0
+    }
+
     /// Feed bytes the client sent.
     pub fn feed(&mut self, mut data: &[u8]) {
         while !data.is_empty() && !self.bare_lf {
@@ -190,7 +202,7 @@ impl Scanner {
         let Some(i) = memchr::memchr(b'\n', data) else {
             self.framing.bytes += data.len();
             if self.framing.bytes > MAX_HEAD {
-                self.state = State::Off;
+                self.bare_lf = true;
                 return &[];
             }
             self.head.extend_from_slice(data);
@@ -206,7 +218,7 @@ impl Scanner {
         }
         self.framing.bytes += i + 1;
         if self.framing.bytes > MAX_HEAD {
-            self.state = State::Off;
+            self.bare_lf = true;
             return &[];
         }
         self.prev = b'\n';
@@ -230,6 +242,7 @@ impl Scanner {
             // after it, the empty line ends the head.
             if self.framing.started {
                 self.state = self.framing.next_state();
+                self.bare_lf |= self.state == State::Off;
                 self.framing = HeadFraming::default();
             }
         } else if !self.framing.started {
@@ -255,10 +268,13 @@ impl Scanner {
                     self.state = match u64::from_str_radix(size, 16) {
                         Ok(0) => State::Trailers,
                         Ok(n) => State::ChunkData(n),
-                        Err(_) => State::Off,
+                        Err(_) => {
+                            self.bare_lf = true;
+                            State::Off
+                        }
                     };
                 } else if self.line.len() > 1024 {
-                    self.state = State::Off;
+                    self.bare_lf = true;
                 }
             }
             State::ChunkEnd => {
@@ -266,7 +282,11 @@ impl Scanner {
                 if self.line.len() == 2 {
                     let ok = self.line == b"\r\n";
                     self.line.clear();
-                    self.state = if ok { State::ChunkSize } else { State::Off };
+                    if ok {
+                        self.state = State::ChunkSize;
+                    } else {
+                        self.bare_lf = true;
+                    }
                 }
             }
             State::Trailers => {
@@ -278,7 +298,7 @@ impl Scanner {
                         self.state = State::Head;
                     }
                 } else if self.line.len() > MAX_HEAD {
-                    self.state = State::Off;
+                    self.bare_lf = true;
                 }
             }
             _ => {}
@@ -320,6 +340,7 @@ impl<IO: AsyncRead + Unpin> AsyncRead for HeadScanner<IO> {
                 if this.scanner.bare_lf {
                     this.slot.mark_bare_lf();
                 }
+                this.slot.set_head_pending(this.scanner.head_pending());
             }
         }
         r

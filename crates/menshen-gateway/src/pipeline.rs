@@ -51,7 +51,7 @@ pub const ORDER: &[(&str, Phase)] = &[
     (route::NAME, Phase::Request),
     (authenticate::NAME_HEAD, Phase::Request),
     (body::NAME, Phase::Request),
-    (authenticate::NAME_VERIFY, Phase::Request),
+    (authenticate::NAME_DIGEST, Phase::Request),
     (client_cert::NAME, Phase::Request),
     (app_status::NAME, Phase::Request),
     (ip_lists::NAME, Phase::Request),
@@ -149,7 +149,6 @@ where
                 deadline.as_millis()
             ))),
         };
-    drop(charge);
     let (mut resp, mut err) = match result {
         Ok(r) => (r, None),
         Err(e) => (e.to_response(&ex.txn_id), Some(e)),
@@ -193,6 +192,9 @@ where
         resp = e.to_response(&ex.txn_id);
         let _ = sign_response::on_response(&ex, cfg.sign_all_responses, &mut resp);
     }
+    // The body stays charged until its record (which may retain it) is
+    // written.
+    drop(charge);
     resp.map(Full::new)
 }
 
@@ -230,20 +232,22 @@ where
     // there (the upstream must never act on an answer we cannot deliver).
     let routed = route::on_request(ex)?;
     sign_response::on_request(ex, cfg.sign_all_responses)?;
-    // authenticate_head: all the headers prove (syntax, window, App_ID, alg,
-    // key, level minimum) BEFORE a byte of the body is held.
-    let claimed = authenticate::head(ex, &routed, cfg.replay_window_secs, state.replay_not_before)?;
-    // body: bounded in size, time and shared memory; an unknown App_ID's
-    // body is drained unread.
+    // authenticate: all the headers prove (syntax, window, App_ID, alg,
+    // key, level minimum, and the signature itself, whose base covers only
+    // headers) BEFORE a byte of the body is held.
+    let verified =
+        authenticate::head(ex, &routed, cfg.replay_window_secs, state.replay_not_before)?;
+    // body: bounded in size, time and shared memory; only a verified
+    // signature gets here.
     let limits = body::BodyLimits {
         max: cfg.max_body_bytes,
         timeout: Duration::from_millis(cfg.body_read_timeout_ms),
         budget: &state.budget,
     };
-    body::read(ex, body, &limits, charge, claimed.app.is_some()).await?;
-    // authenticate_verify: digest and signature; makes the proof every
-    // later stage needs.
-    let auth = authenticate::verify(ex, claimed)?;
+    body::read(ex, body, &limits, charge).await?;
+    // digest: the body matches the Content-Digest the signature covered;
+    // makes the proof every later stage needs.
+    let auth = authenticate::digest(ex, verified)?;
     // client_cert: a certificate of another app is refused.
     client_cert::on_request(ex, &auth)?;
     // app_status on every call (AUTH-4): after authentication, so only the

@@ -251,12 +251,18 @@ struct Bucket {
 }
 
 /// Connection-level records (AUD-1 below HTTP), at most `per_minute` per
-/// client IP per minute; the number left out is written with the next
+/// client (IPv4 address or IPv6 /64) per minute; the number left out is written with the next
 /// record of that IP.
 pub struct ConnRecorder {
     per_minute: u32,
     node_id: String,
-    buckets: Mutex<HashMap<IpAddr, Bucket>>,
+    buckets: Mutex<Buckets>,
+}
+
+#[derive(Default)]
+struct Buckets {
+    map: HashMap<IpAddr, Bucket>,
+    last_prune: Option<Instant>,
 }
 
 /// Everything said about one connection-level failure.
@@ -285,25 +291,51 @@ impl ConnRecorder {
         ConnRecorder {
             per_minute,
             node_id,
-            buckets: Mutex::new(HashMap::new()),
+            buckets: Mutex::new(Buckets::default()),
         }
     }
 
     /// Whether this event may be written now, and how many of this IP's
     /// events were left out since its last written one.
     fn admit(&self, ip: IpAddr) -> Option<u64> {
-        let mut b = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
+        let ip = crate::conn::client_key(ip);
+        let mut g = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
         let now = Instant::now();
         let minute = std::time::Duration::from_secs(60);
-        if b.len() >= MAX_TRACKED_IPS && !b.contains_key(&ip) {
-            b.retain(|_, v| now.duration_since(v.window_start) < minute || v.suppressed > 0);
+        let shared = IpAddr::from([0u8; 16]);
+        // Full: at most every 10 s, forget the addresses of past minutes;
+        // what they had left out moves to the shared bucket (still counted).
+        if g.map.len() >= MAX_TRACKED_IPS
+            && !g.map.contains_key(&ip)
+            && g.last_prune
+                .is_none_or(|t| now.duration_since(t) >= minute / 6)
+        {
+            g.last_prune = Some(now);
+            let mut carried = 0;
+            g.map.retain(|k, v| {
+                let keep = *k == shared || now.duration_since(v.window_start) < minute;
+                if !keep {
+                    carried += v.suppressed;
+                }
+                keep
+            });
+            if carried > 0 {
+                g.map
+                    .entry(shared)
+                    .or_insert(Bucket {
+                        window_start: now,
+                        written: 0,
+                        suppressed: 0,
+                    })
+                    .suppressed += carried;
+            }
         }
-        let key = if b.len() >= MAX_TRACKED_IPS && !b.contains_key(&ip) {
-            IpAddr::from([0u8; 16])
+        let key = if g.map.len() >= MAX_TRACKED_IPS && !g.map.contains_key(&ip) {
+            shared
         } else {
             ip
         };
-        let e = b.entry(key).or_insert(Bucket {
+        let e = g.map.entry(key).or_insert(Bucket {
             window_start: now,
             written: 0,
             suppressed: 0,
@@ -403,8 +435,13 @@ mod tests {
         // Another IP has its own allowance.
         assert_eq!(r.admit(b), Some(0));
         // A new window reports what was left out.
-        r.buckets.lock().unwrap().get_mut(&a).unwrap().window_start -=
-            std::time::Duration::from_secs(61);
+        r.buckets
+            .lock()
+            .unwrap()
+            .map
+            .get_mut(&a)
+            .unwrap()
+            .window_start -= std::time::Duration::from_secs(61);
         assert_eq!(r.admit(a), Some(2));
         assert_eq!(r.admit(a), Some(0));
     }

@@ -103,8 +103,10 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
 impl GatewayHandle {
     /// Stop accepting, let in-flight requests finish (each runs to its
-    /// access record; bounded by the request deadline), then return.
-    pub async fn shutdown(self) {
+    /// access record; bounded by the request deadline), then return whether
+    /// every request finished (false: some were still running at the
+    /// deadline and may have no record).
+    pub async fn shutdown(self) -> bool {
         let _ = self.shutdown.send(true);
         for t in self.tasks {
             let _ = t.await;
@@ -116,9 +118,12 @@ impl GatewayHandle {
             .is_err()
         {
             tracing::error!(
-                "requests still running at the shutdown deadline; they are recorded as interrupted"
+                running = self.requests.len(),
+                "requests still running at the shutdown deadline: the next start treats this stop as unclean"
             );
+            return false;
         }
+        true
     }
 }
 
@@ -339,7 +344,7 @@ async fn accept_loop(
             },
         };
         let started = (SystemTime::now(), Instant::now());
-        let guard = match state.connections.admit(canonical_ip(peer.ip())) {
+        let guard = match state.connections.admit(crate::conn::client_key(peer.ip())) {
             Ok(g) => g,
             Err(refusal) => {
                 drop(tcp);
@@ -357,7 +362,7 @@ async fn accept_loop(
         let _ = tcp.set_nodelay(true);
         let acceptor = acceptor.clone();
         let state = state.clone();
-        let shutdown = shutdown.clone();
+        let mut shutdown = shutdown.clone();
         let requests = requests.clone();
         connections.spawn(async move {
             let handshake_timeout = Duration::from_millis(state.config.header_read_timeout_ms);
@@ -374,6 +379,7 @@ async fn accept_loop(
                     }
                 },
                 _ = guard.slot.shed_requested() => return,
+                _ = shutdown.changed() => return,
             };
             let client_cert: Option<Arc<str>> = tls
                 .get_ref()
@@ -408,31 +414,56 @@ async fn serve(
         slot: Some(slot.clone()),
     };
     let svc_state = state.clone();
+    let task_cap = 2 * cfg.h2_max_concurrent_streams as usize;
     let svc = service_fn(move |req: http::Request<hyper::body::Incoming>| {
         let state = svc_state.clone();
         let info = info.clone();
         let slot = slot.clone();
+        // HTTP/2 streams reset by the client free their slot while their
+        // task runs on: cap the tasks of one connection, or rapid resets
+        // would start unbounded work.
+        if slot.in_flight() >= task_cap {
+            let ms = SystemTime::now()
+                .duration_since(SystemTime::UNIX_EPOCH)
+                .map(|d| d.as_millis())
+                .unwrap_or(0);
+            let txn = state.txn.next(ms);
+            conn_event(
+                &state,
+                info.peer,
+                "REQUEST_TASK_LIMIT",
+                format!("{task_cap} requests of this connection still running; refused with SERVER_BUSY"),
+                (SystemTime::now(), Instant::now()),
+                info.client_cert.as_deref(),
+            );
+            let resp = crate::error::error_response(menshen_protocol::ErrorCode::ServerBusy, &txn)
+                .map(http_body_util::Full::new);
+            return futures_ready(resp);
+        }
         // AUD-1: the request runs in its own task; if the client goes away
         // (the service future is dropped) the task still runs to its record.
         slot.request_started();
+        let guard = InFlight(slot);
         let task = requests.spawn(async move {
-            let r = crate::pipeline::handle(state, req, info).await;
-            slot.request_ended();
-            r
+            let _ended = guard; // request_ended, also if the task panics
+            crate::pipeline::handle(state, req, info).await
         });
-        async move {
+        Box::pin(async move {
             Ok::<_, Infallible>(match task.await {
                 Ok(r) => r,
                 Err(_) => crate::error::error_response(menshen_protocol::ErrorCode::Internal, "-")
                     .map(http_body_util::Full::new),
             })
-        }
+        }) as ServiceFuture
     });
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
         .timer(TokioTimer::new())
         .header_read_timeout(Duration::from_millis(cfg.header_read_timeout_ms))
+        // The bare-LF scanner follows heads up to this size; larger ones are
+        // refused by hyper (and by the scanner).
+        .max_buf_size(crate::h1scan::MAX_HEAD)
         .keep_alive(true);
     builder
         .http2()
@@ -468,7 +499,13 @@ async fn serve(
             }
             _ = guard.slot.shed_requested(), if closing.is_none() => {
                 conn.as_mut().graceful_shutdown();
-                closing = Some(tokio::time::Instant::now() + Duration::from_secs(1));
+                // A request that started just now gets its answer delivered.
+                let grace = if guard.slot.idle_for_ms().is_some() {
+                    Duration::from_secs(1)
+                } else {
+                    Duration::from_millis(cfg.request_timeout_ms)
+                };
+                closing = Some(tokio::time::Instant::now() + grace);
             }
             _ = shutdown.changed(), if closing.is_none() => {
                 conn.as_mut().graceful_shutdown();
@@ -488,7 +525,11 @@ async fn serve(
         let code = if let Some(h) = e.downcast_ref::<hyper::Error>() {
             if h.is_parse() || h.is_parse_status() {
                 Some("HTTP_PARSE_ERROR")
-            } else if h.is_timeout() {
+            } else if h.is_timeout() && guard.slot.head_pending() {
+                // Part of a head arrived, the rest did not: a slow client.
+                // (hyper's header timer also runs while a keep-alive
+                // connection waits for its next request: that is idleness,
+                // not worth a record.)
                 Some("HEADER_TIMEOUT")
             } else {
                 None
@@ -509,6 +550,27 @@ async fn serve(
         }
     }
     drop(guard);
+}
+
+type ServiceFuture = std::pin::Pin<
+    Box<
+        dyn std::future::Future<
+                Output = Result<http::Response<http_body_util::Full<bytes::Bytes>>, Infallible>,
+            > + Send,
+    >,
+>;
+
+fn futures_ready(r: http::Response<http_body_util::Full<bytes::Bytes>>) -> ServiceFuture {
+    Box::pin(std::future::ready(Ok(r)))
+}
+
+/// Marks a request ended when dropped (normally, or if its task panics).
+struct InFlight(Arc<crate::conn::Slot>);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.request_ended();
+    }
 }
 
 fn hex_lower(b: &[u8]) -> String {

@@ -300,6 +300,13 @@ pub const NEVER_FORWARDED_HEADERS: &[&str] = &[
     "content-length",
     "transfer-encoding",
     "connection",
+    "keep-alive",
+    "proxy-connection",
+    "proxy-authenticate",
+    "te",
+    "trailer",
+    "upgrade",
+    "http2-settings",
     "signature",
     "signature-input",
 ];

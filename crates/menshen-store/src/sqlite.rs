@@ -340,6 +340,22 @@ impl SqliteStore {
         })
     }
 
+    /// Like [`SqliteStore::read`], on the audit index's own connection: a
+    /// long audit search never holds up the control plane's writes or the
+    /// gateway's snapshot rebuilds.
+    async fn read_index<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let conn = self.index_conn.clone();
+        tokio::task::spawn_blocking(move || {
+            let c = conn.lock().unwrap_or_else(|p| p.into_inner());
+            f(&c)
+        })
+        .await
+        .map_err(|e| StoreError::Backend(e.to_string()))?
+    }
+
     async fn read<T: Send + 'static>(
         &self,
         f: impl FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
@@ -611,7 +627,7 @@ impl Store for SqliteStore {
         let q = q.clone();
         let from = q.from.as_deref().map(|t| time_ms("from", t)).transpose()?;
         let to = q.to.as_deref().map(|t| time_ms("to", t)).transpose()?;
-        self.read(move |c| {
+        self.read_index(move |c| {
             // Only the filters given, so SQLite can use the index of the
             // most selective one (`txn_id`, `app_id`, `api_id`); a
             // `(? IS NULL OR col = ?)` form would scan the whole table.

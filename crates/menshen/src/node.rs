@@ -117,7 +117,7 @@ impl Node {
         });
         std::fs::write(&marker, std::process::id().to_string())
             .with_context(|| format!("data_dir: cannot write {}", marker.display()))?;
-        let gateway = Gateway::start(
+        let gateway = match Gateway::start(
             cfg.gateway.clone(),
             cp.clone(),
             hot,
@@ -129,7 +129,16 @@ impl Node {
             },
         )
         .await
-        .map_err(anyhow::Error::msg)?;
+        {
+            Ok(g) => g,
+            Err(e) => {
+                // Nothing was served: this start leaves no unclean mark.
+                if !unclean {
+                    let _ = std::fs::remove_file(&marker);
+                }
+                return Err(anyhow::Error::msg(e));
+            }
+        };
         let (admin_stop, mut rx) = watch::channel(false);
         let (snap, cp2) = (gateway.snapshot.clone(), cp.clone());
         let after_change: menshen_admin::AfterChange = Arc::new(move || {
@@ -170,16 +179,17 @@ impl Node {
     /// Stop both listeners, finish in-flight requests, flush the audit log.
     pub async fn shutdown(self) {
         let _ = self.admin_stop.send(true);
-        self.gateway.shutdown().await;
+        let finished = self.gateway.shutdown().await;
         let _ = self.admin_task.await;
         match self.audit.flush().await {
             // A clean stop: every record is on disk, so the next start may
             // trust the log's nonces.
-            Ok(()) => {
+            Ok(()) if finished => {
                 if let Err(e) = std::fs::remove_file(&self.marker) {
                     tracing::warn!(error = %e, "cannot remove the running marker");
                 }
             }
+            Ok(()) => {}
             Err(e) => tracing::error!(error = %e, "audit flush at shutdown failed"),
         }
     }

@@ -51,6 +51,20 @@ async fn int_4_after_an_unclean_stop_requests_signed_before_the_restart_are_refu
         rec.reason.unwrap_or_default().contains("unclean stop"),
         "the record says why"
     );
+    // Dated more than 5 s ahead: refused during the guard window (it could
+    // be a pre-crash request signed with a fast clock).
+    let c2 = h.client(&app, &secret);
+    let mut ahead = c2.request("GET", "/v1/items/3", None).unwrap();
+    c2.sign(
+        &mut ahead,
+        Some(&SignOptions {
+            created: Some(menshen_store::now_unix() + 60),
+            ..Default::default()
+        }),
+    )
+    .unwrap();
+    let r = c2.send_unverified(ahead).await.unwrap();
+    assert_eq!(r.error().expect("refused").code, "STALE_TIMESTAMP");
     // A request signed now passes.
     let r = h
         .client(&app, &secret)

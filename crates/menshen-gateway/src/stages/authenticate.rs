@@ -1,18 +1,20 @@
 //! Authenticate the app (AUTH-1, AUTH-2, INT-1, INT-2, LVL-3) in two steps,
 //! around the body read:
 //!
-//! 1. [`head`], from the headers alone, before a byte of the body is held:
-//!    RFC 9421 signature syntax, `X-App-Id` = `keyid`, the `created` window
-//!    and `expires` (INT-4, first half; the nonce is the replay stage's), the
-//!    start-up replay guard, the algorithm against the app's credentials, a
-//!    key valid now, and the API's minimum controls (LVL-3: above A1 a MAC
-//!    alone is refused unless the connection carries the app's bound client
-//!    certificate). A request that fails here is refused without reading its
-//!    body (issue 9: bounded under attack).
-//! 2. [`verify`], after the body: coverage of `content-digest`, the body
-//!    against its `Content-Digest` (RFC 9530), and the signature itself,
-//!    made with the App_Secret (`hmac-sm3`, `hmac-sha256`) or a registered
-//!    key pair (`sm2-sm3`, `ecdsa-p256-sha256`, `ed25519`, `rsa-v1_5-sha256`).
+//! 1. [`head`] (stage `authenticate`), from the headers alone, before a byte
+//!    of the body is held: RFC 9421 signature syntax, one `X-App-Id` equal to
+//!    `keyid`, the `created` window and `expires` (INT-4, first half; the
+//!    nonce is the replay stage's), the start-up replay guard, the algorithm
+//!    against the app's credentials, a key valid now, the API's minimum
+//!    controls (LVL-3: above A1 a MAC alone is refused unless the connection
+//!    carries the app's bound client certificate), and **the signature
+//!    itself**: the signature base covers headers only (the body enters it
+//!    through the `Content-Digest` header's value), so it can be verified
+//!    before the body. An unknown App_ID or a bad signature is refused here,
+//!    and no body is ever held for it (issue 9: bounded under attack).
+//! 2. [`digest`] (stage `digest`), after the body: `content-digest` covered
+//!    when there is a body, and the body matching its `Content-Digest`
+//!    (RFC 9530).
 //!
 //! The client learns one stable code; the audit record keeps the precise
 //! reason.
@@ -32,19 +34,26 @@ use crate::snapshot::AppEntry;
 use crate::GatewayError;
 
 /// Stage name of the header step.
-pub const NAME_HEAD: &str = "authenticate_head";
-/// Stage name of the verification step.
-pub const NAME_VERIFY: &str = "authenticate_verify";
+pub const NAME_HEAD: &str = "authenticate";
+/// Stage name of the body step.
+pub const NAME_DIGEST: &str = "digest";
 
-/// What the headers claim, checked as far as the headers allow. Only
-/// [`head`] makes one.
-pub struct Claimed {
-    /// The claimed app; `None` for an unknown App_ID (refused after the body
-    /// was drained unread, so the answer does not tell it apart from a bad
-    /// signature of a known app).
-    pub app: Option<Arc<AppEntry>>,
-    mac: Option<MacAlg>,
-    sig_alg: Option<SigAlg>,
+/// Forward clock skew accepted for one replay window after an unclean stop
+/// (INT-4): a request signed before the crash, dated ahead, cannot be
+/// replayed after the restart.
+pub const GUARD_FORWARD_SKEW_SECS: i64 = 5;
+
+/// A secret no app has: an unknown App_ID's MAC is computed against it, so
+/// its refusal costs what a known App_ID's bad signature costs.
+const DUMMY_SECRET: &[u8; 32] = b"menshen-no-such-app-menshen-none";
+
+/// Proof that the signature over the headers verified. Only [`head`] makes
+/// one; [`digest`] turns it into [`Authenticated`] once the body matches.
+pub struct Verified {
+    app: Arc<AppEntry>,
+    key_pair_auth: bool,
+    created: i64,
+    nonce: String,
 }
 
 /// Proof that the signature verified: the later stages need it, so none of
@@ -72,7 +81,7 @@ pub fn head(
     routed: &Routed,
     window_secs: u32,
     not_before: Option<i64>,
-) -> Result<Claimed, GatewayError> {
+) -> Result<Verified, GatewayError> {
     let (Some(input), Some(sig)) = (
         ex.header_str(headers::SIGNATURE_INPUT),
         ex.header_str(headers::SIGNATURE),
@@ -82,17 +91,18 @@ pub fn head(
             "no signature headers",
         ));
     };
-    if ex
-        .parts
-        .headers
-        .get_all(headers::SIGNATURE_INPUT)
-        .iter()
-        .count()
-        > 1
-        || ex.parts.headers.get_all(headers::SIGNATURE).iter().count() > 1
+    let h = &ex.parts.headers;
+    if [
+        headers::SIGNATURE_INPUT,
+        headers::SIGNATURE,
+        headers::APP_ID,
+        headers::CONTENT_DIGEST,
+    ]
+    .iter()
+    .any(|n| h.get_all(*n).iter().count() > 1)
     {
         return Err(malformed(ProtocolError::MissingComponent(
-            "one Signature-Input and one Signature header".into(),
+            "Signature-Input, Signature, X-App-Id and Content-Digest are sent once each".into(),
         )));
     }
     let parsed = ParsedSignature::parse(input, sig).map_err(malformed)?;
@@ -104,9 +114,15 @@ pub fn head(
             "no `;req`/`;key` components in requests".into(),
         )));
     }
-    // Coverage that does not depend on the body (`content-digest` is
-    // checked once the body is known).
-    if let Err(e) = parsed.check_coverage(ex.parts.uri.query().is_some(), false) {
+    // Coverage: `content-digest` as soon as the head announces a body
+    // (`Content-Length` > 0, or `Transfer-Encoding`); a body that arrives
+    // unannounced (HTTP/2) is checked by the digest stage.
+    let h = &ex.parts.headers;
+    let body_announced = h.contains_key(http::header::TRANSFER_ENCODING)
+        || h.get(http::header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.trim() != "0");
+    if let Err(e) = parsed.check_coverage(ex.parts.uri.query().is_some(), body_announced) {
         ex.signature = Some(parsed);
         return Err(malformed(e));
     }
@@ -158,6 +174,18 @@ pub fn head(
                 ),
             ));
         }
+        // A request signed before the crash with `created` ahead of the
+        // clock would pass the check above; during the guard window only a
+        // small forward skew is accepted.
+        if now < nb + window && created > now + GUARD_FORWARD_SKEW_SECS {
+            return Err(GatewayError::new(
+                ErrorCode::StaleTimestamp,
+                format!(
+                    "created {created} is {}s ahead: after an unclean stop, at most {GUARD_FORWARD_SKEW_SECS}s ahead is accepted for one replay window",
+                    created - now
+                ),
+            ));
+        }
     }
 
     let mac = MacAlg::from_name(&alg_name);
@@ -169,11 +197,18 @@ pub fn head(
                 format!("alg `{alg_name}` unknown"),
             ));
         }
-        return Ok(Claimed {
-            app: None,
-            mac,
-            sig_alg,
-        });
+        // As much work as a known App_ID's bad MAC (key-pair algorithms:
+        // issue 10 adds a dummy-key verification).
+        if let (Some(m), Some(parsed)) = (mac, ex.signature.as_ref()) {
+            if let Ok(base) = signature_base(&parsed.params.components, &parsed.params_value, &*ex)
+            {
+                let _ = m.verify(DUMMY_SECRET, base.as_bytes(), &parsed.signature);
+            }
+        }
+        return Err(GatewayError::new(
+            ErrorCode::InvalidSignature,
+            "unknown App_ID",
+        ));
     };
     if mac.is_none() && sig_alg.is_none() {
         return Err(GatewayError::new(
@@ -232,66 +267,12 @@ pub fn head(
             ),
         ));
     }
-    Ok(Claimed {
-        app: Some(app),
-        mac,
-        sig_alg,
-    })
-}
-
-/// Step 2, after the body: digest and signature.
-pub fn verify(ex: &mut Exchange, claimed: Claimed) -> Result<Authenticated, GatewayError> {
-    let Some(app) = claimed.app else {
-        return Err(GatewayError::new(
-            ErrorCode::InvalidSignature,
-            "unknown App_ID",
-        ));
-    };
     let Some(parsed) = ex.signature.as_ref() else {
         return Err(GatewayError::Internal(
-            "signature missing after the head step".into(),
+            "signature missing after parsing".into(),
         ));
     };
-    let has_query = ex.parts.uri.query().is_some();
-    let has_body = !ex.body.is_empty();
-    parsed
-        .check_coverage(has_query, has_body)
-        .map_err(malformed)?;
-    // The body must match its digest before the signature over the digest
-    // means anything.
-    if parsed
-        .params
-        .components
-        .iter()
-        .any(|c| c == headers::CONTENT_DIGEST)
-    {
-        if ex
-            .parts
-            .headers
-            .get_all(headers::CONTENT_DIGEST)
-            .iter()
-            .count()
-            > 1
-        {
-            return Err(malformed(ProtocolError::MissingComponent(
-                "one Content-Digest header".into(),
-            )));
-        }
-        let Some(cd) = ex.header_str(headers::CONTENT_DIGEST) else {
-            return Err(malformed(ProtocolError::ComponentAbsent(
-                headers::CONTENT_DIGEST.into(),
-            )));
-        };
-        verify_content_digest(cd, &ex.body).map_err(|e| match e {
-            ProtocolError::DigestMismatch => GatewayError::new(
-                ErrorCode::DigestMismatch,
-                "body does not match content-digest",
-            ),
-            other => malformed(other),
-        })?;
-    }
-    let now = ex.now_unix();
-    let verified = match (claimed.mac, claimed.sig_alg) {
+    let verified = match (mac, sig_alg) {
         (Some(m), _) => {
             let base = signature_base(&parsed.params.components, &parsed.params_value, &*ex)
                 .map_err(malformed)?;
@@ -322,16 +303,55 @@ pub fn verify(ex: &mut Exchange, claimed: Claimed) -> Result<Authenticated, Gate
             "signature does not verify",
         ));
     }
-    let (created, nonce) = (parsed.params.created, parsed.params.nonce.clone());
-    ex.app = Some(app.clone());
-    ex.key_pair_auth = claimed.sig_alg.is_some();
+    Ok(Verified {
+        app,
+        key_pair_auth: sig_alg.is_some(),
+        created,
+        nonce: parsed.params.nonce.clone(),
+    })
+}
+
+/// Step 2, after the body: the body matches its digest.
+pub fn digest(ex: &mut Exchange, v: Verified) -> Result<Authenticated, GatewayError> {
+    let Some(parsed) = ex.signature.as_ref() else {
+        return Err(GatewayError::Internal(
+            "signature missing after the head step".into(),
+        ));
+    };
+    let has_query = ex.parts.uri.query().is_some();
+    let has_body = !ex.body.is_empty();
+    parsed
+        .check_coverage(has_query, has_body)
+        .map_err(malformed)?;
+    // The signature covered the digest; the body must match it.
+    if parsed
+        .params
+        .components
+        .iter()
+        .any(|c| c == headers::CONTENT_DIGEST)
+    {
+        let Some(cd) = ex.header_str(headers::CONTENT_DIGEST) else {
+            return Err(malformed(ProtocolError::ComponentAbsent(
+                headers::CONTENT_DIGEST.into(),
+            )));
+        };
+        verify_content_digest(cd, &ex.body).map_err(|e| match e {
+            ProtocolError::DigestMismatch => GatewayError::new(
+                ErrorCode::DigestMismatch,
+                "body does not match content-digest",
+            ),
+            other => malformed(other),
+        })?;
+    }
+    ex.app = Some(v.app.clone());
+    ex.key_pair_auth = v.key_pair_auth;
     if let Some(c) = &ex.conn {
         c.mark_proven();
     }
     Ok(Authenticated {
-        app,
-        key_pair_auth: claimed.sig_alg.is_some(),
-        created,
-        nonce,
+        app: v.app,
+        key_pair_auth: v.key_pair_auth,
+        created: v.created,
+        nonce: v.nonce,
     })
 }

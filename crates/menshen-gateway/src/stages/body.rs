@@ -1,8 +1,7 @@
 //! Read the request body: after the headers were authenticated as far as
 //! they can be, within the size limit, within the body read timeout, and
 //! charged to the gateway's one memory budget for bodies (issue 9: bounded
-//! under attack). A body of an unknown App_ID is drained unread, so it costs
-//! no memory and its answer comes when a known app's would.
+//! under attack). Only a request whose signature verified gets here.
 
 use std::time::Duration;
 
@@ -51,14 +50,12 @@ fn declared_len(ex: &Exchange) -> Result<Option<u64>, GatewayError> {
 }
 
 /// Read the whole body into `ex.body` (and keep it charged in `charge` until
-/// the request ends). With `keep` false the body is read and dropped chunk
-/// by chunk, charging nothing.
+/// the request ends).
 pub async fn read<B>(
     ex: &mut Exchange,
     mut body: B,
     limits: &BodyLimits<'_>,
     charge: &mut Charge,
-    keep: bool,
 ) -> Result<(), GatewayError>
 where
     B: hyper::body::Body<Data = Bytes> + Unpin,
@@ -74,7 +71,7 @@ where
         }
         // Charge the declared size up front: a request that cannot fit is
         // answered before a byte of it is held.
-        if keep && len > 0 && !limits.budget.charge(charge, len as usize) {
+        if len > 0 && !limits.budget.charge(charge, len as usize) {
             return Err(GatewayError::Overloaded(format!(
                 "body memory budget ({} bytes) exhausted",
                 limits.budget.total_bytes()
@@ -92,7 +89,7 @@ where
         };
     }
     let prepaid = declared.unwrap_or(0) as usize;
-    let mut buf = BytesMut::with_capacity(if keep { prepaid } else { 0 });
+    let mut buf = BytesMut::with_capacity(prepaid);
     let mut seen = 0usize;
     let read = async {
         while let Some(frame) = body.frame().await {
@@ -109,19 +106,19 @@ where
                     "body over limit",
                 ));
             }
-            if keep {
-                if seen > prepaid
-                    && !limits
-                        .budget
-                        .charge(charge, seen - prepaid.max(seen - data.len()))
-                {
-                    return Err(GatewayError::Overloaded(format!(
-                        "body memory budget ({} bytes) exhausted",
-                        limits.budget.total_bytes()
-                    )));
-                }
-                buf.extend_from_slice(&data);
+            // Bytes beyond the declared length (chunked bodies: all of
+            // them) are charged as they arrive.
+            if seen > prepaid
+                && !limits
+                    .budget
+                    .charge(charge, seen - prepaid.max(seen - data.len()))
+            {
+                return Err(GatewayError::Overloaded(format!(
+                    "body memory budget ({} bytes) exhausted",
+                    limits.budget.total_bytes()
+                )));
             }
+            buf.extend_from_slice(&data);
         }
         Ok(())
     };
@@ -142,8 +139,6 @@ where
             ));
         }
     }
-    if keep {
-        ex.body = buf.freeze();
-    }
+    ex.body = buf.freeze();
     Ok(())
 }

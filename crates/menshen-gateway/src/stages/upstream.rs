@@ -179,10 +179,11 @@ pub async fn forward(
             }
         })?;
         let (parts, body) = resp.into_parts();
-        let body = Limited::new(body, max)
-            .collect()
-            .await
-            .map_err(|e| GatewayError::UpstreamFailed(format!("upstream body: {e}")))?;
+        let body = Limited::new(body, max).collect().await.map_err(|e| {
+            GatewayError::UpstreamTimeout(format!(
+                "upstream answer broke off or was over the limit after its head: {e}"
+            ))
+        })?;
         Ok::<_, GatewayError>((parts, body.to_bytes()))
     };
     let (parts, body) = match tokio::time::timeout(up.timeout, exchange).await {
