@@ -148,6 +148,22 @@ async fn an_unauthenticated_request_is_refused_from_its_head_without_its_body() 
         .expect("refused before the body");
     assert_eq!(status, 401, "{text}");
     assert!(text.contains("STALE_TIMESTAMP"), "{text}");
+    // A known App_ID with a forged signature, likewise: the signature is
+    // verified from the headers, so it holds no body budget at all.
+    let mut req = signed(&s, "POST", "/v1/orders", Some(b"{}"));
+    req.headers_mut().insert(
+        "signature",
+        "sig1=:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=:"
+            .parse()
+            .unwrap(),
+    );
+    let mut c = raw_tls(&s.h, false).await;
+    c.write_all(&h1_head(&req, Some(61_440))).await.unwrap();
+    let (status, text) = read_h1_response(&mut c, Duration::from_secs(5))
+        .await
+        .expect("refused before the body");
+    assert_eq!(status, 401, "{text}");
+    assert!(text.contains("INVALID_SIGNATURE"), "{text}");
     assert_eq!(
         s.h.node().gateway.state.budget.available_bytes(),
         s.h.node().gateway.state.budget.total_bytes(),
