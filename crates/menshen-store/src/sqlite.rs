@@ -165,6 +165,19 @@ const MIGRATIONS: &[&str] = &[
     "#,
 ];
 
+/// Run `f` with `conn` on a blocking thread.
+async fn run_on<T: Send + 'static>(
+    conn: Arc<Mutex<Connection>>,
+    f: impl FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+) -> Result<T, StoreError> {
+    tokio::task::spawn_blocking(move || {
+        let c = conn.lock().unwrap_or_else(|p| p.into_inner());
+        f(&c)
+    })
+    .await
+    .map_err(|e| StoreError::Backend(e.to_string()))?
+}
+
 /// SQLite-backed [`Store`].
 pub struct SqliteStore {
     conn: Arc<Mutex<Connection>>,
@@ -347,26 +360,15 @@ impl SqliteStore {
         &self,
         f: impl FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
-        let conn = self.index_conn.clone();
-        tokio::task::spawn_blocking(move || {
-            let c = conn.lock().unwrap_or_else(|p| p.into_inner());
-            f(&c)
-        })
-        .await
-        .map_err(|e| StoreError::Backend(e.to_string()))?
+        run_on(self.index_conn.clone(), f).await
     }
 
+    /// Run `f` on the main connection, on a blocking thread.
     async fn read<T: Send + 'static>(
         &self,
         f: impl FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
-        let conn = self.conn.clone();
-        tokio::task::spawn_blocking(move || {
-            let c = conn.lock().unwrap_or_else(|p| p.into_inner());
-            f(&c)
-        })
-        .await
-        .map_err(|e| StoreError::Backend(e.to_string()))?
+        run_on(self.conn.clone(), f).await
     }
 
     /// Run `f` in a transaction that also bumps the change counter; notify
