@@ -644,19 +644,20 @@ pub const SEAL_DURABLE: Duration = Duration::from_millis(10);
 /// Gathering time for durable records under load (see the writer loop).
 pub const DURABLE_LINGER: Duration = Duration::from_micros(500);
 
-/// Durable records per second over the last [`RATE_WINDOW`] or so.
-struct DurableRate {
+/// Records (of one kind: durable, or all) per second over the last
+/// [`RATE_WINDOW`] or so.
+struct ArrivalRate {
     start: Instant,
     count: usize,
     last: f64,
 }
 
-/// Window of [`DurableRate`].
+/// Window of [`ArrivalRate`].
 const RATE_WINDOW: Duration = Duration::from_millis(100);
 
-impl DurableRate {
+impl ArrivalRate {
     fn new() -> Self {
-        DurableRate {
+        ArrivalRate {
             start: Instant::now(),
             count: 0,
             last: 0.0,
@@ -674,7 +675,7 @@ impl DurableRate {
     }
 
     /// The rate of the last full window; zero once a window has passed with
-    /// no durable record (the load stopped).
+    /// no record counted (the load stopped).
     fn per_sec(&self) -> f64 {
         if self.start.elapsed() >= RATE_WINDOW * 2 {
             0.0
@@ -728,9 +729,9 @@ impl AuditLog {
                 // Durable records written since the last seal.
                 let mut durable_unsealed = false;
                 // Arrival rate of durable records, for the linger rule.
-                let mut rate = DurableRate::new();
+                let mut rate = ArrivalRate::new();
                 // Arrival rate of all records, for the asynchronous linger.
-                let mut all_rate = DurableRate::new();
+                let mut all_rate = ArrivalRate::new();
                 while let Some(first) = rx.blocking_recv() {
                     let mut recs = Vec::new();
                     // Callers of record_durable (answered once synced) and

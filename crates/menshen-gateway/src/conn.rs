@@ -117,11 +117,6 @@ impl Slot {
         }
         self.close.notified().await;
     }
-
-    /// The client IP of the connection.
-    pub fn ip(&self) -> IpAddr {
-        self.ip
-    }
 }
 
 #[derive(Default)]

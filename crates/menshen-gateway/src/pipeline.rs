@@ -67,8 +67,6 @@ pub const ORDER: &[(&str, Phase)] = &[
 /// optional response-phase work and its parameters.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct StagePlan {
-    /// The API's level.
-    pub level: Level,
     /// `sign_response` runs (always for A2/A3: AUTH-2, INT-2).
     pub sign_response: bool,
     /// The record is durable before the answer (A2/A3 always: DEP-2).
@@ -81,7 +79,6 @@ impl StagePlan {
     pub fn compile(api: &Api) -> Self {
         let above_a1 = api.level >= Level::A2;
         StagePlan {
-            level: api.level,
             sign_response: api.controls.sign_responses || above_a1,
             durable_record: above_a1,
         }
@@ -106,13 +103,9 @@ where
     B::Error: std::fmt::Display,
 {
     let started_at = SystemTime::now();
-    let ms = started_at
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map(|d| d.as_millis())
-        .unwrap_or(0);
     let (parts, incoming) = req.into_parts();
     let mut ex = Exchange {
-        txn_id: state.txn.next(ms),
+        txn_id: state.txn.next_at(started_at),
         started: Instant::now(),
         started_at,
         peer: conn.peer,

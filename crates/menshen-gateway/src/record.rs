@@ -28,10 +28,7 @@ pub const NAME: &str = "record";
 /// `YYYY-MM-DDTHH:MM:SS.mmmZ` (UTC) of `t`, written directly: this runs for
 /// every request, and a general formatter costs several times more.
 pub(crate) fn rfc3339_ms(t: SystemTime) -> String {
-    let ms = t
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0);
+    let ms = unix_ms(t);
     let (secs, milli) = (ms.div_euclid(1000), ms.rem_euclid(1000));
     let (days, sod) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
     // Civil date from days since 1970-01-01 (H. Hinnant's algorithm).

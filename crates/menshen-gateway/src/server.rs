@@ -301,12 +301,8 @@ fn conn_event(
     reason: String,
     started: (SystemTime, Instant),
     client_cert: Option<&str>,
-) {
-    let ms = started
-        .0
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map(|d| d.as_millis())
-        .unwrap_or(0);
+) -> String {
+    let txn_id = state.txn.next_at(started.0);
     state.conn_records.record(
         &state.audit,
         ConnEvent {
@@ -314,12 +310,13 @@ fn conn_event(
             client_ip: canonical_ip(peer.ip()),
             code,
             reason,
-            txn_id: state.txn.next(ms),
+            txn_id: txn_id.clone(),
             started_at: started.0,
             started: started.1,
             client_cert,
         },
     );
+    txn_id
 }
 
 async fn accept_loop(
@@ -423,12 +420,8 @@ async fn serve(
         // task runs on: cap the tasks of one connection, or rapid resets
         // would start unbounded work.
         if slot.in_flight() >= task_cap {
-            let ms = SystemTime::now()
-                .duration_since(SystemTime::UNIX_EPOCH)
-                .map(|d| d.as_millis())
-                .unwrap_or(0);
-            let txn = state.txn.next(ms);
-            conn_event(
+            // The answer carries the serial number of its record.
+            let txn = conn_event(
                 &state,
                 info.peer,
                 "REQUEST_TASK_LIMIT",
@@ -538,14 +531,16 @@ async fn serve(
             None
         };
         match code {
-            Some(code) => conn_event(
-                &state,
-                peer,
-                code,
-                format!("connection error: {e}"),
-                started,
-                client_cert.as_deref(),
-            ),
+            Some(code) => {
+                conn_event(
+                    &state,
+                    peer,
+                    code,
+                    format!("connection error: {e}"),
+                    started,
+                    client_cert.as_deref(),
+                );
+            }
             None => tracing::debug!(%peer, error = %e, "connection ended with an error"),
         }
     }

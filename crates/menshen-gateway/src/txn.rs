@@ -31,6 +31,15 @@ impl TxnIds {
         &self.node
     }
 
+    /// The next id, for a request that started at `t`.
+    pub fn next_at(&self, t: std::time::SystemTime) -> String {
+        self.next(
+            t.duration_since(std::time::SystemTime::UNIX_EPOCH)
+                .map(|d| d.as_millis())
+                .unwrap_or(0),
+        )
+    }
+
     /// The next id.
     pub fn next(&self, unix_ms: u128) -> String {
         let n = self.counter.fetch_add(1, Ordering::Relaxed) & 0x00ff_ffff;

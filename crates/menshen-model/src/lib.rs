@@ -311,6 +311,12 @@ pub const NEVER_FORWARDED_HEADERS: &[&str] = &[
     "signature-input",
 ];
 
+/// Whether an API may let header `name` (lower case) through: never one of
+/// [`NEVER_FORWARDED_HEADERS`] nor one of the gateway's own `x-menshen-*`.
+pub fn forwardable_header(name: &str) -> bool {
+    !NEVER_FORWARDED_HEADERS.contains(&name) && !name.starts_with("x-menshen-")
+}
+
 fn header_list(field: &str, v: &[String]) -> Result<Vec<String>, ValidationError> {
     let mut out = Vec::with_capacity(v.len());
     for h in v {
@@ -325,7 +331,7 @@ fn header_list(field: &str, v: &[String]) -> Result<Vec<String>, ValidationError
                 format!("`{h}` is not a header name (letters, digits, `-`, `_`; 1-64 characters)"),
             ));
         }
-        if NEVER_FORWARDED_HEADERS.contains(&n.as_str()) || n.starts_with("x-menshen-") {
+        if !forwardable_header(&n) {
             return Err(ValidationError::new(
                 field,
                 format!("`{n}` is never forwarded: the gateway sets or strips it itself"),

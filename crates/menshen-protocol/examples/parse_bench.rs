@@ -17,102 +17,16 @@
 //! - `parse`: [`ParsedSignature::parse`] (the fast path for canonical input);
 //! - `parse_general`: the general sfv-based path it falls back to;
 //! - `signature_base`: the base of the same request (`RequestView` with the
-//!   `content-digest` and `x-app-id` headers), from the parsed components;
-//! - `signature_base_before`: the same base built by a copy of the code before
-//!   issue 9 (module `before`: an sfv `Item` serialized per component
-//!   identifier, `to_string` per derived value, a `Vec` + `join` per header),
-//!   checked to give the same bytes.
+//!   `content-digest` and `x-app-id` headers), from the parsed components.
+//!
+//! The code before issue 9 (commit df00ba9) measured 2190 ns for `parse` and
+//! 457 ns for `signature_base` in this example.
 
 use std::hint::black_box;
 use std::time::Instant;
 
 use menshen_protocol::signature::RequestView;
 use menshen_protocol::{signature_base, ParsedSignature};
-
-/// `signature_base` for request components as it was before issue 9
-/// (commit df00ba9), for comparison; `;key=` components are left out.
-mod before {
-    use menshen_protocol::signature::RequestView;
-    use menshen_protocol::{Components, ProtocolError};
-    use sfv::{BareItem, Item, Parameters, SerializeValue};
-
-    fn combined_header(headers: &[(String, String)], name: &str) -> Option<String> {
-        let vals: Vec<&str> = headers
-            .iter()
-            .filter(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.trim())
-            .collect();
-        (!vals.is_empty()).then(|| vals.join(", "))
-    }
-
-    fn component_item(c: &str) -> Item {
-        let (name, rest) = c.split_once(';').unwrap_or((c, ""));
-        let mut params = Parameters::new();
-        if !rest.is_empty() {
-            for p in rest.split(';') {
-                match p.split_once('=') {
-                    Some((k, v)) => {
-                        params.insert(
-                            k.to_string(),
-                            BareItem::String(v.trim_matches('"').to_string()),
-                        );
-                    }
-                    None => {
-                        params.insert(p.to_string(), BareItem::Boolean(true));
-                    }
-                }
-            }
-        }
-        Item::with_params(BareItem::String(name.to_string()), params)
-    }
-
-    fn component_id(c: &str) -> Result<String, ProtocolError> {
-        component_item(c)
-            .serialize_value()
-            .map_err(|e| ProtocolError::ComponentAbsent(e.to_string()))
-    }
-
-    pub fn signature_base(
-        components: &[String],
-        params_value: &str,
-        src: &RequestView,
-    ) -> Result<String, ProtocolError> {
-        let mut base = String::with_capacity(256);
-        for c in components {
-            let (name, rest) = c.split_once(';').unwrap_or((c.as_str(), ""));
-            for p in rest.split(';').filter(|p| !p.is_empty()) {
-                match p.split_once('=') {
-                    None if p == "req" => {}
-                    _ => return Err(ProtocolError::ComponentAbsent(c.clone())),
-                }
-            }
-            let absent = || ProtocolError::ComponentAbsent(c.clone());
-            let value: String = match name {
-                "@method" => src.method().to_string(),
-                "@authority" => src.authority().ok_or_else(absent)?.to_ascii_lowercase(),
-                "@scheme" => src.scheme().to_ascii_lowercase(),
-                "@path" => {
-                    let p = src.path();
-                    if p.is_empty() {
-                        "/".into()
-                    } else {
-                        p.to_string()
-                    }
-                }
-                "@query" => format!("?{}", src.query().unwrap_or("")),
-                "@status" => src.status().ok_or_else(absent)?.to_string(),
-                header => combined_header(&src.headers, header).ok_or_else(absent)?,
-            };
-            base.push_str(&component_id(c)?);
-            base.push_str(": ");
-            base.push_str(&value);
-            base.push('\n');
-        }
-        base.push_str("\"@signature-params\": ");
-        base.push_str(params_value);
-        Ok(base)
-    }
-}
 
 const SIGNATURE_INPUT: &str = r#"sig1=("@method" "@authority" "@path" "content-digest" "x-app-id");created=1767225600;nonce="Xq3d9LmR2tVb7YwK1pZs0A";keyid="app_0123456789abcdef0123";alg="hmac-sm3""#;
 const SIGNATURE: &str = "sig1=:fCu7YgFuYrMgqyL+CB3R8Kpmo9W2J59w+T6hQt87gLE=:";
@@ -151,11 +65,6 @@ fn main() {
     assert_eq!(parsed.params, general.params);
     assert_eq!(parsed.params_value, general.params_value);
     assert_eq!(parsed.signature, general.signature);
-    assert_eq!(
-        signature_base(&parsed.params.components, &parsed.params_value, &view).expect("base"),
-        before::signature_base(&parsed.params.components, &parsed.params_value, &view)
-            .expect("base"),
-    );
 
     type Bench<'a> = (&'a str, Box<dyn Fn() + 'a>);
     let benches: Vec<Bench> = vec![
@@ -182,17 +91,6 @@ fn main() {
             "signature_base",
             Box::new(|| {
                 black_box(signature_base(
-                    black_box(&parsed.params.components),
-                    black_box(&parsed.params_value),
-                    black_box(&view),
-                ))
-                .expect("base");
-            }),
-        ),
-        (
-            "signature_base_before",
-            Box::new(|| {
-                black_box(before::signature_base(
                     black_box(&parsed.params.components),
                     black_box(&parsed.params_value),
                     black_box(&view),

@@ -107,9 +107,15 @@ pub fn head(
     }
     let parsed = ParsedSignature::parse(input, sig).map_err(malformed)?;
     ex.claimed_app_id = Some(parsed.params.keyid.clone());
-    if parsed.params.components.iter().any(|c| c.contains(';')) {
-        // Kept for the record before refusing.
-        ex.signature = Some(parsed);
+    // Kept whatever happens next: the record and the bank's signed answer
+    // (`;req`) cover it.
+    ex.signature = Some(parsed);
+    let ex: &Exchange = ex;
+    let Some(parsed) = ex.signature.as_ref() else {
+        return Err(GatewayError::Internal("signature not kept".into()));
+    };
+    let params = &parsed.params;
+    if params.components.iter().any(|c| c.contains(';')) {
         return Err(malformed(ProtocolError::MissingComponent(
             "no `;req`/`;key` components in requests".into(),
         )));
@@ -122,19 +128,13 @@ pub fn head(
         || h.get(http::header::CONTENT_LENGTH)
             .and_then(|v| v.to_str().ok())
             .is_some_and(|v| v.trim() != "0");
-    if let Err(e) = parsed.check_coverage(ex.parts.uri.query().is_some(), body_announced) {
-        ex.signature = Some(parsed);
-        return Err(malformed(e));
-    }
-    let keyid_mismatch = ex
+    parsed
+        .check_coverage(ex.parts.uri.query().is_some(), body_announced)
+        .map_err(malformed)?;
+    if ex
         .header_str(headers::APP_ID)
-        .is_some_and(|claimed| claimed != parsed.params.keyid);
-    let (created, expires) = (parsed.params.created, parsed.params.expires);
-    let alg_name = parsed.params.alg.clone();
-    let keyid = parsed.params.keyid.clone();
-    // Kept even if it fails below: the bank's signed answer covers it (;req).
-    ex.signature = Some(parsed);
-    if keyid_mismatch {
+        .is_some_and(|claimed| claimed != params.keyid)
+    {
         return Err(GatewayError::new(
             ErrorCode::MalformedSignature,
             "x-app-id header differs from keyid",
@@ -142,8 +142,9 @@ pub fn head(
     }
 
     // The time window first: a stale request costs no key lookup and no
-    // signature verification, and tells nothing about the app.
-    let now = ex.now_unix();
+    // signature verification, and tells nothing about the app. (`expires`
+    // after `created` is the parser's rule.)
+    let (created, now) = (params.created, ex.now_unix());
     let window = i64::from(window_secs);
     if (created - now).abs() > window {
         return Err(GatewayError::new(
@@ -151,19 +152,11 @@ pub fn head(
             format!("created {created} is {}s from gateway time", created - now),
         ));
     }
-    if let Some(exp) = expires {
-        if exp <= now {
-            return Err(GatewayError::new(
-                ErrorCode::StaleTimestamp,
-                "signature expired",
-            ));
-        }
-        if exp <= created {
-            return Err(GatewayError::new(
-                ErrorCode::MalformedSignature,
-                "expires is not after created",
-            ));
-        }
+    if params.expires.is_some_and(|exp| exp <= now) {
+        return Err(GatewayError::new(
+            ErrorCode::StaleTimestamp,
+            "signature expired",
+        ));
     }
     if let Some(nb) = not_before {
         if created < nb {
@@ -188,34 +181,28 @@ pub fn head(
         }
     }
 
-    let mac = MacAlg::from_name(&alg_name);
-    let sig_alg = SigAlg::from_name(&alg_name);
-    let Some(app) = ex.snapshot.app(&keyid).cloned() else {
-        if mac.is_none() && sig_alg.is_none() {
-            return Err(GatewayError::new(
-                ErrorCode::UnsupportedAlgorithm,
-                format!("alg `{alg_name}` unknown"),
-            ));
-        }
-        // As much work as a known App_ID's bad MAC (key-pair algorithms:
-        // issue 10 adds a dummy-key verification).
-        if let (Some(m), Some(parsed)) = (mac, ex.signature.as_ref()) {
-            if let Ok(base) = signature_base(&parsed.params.components, &parsed.params_value, &*ex)
-            {
-                let _ = m.verify(DUMMY_SECRET, base.as_bytes(), &parsed.signature);
-            }
-        }
-        return Err(GatewayError::new(
-            ErrorCode::InvalidSignature,
-            "unknown App_ID",
-        ));
-    };
+    let alg_name = params.alg.as_str();
+    let mac = MacAlg::from_name(alg_name);
+    let sig_alg = SigAlg::from_name(alg_name);
     if mac.is_none() && sig_alg.is_none() {
         return Err(GatewayError::new(
             ErrorCode::UnsupportedAlgorithm,
             format!("alg `{alg_name}` unknown"),
         ));
     }
+    let mac_base =
+        || signature_base(&params.components, &parsed.params_value, ex).map_err(malformed);
+    let Some(app) = ex.snapshot.app(&params.keyid).cloned() else {
+        // As much work as a known App_ID's bad MAC (key-pair algorithms:
+        // issue 10 adds a dummy-key verification).
+        if let (Some(m), Ok(base)) = (mac, mac_base()) {
+            let _ = m.verify(DUMMY_SECRET, base.as_bytes(), &parsed.signature);
+        }
+        return Err(GatewayError::new(
+            ErrorCode::InvalidSignature,
+            "unknown App_ID",
+        ));
+    };
     // No algorithm confusion: a key-pair alg must be the alg of a registered key.
     if let Some(a) = sig_alg {
         if !app.keys.iter().any(|k| k.key.alg() == a) {
@@ -267,15 +254,9 @@ pub fn head(
             ),
         ));
     }
-    let Some(parsed) = ex.signature.as_ref() else {
-        return Err(GatewayError::Internal(
-            "signature missing after parsing".into(),
-        ));
-    };
     let verified = match (mac, sig_alg) {
         (Some(m), _) => {
-            let base = signature_base(&parsed.params.components, &parsed.params_value, &*ex)
-                .map_err(malformed)?;
+            let base = mac_base()?;
             app.secrets
                 .iter()
                 .filter(|s| s.valid_at(now))
@@ -288,7 +269,7 @@ pub fn head(
                 .iter()
                 .filter(|k| k.key.alg() == a && k.valid_at(now))
             {
-                if verify_with_key(&k.key, parsed, &*ex, None).map_err(malformed)? {
+                if verify_with_key(&k.key, parsed, ex, None).map_err(malformed)? {
                     ok = true;
                     break;
                 }
@@ -307,7 +288,7 @@ pub fn head(
         app,
         key_pair_auth: sig_alg.is_some(),
         created,
-        nonce: parsed.params.nonce.clone(),
+        nonce: params.nonce.clone(),
     })
 }
 

@@ -1,6 +1,8 @@
 //! Authorize: the app must hold a grant for the API (ONB-3, least privilege),
 //! and a mobile app may call only A1 APIs offered for mobile integration (LVL-4).
 
+use std::marker::PhantomData;
+
 use menshen_model::{AppKind, Integration, Level};
 use menshen_protocol::ErrorCode;
 
@@ -14,15 +16,8 @@ pub const NAME: &str = "authorize";
 
 /// Proof that the app may call the API; the upstream stage needs it.
 pub struct Authorized {
-    /// The stage that made this proof (private: no other module can make one).
-    made_by: &'static str,
-}
-
-impl Authorized {
-    /// The stage that made this proof.
-    pub fn made_by(&self) -> &'static str {
-        self.made_by
-    }
+    /// Private: no other module can make this proof.
+    _sealed: PhantomData<()>,
 }
 
 /// Check grant and client kind. Needs the route, the authenticated app and
@@ -48,5 +43,7 @@ pub fn on_request(
     if !app.grants.contains(&api.api.api_id) {
         return Err(GatewayError::new(ErrorCode::NotGranted, "no grant"));
     }
-    Ok(Authorized { made_by: NAME })
+    Ok(Authorized {
+        _sealed: PhantomData,
+    })
 }

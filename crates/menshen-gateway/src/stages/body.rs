@@ -27,20 +27,10 @@ pub struct BodyLimits<'a> {
 }
 
 fn declared_len(ex: &Exchange) -> Result<Option<u64>, GatewayError> {
-    let mut it = ex
-        .parts
-        .headers
-        .get_all(http::header::CONTENT_LENGTH)
-        .iter();
-    let Some(v) = it.next() else {
+    // One Content-Length at most: the edge stage refused more.
+    let Some(v) = ex.parts.headers.get(http::header::CONTENT_LENGTH) else {
         return Ok(None);
     };
-    if it.next().is_some() {
-        return Err(GatewayError::new(
-            ErrorCode::BadRequest,
-            "more than one content-length",
-        ));
-    }
     v.to_str()
         .ok()
         .filter(|s| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()))

@@ -1,6 +1,8 @@
 //! Replay protection (INT-4): each nonce once per app within the window. The
 //! `created` window itself is checked when the signature head is read.
 
+use std::marker::PhantomData;
+
 use menshen_protocol::ErrorCode;
 use menshen_store::HotState;
 
@@ -13,15 +15,8 @@ pub const NAME: &str = "replay";
 
 /// Proof that this request's nonce was spent here.
 pub struct NonceSpent {
-    /// The stage that made this proof (private: no other module can make one).
-    made_by: &'static str,
-}
-
-impl NonceSpent {
-    /// The stage that made this proof.
-    pub fn made_by(&self) -> &'static str {
-        self.made_by
-    }
+    /// Private: no other module can make this proof.
+    _sealed: PhantomData<()>,
 }
 
 /// Record the nonce; refuse a nonce seen before. Needs the proof of
@@ -43,5 +38,7 @@ pub async fn on_request(
         return Err(GatewayError::new(ErrorCode::Replay, "nonce already used"));
     }
     ex.nonce_recorded = true;
-    Ok(NonceSpent { made_by: NAME })
+    Ok(NonceSpent {
+        _sealed: PhantomData,
+    })
 }

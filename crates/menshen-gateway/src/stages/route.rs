@@ -2,6 +2,8 @@
 //! "service terminated" tombstone (挡板, CHG-2) here, before anything reaches
 //! the upstream.
 
+use std::marker::PhantomData;
+
 use std::sync::Arc;
 
 use menshen_model::{Lifecycle, Method};
@@ -18,15 +20,8 @@ pub const NAME: &str = "route";
 pub struct Routed {
     /// The API.
     pub api: Arc<ApiEntry>,
-    /// The stage that made this proof (private: no other module can make one).
-    made_by: &'static str,
-}
-
-impl Routed {
-    /// The stage that made this proof.
-    pub fn made_by(&self) -> &'static str {
-        self.made_by
-    }
+    /// Private: no other module can make this proof.
+    _sealed: PhantomData<()>,
 }
 
 /// Resolve the API (also kept in `ex.api` for the record).
@@ -46,6 +41,6 @@ pub fn on_request(ex: &mut Exchange) -> Result<Routed, GatewayError> {
     }
     Ok(Routed {
         api: entry,
-        made_by: NAME,
+        _sealed: PhantomData,
     })
 }

@@ -75,9 +75,7 @@ impl HeaderAllow {
             .collect();
         for n in extra {
             let lower = n.to_ascii_lowercase();
-            if menshen_model::NEVER_FORWARDED_HEADERS.contains(&lower.as_str())
-                || lower.starts_with(headers::RESERVED_PREFIX)
-            {
+            if !menshen_model::forwardable_header(&lower) {
                 continue;
             }
             if let Ok(h) = HeaderName::from_bytes(lower.as_bytes()) {
