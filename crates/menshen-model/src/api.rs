@@ -1,0 +1,207 @@
+//! APIs in the catalog (LVL-1, CHG-2): lifecycle, method, integration, the
+//! record and its input.
+
+use serde::{Deserialize, Serialize};
+
+use crate::{ApiControls, Level, NewApiControls, PathPattern, ValidationError};
+
+str_enum!(
+    /// API lifecycle (CHG-2).
+    Lifecycle {
+        /// Being defined; not callable.
+        Draft = "draft",
+        /// Live.
+        Published = "published",
+        /// Live, announced for retirement.
+        Deprecated = "deprecated",
+        /// Answers the "service terminated" tombstone (挡板) without calling the upstream.
+        Terminated = "terminated",
+        /// Gone; unknown to the gateway.
+        Offline = "offline",
+        /// Kept for records only.
+        Archived = "archived"
+    }
+);
+
+str_enum!(
+    /// HTTP method an API answers.
+    Method { Get = "GET", Post = "POST", Put = "PUT", Patch = "PATCH", Delete = "DELETE" }
+);
+
+str_enum!(
+    /// Integration type of an API (LVL-4).
+    Integration { ServerToServer = "server_to_server", MobileToServer = "mobile_to_server" }
+);
+/// An API in the catalog (LVL-1).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Api {
+    /// Bank-defined unique API_ID (接口唯一标识).
+    pub api_id: String,
+    /// Interface version, e.g. `v1`.
+    pub version: String,
+    /// Display name.
+    pub name: String,
+    /// HTTP method.
+    pub method: Method,
+    /// Path pattern, e.g. `/v1/accounts/{account_id}/balance`.
+    pub path: String,
+    /// Upstream base URL (`http://` or `https://`).
+    pub upstream: String,
+    /// Security level.
+    pub level: Level,
+    /// Integration types offered.
+    pub integrations: Vec<Integration>,
+    /// Owning department or team.
+    pub owner: String,
+    /// Lifecycle state (CHG-2).
+    pub lifecycle: Lifecycle,
+    /// Controls beyond the level's minimum (LVL-3).
+    pub controls: ApiControls,
+    /// Platform-assigned U_API_ID (UID-2).
+    pub u_api_id: String,
+    /// Creation time, RFC 3339.
+    pub created_at: String,
+}
+
+/// Input to create an API.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewApi {
+    /// Bank-defined API_ID: 1-64 of `A-Z a-z 0-9 . _ -`.
+    pub api_id: String,
+    /// Version, 1-16 of `A-Z a-z 0-9 . _ -`; default `v1`.
+    #[serde(default = "default_version")]
+    pub version: String,
+    /// Display name; defaults to the API_ID.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// HTTP method.
+    pub method: Method,
+    /// Path pattern.
+    pub path: String,
+    /// Upstream base URL.
+    pub upstream: String,
+    /// Security level.
+    pub level: Level,
+    /// Integration types; default server-to-server.
+    #[serde(default)]
+    pub integrations: Vec<Integration>,
+    /// Owner.
+    #[serde(default)]
+    pub owner: Option<String>,
+    /// First-level service category for the U_API_ID (1-99).
+    pub category: u8,
+    /// Second-level service category for the U_API_ID (1-9999).
+    pub subcategory: u16,
+    /// Initial lifecycle; default `published`.
+    #[serde(default)]
+    pub lifecycle: Option<Lifecycle>,
+    /// Controls beyond the level's minimum; default: the minimum.
+    #[serde(default)]
+    pub controls: Option<NewApiControls>,
+}
+
+fn default_version() -> String {
+    "v1".into()
+}
+
+fn is_ident(s: &str, max: usize) -> bool {
+    !s.is_empty()
+        && s.len() <= max
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-')
+}
+
+/// Check an upstream base URL: `http(s)://host[:port][/path]`, no query,
+/// fragment or credentials.
+pub fn validate_upstream(url: &str) -> Result<(), ValidationError> {
+    let rest = url
+        .strip_prefix("http://")
+        .or_else(|| url.strip_prefix("https://"))
+        .ok_or_else(|| ValidationError::new("upstream", "must start with http:// or https://"))?;
+    let authority = rest.split('/').next().unwrap_or("");
+    if authority.is_empty() {
+        return Err(ValidationError::new(
+            "upstream",
+            "must name a host, e.g. http://10.1.2.3:8080",
+        ));
+    }
+    if authority.contains('@') {
+        return Err(ValidationError::new(
+            "upstream",
+            "must not carry credentials (user@host)",
+        ));
+    }
+    if url.contains('?')
+        || url.contains('#')
+        || url.chars().any(|c| c.is_whitespace() || c.is_control())
+    {
+        return Err(ValidationError::new(
+            "upstream",
+            "must be a base URL without query, fragment or spaces",
+        ));
+    }
+    if url.len() > 512 {
+        return Err(ValidationError::new(
+            "upstream",
+            "must be at most 512 characters",
+        ));
+    }
+    Ok(())
+}
+
+impl NewApi {
+    /// Check every field; the caller adds level/credential policy checks.
+    pub fn validate(&self) -> Result<(), ValidationError> {
+        if !is_ident(&self.api_id, 64) {
+            return Err(ValidationError::new(
+                "api_id",
+                "must be 1-64 characters of A-Z a-z 0-9 . _ -",
+            ));
+        }
+        if !is_ident(&self.version, 16) {
+            return Err(ValidationError::new(
+                "version",
+                "must be 1-16 characters of A-Z a-z 0-9 . _ -",
+            ));
+        }
+        if let Some(n) = &self.name {
+            if n.chars().count() > 128 || n.chars().any(char::is_control) {
+                return Err(ValidationError::new(
+                    "name",
+                    "must be at most 128 printable characters",
+                ));
+            }
+        }
+        PathPattern::parse(&self.path).map_err(|e| ValidationError::new("path", e.to_string()))?;
+        validate_upstream(&self.upstream)?;
+        if !(1..=99).contains(&self.category) {
+            return Err(ValidationError::new("category", "must be 1-99 (first-level service category, e.g. 1 accounts, 2 payment and settlement)"));
+        }
+        if !(1..=9999).contains(&self.subcategory) {
+            return Err(ValidationError::new(
+                "subcategory",
+                "must be 1-9999 (0 is reserved)",
+            ));
+        }
+        if self.level > Level::A1 && self.integrations.contains(&Integration::MobileToServer) {
+            return Err(ValidationError::new(
+                "integrations",
+                "mobile_to_server is allowed only on A1 APIs (LVL-4): use server_to_server",
+            ));
+        }
+        self.controls
+            .clone()
+            .unwrap_or_default()
+            .resolve(self.level)?;
+        if let Some(o) = &self.owner {
+            if o.len() > 128 || o.chars().any(char::is_control) {
+                return Err(ValidationError::new(
+                    "owner",
+                    "must be at most 128 printable characters",
+                ));
+            }
+        }
+        Ok(())
+    }
+}
