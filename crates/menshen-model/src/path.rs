@@ -83,10 +83,11 @@ impl PathPattern {
             .count()
     }
 
-    /// Whether a request path (no query) matches. Parameter values must be
-    /// non-empty and contain only unreserved characters or `%XX` escapes that do
-    /// not decode to `/`, `.` sequences or control characters, so a parameter
-    /// can never smuggle a traversal to the upstream.
+    /// Whether a request path (no query) matches. Every parameter value must
+    /// pass [`param_value_ok`] (decoded, it is valid UTF-8 with no separator,
+    /// `..`, control or full-width separator), so a parameter can never
+    /// smuggle a traversal to the upstream; a path that fails it matches no
+    /// API and is answered `NOT_FOUND` before anything is forwarded.
     pub fn matches(&self, path: &str) -> bool {
         let Some(rest) = path.strip_prefix('/') else {
             return false;
@@ -116,35 +117,81 @@ impl PathPattern {
     }
 }
 
-fn param_value_ok(v: &str) -> bool {
-    if v.is_empty() || v == "." || v == ".." || v.len() > 128 {
+/// Characters refused in a decoded parameter value besides `/`, `\`, `%`
+/// and controls: full-width, small and look-alike forms of `/`, `\` and
+/// `.` that a decoder, a normaliser (NFKC) or a best-fit code page downstream
+/// could turn into a separator or a traversal.
+pub const LOOKALIKE_SEPARATORS: &[char] = &[
+    '\u{FF0F}', // FULLWIDTH SOLIDUS
+    '\u{FF3C}', // FULLWIDTH REVERSE SOLIDUS
+    '\u{FF0E}', // FULLWIDTH FULL STOP
+    '\u{FE68}', // SMALL REVERSE SOLIDUS
+    '\u{FE52}', // SMALL FULL STOP
+    '\u{2215}', // DIVISION SLASH
+    '\u{2044}', // FRACTION SLASH
+    '\u{29F8}', // BIG SOLIDUS
+    '\u{29F5}', // REVERSE SOLIDUS OPERATOR
+    '\u{29F9}', // BIG REVERSE SOLIDUS
+    '\u{2024}', // ONE DOT LEADER
+    '\u{2025}', // TWO DOT LEADER
+    '\u{2026}', // HORIZONTAL ELLIPSIS
+    '\u{3002}', // IDEOGRAPHIC FULL STOP
+    '\u{FF61}', // HALFWIDTH IDEOGRAPHIC FULL STOP
+];
+
+/// Whether one path segment is an acceptable value for a parameter (the
+/// default parameter pattern): 1-128 bytes of unreserved characters or `%XX`
+/// escapes, which percent-decode to valid UTF-8 (no overlong forms such as
+/// `%C0%AE`, no surrogates) that contains no `/`, `\`, `%`, control
+/// character, full-width or look-alike separator ([`LOOKALIKE_SEPARATORS`])
+/// and no `..`, and is not `.`. The value is forwarded as sent, so it must be
+/// harmless however the upstream decodes it.
+pub fn param_value_ok(v: &str) -> bool {
+    if v.is_empty() || v.len() > 128 {
         return false;
     }
     let b = v.as_bytes();
+    // Fast path, the common case: no escapes, nothing to decode.
+    if !b.contains(&b'%') {
+        return b.iter().all(|&c| unreserved(c)) && v != "." && !v.contains("..");
+    }
+    let mut decoded = Vec::with_capacity(b.len());
     let mut i = 0;
     while i < b.len() {
         if b[i] == b'%' {
-            // Only %XX of a harmless byte (not '/', '\\', '.', '%', controls).
-            let Some(h) = b.get(i + 1..i + 3) else {
+            let (Some(h), Some(l)) = (
+                b.get(i + 1).and_then(|c| hex(*c)),
+                b.get(i + 2).and_then(|c| hex(*c)),
+            ) else {
                 return false;
             };
-            let Ok(hs) = std::str::from_utf8(h) else {
-                return false;
-            };
-            let Ok(byte) = u8::from_str_radix(hs, 16) else {
-                return false;
-            };
-            if byte < 0x20 || matches!(byte, b'/' | b'\\' | b'.' | b'%' | 0x7f) {
-                return false;
-            }
+            decoded.push(h << 4 | l);
             i += 3;
         } else if unreserved(b[i]) {
+            decoded.push(b[i]);
             i += 1;
         } else {
             return false;
         }
     }
-    true
+    // `from_utf8` refuses overlong encodings, surrogates and stray bytes.
+    let Ok(d) = std::str::from_utf8(&decoded) else {
+        return false;
+    };
+    d != "."
+        && !d.contains("..")
+        && !d.chars().any(|c| {
+            c.is_control() || matches!(c, '/' | '\\' | '%') || LOOKALIKE_SEPARATORS.contains(&c)
+        })
+}
+
+fn hex(c: u8) -> Option<u8> {
+    match c {
+        b'0'..=b'9' => Some(c - b'0'),
+        b'a'..=b'f' => Some(c - b'a' + 10),
+        b'A'..=b'F' => Some(c - b'A' + 10),
+        _ => None,
+    }
 }
 
 #[cfg(test)]
@@ -162,6 +209,54 @@ mod tests {
         assert!(!p.matches("/v1/accounts/x"));
         assert!(p.matches("/v1/accounts/%E5%BC%A0/balance"));
         assert_eq!(p.specificity(), 3);
+    }
+
+    #[test]
+    fn path_parameters_that_decode_outside_the_default_pattern_are_refused() {
+        let p = PathPattern::parse("/v1/accounts/{account_id}/balance").unwrap();
+        for bad in [
+            "%C0%AE",             // overlong '.'
+            "%C0%AE%C0%AE",       // overlong '..'
+            "%C0%AF",             // overlong '/'
+            "%E0%80%AE",          // 3-byte overlong '.'
+            "..%EF%BC%8Fpriv",    // '..' + FULLWIDTH SOLIDUS
+            "%EF%BC%8Fetc",       // FULLWIDTH SOLIDUS
+            "a%EF%BC%BCb",        // FULLWIDTH REVERSE SOLIDUS
+            "%EF%BC%8E%EF%BC%8E", // FULLWIDTH FULL STOP x2
+            "%E2%88%95x",         // DIVISION SLASH
+            "a..b",               // '..' inside a segment
+            "..",
+            ".",
+            "%2E",
+            "%2e%2E",
+            "a%2E.b",
+            "a%2Fb",
+            "a%5Cb",
+            "a%00b",
+            "a%0Ab",
+            "a%C2%85b",  // NEL (C1 control)
+            "a%25b",     // double encoding
+            "a%2",       // truncated escape
+            "a%G1",      // not hex
+            "%FF",       // not UTF-8
+            "%ED%A0%80", // surrogate
+            "a b",
+        ] {
+            assert!(!param_value_ok(bad), "{bad} accepted");
+            let path = format!("/v1/accounts/{bad}/balance");
+            assert!(!p.matches(&path), "{path} matched");
+        }
+        for good in [
+            "6228480012345678",
+            "a.b",
+            "a-b_c~d",
+            "%E5%BC%A0",
+            "a%2Eb",
+            "%20x",
+        ] {
+            assert!(param_value_ok(good), "{good} refused");
+        }
+        assert!(!param_value_ok(&"a".repeat(129)));
     }
 
     #[test]
