@@ -1,0 +1,317 @@
+//! The embedded default store: one SQLite file (WAL, synchronous=FULL) with
+//! versioned migrations. Calls run on tokio's blocking pool.
+//!
+//! By role: [`schema`] (migrations), [`rows`] (row mappers), [`catalog`]
+//! (apps, credentials, keys, IP rules, admin tokens, the snapshot dump),
+//! [`apis`] (APIs, U_API_IDs, grants), [`audit`] (the audit index). This
+//! file holds the connections and turns each [`Store`] call into one of
+//! their synchronous functions on a blocking thread.
+
+mod apis;
+mod audit;
+mod catalog;
+mod rows;
+mod schema;
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use menshen_model::{Api, App, AppStatus, Grant, IpRule, Lifecycle, NewIpRule, ValidationError};
+use rusqlite::{Connection, Transaction};
+use tokio::sync::watch;
+
+use crate::{
+    AdminToken, AuditQuery, AuditRow, BankKeyRecord, CatalogDump, CredentialRecord, Store,
+    StoreError,
+};
+
+/// Run `f` with `conn` on a blocking thread.
+async fn run_on<T: Send + 'static>(
+    conn: Arc<Mutex<Connection>>,
+    f: impl FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
+) -> Result<T, StoreError> {
+    tokio::task::spawn_blocking(move || {
+        let mut c = conn.lock().unwrap_or_else(|p| p.into_inner());
+        f(&mut c)
+    })
+    .await
+    .map_err(|e| StoreError::Backend(e.to_string()))?
+}
+
+/// SQLite-backed [`Store`].
+pub struct SqliteStore {
+    conn: Arc<Mutex<Connection>>,
+    /// A second connection for the audit index: `synchronous=NORMAL` (WAL
+    /// stays consistent; a power cut may lose the last index batches, which
+    /// the chained log still holds). Keeps index writes off the catalog's lock.
+    index_conn: Arc<Mutex<Connection>>,
+    changes: watch::Sender<i64>,
+}
+
+impl SqliteStore {
+    /// Open (creating if needed) the database file and run pending migrations.
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        let mut conn = Connection::open(path)?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        schema::migrate(&mut conn)?;
+        let (changes, _) = watch::channel(catalog::version(&conn)?);
+        let index = Connection::open(path)?;
+        index.pragma_update(None, "journal_mode", "WAL")?;
+        index.pragma_update(None, "synchronous", "NORMAL")?;
+        // Fewer, larger WAL checkpoints for the index's steady inserts.
+        index.pragma_update(None, "wal_autocheckpoint", 8192)?;
+        index.busy_timeout(std::time::Duration::from_secs(5))?;
+        Ok(SqliteStore {
+            conn: Arc::new(Mutex::new(conn)),
+            index_conn: Arc::new(Mutex::new(index)),
+            changes,
+        })
+    }
+
+    /// Like [`SqliteStore::read`], on the audit index's own connection: a
+    /// long audit search never holds up the control plane's writes or the
+    /// gateway's snapshot rebuilds.
+    async fn read_index<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        run_on(self.index_conn.clone(), move |c| f(c)).await
+    }
+
+    /// Run `f` on the main connection, on a blocking thread.
+    async fn read<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        run_on(self.conn.clone(), move |c| f(c)).await
+    }
+
+    /// Run `f` in a transaction that also bumps the change counter; notify
+    /// subscribers after commit.
+    async fn write<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Transaction<'_>) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let (out, version) = run_on(self.conn.clone(), move |c| {
+            // IMMEDIATE: take the write lock up front, so a concurrent writer on
+            // the other connection makes us wait (busy_timeout) instead of
+            // failing a read-to-write upgrade with SQLITE_BUSY.
+            let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            let out = f(&tx)?;
+            tx.execute("UPDATE meta SET v = v + 1 WHERE k = 'version'", [])?;
+            let v = catalog::version(&tx)?;
+            tx.commit()?;
+            Ok((out, v))
+        })
+        .await?;
+        self.changes.send_replace(version);
+        Ok(out)
+    }
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn version(&self) -> Result<i64, StoreError> {
+        self.read(catalog::version).await
+    }
+
+    fn subscribe(&self) -> watch::Receiver<i64> {
+        self.changes.subscribe()
+    }
+
+    async fn insert_app(&self, app: &App, creds: &[CredentialRecord]) -> Result<(), StoreError> {
+        let (app, creds) = (app.clone(), creds.to_vec());
+        self.write(move |tx| catalog::insert_app(tx, &app, &creds))
+            .await
+    }
+
+    async fn get_app(&self, app_id: &str) -> Result<App, StoreError> {
+        let id = app_id.to_string();
+        self.read(move |c| catalog::get_app(c, &id)).await
+    }
+
+    async fn list_apps(&self) -> Result<Vec<App>, StoreError> {
+        self.read(catalog::list_apps).await
+    }
+
+    async fn set_app_status(&self, app_id: &str, status: AppStatus) -> Result<App, StoreError> {
+        let id = app_id.to_string();
+        self.write(move |tx| catalog::set_app_status(tx, &id, status))
+            .await
+    }
+
+    async fn list_credentials(&self, app_id: &str) -> Result<Vec<CredentialRecord>, StoreError> {
+        let id = app_id.to_string();
+        self.read(move |c| catalog::list_credentials(c, &id)).await
+    }
+
+    async fn rotate_credential(
+        &self,
+        new: &CredentialRecord,
+        old_until: i64,
+    ) -> Result<(), StoreError> {
+        let new = new.clone();
+        self.write(move |tx| catalog::rotate_credential(tx, &new, old_until))
+            .await
+    }
+
+    async fn add_credential(
+        &self,
+        cred: &CredentialRecord,
+    ) -> Result<CredentialRecord, StoreError> {
+        let cred = cred.clone();
+        self.write(move |tx| catalog::add_credential(tx, cred))
+            .await
+    }
+
+    async fn revoke_credential(&self, app_id: &str, id: i64) -> Result<(), StoreError> {
+        let app = app_id.to_string();
+        self.write(move |tx| catalog::revoke_credential(tx, &app, id))
+            .await
+    }
+
+    async fn find_credential_by_fingerprint(
+        &self,
+        fingerprint: &str,
+    ) -> Result<Option<CredentialRecord>, StoreError> {
+        let fp = fingerprint.to_string();
+        self.read(move |c| catalog::find_credential_by_fingerprint(c, &fp))
+            .await
+    }
+
+    async fn set_require_client_cert(&self, app_id: &str, on: bool) -> Result<App, StoreError> {
+        let id = app_id.to_string();
+        self.write(move |tx| catalog::set_require_client_cert(tx, &id, on))
+            .await
+    }
+
+    async fn insert_bank_key(&self, key: &BankKeyRecord) -> Result<(), StoreError> {
+        let k = key.clone();
+        self.write(move |tx| catalog::insert_bank_key(tx, &k)).await
+    }
+
+    async fn list_bank_keys(&self) -> Result<Vec<BankKeyRecord>, StoreError> {
+        self.read(catalog::list_bank_keys).await
+    }
+
+    async fn index_audit(
+        &self,
+        rows: Vec<AuditRow>,
+        checkpoint: Option<(u64, String)>,
+        indexed_through: Option<u64>,
+    ) -> Result<(), StoreError> {
+        // Not a catalog change: no version bump, no snapshot rebuild.
+        run_on(self.index_conn.clone(), move |c| {
+            audit::insert(c, &rows, checkpoint, indexed_through)
+        })
+        .await
+    }
+
+    async fn search_audit(&self, q: &AuditQuery) -> Result<Vec<AuditRow>, StoreError> {
+        let q = q.clone();
+        let (from, to) = audit::time_range(&q)?;
+        self.read_index(move |c| audit::search(c, &q, from, to))
+            .await
+    }
+
+    async fn audit_index_watermark(&self) -> Result<Option<AuditRow>, StoreError> {
+        self.read(audit::watermark).await
+    }
+
+    async fn latest_audit_checkpoint(&self) -> Result<Option<(u64, String)>, StoreError> {
+        self.read(audit::latest_checkpoint).await
+    }
+
+    async fn insert_api(
+        &self,
+        api: &Api,
+        uapi_key: (&str, &str, u8),
+        make_uapi: Box<dyn FnOnce(u32) -> Result<String, ValidationError> + Send>,
+    ) -> Result<Api, StoreError> {
+        let api = api.clone();
+        let (inst, typ, cat) = (uapi_key.0.to_string(), uapi_key.1.to_string(), uapi_key.2);
+        self.write(move |tx| apis::insert_api(tx, api, (&inst, &typ, cat), make_uapi))
+            .await
+    }
+
+    async fn get_api(&self, api_id: &str) -> Result<Api, StoreError> {
+        let id = api_id.to_string();
+        self.read(move |c| apis::get_api(c, &id)).await
+    }
+
+    async fn list_apis(&self) -> Result<Vec<Api>, StoreError> {
+        self.read(apis::list_apis).await
+    }
+
+    async fn set_api_lifecycle(&self, api_id: &str, state: Lifecycle) -> Result<Api, StoreError> {
+        let id = api_id.to_string();
+        self.write(move |tx| apis::set_api_lifecycle(tx, &id, state))
+            .await
+    }
+
+    async fn uapi_status(&self, u_api_id: &str) -> Result<Option<bool>, StoreError> {
+        let id = u_api_id.to_string();
+        self.read(move |c| apis::uapi_status(c, &id)).await
+    }
+
+    async fn add_grant(&self, app_id: &str, api_id: &str) -> Result<Grant, StoreError> {
+        let (app, api) = (app_id.to_string(), api_id.to_string());
+        self.write(move |tx| apis::add_grant(tx, &app, &api)).await
+    }
+
+    async fn remove_grant(&self, app_id: &str, api_id: &str) -> Result<(), StoreError> {
+        let (app, api) = (app_id.to_string(), api_id.to_string());
+        self.write(move |tx| apis::remove_grant(tx, &app, &api))
+            .await
+    }
+
+    async fn list_grants(&self, app_id: Option<&str>) -> Result<Vec<Grant>, StoreError> {
+        let app = app_id.map(str::to_string);
+        self.read(move |c| apis::list_grants(c, app.as_deref()))
+            .await
+    }
+
+    async fn add_ip_rule(&self, rule: &NewIpRule) -> Result<IpRule, StoreError> {
+        let net = rule.parse_cidr()?;
+        let rule = rule.clone();
+        self.write(move |tx| catalog::add_ip_rule(tx, rule, net))
+            .await
+    }
+
+    async fn remove_ip_rule(&self, id: i64) -> Result<(), StoreError> {
+        self.write(move |tx| catalog::remove_ip_rule(tx, id)).await
+    }
+
+    async fn list_ip_rules(&self) -> Result<Vec<IpRule>, StoreError> {
+        self.read(catalog::list_ip_rules).await
+    }
+
+    async fn insert_admin_token(
+        &self,
+        name: &str,
+        role: &str,
+        hash: &[u8; 32],
+    ) -> Result<(), StoreError> {
+        let (name, role, hash) = (name.to_string(), role.to_string(), *hash);
+        self.write(move |tx| catalog::insert_admin_token(tx, &name, &role, &hash))
+            .await
+    }
+
+    async fn find_admin_token(&self, hash: &[u8; 32]) -> Result<Option<AdminToken>, StoreError> {
+        let hash = *hash;
+        self.read(move |c| catalog::find_admin_token(c, &hash))
+            .await
+    }
+
+    async fn count_admin_tokens(&self) -> Result<i64, StoreError> {
+        self.read(catalog::count_admin_tokens).await
+    }
+
+    async fn dump_catalog(&self) -> Result<CatalogDump, StoreError> {
+        self.read(catalog::dump).await
+    }
+}
