@@ -17,7 +17,7 @@ pub mod writer;
 
 use serde::{Deserialize, Serialize};
 
-pub use mask::{mask_json, mask_text};
+pub use mask::{classify_key, mask_body, mask_json, mask_text, scrub_admin_json, KeyClass};
 pub use writer::{AuditConfig, AuditError, AuditLog, AuditSigner, BatchSink, Committed};
 
 /// A record's key fields for the database index (AUD-2, AUD-6), handed to
