@@ -353,3 +353,70 @@ async fn aud_6_index_search_by_fields_and_time_and_bad_times_name_the_field() {
         }
     }
 }
+
+/// Concurrent binds of one certificate leave exactly one binding (AUTH-1,
+/// KEY-4): 20 apps race to bind the same certificate, 10 rounds on a fresh
+/// store each; one bind wins, the other 19 get a conflict naming
+/// `certificate_pem`, and one unrevoked credential holds the fingerprint.
+/// Once that binding is revoked, another app may bind the certificate.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn auth_1_key_4_concurrent_certificate_binds_leave_one_binding() {
+    const PEM: &str = include_str!("fixtures/client-cert.pem");
+    const TASKS: usize = 20;
+    for round in 0..10 {
+        let (_d, cp) = setup();
+        let cp = Arc::new(cp);
+        let mut apps = Vec::new();
+        for i in 0..TASKS {
+            let c = cp
+                .create_app(&NewApp {
+                    name: format!("bank-app-{i}"),
+                    kind: AppKind::Server,
+                    contact: None,
+                })
+                .await
+                .unwrap();
+            apps.push(c.app.app_id);
+        }
+        let start = Arc::new(tokio::sync::Barrier::new(TASKS));
+        let tasks: Vec<_> = apps
+            .iter()
+            .cloned()
+            .map(|app| {
+                let (cp, start) = (cp.clone(), start.clone());
+                tokio::spawn(async move {
+                    start.wait().await;
+                    cp.add_certificate(&app, PEM).await
+                })
+            })
+            .collect();
+        let mut won = Vec::new();
+        for t in tasks {
+            match t.await.unwrap() {
+                Ok(c) => won.push(c),
+                Err(StoreError::Conflict(v)) => assert_eq!(v.field, "certificate_pem", "{v}"),
+                Err(e) => panic!("round {round}: unexpected {e:?}"),
+            }
+        }
+        assert_eq!(won.len(), 1, "round {round}: {} binds succeeded", won.len());
+        let fp = won[0].fingerprint.clone().unwrap();
+        let bound = cp.store.find_credential_by_fingerprint(&fp).await.unwrap();
+        assert_eq!(bound.map(|c| c.app_id), Some(won[0].app_id.clone()));
+        let dump = cp.store.dump_catalog().await.unwrap();
+        let live = dump
+            .credentials
+            .iter()
+            .filter(|c| c.fingerprint.as_deref() == Some(&fp))
+            .count();
+        assert_eq!(live, 1, "round {round}");
+        if round == 9 {
+            cp.store
+                .revoke_credential(&won[0].app_id, won[0].id)
+                .await
+                .unwrap();
+            let other = apps.iter().find(|a| **a != won[0].app_id).unwrap();
+            let again = cp.add_certificate(other, PEM).await.unwrap();
+            assert_eq!(again.app_id, *other);
+        }
+    }
+}

@@ -2,7 +2,7 @@
 //! rules, admin tokens, and the consistent dump the gateway snapshot is
 //! built from. Plain synchronous SQL; `super` runs it on a blocking thread.
 
-use menshen_model::{App, AppStatus, IpRule, NewIpRule, ValidationError};
+use menshen_model::{App, AppStatus, CredentialKind, IpRule, NewIpRule, ValidationError};
 use rusqlite::{params, Connection, OptionalExtension, Transaction};
 
 use super::rows::{api_from, app_from, bank_key_from, cred_from, grant_from, rule_from};
@@ -13,13 +13,38 @@ pub(super) fn version(c: &Connection) -> Result<i64, StoreError> {
     Ok(c.query_row("SELECT v FROM meta WHERE k = 'version'", [], |r| r.get(0))?)
 }
 
-pub(super) fn insert_cred(tx: &Transaction<'_>, c: &CredentialRecord) -> rusqlite::Result<()> {
-    tx.execute(
+/// Insert a credential. A certificate or key already bound (unrevoked) is
+/// refused by the database's unique index on live fingerprints (AUTH-1,
+/// KEY-4, migration 6), so concurrent binds cannot both pass: the loser gets
+/// the same [`StoreError::Conflict`] as a bind refused by the control
+/// plane's own check.
+pub(super) fn insert_cred(tx: &Transaction<'_>, c: &CredentialRecord) -> Result<(), StoreError> {
+    let inserted = tx.execute(
         "INSERT INTO credentials (app_id, kind, sealed_secret, public_pem, alg, not_before, not_after, revoked, created_at, fingerprint, subject)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 0, ?8, ?9, ?10)",
         params![c.app_id, c.kind.as_str(), c.sealed_secret, c.public_pem, c.alg, c.not_before, c.not_after, c.created_at, c.fingerprint, c.subject],
-    )?;
-    Ok(())
+    );
+    match inserted {
+        Ok(_) => Ok(()),
+        Err(e) if is_fingerprint_clash(&e) => Err(StoreError::Conflict(match c.kind {
+            CredentialKind::Certificate => ValidationError::new(
+                "certificate_pem",
+                "this certificate is already bound to an app",
+            ),
+            _ => ValidationError::new("public_key_pem", "this key is already registered"),
+        })),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Whether `e` is the unique index on live fingerprints refusing a row.
+fn is_fingerprint_clash(e: &rusqlite::Error) -> bool {
+    matches!(
+        e,
+        rusqlite::Error::SqliteFailure(f, Some(msg))
+            if f.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE
+                && msg.contains("credentials.fingerprint")
+    )
 }
 
 /// `NotFound` unless the app exists.

@@ -1,6 +1,6 @@
 //! The schema: versioned migrations, applied in order at open.
 
-use rusqlite::Connection;
+use rusqlite::{params, Connection, Transaction};
 
 use crate::StoreError;
 
@@ -153,17 +153,144 @@ const MIGRATIONS: &[&str] = &[
     r#"
     DROP INDEX audit_ts;
     "#,
+    // 6: a certificate (or public key) is bound to one app at a time
+    // (AUTH-1, KEY-4). Binding was check-then-insert, so concurrent binds
+    // could put one certificate on two apps; now the database refuses the
+    // second. Revoked rows are kept for the record, so the index is partial:
+    // a revoked binding does not block binding the certificate again.
+    // Rows that already share a fingerprint are resolved first by the rule
+    // of `resolve_duplicate_bindings` (the earliest binding keeps it).
+    r#"
+    DROP INDEX credentials_fingerprint;
+    CREATE UNIQUE INDEX credentials_fingerprint_live ON credentials(fingerprint)
+        WHERE revoked = 0 AND fingerprint IS NOT NULL;
+    "#,
 ];
+
+/// Migration 6 makes live fingerprints unique ([`MIGRATIONS`]).
+const UNIQUE_FINGERPRINTS: usize = 6;
 
 /// Apply the migrations not yet applied, each in its own transaction;
 /// `PRAGMA user_version` records how many ran.
 pub(super) fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
+    migrate_to(conn, MIGRATIONS.len())
+}
+
+/// [`migrate`], stopping after migration `upto`.
+fn migrate_to(conn: &mut Connection, upto: usize) -> Result<(), StoreError> {
     let applied: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
-    for (i, m) in MIGRATIONS.iter().enumerate().skip(applied as usize) {
+    for (i, m) in MIGRATIONS
+        .iter()
+        .enumerate()
+        .take(upto)
+        .skip(applied as usize)
+    {
         let tx = conn.transaction()?;
+        if i + 1 == UNIQUE_FINGERPRINTS {
+            resolve_duplicate_bindings(&tx)?;
+        }
         tx.execute_batch(m)?;
         tx.pragma_update(None, "user_version", (i + 1) as i64)?;
         tx.commit()?;
     }
     Ok(())
+}
+
+/// Before the unique index (AUTH-1, KEY-4): a database written before it may
+/// hold one certificate (or key) bound, unrevoked, to several apps by
+/// concurrent binds. The rule: the earliest binding (lowest credential id)
+/// keeps it, as if the later binds had been refused, which is what the
+/// index does from now on; every later one is revoked (its row is kept, like
+/// any revoked credential, with `not_after` cut to now) and logged with a
+/// warning naming the fingerprint, the credential and both apps.
+fn resolve_duplicate_bindings(tx: &Transaction<'_>) -> Result<(), StoreError> {
+    let dups = {
+        let mut st = tx.prepare(
+            "SELECT c.id, c.app_id, c.fingerprint, k.id, k.app_id
+               FROM credentials c
+               JOIN credentials k ON k.fingerprint = c.fingerprint AND k.revoked = 0
+              WHERE c.revoked = 0 AND c.fingerprint IS NOT NULL
+                AND k.id = (SELECT MIN(id) FROM credentials
+                             WHERE fingerprint = c.fingerprint AND revoked = 0)
+                AND c.id <> k.id
+              ORDER BY c.id",
+        )?;
+        let rows = st.query_map([], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, i64>(3)?,
+                r.get::<_, String>(4)?,
+            ))
+        })?;
+        rows.collect::<rusqlite::Result<Vec<_>>>()?
+    };
+    let now = crate::now_unix();
+    for (id, app_id, fingerprint, kept_id, kept_app) in dups {
+        tracing::warn!(
+            %fingerprint,
+            credential = id,
+            %app_id,
+            kept_credential = kept_id,
+            kept_app_id = %kept_app,
+            "migration 6: a certificate or key was bound to two apps; revoking the later binding (AUTH-1, KEY-4)"
+        );
+        tx.execute(
+            "UPDATE credentials SET revoked = 1, not_after = MIN(COALESCE(not_after, ?2), ?2) WHERE id = ?1",
+            params![id, now],
+        )?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A database written before migration 6 may hold one certificate bound
+    /// to two apps (AUTH-1, KEY-4): migrating keeps the earliest binding,
+    /// revokes the later one (keeping its row) and then refuses a new one.
+    #[test]
+    fn auth_1_key_4_migration_keeps_the_earliest_binding_of_a_duplicate() {
+        let mut c = Connection::open_in_memory().unwrap();
+        migrate_to(&mut c, UNIQUE_FINGERPRINTS - 1).unwrap();
+        c.execute_batch(
+            "INSERT INTO apps (app_id, name, kind, status, created_at) VALUES
+               ('A', 'a', 'server', 'active', 't'), ('B', 'b', 'server', 'active', 't');
+             INSERT INTO credentials (id, app_id, kind, not_before, created_at, fingerprint, revoked) VALUES
+               (1, 'A', 'certificate', 0, 't', 'fp1', 0),
+               (2, 'B', 'certificate', 0, 't', 'fp1', 0),
+               (3, 'B', 'certificate', 0, 't', 'fp2', 0),
+               (4, 'A', 'certificate', 0, 't', 'fp2', 1),
+               (5, 'A', 'secret', 0, 't', NULL, 0),
+               (6, 'B', 'secret', 0, 't', NULL, 0);",
+        )
+        .unwrap();
+        migrate(&mut c).unwrap();
+        let live: Vec<(i64, i64)> = c
+            .prepare("SELECT id, revoked FROM credentials ORDER BY id")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap();
+        assert_eq!(live, [(1, 0), (2, 1), (3, 0), (4, 1), (5, 0), (6, 0)]);
+        let again = c.execute(
+            "INSERT INTO credentials (app_id, kind, not_before, created_at, fingerprint) VALUES ('B', 'certificate', 0, 't', 'fp1')",
+            [],
+        );
+        assert!(
+            again.is_err(),
+            "a second live binding of fp1 must be refused"
+        );
+        // A revoked binding does not block binding the certificate again.
+        c.execute("UPDATE credentials SET revoked = 1 WHERE id = 1", [])
+            .unwrap();
+        c.execute(
+            "INSERT INTO credentials (app_id, kind, not_before, created_at, fingerprint) VALUES ('B', 'certificate', 0, 't', 'fp1')",
+            [],
+        )
+        .unwrap();
+    }
 }
