@@ -28,6 +28,12 @@ pub enum AdminError {
     /// made (ADM-1: no unaudited change).
     #[error("audit log unavailable")]
     AuditUnavailable,
+    /// The request body is over the limit (bytes); nothing was changed (ADM-1).
+    #[error("request body over {0} bytes")]
+    PayloadTooLarge(usize),
+    /// The request body did not arrive in time; nothing was changed.
+    #[error("request body not received within {0:?}")]
+    BodyTimeout(std::time::Duration),
     /// Anything else (details logged only).
     #[error("internal error")]
     Internal(String),
@@ -78,6 +84,24 @@ impl IntoResponse for AdminError {
                 "the change could not be recorded in the audit log, so it was not made; retry later"
                     .to_string(),
                 None,
+            ),
+            AdminError::PayloadTooLarge(limit) => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "PAYLOAD_TOO_LARGE",
+                format!(
+                    "the request body is over {limit} bytes ({} MiB); nothing was changed",
+                    limit >> 20
+                ),
+                Some("body".to_string()),
+            ),
+            AdminError::BodyTimeout(d) => (
+                StatusCode::REQUEST_TIMEOUT,
+                "REQUEST_TIMEOUT",
+                format!(
+                    "the request body did not arrive within {} s; nothing was changed",
+                    d.as_secs()
+                ),
+                Some("body".to_string()),
             ),
             AdminError::Internal(detail) => {
                 tracing::error!(%detail, "admin API internal error");

@@ -7,6 +7,7 @@
 
 mod error;
 mod handlers;
+pub mod serve;
 
 use axum::extract::{Request, State};
 use axum::middleware::{self, Next};
@@ -17,12 +18,18 @@ use menshen_store::{ControlPlane, Store};
 use sha2::{Digest, Sha256};
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 pub use error::AdminError;
 
 /// The OpenAPI 3 document of this API.
 pub const OPENAPI: &str = include_str!("openapi.json");
+
+/// ADM-1: the most a request body to the admin API may be (1 MiB); a larger
+/// one is refused with 413 `PAYLOAD_TOO_LARGE` and changes nothing.
+pub const MAX_BODY_BYTES: usize = 1 << 20;
 
 /// Called after every successful change, before the admin API answers, so
 /// that when the API says "done" the co-located gateway already enforces it.
@@ -39,6 +46,9 @@ pub struct AdminState {
     /// Where every admin change is recorded (ADM-1), in the same chain as
     /// the access records.
     pub audit: Option<menshen_audit::AuditLog>,
+    /// A request body must arrive within this, or the request is refused
+    /// with 408 and changes nothing (the listener's idle timeout).
+    pub body_timeout: Duration,
 }
 
 /// Hash of an admin token as stored.
@@ -111,7 +121,160 @@ async fn before_state(st: &AdminState, path: &str) -> Option<serde_json::Value> 
     }
 }
 
-async fn require_token(State(st): State<AdminState>, req: Request, next: Next) -> Response {
+/// The token middleware's state: the handlers' state and the limiter of
+/// failed-token records.
+#[derive(Clone)]
+struct Guard {
+    st: AdminState,
+    failures: Arc<FailedTokenLimiter>,
+}
+
+/// ADM-1: failed admin-token attempts are audited, but an attacker must not
+/// be able to flood the log with them. Within each wall-clock minute the
+/// first [`FAILED_TOKEN_RECORDS_PER_MINUTE`] attempts are recorded one by
+/// one; later ones are only counted, and the count goes into the next record
+/// written (`request.unrecorded_before`), so no attempt goes unaccounted.
+/// Log volume from failed tokens is thereby bounded to that many records
+/// per minute per node, whatever the attack rate.
+pub const FAILED_TOKEN_RECORDS_PER_MINUTE: u32 = 10;
+
+#[derive(Default)]
+struct FailedTokenLimiter {
+    /// The minute (Unix seconds / 60) `used` counts for.
+    minute: AtomicU64,
+    /// Records written in that minute.
+    used: AtomicU32,
+    /// Attempts not recorded one by one since the last record.
+    unrecorded: AtomicU64,
+}
+
+impl FailedTokenLimiter {
+    /// Whether this attempt gets a record of its own; if so, how many
+    /// attempts before it did not.
+    fn admit(&self, now_unix: i64) -> Option<u64> {
+        let minute = u64::try_from(now_unix).unwrap_or(0) / 60;
+        let seen = self.minute.load(Ordering::Acquire);
+        if seen != minute
+            && self
+                .minute
+                .compare_exchange(seen, minute, Ordering::AcqRel, Ordering::Acquire)
+                .is_ok()
+        {
+            self.used.store(0, Ordering::Release);
+        }
+        let n = self.used.fetch_add(1, Ordering::AcqRel);
+        if n < FAILED_TOKEN_RECORDS_PER_MINUTE {
+            Some(self.unrecorded.swap(0, Ordering::AcqRel))
+        } else {
+            if n == FAILED_TOKEN_RECORDS_PER_MINUTE {
+                tracing::warn!(
+                    limit = FAILED_TOKEN_RECORDS_PER_MINUTE,
+                    "admin API: many failed token attempts this minute; further ones are counted, not recorded one by one"
+                );
+            }
+            self.unrecorded.fetch_add(1, Ordering::AcqRel);
+            None
+        }
+    }
+}
+
+/// The path the client used (nested routers see a shortened one).
+fn original_path(req: &Request) -> String {
+    req.extensions()
+        .get::<axum::extract::OriginalUri>()
+        .map(|u| u.0.path().to_string())
+        .unwrap_or_else(|| req.uri().path().to_string())
+}
+
+fn peer_ip(req: &Request) -> Option<String> {
+    req.extensions()
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|c| c.0.ip().to_string())
+}
+
+/// The record of a refused admin-token attempt (ADM-1), if the limiter
+/// admits one. The token itself is never recorded, only whether one was sent.
+fn failed_token_record(g: &Guard, req: &Request, sent: bool) -> Option<menshen_audit::AdminRecord> {
+    g.st.audit.as_ref()?;
+    let unrecorded_before = g.failures.admit(menshen_store::now_unix())?;
+    let peer = peer_ip(req);
+    let action = format!(
+        "{} {} (refused: {} admin token)",
+        req.method(),
+        original_path(req),
+        if sent { "wrong" } else { "no" }
+    );
+    Some(menshen_audit::AdminRecord {
+        kind: "admin".into(),
+        timestamp: menshen_store::now_rfc3339(),
+        actor: UNAUTHENTICATED.into(),
+        action,
+        status: 401,
+        before: None,
+        request: Some(serde_json::json!({
+            "peer": peer,
+            "token": if sent { "wrong" } else { "absent" },
+            "unrecorded_before": unrecorded_before,
+        })),
+        after: None,
+    })
+}
+
+/// Write a failed-token record, if the limiter admitted one. Not awaited
+/// to disk: the refusal does not depend on it, and a flood must not queue
+/// fsyncs.
+async fn record_failed_token(g: &Guard, rec: Option<menshen_audit::AdminRecord>) {
+    if let (Some(audit), Some(rec)) = (&g.st.audit, rec) {
+        if let Err(e) = audit.record(&rec).await {
+            tracing::error!(error = %e, "failed admin token attempt could not be recorded");
+        }
+    }
+}
+
+/// The actor name recorded for requests without a valid admin token.
+pub const UNAUTHENTICATED: &str = "(unauthenticated)";
+
+/// Paths whose GET reads audit data (AUD-6); each read is recorded (ADM-1).
+fn reads_audit(path: &str) -> bool {
+    path == "/v1/audit" || path.starts_with("/v1/audit/")
+}
+
+/// A read of audit data: served, then recorded durably (who, what query,
+/// the status) before the answer goes out; if the record cannot be
+/// written, the data is not shown.
+async fn audited_read(g: &Guard, actor: String, req: Request, next: Next) -> Response {
+    let Some(audit) = g.st.audit.clone() else {
+        return next.run(req).await;
+    };
+    let path = original_path(&req);
+    let query = req
+        .uri()
+        .query()
+        .map(|q| menshen_audit::mask_text(q).into_owned());
+    let action = match &query {
+        Some(q) => format!("GET {path}?{q}"),
+        None => format!("GET {path}"),
+    };
+    let resp = next.run(req).await;
+    let rec = menshen_audit::AdminRecord {
+        kind: "admin".into(),
+        timestamp: menshen_store::now_rfc3339(),
+        actor,
+        action: action.clone(),
+        status: resp.status().as_u16(),
+        before: None,
+        request: query.map(|q| serde_json::json!({ "query": q })),
+        after: None,
+    };
+    if let Err(e) = audit.record_durable(&rec).await {
+        tracing::error!(error = %e, %action, "audit read refused: its record could not be written");
+        return AdminError::AuditUnavailable.into_response();
+    }
+    resp
+}
+
+async fn require_token(State(g): State<Guard>, req: Request, next: Next) -> Response {
+    let st = &g.st;
     let token = req
         .headers()
         .get(http::header::AUTHORIZATION)
@@ -119,29 +282,60 @@ async fn require_token(State(st): State<AdminState>, req: Request, next: Next) -
         .and_then(|v| v.strip_prefix("Bearer "))
         .map(str::trim);
     let Some(token) = token else {
+        let rec = failed_token_record(&g, &req, false);
+        record_failed_token(&g, rec).await;
         return AdminError::Unauthorized.into_response();
     };
     let actor = match st.cp.store.find_admin_token(&token_hash(token)).await {
         Ok(Some(t)) => t.name,
-        Ok(None) => return AdminError::Unauthorized.into_response(),
+        Ok(None) => {
+            let rec = failed_token_record(&g, &req, true);
+            record_failed_token(&g, rec).await;
+            return AdminError::Unauthorized.into_response();
+        }
         Err(e) => return AdminError::from(e).into_response(),
     };
+    let path = original_path(&req);
     if req.method() == http::Method::GET {
+        if reads_audit(&path) {
+            return audited_read(&g, actor, req, next).await;
+        }
         return next.run(req).await;
     }
     // ADM-1: who, what, before/after, when, for every change.
-    // Nested routers see a shortened path; record the one the client used.
-    let path = req
-        .extensions()
-        .get::<axum::extract::OriginalUri>()
-        .map(|u| u.0.path().to_string())
-        .unwrap_or_else(|| req.uri().path().to_string());
     let action = format!("{} {}", req.method(), path);
-    let before = before_state(&st, &path).await;
     let (parts, body) = req.into_parts();
-    let body = axum::body::to_bytes(body, 1 << 20)
-        .await
-        .unwrap_or_default();
+    // ADM-1: the API does what it is told or nothing: a body over the limit
+    // (or one that does not arrive in time) is refused before anything is
+    // recorded or changed, never cut or replaced by an empty one.
+    let announced = parts
+        .headers
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if announced.is_some_and(|n| n > MAX_BODY_BYTES as u64) {
+        tracing::warn!(%actor, %action, "admin request refused: body over the limit");
+        return AdminError::PayloadTooLarge(MAX_BODY_BYTES).into_response();
+    }
+    let body =
+        match tokio::time::timeout(st.body_timeout, axum::body::to_bytes(body, MAX_BODY_BYTES))
+            .await
+        {
+            Ok(Ok(b)) => b,
+            Ok(Err(e)) => {
+                if e.into_inner().is::<http_body_util::LengthLimitError>() {
+                    tracing::warn!(%actor, %action, "admin request refused: body over the limit");
+                    return AdminError::PayloadTooLarge(MAX_BODY_BYTES).into_response();
+                }
+                return AdminError::Invalid(menshen_model::ValidationError::new(
+                    "body",
+                    "the request body could not be read",
+                ))
+                .into_response();
+            }
+            Err(_) => return AdminError::BodyTimeout(st.body_timeout).into_response(),
+        };
+    let before = before_state(st, &path).await;
     let request = serde_json::from_slice::<serde_json::Value>(&body)
         .ok()
         .map(scrub);
@@ -166,6 +360,7 @@ async fn require_token(State(st): State<AdminState>, req: Request, next: Next) -
     // The change, its result record and the snapshot rebuild run in a task
     // of their own: an admin client that hangs up cannot leave a change made
     // but unrecorded.
+    let st = st.clone();
     let work = tokio::spawn(async move {
         let resp = next
             .run(Request::from_parts(parts, axum::body::Body::from(body)))
@@ -235,7 +430,13 @@ pub fn router(state: AdminState) -> Router {
         .route("/ip-rules", get(list_ip_rules).post(add_ip_rule))
         .route("/ip-rules/{id}", delete(remove_ip_rule))
         .route("/uapi/{code}", get(decode_uapi))
-        .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
+        .route_layer(middleware::from_fn_with_state(
+            Guard {
+                st: state.clone(),
+                failures: Arc::new(FailedTokenLimiter::default()),
+            },
+            require_token,
+        ));
     Router::new()
         .route("/openapi.json", get(openapi))
         .route("/healthz", get(healthz))

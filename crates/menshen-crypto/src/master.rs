@@ -26,8 +26,8 @@ pub enum MasterKeyError {
         /// Cause.
         source: std::io::Error,
     },
-    /// File readable by group or others.
-    #[error("master key file {path} is readable by group or others (mode {mode:o}); run `chmod 600 {path}`")]
+    /// File readable or writable by group or others.
+    #[error("master key file {path} is readable or writable by group or others (mode {mode:04o}); run `chmod 600 {path}`")]
     Permissions {
         /// The file.
         path: String,

@@ -55,6 +55,76 @@ fn default_prefix() -> String {
 pub struct AdminSection {
     /// Address of the admin API (keep it on a management network or loopback).
     pub listen: SocketAddr,
+    /// Serve the admin API over TLS (`[admin.tls]`: `cert`, `key`).
+    #[serde(default)]
+    pub tls: Option<AdminTls>,
+    /// ADM-1: a non-loopback `listen` without `[admin.tls]` is refused at
+    /// start-up unless this is `true` (e.g. behind a TLS-terminating proxy
+    /// on a management network); the admin token would cross the network
+    /// in clear.
+    #[serde(default)]
+    pub allow_plaintext_non_loopback: bool,
+    /// TLS handshake and each request head must arrive within this (ms);
+    /// also closes a keep-alive connection that sends no next request.
+    #[serde(default = "default_admin_header_ms")]
+    pub header_read_timeout_ms: u64,
+    /// A connection with no request in flight is closed after this (ms); a
+    /// request body must arrive within it.
+    #[serde(default = "default_admin_idle_ms")]
+    pub idle_timeout_ms: u64,
+}
+
+impl Default for AdminSection {
+    /// Loopback port 9080, plain HTTP, default timeouts.
+    fn default() -> Self {
+        AdminSection {
+            listen: SocketAddr::from(([127, 0, 0, 1], 9080)),
+            tls: None,
+            allow_plaintext_non_loopback: false,
+            header_read_timeout_ms: default_admin_header_ms(),
+            idle_timeout_ms: default_admin_idle_ms(),
+        }
+    }
+}
+
+impl AdminSection {
+    /// ADM-1: refuse a plain-HTTP admin API on a non-loopback address unless
+    /// explicitly allowed; the error names the settings and the fix.
+    pub fn check_exposure(&self) -> anyhow::Result<()> {
+        if self.listen.ip().is_loopback() || self.tls.is_some() {
+            return Ok(());
+        }
+        if self.allow_plaintext_non_loopback {
+            tracing::warn!(
+                listen = %self.listen,
+                "admin.listen is not a loopback address and admin.tls is not set: admin tokens and changes cross the network in clear (admin.allow_plaintext_non_loopback = true)"
+            );
+            return Ok(());
+        }
+        bail!(
+            "admin.listen: {} is not a loopback address and admin.tls is not configured, so admin tokens would cross the network in clear; \
+             configure [admin.tls] cert = \"...\" and key = \"...\", or listen on 127.0.0.1 / [::1], \
+             or (behind a TLS-terminating proxy on a management network) set admin.allow_plaintext_non_loopback = true",
+            self.listen
+        )
+    }
+}
+
+/// `[admin.tls]`: the admin API's certificate chain and private key (PEM).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdminTls {
+    /// Certificate chain (PEM), leaf first.
+    pub cert: PathBuf,
+    /// Private key (PEM, PKCS#8 / SEC1 / PKCS#1).
+    pub key: PathBuf,
+}
+
+fn default_admin_header_ms() -> u64 {
+    10_000
+}
+fn default_admin_idle_ms() -> u64 {
+    60_000
 }
 
 /// `[audit]`.
@@ -142,6 +212,10 @@ impl Config {
         if let Some(p) = c.gateway.upstream_ca.as_mut() {
             abs(p);
         }
+        if let Some(t) = c.admin.tls.as_mut() {
+            abs(&mut t.cert);
+            abs(&mut t.key);
+        }
         c.validate()
             .map_err(|e| anyhow::anyhow!("config file {}: {e}", path.display()))?;
         Ok(c)
@@ -161,6 +235,10 @@ impl Config {
                 bail!("node_id: must be 8 hex characters, e.g. \"0a1b2c3d\" (or leave it out for a random one)");
             }
         }
+        if self.admin.header_read_timeout_ms == 0 || self.admin.idle_timeout_ms == 0 {
+            bail!("admin.header_read_timeout_ms / admin.idle_timeout_ms: must be > 0 (defaults 10000 and 60000)");
+        }
+        self.admin.check_exposure()?;
         if self.audit.queue < 16 {
             bail!("audit.queue: must be at least 16");
         }
@@ -204,6 +282,30 @@ listen = "127.0.0.1:9080"
         assert_eq!(c.gateway.replay_window_secs, 300);
     }
 
+    /// ADM-1: the admin section's defaults, TLS paths taken relative to the
+    /// file, and an explicit opt-in for plain HTTP off loopback.
+    #[test]
+    fn adm_1_admin_section_defaults_tls_paths_and_plaintext_opt_in() {
+        let d = tempfile::tempdir().unwrap();
+        let c = Config::load(&write(d.path(), GOOD)).unwrap();
+        assert_eq!(c.admin.header_read_timeout_ms, 10_000);
+        assert_eq!(c.admin.idle_timeout_ms, 60_000);
+        assert!(c.admin.tls.is_none());
+        let tls = GOOD.replace(
+            "listen = \"127.0.0.1:9080\"",
+            "listen = \"0.0.0.0:9080\"\n[admin.tls]\ncert = \"tls/admin.pem\"\nkey = \"tls/admin.key\"",
+        );
+        let c = Config::load(&write(d.path(), &tls)).unwrap();
+        let t = c.admin.tls.unwrap();
+        assert_eq!(t.cert, d.path().join("tls/admin.pem"));
+        assert_eq!(t.key, d.path().join("tls/admin.key"));
+        let opted = GOOD.replace(
+            "listen = \"127.0.0.1:9080\"",
+            "listen = \"0.0.0.0:9080\"\nallow_plaintext_non_loopback = true",
+        );
+        assert!(Config::load(&write(d.path(), &opted)).is_ok());
+    }
+
     #[test]
     fn bad_configs_name_the_field() {
         let d = tempfile::tempdir().unwrap();
@@ -224,6 +326,14 @@ listen = "127.0.0.1:9080"
                     "data_dir = \"data\"\nnode_id = \"xyz\"",
                 ),
                 "node_id",
+            ),
+            (
+                GOOD.replace("127.0.0.1:9080", "0.0.0.0:9080"),
+                "admin.allow_plaintext_non_loopback",
+            ),
+            (
+                GOOD.replace("[admin]", "[admin]\nheader_read_timeout_ms = 0"),
+                "admin.header_read_timeout_ms",
             ),
         ] {
             let e = Config::load(&write(d.path(), &edit))

@@ -225,6 +225,7 @@ pub async fn start(opts: &DemoOptions) -> anyhow::Result<Demo> {
         },
         admin: AdminSection {
             listen: SocketAddr::from((Ipv4Addr::LOCALHOST, opts.admin_port)),
+            ..Default::default()
         },
         audit: AuditSection::default(),
     };

@@ -6,13 +6,18 @@ use std::sync::Arc;
 
 use anyhow::{bail, Context};
 use menshen_admin::AdminState;
-use menshen_audit::{AuditConfig, AuditLog, AuditSigner, BatchSink, Committed};
+use menshen_audit::{AuditConfig, AuditLog, AuditSigner};
 use menshen_crypto::MasterKey;
 use menshen_gateway::{Gateway, GatewayHandle};
 use menshen_store::{ControlPlane, HotState, MemoryHotState, SqliteStore, UApiConfig};
 use tokio::sync::watch;
 
 use crate::config::Config;
+
+pub mod files;
+mod index_sink;
+
+use index_sink::IndexSink;
 
 /// Environment variable that may carry the master key (64 hex characters).
 pub const MASTER_KEY_ENV: &str = "MENSHEN_MASTER_KEY";
@@ -30,11 +35,15 @@ pub fn load_master_key(cfg: &Config) -> anyhow::Result<MasterKey> {
 }
 
 /// Open the store and build the control plane.
+///
+/// The data directory is created 0700 (an existing one that group or others
+/// can access is refused) and the database file 0600, before SQLite opens it.
 pub fn control_plane(cfg: &Config) -> anyhow::Result<ControlPlane> {
-    std::fs::create_dir_all(&cfg.data_dir)
-        .with_context(|| format!("data_dir: cannot create {}", cfg.data_dir.display()))?;
+    files::prepare_data_dir(&cfg.data_dir)?;
     let master = load_master_key(cfg)?;
-    let store = SqliteStore::open(&cfg.data_dir.join("menshen.db"))
+    let db = cfg.data_dir.join("menshen.db");
+    files::private_db_file(&db)?;
+    let store = SqliteStore::open(&db)
         .map_err(|e| anyhow::anyhow!("data_dir: cannot open the store: {e}"))?;
     Ok(ControlPlane::new(
         Arc::new(store),
@@ -72,6 +81,14 @@ pub const RUNNING_MARKER: &str = "node.running";
 impl Node {
     /// Start gateway and admin API.
     pub async fn start(cfg: Config) -> anyhow::Result<Node> {
+        // ADM-1: before anything is created or bound.
+        cfg.admin.check_exposure()?;
+        let admin_tls = match &cfg.admin.tls {
+            Some(t) => Some(Arc::new(
+                menshen_admin::serve::tls_config(&t.cert, &t.key).map_err(anyhow::Error::msg)?,
+            )),
+            None => None,
+        };
         let cp = control_plane(&cfg)?;
         let keys = cp
             .ensure_bank_keys()
@@ -89,6 +106,8 @@ impl Node {
                 .context("keystore: the audit key does not open with this master key")?,
         };
         let audit_cfg = audit_config(&cfg);
+        files::create_private_dir(&audit_cfg.dir)
+            .with_context(|| format!("data_dir: cannot create {}", audit_cfg.dir.display()))?;
         let index = IndexSink::start(cp.clone(), audit_cfg.dir.clone());
         let audit = AuditLog::open(audit_cfg, Some(signer), Some(Box::new(index)))
             .map_err(|e| anyhow::anyhow!("data_dir: {e}"))?;
@@ -115,8 +134,7 @@ impl Node {
             );
             now
         });
-        std::fs::write(&marker, std::process::id().to_string())
-            .with_context(|| format!("data_dir: cannot write {}", marker.display()))?;
+        files::write_private(&marker, std::process::id().to_string().as_bytes())?;
         let gateway = match Gateway::start(
             cfg.gateway.clone(),
             cp.clone(),
@@ -139,7 +157,7 @@ impl Node {
                 return Err(anyhow::Error::msg(e));
             }
         };
-        let (admin_stop, mut rx) = watch::channel(false);
+        let (admin_stop, rx) = watch::channel(false);
         let (snap, cp2) = (gateway.snapshot.clone(), cp.clone());
         let after_change: menshen_admin::AfterChange = Arc::new(move || {
             let (snap, cp) = (snap.clone(), cp2.clone());
@@ -149,22 +167,26 @@ impl Node {
                 }
             })
         });
+        let idle = std::time::Duration::from_millis(cfg.admin.idle_timeout_ms);
         let router = menshen_admin::router(AdminState {
             cp: cp.clone(),
             after_change: Some(after_change),
             audit: Some(audit.clone()),
+            body_timeout: idle,
         });
-        let admin_task = tokio::spawn(async move {
-            let r = axum::serve(admin_listener, router)
-                .with_graceful_shutdown(async move {
-                    let _ = rx.changed().await;
-                })
-                .await;
-            if let Err(e) = r {
-                tracing::error!(error = %e, "admin API stopped");
-            }
-        });
-        tracing::info!(gateway = ?gateway.addrs, admin = %admin_addr, "menshen node started");
+        let opts = menshen_admin::serve::ServeOptions {
+            tls: admin_tls,
+            header_read_timeout: std::time::Duration::from_millis(cfg.admin.header_read_timeout_ms),
+            idle_timeout: idle,
+        };
+        let admin_tls = opts.tls.is_some();
+        let admin_task = tokio::spawn(menshen_admin::serve::serve(
+            admin_listener,
+            router,
+            opts,
+            rx,
+        ));
+        tracing::info!(gateway = ?gateway.addrs, admin = %admin_addr, admin_tls, "menshen node started");
         Ok(Node {
             gateway,
             admin_addr,
@@ -248,338 +270,4 @@ pub fn audit_config(cfg: &Config) -> AuditConfig {
     a.segment_max_age = std::time::Duration::from_secs(cfg.audit.segment_max_hours * 3600);
     a.compress = cfg.audit.compress;
     a
-}
-
-/// How long the index task gathers committed batches before one transaction.
-const INDEX_LINGER: std::time::Duration = std::time::Duration::from_millis(100);
-/// Rows per index transaction at most.
-const INDEX_MAX_ROWS: usize = 8192;
-
-/// What the index task receives from the writer thread (and the catch-up).
-enum IndexMsg {
-    /// The log holds records up to this sequence number at start-up: index
-    /// any the database is missing (a crash can come between a batch's fsync
-    /// and its index commit; a schema change rebuilds the index).
-    CatchUp(u64),
-    /// A committed batch and the latest checkpoint, if any.
-    Batch(Vec<menshen_store::AuditRow>, Option<(u64, String)>),
-    /// The catch-up for records up to the first number is done; it read the
-    /// files up to the second (less if they could not be read to the end).
-    CaughtUp(u64, u64),
-}
-
-/// Feeds committed audit batches to the store's index (AUD-2, AUD-6) and keeps
-/// the latest checkpoint there too (so truncating the files is detectable).
-///
-/// At start-up the records the database lacks are indexed from the files by a
-/// task of their own, beside the live batches, so a long catch-up (a rebuilt
-/// index over a large log) never holds up the writer. The store's
-/// `indexed_through` mark, where the next start resumes, only advances over
-/// a gapless prefix: to the catch-up's end once it is done, then with each
-/// live batch (they follow on without a gap), never past a failed write.
-struct IndexSink {
-    tx: tokio::sync::mpsc::Sender<IndexMsg>,
-}
-
-impl IndexSink {
-    fn start(cp: ControlPlane, dir: std::path::PathBuf) -> Self {
-        // Room for INDEX_LINGER of single-record batches at a few thousand
-        // calls/s; beyond that the writer thread waits (back-pressure).
-        let (tx, mut rx) = tokio::sync::mpsc::channel::<IndexMsg>(4096);
-        let to_self = tx.downgrade();
-        tokio::spawn(async move {
-            // Highest live sequence number indexed, whether the catch-up is
-            // done, and whether a live write failed (a gap: stop the mark).
-            let (mut live_max, mut caught_up, mut gap) = (0u64, false, false);
-            let mut pending: Option<IndexMsg> = None;
-            loop {
-                let msg = match pending.take() {
-                    Some(m) => m,
-                    None => match rx.recv().await {
-                        Some(m) => m,
-                        None => break,
-                    },
-                };
-                let (mut rows, mut checkpoint) = match msg {
-                    IndexMsg::CatchUp(upto) => {
-                        let (cp, dir, back) = (cp.clone(), dir.clone(), to_self.clone());
-                        tokio::spawn(async move {
-                            match catch_up(&cp, &dir, upto).await {
-                                Ok(reached) => {
-                                    if let Some(back) = back.upgrade() {
-                                        let _ = back.send(IndexMsg::CaughtUp(upto, reached)).await;
-                                    }
-                                }
-                                Err(e) => {
-                                    tracing::error!(error = %e, "audit index: catching up from the log failed; searches may miss older records until the next start")
-                                }
-                            }
-                        });
-                        continue;
-                    }
-                    IndexMsg::CaughtUp(upto, reached) => {
-                        caught_up = true;
-                        if reached < upto {
-                            // The files could not be read to the end: the
-                            // mark stays before the records not indexed.
-                            tracing::error!(reached, upto, "audit index: the log could not be read past record {reached}; `menshen audit verify` shows why");
-                            gap = true;
-                            if let Err(e) = cp.store.index_audit(vec![], None, Some(reached)).await
-                            {
-                                tracing::error!(error = %e, "audit index: cannot record how far it is complete");
-                            }
-                        }
-                        if !gap {
-                            let mark = upto.max(live_max);
-                            if let Err(e) = cp.store.index_audit(vec![], None, Some(mark)).await {
-                                tracing::error!(error = %e, "audit index: cannot record how far it is complete");
-                            }
-                        }
-                        continue;
-                    }
-                    IndexMsg::Batch(rows, checkpoint) => (rows, checkpoint),
-                };
-                // Coalesce up to INDEX_LINGER of batches into one transaction:
-                // a SQLite commit costs a WAL append of every page it touched
-                // plus file locking, so a few large commits are far cheaper
-                // than many small ones. Search lags the log by at most this.
-                let deadline = tokio::time::Instant::now() + INDEX_LINGER;
-                while rows.len() < INDEX_MAX_ROWS {
-                    match tokio::time::timeout_at(deadline, rx.recv()).await {
-                        Ok(Some(IndexMsg::Batch(more, cp2))) => {
-                            rows.extend(more);
-                            if cp2.is_some() {
-                                checkpoint = cp2;
-                            }
-                        }
-                        Ok(Some(other)) => {
-                            pending = Some(other);
-                            break;
-                        }
-                        Ok(None) | Err(_) => break,
-                    }
-                }
-                let top = rows.iter().map(|r| r.seq).max();
-                let mark = top.filter(|_| caught_up && !gap);
-                match cp.store.index_audit(rows, checkpoint, mark).await {
-                    Ok(()) => live_max = live_max.max(top.unwrap_or(0)),
-                    Err(e) => {
-                        gap = true;
-                        tracing::error!(error = %e, "audit index write failed (the log itself is intact; the next start indexes what is missing)");
-                    }
-                }
-            }
-        });
-        IndexSink { tx }
-    }
-}
-
-/// Index the records of the log up to `upto` that the database may lack,
-/// read from the files after the store's `indexed_through` mark (from its
-/// row's segment and offset; from the start without a mark), in
-/// transactions of [`INDEX_MAX_ROWS`]. Rows already there are left as they are.
-/// Returns the last sequence number read (`upto` unless the files end early).
-async fn catch_up(cp: &ControlPlane, dir: &std::path::Path, upto: u64) -> anyhow::Result<u64> {
-    let mark = cp.store.audit_index_watermark().await?;
-    let (start, after) = match &mark {
-        Some(r) => (Some((r.segment, r.offset)), r.seq),
-        None => (None, 0),
-    };
-    if after >= upto {
-        return Ok(upto);
-    }
-    tracing::info!(
-        from = after + 1,
-        to = upto,
-        "audit index: indexing records the database may lack"
-    );
-    let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<menshen_store::AuditRow>>(2);
-    let dir = dir.to_path_buf();
-    let scan = tokio::task::spawn_blocking(move || {
-        let (mut chunk, mut reached) = (Vec::new(), after);
-        let r = menshen_audit::writer::scan_from(&dir, start, after, |c| {
-            if c.seq > upto {
-                return false;
-            }
-            reached = c.seq;
-            chunk.push(row(c));
-            if chunk.len() >= INDEX_MAX_ROWS {
-                return tx.blocking_send(std::mem::take(&mut chunk)).is_ok();
-            }
-            true
-        });
-        if !chunk.is_empty() {
-            let _ = tx.blocking_send(chunk);
-        }
-        r.map(|()| reached)
-    });
-    let mut n = 0usize;
-    while let Some(rows) = rx.recv().await {
-        n += rows.len();
-        cp.store.index_audit(rows, None, None).await?;
-    }
-    let reached = scan.await??;
-    tracing::info!(records = n, "audit index: caught up with the log");
-    Ok(reached)
-}
-
-/// The indexed fields of a record, borrowed from its JSON (no value tree).
-#[derive(serde::Deserialize, Default)]
-struct Keys<'a> {
-    #[serde(borrow, default)]
-    kind: Option<std::borrow::Cow<'a, str>>,
-    #[serde(borrow, default)]
-    txn_id: Option<std::borrow::Cow<'a, str>>,
-    #[serde(borrow, default)]
-    timestamp: Option<std::borrow::Cow<'a, str>>,
-    #[serde(borrow, default)]
-    app_id: Option<std::borrow::Cow<'a, str>>,
-    #[serde(borrow, default)]
-    api_id: Option<std::borrow::Cow<'a, str>>,
-    #[serde(borrow, default)]
-    user_id: Option<std::borrow::Cow<'a, str>>,
-    #[serde(borrow, default)]
-    actor: Option<std::borrow::Cow<'a, str>>,
-    #[serde(borrow, default)]
-    result: Option<std::borrow::Cow<'a, str>>,
-    #[serde(default)]
-    status: Option<i64>,
-    #[serde(default)]
-    duration_us: Option<i64>,
-    #[serde(borrow, default)]
-    code: Option<std::borrow::Cow<'a, str>>,
-}
-
-fn row(c: Committed) -> menshen_store::AuditRow {
-    let Committed {
-        seq,
-        segment,
-        offset,
-        rec,
-        keys,
-    } = c;
-    if let Some(k) = keys {
-        // The gateway handed the keys over with the record: no parse.
-        return menshen_store::AuditRow {
-            seq,
-            segment,
-            offset,
-            kind: k.kind.to_string(),
-            txn_id: k.txn_id,
-            time_ms: k.time_ms,
-            app_id: k.app_id,
-            api_id: k.api_id,
-            user_id: k.user_id,
-            result: k.result.map(str::to_string),
-            status: k.status,
-            code: k.code,
-            duration_us: k.duration_us,
-        };
-    }
-    let k: Keys<'_> = serde_json::from_slice(&rec).unwrap_or_default();
-    let s = |v: Option<std::borrow::Cow<'_, str>>| v.map(|x| x.into_owned());
-    let time_ms = k
-        .timestamp
-        .as_deref()
-        .and_then(|t| {
-            time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339).ok()
-        })
-        .map(|t| (t.unix_timestamp_nanos() / 1_000_000) as i64)
-        .unwrap_or_default();
-    menshen_store::AuditRow {
-        seq,
-        segment,
-        offset,
-        kind: s(k.kind).unwrap_or_else(|| "access".into()),
-        txn_id: s(k.txn_id),
-        time_ms,
-        app_id: s(k.app_id),
-        api_id: s(k.api_id),
-        user_id: s(k.user_id).or_else(|| s(k.actor)),
-        result: s(k.result),
-        status: k.status,
-        code: s(k.code),
-        duration_us: k.duration_us,
-    }
-}
-
-impl BatchSink for IndexSink {
-    fn committed(
-        &mut self,
-        records: Vec<Committed>,
-        checkpoint: Option<&menshen_audit::chain::Checkpoint>,
-    ) {
-        let rows = records.into_iter().map(row).collect();
-        let cp = checkpoint.and_then(|c| serde_json::to_string(c).ok().map(|j| (c.last_seq, j)));
-        // Back-pressure onto the writer thread if the database falls behind.
-        if self.tx.blocking_send(IndexMsg::Batch(rows, cp)).is_err() {
-            tracing::error!("audit index task stopped");
-        }
-    }
-
-    fn opened(&mut self, last_seq: u64) {
-        if self.tx.blocking_send(IndexMsg::CatchUp(last_seq)).is_err() {
-            tracing::error!("audit index task stopped");
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// AUD-2: an index row is the same whether built from the keys the
-    /// gateway hands over (live) or parsed back from the record (catch-up
-    /// after a crash).
-    #[test]
-    fn aud_2_index_row_from_keys_equals_row_parsed_from_the_record() {
-        for (code, result) in [
-            (None, menshen_audit::Outcome::Success),
-            (
-                Some("INVALID_SIGNATURE".to_string()),
-                menshen_audit::Outcome::Failure,
-            ),
-            (None, menshen_audit::Outcome::Unknown),
-        ] {
-            let rec = menshen_audit::AccessRecord {
-                kind: "access".into(),
-                txn_id: "T1796006374431c659184a0000c9".into(),
-                node_id: "c659184a".into(),
-                timestamp: "2026-11-30T02:39:34.431Z".into(),
-                duration_us: 1519,
-                app_id: Some("app_1".into()),
-                app_verified: true,
-                api_id: Some("products".into()),
-                u_api_id: Some("0PC103050103000100000200".into()),
-                level: Some("A1".into()),
-                client_ip: "127.0.0.1".into(),
-                peer: "127.0.0.1:5000".into(),
-                method: "GET".into(),
-                path: "/v1/products".into(),
-                status: 200,
-                result,
-                code,
-                message: "upstream 200".into(),
-                reason: None,
-                alg: Some("hmac-sm3".into()),
-                nonce: None,
-                sig_created: Some(1_796_006_374),
-                client_cert: None,
-                message_parts: None,
-            };
-            let time_ms = 1_796_006_374_431;
-            let bytes = serde_json::to_vec(&rec).unwrap();
-            let c = |keys| Committed {
-                seq: 7,
-                segment: 2,
-                offset: 4096,
-                rec: bytes.clone(),
-                keys,
-            };
-            let parsed = row(c(None));
-            let given = row(c(Some(rec.keys(time_ms))));
-            assert_eq!(parsed, given);
-            assert_eq!(given.time_ms, time_ms);
-        }
-    }
 }

@@ -205,6 +205,9 @@ async fn dep_2_a_failing_disk_fails_a2_calls_closed() {
     fn full_disk(dir: &std::path::Path) {
         let seg = dir.join("data/audit/segments");
         std::fs::create_dir_all(&seg).unwrap();
+        // The node refuses a data directory others can enter.
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(dir.join("data"), std::fs::Permissions::from_mode(0o700)).unwrap();
         std::os::unix::fs::symlink("/dev/full", seg.join("seg-00000001.jsonl")).unwrap();
     }
     let h = Harness::start_with(HarnessOptions {
@@ -327,6 +330,7 @@ async fn aud_2_closed_segments_archive_and_stay_verifiable() {
         ),
         admin: AdminSection {
             listen: "127.0.0.1:0".parse().unwrap(),
+            ..Default::default()
         },
         audit: AuditSection {
             archive_after_days: 0,

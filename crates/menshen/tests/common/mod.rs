@@ -258,6 +258,7 @@ impl Harness {
             gateway: gw,
             admin: AdminSection {
                 listen: SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
+                ..Default::default()
             },
             audit: AuditSection::default(),
         };
