@@ -1,9 +1,9 @@
 //! The embedded default store: one SQLite file (WAL, synchronous=FULL) with
 //! versioned migrations. Calls run on tokio's blocking pool.
 //!
-//! By role: [`schema`] (migrations), [`rows`] (row mappers), [`catalog`]
+//! By role: `schema` (migrations), `rows` (row mappers), `catalog`
 //! (apps, credentials, keys, IP rules, admin tokens, the snapshot dump),
-//! [`apis`] (APIs, U_API_IDs, grants), [`audit`] (the audit index). This
+//! `apis` (APIs, U_API_IDs, grants), `audit` (the audit index). This
 //! file holds the connections and turns each [`Store`] call into one of
 //! their synchronous functions on a blocking thread.
 

@@ -1,0 +1,130 @@
+//! `menshen app ...`: apps, their credentials, keys and certificates.
+
+use std::path::PathBuf;
+
+use anyhow::{bail, Context};
+use serde_json::{json, Value};
+
+use super::render::{out, print_json};
+use super::{AdminClient, AdminConn, AppCmd};
+
+fn emit_secret(v: &mut Value, secret_out: &Option<PathBuf>) -> anyhow::Result<()> {
+    if let Some(path) = secret_out {
+        let s = v
+            .get("app_secret")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string();
+        crate::pki::write_private(path, s.as_bytes())?;
+        v["app_secret"] = json!(format!("(written to {})", path.display()));
+    }
+    Ok(())
+}
+
+/// `menshen app ...`
+pub async fn app(cmd: AppCmd, conn: AdminConn) -> anyhow::Result<()> {
+    let c = AdminClient::new(&conn)?;
+    match cmd {
+        AppCmd::Create {
+            name,
+            kind,
+            contact,
+            secret_out,
+        } => {
+            let mut v = c
+                .call(
+                    "POST",
+                    "/v1/apps",
+                    Some(json!({"name": name, "kind": kind, "contact": contact})),
+                )
+                .await?;
+            emit_secret(&mut v, &secret_out)?;
+            print_json(&v);
+        }
+        AppCmd::List => out(
+            &c,
+            &c.call("GET", "/v1/apps", None).await?,
+            &["app_id", "name", "kind", "status", "created_at"],
+        ),
+        AppCmd::Show { app_id } => {
+            let mut v = c.call("GET", &format!("/v1/apps/{app_id}"), None).await?;
+            v["credentials"] = c
+                .call("GET", &format!("/v1/apps/{app_id}/credentials"), None)
+                .await?;
+            print_json(&v)
+        }
+        AppCmd::KeyAdd {
+            app_id,
+            public_key,
+            not_before,
+            not_after,
+        } => {
+            let pem = std::fs::read_to_string(&public_key)
+                .with_context(|| format!("--public-key {}", public_key.display()))?;
+            print_json(
+                &c.call("POST", &format!("/v1/apps/{app_id}/keys"), Some(json!({"public_key_pem": pem, "not_before": not_before, "not_after": not_after})))
+                    .await?,
+            )
+        }
+        AppCmd::CertAdd { app_id, cert } => {
+            let pem = std::fs::read_to_string(&cert)
+                .with_context(|| format!("--cert {}", cert.display()))?;
+            print_json(
+                &c.call(
+                    "POST",
+                    &format!("/v1/apps/{app_id}/certificates"),
+                    Some(json!({"certificate_pem": pem})),
+                )
+                .await?,
+            )
+        }
+        AppCmd::CredentialRevoke { app_id, id } => {
+            c.call(
+                "DELETE",
+                &format!("/v1/apps/{app_id}/credentials/{id}"),
+                None,
+            )
+            .await?;
+            crate::out!("credential {id} of {app_id} revoked");
+        }
+        AppCmd::RequireCert { app_id, state } => {
+            let on = match state.as_str() {
+                "on" => true,
+                "off" => false,
+                _ => bail!("STATE: must be `on` or `off`"),
+            };
+            print_json(
+                &c.call(
+                    "POST",
+                    &format!("/v1/apps/{app_id}/require-client-cert"),
+                    Some(json!({"required": on})),
+                )
+                .await?,
+            )
+        }
+        AppCmd::Suspend { app_id } => print_json(
+            &c.call("POST", &format!("/v1/apps/{app_id}/suspend"), None)
+                .await?,
+        ),
+        AppCmd::Resume { app_id } => print_json(
+            &c.call("POST", &format!("/v1/apps/{app_id}/resume"), None)
+                .await?,
+        ),
+        AppCmd::SecretRotate {
+            app_id,
+            grace_seconds,
+            secret_out,
+        } => {
+            let mut v = c
+                .call(
+                    "POST",
+                    &format!("/v1/apps/{app_id}/secret-rotate"),
+                    Some(json!({"grace_seconds": grace_seconds})),
+                )
+                .await?;
+            emit_secret(&mut v, &secret_out)?;
+            print_json(&v);
+        }
+    }
+    Ok(())
+}

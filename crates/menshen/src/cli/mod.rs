@@ -1,0 +1,523 @@
+//! Command-line interface: clap definitions and the commands that talk to the
+//! admin API, sign calls, and decode U_API_IDs.
+//!
+//! By role: this file holds the arguments; `client` the admin API client,
+//! `render` the output (JSON or tables), and one file per command group
+//! (`app`, `api`, `grant`, `ip`, `uapi`, `call`, `audit`). `admin init`,
+//! `masterkey`, `serve` and `demo` run in `main.rs`.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+mod api;
+mod app;
+mod audit;
+mod call;
+mod client;
+mod grant;
+mod ip;
+mod render;
+mod uapi;
+
+pub use api::api;
+pub use app::app;
+pub use audit::{audit_archive, audit_search, audit_verify};
+pub use call::call;
+pub use client::AdminClient;
+pub use grant::grant;
+pub use ip::ip;
+pub use uapi::uapi;
+
+/// Menshen (门神): the open-banking API security gateway.
+#[derive(Parser, Debug)]
+#[command(
+    name = "menshen",
+    version,
+    about,
+    long_about = "Menshen (门神) sits between the internet and a bank's business systems and \
+exposes APIs to application parties (应用方) as JR/T 0185-2020 requires: signed and replay-protected calls, \
+App_ID/App_Secret credentials, least-privilege grants, IP lists, a \"service terminated\" tombstone, and an \
+access record for every call."
+)]
+pub struct Cli {
+    /// The command.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Admin API connection options.
+#[derive(Args, Debug, Clone)]
+pub struct AdminConn {
+    /// Admin API base URL.
+    #[arg(
+        long,
+        env = "MENSHEN_ADMIN_URL",
+        default_value = "http://127.0.0.1:9080",
+        global = true
+    )]
+    pub admin_url: String,
+    /// File holding the admin token (from `menshen admin init`).
+    #[arg(long, env = "MENSHEN_ADMIN_TOKEN_FILE", global = true)]
+    pub admin_token_file: Option<PathBuf>,
+    /// Print raw JSON instead of tables.
+    #[arg(long, global = true)]
+    pub json: bool,
+}
+
+/// Top-level commands.
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run a node (gateway + admin API) from a config file.
+    Serve {
+        /// Config file (TOML).
+        #[arg(long, short, env = "MENSHEN_CONFIG")]
+        config: PathBuf,
+    },
+    /// Start a complete demo: gateway, admin API, demo bank upstream, demo app; writes DIR/demo.json.
+    Demo {
+        /// Directory for the demo's state (reset if it holds a previous demo).
+        #[arg(long, default_value = "./menshen-demo")]
+        dir: PathBuf,
+        /// Gateway port (0 = any free port).
+        #[arg(long, default_value_t = 8443)]
+        gateway_port: u16,
+        /// Admin API port (0 = any free port).
+        #[arg(long, default_value_t = 9080)]
+        admin_port: u16,
+        /// Benchmarking only: answer A2/A3 calls before their access record
+        /// is on disk (breaks DEP-2, RPO 0). bench/run.sh compares it with
+        /// the durable default.
+        #[arg(long, hide = true)]
+        unsafe_async_audit: bool,
+    },
+    /// Administration of the node itself.
+    Admin {
+        /// What to do.
+        #[command(subcommand)]
+        cmd: AdminCmd,
+    },
+    /// Application parties (应用方).
+    App {
+        /// What to do.
+        #[command(subcommand)]
+        cmd: AppCmd,
+        /// Admin API connection.
+        #[command(flatten)]
+        conn: AdminConn,
+    },
+    /// The API catalog.
+    Api {
+        /// What to do.
+        #[command(subcommand)]
+        cmd: ApiCmd,
+        /// Admin API connection.
+        #[command(flatten)]
+        conn: AdminConn,
+    },
+    /// Grants: which app may call which API (least privilege).
+    Grant {
+        /// What to do.
+        #[command(subcommand)]
+        cmd: GrantCmd,
+        /// Admin API connection.
+        #[command(flatten)]
+        conn: AdminConn,
+    },
+    /// IP allowlists and blocklists (IPv4/IPv6 CIDRs).
+    Ip {
+        /// What to do.
+        #[command(subcommand)]
+        cmd: IpCmd,
+        /// Admin API connection.
+        #[command(flatten)]
+        conn: AdminConn,
+    },
+    /// U_API_ID (统一识别码) encode/decode per Q/CMBC 003-2022 Annex A.
+    Uapi {
+        /// What to do.
+        #[command(subcommand)]
+        cmd: UapiCmd,
+    },
+    /// Sign and send one request through the gateway; prints status, headers and body.
+    Call(CallArgs),
+    /// Generate a key pair for request signing (PKCS#8 private key, mode 0600) and print the public key to register.
+    Keygen {
+        /// Algorithm: sm2 (default), p256, ed25519 or rsa (2048 bits).
+        #[arg(long, default_value = "sm2")]
+        alg: String,
+        /// Private key file to write (must not exist); the public key goes to FILE.pub.
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// The tamper-evident audit log: verify, search, archive.
+    Audit {
+        /// What to do.
+        #[command(subcommand)]
+        cmd: AuditCmd,
+    },
+    /// Master key utilities.
+    Masterkey {
+        /// What to do.
+        #[command(subcommand)]
+        cmd: MasterkeyCmd,
+    },
+}
+
+/// `menshen admin ...`
+#[derive(Subcommand, Debug)]
+pub enum AdminCmd {
+    /// Create an admin API token; it is printed once and stored only hashed.
+    Init {
+        /// The node's config file.
+        #[arg(long, short, env = "MENSHEN_CONFIG")]
+        config: PathBuf,
+        /// Name of the administrator the token is for.
+        #[arg(long, default_value = "admin")]
+        name: String,
+        /// Also write the token to this file (mode 0600).
+        #[arg(long)]
+        token_out: Option<PathBuf>,
+    },
+}
+
+/// `menshen app ...`
+#[derive(Subcommand, Debug)]
+pub enum AppCmd {
+    /// Onboard an application party; prints its App_ID and App_Secret (once).
+    Create {
+        /// Display name.
+        #[arg(long)]
+        name: String,
+        /// `server` or `mobile`.
+        #[arg(long, default_value = "server")]
+        kind: String,
+        /// Contact (email) for notices.
+        #[arg(long)]
+        contact: Option<String>,
+        /// Write the App_Secret to this file (0600) instead of printing it.
+        #[arg(long)]
+        secret_out: Option<PathBuf>,
+    },
+    /// List application parties.
+    List,
+    /// Show one application party with its grants.
+    Show {
+        /// App_ID.
+        app_id: String,
+    },
+    /// Suspend an app: every call is refused from the next request on.
+    Suspend {
+        /// App_ID.
+        app_id: String,
+    },
+    /// Reactivate a suspended app.
+    Resume {
+        /// App_ID.
+        app_id: String,
+    },
+    /// Register a public key (PEM SubjectPublicKeyInfo); its algorithm is fixed from then on.
+    KeyAdd {
+        /// App_ID.
+        app_id: String,
+        /// Public key file (from `menshen keygen` or OpenSSL).
+        #[arg(long)]
+        public_key: PathBuf,
+        /// Valid from (unix seconds; default now).
+        #[arg(long)]
+        not_before: Option<i64>,
+        /// Valid until (unix seconds; default unlimited).
+        #[arg(long)]
+        not_after: Option<i64>,
+    },
+    /// Bind a client certificate (PEM) to an app for mutual TLS.
+    CertAdd {
+        /// App_ID.
+        app_id: String,
+        /// Certificate file.
+        #[arg(long)]
+        cert: PathBuf,
+    },
+    /// Revoke one credential (key, certificate or secret) by its id.
+    CredentialRevoke {
+        /// App_ID.
+        app_id: String,
+        /// Credential id (see `menshen app show`).
+        id: i64,
+    },
+    /// Require (on) or stop requiring (off) the app's client certificate on every call.
+    RequireCert {
+        /// App_ID.
+        app_id: String,
+        /// on or off.
+        state: String,
+    },
+    /// Issue a new App_Secret (printed once).
+    SecretRotate {
+        /// App_ID.
+        app_id: String,
+        /// Seconds the old secret stays valid (0 = void at once).
+        #[arg(long, default_value_t = 0)]
+        grace_seconds: u32,
+        /// Write the new App_Secret to this file (0600) instead of printing it.
+        #[arg(long)]
+        secret_out: Option<PathBuf>,
+    },
+}
+
+/// `menshen api ...`
+#[derive(Subcommand, Debug)]
+pub enum ApiCmd {
+    /// Add an API to the catalog; the platform assigns its U_API_ID.
+    Create {
+        /// Bank-defined API_ID.
+        #[arg(long)]
+        api_id: String,
+        /// HTTP method.
+        #[arg(long)]
+        method: String,
+        /// Path pattern, e.g. /v1/accounts/{account_id}/balance.
+        #[arg(long)]
+        path: String,
+        /// Upstream base URL.
+        #[arg(long)]
+        upstream: String,
+        /// Security level A1, A2 or A3.
+        #[arg(long)]
+        level: String,
+        /// First-level service category (1 accounts, 2 payment, 3 wealth, 4 credit, 5 card, 6 industry, 7 international, 8 technology).
+        #[arg(long)]
+        category: u8,
+        /// Second-level service category (1-9999).
+        #[arg(long, default_value_t = 1)]
+        subcategory: u16,
+        /// Interface version.
+        #[arg(long, default_value = "v1")]
+        version: String,
+        /// Display name.
+        #[arg(long)]
+        name: Option<String>,
+        /// Owner.
+        #[arg(long)]
+        owner: Option<String>,
+        /// Integration types (server_to_server, mobile_to_server); repeatable.
+        #[arg(long = "integration")]
+        integrations: Vec<String>,
+    },
+    /// List the catalog.
+    List,
+    /// Show one API.
+    Show {
+        /// API_ID.
+        api_id: String,
+    },
+    /// Move an API through its lifecycle (published, deprecated, terminated, offline, archived).
+    Lifecycle {
+        /// API_ID.
+        api_id: String,
+        /// New state.
+        state: String,
+    },
+}
+
+/// `menshen grant ...`
+#[derive(Subcommand, Debug)]
+pub enum GrantCmd {
+    /// Allow an app to call an API.
+    Add {
+        /// App_ID.
+        app_id: String,
+        /// API_ID.
+        api_id: String,
+    },
+    /// Withdraw a grant.
+    Remove {
+        /// App_ID.
+        app_id: String,
+        /// API_ID.
+        api_id: String,
+    },
+    /// List grants.
+    List {
+        /// Only this app's.
+        #[arg(long)]
+        app_id: Option<String>,
+    },
+}
+
+/// `menshen ip ...`
+#[derive(Subcommand, Debug)]
+pub enum IpCmd {
+    /// Add an address or CIDR to an app's allowlist.
+    Allow {
+        /// Address or CIDR.
+        cidr: String,
+        /// App_ID.
+        #[arg(long)]
+        app_id: String,
+        /// Why.
+        #[arg(long)]
+        note: Option<String>,
+    },
+    /// Block an address or CIDR, globally or for one app.
+    Deny {
+        /// Address or CIDR.
+        cidr: String,
+        /// App_ID (omit for the global blocklist).
+        #[arg(long)]
+        app_id: Option<String>,
+        /// Why.
+        #[arg(long)]
+        note: Option<String>,
+    },
+    /// List rules.
+    List,
+    /// Remove a rule by id.
+    Remove {
+        /// Rule id.
+        id: i64,
+    },
+}
+
+/// `menshen uapi ...`
+#[derive(Subcommand, Debug)]
+pub enum UapiCmd {
+    /// Explain each field of a U_API_ID.
+    Decode {
+        /// The 24-character code.
+        code: String,
+    },
+    /// Build a U_API_ID from its fields.
+    Encode {
+        /// First 6 characters of the institution code.
+        #[arg(long)]
+        institution: String,
+        /// Level: A1, A2 or A3.
+        #[arg(long)]
+        level: String,
+        /// First-level category (1-99).
+        #[arg(long)]
+        category: u8,
+        /// Second-level category (1-9999).
+        #[arg(long)]
+        subcategory: u16,
+        /// Sequence (1-999999).
+        #[arg(long)]
+        sequence: u32,
+        /// Prefix.
+        #[arg(long, default_value = "0P")]
+        prefix: String,
+    },
+}
+
+/// `menshen audit ...`
+#[derive(Subcommand, Debug)]
+#[allow(clippy::large_enum_variant)] // parsed once per process
+pub enum AuditCmd {
+    /// Verify a log directory (or a copy) offline: chain, checkpoint
+    /// signatures, continuity. Needs no database and no running gateway.
+    Verify {
+        /// The audit directory (holds `segments/` and `checkpoints.jsonl`).
+        dir: PathBuf,
+        /// The bank's audit public key (PEM); repeat for rotated keys.
+        #[arg(long = "public-key", required = true)]
+        public_keys: Vec<PathBuf>,
+    },
+    /// Search the audit index through the admin API.
+    Search {
+        /// Transaction serial number.
+        #[arg(long)]
+        txn_id: Option<String>,
+        /// App_ID.
+        #[arg(long)]
+        app_id: Option<String>,
+        /// API_ID.
+        #[arg(long)]
+        api_id: Option<String>,
+        /// End user.
+        #[arg(long)]
+        user_id: Option<String>,
+        /// success, failure or unknown.
+        #[arg(long)]
+        result: Option<String>,
+        /// From (RFC 3339, inclusive).
+        #[arg(long)]
+        from: Option<String>,
+        /// To (RFC 3339, exclusive).
+        #[arg(long)]
+        to: Option<String>,
+        /// access or admin.
+        #[arg(long)]
+        kind: Option<String>,
+        /// At most this many, newest first.
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+        /// Admin API connection.
+        #[command(flatten)]
+        conn: AdminConn,
+    },
+    /// Move closed, compressed segments older than `audit.archive_after_days`
+    /// to `archive/` (they stay verifiable; nothing is deleted).
+    Archive {
+        /// The node's config file.
+        #[arg(long, short, env = "MENSHEN_CONFIG")]
+        config: PathBuf,
+        /// Only list what would move.
+        #[arg(long)]
+        dry_run: bool,
+    },
+}
+
+/// `menshen masterkey ...`
+#[derive(Subcommand, Debug)]
+pub enum MasterkeyCmd {
+    /// Write a new random master key to FILE (mode 0600).
+    Generate {
+        /// Output file (must not exist).
+        #[arg(long)]
+        out: PathBuf,
+    },
+}
+
+/// `menshen call ...`
+#[derive(Args, Debug)]
+pub struct CallArgs {
+    /// App_ID.
+    #[arg(long)]
+    pub app_id: String,
+    /// File holding the App_Secret (A1 APIs).
+    #[arg(long, required_unless_present = "key", conflicts_with = "key")]
+    pub secret_file: Option<PathBuf>,
+    /// PKCS#8 private key registered for the app (A1-A3 APIs).
+    #[arg(long)]
+    pub key: Option<PathBuf>,
+    /// The bank's response-signing public key (PEM): verify the response
+    /// signature and refuse an unsigned or wrongly signed response.
+    #[arg(long)]
+    pub bank_key: Option<PathBuf>,
+    /// Client certificate (PEM) for mutual TLS.
+    #[arg(long, requires = "cert_key")]
+    pub cert: Option<PathBuf>,
+    /// Private key (PEM) of the client certificate.
+    #[arg(long)]
+    pub cert_key: Option<PathBuf>,
+    /// CA certificate (PEM) the gateway's certificate chains to.
+    #[arg(long)]
+    pub ca: PathBuf,
+    /// JSON body.
+    #[arg(long)]
+    pub data: Option<String>,
+    /// MAC algorithm: hmac-sm3 or hmac-sha256.
+    #[arg(long, default_value = "hmac-sm3")]
+    pub alg: String,
+    /// Extra header `Name: value` (repeatable; covered by the signature).
+    #[arg(long = "header", short = 'H')]
+    pub headers: Vec<String>,
+    /// Print the signature base to stderr.
+    #[arg(long)]
+    pub verbose: bool,
+    /// HTTP method.
+    pub method: String,
+    /// Full URL, e.g. https://127.0.0.1:8443/v1/products.
+    pub url: String,
+}
