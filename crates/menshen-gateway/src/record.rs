@@ -59,6 +59,41 @@ fn unix_ms(t: SystemTime) -> i64 {
         .unwrap_or(0)
 }
 
+/// Most bytes of the path kept in the record of a request whose signature
+/// did not verify (AUD-1: bounded audit volume; an attacker's 60 KB path
+/// must not cost 60 KB of log per request). Longer paths are cut at a
+/// character boundary and marked with their full length.
+pub const UNVERIFIED_PATH_MAX: usize = 1024;
+/// Most bytes of the refusal reason kept for such a request (a reason may
+/// quote what the client sent).
+pub const UNVERIFIED_REASON_MAX: usize = 512;
+/// Most bytes of each header value kept for such a request (message parts).
+pub const UNVERIFIED_HEADER_MAX: usize = 256;
+/// Most headers kept for such a request (message parts).
+pub const UNVERIFIED_HEADERS_MAX: usize = 32;
+
+/// `text` as the record keeps it: whole when the app was authenticated,
+/// else cut to `max` bytes with the full length noted.
+fn kept(ex: &Exchange, text: std::borrow::Cow<'_, str>, max: usize) -> String {
+    if ex.app.is_some() {
+        return text.into_owned();
+    }
+    truncated(&text, max)
+}
+
+/// `s` cut to at most `max` bytes at a character boundary, marked
+/// `…[truncated, N bytes]` when cut.
+pub(crate) fn truncated(s: &str, max: usize) -> String {
+    if s.len() <= max {
+        return s.to_string();
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…[truncated, {} bytes]", &s[..end], s.len())
+}
+
 /// The record of `ex`, answered `status` (`resp` when there is a response to
 /// retain parts of).
 fn build(
@@ -83,7 +118,7 @@ fn build(
             e.outcome(),
             Some(e.code().as_str().to_string()),
             e.code().message().to_string(),
-            Some(mask_text(e.reason()).into_owned()),
+            Some(kept(ex, mask_text(e.reason()), UNVERIFIED_REASON_MAX)),
         ),
     };
     let sig = ex.signature.as_ref().map(|s| &s.params);
@@ -105,7 +140,7 @@ fn build(
         client_ip: ex.client_ip.to_string(),
         peer: ex.peer.to_string(),
         method: ex.parts.method.to_string(),
-        path: mask_text(ex.parts.uri.path()).into_owned(),
+        path: kept(ex, mask_text(ex.parts.uri.path()), UNVERIFIED_PATH_MAX),
         status,
         result,
         code,
@@ -187,14 +222,31 @@ const UNLOGGED: &[&str] = &[
     "proxy-authorization",
 ];
 
-fn headers_json(h: &http::HeaderMap) -> serde_json::Value {
+/// The headers of a message, masked; for a request whose signature did not
+/// verify (`bounded`), at most [`UNVERIFIED_HEADERS_MAX`] of them, each value
+/// cut to [`UNVERIFIED_HEADER_MAX`] bytes.
+fn headers_json(h: &http::HeaderMap, bounded: bool) -> serde_json::Value {
     let mut m = serde_json::Map::new();
+    let mut left_out = 0usize;
     for (k, v) in h {
         if UNLOGGED.contains(&k.as_str()) {
             continue;
         }
-        let v = menshen_audit::mask::mask_pii_text(v.to_str().unwrap_or("<binary>"));
+        if bounded && m.len() >= UNVERIFIED_HEADERS_MAX {
+            left_out += 1;
+            continue;
+        }
+        let mut v = menshen_audit::mask::mask_pii_text(v.to_str().unwrap_or("<binary>"));
+        if bounded && v.len() > UNVERIFIED_HEADER_MAX {
+            v = truncated(&v, UNVERIFIED_HEADER_MAX);
+        }
         m.insert(k.as_str().to_string(), serde_json::Value::String(v));
+    }
+    if left_out > 0 {
+        m.insert(
+            "…".into(),
+            serde_json::Value::String(format!("{left_out} more headers not kept")),
+        );
     }
     serde_json::Value::Object(m)
 }
@@ -227,8 +279,9 @@ fn message_parts(
         M::Headers => false,
         M::Bodies => true,
     };
-    let mut req = serde_json::json!({"headers": headers_json(&ex.parts.headers)});
-    let mut res = serde_json::json!({"headers": headers_json(resp.headers())});
+    let bounded = ex.app.is_none();
+    let mut req = serde_json::json!({"headers": headers_json(&ex.parts.headers, bounded)});
+    let mut res = serde_json::json!({"headers": headers_json(resp.headers(), false)});
     if bodies {
         req["body"] = body_json(&ex.body, &c.mask_fields);
         res["body"] = body_json(resp.body(), &c.mask_fields);

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use ipnet::IpNet;
-use menshen_crypto::{PrivateKey, PublicKey, SecretBytes};
+use menshen_crypto::{HmacSm3Key, MacAlg, PrivateKey, PublicKey, SecretBytes};
 use menshen_model::{Api, App, CredentialKind, IpAction, Method, PathPattern};
 use menshen_store::{CatalogDump, ControlPlane, StoreError};
 
@@ -38,6 +38,9 @@ pub struct ApiEntry {
 pub struct SecretEntry {
     /// The secret (zeroized when the snapshot is dropped).
     pub secret: SecretBytes,
+    /// The same secret keyed for HMAC-SM3 once, at snapshot build (wiped on
+    /// drop): `hmac-sm3` requests, the common case, skip the pads.
+    pub hmac_sm3: HmacSm3Key,
     /// Valid from, unix seconds.
     pub not_before: i64,
     /// Valid until, unix seconds.
@@ -45,16 +48,30 @@ pub struct SecretEntry {
 }
 
 impl SecretEntry {
+    /// An entry for `secret`.
+    pub fn new(secret: SecretBytes, not_before: i64, not_after: Option<i64>) -> Self {
+        SecretEntry {
+            hmac_sm3: HmacSm3Key::new(&secret),
+            secret,
+            not_before,
+            not_after,
+        }
+    }
     /// Whether usable at `now`.
     pub fn valid_at(&self, now: i64) -> bool {
         now >= self.not_before && self.not_after.is_none_or(|t| now < t)
+    }
+    /// Whether `tag` is `alg`'s MAC of `data` under this secret (constant time).
+    pub fn verify_mac(&self, alg: MacAlg, data: &[u8], tag: &[u8]) -> bool {
+        match alg {
+            MacAlg::HmacSm3 => self.hmac_sm3.verify(data, tag),
+            other => other.verify(&self.secret, data, tag),
+        }
     }
 }
 
 /// One registered public key with its validity (KEY-2).
 pub struct KeyEntry {
-    /// Credential id.
-    pub id: i64,
     /// The key; its algorithm is fixed.
     pub key: PublicKey,
     /// Valid from, unix seconds.
@@ -171,11 +188,7 @@ impl Snapshot {
                 Some(secret) => secrets
                     .entry(c.app_id.clone())
                     .or_default()
-                    .push(SecretEntry {
-                        secret,
-                        not_before: c.not_before,
-                        not_after: c.not_after,
-                    }),
+                    .push(SecretEntry::new(secret, c.not_before, c.not_after)),
                 None => {
                     tracing::error!(app_id = %c.app_id, credential = c.id, "sealed App_Secret does not open with this master key")
                 }
@@ -189,7 +202,6 @@ impl Snapshot {
                 CredentialKind::PublicKey => {
                     match c.public_pem.as_deref().map(PublicKey::from_spki_pem) {
                         Some(Ok(key)) => keys.entry(c.app_id.clone()).or_default().push(KeyEntry {
-                            id: c.id,
                             key,
                             not_before: c.not_before,
                             not_after: c.not_after,

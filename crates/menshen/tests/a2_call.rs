@@ -214,8 +214,10 @@ async fn int_2_every_covered_component_mutated_is_refused() {
             "INVALID_SIGNATURE",
         ),
         (
+            // An alg the app has no key of answers like a bad signature
+            // (CONF-5: no App_ID oracle).
             Box::new(|si: &str| si.replace("alg=\"sm2-sm3\"", "alg=\"ed25519\"")),
-            "UNSUPPORTED_ALGORITHM",
+            "INVALID_SIGNATURE",
         ),
         (
             Box::new(|si: &str| si.replace("\"content-digest\" ", "")),
@@ -264,14 +266,15 @@ async fn auth_1_another_apps_key_and_alg_confusion_refused() {
     )
     .await;
     // A's keys are SM2: a P-256 signature claiming its own alg is refused as
-    // algorithm confusion, whatever key made it.
+    // algorithm confusion, whatever key made it, with the answer of a bad
+    // signature (CONF-5: the code tells nothing about A's keys).
     let (p256, _) = PrivateKey::generate(SigAlg::EcdsaP256Sha256).unwrap();
     let confused = h.key_client(&app_a, p256, None).await;
     refused(
         &h,
         &confused,
         signed(&confused, "GET", "/v1/accounts/1", None),
-        "UNSUPPORTED_ALGORITHM",
+        "INVALID_SIGNATURE",
     )
     .await;
 }

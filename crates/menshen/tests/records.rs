@@ -129,3 +129,45 @@ async fn aud_1_tls_failures_parse_errors_and_header_timeouts_are_recorded_per_co
     assert_eq!(n, 3, "at most 3 connection records a minute from one IP");
     drop((t, c, c2));
 }
+
+/// AUD-1, bounded audit volume (issue 10, item 2): an unauthenticated
+/// request's 60 KB path is kept cut to 1 KiB with its length noted, so 50
+/// such requests cost kilobytes of log, not megabytes.
+#[tokio::test]
+async fn aud_1_an_unsigned_requests_long_path_is_kept_truncated_with_its_length() {
+    let s = setup().await;
+    let long = format!("/v1/nowhere/{}", "a".repeat(60_000));
+    for _ in 0..50 {
+        let req = http::Request::builder()
+            .method("GET")
+            .uri(format!("{}{}", s.h.gateway_url, long))
+            .body(bytes::Bytes::new())
+            .unwrap();
+        let mut c = raw_tls(&s.h, false).await;
+        c.write_all(&h1_head(&req, None)).await.unwrap();
+        let (status, _) = common::read_h1_response(&mut c, Duration::from_secs(10))
+            .await
+            .expect("an answer");
+        assert!(status >= 400, "{status}");
+    }
+    let recs: Vec<AccessRecord> = all_records(&s)
+        .await
+        .into_iter()
+        .filter(|r| r.path.starts_with("/v1/nowhere/"))
+        .collect();
+    assert_eq!(recs.len(), 50);
+    for r in &recs {
+        assert!(r.path.len() <= 1100, "kept {} bytes", r.path.len());
+        assert!(
+            r.path
+                .ends_with(&format!("[truncated, {} bytes]", long.len())),
+            "{}",
+            &r.path[1000..]
+        );
+    }
+    let total: usize = recs
+        .iter()
+        .map(|r| serde_json::to_vec(r).unwrap().len())
+        .sum();
+    assert!(total < 50 * 2048, "50 records took {total} bytes");
+}

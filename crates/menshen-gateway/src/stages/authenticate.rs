@@ -19,9 +19,9 @@
 //! The client learns one stable code; the audit record keeps the precise
 //! reason.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
-use menshen_crypto::{MacAlg, SigAlg};
+use menshen_crypto::{MacAlg, PublicKey, SigAlg};
 use menshen_model::AuthMethod;
 use menshen_protocol::{
     headers, signature_base, verify_content_digest, verify_with_key, ErrorCode, ParsedSignature,
@@ -30,7 +30,7 @@ use menshen_protocol::{
 
 use super::route::Routed;
 use crate::exchange::Exchange;
-use crate::snapshot::AppEntry;
+use crate::snapshot::{AppEntry, SecretEntry};
 use crate::GatewayError;
 
 /// Stage name of the header step.
@@ -43,9 +43,57 @@ pub const NAME_DIGEST: &str = "digest";
 /// replayed after the restart.
 pub const GUARD_FORWARD_SKEW_SECS: i64 = 5;
 
-/// A secret no app has: an unknown App_ID's MAC is computed against it, so
-/// its refusal costs what a known App_ID's bad signature costs.
-const DUMMY_SECRET: &[u8; 32] = b"menshen-no-such-app-menshen-none";
+/// A secret no app has, keyed like a real one: an unknown App_ID's MAC is
+/// computed against it, so its refusal costs what a known App_ID's bad
+/// signature costs.
+fn dummy_secret() -> &'static SecretEntry {
+    static S: OnceLock<SecretEntry> = OnceLock::new();
+    S.get_or_init(|| {
+        SecretEntry::new(
+            zeroize::Zeroizing::new(b"menshen-no-such-app-menshen-none".to_vec()),
+            0,
+            None,
+        )
+    })
+}
+
+/// Public keys no app has (private halves discarded when they were made),
+/// one per key-pair algorithm: a refusal before any real key is tried
+/// verifies against one, so it costs what a bad signature costs.
+fn dummy_key(alg: SigAlg) -> Option<&'static PublicKey> {
+    static KEYS: OnceLock<Vec<PublicKey>> = OnceLock::new();
+    KEYS.get_or_init(|| {
+        DUMMY_KEYS_PEM
+            .iter()
+            .filter_map(|pem| PublicKey::from_spki_pem(pem).ok())
+            .collect()
+    })
+    .iter()
+    .find(|k| k.alg() == alg)
+}
+
+const DUMMY_KEYS_PEM: &[&str] = &[
+    "-----BEGIN PUBLIC KEY-----
+MFkwEwYHKoZIzj0CAQYIKoEcz1UBgi0DQgAEegPeepIEYvBMbvSYj9V9EkLETWAh
+Gk1RA843BSpS0W4waD2WdPMApiGbD9RvpW2FEuSjf5DLoiOjrG7NnuTBmQ==
+-----END PUBLIC KEY-----",
+    "-----BEGIN PUBLIC KEY-----
+MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEPH4YZ/rMKKeMIt9iz0GaUGl1UoOX
+j3v/A8Pl+lJaHlJkOI8sfskEvJrmLk0DxoxP7AyI0we7jPfRDdR/yPhCMw==
+-----END PUBLIC KEY-----",
+    "-----BEGIN PUBLIC KEY-----
+MCowBQYDK2VwAyEAp37pPBkNxq8hZtRIJWBqeRmnRYqBoKxakXm3fBoJRm0=
+-----END PUBLIC KEY-----",
+    "-----BEGIN PUBLIC KEY-----
+MIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8AMIIBCgKCAQEA3SeJ4L5qAlRwbngnA0gC
+8cqWAPWLyq0tiLrzGlsZM7tSPz1/PqWuINpui63vls8KRhPzQXMUF/x5y2dkMsf4
+GI5/vshfDJG8nngSz8NR5wh3BXFX9gZga5V2WLVRzF0El+/98DBzKNIRw9IhvpJD
+jv79L//KpSL6jaW0xdXkjdRNTQql8oDxagxDb4pnmyGDGH7dQssY07UJdATlrojh
+VnpfXRiZ4u0zyH9AujvhQtjgInZ5MvICW/WqQtyLzU/sFbPOa5LQL2U3gEjpzCOE
+jLprPqaBAD+teRVh/QbabWvB2Py0A5Y9bONLvM1hxnLHJht4tYQS2UXxW2qoD1gY
+pQIDAQAB
+-----END PUBLIC KEY-----",
+];
 
 /// Proof that the signature over the headers verified. Only [`head`] makes
 /// one; [`digest`] turns it into [`Authenticated`] once the body matches.
@@ -185,57 +233,23 @@ pub fn head(
     let mac = MacAlg::from_name(alg_name);
     let sig_alg = SigAlg::from_name(alg_name);
     if mac.is_none() && sig_alg.is_none() {
+        // Decided by the request alone: the same for every App_ID.
         return Err(GatewayError::new(
             ErrorCode::UnsupportedAlgorithm,
             format!("alg `{alg_name}` unknown"),
         ));
     }
-    let mac_base =
-        || signature_base(&params.components, &parsed.params_value, ex).map_err(malformed);
-    let Some(app) = ex.snapshot.app(&params.keyid).cloned() else {
-        // As much work as a known App_ID's bad MAC (key-pair algorithms:
-        // issue 10 adds a dummy-key verification).
-        if let (Some(m), Ok(base)) = (mac, mac_base()) {
-            let _ = m.verify(DUMMY_SECRET, base.as_bytes(), &parsed.signature);
-        }
-        return Err(GatewayError::new(
-            ErrorCode::InvalidSignature,
-            "unknown App_ID",
-        ));
-    };
-    // No algorithm confusion: a key-pair alg must be the alg of a registered key.
-    if let Some(a) = sig_alg {
-        if !app.keys.iter().any(|k| k.key.alg() == a) {
-            return Err(GatewayError::new(
-                if app.keys.is_empty() {
-                    ErrorCode::InvalidSignature
-                } else {
-                    ErrorCode::UnsupportedAlgorithm
-                },
-                format!("alg `{}` differs from the app's registered keys", a.name()),
-            ));
-        }
-        if !app.keys.iter().any(|k| k.key.alg() == a && k.valid_at(now)) {
-            return Err(GatewayError::new(
-                ErrorCode::InvalidSignature,
-                "no key of this algorithm is valid now (expired or not yet valid)",
-            ));
-        }
-    } else if !app.secrets.iter().any(|s| s.valid_at(now)) {
-        return Err(GatewayError::new(
-            ErrorCode::InvalidSignature,
-            "no App_Secret is valid now",
-        ));
-    }
 
     // LVL-3: the method used must be one the API accepts; above A1 that
-    // excludes a bare MAC.
+    // excludes a bare MAC. Decided before the App_ID is looked up, from what
+    // the request shows (CONF-5: no App_ID oracle). The certificate path
+    // counts only a client certificate bound to this very App_ID.
     let key_pair = sig_alg.is_some();
     let auth = &routed.api.api.controls.auth;
     let cert_bound = ex
         .client_cert
         .as_ref()
-        .is_some_and(|fp| app.certs.contains(&**fp));
+        .is_some_and(|fp| ex.snapshot.cert_owner.get(&**fp) == Some(&params.keyid));
     let ok = (key_pair && auth.contains(&AuthMethod::KeyPair))
         || (!key_pair && auth.contains(&AuthMethod::Secret))
         || (cert_bound && auth.contains(&AuthMethod::Certificate));
@@ -254,21 +268,57 @@ pub fn head(
             ),
         ));
     }
+
+    // From here every refusal is INVALID_SIGNATURE after the work of one
+    // verification (CONF-5, protocol doc section 6): an unknown App_ID, an
+    // algorithm the app has no key of, or no credential valid now answer
+    // exactly as a known App_ID with a bad signature does, in code and in
+    // time. The audit record keeps the precise reason.
+    let mac_base =
+        || signature_base(&params.components, &parsed.params_value, ex).map_err(malformed);
+    let refuse = |why: &'static str| -> Result<Verified, GatewayError> {
+        match (mac, sig_alg) {
+            (Some(m), _) => {
+                let base = mac_base()?;
+                let _ = dummy_secret().verify_mac(m, base.as_bytes(), &parsed.signature);
+            }
+            (None, Some(a)) => {
+                if let Some(k) = dummy_key(a) {
+                    verify_with_key(k, parsed, ex, None).map_err(malformed)?;
+                }
+            }
+            (None, None) => {}
+        }
+        Err(GatewayError::new(ErrorCode::InvalidSignature, why))
+    };
+    let Some(app) = ex.snapshot.app(&params.keyid).cloned() else {
+        return refuse("unknown App_ID");
+    };
     let verified = match (mac, sig_alg) {
         (Some(m), _) => {
             let base = mac_base()?;
-            app.secrets
-                .iter()
-                .filter(|s| s.valid_at(now))
-                .any(|s| m.verify(&s.secret, base.as_bytes(), &parsed.signature))
+            let mut valid = app.secrets.iter().filter(|s| s.valid_at(now)).peekable();
+            if valid.peek().is_none() {
+                return refuse("no App_Secret is valid now");
+            }
+            valid.any(|s| s.verify_mac(m, base.as_bytes(), &parsed.signature))
         }
         (None, Some(a)) => {
-            let mut ok = false;
-            for k in app
+            // No algorithm confusion: a key-pair alg must be the alg of a
+            // registered key.
+            if !app.keys.iter().any(|k| k.key.alg() == a) {
+                return refuse("alg differs from the app's registered keys");
+            }
+            let mut valid = app
                 .keys
                 .iter()
                 .filter(|k| k.key.alg() == a && k.valid_at(now))
-            {
+                .peekable();
+            if valid.peek().is_none() {
+                return refuse("no key of this algorithm is valid now (expired or not yet valid)");
+            }
+            let mut ok = false;
+            for k in valid {
                 if verify_with_key(&k.key, parsed, ex, None).map_err(malformed)? {
                     ok = true;
                     break;
@@ -335,4 +385,16 @@ pub fn digest(ex: &mut Exchange, v: Verified) -> Result<Authenticated, GatewayEr
         created: v.created,
         nonce: v.nonce,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn conf_5_a_dummy_key_exists_for_every_key_pair_algorithm() {
+        for a in SigAlg::ALL {
+            assert_eq!(dummy_key(*a).map(|k| k.alg()), Some(*a), "{a:?}");
+        }
+    }
 }
