@@ -68,34 +68,12 @@ pub async fn create_admin_token(
     Ok(token)
 }
 
-/// Remove secrets from a JSON value before it is recorded (names of apps and
-/// APIs stay: they are not personal information).
+/// Remove secrets from a JSON value before it is recorded (AUD-5, ADM-1):
+/// the audit masker's one list of sensitive keys, matched case- and
+/// style-insensitively (`appSecret`, `APP-SECRET`, ...); names of apps and
+/// APIs stay: they are not personal information.
 fn scrub(v: serde_json::Value) -> serde_json::Value {
-    use serde_json::Value;
-    const SECRET: &[&str] = &[
-        "app_secret",
-        "secret",
-        "token",
-        "password",
-        "private_key",
-        "private_key_pem",
-    ];
-    match v {
-        Value::Object(m) => Value::Object(
-            m.into_iter()
-                .map(|(k, v)| {
-                    if SECRET.contains(&k.as_str()) && !v.is_null() {
-                        (k, Value::String("***".into()))
-                    } else {
-                        (k, scrub(v))
-                    }
-                })
-                .collect(),
-        ),
-        Value::Array(a) => Value::Array(a.into_iter().map(scrub).collect()),
-        Value::String(s) => Value::String(menshen_audit::mask_text(&s).into_owned()),
-        other => other,
-    }
+    menshen_audit::scrub_admin_json(v)
 }
 
 /// The current state of the target of `path`, for the "before" of an admin record.
@@ -296,7 +274,7 @@ async fn require_token(State(g): State<Guard>, req: Request, next: Next) -> Resp
         Err(e) => return AdminError::from(e).into_response(),
     };
     let path = original_path(&req);
-    if req.method() == http::Method::GET {
+    if req.method() == http::Method::GET || req.method() == http::Method::HEAD {
         if reads_audit(&path) {
             return audited_read(&g, actor, req, next).await;
         }
@@ -443,4 +421,26 @@ pub fn router(state: AdminState) -> Router {
         .nest("/v1", v1)
         .fallback(not_found)
         .with_state(state)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// ADM-1: failed token attempts are recorded up to the per-minute limit;
+    /// the rest are counted into the next record, none is lost.
+    #[test]
+    fn adm_1_failed_token_records_are_limited_per_minute_and_the_rest_counted() {
+        let l = FailedTokenLimiter::default();
+        let t0 = 1_800_000_000; // a minute boundary (divisible by 60)
+        for _ in 0..FAILED_TOKEN_RECORDS_PER_MINUTE {
+            assert_eq!(l.admit(t0), Some(0));
+        }
+        for _ in 0..25 {
+            assert_eq!(l.admit(t0 + 59), None);
+        }
+        // The next minute: the first record carries the count.
+        assert_eq!(l.admit(t0 + 60), Some(25));
+        assert_eq!(l.admit(t0 + 61), Some(0));
+    }
 }

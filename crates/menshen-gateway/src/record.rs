@@ -236,7 +236,8 @@ fn headers_json(h: &http::HeaderMap, bounded: bool) -> serde_json::Value {
             left_out += 1;
             continue;
         }
-        let mut v = menshen_audit::mask::mask_pii_text(v.to_str().unwrap_or("<binary>"));
+        let mut v =
+            menshen_audit::mask::mask_header_value(k.as_str(), v.to_str().unwrap_or("<binary>"));
         if bounded && v.len() > UNVERIFIED_HEADER_MAX {
             v = truncated(&v, UNVERIFIED_HEADER_MAX);
         }
@@ -249,21 +250,6 @@ fn headers_json(h: &http::HeaderMap, bounded: bool) -> serde_json::Value {
         );
     }
     serde_json::Value::Object(m)
-}
-
-fn body_json(b: &Bytes, extra: &[String]) -> serde_json::Value {
-    if b.is_empty() {
-        return serde_json::Value::Null;
-    }
-    match serde_json::from_slice::<serde_json::Value>(b) {
-        Ok(v) => menshen_audit::mask_json(&v, extra),
-        Err(_) => match std::str::from_utf8(b) {
-            Ok(t) if t.len() <= 64 * 1024 => {
-                serde_json::Value::String(menshen_audit::mask::mask_pii_text(t))
-            }
-            _ => serde_json::Value::String(format!("<{} bytes not retained>", b.len())),
-        },
-    }
 }
 
 /// The message parts an API retains (AUD-4), masked (AUD-5) before they
@@ -283,8 +269,15 @@ fn message_parts(
     let mut req = serde_json::json!({"headers": headers_json(&ex.parts.headers, bounded)});
     let mut res = serde_json::json!({"headers": headers_json(resp.headers(), false)});
     if bodies {
-        req["body"] = body_json(&ex.body, &c.mask_fields);
-        res["body"] = body_json(resp.body(), &c.mask_fields);
+        let ct = |h: &http::HeaderMap| {
+            h.get(http::header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string)
+        };
+        req["body"] =
+            menshen_audit::mask_body(&ex.body, ct(&ex.parts.headers).as_deref(), &c.mask_fields);
+        res["body"] =
+            menshen_audit::mask_body(resp.body(), ct(resp.headers()).as_deref(), &c.mask_fields);
     }
     Some(serde_json::json!({"request": req, "response": res}))
 }
