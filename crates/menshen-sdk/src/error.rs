@@ -1,0 +1,31 @@
+//! The SDK's errors.
+
+/// Errors of the SDK.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SdkError {
+    /// Bad URL.
+    #[error("invalid URL: {0}")]
+    Url(String),
+    /// CA file problem.
+    #[error("CA certificate: {0}")]
+    Ca(String),
+    /// TLS setup failed.
+    #[error("TLS: {0}")]
+    Tls(String),
+    /// Signing failed.
+    #[error("signing: {0}")]
+    Sign(String),
+    /// Network or HTTP error.
+    #[error("HTTP: {0}")]
+    Http(String),
+    /// No credentials configured.
+    #[error("no credentials configured")]
+    NoCredentials,
+    /// A key could not be read.
+    #[error("key: {0}")]
+    Key(String),
+    /// The bank's response signature is missing or does not verify.
+    #[error("response signature: {0}")]
+    ResponseSignature(String),
+}
