@@ -139,7 +139,7 @@ pub const LOOKALIKE_SEPARATORS: &[char] = &[
     '\u{FF61}', // HALFWIDTH IDEOGRAPHIC FULL STOP
 ];
 
-/// Whether one path segment is an acceptable value for a parameter (the
+/// Whether one path segment is an acceptable value for a parameter (ATK-1: the
 /// default parameter pattern): 1-128 bytes of unreserved characters or `%XX`
 /// escapes, which percent-decode to valid UTF-8 (no overlong forms such as
 /// `%C0%AE`, no surrogates) that contains no `/`, `\`, `%`, control
@@ -212,7 +212,7 @@ mod tests {
     }
 
     #[test]
-    fn path_parameters_that_decode_outside_the_default_pattern_are_refused() {
+    fn atk_1_path_parameters_that_decode_outside_the_default_pattern_are_refused() {
         let p = PathPattern::parse("/v1/accounts/{account_id}/balance").unwrap();
         for bad in [
             "%C0%AE",             // overlong '.'

@@ -1,4 +1,4 @@
-//! Path parameters (issue 10 item 7; CONF-5, LVL-1): a parameter value that
+//! Path parameters (ATK-1 directory traversal; issue 10 item 7): a value that
 //! percent-decodes to anything outside the default parameter pattern
 //! (invalid or overlong UTF-8, `/`, `\`, `%`, `..`, control characters,
 //! full-width or look-alike separators) matches no API: it is answered
@@ -35,7 +35,7 @@ const REFUSED: &[&str] = &[
 ];
 
 #[tokio::test]
-async fn path_parameters_outside_the_pattern_are_refused_before_the_upstream() {
+async fn atk_1_path_parameters_outside_the_pattern_are_refused_before_the_upstream() {
     let s = setup().await;
     s.h.api("balance", "GET", "/v1/accounts/{account_id}/balance", "A1")
         .await;
