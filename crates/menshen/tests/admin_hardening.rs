@@ -289,7 +289,7 @@ async fn adm_1_plaintext_admin_on_a_non_loopback_address_does_not_start() {
 }
 
 #[tokio::test]
-async fn adm_1_admin_api_over_tls() {
+async fn adm_1_admin_api_over_tls_end_to_end_via_the_cli() {
     let tmp = tempfile::tempdir().unwrap();
     let mut cfg = node_config::config(tmp.path());
     let tls = tmp.path().join("tls");
@@ -325,6 +325,55 @@ async fn adm_1_admin_api_over_tls() {
     assert_eq!(r.status, 200);
     let apps: Value = serde_json::from_slice(&r.body).unwrap();
     assert_eq!(apps[0]["name"], "Over TLS");
+    // The CLI, pointed at the admin API's CA (--admin-ca / MENSHEN_ADMIN_CA).
+    let cli = |args: &[&str], ca: Option<&std::path::Path>| {
+        let mut c = tokio::process::Command::new(BIN);
+        c.args(args)
+            .env(
+                "MENSHEN_ADMIN_URL",
+                format!("https://127.0.0.1:{}", node.admin_addr.port()),
+            )
+            .env("MENSHEN_ADMIN_TOKEN", &token)
+            .env_remove("MENSHEN_ADMIN_TOKEN_FILE")
+            .env_remove("MENSHEN_ADMIN_CA")
+            .kill_on_drop(true);
+        if let Some(ca) = ca {
+            c.env("MENSHEN_ADMIN_CA", ca);
+        }
+        async move {
+            tokio::time::timeout(Duration::from_secs(60), c.output())
+                .await
+                .expect("the CLI exits")
+                .unwrap()
+        }
+    };
+    let ca_file = tls.join("ca.pem");
+    let out = cli(&["app", "create", "--name", "Via CLI"], Some(&ca_file)).await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = cli(&["app", "list", "--json"], Some(&ca_file)).await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let listed = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        listed.contains("Over TLS") && listed.contains("Via CLI"),
+        "{listed}"
+    );
+    // Without the CA the CLI says what to pass.
+    let out = cli(&["app", "list"], None).await;
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("--admin-ca"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
     // Plain HTTP to the TLS port gets no answer from the admin API.
     let plain = menshen_sdk::http_client(None).unwrap();
     let r = menshen_sdk::send(

@@ -30,8 +30,19 @@ impl AdminClient {
             ),
             _ => bail!("no admin token: pass --admin-token-file FILE, or set MENSHEN_ADMIN_TOKEN_FILE or MENSHEN_ADMIN_TOKEN"),
         };
+        let ca = match &conn.admin_ca {
+            Some(f) => Some(
+                std::fs::read(f).with_context(|| format!("--admin-ca {}", f.display()))?,
+            ),
+            None if conn.admin_url.starts_with("https://") => bail!(
+                "--admin-url {} is https: pass --admin-ca FILE (or set MENSHEN_ADMIN_CA) with the CA that signed the admin API's certificate",
+                conn.admin_url
+            ),
+            None => None,
+        };
         Ok(AdminClient {
-            http: menshen_sdk::http_client(None)?,
+            http: menshen_sdk::http_client(ca.as_deref())
+                .map_err(|e| anyhow::anyhow!("--admin-ca: {e}"))?,
             base: conn.admin_url.trim_end_matches('/').to_string(),
             token,
             json: conn.json,

@@ -60,6 +60,10 @@ pub struct AdminConn {
     /// File holding the admin token (from `menshen admin init`).
     #[arg(long, env = "MENSHEN_ADMIN_TOKEN_FILE", global = true)]
     pub admin_token_file: Option<PathBuf>,
+    /// CA certificate (PEM) that signed the admin API's TLS certificate
+    /// (`[admin.tls]`); needed for an `https://` admin URL.
+    #[arg(long, env = "MENSHEN_ADMIN_CA", global = true)]
+    pub admin_ca: Option<PathBuf>,
     /// Print raw JSON instead of tables.
     #[arg(long, global = true)]
     pub json: bool,
