@@ -7,10 +7,10 @@
 //! Text is read *decoded*: `%XX` escapes (also double-escaped `%25XX`, and
 //! multi-byte UTF-8 escapes), `+` as a space, and full-width forms
 //! (`６２２８`, `－`, U+3000) count as what they stand for. A *digit run* is a
-//! sequence of digits in which single separators (space, `-`, `+`, no-break
-//! or ideographic space, full-width or Unicode dashes) may stand between two
-//! digits, so `6228 4800 1234 5678` and `6228-4800-1234-5678` are one run of
-//! 16 digits. By the number of digits `n` in a run:
+//! sequence of digits in which up to three separators (space, `-`, `+`,
+//! no-break or ideographic space, full-width or Unicode dashes) may stand
+//! between two digits, so `6228 4800 1234 5678`, `6228-4800-1234-5678` and
+//! `6228 - 4800 - 1234 - 5678` are each one run of 16 digits. By the number of digits `n` in a run:
 //!
 //! | run | kept | example |
 //! |---|---|---|
@@ -297,6 +297,29 @@ fn is_sep(c: char) -> bool {
     )
 }
 
+/// Most separators that may stand between two digit groups of one number
+/// (`6228 - 4800`).
+const MAX_SEPS: usize = 3;
+
+/// Where the next digit starts when the text from `i` on is at most
+/// `MAX_SEPS - 1` more separators and then a digit (one separator was read).
+fn digit_after_seps(s: &str, mut i: usize) -> Option<usize> {
+    for _ in 1..MAX_SEPS {
+        if i >= s.len() {
+            return None;
+        }
+        let (c, e) = unit_at(s, i);
+        if c.is_ascii_digit() {
+            return Some(i);
+        }
+        if !is_sep(c) {
+            return None;
+        }
+        i = e;
+    }
+    (i < s.len() && unit_at(s, i).0.is_ascii_digit()).then_some(i)
+}
+
 fn hex(c: u8) -> Option<u8> {
     match c {
         b'0'..=b'9' => Some(c - b'0'),
@@ -423,8 +446,8 @@ pub fn mask_text(s: &str) -> Cow<'_, str> {
                 n += 1;
                 j = e;
                 run_end = e;
-            } else if is_sep(c) && e < len && unit_at(s, e).0.is_ascii_digit() {
-                j = e;
+            } else if let Some(d) = is_sep(c).then(|| digit_after_seps(s, e)).flatten() {
+                j = d;
             } else {
                 break;
             }
@@ -549,11 +572,13 @@ fn mask_pairs<'a>(s: &'a str, extra: &[String]) -> Cow<'a, str> {
         let rest = &s[key_end..];
         let xml = key_start > 0 && s.as_bytes()[key_start - 1] == b'<';
         // Where the value starts, and whether it runs to the end of the line.
+        // `<key>` only (no attributes): looking further for the `>` would
+        // make hostile text quadratic.
         let (vstart, line) = if xml {
-            match rest.find('>') {
-                Some(k) if !rest[..k].contains('<') => (key_end + k + 1, true),
-                _ => continue,
+            if !rest.starts_with('>') {
+                continue;
             }
+            (key_end + 1, true)
         } else {
             let t = rest.trim_start_matches(['"', '\'']);
             let t2 = t.trim_start_matches([' ', '\t']);
@@ -930,6 +955,38 @@ mod tests {
         assert!(!m.contains("张三") && !m.contains("1234"), "{m}");
         // Percent-encoded key.
         assert_eq!(mask_pii_text("p%69n=1234"), "p%69n=***");
+    }
+
+    #[test]
+    fn aud_5_arbitrary_input_never_panics_and_leaves_no_long_digit_run() {
+        let alphabet: Vec<char> = "0123456789%+-= :<>\"'&pinaAmeX６２\u{3000}张\\/;,\n%2"
+            .chars()
+            .collect();
+        let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+        for _ in 0..3000 {
+            let len = (x % 80) as usize;
+            let mut s = String::new();
+            for _ in 0..len {
+                x = x
+                    .wrapping_mul(6_364_136_223_846_793_005)
+                    .wrapping_add(1_442_695_040_888_963_407);
+                s.push(alphabet[(x >> 33) as usize % alphabet.len()]);
+            }
+            let m = mask_pii_text(&s);
+            let _ = mask_account(&s);
+            let _ = classify_key(&s);
+            // No 12 ASCII digits in a row survive.
+            let longest = m
+                .split(|c: char| !c.is_ascii_digit())
+                .map(str::len)
+                .max()
+                .unwrap_or(0);
+            assert!(longest < 12, "{s:?} -> {m:?}");
+        }
+        // Hostile shapes stay linear (no timing assert: they just finish).
+        let _ = mask_pii_text(&"<a".repeat(30_000));
+        let _ = mask_pii_text(&"pin=\"".repeat(20_000));
+        let _ = mask_text(&"%25".repeat(20_000));
     }
 
     #[test]
