@@ -89,17 +89,14 @@ impl Default for AdminSection {
 
 impl AdminSection {
     /// ADM-1: refuse a plain-HTTP admin API on a non-loopback address unless
-    /// explicitly allowed; the error names the settings and the fix.
-    pub fn check_exposure(&self) -> anyhow::Result<()> {
+    /// explicitly allowed; the error names the settings and the fix. `true`
+    /// when it is allowed that way (the node then warns at start-up).
+    pub fn check_exposure(&self) -> anyhow::Result<bool> {
         if self.listen.ip().is_loopback() || self.tls.is_some() {
-            return Ok(());
+            return Ok(false);
         }
         if self.allow_plaintext_non_loopback {
-            tracing::warn!(
-                listen = %self.listen,
-                "admin.listen is not a loopback address and admin.tls is not set: admin tokens and changes cross the network in clear (admin.allow_plaintext_non_loopback = true)"
-            );
-            return Ok(());
+            return Ok(true);
         }
         bail!(
             "admin.listen: {} is not a loopback address and admin.tls is not configured, so admin tokens would cross the network in clear; \

@@ -82,7 +82,12 @@ impl Node {
     /// Start gateway and admin API.
     pub async fn start(cfg: Config) -> anyhow::Result<Node> {
         // ADM-1: before anything is created or bound.
-        cfg.admin.check_exposure()?;
+        if cfg.admin.check_exposure()? {
+            tracing::warn!(
+                listen = %cfg.admin.listen,
+                "admin.listen is not a loopback address and admin.tls is not set: admin tokens and changes cross the network in clear (admin.allow_plaintext_non_loopback = true)"
+            );
+        }
         let admin_tls = match &cfg.admin.tls {
             Some(t) => Some(Arc::new(
                 menshen_admin::serve::tls_config(&t.cert, &t.key).map_err(anyhow::Error::msg)?,
