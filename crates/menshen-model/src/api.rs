@@ -151,6 +151,60 @@ pub fn validate_upstream(url: &str) -> Result<(), ValidationError> {
 }
 
 impl NewApi {
+    /// Categories whose A2/A3 APIs read or change customer data: accounts,
+    /// payment and settlement, credit, credit card (U_API_ID Annex A).
+    pub const CUSTOMER_DATA_CATEGORIES: &'static [u8] = &[1, 2, 4, 5];
+
+    /// The API's controls: the overrides applied to the level's minimum,
+    /// and customer consent required (USR-2) for an A2/A3 API of a
+    /// customer-data category, whatever the overrides say. An account
+    /// parameter must be one of the path's parameters.
+    pub fn resolved_controls(&self) -> Result<ApiControls, ValidationError> {
+        let mut c = self
+            .controls
+            .clone()
+            .unwrap_or_default()
+            .resolve(self.level)?;
+        if self.level >= Level::A2 && Self::CUSTOMER_DATA_CATEGORIES.contains(&self.category) {
+            if self
+                .controls
+                .as_ref()
+                .and_then(|c| c.consent.as_ref())
+                .is_some_and(|r| !r.required)
+            {
+                return Err(ValidationError::new(
+                    "controls.consent.required",
+                    "an A2/A3 API of a customer-data category (1 accounts, 2 payment, 4 credit, 5 credit card) always requires customer consent (USR-2): leave it true or unset",
+                ));
+            }
+            c.consent.required = true;
+        }
+        if let Some(p) = &c.consent.account_param {
+            let known = PathPattern::parse(&self.path)
+                .map(|pp| {
+                    pp.segments()
+                        .iter()
+                        .any(|s| matches!(s, crate::path::Segment::Param(n) if n == p))
+                })
+                .unwrap_or(false);
+            if !known {
+                return Err(ValidationError::new(
+                    "controls.consent.account_param",
+                    "must name one of the path's {parameters}",
+                ));
+            }
+        }
+        if let Some(ptr) = &c.consent.account_pointer {
+            if !(ptr.starts_with('/') && ptr.len() <= 256) {
+                return Err(ValidationError::new(
+                    "controls.consent.account_pointer",
+                    "must be a JSON Pointer such as /payer/account (RFC 6901)",
+                ));
+            }
+        }
+        Ok(c)
+    }
+
     /// Check every field; the caller adds level/credential policy checks.
     pub fn validate(&self) -> Result<(), ValidationError> {
         if !is_ident(&self.api_id, 64) {
@@ -190,10 +244,7 @@ impl NewApi {
                 "mobile_to_server is allowed only on A1 APIs (LVL-4): use server_to_server",
             ));
         }
-        self.controls
-            .clone()
-            .unwrap_or_default()
-            .resolve(self.level)?;
+        self.resolved_controls()?;
         if let Some(o) = &self.owner {
             if o.len() > 128 || o.chars().any(char::is_control) {
                 return Err(ValidationError::new(

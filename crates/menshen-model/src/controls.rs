@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::headers::header_list;
-use crate::{Level, ValidationError};
+use crate::{ConsentRule, Level, ValidationError};
 
 str_enum!(
     /// How a request may authenticate to an API (AUTH-1, LVL-3).
@@ -60,6 +60,10 @@ pub struct ApiControls {
     /// Upstream response headers passed to the app beside the default list.
     #[serde(default)]
     pub forward_response_headers: Vec<String>,
+    /// Customer consent (USR-2, USR-4): whether calls need a customer's
+    /// token, and where the call names its account.
+    #[serde(default)]
+    pub consent: ConsentRule,
 }
 
 impl ApiControls {
@@ -77,6 +81,7 @@ impl ApiControls {
                 mask_fields: vec![],
                 forward_request_headers: vec![],
                 forward_response_headers: vec![],
+                consent: ConsentRule::default(),
             },
             Level::A2 | Level::A3 => ApiControls {
                 auth: vec![AuthMethod::KeyPair, AuthMethod::Certificate],
@@ -85,6 +90,7 @@ impl ApiControls {
                 mask_fields: vec![],
                 forward_request_headers: vec![],
                 forward_response_headers: vec![],
+                consent: ConsentRule::default(),
             },
         }
     }
@@ -137,6 +143,10 @@ pub struct NewApiControls {
     /// Extra upstream response headers passed to the app (lower-case names).
     #[serde(default)]
     pub forward_response_headers: Option<Vec<String>>,
+    /// Customer consent; A2/A3 APIs of customer-data categories always
+    /// require it (see [`crate::NewApi::resolved_controls`]).
+    #[serde(default)]
+    pub consent: Option<ConsentRule>,
 }
 
 impl NewApiControls {
@@ -166,6 +176,9 @@ impl NewApiControls {
         }
         if let Some(h) = &self.forward_response_headers {
             c.forward_response_headers = header_list("controls.forward_response_headers", h)?;
+        }
+        if let Some(r) = &self.consent {
+            c.consent = r.clone();
         }
         c.validate_for(level)?;
         Ok(c)

@@ -30,6 +30,7 @@ macro_rules! str_enum {
 
 mod api;
 mod app;
+mod consent;
 mod controls;
 mod credential;
 mod error;
@@ -42,6 +43,7 @@ pub mod uapi;
 
 pub use api::{validate_upstream, Api, Integration, Lifecycle, Method, NewApi};
 pub use app::{App, AppKind, AppStatus, NewApp};
+pub use consent::{Consent, ConsentRule, ConsentState, Customer, RevokedBy, TokenProfile};
 pub use controls::{ApiControls, AuthMethod, MessageRetention, NewApiControls};
 pub use credential::CredentialKind;
 pub use error::ValidationError;

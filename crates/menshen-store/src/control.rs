@@ -417,11 +417,7 @@ impl ControlPlane {
             },
             owner: new.owner.clone().unwrap_or_default(),
             lifecycle: new.lifecycle.unwrap_or(Lifecycle::Published),
-            controls: new
-                .controls
-                .clone()
-                .unwrap_or_default()
-                .resolve(new.level)?,
+            controls: new.resolved_controls()?,
             u_api_id: String::new(),
             created_at: now_rfc3339(),
         };

@@ -1,18 +1,64 @@
-//! Shared hot state: data the gateway reads and writes per request (nonces now;
-//! rate-limit counters and one-time tokens later). In-process here; the Redis
-//! implementation of the cluster mode implements the same trait.
+//! Shared hot state: data the gateway reads and writes per request: nonces,
+//! and short-lived keyed values (pushed authorization requests, codes,
+//! tokens, login sessions, revocation marks) and counters (use limits) with
+//! atomic take and bounded increment. In-process here; the Redis
+//! implementation of the cluster mode implements the same trait, and
+//! [`conformance`] holds the cases every implementation must pass.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
 
 use async_trait::async_trait;
 
-/// Hot-state operations.
+/// A hot-state backend failed (the in-process one never does).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum HotError {
+    /// The backend could not be reached or answered wrongly.
+    #[error("hot state unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// Hot-state operations. Keys are built by callers from stable ids and
+/// hashes of secrets only (never a secret itself); every entry expires.
 #[async_trait]
 pub trait HotState: Send + Sync + 'static {
     /// Record `nonce` for `app_id` until `expires_at` (unix seconds). Returns
     /// `false` if it was already recorded and has not expired (a replay).
     async fn insert_nonce(&self, app_id: &str, nonce: &str, expires_at: i64, now: i64) -> bool;
+
+    /// Store `value` under (`ns`, `key`) until `expires_at`, replacing any.
+    async fn put(
+        &self,
+        ns: &str,
+        key: &str,
+        value: Vec<u8>,
+        expires_at: i64,
+        now: i64,
+    ) -> Result<(), HotError>;
+
+    /// The value under (`ns`, `key`), if present and unexpired.
+    async fn get(&self, ns: &str, key: &str, now: i64) -> Result<Option<Vec<u8>>, HotError>;
+
+    /// Remove and return the value atomically: of any number of concurrent
+    /// takers, exactly one gets it (single-use codes and tokens).
+    async fn take(&self, ns: &str, key: &str, now: i64) -> Result<Option<Vec<u8>>, HotError>;
+
+    /// Remove the value; whether an unexpired one was there.
+    async fn delete(&self, ns: &str, key: &str, now: i64) -> Result<bool, HotError>;
+
+    /// Add one to the counter (`ns`, `key`), created at zero to expire at
+    /// `expires_at`, unless the result would exceed `limit`: `Ok(new
+    /// value)`, or `Err(current value)` when at the limit. Atomic across
+    /// concurrent callers (use limits hold under concurrency).
+    async fn incr(
+        &self,
+        ns: &str,
+        key: &str,
+        limit: Option<u64>,
+        expires_at: i64,
+        now: i64,
+    ) -> Result<Result<u64, u64>, HotError>;
 }
 
 const SHARDS: usize = 32;
@@ -29,6 +75,24 @@ const SHARDS: usize = 32;
 pub struct MemoryHotState {
     hasher: std::collections::hash_map::RandomState,
     shards: Vec<Mutex<Shard>>,
+    kv: Vec<Mutex<KvShard>>,
+}
+
+/// Keyed values and counters of one shard.
+#[derive(Default)]
+struct KvShard {
+    map: HashMap<(String, String), KvEntry>,
+    next_sweep: i64,
+}
+
+enum KvValue {
+    Bytes(Vec<u8>),
+    Counter(u64),
+}
+
+struct KvEntry {
+    value: KvValue,
+    expires_at: i64,
 }
 
 #[derive(Default)]
@@ -72,6 +136,7 @@ impl Default for MemoryHotState {
         MemoryHotState {
             hasher: std::collections::hash_map::RandomState::new(),
             shards: (0..SHARDS).map(|_| Mutex::new(Shard::default())).collect(),
+            kv: (0..SHARDS).map(|_| Mutex::new(KvShard::default())).collect(),
         }
     }
 }
@@ -85,6 +150,24 @@ impl MemoryHotState {
         app_id.hash(&mut h);
         nonce.hash(&mut h);
         h.finish()
+    }
+
+    /// The shard of (`ns`, `key`), swept of expired entries at most every
+    /// 10 s. A poisoned lock only means another request panicked; the map
+    /// is still consistent.
+    fn kv_shard(&self, ns: &str, key: &str, now: i64) -> std::sync::MutexGuard<'_, KvShard> {
+        use std::hash::{BuildHasher, Hash, Hasher};
+        let mut h = self.hasher.build_hasher();
+        ns.hash(&mut h);
+        key.hash(&mut h);
+        let mut s = self.kv[(h.finish() as usize) % SHARDS]
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if now >= s.next_sweep {
+            s.map.retain(|_, e| e.expires_at > now);
+            s.next_sweep = now + 10;
+        }
+        s
     }
 }
 
@@ -110,11 +193,178 @@ impl HotState for MemoryHotState {
             }
         }
     }
+
+    async fn put(
+        &self,
+        ns: &str,
+        key: &str,
+        value: Vec<u8>,
+        expires_at: i64,
+        now: i64,
+    ) -> Result<(), HotError> {
+        let mut s = self.kv_shard(ns, key, now);
+        s.map.insert(
+            (ns.to_string(), key.to_string()),
+            KvEntry {
+                value: KvValue::Bytes(value),
+                expires_at,
+            },
+        );
+        Ok(())
+    }
+
+    async fn get(&self, ns: &str, key: &str, now: i64) -> Result<Option<Vec<u8>>, HotError> {
+        let s = self.kv_shard(ns, key, now);
+        Ok(match s.map.get(&(ns.to_string(), key.to_string())) {
+            Some(KvEntry {
+                value: KvValue::Bytes(v),
+                expires_at,
+            }) if *expires_at > now => Some(v.clone()),
+            _ => None,
+        })
+    }
+
+    async fn take(&self, ns: &str, key: &str, now: i64) -> Result<Option<Vec<u8>>, HotError> {
+        let mut s = self.kv_shard(ns, key, now);
+        Ok(match s.map.remove(&(ns.to_string(), key.to_string())) {
+            Some(KvEntry {
+                value: KvValue::Bytes(v),
+                expires_at,
+            }) if expires_at > now => Some(v),
+            _ => None,
+        })
+    }
+
+    async fn delete(&self, ns: &str, key: &str, now: i64) -> Result<bool, HotError> {
+        let mut s = self.kv_shard(ns, key, now);
+        Ok(s
+            .map
+            .remove(&(ns.to_string(), key.to_string()))
+            .is_some_and(|e| e.expires_at > now))
+    }
+
+    async fn incr(
+        &self,
+        ns: &str,
+        key: &str,
+        limit: Option<u64>,
+        expires_at: i64,
+        now: i64,
+    ) -> Result<Result<u64, u64>, HotError> {
+        let mut s = self.kv_shard(ns, key, now);
+        let e = s
+            .map
+            .entry((ns.to_string(), key.to_string()))
+            .or_insert(KvEntry {
+                value: KvValue::Counter(0),
+                expires_at,
+            });
+        if e.expires_at <= now {
+            *e = KvEntry {
+                value: KvValue::Counter(0),
+                expires_at,
+            };
+        }
+        let cur = match e.value {
+            KvValue::Counter(c) => c,
+            KvValue::Bytes(_) => 0,
+        };
+        if limit.is_some_and(|l| cur >= l) {
+            return Ok(Err(cur));
+        }
+        e.value = KvValue::Counter(cur + 1);
+        Ok(Ok(cur + 1))
+    }
+}
+
+/// Cases every [`HotState`] implementation must pass: call each from a test
+/// of that implementation (`conformance::all(&backend).await`).
+pub mod conformance {
+    use super::HotState;
+    use std::sync::Arc;
+
+    /// Every case below.
+    pub async fn all<H: HotState>(h: Arc<H>) {
+        values_expire_and_are_replaced(&*h).await;
+        take_is_single_use_under_concurrency(h.clone()).await;
+        incr_stops_at_the_limit_under_concurrency(h.clone()).await;
+        namespaces_are_separate(&*h).await;
+    }
+
+    /// put/get/delete, expiry, replacement.
+    pub async fn values_expire_and_are_replaced<H: HotState>(h: &H) {
+        h.put("t", "k1", b"v1".to_vec(), 100, 0).await.unwrap();
+        assert_eq!(h.get("t", "k1", 50).await.unwrap().as_deref(), Some(&b"v1"[..]));
+        assert_eq!(h.get("t", "k1", 100).await.unwrap(), None, "expired");
+        h.put("t", "k1", b"v2".to_vec(), 300, 150).await.unwrap();
+        h.put("t", "k1", b"v3".to_vec(), 300, 151).await.unwrap();
+        assert_eq!(h.get("t", "k1", 152).await.unwrap().as_deref(), Some(&b"v3"[..]));
+        assert!(h.delete("t", "k1", 153).await.unwrap());
+        assert!(!h.delete("t", "k1", 154).await.unwrap());
+        assert_eq!(h.get("t", "k1", 155).await.unwrap(), None);
+    }
+
+    /// Of 50 concurrent takers exactly one gets the value.
+    pub async fn take_is_single_use_under_concurrency<H: HotState>(h: Arc<H>) {
+        h.put("code", "c1", b"x".to_vec(), 1000, 0).await.unwrap();
+        let tasks: Vec<_> = (0..50)
+            .map(|_| {
+                let h = h.clone();
+                tokio::spawn(async move { h.take("code", "c1", 1).await.unwrap() })
+            })
+            .collect();
+        let mut got = 0;
+        for t in tasks {
+            if t.await.unwrap().is_some() {
+                got += 1;
+            }
+        }
+        assert_eq!(got, 1);
+        assert_eq!(h.take("code", "c1", 2).await.unwrap(), None);
+        h.put("code", "c2", b"y".to_vec(), 10, 0).await.unwrap();
+        assert_eq!(h.take("code", "c2", 10).await.unwrap(), None, "expired");
+    }
+
+    /// 50 concurrent increments against a limit of 7: exactly 7 succeed.
+    pub async fn incr_stops_at_the_limit_under_concurrency<H: HotState>(h: Arc<H>) {
+        let tasks: Vec<_> = (0..50)
+            .map(|_| {
+                let h = h.clone();
+                tokio::spawn(async move { h.incr("uses", "cn1", Some(7), 1000, 1).await.unwrap() })
+            })
+            .collect();
+        let mut ok = Vec::new();
+        for t in tasks {
+            if let Ok(v) = t.await.unwrap() {
+                ok.push(v);
+            }
+        }
+        ok.sort_unstable();
+        assert_eq!(ok, (1..=7).collect::<Vec<u64>>());
+        assert_eq!(h.incr("uses", "cn1", Some(7), 1000, 2).await.unwrap(), Err(7));
+        assert_eq!(h.incr("uses", "cn1", None, 1000, 3).await.unwrap(), Ok(8));
+        // An expired counter starts again.
+        assert_eq!(h.incr("uses", "cn1", Some(7), 2000, 1000).await.unwrap(), Ok(1));
+    }
+
+    /// The same key in two namespaces is two entries.
+    pub async fn namespaces_are_separate<H: HotState>(h: &H) {
+        h.put("a", "same", b"1".to_vec(), 100, 0).await.unwrap();
+        h.put("b", "same", b"2".to_vec(), 100, 0).await.unwrap();
+        assert_eq!(h.get("a", "same", 1).await.unwrap().as_deref(), Some(&b"1"[..]));
+        assert_eq!(h.take("b", "same", 1).await.unwrap().as_deref(), Some(&b"2"[..]));
+        assert_eq!(h.get("a", "same", 1).await.unwrap().as_deref(), Some(&b"1"[..]));
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn tok_1_memory_hot_state_passes_the_conformance_cases() {
+        conformance::all(std::sync::Arc::new(MemoryHotState::default())).await;
+    }
 
     #[tokio::test]
     async fn int_4_nonce_once_per_app_until_expiry() {
