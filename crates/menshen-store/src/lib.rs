@@ -107,6 +107,10 @@ pub struct BankKeyRecord {
 /// (with any retained, masked message) stays in the hash-chained files only:
 /// storing it twice made each index row ~1 KiB and cost a loaded gateway
 /// about as much CPU as the rest of the audit path (measured, 2026-11-30).
+///
+/// In SQLite its columns are named once, in this field order, in
+/// `sqlite/audit.rs` (`columns!`), which the insert, the selects, the
+/// binder and the row mapper all follow.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AuditRow {
     /// Sequence number in the chained log.
