@@ -214,7 +214,7 @@ async fn conf_5_unknown_app_id_costs_one_verification_like_a_known_one() {
     tk.sort();
     tu.sort();
     let (mk, mu) = (tk[tk.len() / 2], tu[tu.len() / 2]);
-    let diff = if mk > mu { mk - mu } else { mu - mk };
+    let diff = mk.abs_diff(mu);
     eprintln!("median answer: known {mk:?}, unknown {mu:?}, one verification {verify:?}");
     assert!(
         diff < verify / 2 + Duration::from_micros(20),
