@@ -7,6 +7,7 @@
 pub mod keys;
 pub mod master;
 pub mod sm2fast;
+pub mod totp;
 
 pub use keys::{ecdsa_der_to_rs, ecdsa_rs_to_der, PrivateKey, PublicKey, SigAlg, SM2_DEFAULT_ID};
 pub use master::{MasterKey, MasterKeyError};

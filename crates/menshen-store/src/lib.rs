@@ -1,20 +1,24 @@
 //! The control-plane store: application parties, credentials, the API catalog,
-//! U_API_ID registry, grants, IP rules and admin tokens behind the [`Store`]
+//! U_API_ID registry, grants, IP rules, admin tokens, bank customers and their
+//! consents behind the [`Store`]
 //! trait (SQLite now; PostgreSQL implements the same trait), plus the shared
 //! hot state (nonces) behind [`HotState`].
 #![forbid(unsafe_code)]
 
 pub mod control;
+pub mod directory;
 pub mod hot;
 pub mod sqlite;
 
 use async_trait::async_trait;
 use menshen_model::{
-    Api, App, AppStatus, CredentialKind, Grant, IpRule, Lifecycle, NewIpRule, ValidationError,
+    Api, App, AppStatus, Consent, ConsentState, CredentialKind, Customer, Grant, IpRule, Lifecycle,
+    NewIpRule, ValidationError,
 };
 use serde::{Deserialize, Serialize};
 
 pub use control::{ControlPlane, CreatedApp, UApiConfig};
+pub use directory::{hash_password, new_consent_id, new_customer_id, verify_password};
 pub use hot::{HotState, MemoryHotState};
 pub use sqlite::SqliteStore;
 
@@ -308,6 +312,76 @@ pub trait Store: Send + Sync + 'static {
 
     /// Everything the gateway snapshot needs, consistently.
     async fn dump_catalog(&self) -> Result<CatalogDump, StoreError>;
+
+    // Customers and consents (issue 11, USR-1..7). None of these writes is a
+    // catalog change: they bump no version and rebuild no snapshot.
+
+    /// Insert a customer with the accounts in `c.accounts`, the argon2id PHC
+    /// string of their password and, when enrolled, their TOTP secret sealed
+    /// under the master key (USR-1). `Conflict` naming `username` or
+    /// `accounts` when the username is taken or an account already has an
+    /// owner (an account has one owner).
+    async fn insert_customer(
+        &self,
+        c: &Customer,
+        password_hash: &str,
+        totp_sealed: Option<&[u8]>,
+    ) -> Result<(), StoreError>;
+    /// One customer (`NotFound` if none).
+    async fn get_customer(&self, user_id: &str) -> Result<Customer, StoreError>;
+    /// A customer by login name, with the password hash and the sealed TOTP
+    /// secret, for checking a login (USR-1); `None` if no such username.
+    async fn find_customer_login(
+        &self,
+        username: &str,
+    ) -> Result<Option<(Customer, String, Option<Vec<u8>>)>, StoreError>;
+    /// A customer's sealed TOTP secret, `None` if not enrolled (`NotFound`
+    /// if no such customer).
+    async fn customer_totp_sealed(&self, user_id: &str) -> Result<Option<Vec<u8>>, StoreError>;
+    /// Count a failed login (USR-7): at the `lock_after`-th consecutive
+    /// failure the customer is locked until `now + lock_secs` and the count
+    /// starts again. Returns the customer as stored afterwards (see
+    /// `locked_until`).
+    async fn record_login_failure(
+        &self,
+        user_id: &str,
+        now: i64,
+        lock_after: u32,
+        lock_secs: i64,
+    ) -> Result<Customer, StoreError>;
+    /// After a successful login: the failure count back to 0, no lock.
+    async fn clear_login_failures(&self, user_id: &str) -> Result<(), StoreError>;
+    /// All customers, oldest first.
+    async fn list_customers(&self) -> Result<Vec<Customer>, StoreError>;
+
+    /// Insert a consent (USR-2). `Conflict` if the id exists.
+    async fn insert_consent(&self, c: &Consent) -> Result<(), StoreError>;
+    /// One consent (`NotFound` if none).
+    async fn get_consent(&self, consent_id: &str) -> Result<Consent, StoreError>;
+    /// Compare-and-set (USR-3, USR-6): write every field of `c` but its id,
+    /// app and creation time, only if the stored state is one of `expect`;
+    /// otherwise `Conflict` naming `state` (`NotFound` if no such consent).
+    /// So two concurrent transitions (revoke and approve, two revokes) cannot
+    /// both win. Returns the consent as stored.
+    async fn update_consent(
+        &self,
+        c: &Consent,
+        expect: &[ConsentState],
+    ) -> Result<Consent, StoreError>;
+    /// Consents, oldest first, optionally of one app and/or one customer
+    /// (`user_id` matches the consent's customer or its agent, USR-5).
+    async fn list_consents(
+        &self,
+        app_id: Option<&str>,
+        user_id: Option<&str>,
+    ) -> Result<Vec<Consent>, StoreError>;
+
+    /// Replace an app's registered redirect URIs (`NotFound` if no such
+    /// app). Validation is the caller's (the admin API).
+    async fn set_redirect_uris(&self, app_id: &str, uris: &[String]) -> Result<(), StoreError>;
+    /// An app's registered redirect URIs, in registration order (empty if
+    /// none or no such app).
+    async fn redirect_uris(&self, app_id: &str) -> Result<Vec<String>, StoreError>;
 }
 
 /// Now as RFC 3339 (UTC).

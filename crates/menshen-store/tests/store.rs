@@ -420,3 +420,367 @@ async fn auth_1_key_4_concurrent_certificate_binds_leave_one_binding() {
         }
     }
 }
+
+// ---- Customers and consents (issue 11) ----
+
+fn consent(id: &str, app: &str, user: &str) -> menshen_model::Consent {
+    menshen_model::Consent {
+        consent_id: id.into(),
+        app_id: app.into(),
+        user_id: Some(user.into()),
+        scopes: vec!["balance".into()],
+        accounts: vec!["6222020000000001".into()],
+        state: menshen_model::ConsentState::Authorised,
+        expires_at: 2_000_000_000,
+        use_limit: Some(3),
+        daily_limit: None,
+        uses: 0,
+        agent_user_id: None,
+        agent_approved: false,
+        two_factor: true,
+        created_at: 1_700_000_000,
+        authorised_at: Some(1_700_000_001),
+        revoked_by: None,
+        ended_at: None,
+    }
+}
+
+#[tokio::test]
+async fn usr_1_customer_password_hashed_totp_sealed_and_duplicates_refused() {
+    let (dir, cp) = setup();
+    let (c, totp) = cp
+        .create_customer(
+            "zhang.san",
+            "张三",
+            "correct horse",
+            vec!["6222020000000001".into(), "6222020000000002".into()],
+            true,
+        )
+        .await
+        .unwrap();
+    assert!(
+        c.user_id.starts_with('C') && c.user_id.len() == 27,
+        "{}",
+        c.user_id
+    );
+    assert!(c.has_totp && c.locked_until.is_none());
+    let totp = totp.expect("TOTP secret shown once");
+    let secret = cp.open_totp_secret(&c.user_id).await.unwrap().unwrap();
+    assert_eq!(secret.len(), 20);
+    assert_eq!(menshen_crypto::totp::base32_encode(&secret), totp.as_str());
+
+    let (found, hash, sealed) = cp
+        .store
+        .find_customer_login("zhang.san")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(found, c);
+    assert!(hash.starts_with("$argon2id$"), "{hash}");
+    assert!(ControlPlane::verify_password(&hash, "correct horse"));
+    assert!(!ControlPlane::verify_password(&hash, "correct horsE"));
+    assert!(!ControlPlane::verify_password(
+        "not a hash",
+        "correct horse"
+    ));
+    assert!(sealed.is_some());
+    assert!(cp
+        .store
+        .find_customer_login("nobody")
+        .await
+        .unwrap()
+        .is_none());
+    assert_eq!(cp.store.get_customer(&c.user_id).await.unwrap(), c);
+
+    // Duplicate username, and an account that already has an owner.
+    match cp
+        .create_customer(
+            "zhang.san",
+            "Other",
+            "password1",
+            vec!["6222020000000009".into()],
+            false,
+        )
+        .await
+    {
+        Err(StoreError::Conflict(v)) => assert_eq!(v.field, "username"),
+        other => panic!("{other:?}"),
+    }
+    match cp
+        .create_customer(
+            "li.si",
+            "李四",
+            "password1",
+            vec!["6222020000000002".into()],
+            false,
+        )
+        .await
+    {
+        Err(StoreError::Conflict(v)) => assert_eq!(v.field, "accounts"),
+        other => panic!("{other:?}"),
+    }
+    // Input validation names the field.
+    for (u, p, a, field) in [
+        ("ab", "password1", "622202000001", "username"),
+        ("with space", "password1", "622202000001", "username"),
+        ("li.si", "short", "622202000001", "password"),
+        ("li.si", "password1", "12345", "accounts"),
+        ("li.si", "password1", "62220200000x", "accounts"),
+    ] {
+        match cp.create_customer(u, "N", p, vec![a.into()], false).await {
+            Err(StoreError::Invalid(v)) => assert_eq!(v.field, field, "{u} {p} {a}"),
+            other => panic!("{u} {p} {a}: {other:?}"),
+        }
+    }
+    // Nothing half-written by the refused ones.
+    let all = cp.store.list_customers().await.unwrap();
+    assert_eq!(all.len(), 1);
+    let (li, none) = cp
+        .create_customer(
+            "li.si",
+            "李四",
+            "password1",
+            vec!["6222020000000003".into()],
+            false,
+        )
+        .await
+        .unwrap();
+    assert!(none.is_none() && !li.has_totp);
+    assert!(cp.open_totp_secret(&li.user_id).await.unwrap().is_none());
+    assert_eq!(cp.store.list_customers().await.unwrap().len(), 2);
+
+    // Neither the password nor the TOTP secret is in the files in clear.
+    drop(cp);
+    let mut bytes = Vec::new();
+    for e in std::fs::read_dir(dir.path()).unwrap() {
+        bytes.extend(std::fs::read(e.unwrap().path()).unwrap());
+    }
+    for needle in [
+        b"correct horse".as_slice(),
+        secret.as_slice(),
+        totp.as_bytes(),
+    ] {
+        assert!(!bytes.windows(needle.len()).any(|w| w == needle));
+    }
+}
+
+#[tokio::test]
+async fn usr_7_lockout_after_n_failures_and_cleared_by_success() {
+    let (_d, cp) = setup();
+    let (c, _) = cp
+        .create_customer(
+            "wang.wu",
+            "王五",
+            "password1",
+            vec!["6222020000000004".into()],
+            false,
+        )
+        .await
+        .unwrap();
+    let v0 = cp.store.version().await.unwrap();
+    for i in 1..5 {
+        let after = cp
+            .store
+            .record_login_failure(&c.user_id, 1000 + i, 5, 900)
+            .await
+            .unwrap();
+        assert_eq!(after.locked_until, None, "failure {i}");
+    }
+    let locked = cp
+        .store
+        .record_login_failure(&c.user_id, 1005, 5, 900)
+        .await
+        .unwrap();
+    assert_eq!(locked.locked_until, Some(1905));
+    // The count started again: four more failures do not extend the lock.
+    for i in 0..4 {
+        let after = cp
+            .store
+            .record_login_failure(&c.user_id, 1006 + i, 5, 900)
+            .await
+            .unwrap();
+        assert_eq!(after.locked_until, Some(1905));
+    }
+    cp.store.clear_login_failures(&c.user_id).await.unwrap();
+    let cleared = cp.store.get_customer(&c.user_id).await.unwrap();
+    assert_eq!(cleared.locked_until, None);
+    // Cleared means from zero again.
+    for i in 0..4 {
+        let after = cp
+            .store
+            .record_login_failure(&c.user_id, 2000 + i, 5, 900)
+            .await
+            .unwrap();
+        assert_eq!(after.locked_until, None);
+    }
+    assert!(matches!(
+        cp.store.record_login_failure("Cnobody", 0, 5, 900).await,
+        Err(StoreError::NotFound(_))
+    ));
+    assert_eq!(
+        cp.store.version().await.unwrap(),
+        v0,
+        "not a catalog change"
+    );
+}
+
+#[tokio::test]
+async fn usr_6_consent_cas_refuses_a_wrong_expected_state() {
+    use menshen_model::{ConsentState, RevokedBy};
+    let (_d, cp) = setup();
+    let app = cp
+        .create_app(&NewApp {
+            name: "Fintech".into(),
+            kind: AppKind::Server,
+            contact: None,
+        })
+        .await
+        .unwrap()
+        .app
+        .app_id;
+    let id = menshen_store::new_consent_id();
+    assert!(id.starts_with("CN") && id.len() == 28, "{id}");
+    let c = consent(&id, &app, "C1");
+    let v0 = cp.store.version().await.unwrap();
+    cp.store.insert_consent(&c).await.unwrap();
+    assert!(matches!(
+        cp.store.insert_consent(&c).await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert_eq!(cp.store.get_consent(&id).await.unwrap(), c);
+
+    // A counted use, only from authorised.
+    let mut used = c.clone();
+    used.uses = 1;
+    let stored = cp
+        .store
+        .update_consent(&used, &[ConsentState::Authorised])
+        .await
+        .unwrap();
+    assert_eq!(stored.uses, 1);
+
+    let revoked = cp.revoke_consent(&id, RevokedBy::Bank).await.unwrap();
+    assert_eq!(revoked.state, ConsentState::Revoked);
+    assert_eq!(revoked.revoked_by, Some(RevokedBy::Bank));
+    assert!(revoked.ended_at.is_some());
+    // Revoking an already revoked consent: the CAS refuses it.
+    match cp.revoke_consent(&id, RevokedBy::Customer).await {
+        Err(StoreError::Conflict(v)) => assert_eq!(v.field, "state"),
+        other => panic!("{other:?}"),
+    }
+    // Nor can a stale writer bring it back.
+    match cp
+        .store
+        .update_consent(&used, &[ConsentState::Authorised])
+        .await
+    {
+        Err(StoreError::Conflict(v)) => assert_eq!(v.field, "state"),
+        other => panic!("{other:?}"),
+    }
+    let now = cp.store.get_consent(&id).await.unwrap();
+    assert_eq!(now.revoked_by, Some(RevokedBy::Bank));
+    assert!(matches!(
+        cp.store.get_consent("CNnone").await,
+        Err(StoreError::NotFound(_))
+    ));
+    assert!(matches!(
+        cp.revoke_consent("CNnone", RevokedBy::Bank).await,
+        Err(StoreError::NotFound(_))
+    ));
+
+    // Listing by app and by customer (the agent included, USR-5).
+    let mut agent = consent(&menshen_store::new_consent_id(), &app, "C2");
+    agent.agent_user_id = Some("C3".into());
+    agent.state = ConsentState::AwaitingAuthorisation;
+    cp.store.insert_consent(&agent).await.unwrap();
+    assert_eq!(cp.store.list_consents(None, None).await.unwrap().len(), 2);
+    assert_eq!(
+        cp.store
+            .list_consents(Some(&app), None)
+            .await
+            .unwrap()
+            .len(),
+        2
+    );
+    assert_eq!(
+        cp.store
+            .list_consents(Some("other"), None)
+            .await
+            .unwrap()
+            .len(),
+        0
+    );
+    assert_eq!(
+        cp.store.list_consents(None, Some("C1")).await.unwrap()[0].consent_id,
+        id
+    );
+    assert_eq!(
+        cp.store
+            .list_consents(Some(&app), Some("C3"))
+            .await
+            .unwrap(),
+        vec![agent]
+    );
+    assert_eq!(
+        cp.store.version().await.unwrap(),
+        v0,
+        "consents are not catalog"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn usr_6_concurrent_transitions_one_wins() {
+    use menshen_model::{ConsentState, RevokedBy};
+    let (_d, cp) = setup();
+    let id = menshen_store::new_consent_id();
+    cp.store
+        .insert_consent(&consent(&id, "A", "C1"))
+        .await
+        .unwrap();
+    let tasks: Vec<_> = (0..8)
+        .map(|_| {
+            let (cp, id) = (cp.clone(), id.clone());
+            tokio::spawn(async move { cp.revoke_consent(&id, RevokedBy::App).await })
+        })
+        .collect();
+    let mut won = 0;
+    for t in tasks {
+        match t.await.unwrap() {
+            Ok(c) => {
+                assert_eq!(c.state, ConsentState::Revoked);
+                won += 1
+            }
+            Err(StoreError::Conflict(_)) => {}
+            Err(e) => panic!("{e:?}"),
+        }
+    }
+    assert_eq!(won, 1);
+}
+
+#[tokio::test]
+async fn redirect_uris_replaced_per_app_in_order() {
+    let (_d, cp) = setup();
+    let app = cp
+        .create_app(&NewApp {
+            name: "Fintech".into(),
+            kind: AppKind::Server,
+            contact: None,
+        })
+        .await
+        .unwrap()
+        .app
+        .app_id;
+    assert!(cp.store.redirect_uris(&app).await.unwrap().is_empty());
+    let uris = vec![
+        "https://fintech.example/cb".to_string(),
+        "http://127.0.0.1:8080/cb".to_string(),
+    ];
+    cp.store.set_redirect_uris(&app, &uris).await.unwrap();
+    assert_eq!(cp.store.redirect_uris(&app).await.unwrap(), uris);
+    cp.store.set_redirect_uris(&app, &uris[1..]).await.unwrap();
+    assert_eq!(cp.store.redirect_uris(&app).await.unwrap(), &uris[1..]);
+    assert!(matches!(
+        cp.store.set_redirect_uris("app_none", &uris).await,
+        Err(StoreError::NotFound(_))
+    ));
+}

@@ -3,13 +3,17 @@
 //!
 //! By role: `schema` (migrations), `rows` (row mappers), `catalog`
 //! (apps, credentials, keys, IP rules, admin tokens, the snapshot dump),
-//! `apis` (APIs, U_API_IDs, grants), `audit` (the audit index). This
+//! `apis` (APIs, U_API_IDs, grants), `audit` (the audit index),
+//! `customers` (bank customers, their accounts and login lock), `consents`
+//! (consents and redirect URIs). This
 //! file holds the connections and turns each [`Store`] call into one of
 //! their synchronous functions on a blocking thread.
 
 mod apis;
 mod audit;
 mod catalog;
+mod consents;
+mod customers;
 mod rows;
 mod schema;
 
@@ -17,7 +21,10 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
-use menshen_model::{Api, App, AppStatus, Grant, IpRule, Lifecycle, NewIpRule, ValidationError};
+use menshen_model::{
+    Api, App, AppStatus, Consent, ConsentState, Customer, Grant, IpRule, Lifecycle, NewIpRule,
+    ValidationError,
+};
 use rusqlite::{Connection, Transaction};
 use tokio::sync::watch;
 
@@ -110,6 +117,21 @@ impl SqliteStore {
         .await?;
         self.changes.send_replace(version);
         Ok(out)
+    }
+
+    /// Run `f` in a transaction that is not a catalog change (customers,
+    /// consents, redirect URIs): no version bump, no snapshot rebuild.
+    async fn write_data<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Transaction<'_>) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        run_on(self.conn.clone(), move |c| {
+            let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            let out = f(&tx)?;
+            tx.commit()?;
+            Ok(out)
+        })
+        .await
     }
 }
 
@@ -313,5 +335,106 @@ impl Store for SqliteStore {
 
     async fn dump_catalog(&self) -> Result<CatalogDump, StoreError> {
         self.read(catalog::dump).await
+    }
+
+    async fn insert_customer(
+        &self,
+        c: &Customer,
+        password_hash: &str,
+        totp_sealed: Option<&[u8]>,
+    ) -> Result<(), StoreError> {
+        let (c, hash, totp) = (
+            c.clone(),
+            zeroize::Zeroizing::new(password_hash.to_string()),
+            totp_sealed.map(<[u8]>::to_vec),
+        );
+        self.write_data(move |tx| customers::insert_customer(tx, &c, &hash, totp.as_deref()))
+            .await
+    }
+
+    async fn get_customer(&self, user_id: &str) -> Result<Customer, StoreError> {
+        let id = user_id.to_string();
+        self.read(move |c| customers::get_customer(c, &id)).await
+    }
+
+    async fn find_customer_login(
+        &self,
+        username: &str,
+    ) -> Result<Option<(Customer, String, Option<Vec<u8>>)>, StoreError> {
+        let name = username.to_string();
+        self.read(move |c| customers::find_customer_login(c, &name))
+            .await
+    }
+
+    async fn customer_totp_sealed(&self, user_id: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let id = user_id.to_string();
+        self.read(move |c| customers::customer_totp_sealed(c, &id))
+            .await
+    }
+
+    async fn record_login_failure(
+        &self,
+        user_id: &str,
+        now: i64,
+        lock_after: u32,
+        lock_secs: i64,
+    ) -> Result<Customer, StoreError> {
+        let id = user_id.to_string();
+        self.write_data(move |tx| {
+            customers::record_login_failure(tx, &id, now, lock_after, lock_secs)
+        })
+        .await
+    }
+
+    async fn clear_login_failures(&self, user_id: &str) -> Result<(), StoreError> {
+        let id = user_id.to_string();
+        self.write_data(move |tx| customers::clear_login_failures(tx, &id))
+            .await
+    }
+
+    async fn list_customers(&self) -> Result<Vec<Customer>, StoreError> {
+        self.read(customers::list_customers).await
+    }
+
+    async fn insert_consent(&self, c: &Consent) -> Result<(), StoreError> {
+        let c = c.clone();
+        self.write_data(move |tx| consents::insert_consent(tx, &c))
+            .await
+    }
+
+    async fn get_consent(&self, consent_id: &str) -> Result<Consent, StoreError> {
+        let id = consent_id.to_string();
+        self.read(move |c| consents::get_consent(c, &id)).await
+    }
+
+    async fn update_consent(
+        &self,
+        c: &Consent,
+        expect: &[ConsentState],
+    ) -> Result<Consent, StoreError> {
+        let (c, expect) = (c.clone(), expect.to_vec());
+        self.write_data(move |tx| consents::update_consent(tx, &c, &expect))
+            .await
+    }
+
+    async fn list_consents(
+        &self,
+        app_id: Option<&str>,
+        user_id: Option<&str>,
+    ) -> Result<Vec<Consent>, StoreError> {
+        let (app, user) = (app_id.map(str::to_string), user_id.map(str::to_string));
+        self.read(move |c| consents::list_consents(c, app.as_deref(), user.as_deref()))
+            .await
+    }
+
+    async fn set_redirect_uris(&self, app_id: &str, uris: &[String]) -> Result<(), StoreError> {
+        let (app, uris) = (app_id.to_string(), uris.to_vec());
+        self.write_data(move |tx| consents::set_redirect_uris(tx, &app, &uris))
+            .await
+    }
+
+    async fn redirect_uris(&self, app_id: &str) -> Result<Vec<String>, StoreError> {
+        let app = app_id.to_string();
+        self.read(move |c| consents::redirect_uris(c, &app)).await
     }
 }

@@ -165,6 +165,55 @@ const MIGRATIONS: &[&str] = &[
     CREATE UNIQUE INDEX credentials_fingerprint_live ON credentials(fingerprint)
         WHERE revoked = 0 AND fingerprint IS NOT NULL;
     "#,
+    // 7: customer authorization (issue 11, USR-1..7). Customers with their
+    // password hash (argon2id PHC string) and TOTP secret (sealed under the
+    // master key, bound to the user_id); the accounts each owns (an account
+    // has one owner); consents (scopes and accounts as JSON arrays); the
+    // redirect URIs registered per app (exact match).
+    r#"
+    CREATE TABLE customers (
+        user_id TEXT PRIMARY KEY,
+        username TEXT NOT NULL UNIQUE,
+        display_name TEXT NOT NULL,
+        password_hash TEXT NOT NULL,
+        totp_sealed BLOB,
+        failed_logins INTEGER NOT NULL DEFAULT 0,
+        locked_until INTEGER,
+        created_at TEXT NOT NULL
+    );
+    CREATE TABLE customer_accounts (
+        user_id TEXT NOT NULL REFERENCES customers(user_id),
+        account TEXT NOT NULL UNIQUE
+    );
+    CREATE INDEX customer_accounts_user ON customer_accounts(user_id);
+    CREATE TABLE consents (
+        consent_id TEXT PRIMARY KEY,
+        app_id TEXT NOT NULL,
+        user_id TEXT,
+        scopes TEXT NOT NULL,
+        accounts TEXT NOT NULL,
+        state TEXT NOT NULL,
+        expires_at INTEGER NOT NULL,
+        use_limit INTEGER,
+        daily_limit INTEGER,
+        uses INTEGER NOT NULL DEFAULT 0,
+        agent_user_id TEXT,
+        agent_approved INTEGER NOT NULL DEFAULT 0,
+        two_factor INTEGER NOT NULL DEFAULT 0,
+        created_at INTEGER NOT NULL,
+        authorised_at INTEGER,
+        revoked_by TEXT,
+        ended_at INTEGER
+    );
+    CREATE INDEX consents_app ON consents(app_id);
+    CREATE INDEX consents_user ON consents(user_id);
+    CREATE INDEX consents_agent ON consents(agent_user_id);
+    CREATE TABLE app_redirect_uris (
+        app_id TEXT NOT NULL REFERENCES apps(app_id),
+        uri TEXT NOT NULL,
+        UNIQUE (app_id, uri)
+    );
+    "#,
 ];
 
 /// Migration 6 makes live fingerprints unique ([`MIGRATIONS`]).
