@@ -75,7 +75,7 @@ impl AccessRecord {
             time_ms,
             app_id: self.app_id,
             api_id: self.api_id,
-            user_id: None,
+            user_id: self.user_id,
             code: self.code,
         }
     }
@@ -161,6 +161,13 @@ pub struct AccessRecord {
     /// Client certificate fingerprint (mutual TLS), if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client_cert: Option<String>,
+    /// The customer the call's consent belongs to (USR-2), once the token
+    /// named one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_id: Option<String>,
+    /// The consent the call was made under (USR-2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub consent_id: Option<String>,
     /// Retained message parts (AUD-4), masked (AUD-5); per the API's setting.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message_parts: Option<serde_json::Value>,

@@ -54,6 +54,9 @@ pub struct Exchange {
     pub forwarded: bool,
     /// Whether the access record was handed to the writer.
     pub recorded: bool,
+    /// The customer and consent of the call (the consent stage), for the
+    /// upstream's headers and the record.
+    pub consent: Option<crate::authorizer::ConsentGrant>,
 }
 
 impl Drop for Exchange {

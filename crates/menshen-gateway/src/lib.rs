@@ -4,6 +4,7 @@
 //! atomically when the control plane changes.
 #![forbid(unsafe_code)]
 
+pub mod authorizer;
 pub mod budget;
 pub mod config;
 pub mod conn;

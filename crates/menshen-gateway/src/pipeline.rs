@@ -28,8 +28,8 @@ use crate::exchange::Exchange;
 use crate::record;
 use crate::server::State;
 use crate::stages::{
-    app_status, authenticate, authorize, body, client_cert, client_ip, edge, ip_lists, replay,
-    route, sign_response, upstream, well_known,
+    app_status, authenticate, authorize, body, client_cert, client_ip, consent, edge, ip_lists,
+    oauth_web, replay, route, sign_response, upstream, well_known,
 };
 use crate::GatewayError;
 
@@ -48,6 +48,7 @@ pub const ORDER: &[(&str, Phase)] = &[
     (client_ip::NAME, Phase::Request),
     (edge::NAME, Phase::Request),
     (well_known::NAME, Phase::Request),
+    (oauth_web::NAME, Phase::Request),
     (route::NAME, Phase::Request),
     (authenticate::NAME_HEAD, Phase::Request),
     (body::NAME, Phase::Request),
@@ -57,6 +58,7 @@ pub const ORDER: &[(&str, Phase)] = &[
     (ip_lists::NAME, Phase::Request),
     (replay::NAME, Phase::Request),
     (authorize::NAME, Phase::Request),
+    (consent::NAME, Phase::Request),
     (upstream::NAME, Phase::Request),
     (sign_response::NAME, Phase::Response),
     (record::NAME, Phase::Response),
@@ -122,6 +124,7 @@ where
         nonce_recorded: false,
         forwarded: false,
         recorded: false,
+        consent: None,
         conn: conn.slot,
         state: state.clone(),
     };
@@ -220,6 +223,12 @@ where
     if let Some(r) = well_known::on_request(ex) {
         return Ok(r);
     }
+    // oauth_web: the authorization server's pages and metadata (unsigned;
+    // the customer's browser), with a small bounded form body.
+    let body = match oauth_web::on_request(ex, body, state, charge).await? {
+        oauth_web::Web::Answered(r) => return Ok(r),
+        oauth_web::Web::Pass(b) => b,
+    };
     // route + lifecycle: a terminated API answers its tombstone here. Also
     // refuses early when the API's answers must be signed and no key is
     // there (the upstream must never act on an answer we cannot deliver).
@@ -253,12 +262,21 @@ where
     let nonce = replay::on_request(ex, &auth, state.hot.as_ref(), cfg.replay_window_secs).await?;
     // authorize: grant (ONB-3), client kind vs level (LVL-4).
     let authorized = authorize::on_request(&routed, &auth, &nonce)?;
+    // consent (USR-2, USR-4): a customer's token and consent for APIs that
+    // need one; after the grant, so only a granted app's token is looked at.
+    let consented =
+        consent::on_request(ex, &routed, &auth, &authorized, state.authorizer.as_deref()).await?;
     // record (request phase): a call whose record must be durable is not
     // forwarded while the audit log is failing (DEP-2: fail closed before
     // the upstream can act).
     record::ready(ex, durable(state, ex))?;
-    // upstream: the only stage that talks to the bank's systems.
-    upstream::forward(ex, &routed, &auth, &authorized, &state.upstream).await
+    // upstream: the only stage that talks to the bank's systems. The
+    // authorization server's signed endpoints are answered here instead, by
+    // the authorizer, after every check an API call gets.
+    if let Some(name) = routed.api.builtin {
+        return upstream::builtin(ex, name, &auth, state.authorizer.as_deref()).await;
+    }
+    upstream::forward(ex, &routed, &auth, &consented, &state.upstream).await
 }
 
 #[cfg(test)]

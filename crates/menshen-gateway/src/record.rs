@@ -150,6 +150,12 @@ fn build(
         nonce: sig.filter(|_| ex.nonce_recorded).map(|s| s.nonce.clone()),
         sig_created: sig.map(|s| s.created),
         client_cert: ex.client_cert.as_deref().map(str::to_string),
+        user_id: ex.consent.as_ref().map(|g| g.user_id.clone()),
+        consent_id: ex
+            .consent
+            .as_ref()
+            .map(|g| g.consent_id.clone())
+            .filter(|c| !c.is_empty()),
         message_parts: match (ex.api.as_ref(), resp) {
             (Some(a), Some(r)) => message_parts(ex, r, &a.api.controls),
             _ => None,
@@ -430,6 +436,8 @@ impl ConnRecorder {
             nonce: None,
             sig_created: None,
             client_cert: ev.client_cert.map(str::to_string),
+            user_id: None,
+            consent_id: None,
             message_parts: None,
         };
         if !audit.try_record_access(rec, unix_ms(ev.started_at)) {

@@ -63,6 +63,10 @@ pub struct State {
     pub connections: Arc<Connections>,
     /// Connection-level records, rate-limited per client IP.
     pub conn_records: ConnRecorder,
+    /// Customer authorization (issue 11): the authorization server's
+    /// endpoints and the consent check. `None`: APIs that need consent are
+    /// refused, and the AS paths are not served.
+    pub authorizer: Option<Arc<dyn crate::authorizer::Authorizer>>,
 }
 
 /// Options decided by the node at start-up, beside the config file.
@@ -76,6 +80,8 @@ pub struct StartOptions {
     /// The process's open-file limit, if known: the connection cap is kept
     /// below it with a reserve.
     pub fd_limit: Option<u64>,
+    /// Customer authorization (see [`State::authorizer`]).
+    pub authorizer: Option<Arc<dyn crate::authorizer::Authorizer>>,
 }
 
 /// File descriptors kept free of client connections (upstream connections,
@@ -229,6 +235,7 @@ impl State {
                 txn.node().to_string(),
             ),
             replay_not_before: opts.replay_not_before,
+            authorizer: opts.authorizer.clone(),
             txn,
             config,
             snapshot,

@@ -32,6 +32,50 @@ pub struct ApiEntry {
     pub response_headers: crate::stages::upstream::HeaderAllow,
     /// `x-menshen-api-id` and `x-menshen-u-api-id` for the upstream, built once.
     pub id_headers: (Option<http::HeaderValue>, Option<http::HeaderValue>),
+    /// For a built-in endpoint of the authorization server, its name
+    /// ([`crate::authorizer::BUILTIN_ENDPOINTS`]): answered by the
+    /// authorizer instead of forwarded.
+    pub builtin: Option<&'static str>,
+}
+
+impl ApiEntry {
+    /// The compiled entry of `api`; `None` when its stored path does not parse.
+    fn compile(api: Api, builtin: Option<&'static str>) -> Option<ApiEntry> {
+        let Ok(pattern) = PathPattern::parse(&api.path) else {
+            tracing::warn!(api_id = %api.api_id, "stored path pattern does not parse; API skipped");
+            return None;
+        };
+        let upstream_base = api.upstream.trim_end_matches('/').to_string();
+        use crate::stages::upstream::{
+            HeaderAllow, DEFAULT_REQUEST_HEADERS, DEFAULT_RESPONSE_HEADERS,
+        };
+        let request_headers = HeaderAllow::new(
+            DEFAULT_REQUEST_HEADERS,
+            &api.controls.forward_request_headers,
+        );
+        let response_headers = HeaderAllow::new(
+            DEFAULT_RESPONSE_HEADERS,
+            &api.controls.forward_response_headers,
+        );
+        let mut plan = crate::pipeline::StagePlan::compile(&api);
+        if builtin.is_some() {
+            // Tokens and consents change here: their records are durable.
+            plan.durable_record = true;
+        }
+        Some(ApiEntry {
+            plan,
+            id_headers: (
+                http::HeaderValue::from_str(&api.api_id).ok(),
+                http::HeaderValue::from_str(&api.u_api_id).ok(),
+            ),
+            api,
+            pattern,
+            upstream_base,
+            request_headers,
+            response_headers,
+            builtin,
+        })
+    }
 }
 
 /// One usable App_Secret with its validity.
@@ -121,6 +165,9 @@ pub struct Snapshot {
     /// Store change counter this was built from.
     pub version: i64,
     routes: HashMap<Method, Vec<Arc<ApiEntry>>>,
+    /// The authorization server's signed endpoints, matched before the
+    /// catalog (whose APIs cannot use their paths).
+    builtins: Vec<Arc<ApiEntry>>,
     apps: HashMap<String, Arc<AppEntry>>,
     /// Global blocklist.
     pub global_deny: Vec<IpNet>,
@@ -137,37 +184,9 @@ impl Snapshot {
     pub fn compile(dump: CatalogDump, cp: &ControlPlane) -> Snapshot {
         let mut routes: HashMap<Method, Vec<Arc<ApiEntry>>> = HashMap::new();
         for api in dump.apis {
-            let Ok(pattern) = PathPattern::parse(&api.path) else {
-                tracing::warn!(api_id = %api.api_id, "stored path pattern does not parse; API skipped");
-                continue;
-            };
-            let upstream_base = api.upstream.trim_end_matches('/').to_string();
-            use crate::stages::upstream::{
-                HeaderAllow, DEFAULT_REQUEST_HEADERS, DEFAULT_RESPONSE_HEADERS,
-            };
-            let request_headers = HeaderAllow::new(
-                DEFAULT_REQUEST_HEADERS,
-                &api.controls.forward_request_headers,
-            );
-            let response_headers = HeaderAllow::new(
-                DEFAULT_RESPONSE_HEADERS,
-                &api.controls.forward_response_headers,
-            );
-            routes
-                .entry(api.method)
-                .or_default()
-                .push(Arc::new(ApiEntry {
-                    plan: crate::pipeline::StagePlan::compile(&api),
-                    id_headers: (
-                        http::HeaderValue::from_str(&api.api_id).ok(),
-                        http::HeaderValue::from_str(&api.u_api_id).ok(),
-                    ),
-                    api,
-                    pattern,
-                    upstream_base,
-                    request_headers,
-                    response_headers,
-                }));
+            if let Some(e) = ApiEntry::compile(api, None) {
+                routes.entry(e.api.method).or_default().push(Arc::new(e));
+            }
         }
         for list in routes.values_mut() {
             // Most literal segments first, so `/v1/accounts/summary` wins over
@@ -271,9 +290,17 @@ impl Snapshot {
                 (id, Arc::new(entry))
             })
             .collect();
+        let builtins = crate::authorizer::BUILTIN_ENDPOINTS
+            .iter()
+            .filter_map(|(name, m, p)| {
+                ApiEntry::compile(crate::authorizer::builtin_api(name, *m, p), Some(*name))
+            })
+            .map(Arc::new)
+            .collect();
         Snapshot {
             version: dump.version,
             routes,
+            builtins,
             apps,
             global_deny,
             cert_owner,
@@ -284,6 +311,12 @@ impl Snapshot {
 
     /// The API serving `method` and `path`, if any.
     pub fn route(&self, method: Method, path: &str) -> Option<&Arc<ApiEntry>> {
+        if path.starts_with("/oauth2/") {
+            return self
+                .builtins
+                .iter()
+                .find(|e| e.api.method == method && e.pattern.matches(path));
+        }
         self.routes
             .get(&method)?
             .iter()

@@ -238,6 +238,16 @@ impl NewApi {
                 "must be 1-9999 (0 is reserved)",
             ));
         }
+        if ["/oauth2/", "/me/", "/.well-known/"]
+            .iter()
+            .any(|p| self.path.starts_with(p))
+            || self.path == "/me"
+        {
+            return Err(ValidationError::new(
+                "path",
+                "/oauth2/, /me/ and /.well-known/ belong to the gateway (authorization server, keys): choose another path",
+            ));
+        }
         if self.level > Level::A1 && self.integrations.contains(&Integration::MobileToServer) {
             return Err(ValidationError::new(
                 "integrations",

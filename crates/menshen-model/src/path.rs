@@ -115,6 +115,34 @@ impl PathPattern {
         }
         parts.next().is_none()
     }
+
+    /// The value of parameter `name` in `path` (which must match),
+    /// percent-decoded; `None` when the path does not match or has no such
+    /// parameter.
+    pub fn param(&self, path: &str, name: &str) -> Option<String> {
+        if !self.matches(path) {
+            return None;
+        }
+        let rest = path.strip_prefix('/')?;
+        let (_, raw) = self
+            .segments
+            .iter()
+            .zip(rest.split('/'))
+            .find(|(s, _)| matches!(s, Segment::Param(n) if n == name))?;
+        let b = raw.as_bytes();
+        let mut out = Vec::with_capacity(b.len());
+        let mut i = 0;
+        while i < b.len() {
+            if b[i] == b'%' {
+                out.push(hex(*b.get(i + 1)?)? << 4 | hex(*b.get(i + 2)?)?);
+                i += 3;
+            } else {
+                out.push(b[i]);
+                i += 1;
+            }
+        }
+        String::from_utf8(out).ok()
+    }
 }
 
 /// Characters refused in a decoded parameter value besides `/`, `\`, `%`
@@ -209,6 +237,17 @@ mod tests {
         assert!(!p.matches("/v1/accounts/x"));
         assert!(p.matches("/v1/accounts/%E5%BC%A0/balance"));
         assert_eq!(p.specificity(), 3);
+    }
+
+    #[test]
+    fn usr_4_param_values_are_taken_decoded() {
+        let p = PathPattern::parse("/v1/accounts/{account_id}/balance").unwrap();
+        assert_eq!(
+            p.param("/v1/accounts/6222%30001/balance", "account_id").as_deref(),
+            Some("62220001")
+        );
+        assert_eq!(p.param("/v1/accounts/1/balance", "other"), None);
+        assert_eq!(p.param("/v1/accounts/1/x", "account_id"), None);
     }
 
     #[test]

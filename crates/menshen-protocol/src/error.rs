@@ -89,6 +89,22 @@ codes! {
     ServerBusy = ("SERVER_BUSY", 503, "the service is busy; retry later"),
     /// The request head or body did not arrive in time.
     RequestTimeout = ("REQUEST_TIMEOUT", 408, "the request did not arrive in time"),
+    /// An API that needs a customer's consent was called without an access
+    /// token (USR-2).
+    TokenMissing = ("TOKEN_MISSING", 401, "this API needs a customer's access token: send Authorization: Bearer <token>, covered by the signature"),
+    /// The access token is unknown, expired, already used, revoked, another
+    /// app's, or bound to another client certificate (TOK-1..4).
+    TokenInvalid = ("TOKEN_INVALID", 401, "the access token is not valid for this call"),
+    /// The token's consent is not authorised (awaiting, rejected, revoked,
+    /// expired or consumed) (USR-3, USR-6).
+    ConsentNotActive = ("CONSENT_NOT_ACTIVE", 403, "the customer's consent is not active"),
+    /// The consent does not name this API (USR-2).
+    ConsentScope = ("CONSENT_SCOPE", 403, "the customer's consent does not cover this API"),
+    /// The account the call names is not among the consent's accounts
+    /// (USR-4: no horizontal escalation).
+    AccountNotConsented = ("ACCOUNT_NOT_CONSENTED", 403, "the customer's consent does not cover this account"),
+    /// The consent's use or daily limit is reached (USR-3).
+    ConsentLimitReached = ("CONSENT_LIMIT_REACHED", 429, "the consent's use limit is reached"),
     /// Anything else.
     Internal = ("INTERNAL_ERROR", 500, "an internal error occurred"),
 }

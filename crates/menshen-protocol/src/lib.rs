@@ -37,6 +37,11 @@ pub mod headers {
     pub const UPSTREAM_API_ID: &str = "x-menshen-api-id";
     /// U_API_ID, set by the gateway for the upstream only.
     pub const UPSTREAM_U_API_ID: &str = "x-menshen-u-api-id";
+    /// To the upstream: the customer the call's consent belongs to (USR-2),
+    /// set only by the gateway after the consent check.
+    pub const UPSTREAM_CUSTOMER_ID: &str = "x-menshen-customer-id";
+    /// To the upstream: the consent the call was made under.
+    pub const UPSTREAM_CONSENT_ID: &str = "x-menshen-consent-id";
     /// Prefix of every header the gateway reserves; client copies are stripped.
     pub const RESERVED_PREFIX: &str = "x-menshen-";
 }

@@ -149,6 +149,8 @@ impl Node {
                 node_id: cfg.node_id.clone(),
                 replay_not_before,
                 fd_limit: menshen_gateway::server::open_file_limit(),
+                // Wired to menshen-oauth once that crate lands (issue 11).
+                authorizer: None,
             },
         )
         .await

@@ -11,7 +11,7 @@ use http_body_util::{BodyExt, Full, Limited};
 use menshen_protocol::headers;
 
 use super::authenticate::Authenticated;
-use super::authorize::Authorized;
+use super::consent::Consented;
 use super::route::Routed;
 use crate::exchange::Exchange;
 use crate::upstream::UpstreamClient;
@@ -122,11 +122,38 @@ fn forwarded_for(ip: std::net::IpAddr) -> String {
 /// route and the proof of authorization: nothing unauthorized is sent.
 /// Once the request is handed over, `ex.forwarded` is set: from then on the
 /// upstream may have acted, and the record says so.
+/// Answer a built-in endpoint of the authorization server (after every
+/// check an API call gets): the authorizer acts; nothing is forwarded.
+pub async fn builtin(
+    ex: &mut Exchange,
+    name: &'static str,
+    auth: &Authenticated,
+    authorizer: Option<&dyn crate::authorizer::Authorizer>,
+) -> Result<Response<Bytes>, GatewayError> {
+    let Some(a) = authorizer else {
+        return Err(GatewayError::new(
+            menshen_protocol::ErrorCode::NotFound,
+            "no authorization server configured",
+        ));
+    };
+    let caller = crate::authorizer::Caller {
+        app_id: auth.app.app.app_id.clone(),
+        kind: auth.app.app.kind,
+        client_cert: ex.client_cert.as_deref().map(str::to_string),
+    };
+    let now = ex.now_unix();
+    // The authorizer changes state (tokens, consents): like a forwarded
+    // call, its outcome is the record's to tell, whatever the client does.
+    ex.forwarded = true;
+    Ok(a.handle_signed(name, &caller, &ex.parts, &ex.body, now)
+        .await)
+}
+
 pub async fn forward(
     ex: &mut Exchange,
     routed: &Routed,
     auth: &Authenticated,
-    _authorized: &Authorized,
+    consented: &Consented,
     up: &UpstreamClient,
 ) -> Result<Response<Bytes>, GatewayError> {
     let (api, app) = (&routed.api, &auth.app);
@@ -163,6 +190,12 @@ pub async fn forward(
     }
     h.insert("x-forwarded-proto", HeaderValue::from_static("https"));
     set(h, "forwarded", &forwarded_for(ex.client_ip));
+    // The customer and consent the gateway verified (USR-2); client copies
+    // never pass (NEVER_FORWARDED_HEADERS).
+    if let Some(g) = &consented.grant {
+        set(h, headers::UPSTREAM_CUSTOMER_ID, &g.user_id);
+        set(h, headers::UPSTREAM_CONSENT_ID, &g.consent_id);
+    }
 
     let max = up.max_response;
     ex.forwarded = true;

@@ -320,6 +320,8 @@ mod tests {
                 nonce: None,
                 sig_created: Some(1_796_006_374),
                 client_cert: None,
+                user_id: Some("C0123456789ABCDEFGHJKMNPQRS".into()),
+                consent_id: Some("CN0123456789ABCDEFGHJKMNPQR".into()),
                 message_parts: None,
             };
             let time_ms = 1_796_006_374_431;
