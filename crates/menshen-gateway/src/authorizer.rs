@@ -156,7 +156,9 @@ pub fn builtin_api(name: &str, method: Method, path: &str) -> Api {
                 AuthMethod::KeyPair,
                 AuthMethod::Certificate,
             ],
-            sign_responses: false,
+            // Token answers are signed by the bank like any A2 answer: the
+            // app can prove what it was given.
+            sign_responses: true,
             audit_messages: MessageRetention::None,
             ..ApiControls::minimum(Level::A1)
         },

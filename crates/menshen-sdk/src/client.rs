@@ -89,9 +89,9 @@ impl ClientBuilder {
 #[derive(Clone)]
 pub struct Client {
     http: HttpClient,
-    base: Uri,
-    creds: Credentials,
-    opts: SignOptions,
+    pub(crate) base: Uri,
+    pub(crate) creds: Credentials,
+    pub(crate) opts: SignOptions,
     bank_keys: Arc<Vec<PublicKey>>,
     require_signed: bool,
 }

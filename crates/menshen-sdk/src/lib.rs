@@ -23,6 +23,7 @@
 mod client;
 mod credentials;
 mod error;
+mod oauth;
 mod sign;
 mod transport;
 mod verify;
@@ -32,6 +33,7 @@ pub use menshen_protocol;
 pub use client::{Client, ClientBuilder};
 pub use credentials::Credentials;
 pub use error::SdkError;
+pub use oauth::{AuthorizationRequest, OAuthError, OAuthResult, ParResponse, Pkce, TokenResponse};
 pub use sign::{sign_request, SignOptions};
 pub use transport::{http_client, http_client_with_identity, send, HttpClient, Response};
 pub use verify::verify_response;
