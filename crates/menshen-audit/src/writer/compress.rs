@@ -4,7 +4,7 @@ use std::fs::File;
 use std::io::BufReader;
 use std::path::{Path, PathBuf};
 
-use super::files::sync_dir;
+use super::files::{private_file, sync_dir};
 
 /// zstd level for closed segments. On these JSON lines level 1 is both the
 /// fastest and (slightly) the smallest: a 64 MiB segment of A1 records took
@@ -23,7 +23,8 @@ pub(super) fn compress_in_background(path: PathBuf) {
     });
 }
 
-/// Compress a closed segment to `<name>.zst` (synced) and remove the plain file.
+/// Compress a closed segment to `<name>.zst` (created 0600, synced) and remove
+/// the plain file.
 pub fn compress_segment(path: &Path) -> std::io::Result<PathBuf> {
     let mut zpath = path.as_os_str().to_owned();
     zpath.push(".zst");
@@ -33,7 +34,13 @@ pub fn compress_segment(path: &Path) -> std::io::Result<PathBuf> {
     let tmp = PathBuf::from(tmp);
     {
         let input = File::open(path)?;
-        let out = File::create(&tmp)?;
+        // Created afresh, 0600 (AUD-3): a `.tmp` left by a crash during an
+        // earlier compression may have another mode, and a rename keeps it.
+        match std::fs::remove_file(&tmp) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+            _ => {}
+        }
+        let out = private_file().write(true).create_new(true).open(&tmp)?;
         let mut enc = zstd::stream::write::Encoder::new(out, COMPRESS_LEVEL)?;
         std::io::copy(&mut BufReader::new(input), &mut enc)?;
         let out = enc.finish()?;

@@ -9,7 +9,7 @@ use std::path::Path;
 use std::time::Instant;
 
 use super::compress::compress_in_background;
-use super::files::sync_dir;
+use super::files::{create_private_dir_all, private_file, sync_dir};
 use super::state::{open_active, State};
 use super::{io, read_segment, segment_name, AuditConfig, AuditError, AuditSigner};
 use crate::chain::{parse_line, Checkpoint, GENESIS};
@@ -55,8 +55,9 @@ impl State {
     ) -> Result<(State, Option<Checkpoint>), AuditError> {
         let dir = cfg.dir.clone();
         let seg_dir = dir.join("segments");
-        std::fs::create_dir_all(&seg_dir).map_err(io(&seg_dir))?;
-        std::fs::create_dir_all(dir.join("archive")).map_err(io(&dir))?;
+        // Created 0700, the files in them 0600 (AUD-3, CONF-4).
+        create_private_dir_all(&seg_dir).map_err(io(&seg_dir))?;
+        create_private_dir_all(&dir.join("archive")).map_err(io(&dir))?;
         // Segments, plain or compressed, here or archived; the newest last.
         let segs = crate::verify::list_segments(&dir).map_err(io(&dir))?;
         let newest = segs.last().cloned();
@@ -141,7 +142,7 @@ impl State {
         } else {
             None
         };
-        let cp_file = OpenOptions::new()
+        let cp_file = private_file()
             .create(true)
             .append(true)
             .open(&cp_path)

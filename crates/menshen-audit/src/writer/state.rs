@@ -2,13 +2,13 @@
 //! a batch, syncing, sealing with a checkpoint, writing zeros ahead, trimming
 //! them and rotating. Only the writer thread holds it.
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use super::compress::compress_in_background;
-use super::files::sync_dir;
+use super::files::{private_file, sync_dir};
 use super::{io, segment_name, AuditConfig, AuditError, AuditSigner, Committed};
 use crate::chain::{make_line_into, Checkpoint};
 
@@ -65,9 +65,9 @@ pub const PREALLOC: u64 = 1 << 20;
 
 static ZEROS: [u8; 64 * 1024] = [0; 64 * 1024];
 
-/// Open (or create) an active segment for positioned writes.
+/// Open (or create, 0600) an active segment for positioned writes.
 pub(super) fn open_active(path: &Path) -> Result<File, AuditError> {
-    OpenOptions::new()
+    private_file()
         .create(true)
         .truncate(false)
         .read(true)
