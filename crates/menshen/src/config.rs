@@ -32,6 +32,30 @@ pub struct Config {
     /// Audit writer.
     #[serde(default)]
     pub audit: AuditSection,
+    /// Customer authorization (issue 11).
+    #[serde(default)]
+    pub oauth: OAuthSection,
+}
+
+/// `[oauth]`: the authorization server (issue 11, `docs/authorization.md`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OAuthSection {
+    /// The gateway's public https base URL (`https://api.bank.example`): the
+    /// `issuer` and the base of the endpoint URLs. Default: `https://` and
+    /// the first `gateway.listen` address.
+    #[serde(default)]
+    pub issuer: Option<String>,
+    /// `cmbc` (default: <= 300 s, one call), `zjrcb` (2 h, one live token per
+    /// app and customer) or `standard` (10 min, refresh tokens).
+    #[serde(default)]
+    pub token_profile: Option<menshen_model::TokenProfile>,
+    /// Failed logins in a row before a customer is locked (default 5).
+    #[serde(default)]
+    pub lock_after: Option<u32>,
+    /// How long a lock lasts, seconds (default 900).
+    #[serde(default)]
+    pub lock_secs: Option<i64>,
 }
 
 /// `[uapi]`.

@@ -14,6 +14,7 @@ use tokio::sync::watch;
 
 use crate::config::Config;
 
+pub mod authorizer;
 pub mod files;
 mod index_sink;
 
@@ -121,6 +122,7 @@ impl Node {
             .with_context(|| format!("admin.listen: cannot bind {}", cfg.admin.listen))?;
         let admin_addr = admin_listener.local_addr()?;
         let hot = Arc::new(MemoryHotState::default());
+        let authorizer = Arc::new(authorizer::OAuthAuthorizer::default());
         // INT-4 after a crash: A1 records (and so their nonces) may not have
         // reached the disk, and an unreadable log seeds nothing. After an
         // unclean stop, or when the log cannot be read, requests signed
@@ -143,14 +145,13 @@ impl Node {
         let gateway = match Gateway::start(
             cfg.gateway.clone(),
             cp.clone(),
-            hot,
+            hot.clone(),
             audit.clone(),
             menshen_gateway::server::StartOptions {
                 node_id: cfg.node_id.clone(),
                 replay_not_before,
                 fd_limit: menshen_gateway::server::open_file_limit(),
-                // Wired to menshen-oauth once that crate lands (issue 11).
-                authorizer: None,
+                authorizer: Some(authorizer.clone()),
             },
         )
         .await
@@ -164,6 +165,34 @@ impl Node {
                 return Err(anyhow::Error::msg(e));
             }
         };
+        // The authorization server (issue 11): its issuer is the configured
+        // public URL, else the first address the gateway bound.
+        let issuer = cfg
+            .oauth
+            .issuer
+            .clone()
+            .unwrap_or_else(|| format!("https://{}", gateway.addrs[0]));
+        let oauth_cfg = menshen_oauth::OAuthConfig {
+            issuer,
+            token_profile: cfg
+                .oauth
+                .token_profile
+                .unwrap_or(menshen_model::TokenProfile::Cmbc),
+            lock_after: cfg.oauth.lock_after.unwrap_or(5),
+            lock_secs: cfg.oauth.lock_secs.unwrap_or(900),
+            ..Default::default()
+        };
+        let directory = menshen_oauth::BuiltinDirectory::new(
+            cp.clone(),
+            oauth_cfg.lock_after,
+            oauth_cfg.lock_secs,
+        );
+        let _ = authorizer.0.set(Arc::new(menshen_oauth::AuthServer::new(
+            oauth_cfg,
+            cp.clone(),
+            hot,
+            directory,
+        )));
         let (admin_stop, rx) = watch::channel(false);
         let (snap, cp2) = (gateway.snapshot.clone(), cp.clone());
         let after_change: menshen_admin::AfterChange = Arc::new(move || {

@@ -336,6 +336,7 @@ async fn aud_2_closed_segments_archive_and_stay_verifiable() {
             archive_after_days: 0,
             ..Default::default()
         },
+        oauth: Default::default(),
     };
     // Seal what the writer has not sealed yet (durable records are sealed
     // within 10 ms; a flush seals at once).

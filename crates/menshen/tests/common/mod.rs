@@ -261,6 +261,7 @@ impl Harness {
                 ..Default::default()
             },
             audit: AuditSection::default(),
+            oauth: Default::default(),
         };
         let node = Node::start(cfg.clone()).await.unwrap();
         let admin_token = menshen_admin::create_admin_token(node.cp.store.as_ref(), "test")

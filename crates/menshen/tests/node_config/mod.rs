@@ -37,6 +37,7 @@ pub fn config(dir: &Path) -> Config {
             ..Default::default()
         },
         audit: AuditSection::default(),
+        oauth: Default::default(),
     }
 }
 

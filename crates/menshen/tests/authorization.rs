@@ -1,0 +1,610 @@
+//! Customer authorization end to end (issue 11; USR-1..7, TOK-1..4,
+//! AUTH-6): a real node, an app signing with SM2 through the SDK, and the
+//! customer's browser simulated over HTTPS (cookies, forms, CSRF tokens,
+//! redirects). From PAR to a 200 balance call, and every refusal the issue
+//! names, each checked at the app, the upstream and the audit record.
+
+mod common;
+
+use std::collections::HashMap;
+
+use bytes::Bytes;
+use common::Harness;
+use menshen_crypto::{PrivateKey, SigAlg};
+use menshen_sdk::{AuthorizationRequest, Client, Pkce, TokenResponse};
+use serde_json::json;
+
+const REDIRECT: &str = "https://app.example/cb";
+
+/// A customer's browser: a cookie jar over the SDK's HTTPS client.
+struct Browser {
+    http: menshen_sdk::HttpClient,
+    base: String,
+    cookies: HashMap<String, String>,
+}
+
+/// One page as the browser got it.
+struct Page {
+    status: u16,
+    location: Option<String>,
+    html: String,
+    headers: http::HeaderMap,
+}
+
+impl Browser {
+    fn new(h: &Harness) -> Self {
+        Browser {
+            http: menshen_sdk::http_client(Some(&h.ca_pem)).unwrap(),
+            base: h.gateway_url.clone(),
+            cookies: HashMap::new(),
+        }
+    }
+
+    async fn send(&mut self, method: &str, url: &str, form: Option<Vec<(String, String)>>) -> Page {
+        let url = if url.starts_with("https://") {
+            url.to_string()
+        } else {
+            format!("{}{}", self.base, url)
+        };
+        let mut b = http::Request::builder().method(method).uri(&url);
+        if !self.cookies.is_empty() {
+            let c: Vec<String> = self
+                .cookies
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect();
+            b = b.header("cookie", c.join("; "));
+        }
+        let body = match form {
+            Some(pairs) => {
+                b = b.header("content-type", "application/x-www-form-urlencoded");
+                Bytes::from(
+                    pairs
+                        .iter()
+                        .map(|(k, v)| format!("{}={}", enc(k), enc(v)))
+                        .collect::<Vec<_>>()
+                        .join("&"),
+                )
+            }
+            None => Bytes::new(),
+        };
+        let r = menshen_sdk::send(&self.http, b.body(body).unwrap())
+            .await
+            .unwrap();
+        for v in r.headers.get_all("set-cookie") {
+            let v = v.to_str().unwrap();
+            assert!(
+                v.contains("HttpOnly") && v.contains("Secure") && v.contains("SameSite=Strict"),
+                "{v}"
+            );
+            if let Some((kv, _)) = v.split_once(';') {
+                if let Some((k, val)) = kv.split_once('=') {
+                    self.cookies
+                        .insert(k.trim().to_string(), val.trim().to_string());
+                }
+            }
+        }
+        Page {
+            status: r.status,
+            location: r
+                .headers
+                .get("location")
+                .map(|l| l.to_str().unwrap().to_string()),
+            html: String::from_utf8_lossy(&r.body).into_owned(),
+            headers: r.headers,
+        }
+    }
+
+    /// Follow same-origin redirects with GET; stop at one to elsewhere.
+    async fn follow(&mut self, mut p: Page) -> Page {
+        for _ in 0..5 {
+            match &p.location {
+                Some(l) if (300..400).contains(&p.status) && !l.starts_with(REDIRECT) => {
+                    let l = l.clone();
+                    p = self.send("GET", &l, None).await;
+                }
+                _ => break,
+            }
+        }
+        p
+    }
+}
+
+fn enc(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// The value of the input named `name` in `html`.
+fn input(html: &str, name: &str) -> Option<String> {
+    let i = html.find(&format!("name=\"{name}\""))?;
+    let tag_start = html[..i].rfind('<')?;
+    let tag = &html[tag_start..tag_start + html[tag_start..].find('>')?];
+    let v = tag.split("value=\"").nth(1)?.split('"').next()?;
+    Some(
+        v.replace("&amp;", "&")
+            .replace("&#x2F;", "/")
+            .replace("&quot;", "\""),
+    )
+}
+
+/// The action of the first form in `html`.
+fn action(html: &str) -> String {
+    html.split("action=\"")
+        .nth(1)
+        .and_then(|s| s.split('"').next())
+        .unwrap_or_else(|| panic!("no form in {html}"))
+        .replace("&amp;", "&")
+        .replace("&#x2F;", "/")
+}
+
+fn query_param(url: &str, name: &str) -> Option<String> {
+    url.split_once('?')?.1.split('&').find_map(|kv| {
+        let (k, v) = kv.split_once('=')?;
+        (k == name).then(|| v.replace("%3A", ":").replace("%2F", "/"))
+    })
+}
+
+struct World {
+    h: Harness,
+    app: String,
+    client: Client,
+    /// (username, password, accounts)
+    alice: (String, String, Vec<String>),
+    bob: (String, String, Vec<String>),
+}
+
+/// A node with an A2 balance API (accounts category: consent required,
+/// account in the path), an app with an SM2 key, a redirect URI and a
+/// grant, and two customers.
+async fn world() -> World {
+    let h = Harness::start().await;
+    let (s, v) = h
+        .admin(
+            "POST",
+            "/v1/apis",
+            Some(json!({"api_id": "balance", "method": "GET", "path": "/v1/accounts/{account_id}/balance",
+                        "upstream": h.upstream_url, "level": "A2", "category": 1, "subcategory": 1,
+                        "controls": {"consent": {"required": true, "account_param": "account_id"}}})),
+        )
+        .await;
+    assert_eq!(s, 201, "{v}");
+    assert_eq!(v["controls"]["consent"]["required"], true);
+    let (app, _) = h.app("consent app", "server").await;
+    let (key, pem) = PrivateKey::generate(SigAlg::Sm2Sm3).unwrap();
+    h.add_key(&app, &key, None, None).await;
+    h.grant(&app, "balance").await;
+    let (s, v) = h
+        .admin(
+            "PUT",
+            &format!("/v1/apps/{app}/redirect-uris"),
+            Some(json!([REDIRECT])),
+        )
+        .await;
+    assert!(s < 300, "{v}");
+    let client = h
+        .key_client(&app, PrivateKey::from_pkcs8_pem(&pem).unwrap(), None)
+        .await;
+    let mut people = Vec::new();
+    for (u, accts) in [
+        ("alice", vec!["6222020000000001", "6222020000000002"]),
+        ("bob", vec!["6222020000000009"]),
+    ] {
+        let pw = format!("{u}-password-1");
+        let (s, v) = h
+            .admin(
+                "POST",
+                "/v1/customers",
+                Some(json!({"username": u, "display_name": u, "password": pw, "accounts": accts})),
+            )
+            .await;
+        assert_eq!(s, 201, "{v}");
+        people.push((
+            u.to_string(),
+            pw,
+            accts.iter().map(|a| a.to_string()).collect(),
+        ));
+    }
+    let bob = people.pop().unwrap();
+    let alice = people.pop().unwrap();
+    World {
+        h,
+        app,
+        client,
+        alice,
+        bob,
+    }
+}
+
+/// PAR, then the browser: login, consent to `accounts`; returns the code.
+async fn consent(
+    w: &World,
+    who: &(String, String, Vec<String>),
+    accounts: &[&str],
+    approve: bool,
+    pkce: &Pkce,
+    extra: impl FnOnce(&mut AuthorizationRequest),
+) -> Result<String, Page> {
+    let mut req = AuthorizationRequest {
+        redirect_uri: REDIRECT.into(),
+        scope: vec!["balance".into()],
+        state: "st-123".into(),
+        ..Default::default()
+    };
+    extra(&mut req);
+    let par = w
+        .client
+        .par(&req, pkce)
+        .await
+        .unwrap()
+        .expect("PAR accepted");
+    assert!(par.expires_in <= 60);
+    let mut b = Browser::new(&w.h);
+    let p = b
+        .send("GET", &w.client.authorize_url(&par.request_uri), None)
+        .await;
+    let p = b.follow(p).await;
+    assert_eq!(p.status, 200, "{}", p.html);
+    let csp = p.headers["content-security-policy"].to_str().unwrap();
+    assert!(
+        csp.contains("default-src 'none'") && csp.contains("frame-ancestors 'none'"),
+        "{csp}"
+    );
+    let csrf = input(&p.html, "csrf").expect("CSRF token on the login form");
+    let p = b
+        .send(
+            "POST",
+            &action(&p.html),
+            Some(vec![
+                ("csrf".into(), csrf),
+                ("username".into(), who.0.clone()),
+                ("password".into(), who.1.clone()),
+                ("otp".into(), String::new()),
+            ]),
+        )
+        .await;
+    let p = b.follow(p).await;
+    if p.status != 200 || !p.html.contains("name=\"approve\"") {
+        return Err(p);
+    }
+    // The consent page names the app's API and the customer's own accounts,
+    // masked, never another customer's.
+    assert!(
+        p.html.contains("balance") || p.html.contains("Balance"),
+        "{}",
+        p.html
+    );
+    let csrf = input(&p.html, "csrf").expect("CSRF token on the consent form");
+    let mut form = vec![("csrf".to_string(), csrf)];
+    for a in accounts {
+        form.push(("account".into(), a.to_string()));
+    }
+    form.push((if approve { "approve" } else { "deny" }.into(), "1".into()));
+    let p = b.send("POST", &action(&p.html), Some(form)).await;
+    let loc = p.location.clone().unwrap_or_default();
+    if !loc.starts_with(REDIRECT) {
+        return Err(p);
+    }
+    assert_eq!(query_param(&loc, "state").as_deref(), Some("st-123"));
+    assert!(query_param(&loc, "iss").is_some(), "RFC 9207 iss: {loc}");
+    match query_param(&loc, "code") {
+        Some(c) => Ok(c),
+        None => Err(p),
+    }
+}
+
+async fn token(w: &World, who: &(String, String, Vec<String>), accounts: &[&str]) -> TokenResponse {
+    let pkce = Pkce::new();
+    let code = consent(w, who, accounts, true, &pkce, |_| {})
+        .await
+        .unwrap_or_else(|p| panic!("consent failed: {} {:?} {}", p.status, p.location, p.html));
+    w.client
+        .exchange_code(&code, REDIRECT, &pkce)
+        .await
+        .unwrap()
+        .unwrap_or_else(|e| panic!("token: {e:?}"))
+}
+
+async fn balance(w: &World, token: &str, account: &str) -> (u16, String) {
+    let r = w
+        .client
+        .call_with_token(
+            "GET",
+            &format!("/v1/accounts/{account}/balance"),
+            None,
+            token,
+        )
+        .await
+        .unwrap();
+    (r.status, r.error().map(|e| e.code).unwrap_or_default())
+}
+
+#[tokio::test]
+async fn usr_2_usr_4_the_whole_flow_from_par_to_a_balance_call() {
+    let w = world().await;
+    let t = token(&w, &w.alice, &["6222020000000001"]).await;
+    assert_eq!(t.token_type, "Bearer");
+    assert!(t.expires_in <= 300, "cmbc profile: {}", t.expires_in);
+    let before = w.h.upstream.count();
+    assert_eq!(
+        balance(&w, &t.access_token, "6222020000000001").await,
+        (200, String::new())
+    );
+    assert_eq!(w.h.upstream.count(), before + 1);
+    // The upstream learned the verified customer and consent.
+    let seen = w.h.upstream.last();
+    let hdr = |n: &str| seen.headers.get(n).map(|v| v.to_str().unwrap().to_string());
+    let user = hdr("x-menshen-customer-id").expect("customer id header");
+    assert!(user.starts_with('C'));
+    assert_eq!(
+        hdr("x-menshen-consent-id").as_deref(),
+        Some(t.consent_id.as_str())
+    );
+    // And the record names them.
+    let recs = w.h.records().await;
+    let rec = recs
+        .iter()
+        .rev()
+        .find(|r| r.api_id.as_deref() == Some("balance"))
+        .unwrap();
+    assert_eq!(rec.user_id.as_deref(), Some(user.as_str()));
+    assert_eq!(rec.consent_id.as_deref(), Some(t.consent_id.as_str()));
+}
+
+#[tokio::test]
+async fn usr_4_tok_1_refusals_each_with_its_code_and_nothing_forwarded() {
+    let w = world().await;
+    let before = w.h.upstream.count();
+    // No token.
+    let r = w
+        .client
+        .call("GET", "/v1/accounts/6222020000000001/balance", None)
+        .await
+        .unwrap();
+    assert_eq!(r.error().unwrap().code, "TOKEN_MISSING");
+    // A made-up token.
+    assert_eq!(
+        balance(&w, "not-a-token", "6222020000000001").await.1,
+        "TOKEN_INVALID"
+    );
+    // Another customer's account (horizontal escalation).
+    let t = token(&w, &w.alice, &["6222020000000001"]).await;
+    assert_eq!(
+        balance(&w, &t.access_token, "6222020000000009").await.1,
+        "ACCOUNT_NOT_CONSENTED"
+    );
+    // The customer's own account she did not select.
+    let t = token(&w, &w.alice, &["6222020000000001"]).await;
+    assert_eq!(
+        balance(&w, &t.access_token, "6222020000000002").await.1,
+        "ACCOUNT_NOT_CONSENTED"
+    );
+    // cmbc: one call per token, even with both calls at once.
+    let t = token(&w, &w.alice, &["6222020000000001"]).await;
+    let (a, b) = tokio::join!(
+        balance(&w, &t.access_token, "6222020000000001"),
+        balance(&w, &t.access_token, "6222020000000001")
+    );
+    let mut codes = [a.1, b.1];
+    codes.sort();
+    assert_eq!(
+        codes,
+        [String::new(), "TOKEN_INVALID".to_string()],
+        "one success, one refusal"
+    );
+    assert_eq!(
+        w.h.upstream.count(),
+        before + 1,
+        "only the one allowed call was forwarded"
+    );
+}
+
+#[tokio::test]
+async fn tok_2_a_token_is_bound_to_its_app() {
+    let w = world().await;
+    let t = token(&w, &w.alice, &["6222020000000001"]).await;
+    // Another app, granted the same API, presents alice's token.
+    let (other, _) = w.h.app("other app", "server").await;
+    let (key, pem) = PrivateKey::generate(SigAlg::Sm2Sm3).unwrap();
+    w.h.add_key(&other, &key, None, None).await;
+    w.h.grant(&other, "balance").await;
+    let c =
+        w.h.key_client(&other, PrivateKey::from_pkcs8_pem(&pem).unwrap(), None)
+            .await;
+    let r = c
+        .call_with_token(
+            "GET",
+            "/v1/accounts/6222020000000001/balance",
+            None,
+            &t.access_token,
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.error().unwrap().code, "TOKEN_INVALID");
+}
+
+#[tokio::test]
+async fn usr_1_pkce_and_codes_single_use_and_bound() {
+    let w = world().await;
+    // Wrong verifier.
+    let pkce = Pkce::new();
+    let code = consent(&w, &w.alice, &["6222020000000001"], true, &pkce, |_| {})
+        .await
+        .ok()
+        .unwrap();
+    let wrong = Pkce::new();
+    let e = w
+        .client
+        .exchange_code(&code, REDIRECT, &wrong)
+        .await
+        .unwrap()
+        .unwrap_err();
+    assert_eq!(e.error, "invalid_grant");
+    // A code is single use: a second redemption fails and revokes the
+    // token of the first.
+    let pkce = Pkce::new();
+    let code = consent(&w, &w.alice, &["6222020000000001"], true, &pkce, |_| {})
+        .await
+        .ok()
+        .unwrap();
+    let t = w
+        .client
+        .exchange_code(&code, REDIRECT, &pkce)
+        .await
+        .unwrap()
+        .unwrap();
+    let e = w
+        .client
+        .exchange_code(&code, REDIRECT, &pkce)
+        .await
+        .unwrap()
+        .unwrap_err();
+    assert_eq!(e.error, "invalid_grant");
+    assert_eq!(
+        balance(&w, &t.access_token, "6222020000000001").await.1,
+        "TOKEN_INVALID"
+    );
+    // 50 concurrent redemptions of one code give exactly one token.
+    let pkce = Pkce::new();
+    let code = consent(&w, &w.alice, &["6222020000000001"], true, &pkce, |_| {})
+        .await
+        .ok()
+        .unwrap();
+    let mut tasks = Vec::new();
+    for _ in 0..50 {
+        let (c, code, v) = (w.client.clone(), code.clone(), pkce.verifier.to_string());
+        tasks.push(tokio::spawn(async move {
+            let p = Pkce {
+                verifier: zeroize::Zeroizing::new(v),
+                challenge: String::new(),
+            };
+            c.exchange_code(&code, REDIRECT, &p).await.unwrap().is_ok()
+        }));
+    }
+    let mut ok = 0;
+    for t in tasks {
+        ok += usize::from(t.await.unwrap());
+    }
+    assert_eq!(ok, 1);
+}
+
+#[tokio::test]
+async fn usr_6_auth_6_revocation_by_the_bank_and_the_app_is_refused_on_the_next_call() {
+    let w = world().await;
+    // Bank (admin API).
+    let t = token(&w, &w.alice, &["6222020000000001"]).await;
+    let (s, v) =
+        w.h.admin(
+            "POST",
+            &format!("/v1/consents/{}/revoke", t.consent_id),
+            None,
+        )
+        .await;
+    assert!(s < 300, "{v}");
+    let code = balance(&w, &t.access_token, "6222020000000001").await.1;
+    assert!(
+        code == "TOKEN_INVALID" || code == "CONSENT_NOT_ACTIVE",
+        "{code}"
+    );
+    // App (DELETE on its consent).
+    let t = token(&w, &w.alice, &["6222020000000001"]).await;
+    assert!(w.client.revoke_consent(&t.consent_id).await.unwrap() < 300);
+    let code = balance(&w, &t.access_token, "6222020000000001").await.1;
+    assert!(
+        code == "TOKEN_INVALID" || code == "CONSENT_NOT_ACTIVE",
+        "{code}"
+    );
+    // The consent list shows both revoked, by whom.
+    let (_, list) =
+        w.h.admin("GET", &format!("/v1/consents?app_id={}", w.app), None)
+            .await;
+    let revoked: Vec<&str> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["state"] == "revoked")
+        .map(|c| c["revoked_by"].as_str().unwrap())
+        .collect();
+    assert!(
+        revoked.contains(&"bank") && revoked.contains(&"app"),
+        "{list}"
+    );
+}
+
+#[tokio::test]
+async fn usr_1_wrong_password_denied_consent_and_par_misuse() {
+    let w = world().await;
+    let pkce = Pkce::new();
+    // Wrong password: no consent page.
+    let bad = (w.alice.0.clone(), "wrong-password".to_string(), vec![]);
+    let p = consent(&w, &bad, &[], true, &pkce, |_| {})
+        .await
+        .unwrap_err();
+    assert!(!p.html.contains("name=\"approve\""));
+    // Deny: redirect with error=access_denied, no code.
+    let p = consent(&w, &w.alice, &["6222020000000001"], false, &pkce, |_| {})
+        .await
+        .unwrap_err();
+    let loc = p.location.unwrap();
+    assert!(
+        loc.starts_with(REDIRECT) && loc.contains("error=access_denied"),
+        "{loc}"
+    );
+    // An unregistered redirect URI is refused at PAR.
+    let e = w
+        .client
+        .par(
+            &AuthorizationRequest {
+                redirect_uri: "https://evil.example/cb".into(),
+                scope: vec!["balance".into()],
+                state: "s".into(),
+                ..Default::default()
+            },
+            &pkce,
+        )
+        .await
+        .unwrap()
+        .unwrap_err();
+    assert!(e.status >= 400, "{e:?}");
+    // /oauth2/authorize without PAR is refused, and never redirects.
+    let mut b = Browser::new(&w.h);
+    let p = b
+        .send(
+            "GET",
+            &format!(
+                "/oauth2/authorize?client_id={}&response_type=code&redirect_uri={}",
+                w.app,
+                enc(REDIRECT)
+            ),
+            None,
+        )
+        .await;
+    assert_eq!(p.status, 400);
+    assert!(p.location.is_none());
+    // A request_uri is single use.
+    let par = w
+        .client
+        .par(
+            &AuthorizationRequest {
+                redirect_uri: REDIRECT.into(),
+                scope: vec!["balance".into()],
+                state: "s".into(),
+                ..Default::default()
+            },
+            &pkce,
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    let mut b = Browser::new(&w.h);
+    let url = w.client.authorize_url(&par.request_uri);
+    let first = b.send("GET", &url, None).await;
+    assert_eq!(b.follow(first).await.status, 200);
+    let mut b2 = Browser::new(&w.h);
+    assert_eq!(b2.send("GET", &url, None).await.status, 400);
+    let _ = &w.bob;
+}
