@@ -15,7 +15,7 @@ use crate::{AdminError, AdminState, OPENAPI};
 type R = Result<axum::response::Response, AdminError>;
 
 /// Parse a JSON body, naming the field that is wrong.
-fn parse<T: DeserializeOwned>(body: &Bytes) -> Result<T, AdminError> {
+pub(crate) fn parse<T: DeserializeOwned>(body: &Bytes) -> Result<T, AdminError> {
     if body.is_empty() {
         return Err(AdminError::Invalid(ValidationError::new(
             "body",

@@ -1,10 +1,12 @@
 //! The admin REST API (axum): application parties, credentials, the API
-//! catalog, grants and IP lists. JSON in and out; every call but
+//! catalog, grants, IP lists, and customer authorization (customers,
+//! consents, redirect URIs). JSON in and out; every call but
 //! `/openapi.json` and `/healthz` needs `Authorization: Bearer <admin token>`.
 //! Invalid input is refused with 4xx and a message naming the field; nothing is
 //! half-written (each change is one store transaction).
 #![forbid(unsafe_code)]
 
+mod customers;
 mod error;
 mod handlers;
 pub mod serve;
@@ -72,14 +74,34 @@ pub async fn create_admin_token(
 /// the audit masker's one list of sensitive keys, matched case- and
 /// style-insensitively (`appSecret`, `APP-SECRET`, ...); names of apps and
 /// APIs stay: they are not personal information.
+/// An `otpauth://` URI carries a TOTP secret in its query, whatever key
+/// holds it: removed as a whole (USR-1).
 fn scrub(v: serde_json::Value) -> serde_json::Value {
-    menshen_audit::scrub_admin_json(v)
+    menshen_audit::scrub_admin_json(drop_otpauth(v))
+}
+
+fn drop_otpauth(v: serde_json::Value) -> serde_json::Value {
+    use serde_json::Value;
+    match v {
+        Value::String(s) if s.trim_start().to_ascii_lowercase().starts_with("otpauth:") => {
+            Value::String("***".into())
+        }
+        Value::Array(a) => Value::Array(a.into_iter().map(drop_otpauth).collect()),
+        Value::Object(m) => {
+            Value::Object(m.into_iter().map(|(k, v)| (k, drop_otpauth(v))).collect())
+        }
+        other => other,
+    }
 }
 
 /// The current state of the target of `path`, for the "before" of an admin record.
 async fn before_state(st: &AdminState, path: &str) -> Option<serde_json::Value> {
     let mut parts = path.trim_start_matches("/v1/").split('/');
     let (kind, id) = (parts.next()?, parts.next()?);
+    if kind == "apps" && parts.next() == Some("redirect-uris") {
+        let uris = st.cp.store.redirect_uris(id).await.ok()?;
+        return Some(serde_json::json!({ "app_id": id, "redirect_uris": uris }));
+    }
     match kind {
         "apps" => st
             .cp
@@ -95,6 +117,13 @@ async fn before_state(st: &AdminState, path: &str) -> Option<serde_json::Value> 
             .await
             .ok()
             .and_then(|a| serde_json::to_value(a).ok()),
+        "consents" => st
+            .cp
+            .store
+            .get_consent(id)
+            .await
+            .ok()
+            .and_then(|c| serde_json::to_value(c).ok()),
         _ => None,
     }
 }
@@ -408,6 +437,16 @@ pub fn router(state: AdminState) -> Router {
         .route("/ip-rules", get(list_ip_rules).post(add_ip_rule))
         .route("/ip-rules/{id}", delete(remove_ip_rule))
         .route("/uapi/{code}", get(decode_uapi))
+        .route(
+            "/customers",
+            get(customers::list_customers).post(customers::create_customer),
+        )
+        .route("/consents", get(customers::list_consents))
+        .route("/consents/{id}/revoke", post(customers::revoke_consent))
+        .route(
+            "/apps/{app_id}/redirect-uris",
+            get(customers::get_redirect_uris).put(customers::set_redirect_uris),
+        )
         .route_layer(middleware::from_fn_with_state(
             Guard {
                 st: state.clone(),

@@ -106,6 +106,9 @@ async fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Grant { cmd, conn } => cli::grant(cmd, conn).await?,
         Command::Ip { cmd, conn } => cli::ip(cmd, conn).await?,
         Command::Uapi { cmd } => cli::uapi(cmd)?,
+        Command::Customer { cmd, conn } => cli::customer(cmd, conn).await?,
+        Command::Consent { cmd, conn } => cli::consent(cmd, conn).await?,
+        Command::Totp { file } => cli::totp(&file)?,
         Command::Call(a) => return cli::call(a).await,
         Command::Audit { cmd } => match cmd {
             cli::AuditCmd::Verify { dir, public_keys } => {

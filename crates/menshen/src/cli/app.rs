@@ -110,6 +110,19 @@ pub async fn app(cmd: AppCmd, conn: AdminConn) -> anyhow::Result<()> {
             &c.call("POST", &format!("/v1/apps/{app_id}/resume"), None)
                 .await?,
         ),
+        AppCmd::RedirectUris {
+            app_id,
+            uris,
+            clear,
+        } => {
+            let path = format!("/v1/apps/{app_id}/redirect-uris");
+            let v = if uris.is_empty() && !clear {
+                c.call("GET", &path, None).await?
+            } else {
+                c.call("PUT", &path, Some(json!(uris))).await?
+            };
+            print_json(&v)
+        }
         AppCmd::SecretRotate {
             app_id,
             grace_seconds,

@@ -3,7 +3,8 @@
 //!
 //! By role: this file holds the arguments; `client` the admin API client,
 //! `render` the output (JSON or tables), and one file per command group
-//! (`app`, `api`, `grant`, `ip`, `uapi`, `call`, `audit`). `admin init`,
+//! (`app`, `api`, `grant`, `ip`, `uapi`, `call`, `audit`, `customer` for
+//! customers, consents and TOTP codes). `admin init`,
 //! `masterkey`, `serve` and `demo` run in `main.rs`.
 
 use std::path::PathBuf;
@@ -15,6 +16,7 @@ mod app;
 mod audit;
 mod call;
 mod client;
+mod customer;
 mod grant;
 mod ip;
 mod render;
@@ -25,6 +27,7 @@ pub use app::app;
 pub use audit::{audit_archive, audit_search, audit_verify};
 pub use call::call;
 pub use client::AdminClient;
+pub use customer::{consent, customer, totp};
 pub use grant::grant;
 pub use ip::ip;
 pub use uapi::uapi;
@@ -136,6 +139,29 @@ pub enum Command {
         /// Admin API connection.
         #[command(flatten)]
         conn: AdminConn,
+    },
+    /// Bank customers in the built-in directory (USR-1): enrol, list.
+    Customer {
+        /// What to do.
+        #[command(subcommand)]
+        cmd: CustomerCmd,
+        /// Admin API connection.
+        #[command(flatten)]
+        conn: AdminConn,
+    },
+    /// Customers' consents to apps (USR-6): list, revoke.
+    Consent {
+        /// What to do.
+        #[command(subcommand)]
+        cmd: ConsentCmd,
+        /// Admin API connection.
+        #[command(flatten)]
+        conn: AdminConn,
+    },
+    /// Print the current 6-digit TOTP code (RFC 6238) of the base32 secret in FILE (no admin connection needed).
+    Totp {
+        /// File holding the base32 secret (as `customer add --totp-file` writes it) or an otpauth:// URI.
+        file: PathBuf,
     },
     /// U_API_ID (统一识别码) encode/decode per Q/CMBC 003-2022 Annex A.
     Uapi {
@@ -256,6 +282,16 @@ pub enum AppCmd {
         /// on or off.
         state: String,
     },
+    /// Register the app's redirect URIs (replacing the previous ones; exact match at /oauth2/authorize); without URIs, show them.
+    RedirectUris {
+        /// App_ID.
+        app_id: String,
+        /// Absolute https:// URIs (http://127.0.0.1 or http://localhost for development), no fragment.
+        uris: Vec<String>,
+        /// Remove every redirect URI of the app.
+        #[arg(long, conflicts_with = "uris")]
+        clear: bool,
+    },
     /// Issue a new App_Secret (printed once).
     SecretRotate {
         /// App_ID.
@@ -266,6 +302,56 @@ pub enum AppCmd {
         /// Write the new App_Secret to this file (0600) instead of printing it.
         #[arg(long)]
         secret_out: Option<PathBuf>,
+    },
+}
+
+/// `menshen customer ...`
+#[derive(Subcommand, Debug)]
+pub enum CustomerCmd {
+    /// Enrol a bank customer with the accounts they own; the password is stored only as an argon2id hash.
+    Add {
+        /// Login name (3-64 printable characters, no spaces).
+        #[arg(long)]
+        username: String,
+        /// Name shown on the bank's pages.
+        #[arg(long)]
+        name: String,
+        /// File holding the password (at least 8 characters; one trailing line break is ignored).
+        #[arg(long)]
+        password_file: PathBuf,
+        /// An account number the customer owns (6-32 digits); repeatable.
+        #[arg(long = "account", required = true)]
+        accounts: Vec<String>,
+        /// Enrol a TOTP second factor (needed for A3 scopes); its secret is shown once.
+        #[arg(long)]
+        totp: bool,
+        /// Write the TOTP secret (base32) to this file, mode 0600 (implies --totp).
+        #[arg(long)]
+        totp_file: Option<PathBuf>,
+        /// Print the TOTP secret and its otpauth:// URI (implies --totp).
+        #[arg(long)]
+        show_totp: bool,
+    },
+    /// List customers.
+    List,
+}
+
+/// `menshen consent ...`
+#[derive(Subcommand, Debug)]
+pub enum ConsentCmd {
+    /// List consents, optionally of one app and/or one customer.
+    List {
+        /// Only this app's (App_ID).
+        #[arg(long)]
+        app: Option<String>,
+        /// Only this customer's (user_id; also as agent).
+        #[arg(long)]
+        user: Option<String>,
+    },
+    /// Revoke a consent for the bank: its tokens are refused from the next call.
+    Revoke {
+        /// Consent id (CN...).
+        consent_id: String,
     },
 }
 
