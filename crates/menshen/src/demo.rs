@@ -54,7 +54,30 @@ pub struct DemoApp {
     /// Registered public key, for apps with a key pair.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub public_key: Option<PathBuf>,
+    /// Registered redirect URI (customer authorization), if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub redirect_uri: Option<String>,
 }
+
+/// A bank customer in `demo.json` (demo values only).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DemoCustomer {
+    /// Stable customer id (what the upstream receives).
+    pub user_id: String,
+    /// Login name on the bank's pages.
+    pub username: String,
+    /// Demo password.
+    pub password: String,
+    /// Base32 TOTP secret (0600), if the customer has a second factor;
+    /// `menshen totp FILE` prints the current code.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub totp_secret_file: Option<PathBuf>,
+    /// Accounts the customer owns.
+    pub accounts: Vec<String>,
+}
+
+/// The demo app's redirect URI: loopback, where `menshen authorize` listens.
+pub const DEMO_REDIRECT_URI: &str = "http://127.0.0.1:8765/callback";
 
 /// An API in `demo.json`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -101,10 +124,14 @@ pub struct DemoInfo {
     pub bank_signing_public_key: PathBuf,
     /// Where the gateway publishes the bank's public keys.
     pub bank_keys_url: String,
+    /// The authorization server's metadata (RFC 8414).
+    pub oauth_metadata_url: String,
     /// Apps.
     pub apps: Vec<DemoApp>,
     /// APIs.
     pub apis: Vec<DemoApi>,
+    /// Bank customers who can authorize the apps (issue 11).
+    pub customers: Vec<DemoCustomer>,
 }
 
 /// A running demo.
@@ -171,7 +198,8 @@ pub fn demo_upstream() -> Router {
             "/v1/accounts/{account_id}/balance",
             get(|AxPath(account): AxPath<String>, h: HeaderMap| async move {
                 let masked = menshen_audit::mask_text(&account).into_owned();
-                Json(json!({"account": masked, "currency": "CNY", "available": "12345.67", "served_app_id": who(&h)}))
+                let customer = h.get("x-menshen-customer-id").and_then(|v| v.to_str().ok()).unwrap_or("");
+                Json(json!({"account": masked, "currency": "CNY", "available": "12345.67", "served_app_id": who(&h), "customer_id": customer}))
             }),
         )
         .route(
@@ -305,7 +333,27 @@ pub async fn start(opts: &DemoOptions) -> anyhow::Result<Demo> {
                 category: cat,
                 subcategory: sub,
                 lifecycle: None,
-                controls: None,
+                // USR-4: the account each call concerns, checked against the
+                // customer's consent (A2/A3 APIs of these categories need one).
+                controls: match id {
+                    "account-balance" => Some(menshen_model::NewApiControls {
+                        consent: Some(menshen_model::ConsentRule {
+                            required: true,
+                            account_param: Some("account_id".into()),
+                            account_pointer: None,
+                        }),
+                        ..Default::default()
+                    }),
+                    "transfer" => Some(menshen_model::NewApiControls {
+                        consent: Some(menshen_model::ConsentRule {
+                            required: true,
+                            account_param: None,
+                            account_pointer: Some("/from_account".into()),
+                        }),
+                        ..Default::default()
+                    }),
+                    _ => None,
+                },
             })
             .await?;
         apis.push(DemoApi {
@@ -339,6 +387,7 @@ pub async fn start(opts: &DemoOptions) -> anyhow::Result<Demo> {
         secret_file,
         private_key: None,
         public_key: None,
+        redirect_uri: None,
     }];
 
     // A second app signing with an SM2 key pair: it may call the A2 and A3 APIs.
@@ -362,6 +411,11 @@ pub async fn start(opts: &DemoOptions) -> anyhow::Result<Demo> {
     for a in &apis {
         cp.add_grant(&pid, &a.api_id).await?;
     }
+    // Where the customer's browser returns the code: a loopback address the
+    // CLI's `authorize` command listens on (RFC 8252 style).
+    cp.store
+        .set_redirect_uris(&pid, &[DEMO_REDIRECT_URI.to_string()])
+        .await?;
     apps.push(DemoApp {
         app_id: pid,
         name: partner.app.name.clone(),
@@ -369,7 +423,55 @@ pub async fn start(opts: &DemoOptions) -> anyhow::Result<Demo> {
         secret_file: psecret,
         private_key: Some(private_key),
         public_key: Some(public_key),
+        redirect_uri: Some(DEMO_REDIRECT_URI.into()),
     });
+
+    // Two bank customers (USR-1); alice also has a TOTP second factor (A3
+    // transfers need it). Demo passwords: never use them anywhere else.
+    let customers_dir = dir.join("customers");
+    std::fs::create_dir_all(&customers_dir)?;
+    let mut customers = Vec::new();
+    for (username, name, password, accounts, totp) in [
+        (
+            "alice",
+            "Alice Zhang",
+            "alice-demo-password",
+            vec!["6222020200112233445", "6222020200112233446"],
+            true,
+        ),
+        (
+            "bob",
+            "Bob Li",
+            "bob-demo-password",
+            vec!["6222020200998877665"],
+            false,
+        ),
+    ] {
+        let (c, secret) = cp
+            .create_customer(
+                username,
+                name,
+                password,
+                accounts.iter().map(|a| a.to_string()).collect(),
+                totp,
+            )
+            .await?;
+        let totp_secret_file = match secret {
+            Some(sec) => {
+                let f = customers_dir.join(format!("{username}.totp"));
+                write_private(&f, sec.as_bytes())?;
+                Some(f)
+            }
+            None => None,
+        };
+        customers.push(DemoCustomer {
+            user_id: c.user_id,
+            username: username.into(),
+            password: password.into(),
+            totp_secret_file,
+            accounts: accounts.iter().map(|a| a.to_string()).collect(),
+        });
+    }
 
     let bank_dir = dir.join("bank");
     std::fs::create_dir_all(&bank_dir)?;
@@ -404,8 +506,13 @@ pub async fn start(opts: &DemoOptions) -> anyhow::Result<Demo> {
         audit_public_key: audit_pub,
         bank_signing_public_key,
         bank_keys_url: format!("https://{}/.well-known/menshen/keys", node.gateway.addrs[0]),
+        oauth_metadata_url: format!(
+            "https://{}/.well-known/oauth-authorization-server",
+            node.gateway.addrs[0]
+        ),
         apps,
         apis,
+        customers,
     };
     // Written last, atomically: its presence means "ready".
     let tmp = dir.join("demo.json.tmp");
