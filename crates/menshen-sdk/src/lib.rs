@@ -23,6 +23,7 @@
 mod client;
 mod credentials;
 mod error;
+pub mod loopback;
 mod oauth;
 mod sign;
 mod transport;
