@@ -263,7 +263,15 @@ impl CustomerAuthenticator for HttpsDirectory {
             .call(http::Method::GET, &format!("/v1/customers/{user_id}"), None)
             .await?;
         match status {
-            200 => Self::customer_of(&body, None).map(Some),
+            200 => {
+                let c = Self::customer_of(&body, None)?;
+                if c.user_id != user_id {
+                    return Err(LoginError::Unavailable(
+                        "identity service: answered for another user_id".into(),
+                    ));
+                }
+                Ok(Some(c))
+            }
             404 => Ok(None),
             s => Err(LoginError::Unavailable(format!(
                 "identity service answered {s}"
