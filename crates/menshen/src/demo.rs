@@ -544,7 +544,10 @@ pub fn next_steps(info: &DemoInfo, dir: &Path) -> String {
     format!(
         "Menshen demo is running.\n  gateway   {gw}\n  admin API {admin}\n  upstream  {up}\n  state     {dir}/demo.json\n\n\
          Try a signed A1 call:\n  {cmd} call --app-id {app_id} --secret-file {secret} --ca {ca} GET {gw}{path}\n\n\
-         An A2 call signed with SM2, verifying the bank's signed response:\n  {cmd} call --app-id {p_id} --key {p_key} --bank-key {bank} --ca {ca} GET {gw}{a2path}\n\n\
+         An A2 call on a customer's account: the customer authorizes the app first\n\
+         (open the printed URL, log in as {c_user} / {c_pass}, tick an account, approve):\n  \
+         {cmd} authorize --app-id {p_id} --key {p_key} --bank-key {bank} --ca {ca} --redirect-uri {redirect} --scope account-balance --token-out {dir}/token {gw}\n  \
+         {cmd} call --app-id {p_id} --key {p_key} --bank-key {bank} --ca {ca} --token-file {dir}/token GET {gw}{a2path}\n\n\
          Manage it (in another shell):\n  export MENSHEN_ADMIN_URL={admin} MENSHEN_ADMIN_TOKEN_FILE={tok}\n  {cmd} app list\n  {cmd} app suspend {app_id}\n\n\
          Ctrl-C stops the demo.",
         cmd = cli_command(),
@@ -561,5 +564,8 @@ pub fn next_steps(info: &DemoInfo, dir: &Path) -> String {
         p_key = info.apps[1].private_key.as_deref().unwrap_or(Path::new("-")).display(),
         bank = info.bank_signing_public_key.display(),
         a2path = info.apis[1].example_path,
+        redirect = info.apps[1].redirect_uri.as_deref().unwrap_or("-"),
+        c_user = info.customers.first().map(|c| c.username.as_str()).unwrap_or("-"),
+        c_pass = info.customers.first().map(|c| c.password.as_str()).unwrap_or("-"),
     )
 }

@@ -110,6 +110,7 @@ async fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Consent { cmd, conn } => cli::consent(cmd, conn).await?,
         Command::Totp { file } => cli::totp(&file)?,
         Command::Call(a) => return cli::call(a).await,
+        Command::Authorize(a) => return cli::authorize(a).await,
         Command::Audit { cmd } => match cmd {
             cli::AuditCmd::Verify { dir, public_keys } => {
                 return cli::audit_verify(&dir, &public_keys)

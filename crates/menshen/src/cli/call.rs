@@ -66,6 +66,22 @@ pub async fn call(a: CallArgs) -> anyhow::Result<i32> {
         b = b.header(n.as_str(), v.trim());
         extra.push(n);
     }
+    // A customer's token (issue 11): sent as a bearer token and covered by
+    // the signature, so it cannot be moved to another request.
+    let token = match (&a.token, &a.token_file) {
+        (Some(t), _) => Some(t.trim().to_string()),
+        (None, Some(f)) => Some(
+            std::fs::read_to_string(f)
+                .with_context(|| format!("--token-file {}", f.display()))?
+                .trim()
+                .to_string(),
+        ),
+        (None, None) => None,
+    };
+    if let Some(t) = &token {
+        b = b.header(http::header::AUTHORIZATION, format!("Bearer {t}"));
+        extra.push("authorization".to_string());
+    }
     let mut req = b.body(body).with_context(|| format!("URL {}", a.url))?;
     let opts = SignOptions {
         extra_components: extra,
@@ -74,7 +90,13 @@ pub async fn call(a: CallArgs) -> anyhow::Result<i32> {
     menshen_sdk::sign_request(&mut req, &creds, &opts)?;
     if a.verbose {
         for (k, v) in req.headers() {
-            eprintln!("> {k}: {}", v.to_str().unwrap_or("?"));
+            // Never print a secret: the customer's token is elided.
+            let shown = if k == http::header::AUTHORIZATION {
+                "Bearer ***"
+            } else {
+                v.to_str().unwrap_or("?")
+            };
+            eprintln!("> {k}: {shown}");
         }
     }
     let sent_headers = req.headers().clone();

@@ -14,6 +14,7 @@ use clap::{Args, Parser, Subcommand};
 mod api;
 mod app;
 mod audit;
+mod authorize;
 mod call;
 mod client;
 mod customer;
@@ -25,6 +26,7 @@ mod uapi;
 pub use api::api;
 pub use app::app;
 pub use audit::{audit_archive, audit_search, audit_verify};
+pub use authorize::authorize;
 pub use call::call;
 pub use client::AdminClient;
 pub use customer::{consent, customer, totp};
@@ -171,6 +173,9 @@ pub enum Command {
     },
     /// Sign and send one request through the gateway; prints status, headers and body.
     Call(CallArgs),
+    /// Authorize a customer for an app (PAR + PKCE, the customer approves in a browser,
+    /// the code comes back to the app's loopback redirect URI) and print the access token.
+    Authorize(AuthorizeArgs),
     /// Generate a key pair for request signing (PKCS#8 private key, mode 0600) and print the public key to register.
     Keygen {
         /// Algorithm: sm2 (default), p256, ed25519 or rsa (2048 bits).
@@ -603,6 +608,13 @@ pub struct CallArgs {
     /// Extra header `Name: value` (repeatable; covered by the signature).
     #[arg(long = "header", short = 'H')]
     pub headers: Vec<String>,
+    /// A customer's access token (`menshen authorize`): sent as
+    /// `Authorization: Bearer`, covered by the signature.
+    #[arg(long, conflicts_with = "token_file")]
+    pub token: Option<String>,
+    /// File holding the customer's access token.
+    #[arg(long)]
+    pub token_file: Option<PathBuf>,
     /// Print the signature base to stderr.
     #[arg(long)]
     pub verbose: bool,
@@ -610,4 +622,42 @@ pub struct CallArgs {
     pub method: String,
     /// Full URL, e.g. https://127.0.0.1:8443/v1/products.
     pub url: String,
+}
+
+/// `menshen authorize ...`
+#[derive(clap::Args, Debug)]
+pub struct AuthorizeArgs {
+    /// App_ID.
+    #[arg(long)]
+    pub app_id: String,
+    /// File holding the App_Secret.
+    #[arg(long, required_unless_present = "key", conflicts_with = "key")]
+    pub secret_file: Option<PathBuf>,
+    /// PKCS#8 private key registered for the app.
+    #[arg(long)]
+    pub key: Option<PathBuf>,
+    /// The bank's response-signing public key (PEM): the AS's answers must verify.
+    #[arg(long)]
+    pub bank_key: Option<PathBuf>,
+    /// CA certificate (PEM) the gateway's certificate chains to.
+    #[arg(long)]
+    pub ca: PathBuf,
+    /// The app's registered redirect URI; must be http://127.0.0.1:PORT/PATH
+    /// (this command listens there for the customer's browser).
+    #[arg(long)]
+    pub redirect_uri: String,
+    /// API_IDs the consent should cover (repeatable).
+    #[arg(long = "scope", required = true)]
+    pub scope: Vec<String>,
+    /// `once`, a number of calls, or `unlimited` (the bank's default).
+    #[arg(long)]
+    pub use_limit: Option<String>,
+    /// How long to wait for the customer, seconds.
+    #[arg(long, default_value_t = 300)]
+    pub wait_secs: u64,
+    /// Write the access token to this file (0600) instead of printing it.
+    #[arg(long)]
+    pub token_out: Option<PathBuf>,
+    /// The gateway's base URL, e.g. https://127.0.0.1:8443.
+    pub gateway: String,
 }
