@@ -73,6 +73,7 @@ const SECRET_SUFFIX: &[&str] = &[
 /// `accountname`, `cardholdername`, ...). A bare `name` is a person too.
 const PERSON_NAME_PREFIX: &[&str] = &[
     "full",
+    "display",
     "real",
     "first",
     "last",
@@ -131,7 +132,8 @@ const REMOVE_CONTAINS: &[&str] = &[
     "passport",
     "nationalid",
     "residentid",
-    "expir",
+    "expiry",
+    "expiration",
     "expdate",
     "validthru",
     "姓名",
@@ -166,6 +168,8 @@ const REMOVE_EXACT: &[&str] = &[
 /// `payeracctno`, `cardnumber`, `accountid`, ...).
 const MASK_SUFFIX: &[&str] = &[
     "account",
+    "accounts",
+    "cards",
     "accountno",
     "accountnumber",
     "accountnum",

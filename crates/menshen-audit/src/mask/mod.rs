@@ -83,10 +83,7 @@ pub fn mask_json(v: &Value, extra_remove: &[String]) -> Value {
                     let masked = match (classify_with(k, extra_remove), v) {
                         (_, Value::Null) => Value::Null,
                         (KeyClass::Secret | KeyClass::Remove, _) => Value::String("***".into()),
-                        (KeyClass::Mask, Value::String(s)) => Value::String(mask_account(s)),
-                        (KeyClass::Mask, Value::Number(n)) => {
-                            Value::String(mask_account(&n.to_string()))
-                        }
+                        (KeyClass::Mask, v) if !v.is_object() => account_value(v),
                         _ => mask_json(v, extra_remove),
                     };
                     (k.clone(), masked)
@@ -153,13 +150,28 @@ pub fn mask_header_value(name: &str, value: &str) -> String {
     }
 }
 
+/// The value under a [`KeyClass::Mask`] key: strings and numbers through
+/// [`mask_account`], arrays element by element; anything else unchanged.
+fn account_value(v: &Value) -> Value {
+    match v {
+        Value::String(s) => Value::String(mask_account(s)),
+        Value::Number(n) => Value::String(mask_account(&n.to_string())),
+        Value::Array(a) => Value::Array(a.iter().map(account_value).collect()),
+        other => other.clone(),
+    }
+}
+
 /// An admin request, state or response as it goes into an admin record
-/// (ADM-1, AUD-5): values under [`KeyClass::Secret`] keys (`app_secret`,
-/// `appSecret`, `private_key_pem`, `token`, ...) become `"***"`; strings are
-/// masked with [`mask_pii_text`], except the platform's own identifiers
-/// (other keys ending in `id`: `app_id`, `u_api_id`, `key_id`), which are
-/// kept whole. Names of apps and APIs stay: in the admin plane they name
-/// bank-side objects, not people.
+/// (ADM-1, AUD-5), by the same key list as the audit masker: values under
+/// [`KeyClass::Secret`] keys (`app_secret`, `appSecret`, `private_key_pem`,
+/// `token`, `password`, `totp_secret`, ...) and under [`KeyClass::Remove`]
+/// keys (a customer's `username`, `display_name`, phone, ID number, ...)
+/// become `"***"`; values under [`KeyClass::Mask`] keys (`accounts`) keep
+/// the first 6 and last 4 digits; other strings are masked with
+/// [`mask_pii_text`], except the platform's own identifiers (other keys
+/// ending in `id`: `app_id`, `u_api_id`, `key_id`, `user_id`), which are
+/// kept whole. The bare key `name` stays: in the admin plane it names apps
+/// and APIs, bank-side objects, not people.
 pub fn scrub_admin_json(v: Value) -> Value {
     match v {
         Value::Object(m) => Value::Object(
@@ -169,6 +181,8 @@ pub fn scrub_admin_json(v: Value) -> Value {
                     let v = match (classify_normalized(&n), v) {
                         (_, Value::Null) => Value::Null,
                         (KeyClass::Secret, _) => Value::String("***".into()),
+                        (KeyClass::Remove, _) if n != "name" => Value::String("***".into()),
+                        (KeyClass::Mask, v) if !v.is_object() => account_value(&v),
                         (KeyClass::Keep, Value::String(s)) if n.ends_with("id") => Value::String(s),
                         (_, v) => scrub_admin_json(v),
                     };
@@ -304,6 +318,11 @@ mod tests {
             "token": null,
             "note": "card 6228480012345678",
             "nested": [{"secret": "x"}],
+            "username": "zhang.san",
+            "display_name": "张三",
+            "accounts": ["6228480012345678", "62220202001122334455"],
+            "expires_at": 1767225600,
+            "totp_secret": "JBSWY3DP",
         });
         let s = scrub_admin_json(v);
         assert_eq!(s["app_id"], "app_12345678901234567890");
@@ -315,6 +334,14 @@ mod tests {
         assert_eq!(s["token"], Value::Null);
         assert_eq!(s["note"], "card 622848******5678");
         assert_eq!(s["nested"][0]["secret"], "***");
+        assert_eq!(s["username"], "***");
+        assert_eq!(s["display_name"], "***");
+        assert_eq!(
+            s["accounts"],
+            serde_json::json!(["622848******5678", "622202**********4455"])
+        );
+        assert_eq!(s["expires_at"], 1767225600);
+        assert_eq!(s["totp_secret"], "***");
     }
 
     #[test]
