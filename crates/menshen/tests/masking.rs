@@ -23,7 +23,15 @@ const CARD_FW: &str = "6217000011112222";
 /// A mobile number sent as full-width digits inside a JSON string.
 const PHONE_FW: &str = "13987654321";
 /// Names under camelCase and other-style keys.
-const NAMES: &[&str] = &["张三丰", "李四光", "王五常", "赵六合", "钱七七", "孙八八"];
+const NAMES: &[&str] = &[
+    "张三丰",
+    "李四光",
+    "王五常",
+    "赵六合",
+    "钱七七",
+    "孙八八",
+    "周九九",
+];
 /// A password in a form body.
 const PASSWORD: &str = "Secr3tPwd";
 /// Account numbers in bodies.
@@ -138,13 +146,23 @@ async fn get_both(s: &Setup, path: &str) -> Vec<String> {
     ]
 }
 
-/// Send a signed POST with `body` as `content_type`.
-async fn post(s: &Setup, path: &str, body: &[u8], content_type: &str) -> String {
+/// Send a signed POST with `body` as `content_type`, with extra headers.
+async fn post(
+    s: &Setup,
+    path: &str,
+    body: &[u8],
+    content_type: &str,
+    headers: &[(&'static str, String)],
+) -> String {
     let mut req = s.client.request("POST", path, Some(body.to_vec())).unwrap();
     req.headers_mut().insert(
         http::header::CONTENT_TYPE,
         http::HeaderValue::from_str(content_type).unwrap(),
     );
+    for (k, v) in headers {
+        req.headers_mut()
+            .insert(*k, http::HeaderValue::from_str(v).unwrap());
+    }
     s.client.sign(&mut req, None).unwrap();
     let r = s.client.send_unverified(req).await.unwrap();
     assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
@@ -190,6 +208,13 @@ async fn aud_5_conf_3_no_clear_personal_data_anywhere_in_the_data_directory() {
             "/v1/transfers",
             json_body.to_string().as_bytes(),
             "application/json",
+            // Headers named like sensitive keys (the name percent-encoded:
+            // header values are ASCII).
+            &[
+                ("x-payer-name", pct(NAMES[6], true)),
+                ("x-pin", "97531".to_string()),
+                ("x-card-no", grouped(CARD_SEP, " ")),
+            ],
         )
         .await,
     );
@@ -204,6 +229,7 @@ async fn aud_5_conf_3_no_clear_personal_data_anywhere_in_the_data_directory() {
             "/v1/transfers",
             form.as_bytes(),
             "application/x-www-form-urlencoded",
+            &[],
         )
         .await,
     );
@@ -212,7 +238,7 @@ async fn aud_5_conf_3_no_clear_personal_data_anywhere_in_the_data_directory() {
         NAMES[5],
         grouped(CARD_SEP, "-")
     );
-    txns.push(post(&s, "/v1/transfers", text.as_bytes(), "text/plain").await);
+    txns.push(post(&s, "/v1/transfers", text.as_bytes(), "text/plain", &[]).await);
 
     // Every case reached the log, masked.
     let recs = s.h.records().await;
@@ -259,6 +285,7 @@ async fn aud_5_conf_3_no_clear_personal_data_anywhere_in_the_data_directory() {
         ": 246802".to_string(),
         "246802\n".to_string(),
         "246802\\n".to_string(),
+        "\"97531\"".to_string(),
     ]);
     for (f, data) in &files {
         for needle in &needles {
