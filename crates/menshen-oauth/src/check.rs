@@ -13,7 +13,7 @@ use menshen_store::StoreError;
 use crate::clock;
 use crate::secret::{self, ns, TokenRecord};
 use crate::token::{cert_matches, void_consent_tokens};
-use crate::{AppCaller, AuthServer, CallGrant, ConsentError};
+use crate::{AppCaller, AuthServer, CallCheck, CallGrant, ConsentError};
 
 /// End an authorised consent (expired or consumed) in the store; a lost
 /// race (someone else changed it first) is fine.
@@ -49,6 +49,28 @@ pub(crate) async fn check_call(
     api_id: &str,
     account: Option<&str>,
     now: i64,
+) -> CallCheck {
+    let mut subject = None;
+    let result = check(srv, bearer, caller, api_id, account, now, &mut subject).await;
+    let (user_id, consent_id) = match subject {
+        Some((u, c)) => (Some(u), Some(c)),
+        None => (None, None),
+    };
+    CallCheck {
+        result,
+        user_id,
+        consent_id,
+    }
+}
+
+async fn check(
+    srv: &AuthServer,
+    bearer: Option<&str>,
+    caller: &AppCaller,
+    api_id: &str,
+    account: Option<&str>,
+    now: i64,
+    subject: &mut Option<(String, String)>,
 ) -> Result<CallGrant, ConsentError> {
     let token = bearer
         .filter(|t| !t.is_empty())
@@ -86,6 +108,7 @@ pub(crate) async fn check_call(
     if consent.app_id != caller.app_id || consent.user_id.as_deref() != Some(rec.user_id.as_str()) {
         return Err(ConsentError::TokenInvalid);
     }
+    *subject = Some((rec.user_id.clone(), consent.consent_id.clone()));
     if consent.state != ConsentState::Authorised {
         return Err(ConsentError::ConsentNotActive);
     }

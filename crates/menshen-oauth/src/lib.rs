@@ -94,6 +94,32 @@ pub struct OAuthConfig {
     pub lock_secs: i64,
 }
 
+impl OAuthConfig {
+    /// Check the settings; the error names the field.
+    pub fn validate(&self) -> Result<(), String> {
+        let i = self.issuer.trim_end_matches('/');
+        if !i.starts_with("https://") || i.len() <= "https://".len() || i.contains(['?', '#']) {
+            return Err(format!(
+                "oauth.issuer must be the gateway's public https:// base URL without query or fragment (got `{}`)",
+                self.issuer
+            ));
+        }
+        let checks: [(&str, i64, i64, i64); 5] = [
+            ("oauth.par_ttl_secs", self.par_ttl_secs, 1, 60),
+            ("oauth.code_ttl_secs", self.code_ttl_secs, 1, 60),
+            ("oauth.session_idle_secs", self.session_idle_secs, 30, 300),
+            ("oauth.lock_secs", self.lock_secs, 60, 86_400),
+            ("oauth.lock_after", i64::from(self.lock_after), 1, 100),
+        ];
+        for (name, v, lo, hi) in checks {
+            if !(lo..=hi).contains(&v) {
+                return Err(format!("{name} must be {lo} to {hi} (got {v})"));
+            }
+        }
+        Ok(())
+    }
+}
+
 impl Default for OAuthConfig {
     fn default() -> Self {
         OAuthConfig {
@@ -130,6 +156,17 @@ pub struct CallGrant {
     pub consent_id: String,
 }
 
+/// The outcome of a consent check with who it concerned.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallCheck {
+    /// What [`AuthServer::check_call`] answers.
+    pub result: Result<CallGrant, ConsentError>,
+    /// The token's customer, once the token was found valid for this app.
+    pub user_id: Option<String>,
+    /// The token's consent, likewise.
+    pub consent_id: Option<String>,
+}
+
 /// The signed endpoints.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SignedEndpoint {
@@ -160,6 +197,18 @@ impl SignedEndpoint {
             _ => None,
         }
     }
+}
+
+fn is_form(parts: &http::request::Parts) -> bool {
+    parts
+        .headers
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|v| {
+            v.trim()
+                .eq_ignore_ascii_case("application/x-www-form-urlencoded")
+        })
 }
 
 /// What an authorization-server request did, attached to its response as an
@@ -258,7 +307,11 @@ impl AuthServer {
         body: &[u8],
         now: i64,
     ) -> http::Response<Bytes> {
-        let _ = parts;
+        if !matches!(ep, SignedEndpoint::DeleteConsent(_)) && !is_form(parts) {
+            return resp::oauth_error(&OAuthError::InvalidRequest(
+                "the body must be application/x-www-form-urlencoded".into(),
+            ));
+        }
         let r = match ep {
             SignedEndpoint::Par => par::par(self, caller, body, now).await,
             SignedEndpoint::Token => token::token(self, caller, body, now).await,
@@ -293,6 +346,22 @@ impl AuthServer {
         account: Option<&str>,
         now: i64,
     ) -> Result<CallGrant, ConsentError> {
+        check::check_call(self, bearer, caller, api_id, account, now)
+            .await
+            .result
+    }
+
+    /// [`AuthServer::check_call`], also naming the customer and consent of
+    /// the token when they are known, for the access record of a refusal
+    /// (e.g. `ACCOUNT_NOT_CONSENTED` names whose consent it was).
+    pub async fn check_call_detailed(
+        &self,
+        bearer: Option<&str>,
+        caller: &AppCaller,
+        api_id: &str,
+        account: Option<&str>,
+        now: i64,
+    ) -> CallCheck {
         check::check_call(self, bearer, caller, api_id, account, now).await
     }
 

@@ -12,6 +12,14 @@ use crate::par::{one, required};
 use crate::secret::{self, ns, CodeRecord, TokenRecord};
 use crate::{resp, AppCaller, AuthEvent, AuthEventKind, AuthServer};
 
+/// What a redeemed code leaves behind (`code_used`): its consent and the
+/// tokens issued from it, voided if the code is presented again.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct CodeUsed {
+    consent_id: String,
+    tokens: Vec<String>,
+}
+
 /// Most token hashes remembered per consent (refresh rotation appends two
 /// per refresh; older ones have long expired).
 const MAX_CTOK: usize = 256;
@@ -231,11 +239,14 @@ async fn code_grant(
             .await?;
         let mut revoked = 0;
         if let Some(b) = srv.hot.get(ns::CODE_USED, &code_hash, now).await? {
-            let tags: Vec<String> = secret::decode(&b).unwrap_or_default();
-            for t in &tags {
-                delete_tagged(srv, t, now).await;
+            if let Some(used) = secret::decode::<CodeUsed>(&b) {
+                // Every token of the grant: those issued from the code and
+                // any refreshed since.
+                for t in &used.tokens {
+                    delete_tagged(srv, t, now).await;
+                }
+                revoked = used.tokens.len() + void_consent_tokens(srv, &used.consent_id, now).await;
             }
-            revoked = tags.len();
         }
         let mut r = resp::oauth_error(&grant("the code is invalid, expired or already used"));
         if revoked > 0 {
@@ -264,11 +275,15 @@ async fn code_grant(
     }
     let consent = usable_consent(srv, &rec.consent_id, now).await?;
     let (body, tags) = issue(srv, caller, &consent, &rec.user_id, &code_hash, now).await?;
+    let used = CodeUsed {
+        consent_id: consent.consent_id.clone(),
+        tokens: tags.clone(),
+    };
     srv.hot
         .put(
             ns::CODE_USED,
             &code_hash,
-            secret::encode(&tags),
+            secret::encode(&used),
             mark_until,
             now,
         )
@@ -283,6 +298,7 @@ async fn code_grant(
         for t in &tags {
             delete_tagged(srv, t, now).await;
         }
+        void_consent_tokens(srv, &consent.consent_id, now).await;
         tracing::warn!(app_id = %caller.app_id, "authorization code redeemed concurrently: its tokens are revoked");
     }
     let mut r = resp::json(200, &body);

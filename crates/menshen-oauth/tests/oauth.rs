@@ -564,3 +564,109 @@ async fn metadata_rfc8414() {
         .0;
     assert!(e.srv.handle_web(&p, b"", IP, now()).await.is_none());
 }
+
+#[tokio::test]
+async fn tok_3_code_reuse_after_a_refresh_voids_the_rotated_tokens_too() {
+    let e = env(TokenProfile::Standard).await;
+    let t = now();
+    let code = code_for(&e, &e.app, "bob", "balance", &["6222020000000003"], &[], t).await;
+    let j = body_json(&redeem(&e.srv, &e.app, &code, t).await);
+    let r = signed(
+        &e.srv,
+        SignedEndpoint::Token,
+        &e.app,
+        &[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", j["refresh_token"].as_str().unwrap()),
+        ],
+        t + 1,
+    )
+    .await;
+    let j2 = body_json(&r);
+    let at2 = j2["access_token"].as_str().unwrap();
+    assert!(e
+        .srv
+        .check_call(Some(at2), &e.app, "balance", None, t + 2)
+        .await
+        .is_ok());
+    assert_eq!(redeem(&e.srv, &e.app, &code, t + 3).await.status(), 400);
+    let err = e
+        .srv
+        .check_call(Some(at2), &e.app, "balance", None, t + 4)
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "TOKEN_INVALID");
+    let r = signed(
+        &e.srv,
+        SignedEndpoint::Token,
+        &e.app,
+        &[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", j2["refresh_token"].as_str().unwrap()),
+        ],
+        t + 5,
+    )
+    .await;
+    assert_eq!(body_json(&r)["error"], "invalid_grant");
+}
+
+#[tokio::test]
+async fn signed_endpoints_take_forms_only_and_config_is_checked() {
+    let e = env(TokenProfile::Cmbc).await;
+    let p = http::Request::post("/oauth2/token")
+        .header("content-type", "application/json")
+        .body(())
+        .unwrap()
+        .into_parts()
+        .0;
+    let r = e
+        .srv
+        .handle_signed(SignedEndpoint::Token, &e.app, &p, b"{}", now())
+        .await;
+    assert_eq!(body_json(&r)["error"], "invalid_request");
+    assert!(menshen_oauth::OAuthConfig::default().validate().is_ok());
+    for bad in [
+        menshen_oauth::OAuthConfig {
+            issuer: "http://bank.example".into(),
+            ..Default::default()
+        },
+        menshen_oauth::OAuthConfig {
+            par_ttl_secs: 600,
+            ..Default::default()
+        },
+        menshen_oauth::OAuthConfig {
+            session_idle_secs: 3600,
+            ..Default::default()
+        },
+    ] {
+        assert!(bad.validate().is_err());
+    }
+    assert_eq!(
+        SignedEndpoint::from_request(&http::Method::DELETE, "/oauth2/consents/CN1"),
+        Some(SignedEndpoint::DeleteConsent("CN1".into()))
+    );
+    assert_eq!(
+        SignedEndpoint::from_request(&http::Method::GET, "/oauth2/token"),
+        None
+    );
+}
+
+#[tokio::test]
+async fn usr_4_refusal_names_customer_and_consent() {
+    let e = env(TokenProfile::Zjrcb).await;
+    let t = now();
+    let j = token_for(&e, "bob", "balance", &["6222020000000003"], &[], t).await;
+    let at = j["access_token"].as_str().unwrap();
+    let c = e
+        .srv
+        .check_call_detailed(Some(at), &e.app, "balance", Some("6222020000000001"), t)
+        .await;
+    assert_eq!(c.result.unwrap_err().code(), "ACCOUNT_NOT_CONSENTED");
+    assert_eq!(c.user_id.as_deref(), Some(e.bob.user_id.as_str()));
+    assert_eq!(c.consent_id.as_deref(), j["consent_id"].as_str());
+    let c = e
+        .srv
+        .check_call_detailed(Some(at), &e.app_b, "balance", None, t)
+        .await;
+    assert_eq!(c.user_id, None, "not named to another app's record");
+}

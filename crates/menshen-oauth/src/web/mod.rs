@@ -17,6 +17,9 @@ use crate::form::Form;
 use crate::{resp, AuthEvent, AuthEventKind, AuthServer, LoginError};
 use session::Principal;
 
+/// Largest form body read (the gateway bounds it too).
+pub const MAX_FORM: usize = 16 * 1024;
+
 /// Facts about the browser request, for events and the login.
 pub(crate) struct Req<'a> {
     pub parts: &'a http::request::Parts,
@@ -80,6 +83,13 @@ pub(crate) async fn handle(
     ) || me::revoke_target(path).is_some();
     if !ours {
         return None;
+    }
+    if body.len() > MAX_FORM {
+        return Some(error_page(
+            413,
+            "请求过大。 / The form is too large.",
+            "请返回重试。 / Go back and try again.",
+        ));
     }
     let form = match parts.method {
         Method::POST => Form::parse(body),
