@@ -74,6 +74,16 @@ async fn atk_1_path_parameters_outside_the_pattern_are_refused_before_the_upstre
         .filter(|r| r.path.starts_with("/v1/accounts/") && r.code.as_deref() == Some("NOT_FOUND"))
         .count();
     assert_eq!(refused, REFUSED.len() * 2);
+    // ... with a reason that tells probing from a mistyped path (ATK-1).
+    assert!(
+        recs.iter()
+            .filter(|r| r.code.as_deref() == Some("NOT_FOUND"))
+            .all(|r| r
+                .reason
+                .as_deref()
+                .is_some_and(|x| x.contains("outside the parameter pattern"))),
+        "{recs:?}"
+    );
     // A harmless value still goes through: the harness forwards at all.
     for ok in ["6228480012345678", "a.b", "%E5%BC%A0"] {
         let r = s

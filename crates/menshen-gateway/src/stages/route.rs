@@ -24,13 +24,30 @@ pub struct Routed {
     _sealed: PhantomData<()>,
 }
 
+/// Why nothing matched, for the record: a path with a segment that would be
+/// refused as a parameter value (it decodes to a traversal, a separator, a
+/// control or full-width separator, or invalid UTF-8) is named as such, so
+/// auditors can tell probing (ATK-1) from a mistyped path. The client sees
+/// `NOT_FOUND` either way.
+fn no_route_reason(path: &str) -> &'static str {
+    let suspicious = path
+        .split('/')
+        .skip(1)
+        .any(|seg| !seg.is_empty() && !menshen_model::path::param_value_ok(seg));
+    if suspicious {
+        "no route: a path segment decodes outside the parameter pattern (traversal, separator, control or invalid UTF-8)"
+    } else {
+        "no route"
+    }
+}
+
 /// Resolve the API (also kept in `ex.api` for the record).
 pub fn on_request(ex: &mut Exchange) -> Result<Routed, GatewayError> {
     let path = ex.parts.uri.path();
     let entry = Method::parse(ex.parts.method.as_str())
         .and_then(|m| ex.snapshot.route(m, path))
         .cloned()
-        .ok_or_else(|| GatewayError::new(ErrorCode::NotFound, "no route"))?;
+        .ok_or_else(|| GatewayError::new(ErrorCode::NotFound, no_route_reason(path)))?;
     let terminated = entry.api.lifecycle == Lifecycle::Terminated;
     ex.api = Some(entry.clone());
     if terminated {
