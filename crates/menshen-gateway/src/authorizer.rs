@@ -103,6 +103,7 @@ pub const WEB_PREFIXES: &[&str] = &[
     "/oauth2/authorize",
     "/oauth2/login",
     "/oauth2/consent",
+    "/oauth2/menshen.css",
     "/me/",
 ];
 /// The RFC 8414 metadata document (unsigned).
@@ -178,6 +179,7 @@ mod tests {
             "/oauth2/authorize",
             "/oauth2/login",
             "/oauth2/consent",
+            "/oauth2/menshen.css",
             "/me",
             "/me/consents",
             "/me/consents/CN1/revoke",

@@ -203,6 +203,14 @@ pub fn demo_upstream() -> Router {
             }),
         )
         .route(
+            // A product's current rates: bank data, no customer's (an A2
+            // API without consent, for tests and benchmarks).
+            "/v1/rates/{code}",
+            get(|AxPath(code): AxPath<String>, h: HeaderMap| async move {
+                Json(json!({"code": code, "annual_rate": "2.85%", "served_app_id": who(&h)}))
+            }),
+        )
+        .route(
             "/v1/transfers",
             post(|h: HeaderMap, body: axum::body::Bytes| async move {
                 let req: serde_json::Value = serde_json::from_slice(&body).unwrap_or(json!({}));

@@ -81,15 +81,47 @@ async fn dep_2_sigkill_under_a2_load_loses_no_answered_record_and_chain_continue
     let info: Value =
         serde_json::from_slice(&std::fs::read(dir.join("demo.json")).unwrap()).unwrap();
     let gateway = info["gateway_url"].as_str().unwrap().to_string();
-    let a2 = info["apis"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|a| a["level"] == "A2")
-        .unwrap()["example_path"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    // An A2 API without customer consent (bank data: a product's rates), so
+    // the load needs no customer token; granted to the demo's key-pair app.
+    let admin = |args: &[&str]| {
+        let o = Command::new(BIN)
+            .args(args)
+            .env("MENSHEN_ADMIN_URL", info["admin_url"].as_str().unwrap())
+            .env(
+                "MENSHEN_ADMIN_TOKEN_FILE",
+                info["admin_token_file"].as_str().unwrap(),
+            )
+            .output()
+            .unwrap();
+        assert!(
+            o.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+    };
+    admin(&[
+        "api",
+        "create",
+        "--api-id",
+        "rates",
+        "--method",
+        "GET",
+        "--path",
+        "/v1/rates/{code}",
+        "--upstream",
+        info["upstream_url"].as_str().unwrap(),
+        "--level",
+        "A2",
+        "--category",
+        "3",
+    ]);
+    admin(&[
+        "grant",
+        "add",
+        info["apps"][1]["app_id"].as_str().unwrap(),
+        "rates",
+    ]);
+    let a2 = "/v1/rates/WM-180".to_string();
 
     // Load: 4 workers, each call signed fresh; remember every answered txn_id.
     let answered: Arc<Mutex<Vec<String>>> = Arc::default();
