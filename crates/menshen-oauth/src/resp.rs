@@ -70,6 +70,38 @@ fn page_headers(r: &mut Response<Bytes>) {
     );
 }
 
+/// The CSP of a page whose form may end in a redirect to `redirect_uri`
+/// (the consent page: approve and deny answer 302 to the app, and browsers
+/// apply `form-action` to the redirect of a form's submission too). Only a
+/// plain `scheme://host[:port]` origin is added; anything else keeps the
+/// default policy.
+pub fn csp_allowing_redirect_to(redirect_uri: &str) -> String {
+    let origin = redirect_uri.split_once("://").and_then(|(scheme, rest)| {
+        let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+        let host = &rest[..end];
+        let ok_scheme = scheme == "https" || scheme == "http";
+        let ok_host = !host.is_empty()
+            && !host.contains('@')
+            && host.bytes().all(|b| {
+                b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':' | b'[' | b']')
+            });
+        (ok_scheme && ok_host).then(|| format!("{scheme}://{host}"))
+    });
+    match origin {
+        Some(o) => CSP.replace("form-action 'self'", &format!("form-action 'self' {o}")),
+        None => CSP.to_string(),
+    }
+}
+
+/// An HTML page with the security headers and a CSP of its own.
+pub fn html_with_csp(code: u16, body: String, csp: &str) -> Response<Bytes> {
+    let mut r = html(code, body);
+    if let Ok(v) = HeaderValue::from_str(csp) {
+        r.headers_mut().insert(header::CONTENT_SECURITY_POLICY, v);
+    }
+    r
+}
+
 /// An HTML page with the security headers.
 pub fn html(code: u16, body: String) -> Response<Bytes> {
     let mut r = Response::new(Bytes::from(body));
@@ -162,5 +194,18 @@ mod tests {
             assert!(c.contains(want));
         }
         assert_eq!(r.headers()[header::CONTENT_SECURITY_POLICY], CSP);
+        assert_eq!(
+            csp_allowing_redirect_to("https://app.example:8443/cb?x=1"),
+            CSP.replace(
+                "form-action 'self'",
+                "form-action 'self' https://app.example:8443"
+            )
+        );
+        assert_eq!(
+            csp_allowing_redirect_to("https://a.example; script-src *"),
+            CSP
+        );
+        assert_eq!(csp_allowing_redirect_to("javascript:alert(1)"), CSP);
+        assert_eq!(csp_allowing_redirect_to("https://u@evil.example/"), CSP);
     }
 }

@@ -31,6 +31,14 @@ async fn usr_4_consent_page_shows_app_apis_accounts_and_records_approval() {
     let r = b.get(&e.srv, "/oauth2/authorize", t).await;
     let html = body_text(&r);
     assert!(html.contains("Fintech A"));
+    // Approve and deny redirect to the app: the consent page's form-action
+    // allows exactly that origin (browsers apply it to the redirect).
+    let csp = r.headers()["content-security-policy"].to_str().unwrap();
+    assert!(
+        csp.contains("form-action 'self' https://app.example;"),
+        "{csp}"
+    );
+    assert!(csp.contains("frame-ancestors 'none'"));
     assert!(html.contains("balance 查询") && html.contains("history 查询"));
     assert!(html.contains("账户信息") && html.contains("account information"));
     assert!(html.contains(&format!("name=\"account\" value=\"{ALICE_ACC1}\"")));

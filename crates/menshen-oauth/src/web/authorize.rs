@@ -219,7 +219,11 @@ async fn render_stage(
                 use_limit: pages::use_words(consent.use_limit),
                 daily_limit: pages::daily_words(consent.daily_limit),
             });
-            resp::html(if error.is_empty() { 200 } else { 400 }, body)
+            resp::html_with_csp(
+                if error.is_empty() { 200 } else { 400 },
+                body,
+                &resp::csp_allowing_redirect_to(&par.redirect_uri),
+            )
         }
     }
 }
@@ -291,7 +295,8 @@ pub(crate) async fn login(srv: &AuthServer, req: &Req<'_>) -> Response<Bytes> {
         *principal = Some(who.clone());
         *stage = Stage::Consent;
     }
-    // A new session id after login.
+    // A new session id and CSRF token after login.
+    l.s.csrf = secret::new_secret();
     let (sid, _) = match session::create(srv, l.s.clone(), Some(&l.key), req.now).await {
         Ok(x) => x,
         Err(e) => return server_error(e),

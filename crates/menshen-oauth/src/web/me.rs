@@ -72,6 +72,7 @@ pub(crate) async fn login(srv: &AuthServer, req: &Req<'_>) -> Response<Bytes> {
             l.s.flow = Flow::Me {
                 who: Some(Box::new(p)),
             };
+            l.s.csrf = crate::secret::new_secret();
             let (sid, _) = match session::create(srv, l.s, Some(&l.key), req.now).await {
                 Ok(x) => x,
                 Err(e) => return super::server_error(e),
