@@ -112,6 +112,11 @@ struct LoadArgs {
     /// PKCS#8 PEM private key (key-pair signature, e.g. SM2) instead of a secret.
     #[arg(long, alias = "key")]
     sign_key: Option<PathBuf>,
+    /// File holding a customer's access token: every request carries it as
+    /// `Authorization: Bearer`, covered by the signature (a reusable token:
+    /// the node's `oauth.token_profile` must be `zjrcb` or `standard`).
+    #[arg(long)]
+    bearer_file: Option<PathBuf>,
     /// Concurrent keep-alive connections (one closed-loop worker each).
     #[arg(long, default_value_t = 64)]
     connections: usize,
@@ -291,6 +296,9 @@ struct Target {
     origin: http::Uri,
     host: http::HeaderValue,
     tls: Option<(tokio_rustls::TlsConnector, ServerName<'static>)>,
+    /// A customer's access token sent as `Authorization: Bearer` and
+    /// covered by the signature (issue 11 token-carrying calls).
+    bearer: Option<http::HeaderValue>,
 }
 
 impl Target {
@@ -332,6 +340,7 @@ impl Target {
             abs_uri,
             origin,
             tls,
+            bearer: None,
         })
     }
 
@@ -376,9 +385,15 @@ impl Target {
     /// A GET request, signed fresh when `creds` is given.
     fn request(&self, creds: Option<&Credentials>) -> anyhow::Result<http::Request<Full<Bytes>>> {
         let mut req = http::Request::get(self.abs_uri.clone()).body(Bytes::new())?;
+        let mut opts = SignOptions::default();
+        if let Some(b) = &self.bearer {
+            req.headers_mut()
+                .insert(http::header::AUTHORIZATION, b.clone());
+            opts.extra_components.push("authorization".into());
+        }
         if let Some(c) = creds {
             // Default options: created = now, fresh 128-bit random nonce.
-            menshen_sdk::sign_request(&mut req, c, &SignOptions::default())?;
+            menshen_sdk::sign_request(&mut req, c, &opts)?;
         }
         let (mut parts, body) = req.into_parts();
         parts.uri = self.origin.clone();
@@ -546,7 +561,15 @@ async fn load(a: LoadArgs) -> anyhow::Result<()> {
         Some(p) => Some(std::fs::read(p).with_context(|| p.display().to_string())?),
         None => None,
     };
-    let target = Arc::new(Target::new(&a.url, ca.as_deref()).await?);
+    let mut target = Target::new(&a.url, ca.as_deref()).await?;
+    if let Some(f) = &a.bearer_file {
+        let t = std::fs::read_to_string(f).with_context(|| f.display().to_string())?;
+        target.bearer = Some(http::HeaderValue::from_str(&format!(
+            "Bearer {}",
+            t.trim()
+        ))?);
+    }
+    let target = Arc::new(target);
     let creds = match (&a.sign_app_id, &a.sign_secret_file, &a.sign_key) {
         (Some(id), _, Some(k)) => Some(Credentials::key_pair_from_file(id, k)?),
         (Some(id), Some(f), None) => Some(

@@ -163,6 +163,7 @@ async fn conf_5_unknown_and_known_app_id_get_identical_answers() {
 /// The time to refuse a bad SM2 signature is the same for a known and an
 /// unknown App_ID: without the dummy verification, the unknown one skips one
 /// SM2 verification (measured here, in this process, as the yardstick).
+/// The fastest of 151 interleaved answers of each kind are compared.
 #[tokio::test]
 async fn conf_5_unknown_app_id_costs_one_verification_like_a_known_one() {
     let h = Harness::start().await;
@@ -191,7 +192,7 @@ async fn conf_5_unknown_app_id_costs_one_verification_like_a_known_one() {
         v.push(t.elapsed());
     }
     v.sort();
-    let verify = v[v.len() / 2];
+    let verify = v[0];
     // Warm both paths (connections, lazily built tables).
     for c in [&known, &unknown] {
         for _ in 0..5 {
@@ -211,13 +212,14 @@ async fn conf_5_unknown_app_id_costs_one_verification_like_a_known_one() {
             assert_eq!(a.1, "INVALID_SIGNATURE");
         }
     }
-    tk.sort();
-    tu.sort();
-    let (mk, mu) = (tk[tk.len() / 2], tu[tu.len() / 2]);
+    // The fastest answer of each kind is its intrinsic cost: load on a
+    // shared machine only ever adds time, so minimums compare the work done
+    // where medians would compare the noise.
+    let (mk, mu) = (*tk.iter().min().unwrap(), *tu.iter().min().unwrap());
     let diff = mk.abs_diff(mu);
-    eprintln!("median answer: known {mk:?}, unknown {mu:?}, one verification {verify:?}");
+    eprintln!("fastest answer: known {mk:?}, unknown {mu:?}, one verification {verify:?}");
     assert!(
-        diff < verify / 2 + Duration::from_micros(20),
-        "median answer: known App_ID {mk:?}, unknown {mu:?}; one SM2 verification here takes {verify:?}"
+        diff < verify * 3 / 4,
+        "fastest answer: known App_ID {mk:?}, unknown {mu:?}; one SM2 verification here takes {verify:?}"
     );
 }

@@ -4,150 +4,16 @@
 //! redirects). From PAR to a 200 balance call, and every refusal the issue
 //! names, each checked at the app, the upstream and the audit record.
 
+mod browser_sim;
 mod common;
 
-use std::collections::HashMap;
-
-use bytes::Bytes;
+use browser_sim::{action, enc, input, query_param, Browser, Page};
 use common::Harness;
 use menshen_crypto::{PrivateKey, SigAlg};
 use menshen_sdk::{AuthorizationRequest, Client, Pkce, TokenResponse};
 use serde_json::json;
 
 const REDIRECT: &str = "https://app.example/cb";
-
-/// A customer's browser: a cookie jar over the SDK's HTTPS client.
-struct Browser {
-    http: menshen_sdk::HttpClient,
-    base: String,
-    cookies: HashMap<String, String>,
-}
-
-/// One page as the browser got it.
-struct Page {
-    status: u16,
-    location: Option<String>,
-    html: String,
-    headers: http::HeaderMap,
-}
-
-impl Browser {
-    fn new(h: &Harness) -> Self {
-        Browser {
-            http: menshen_sdk::http_client(Some(&h.ca_pem)).unwrap(),
-            base: h.gateway_url.clone(),
-            cookies: HashMap::new(),
-        }
-    }
-
-    async fn send(&mut self, method: &str, url: &str, form: Option<Vec<(String, String)>>) -> Page {
-        let url = if url.starts_with("https://") {
-            url.to_string()
-        } else {
-            format!("{}{}", self.base, url)
-        };
-        let mut b = http::Request::builder().method(method).uri(&url);
-        if !self.cookies.is_empty() {
-            let c: Vec<String> = self
-                .cookies
-                .iter()
-                .map(|(k, v)| format!("{k}={v}"))
-                .collect();
-            b = b.header("cookie", c.join("; "));
-        }
-        let body = match form {
-            Some(pairs) => {
-                b = b.header("content-type", "application/x-www-form-urlencoded");
-                Bytes::from(
-                    pairs
-                        .iter()
-                        .map(|(k, v)| format!("{}={}", enc(k), enc(v)))
-                        .collect::<Vec<_>>()
-                        .join("&"),
-                )
-            }
-            None => Bytes::new(),
-        };
-        let r = menshen_sdk::send(&self.http, b.body(body).unwrap())
-            .await
-            .unwrap();
-        for v in r.headers.get_all("set-cookie") {
-            let v = v.to_str().unwrap();
-            assert!(
-                v.contains("HttpOnly") && v.contains("Secure") && v.contains("SameSite=Strict"),
-                "{v}"
-            );
-            if let Some((kv, _)) = v.split_once(';') {
-                if let Some((k, val)) = kv.split_once('=') {
-                    self.cookies
-                        .insert(k.trim().to_string(), val.trim().to_string());
-                }
-            }
-        }
-        Page {
-            status: r.status,
-            location: r
-                .headers
-                .get("location")
-                .map(|l| l.to_str().unwrap().to_string()),
-            html: String::from_utf8_lossy(&r.body).into_owned(),
-            headers: r.headers,
-        }
-    }
-
-    /// Follow same-origin redirects with GET; stop at one to elsewhere.
-    async fn follow(&mut self, mut p: Page) -> Page {
-        for _ in 0..5 {
-            match &p.location {
-                Some(l) if (300..400).contains(&p.status) && !l.starts_with(REDIRECT) => {
-                    let l = l.clone();
-                    p = self.send("GET", &l, None).await;
-                }
-                _ => break,
-            }
-        }
-        p
-    }
-}
-
-fn enc(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
-
-/// The value of the input named `name` in `html`.
-fn input(html: &str, name: &str) -> Option<String> {
-    let i = html.find(&format!("name=\"{name}\""))?;
-    let tag_start = html[..i].rfind('<')?;
-    let tag = &html[tag_start..tag_start + html[tag_start..].find('>')?];
-    let v = tag.split("value=\"").nth(1)?.split('"').next()?;
-    Some(
-        v.replace("&amp;", "&")
-            .replace("&#x2F;", "/")
-            .replace("&quot;", "\""),
-    )
-}
-
-/// The action of the first form in `html`.
-fn action(html: &str) -> String {
-    html.split("action=\"")
-        .nth(1)
-        .and_then(|s| s.split('"').next())
-        .unwrap_or_else(|| panic!("no form in {html}"))
-        .replace("&amp;", "&")
-        .replace("&#x2F;", "/")
-}
-
-fn query_param(url: &str, name: &str) -> Option<String> {
-    url.split_once('?')?.1.split('&').find_map(|kv| {
-        let (k, v) = kv.split_once('=')?;
-        (k == name).then(|| v.replace("%3A", ":").replace("%2F", "/"))
-    })
-}
 
 struct World {
     h: Harness,
@@ -243,11 +109,11 @@ async fn consent(
         .unwrap()
         .expect("PAR accepted");
     assert!(par.expires_in <= 60);
-    let mut b = Browser::new(&w.h);
+    let mut b = Browser::new(&w.h.gateway_url, &w.h.ca_pem);
     let p = b
         .send("GET", &w.client.authorize_url(&par.request_uri), None)
         .await;
-    let p = b.follow(p).await;
+    let p = b.follow(p, REDIRECT).await;
     assert_eq!(p.status, 200, "{}", p.html);
     let csp = p.headers["content-security-policy"].to_str().unwrap();
     assert!(
@@ -267,7 +133,7 @@ async fn consent(
             ]),
         )
         .await;
-    let p = b.follow(p).await;
+    let p = b.follow(p, REDIRECT).await;
     if p.status != 200 || !p.html.contains("name=\"approve\"") {
         return Err(p);
     }
@@ -571,7 +437,7 @@ async fn usr_1_wrong_password_denied_consent_and_par_misuse() {
         .unwrap_err();
     assert!(e.status >= 400, "{e:?}");
     // /oauth2/authorize without PAR is refused, and never redirects.
-    let mut b = Browser::new(&w.h);
+    let mut b = Browser::new(&w.h.gateway_url, &w.h.ca_pem);
     let p = b
         .send(
             "GET",
@@ -600,11 +466,11 @@ async fn usr_1_wrong_password_denied_consent_and_par_misuse() {
         .await
         .unwrap()
         .unwrap();
-    let mut b = Browser::new(&w.h);
+    let mut b = Browser::new(&w.h.gateway_url, &w.h.ca_pem);
     let url = w.client.authorize_url(&par.request_uri);
     let first = b.send("GET", &url, None).await;
-    assert_eq!(b.follow(first).await.status, 200);
-    let mut b2 = Browser::new(&w.h);
+    assert_eq!(b.follow(first, REDIRECT).await.status, 200);
+    let mut b2 = Browser::new(&w.h.gateway_url, &w.h.ca_pem);
     assert_eq!(b2.send("GET", &url, None).await.status, 400);
     let _ = &w.bob;
 }

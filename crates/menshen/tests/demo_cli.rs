@@ -7,6 +7,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+mod browser_sim;
+
 const BIN: &str = env!("CARGO_BIN_EXE_menshen");
 
 struct Demo {
@@ -211,8 +213,11 @@ fn demo_then_call_then_admin_cli_then_clean_stop() {
         text(&o)
     );
 
-    // The A2 app with its SM2 key: a signed call whose response signature the
-    // CLI verifies with the bank's published key; the secret-only app is refused.
+    // The A2 app with its SM2 key: the customer authorizes it first (USR-2),
+    // exactly as the demo prints: `menshen authorize` waits on the app's
+    // loopback redirect URI while alice logs in (password and TOTP code)
+    // and approves in a "browser"; then `menshen call --token-file` makes
+    // the signed call, whose response signature the CLI verifies.
     let partner = &i["apps"][1];
     let a2 = i["apis"]
         .as_array()
@@ -225,10 +230,12 @@ fn demo_then_call_then_admin_cli_then_clean_stop() {
         i["gateway_url"].as_str().unwrap(),
         a2["example_path"].as_str().unwrap()
     );
-    let o = menshen(
-        &demo,
-        &[
-            "call",
+    let alice = &i["customers"][0];
+    let token_file = dir.join("token");
+    let redirect = partner["redirect_uri"].as_str().unwrap();
+    let mut auth = Command::new(BIN)
+        .args([
+            "authorize",
             "--app-id",
             partner["app_id"].as_str().unwrap(),
             "--key",
@@ -237,15 +244,154 @@ fn demo_then_call_then_admin_cli_then_clean_stop() {
             i["bank_signing_public_key"].as_str().unwrap(),
             "--ca",
             ca,
-            "GET",
-            &a2url,
-        ],
+            "--redirect-uri",
+            redirect,
+            "--scope",
+            "account-balance",
+            "--wait-secs",
+            "60",
+            "--token-out",
+            token_file.to_str().unwrap(),
+            i["gateway_url"].as_str().unwrap(),
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Its stderr is read to the end on a thread (closing the pipe early
+    // would kill its later messages), handing the URL over when it appears.
+    let (url_tx, url_rx) = std::sync::mpsc::channel();
+    let stderr = auth.stderr.take().unwrap();
+    let err_text = std::thread::spawn(move || {
+        use std::io::BufRead;
+        let mut all = String::new();
+        for l in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if let Some(u) = l
+                .split_whitespace()
+                .find(|w| w.contains("/oauth2/authorize?"))
+            {
+                let _ = url_tx.send(u.to_string());
+            }
+            all.push_str(&l);
+            all.push('\n');
+        }
+        all
+    });
+    let url = url_rx
+        .recv_timeout(Duration::from_secs(30))
+        .expect("menshen authorize printed no URL");
+    let otp = menshen_crypto::totp::totp_at(
+        &menshen_crypto::totp::base32_decode(
+            std::fs::read_to_string(alice["totp_secret_file"].as_str().unwrap())
+                .unwrap()
+                .trim(),
+        )
+        .unwrap(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs() as i64,
     );
+    let account = alice["accounts"][0].as_str().unwrap().to_string();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let location = rt.block_on(async {
+        let mut b = browser_sim::Browser::new(
+            i["gateway_url"].as_str().unwrap(),
+            &std::fs::read(ca).unwrap(),
+        );
+        let p = b.send("GET", &url, None).await;
+        let p = b.follow(p, redirect).await;
+        assert_eq!(p.status, 200, "{}", p.html);
+        let csrf = browser_sim::input(&p.html, "csrf").unwrap();
+        let p = b
+            .send(
+                "POST",
+                &browser_sim::action(&p.html),
+                Some(vec![
+                    ("csrf".into(), csrf),
+                    (
+                        "username".into(),
+                        alice["username"].as_str().unwrap().into(),
+                    ),
+                    (
+                        "password".into(),
+                        alice["password"].as_str().unwrap().into(),
+                    ),
+                    ("otp".into(), otp),
+                ]),
+            )
+            .await;
+        let p = b.follow(p, redirect).await;
+        assert!(p.html.contains("name=\"approve\""), "{}", p.html);
+        let csrf = browser_sim::input(&p.html, "csrf").unwrap();
+        let p = b
+            .send(
+                "POST",
+                &browser_sim::action(&p.html),
+                Some(vec![
+                    ("csrf".into(), csrf),
+                    ("account".into(), account.clone()),
+                    ("approve".into(), "1".into()),
+                ]),
+            )
+            .await;
+        p.location.expect("redirect to the app")
+    });
+    assert!(location.starts_with(redirect), "{location}");
+    // The browser follows the redirect to the CLI's loopback listener.
+    {
+        use std::io::{Read, Write};
+        let target = location.strip_prefix("http://").unwrap();
+        let (hostport, pq) = target.split_at(target.find('/').unwrap());
+        let mut s = std::net::TcpStream::connect(hostport).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        write!(
+            s,
+            "GET {pq} HTTP/1.1\r\nhost: {hostport}\r\nconnection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut out = String::new();
+        let _ = s.read_to_string(&mut out);
+        assert!(out.starts_with("HTTP/1.1 200"), "{out}");
+    }
+    let st = auth.wait().unwrap();
+    let err_text = err_text.join().unwrap();
+    assert!(st.success(), "menshen authorize failed: {err_text}");
+    let call_a2 = |demo: &Demo| {
+        menshen(
+            demo,
+            &[
+                "call",
+                "--app-id",
+                partner["app_id"].as_str().unwrap(),
+                "--key",
+                partner["private_key"].as_str().unwrap(),
+                "--bank-key",
+                i["bank_signing_public_key"].as_str().unwrap(),
+                "--ca",
+                ca,
+                "--token-file",
+                token_file.to_str().unwrap(),
+                "GET",
+                &a2url,
+            ],
+        )
+    };
+    let o = call_a2(&demo);
     assert!(
-        o.status.success() && text(&o).contains("HTTP 200") && text(&o).contains("verified"),
+        o.status.success()
+            && text(&o).contains("HTTP 200")
+            && text(&o).contains("verified")
+            && text(&o).contains(alice["user_id"].as_str().unwrap()),
         "{}",
         text(&o)
     );
+    // cmbc profile: the token worked once.
+    let o = call_a2(&demo);
+    assert!(text(&o).contains("TOKEN_INVALID"), "{}", text(&o));
     let o = menshen(
         &demo,
         &[
