@@ -23,7 +23,7 @@
 #   BENCH_ROUNDS       rounds                                  (default 3)
 #   BENCH_PIN          1 = pin the proxy under test to the last CPU and the
 #                      loadgen + upstream to the others (default 1 if >= 2 CPUs)
-#   BENCH_A2           1 = also the A2 figures (issues #3, #4): a signed A2
+#   BENCH_A2           1 = also the A2 figures (issues #3, #4, #11): a signed A2
 #                      target (SM2 both ways, durable audit record) at full
 #                      load, the SM2 crypto bound measured on the proxy's CPU,
 #                      and durable vs asynchronous audit latency at a paced
@@ -173,7 +173,7 @@ say "upstream on http://$UP (pid $UPID)"
 
 # ------------------------------------------------------------------ Menshen
 MENSHEN_LOG=warn TOKIO_WORKER_THREADS=$MENSHEN_THREADS "${ON_PROXY[@]}" \
-  "$BIN" demo --dir "$WORK/demo" --gateway-port 0 --admin-port 0 > "$WORK/demo.log" 2>&1 &
+  "$BIN" demo --dir "$WORK/demo" --gateway-port 0 --admin-port 0 --token-profile zjrcb > "$WORK/demo.log" 2>&1 &
 MPID=$!
 PIDS+=("$MPID")
 J="$WORK/demo/demo.json"
@@ -204,6 +204,33 @@ if [ "$A2" = 1 ]; then
   "$BIN" api create --api-id bench-accounts --method GET --path '/v1/bench/accounts/{id}' \
     --upstream "http://$UP" --level A2 --category 3 >> "$WORK/api.log" 2>&1 || die "A2 api create failed"
   "$BIN" grant add "$A2_APP" bench-accounts >> "$WORK/api.log" 2>&1 || die "A2 grant failed"
+  # Issue 11: the same A2 call carrying a customer's token, on an API that
+  # needs consent (token + consent + ownership check, the account in the
+  # path). The node runs the zjrcb token profile (a token reusable for 2 h),
+  # so one authorization serves the whole run: menshen authorize waits on the
+  # app's loopback redirect URI while curl plays the customer's browser (bob:
+  # password only) through the login and consent pages.
+  curl -sf -X POST "$MENSHEN_ADMIN_URL/v1/apis" -H "Authorization: Bearer $(cat "$MENSHEN_ADMIN_TOKEN_FILE")" \
+    -H 'content-type: application/json' \
+    -d "{\"api_id\":\"bench-consent\",\"method\":\"GET\",\"path\":\"/v1/bench/consent/{account_id}\",\"upstream\":\"http://$UP\",\"level\":\"A2\",\"category\":1,\"subcategory\":1,\"controls\":{\"consent\":{\"required\":true,\"account_param\":\"account_id\"}}}" \
+    >> "$WORK/api.log" 2>&1 || die "consent api create failed: $(tail -3 "$WORK/api.log")"
+  "$BIN" grant add "$A2_APP" bench-consent >> "$WORK/api.log" 2>&1 || die "consent grant failed"
+  BOB_ACCT=$(jq_ "d['customers'][1]['accounts'][0]")
+  "$BIN" authorize --app-id "$A2_APP" --key "$A2_KEY" --ca "$CA" --redirect-uri "$(jq_ "d['apps'][1]['redirect_uri']")" \
+    --scope bench-consent --wait-secs 60 --token-out "$WORK/token" "$GW" > /dev/null 2> "$WORK/authorize.log" &
+  AUTHPID=$!
+  for _ in $(seq 100); do grep -q 'oauth2/authorize?' "$WORK/authorize.log" 2>/dev/null && break; sleep 0.1; done
+  AUTH_URL=$(grep -o 'https://[^ ]*oauth2/authorize?[^ ]*' "$WORK/authorize.log") || die "menshen authorize printed no URL: $(cat "$WORK/authorize.log")"
+  C=(curl -sf --cacert "$CA" -c "$WORK/jar" -b "$WORK/jar")
+  "${C[@]}" "$AUTH_URL" -o "$WORK/login.html" || die "authorize page failed"
+  CSRF=$(grep -o 'name="csrf" value="[^"]*"' "$WORK/login.html" | sed 's/.*value="//;s/"$//')
+  "${C[@]}" -L "$GW/oauth2/login" --data-urlencode "csrf=$CSRF" --data-urlencode "username=$(jq_ "d['customers'][1]['username']")" \
+    --data-urlencode "password=$(jq_ "d['customers'][1]['password']")" --data-urlencode otp= -o "$WORK/consent.html" || die "login failed"
+  CSRF=$(grep -o 'name="csrf" value="[^"]*"' "$WORK/consent.html" | sed 's/.*value="//;s/"$//')
+  "${C[@]}" -L "$GW/oauth2/consent" --data-urlencode "csrf=$CSRF" --data-urlencode "account=$BOB_ACCT" \
+    --data-urlencode approve=1 -o /dev/null || die "consent failed"
+  wait "$AUTHPID" || die "menshen authorize failed: $(cat "$WORK/authorize.log")"
+  say "customer bob authorized the A2 app for bench-consent (token profile zjrcb)"
   # Two more nodes for the latency comparison, fresh and identical but for
   # --unsafe-async-audit (A2 answered before its record is on disk) and used
   # for nothing else, so neither carries the first node's backlog (segment
@@ -387,6 +414,8 @@ for r in $(seq "$ROUNDS"); do
   if [ "$A2" = 1 ]; then
     run menshen-a2 "$GW/v1/bench/accounts/6222020200112233445" --ca "$CA" --sign-app-id "$A2_APP" \
       --sign-key "$A2_KEY" --cpu-pid "proxy=$MPID" --cpu-pid "upstream=$UPID"
+    run menshen-a2-token "$GW/v1/bench/consent/$BOB_ACCT" --ca "$CA" --sign-app-id "$A2_APP" \
+      --sign-key "$A2_KEY" --bearer-file "$WORK/token" --cpu-pid "proxy=$MPID" --cpu-pid "upstream=$UPID"
   fi
 done
 say "client signing cost (one thread$([ "$PIN" = 1 ] && echo ", CPU $CLIENT_CPUS"))"
@@ -419,7 +448,7 @@ rows = [json.loads(l) for l in open(res) if l.strip()]
 by = {}
 for r in rows:
     by.setdefault(r["target"], []).append(r)
-order = [t for t in ["direct", "nginx", "bare", "openresty-hmac", "menshen-a1", "menshen-a2", "a2-durable-paced", "a2-async-paced"] if t in by]
+order = [t for t in ["direct", "nginx", "bare", "openresty-hmac", "menshen-a1", "menshen-a2", "menshen-a2-token", "a2-durable-paced", "a2-async-paced"] if t in by]
 # The target column is 12 wide, wider only when a longer name is in the table.
 W = max([12] + [len(t) + 1 for t in order])
 med = {}
@@ -461,6 +490,12 @@ if "bare" in med:
 print(f"menshen-a1 / direct = {ratio('menshen-a1', 'direct'):.2f}")
 if "menshen-a2" in med:
     print(f"menshen-a2 / a1     = {ratio('menshen-a2', 'menshen-a1'):.2f}")
+if "menshen-a2-token" in med and "menshen-a2" in med:
+    ut, u2 = med["menshen-a2-token"]["proxy_us"], med["menshen-a2"]["proxy_us"]
+    if ut and u2:
+        add = ut / u2 - 1
+        print(f"token + consent + ownership check on an A2 call: proxy CPU {ut:.0f} / {u2:.0f} us/req = {add * 100:+.1f}%   "
+              f"target <= +10%: {'MET' if add <= 0.10 else 'NOT MET'}")
 for b in by.get("sm2-bound", []):
     cores = 1 if placement.startswith("pinned") else int(ncpu)
     bound = b["bound_per_core"] * cores

@@ -35,6 +35,8 @@ pub struct DemoOptions {
     pub admin_port: u16,
     /// Benchmarking only: see `GatewayConfig::unsafe_async_audit`.
     pub unsafe_async_audit: bool,
+    /// The authorization server's token profile (default `cmbc`).
+    pub token_profile: Option<menshen_model::TokenProfile>,
 }
 
 /// An app in `demo.json`.
@@ -264,7 +266,11 @@ pub async fn start(opts: &DemoOptions) -> anyhow::Result<Demo> {
             ..Default::default()
         },
         audit: AuditSection::default(),
-        oauth: Default::default(),
+        oauth: crate::config::OAuthSection {
+            token_profile: opts.token_profile,
+            ..Default::default()
+        },
+        hot_state: Default::default(),
     };
     let config_file = dir.join("menshen.toml");
     std::fs::write(&config_file, toml::to_string_pretty(&cfg)?)?;

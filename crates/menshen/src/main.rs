@@ -59,13 +59,24 @@ async fn run(cli: Cli) -> anyhow::Result<i32> {
             gateway_port,
             admin_port,
             unsafe_async_audit,
+            token_profile,
         } => {
             init_tracing();
+            let token_profile = match token_profile.as_deref() {
+                None => None,
+                Some(p) => Some(menshen_model::TokenProfile::parse(p).ok_or_else(|| {
+                    anyhow::anyhow!(
+                        "--token-profile: must be one of {}",
+                        menshen_model::TokenProfile::names()
+                    )
+                })?),
+            };
             let opts = menshen::demo::DemoOptions {
                 dir: dir.clone(),
                 gateway_port,
                 admin_port,
                 unsafe_async_audit,
+                token_profile,
             };
             let demo = menshen::demo::start(&opts).await?;
             menshen::out!(

@@ -99,6 +99,10 @@ pub enum Command {
         /// the durable default.
         #[arg(long, hide = true)]
         unsafe_async_audit: bool,
+        /// Token profile of the authorization server: cmbc (default: one call
+        /// per token), zjrcb or standard (reusable tokens; bench/run.sh uses zjrcb).
+        #[arg(long)]
+        token_profile: Option<String>,
     },
     /// Administration of the node itself.
     Admin {
