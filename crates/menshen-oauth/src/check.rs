@@ -15,6 +15,42 @@ use crate::secret::{self, ns, TokenRecord};
 use crate::token::{cert_matches, void_consent_tokens};
 use crate::{AppCaller, AuthServer, CallCheck, CallGrant, ConsentError};
 
+/// How long a consent stays in the opt-in cache
+/// ([`AuthServer::with_consent_cache`]).
+pub const CONSENT_CACHE_SECS: i64 = 60;
+
+/// The consent, from the hot-state cache when it is on, else the store.
+async fn load_consent(srv: &AuthServer, id: &str, now: i64) -> Result<Consent, StoreError> {
+    if srv.consent_cache {
+        if let Ok(Some(b)) = srv.hot.get(ns::CONSENT, id, now).await {
+            if let Some(c) = secret::decode::<Consent>(&b) {
+                return Ok(c);
+            }
+        }
+    }
+    let c = srv.store.store.get_consent(id).await?;
+    if srv.consent_cache {
+        let until = (now + CONSENT_CACHE_SECS).min(c.expires_at.max(now + 1));
+        if let Err(e) = srv
+            .hot
+            .put(ns::CONSENT, id, secret::encode(&c), until, now)
+            .await
+        {
+            tracing::warn!(error = %e, "consent cache: could not store");
+        }
+    }
+    Ok(c)
+}
+
+/// Drop a consent from the cache after any change to it.
+pub(crate) async fn forget_consent(srv: &AuthServer, id: &str, now: i64) {
+    if srv.consent_cache {
+        if let Err(e) = srv.hot.delete(ns::CONSENT, id, now).await {
+            tracing::warn!(error = %e, "consent cache: could not drop an entry");
+        }
+    }
+}
+
 /// End an authorised consent (expired or consumed) in the store; a lost
 /// race (someone else changed it first) is fine.
 async fn end_consent(
@@ -39,6 +75,7 @@ async fn end_consent(
         Ok(_) | Err(StoreError::Conflict(_)) => {}
         Err(e) => tracing::warn!(error = %e, consent_id = %c.consent_id, "could not end a consent"),
     }
+    forget_consent(srv, &c.consent_id, now).await;
     void_consent_tokens(srv, &c.consent_id, now).await;
 }
 
@@ -100,7 +137,7 @@ async fn check(
             return Err(ConsentError::TokenInvalid);
         }
     }
-    let consent = match srv.store.store.get_consent(&rec.consent_id).await {
+    let consent = match load_consent(srv, &rec.consent_id, now).await {
         Ok(c) => c,
         Err(StoreError::NotFound(_)) => return Err(ConsentError::TokenInvalid),
         Err(e) => return Err(e.into()),

@@ -267,6 +267,7 @@ pub struct AuthServer {
     store: ControlPlane,
     hot: Arc<dyn HotState>,
     customers: Arc<dyn CustomerAuthenticator>,
+    consent_cache: bool,
 }
 
 impl AuthServer {
@@ -284,7 +285,20 @@ impl AuthServer {
             store,
             hot,
             customers,
+            consent_cache: false,
         }
+    }
+
+    /// Keep consents in hot state for up to 60 s so that the consent stage
+    /// does not read the store on every call (off by default). Sound only
+    /// when every change to a consent goes through this crate: the bank's
+    /// revocations through [`AuthServer::revoke_consent`], not
+    /// `ControlPlane::revoke_consent` alone (a change made behind its back
+    /// would be seen only when the entry expires; the tokens a revocation
+    /// voids are refused at once either way).
+    pub fn with_consent_cache(mut self, on: bool) -> Self {
+        self.consent_cache = on;
+        self
     }
 
     /// The configuration in force.

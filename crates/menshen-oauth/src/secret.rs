@@ -34,6 +34,8 @@ pub mod ns {
     pub const OTP: &str = "otp";
     /// consent id -> JSON list of token hashes (access and refresh).
     pub const CTOK: &str = "ctok";
+    /// consent id -> the consent (opt-in cache, 60 s).
+    pub const CONSENT: &str = "consent";
 }
 
 /// Bytes of entropy of every secret value (256 bits; TOK-1 asks >= 128).

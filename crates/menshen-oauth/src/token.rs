@@ -538,6 +538,7 @@ pub(crate) async fn revoke_consent(
             Err(e) => return Err(e),
         }
     }
+    crate::check::forget_consent(srv, consent_id, now).await;
     void_consent_tokens(srv, consent_id, now).await;
     Ok(out)
 }

@@ -303,8 +303,8 @@ async fn usr_3_once_consent_under_concurrency() {
     assert_eq!(ok, 1);
 }
 
-async fn revoked_on_next_call(by: RevokedBy) {
-    let e = env(TokenProfile::Zjrcb).await;
+async fn revoked_on_next_call(by: RevokedBy, cache: bool) {
+    let e = env_with(TokenProfile::Zjrcb, cache).await;
     let t = now();
     let j = token_for(&e, "bob", "balance", &[BOB_ACC], &[], t).await;
     let at = j["access_token"].as_str().unwrap();
@@ -392,17 +392,20 @@ async fn revoked_on_next_call(by: RevokedBy) {
 
 #[tokio::test]
 async fn usr_6_revoked_by_customer_refused_on_next_call() {
-    revoked_on_next_call(RevokedBy::Customer).await;
+    revoked_on_next_call(RevokedBy::Customer, false).await;
+    revoked_on_next_call(RevokedBy::Customer, true).await;
 }
 
 #[tokio::test]
 async fn usr_6_revoked_by_app_refused_on_next_call() {
-    revoked_on_next_call(RevokedBy::App).await;
+    revoked_on_next_call(RevokedBy::App, false).await;
+    revoked_on_next_call(RevokedBy::App, true).await;
 }
 
 #[tokio::test]
 async fn auth_6_revoked_by_bank_refused_on_next_call() {
-    revoked_on_next_call(RevokedBy::Bank).await;
+    revoked_on_next_call(RevokedBy::Bank, false).await;
+    revoked_on_next_call(RevokedBy::Bank, true).await;
 }
 
 #[tokio::test]
@@ -765,4 +768,47 @@ async fn usr_1_no_credential_reaches_the_app_and_none_is_stored_in_hot_state() {
             .unwrap()
             .is_none());
     }
+}
+
+#[tokio::test]
+async fn usr_3_limits_and_expiry_hold_with_the_consent_cache() {
+    let e = env_with(TokenProfile::Zjrcb, true).await;
+    let t = now();
+    let j = token_for(&e, "bob", "balance", &[BOB_ACC], &[("use_limit", "2")], t).await;
+    let at = j["access_token"].as_str().unwrap();
+    assert!(e
+        .srv
+        .check_call(Some(at), &e.app, "balance", None, t)
+        .await
+        .is_ok());
+    assert!(e
+        .srv
+        .check_call(Some(at), &e.app, "balance", None, t)
+        .await
+        .is_ok());
+    assert!(e
+        .srv
+        .check_call(Some(at), &e.app, "balance", None, t)
+        .await
+        .is_err());
+    let j = token_for(
+        &e,
+        "bob",
+        "balance",
+        &[BOB_ACC],
+        &[("consent_expires_in", "100")],
+        t,
+    )
+    .await;
+    let at = j["access_token"].as_str().unwrap();
+    assert!(e
+        .srv
+        .check_call(Some(at), &e.app, "balance", None, t)
+        .await
+        .is_ok());
+    assert!(e
+        .srv
+        .check_call(Some(at), &e.app, "balance", None, t + 100)
+        .await
+        .is_err());
 }

@@ -348,6 +348,7 @@ pub(crate) async fn consent(srv: &AuthServer, req: &Req<'_>) -> Response<Bytes> 
         Ok(c) => c,
         Err(e) => return server_error(e),
     };
+    crate::check::forget_consent(srv, &c.consent_id, req.now).await;
     if c.state != ConsentState::AwaitingAuthorisation || c.app_id != par.app_id {
         session::destroy(srv, &l.key, req.now).await;
         return invalid_link();

@@ -58,6 +58,11 @@ fn api(id: &str, path: &str, level: Level) -> NewApi {
 }
 
 pub async fn env(profile: TokenProfile) -> Env {
+    env_with(profile, false).await
+}
+
+/// With the opt-in consent cache on or off.
+pub async fn env_with(profile: TokenProfile, consent_cache: bool) -> Env {
     let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(SqliteStore::open(&dir.path().join("menshen.db")).unwrap());
     let master = Arc::new(MasterKey::from_text(&MasterKey::generate()).unwrap());
@@ -152,7 +157,9 @@ pub async fn env(profile: TokenProfile) -> Env {
         ..OAuthConfig::default()
     };
     let dirc = BuiltinDirectory::new(cp.clone(), cfg.lock_after, cfg.lock_secs);
-    let srv = Arc::new(AuthServer::new(cfg, cp.clone(), hot.clone(), dirc));
+    let srv = Arc::new(
+        AuthServer::new(cfg, cp.clone(), hot.clone(), dirc).with_consent_cache(consent_cache),
+    );
     let app_b = callers.pop().unwrap();
     let app = callers.pop().unwrap();
     Env {
