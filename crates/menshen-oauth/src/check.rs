@@ -133,7 +133,7 @@ async fn check(
             .hot
             .get(ns::LIVE, &secret::pair_key(&rec.app_id, &rec.user_id), now)
             .await?;
-        if live.as_deref() != Some(h.as_bytes()) {
+        if !live.is_some_and(|l| menshen_crypto::ct_eq(&l, h.as_bytes())) {
             return Err(ConsentError::TokenInvalid);
         }
     }

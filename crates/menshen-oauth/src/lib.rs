@@ -29,6 +29,43 @@
 //! ([`secret`]); customer passwords and OTPs are checked by the
 //! [`CustomerAuthenticator`] and never stored or logged here.
 //!
+//! # Gateway integration
+//!
+//! ```text
+//! // start-up (OAuthConfig::validate first)
+//! let dir = BuiltinDirectory::new(cp.clone(), cfg.lock_after, cfg.lock_secs);
+//! let auth = Arc::new(AuthServer::new(cfg, cp.clone(), hot.clone(), dir));
+//! // `upstream` stage of a built-in signed API (after signature, nonce, app
+//! // status, IP lists): the caller as authenticated
+//! let ep = SignedEndpoint::from_request(&parts.method, parts.uri.path());
+//! let caller = AppCaller { app_id, kind, client_cert: Some(cert_fingerprint) };
+//! let resp = auth.handle_signed(ep, &caller, &parts, &body, now).await;
+//! // `oauth_web` stage (unsigned), body bounded at 16 KiB
+//! if let Some(resp) = auth.handle_web(&parts, &body, client_ip, now).await { .. }
+//! // `consent` stage, for APIs with controls.consent.required
+//! let check = auth.check_call_detailed(bearer, &caller, &api.api_id, account, now).await;
+//! // Ok(CallGrant { user_id, consent_id }) -> x-menshen-customer-id / -consent-id
+//! // Err(e) -> e.code(), e.status(); check.user_id / check.consent_id for the record
+//! // admin: auth.revoke_consent(id, RevokedBy::Bank, now); on suspend/exit
+//! // auth.void_app_tokens(app_id, now)
+//! ```
+//!
+//! Each response may carry an [`AuthEvent`] extension for the access record.
+//!
+//! # Agent mode (USR-5)
+//!
+//! A pushed request with `agent_username` makes a consent that needs two
+//! bank customers. In the same browser session the customer logs in and
+//! approves (choosing the accounts); the consent stays
+//! `awaiting_authorisation`; the page then asks the named agent to log in
+//! with their own credentials (another customer; OTP too when the request
+//! has an A3 scope or the agent has a TOTP) and shows them what the
+//! customer approved. Only the agent's approval makes the consent
+//! `authorised` and sends the code to the app; either one declining
+//! rejects it. Calls act for the customer (`user_id`); the consent records
+//! the agent (`agent_user_id`, `agent_approved`), and both see it on
+//! `/me/consents` and may revoke it.
+//!
 //! # Customer directories
 //!
 //! [`BuiltinDirectory`] reads the store's customers (argon2id passwords, a

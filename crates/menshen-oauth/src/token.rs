@@ -439,7 +439,7 @@ pub(crate) async fn introspect(
             .hot
             .get(ns::LIVE, &secret::pair_key(&rec.app_id, &rec.user_id), now)
             .await?;
-        if live.as_deref() != Some(h.as_bytes()) {
+        if !live.is_some_and(|l| menshen_crypto::ct_eq(&l, h.as_bytes())) {
             return Ok(inactive());
         }
     }
