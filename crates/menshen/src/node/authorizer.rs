@@ -90,10 +90,12 @@ impl Authorizer for OAuthAuthorizer {
                 consent_id: None,
             });
         };
-        match asv
-            .check_call(bearer, &caller(c), api_id, account, now)
-            .await
-        {
+        // The detailed check names the token's customer and consent even
+        // when the call is refused, for its access record (USR-4).
+        let chk = asv
+            .check_call_detailed(bearer, &caller(c), api_id, account, now)
+            .await;
+        match chk.result {
             Ok(g) => Ok(ConsentGrant {
                 user_id: g.user_id,
                 consent_id: g.consent_id,
@@ -107,8 +109,8 @@ impl Authorizer for OAuthAuthorizer {
                 Err(ConsentRefusal {
                     code,
                     reason: e.to_string(),
-                    user_id: None,
-                    consent_id: None,
+                    user_id: chk.user_id,
+                    consent_id: chk.consent_id,
                 })
             }
         }
