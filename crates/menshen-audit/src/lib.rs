@@ -47,6 +47,74 @@ pub struct RecordKeys {
     pub duration_us: Option<i64>,
 }
 
+/// The indexed fields of a record, borrowed from its JSON line (no value
+/// tree): what [`RecordKeys::from_json`] reads.
+#[derive(Deserialize, Default)]
+struct JsonKeys<'a> {
+    #[serde(borrow, default)]
+    kind: Option<std::borrow::Cow<'a, str>>,
+    #[serde(borrow, default)]
+    txn_id: Option<std::borrow::Cow<'a, str>>,
+    #[serde(borrow, default)]
+    timestamp: Option<std::borrow::Cow<'a, str>>,
+    #[serde(borrow, default)]
+    app_id: Option<std::borrow::Cow<'a, str>>,
+    #[serde(borrow, default)]
+    api_id: Option<std::borrow::Cow<'a, str>>,
+    #[serde(borrow, default)]
+    user_id: Option<std::borrow::Cow<'a, str>>,
+    #[serde(borrow, default)]
+    actor: Option<std::borrow::Cow<'a, str>>,
+    #[serde(borrow, default)]
+    result: Option<std::borrow::Cow<'a, str>>,
+    #[serde(default)]
+    status: Option<i64>,
+    #[serde(default)]
+    duration_us: Option<i64>,
+    #[serde(borrow, default)]
+    code: Option<std::borrow::Cow<'a, str>>,
+}
+
+impl RecordKeys {
+    /// The keys of a record read back from its JSON (the index catching up
+    /// from the files after a crash): the same keys the gateway hands over
+    /// with a live record. An admin record's actor is its user. Unparseable
+    /// JSON gives empty keys of kind `access`.
+    pub fn from_json(rec: &[u8]) -> RecordKeys {
+        let k: JsonKeys<'_> = serde_json::from_slice(rec).unwrap_or_default();
+        let s = |v: Option<std::borrow::Cow<'_, str>>| v.map(|x| x.into_owned());
+        let time_ms = k
+            .timestamp
+            .as_deref()
+            .and_then(|t| {
+                time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339).ok()
+            })
+            .map(|t| (t.unix_timestamp_nanos() / 1_000_000) as i64)
+            .unwrap_or_default();
+        RecordKeys {
+            kind: match k.kind.as_deref() {
+                Some("admin") => "admin",
+                Some("connection") => "connection",
+                _ => "access",
+            },
+            txn_id: s(k.txn_id),
+            time_ms,
+            app_id: s(k.app_id),
+            api_id: s(k.api_id),
+            user_id: s(k.user_id).or_else(|| s(k.actor)),
+            result: match k.result.as_deref() {
+                Some("success") => Some("success"),
+                Some("failure") => Some("failure"),
+                Some("unknown") => Some("unknown"),
+                _ => None,
+            },
+            status: k.status,
+            code: s(k.code),
+            duration_us: k.duration_us,
+        }
+    }
+}
+
 impl Outcome {
     /// The name used in records and searches.
     pub fn as_str(self) -> &'static str {

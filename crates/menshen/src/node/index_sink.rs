@@ -178,33 +178,9 @@ async fn catch_up(cp: &ControlPlane, dir: &std::path::Path, upto: u64) -> anyhow
     Ok(reached)
 }
 
-/// The indexed fields of a record, borrowed from its JSON (no value tree).
-#[derive(serde::Deserialize, Default)]
-struct Keys<'a> {
-    #[serde(borrow, default)]
-    kind: Option<std::borrow::Cow<'a, str>>,
-    #[serde(borrow, default)]
-    txn_id: Option<std::borrow::Cow<'a, str>>,
-    #[serde(borrow, default)]
-    timestamp: Option<std::borrow::Cow<'a, str>>,
-    #[serde(borrow, default)]
-    app_id: Option<std::borrow::Cow<'a, str>>,
-    #[serde(borrow, default)]
-    api_id: Option<std::borrow::Cow<'a, str>>,
-    #[serde(borrow, default)]
-    user_id: Option<std::borrow::Cow<'a, str>>,
-    #[serde(borrow, default)]
-    actor: Option<std::borrow::Cow<'a, str>>,
-    #[serde(borrow, default)]
-    result: Option<std::borrow::Cow<'a, str>>,
-    #[serde(default)]
-    status: Option<i64>,
-    #[serde(default)]
-    duration_us: Option<i64>,
-    #[serde(borrow, default)]
-    code: Option<std::borrow::Cow<'a, str>>,
-}
-
+/// The index row of a committed record: from the keys the gateway handed
+/// over with it, or, for a record read back from the files, from its JSON
+/// (`RecordKeys::from_json`): one mapping either way.
 fn row(c: Committed) -> menshen_store::AuditRow {
     let Committed {
         seq,
@@ -213,47 +189,20 @@ fn row(c: Committed) -> menshen_store::AuditRow {
         rec,
         keys,
     } = c;
-    if let Some(k) = keys {
-        // The gateway handed the keys over with the record: no parse.
-        return menshen_store::AuditRow {
-            seq,
-            segment,
-            offset,
-            kind: k.kind.to_string(),
-            txn_id: k.txn_id,
-            time_ms: k.time_ms,
-            app_id: k.app_id,
-            api_id: k.api_id,
-            user_id: k.user_id,
-            result: k.result.map(str::to_string),
-            status: k.status,
-            code: k.code,
-            duration_us: k.duration_us,
-        };
-    }
-    let k: Keys<'_> = serde_json::from_slice(&rec).unwrap_or_default();
-    let s = |v: Option<std::borrow::Cow<'_, str>>| v.map(|x| x.into_owned());
-    let time_ms = k
-        .timestamp
-        .as_deref()
-        .and_then(|t| {
-            time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339).ok()
-        })
-        .map(|t| (t.unix_timestamp_nanos() / 1_000_000) as i64)
-        .unwrap_or_default();
+    let k = keys.unwrap_or_else(|| menshen_audit::RecordKeys::from_json(&rec));
     menshen_store::AuditRow {
         seq,
         segment,
         offset,
-        kind: s(k.kind).unwrap_or_else(|| "access".into()),
-        txn_id: s(k.txn_id),
-        time_ms,
-        app_id: s(k.app_id),
-        api_id: s(k.api_id),
-        user_id: s(k.user_id).or_else(|| s(k.actor)),
-        result: s(k.result),
+        kind: k.kind.to_string(),
+        txn_id: k.txn_id,
+        time_ms: k.time_ms,
+        app_id: k.app_id,
+        api_id: k.api_id,
+        user_id: k.user_id,
+        result: k.result.map(str::to_string),
         status: k.status,
-        code: s(k.code),
+        code: k.code,
         duration_us: k.duration_us,
     }
 }
