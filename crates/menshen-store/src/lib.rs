@@ -8,6 +8,7 @@
 pub mod control;
 pub mod directory;
 pub mod hot;
+pub mod redis_hot;
 pub mod sqlite;
 
 use async_trait::async_trait;
@@ -20,6 +21,7 @@ use serde::{Deserialize, Serialize};
 pub use control::{ControlPlane, CreatedApp, UApiConfig};
 pub use directory::{hash_password, new_consent_id, new_customer_id, verify_password};
 pub use hot::{HotState, MemoryHotState};
+pub use redis_hot::{RedisHotConfig, RedisHotError, RedisHotState};
 pub use sqlite::SqliteStore;
 
 /// Errors from the store.

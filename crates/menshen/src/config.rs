@@ -35,6 +35,27 @@ pub struct Config {
     /// Customer authorization (issue 11).
     #[serde(default)]
     pub oauth: OAuthSection,
+    /// Shared hot state (issue 12); absent: in-process.
+    #[serde(default)]
+    pub hot_state: HotStateSection,
+}
+
+/// `[hot_state]`: where nonces, one-time codes and tokens and use counters
+/// live (issue 12; INT-4 across nodes). Without `url`: in this process, for
+/// one node only.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HotStateSection {
+    /// `redis://[:PASSWORD@]HOST:PORT/DB` or `rediss://...` (TLS), shared
+    /// by every node.
+    #[serde(default)]
+    pub url: Option<String>,
+    /// Prefix of every Redis key (default `menshen:`).
+    #[serde(default)]
+    pub key_prefix: Option<String>,
+    /// CA certificate (PEM) of a `rediss://` server with a private CA.
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
 }
 
 /// `[oauth]`: the authorization server (issue 11, `docs/authorization.md`).
@@ -237,6 +258,9 @@ impl Config {
             abs(&mut t.cert);
             abs(&mut t.key);
         }
+        if let Some(p) = c.hot_state.ca_file.as_mut() {
+            abs(p);
+        }
         c.validate()
             .map_err(|e| anyhow::anyhow!("config file {}: {e}", path.display()))?;
         Ok(c)
@@ -268,6 +292,16 @@ impl Config {
         }
         if self.audit.retention_days < 366 {
             bail!("audit.retention_days: must be at least 366 (logs are kept at least a year, AUD-2); default 400");
+        }
+        match &self.hot_state.url {
+            Some(url) => {
+                menshen_store::redis_hot::check_url(url)
+                    .map_err(|e| anyhow::anyhow!("hot_state.{e}"))?;
+            }
+            None if self.hot_state.key_prefix.is_some() || self.hot_state.ca_file.is_some() => {
+                bail!("hot_state.url: not set, so hot_state.key_prefix / hot_state.ca_file have nothing to apply to; set url = \"redis://HOST:PORT/DB\" or remove them");
+            }
+            None => {}
         }
         Ok(())
     }
@@ -327,6 +361,21 @@ listen = "127.0.0.1:9080"
         assert!(Config::load(&write(d.path(), &opted)).is_ok());
     }
 
+    /// Issue 12 (INT-4 across nodes): `[hot_state]` selects Redis; absent,
+    /// the hot state is in-process.
+    #[test]
+    fn int_4_hot_state_section_selects_redis() {
+        let d = tempfile::tempdir().unwrap();
+        let c = Config::load(&write(d.path(), GOOD)).unwrap();
+        assert!(c.hot_state.url.is_none());
+        let redis = format!(
+            "{GOOD}[hot_state]\nurl = \"rediss://redis.bank.example:6380/0\"\nkey_prefix = \"bank1:\"\nca_file = \"tls/redis-ca.pem\"\n"
+        );
+        let c = Config::load(&write(d.path(), &redis)).unwrap();
+        assert_eq!(c.hot_state.key_prefix.as_deref(), Some("bank1:"));
+        assert_eq!(c.hot_state.ca_file, Some(d.path().join("tls/redis-ca.pem")));
+    }
+
     #[test]
     fn bad_configs_name_the_field() {
         let d = tempfile::tempdir().unwrap();
@@ -355,6 +404,14 @@ listen = "127.0.0.1:9080"
             (
                 GOOD.replace("[admin]", "[admin]\nheader_read_timeout_ms = 0"),
                 "admin.header_read_timeout_ms",
+            ),
+            (
+                format!("{GOOD}[hot_state]\nurl = \"localhost:6379\"\n"),
+                "hot_state.url",
+            ),
+            (
+                format!("{GOOD}[hot_state]\nkey_prefix = \"bank1:\"\n"),
+                "hot_state.url",
             ),
         ] {
             let e = Config::load(&write(d.path(), &edit))

@@ -121,7 +121,7 @@ impl Node {
             .await
             .with_context(|| format!("admin.listen: cannot bind {}", cfg.admin.listen))?;
         let admin_addr = admin_listener.local_addr()?;
-        let hot = Arc::new(MemoryHotState::default());
+        let hot = hot_state(&cfg).await?;
         let authorizer = Arc::new(authorizer::OAuthAuthorizer::default());
         // INT-4 after a crash: A1 records (and so their nonces) may not have
         // reached the disk, and an unreadable log seeds nothing. After an
@@ -266,6 +266,28 @@ pub async fn wait_for_signal() {
     }
     #[cfg(not(unix))]
     let _ = tokio::signal::ctrl_c().await;
+}
+
+/// The hot state: Redis shared by every node when `[hot_state] url` is set
+/// (issue 12; INT-4 across nodes), else in this process.
+async fn hot_state(cfg: &Config) -> anyhow::Result<Arc<dyn HotState>> {
+    let Some(url) = &cfg.hot_state.url else {
+        return Ok(Arc::new(MemoryHotState::default()));
+    };
+    let h = menshen_store::RedisHotState::connect(&menshen_store::RedisHotConfig {
+        url: url.clone(),
+        key_prefix: (cfg.hot_state.key_prefix.clone())
+            .unwrap_or_else(|| menshen_store::redis_hot::DEFAULT_KEY_PREFIX.into()),
+        ca_file: cfg.hot_state.ca_file.clone(),
+    })
+    .await
+    .map_err(|e| {
+        anyhow::anyhow!(
+            "hot_state.{e} (or remove [hot_state] for the in-process hot state of a single node)"
+        )
+    })?;
+    tracing::info!(?h, "hot state: Redis");
+    Ok(Arc::new(h))
 }
 
 /// Seed the replay cache with the nonces the log recorded in the last window,

@@ -262,6 +262,7 @@ impl Harness {
             },
             audit: AuditSection::default(),
             oauth: Default::default(),
+            hot_state: Default::default(),
         };
         let node = Node::start(cfg.clone()).await.unwrap();
         let admin_token = menshen_admin::create_admin_token(node.cp.store.as_ref(), "test")

@@ -38,6 +38,7 @@ pub fn config(dir: &Path) -> Config {
         },
         audit: AuditSection::default(),
         oauth: Default::default(),
+        hot_state: Default::default(),
     }
 }
 

@@ -1,0 +1,497 @@
+//! Redis hot state for the cluster mode (issue 12 item 3; INT-4, AUTH-4,
+//! DEP-2): the second [`HotState`] implementation, so several nodes share
+//! nonces, one-time codes and tokens, use counters and revocation marks.
+//! It passes the same [`crate::hot::conformance`] cases as
+//! [`crate::MemoryHotState`] (`tests/redis_hot.rs`, against a real
+//! `redis-server`).
+//!
+//! # Crate: `redis` (redis-rs), not `fred`
+//! - [`ConnectionManager`]: one multiplexed connection shared by every
+//!   request, replaced in the background when it drops; with RESP3 (which
+//!   this module always asks for) it notices a dropped connection even
+//!   while idle. That is the "recovers by itself" requirement with no code
+//!   of ours.
+//! - [`redis::Script`]: `EVALSHA`, and on `NOSCRIPT` (a restarted or
+//!   flushed server) `SCRIPT LOAD` and `EVALSHA` again.
+//! - TLS on rustls with the workspace's aws-lc-rs provider (`rediss://`,
+//!   a private CA through [`RedisHotConfig::ca_file`]); no OpenSSL. The
+//!   crate takes no rustls config of ours, only the process-wide provider:
+//!   [`RedisHotState::connect`] installs aws-lc-rs as that default when a
+//!   `rediss://` url is used and none is installed. No client certificate
+//!   (mutual TLS to Redis) yet.
+//! - Fewer dependencies than `fred` for what is used here, and the
+//!   reference client of the Redis project.
+//!
+//! # Not done here
+//! - Sentinel: redis-rs 1.x has a `SentinelClient` but no self-reconnecting
+//!   manager over it (a failover would need our own rediscovery loop).
+//! - Cluster: the crate's `cluster-async` `ClusterConnection` would take the
+//!   same commands (each one touches a single key, the script one key), but
+//!   it is not wired in nor tested. Both are left to a later change; today
+//!   the url names one server (or a proxy/VIP in front of a failover pair).
+//!
+//! # Keys
+//! `{prefix}nonce:{len(app_id)}:{app_id}:{nonce}` and
+//! `{prefix}kv:{len(ns)}:{ns}:{key}`: stable ids and the caller's keys
+//! (ids and hashes of secrets, never a secret), never a node id or a config
+//! version, so every node computes the same key. The length prefix keeps
+//! `("ab","c")` and `("a","bc")` apart. Default prefix `menshen:`.
+//!
+//! # Time and TTLs
+//! The trait's contract is that time is the caller's `now`. So:
+//! - a value is stored as `v{expires_at}:{bytes}` (a counter as
+//!   `c{expires_at}:{n}`) and is live while `expires_at > now` of the
+//!   caller that reads it, exactly as in memory;
+//! - every key carries a Redis TTL of `expires_at - now` seconds (`SET ..
+//!   EX`, the script's `SET .. EX`/`KEEPTTL`), so Redis drops it when its
+//!   life is over. Relative TTLs rather than `EXAT expires_at`: an absolute
+//!   expiry would make the Redis server's clock the judge instead of the
+//!   caller's `now` (and the conformance cases run on a synthetic clock).
+//!   Redis `TIME` is not used for the same reason.
+//!
+//! Consequence for a cluster: the nodes' clocks must be NTP-synchronised
+//! (they must be anyway for the signature timestamp window, INT-4). A node
+//! whose clock is `s` seconds off sees entries live `s` seconds too long
+//! or too short; a nonce key lives its full window in Redis whatever the
+//! skew.
+//!
+//! # Round trips (issue 12 "measured and stated")
+//! One Redis round trip per operation: `insert_nonce` is one `SET key 1 NX
+//! EX ttl` (INT-4: the first of any number of nodes wins); `put` one `SET ..
+//! EX`; `get` one `GET`; `take` and `delete` one `GETDEL` (atomic: of
+//! concurrent takers on any nodes exactly one gets the value); `incr` one
+//! `EVALSHA` of a Lua script that reads, checks the limit and the expiry and
+//! writes atomically. So a signed (A1) call costs one round trip for its
+//! nonce. The combined "nonce + limits in one script" of issue 12 belongs
+//! to flow control (TRF-1), which does not exist yet; the counters' script
+//! here is where it will go. `tests/redis_hot.rs` counts the commands the
+//! server saw for one `insert_nonce` (`INFO commandstats`).
+//!
+//! # Failures
+//! Every Redis error becomes [`HotError::Unavailable`]. `insert_nonce`
+//! returns a bool, so it fails closed: when Redis cannot answer the nonce
+//! counts as already used (the call is refused as a replay, INT-4) and an
+//! error is logged with the app id (never the nonce). A command that failed
+//! because the connection had dropped is sent once more on the new
+//! connection (so the first call after a reconnect works); if the first
+//! attempt had in fact run, the retry errs on the safe side (a nonce or a
+//! code reads as used, a counter counts one more). Redis >= 6.2 is needed
+//! (`GETDEL`, RESP3).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::{Client, FromRedisValue, IntoConnectionInfo, ProtocolVersion, RedisError};
+
+use crate::hot::{HotError, HotState};
+
+/// Where the hot state lives (the node's `[hot_state]` section).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RedisHotConfig {
+    /// `redis://[user:password@]host:port/db` or `rediss://...` (TLS).
+    pub url: String,
+    /// Prepended to every key (default `menshen:`), so several gateways or
+    /// test runs can share one Redis.
+    pub key_prefix: String,
+    /// PEM CA certificate(s) that sign the server's certificate, for
+    /// `rediss://` with a private CA (default: the system's roots).
+    pub ca_file: Option<PathBuf>,
+}
+
+/// The default key prefix.
+pub const DEFAULT_KEY_PREFIX: &str = "menshen:";
+
+impl Default for RedisHotConfig {
+    fn default() -> Self {
+        RedisHotConfig {
+            url: "redis://127.0.0.1:6379/0".into(),
+            key_prefix: DEFAULT_KEY_PREFIX.into(),
+            ca_file: None,
+        }
+    }
+}
+
+/// Setting up the Redis hot state failed. Messages never contain the url's
+/// password.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RedisHotError {
+    /// The url does not parse or uses an unknown scheme.
+    #[error("url: {0}; write it as redis://HOST:PORT/DB or rediss://HOST:PORT/DB (TLS)")]
+    Url(String),
+    /// The CA file cannot be used.
+    #[error("ca_file: {0}")]
+    CaFile(String),
+    /// The server did not answer at start-up.
+    #[error("url: cannot reach Redis at {addr}: {reason}; start Redis there or fix the url")]
+    Connect {
+        /// `host:port` (no credentials).
+        addr: String,
+        /// What failed.
+        reason: String,
+    },
+}
+
+/// How long one command may take before it fails (the call then fails
+/// closed), and how long a connection attempt may take.
+const RESPONSE_TIMEOUT: Duration = Duration::from_secs(1);
+const CONNECTION_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// `incr` (issue 12: one atomic script). KEYS[1] the counter; ARGV: now,
+/// expires_at, limit (-1: none), ttl seconds. A live entry keeps its expiry
+/// (and its TTL, KEEPTTL); a value stored with `put` under the key counts
+/// as zero, as in memory. Returns {1, new} or {0, current}.
+const INCR_LUA: &str = r#"
+local now = tonumber(ARGV[1])
+local exp = tonumber(ARGV[2])
+local limit = tonumber(ARGV[3])
+local ttl = tonumber(ARGV[4])
+local n = 0
+local keep = false
+local cur = redis.call('GET', KEYS[1])
+if cur then
+  local sep = string.find(cur, ':', 2, true)
+  local stored = sep and tonumber(string.sub(cur, 2, sep - 1))
+  if stored and stored > now then
+    exp = stored
+    keep = true
+    if string.sub(cur, 1, 1) == 'c' then
+      n = tonumber(string.sub(cur, sep + 1)) or 0
+    end
+  end
+end
+if limit >= 0 and n >= limit then
+  return {0, n}
+end
+n = n + 1
+local v = string.format('c%d:%d', exp, n)
+if keep then
+  redis.call('SET', KEYS[1], v, 'KEEPTTL')
+elseif ttl > 0 then
+  redis.call('SET', KEYS[1], v, 'EX', ttl)
+else
+  redis.call('DEL', KEYS[1])
+end
+return {1, n}
+"#;
+
+/// Hot state on Redis (see the module doc).
+pub struct RedisHotState {
+    conn: ConnectionManager,
+    prefix: String,
+    incr: redis::Script,
+}
+
+impl std::fmt::Debug for RedisHotState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisHotState")
+            .field("prefix", &self.prefix)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Check a url without connecting: `host:port` on success (for messages;
+/// no credentials).
+pub fn check_url(url: &str) -> Result<String, RedisHotError> {
+    let info = url
+        .into_connection_info()
+        .map_err(|e| RedisHotError::Url(redact(url, &e.to_string())))?;
+    Ok(info.addr().to_string())
+}
+
+/// Error text of the url parser, with anything that could be the url's
+/// password removed (the parser may quote the url).
+fn redact(url: &str, msg: &str) -> String {
+    // scheme://user:password@host...: the userinfo ends at the last '@'
+    // before the path.
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    let authority = rest.split('/').next().unwrap_or("");
+    let password = authority
+        .rsplit_once('@')
+        .and_then(|(userinfo, _)| userinfo.split_once(':'))
+        .map(|(_, p)| p);
+    match password {
+        Some(p) if !p.is_empty() => msg.replace(p, "***"),
+        _ => msg.to_owned(),
+    }
+}
+
+impl RedisHotState {
+    /// Connect (one `PING` at start-up, so a wrong url or a stopped server is
+    /// a start-up error). Later connection losses are repaired in the
+    /// background.
+    pub async fn connect(cfg: &RedisHotConfig) -> Result<RedisHotState, RedisHotError> {
+        let info = cfg
+            .url
+            .as_str()
+            .into_connection_info()
+            .map_err(|e| RedisHotError::Url(redact(&cfg.url, &e.to_string())))?;
+        let addr = info.addr().to_string();
+        let tls = matches!(info.addr(), redis::ConnectionAddr::TcpTls { .. });
+        // RESP3: the manager then hears of a dropped connection at once.
+        let settings = info
+            .redis_settings()
+            .clone()
+            .set_protocol(ProtocolVersion::RESP3);
+        let info = info.set_redis_settings(settings);
+        if tls {
+            // The redis crate builds its rustls config on the process-wide
+            // provider and takes no other: choose it explicitly, aws-lc-rs
+            // like the rest of the gateway (only if none is installed yet).
+            let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+        }
+        let client = match &cfg.ca_file {
+            Some(path) => {
+                if !tls {
+                    return Err(RedisHotError::CaFile(format!(
+                        "{} is set but the url is not rediss://; use rediss:// for TLS or remove ca_file",
+                        path.display()
+                    )));
+                }
+                let pem = std::fs::read(path).map_err(|e| {
+                    RedisHotError::CaFile(format!("cannot read {}: {e}", path.display()))
+                })?;
+                Client::build_with_tls(
+                    info,
+                    redis::TlsCertificates {
+                        client_tls: None,
+                        root_cert: Some(pem),
+                    },
+                )
+                .map_err(|e| RedisHotError::CaFile(format!("{}: {e}", path.display())))?
+            }
+            None => Client::open(info).map_err(|e| RedisHotError::Url(e.to_string()))?,
+        };
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(CONNECTION_TIMEOUT))
+            .set_response_timeout(Some(RESPONSE_TIMEOUT))
+            // Callers wait for a reconnect: keep it short; the next call
+            // after a failed attempt starts another.
+            .set_number_of_retries(1)
+            .set_max_delay(Duration::from_millis(200));
+        let mut conn = ConnectionManager::new_with_config(client, config)
+            .await
+            .map_err(|e| RedisHotError::Connect {
+                addr: addr.clone(),
+                reason: e.to_string(),
+            })?;
+        redis::cmd("PING")
+            .query_async::<()>(&mut conn)
+            .await
+            .map_err(|e| RedisHotError::Connect {
+                addr,
+                reason: e.to_string(),
+            })?;
+        Ok(RedisHotState {
+            conn,
+            prefix: cfg.key_prefix.clone(),
+            incr: redis::Script::new(INCR_LUA),
+        })
+    }
+
+    /// The key of a nonce (stable ids only; see the module doc).
+    pub fn nonce_key(&self, app_id: &str, nonce: &str) -> String {
+        format!("{}nonce:{}:{app_id}:{nonce}", self.prefix, app_id.len())
+    }
+
+    /// The key of a value or counter.
+    pub fn kv_key(&self, ns: &str, key: &str) -> String {
+        format!("{}kv:{}:{ns}:{key}", self.prefix, ns.len())
+    }
+
+    /// Run a command; once more if it failed because the connection had
+    /// dropped (the manager is reconnecting, the retry waits for it).
+    async fn query<T: FromRedisValue>(&self, cmd: &redis::Cmd) -> Result<T, RedisError> {
+        let mut conn = self.conn.clone();
+        match cmd.query_async(&mut conn).await {
+            Err(e) if e.is_connection_dropped() => cmd.query_async(&mut conn).await,
+            r => r,
+        }
+    }
+}
+
+/// Seconds a key must live: `expires_at - now`.
+fn ttl(expires_at: i64, now: i64) -> i64 {
+    expires_at.saturating_sub(now)
+}
+
+fn unavailable(op: &str, e: RedisError) -> HotError {
+    HotError::Unavailable(format!("redis {op}: {e}"))
+}
+
+/// A stored entry: `v`/`c`, its expiry, the rest.
+fn decode(raw: &[u8]) -> Option<(u8, i64, &[u8])> {
+    let (&tag, rest) = raw.split_first()?;
+    let sep = rest.iter().position(|&b| b == b':')?;
+    let exp = std::str::from_utf8(&rest[..sep]).ok()?.parse().ok()?;
+    Some((tag, exp, &rest[sep + 1..]))
+}
+
+fn encode(expires_at: i64, value: &[u8]) -> Vec<u8> {
+    let mut v = Vec::with_capacity(value.len() + 22);
+    v.push(b'v');
+    v.extend_from_slice(expires_at.to_string().as_bytes());
+    v.push(b':');
+    v.extend_from_slice(value);
+    v
+}
+
+/// The live value in `raw`, if it is one (not a counter, not expired).
+fn live_value(raw: Option<Vec<u8>>, now: i64) -> Option<Vec<u8>> {
+    let raw = raw?;
+    match decode(&raw) {
+        Some((b'v', exp, v)) if exp > now => Some(v.to_vec()),
+        _ => None,
+    }
+}
+
+#[async_trait]
+impl HotState for RedisHotState {
+    async fn insert_nonce(&self, app_id: &str, nonce: &str, expires_at: i64, now: i64) -> bool {
+        let key = self.nonce_key(app_id, nonce);
+        let secs = ttl(expires_at, now);
+        let r: Result<bool, RedisError> = if secs > 0 {
+            // INT-4 across nodes: one round trip, the first setter wins.
+            self.query::<Option<String>>(
+                redis::cmd("SET")
+                    .arg(&key)
+                    .arg(1)
+                    .arg("NX")
+                    .arg("EX")
+                    .arg(secs),
+            )
+            .await
+            .map(|r| r.is_some())
+        } else {
+            // Already expired: nothing to keep, but a live one is a replay.
+            self.query::<bool>(redis::cmd("EXISTS").arg(&key))
+                .await
+                .map(|exists| !exists)
+        };
+        r.unwrap_or_else(|e| {
+            tracing::error!(
+                app_id,
+                error = %e,
+                "hot state unavailable: nonce counted as used, call refused (fail closed, INT-4)"
+            );
+            false
+        })
+    }
+
+    async fn put(
+        &self,
+        ns: &str,
+        key: &str,
+        value: Vec<u8>,
+        expires_at: i64,
+        now: i64,
+    ) -> Result<(), HotError> {
+        let k = self.kv_key(ns, key);
+        let secs = ttl(expires_at, now);
+        if secs > 0 {
+            self.query::<()>(
+                redis::cmd("SET")
+                    .arg(&k)
+                    .arg(encode(expires_at, &value))
+                    .arg("EX")
+                    .arg(secs),
+            )
+            .await
+        } else {
+            // Replaced by an entry that is already dead.
+            self.query::<()>(redis::cmd("DEL").arg(&k)).await
+        }
+        .map_err(|e| unavailable("put", e))
+    }
+
+    async fn get(&self, ns: &str, key: &str, now: i64) -> Result<Option<Vec<u8>>, HotError> {
+        let raw = self
+            .query::<Option<Vec<u8>>>(redis::cmd("GET").arg(self.kv_key(ns, key)))
+            .await
+            .map_err(|e| unavailable("get", e))?;
+        Ok(live_value(raw, now))
+    }
+
+    async fn take(&self, ns: &str, key: &str, now: i64) -> Result<Option<Vec<u8>>, HotError> {
+        let raw = self
+            .query::<Option<Vec<u8>>>(redis::cmd("GETDEL").arg(self.kv_key(ns, key)))
+            .await
+            .map_err(|e| unavailable("take", e))?;
+        Ok(live_value(raw, now))
+    }
+
+    async fn delete(&self, ns: &str, key: &str, now: i64) -> Result<bool, HotError> {
+        let raw = self
+            .query::<Option<Vec<u8>>>(redis::cmd("GETDEL").arg(self.kv_key(ns, key)))
+            .await
+            .map_err(|e| unavailable("delete", e))?;
+        Ok(raw
+            .as_deref()
+            .and_then(decode)
+            .is_some_and(|(_, exp, _)| exp > now))
+    }
+
+    async fn incr(
+        &self,
+        ns: &str,
+        key: &str,
+        limit: Option<u64>,
+        expires_at: i64,
+        now: i64,
+    ) -> Result<Result<u64, u64>, HotError> {
+        // Lua numbers are doubles: exact up to 2^53, far above any limit.
+        let limit = limit.map_or(-1, |l| l.min(1 << 53) as i64);
+        let mut inv = self.incr.prepare_invoke();
+        inv.key(self.kv_key(ns, key))
+            .arg(now)
+            .arg(expires_at)
+            .arg(limit)
+            .arg(ttl(expires_at, now));
+        let mut conn = self.conn.clone();
+        let r: Result<(i64, i64), RedisError> = match inv.invoke_async(&mut conn).await {
+            Err(e) if e.is_connection_dropped() => inv.invoke_async(&mut conn).await,
+            r => r,
+        };
+        let (ok, n) = r.map_err(|e| unavailable("incr", e))?;
+        let n = u64::try_from(n).unwrap_or(0);
+        Ok(if ok == 1 { Ok(n) } else { Err(n) })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entries_round_trip_with_any_bytes() {
+        let e = encode(1_700_000_000, b"a:b\0\xff");
+        assert_eq!(decode(&e), Some((b'v', 1_700_000_000, &b"a:b\0\xff"[..])));
+        assert_eq!(
+            live_value(Some(e.clone()), 1_699_999_999),
+            Some(b"a:b\0\xff".to_vec())
+        );
+        assert_eq!(live_value(Some(e), 1_700_000_000), None, "expired");
+        assert_eq!(live_value(Some(b"c100:3".to_vec()), 1), None, "a counter");
+        assert_eq!(decode(b"garbage"), None);
+    }
+
+    #[test]
+    fn bad_urls_are_refused_without_the_password() {
+        assert_eq!(
+            check_url("redis://127.0.0.1:6379/0").unwrap(),
+            "127.0.0.1:6379"
+        );
+        assert!(check_url("rediss://redis.bank.example:6380/1").is_ok());
+        for bad in [
+            "http://127.0.0.1:6379",
+            "127.0.0.1:6379",
+            "redis://:s3cret@host:notaport/0",
+        ] {
+            let e = check_url(bad).unwrap_err().to_string();
+            assert!(e.starts_with("url: "), "{e}");
+            assert!(!e.contains("s3cret"), "{e}");
+        }
+    }
+}
