@@ -244,14 +244,13 @@ async fn usr_4_tok_1_refusals_each_with_its_code_and_nothing_forwarded() {
         "ACCOUNT_NOT_CONSENTED"
     );
     // The refusal's record names whose consent it was (USR-4).
-    let rec = w
-        .h
-        .records()
-        .await
-        .into_iter()
-        .rev()
-        .find(|r| r.code.as_deref() == Some("ACCOUNT_NOT_CONSENTED"))
-        .unwrap();
+    let rec =
+        w.h.records()
+            .await
+            .into_iter()
+            .rev()
+            .find(|r| r.code.as_deref() == Some("ACCOUNT_NOT_CONSENTED"))
+            .unwrap();
     assert_eq!(rec.consent_id.as_deref(), Some(t.consent_id.as_str()));
     assert!(
         rec.user_id.as_deref().is_some_and(|u| u.starts_with('C')),
