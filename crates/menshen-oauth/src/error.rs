@@ -195,3 +195,42 @@ pub(crate) fn bad(msg: impl Into<String>) -> OAuthError {
 pub(crate) fn grant(msg: impl Into<String>) -> OAuthError {
     OAuthError::InvalidGrant(msg.into())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn usr_2_consent_error_codes_and_statuses_as_documented() {
+        let all = [
+            (ConsentError::TokenMissing, "TOKEN_MISSING", 401),
+            (ConsentError::TokenInvalid, "TOKEN_INVALID", 401),
+            (ConsentError::ConsentNotActive, "CONSENT_NOT_ACTIVE", 403),
+            (ConsentError::ConsentScope, "CONSENT_SCOPE", 403),
+            (
+                ConsentError::AccountNotConsented,
+                "ACCOUNT_NOT_CONSENTED",
+                403,
+            ),
+            (
+                ConsentError::ConsentLimitReached,
+                "CONSENT_LIMIT_REACHED",
+                429,
+            ),
+            (
+                ConsentError::Unavailable("x".into()),
+                "SERVICE_UNAVAILABLE",
+                503,
+            ),
+        ];
+        for (e, code, status) in all {
+            assert_eq!((e.code(), e.status()), (code, status));
+        }
+        let e = OAuthError::ServerError("db down at /secret/path".into());
+        assert!(
+            !e.description().contains("secret"),
+            "internal detail not shown"
+        );
+        assert_eq!(OAuthError::InvalidClient(String::new()).status(), 401);
+    }
+}

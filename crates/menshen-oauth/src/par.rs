@@ -4,7 +4,7 @@
 use std::collections::HashSet;
 
 use bytes::Bytes;
-use menshen_model::{AppKind, Consent, ConsentState, Level};
+use menshen_model::{AppKind, Consent, ConsentState, Level, Lifecycle};
 
 use crate::error::{bad, OAuthError};
 use crate::form::{Form, FormError};
@@ -118,7 +118,10 @@ pub(crate) async fn par(
             )));
         }
         match srv.store.store.get_api(s).await {
-            Ok(api) => needs_two_factor |= api.level >= Level::A3,
+            Ok(api) if matches!(api.lifecycle, Lifecycle::Published | Lifecycle::Deprecated) => {
+                needs_two_factor |= api.level >= Level::A3
+            }
+            Ok(_) => return Err(OAuthError::InvalidScope(format!("`{s}` is not a live API"))),
             Err(menshen_store::StoreError::NotFound(_)) => {
                 return Err(OAuthError::InvalidScope(format!("`{s}` is not an API")))
             }

@@ -140,6 +140,12 @@ async fn tok_3_par_validation() {
         .unwrap();
     let r = par_with(&e.srv, &e.app, "history", &[], t).await;
     assert_eq!(body_json(&r)["error"], "invalid_scope", "not granted");
+    e.cp.store
+        .set_api_lifecycle("transfer", menshen_model::Lifecycle::Terminated)
+        .await
+        .unwrap();
+    let r = par_with(&e.srv, &e.app, "transfer", &[], t).await;
+    assert_eq!(body_json(&r)["error"], "invalid_scope", "terminated API");
     // TOK-2: a mobile app gets nothing.
     let mobile = AppCaller {
         kind: AppKind::Mobile,
