@@ -6,17 +6,21 @@ pub const SHANGHAI_OFFSET: i64 = 8 * 3600;
 
 /// The Shanghai calendar day of `unix` (days since 1970-01-01 there).
 pub fn shanghai_day(unix: i64) -> i64 {
-    (unix + SHANGHAI_OFFSET).div_euclid(86_400)
+    unix.saturating_add(SHANGHAI_OFFSET).div_euclid(86_400)
 }
 
 /// The unix time at which the Shanghai day after `unix`'s begins.
 pub fn next_shanghai_midnight(unix: i64) -> i64 {
-    (shanghai_day(unix) + 1) * 86_400 - SHANGHAI_OFFSET
+    (shanghai_day(unix) + 1)
+        .saturating_mul(86_400)
+        .saturating_sub(SHANGHAI_OFFSET)
 }
 
 /// `YYYY-MM-DD HH:MM` in Shanghai time, for pages.
 pub fn shanghai_text(unix: i64) -> String {
-    let local = unix + SHANGHAI_OFFSET;
+    // Clamped to years 0-9999: a time from outside (a lock's end) cannot
+    // overflow the arithmetic.
+    let local = unix.clamp(-62_167_219_200, 253_402_300_799) + SHANGHAI_OFFSET;
     let days = local.div_euclid(86_400);
     let secs = local.rem_euclid(86_400);
     // Civil date from days since 1970-01-01 (H. Hinnant's algorithm).
@@ -51,5 +55,7 @@ mod tests {
         assert_eq!(shanghai_text(t), "2026-11-30 23:59");
         assert_eq!(shanghai_text(0), "1970-01-01 08:00");
         assert_eq!(shanghai_text(951_782_400), "2000-02-29 08:00");
+        let _ = (shanghai_text(i64::MAX), shanghai_text(i64::MIN));
+        let _ = (next_shanghai_midnight(i64::MAX), shanghai_day(i64::MIN));
     }
 }
