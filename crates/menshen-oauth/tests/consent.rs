@@ -812,3 +812,54 @@ async fn usr_3_limits_and_expiry_hold_with_the_consent_cache() {
         .await
         .is_err());
 }
+
+#[tokio::test]
+async fn usr_7_login_renews_the_session_id_and_the_old_one_is_dead() {
+    let e = env(TokenProfile::Cmbc).await;
+    let t = now();
+    let uri = par_uri(&e.srv, &e.app, "balance", &[], t).await;
+    let mut b = Browser::default();
+    let q =
+        String::from_utf8(form(&[("client_id", &e.app.app_id), ("request_uri", &uri)])).unwrap();
+    let r = b.get(&e.srv, &format!("/oauth2/authorize?{q}"), t).await;
+    let before = b.cookie.clone().unwrap();
+    let csrf = csrf_of(&body_text(&r));
+    let r = b
+        .post(
+            &e.srv,
+            "/oauth2/login",
+            &[("csrf", &csrf), ("username", "bob"), ("password", PASSWORD)],
+            t,
+        )
+        .await;
+    assert_eq!(r.status(), 303);
+    let after = b.cookie.clone().unwrap();
+    assert_ne!(before, after);
+    // Someone holding the pre-login id gets nothing.
+    let mut fixated = Browser {
+        cookie: Some(before),
+    };
+    assert_eq!(
+        fixated.get(&e.srv, "/oauth2/authorize", t).await.status(),
+        400
+    );
+    let r = b.get(&e.srv, "/oauth2/authorize", t).await;
+    assert_eq!(r.status(), 200);
+    assert_ne!(csrf_of(&body_text(&r)), csrf, "CSRF token renewed too");
+    // A session of the /me pages cannot approve a consent.
+    let mut me = Browser::default();
+    let r = me.get(&e.srv, "/me/login", t).await;
+    let r = me
+        .post(
+            &e.srv,
+            "/oauth2/consent",
+            &[
+                ("csrf", &csrf_of(&body_text(&r))),
+                ("approve", "1"),
+                ("account", BOB_ACC),
+            ],
+            t,
+        )
+        .await;
+    assert_eq!(r.status(), 403);
+}
