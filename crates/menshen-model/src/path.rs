@@ -243,7 +243,8 @@ mod tests {
     fn usr_4_param_values_are_taken_decoded() {
         let p = PathPattern::parse("/v1/accounts/{account_id}/balance").unwrap();
         assert_eq!(
-            p.param("/v1/accounts/6222%30001/balance", "account_id").as_deref(),
+            p.param("/v1/accounts/6222%30001/balance", "account_id")
+                .as_deref(),
             Some("62220001")
         );
         assert_eq!(p.param("/v1/accounts/1/balance", "other"), None);

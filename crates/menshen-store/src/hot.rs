@@ -136,7 +136,9 @@ impl Default for MemoryHotState {
         MemoryHotState {
             hasher: std::collections::hash_map::RandomState::new(),
             shards: (0..SHARDS).map(|_| Mutex::new(Shard::default())).collect(),
-            kv: (0..SHARDS).map(|_| Mutex::new(KvShard::default())).collect(),
+            kv: (0..SHARDS)
+                .map(|_| Mutex::new(KvShard::default()))
+                .collect(),
         }
     }
 }
@@ -237,8 +239,7 @@ impl HotState for MemoryHotState {
 
     async fn delete(&self, ns: &str, key: &str, now: i64) -> Result<bool, HotError> {
         let mut s = self.kv_shard(ns, key, now);
-        Ok(s
-            .map
+        Ok(s.map
             .remove(&(ns.to_string(), key.to_string()))
             .is_some_and(|e| e.expires_at > now))
     }
@@ -294,11 +295,17 @@ pub mod conformance {
     /// put/get/delete, expiry, replacement.
     pub async fn values_expire_and_are_replaced<H: HotState>(h: &H) {
         h.put("t", "k1", b"v1".to_vec(), 100, 0).await.unwrap();
-        assert_eq!(h.get("t", "k1", 50).await.unwrap().as_deref(), Some(&b"v1"[..]));
+        assert_eq!(
+            h.get("t", "k1", 50).await.unwrap().as_deref(),
+            Some(&b"v1"[..])
+        );
         assert_eq!(h.get("t", "k1", 100).await.unwrap(), None, "expired");
         h.put("t", "k1", b"v2".to_vec(), 300, 150).await.unwrap();
         h.put("t", "k1", b"v3".to_vec(), 300, 151).await.unwrap();
-        assert_eq!(h.get("t", "k1", 152).await.unwrap().as_deref(), Some(&b"v3"[..]));
+        assert_eq!(
+            h.get("t", "k1", 152).await.unwrap().as_deref(),
+            Some(&b"v3"[..])
+        );
         assert!(h.delete("t", "k1", 153).await.unwrap());
         assert!(!h.delete("t", "k1", 154).await.unwrap());
         assert_eq!(h.get("t", "k1", 155).await.unwrap(), None);
@@ -341,19 +348,34 @@ pub mod conformance {
         }
         ok.sort_unstable();
         assert_eq!(ok, (1..=7).collect::<Vec<u64>>());
-        assert_eq!(h.incr("uses", "cn1", Some(7), 1000, 2).await.unwrap(), Err(7));
+        assert_eq!(
+            h.incr("uses", "cn1", Some(7), 1000, 2).await.unwrap(),
+            Err(7)
+        );
         assert_eq!(h.incr("uses", "cn1", None, 1000, 3).await.unwrap(), Ok(8));
         // An expired counter starts again.
-        assert_eq!(h.incr("uses", "cn1", Some(7), 2000, 1000).await.unwrap(), Ok(1));
+        assert_eq!(
+            h.incr("uses", "cn1", Some(7), 2000, 1000).await.unwrap(),
+            Ok(1)
+        );
     }
 
     /// The same key in two namespaces is two entries.
     pub async fn namespaces_are_separate<H: HotState>(h: &H) {
         h.put("a", "same", b"1".to_vec(), 100, 0).await.unwrap();
         h.put("b", "same", b"2".to_vec(), 100, 0).await.unwrap();
-        assert_eq!(h.get("a", "same", 1).await.unwrap().as_deref(), Some(&b"1"[..]));
-        assert_eq!(h.take("b", "same", 1).await.unwrap().as_deref(), Some(&b"2"[..]));
-        assert_eq!(h.get("a", "same", 1).await.unwrap().as_deref(), Some(&b"1"[..]));
+        assert_eq!(
+            h.get("a", "same", 1).await.unwrap().as_deref(),
+            Some(&b"1"[..])
+        );
+        assert_eq!(
+            h.take("b", "same", 1).await.unwrap().as_deref(),
+            Some(&b"2"[..])
+        );
+        assert_eq!(
+            h.get("a", "same", 1).await.unwrap().as_deref(),
+            Some(&b"1"[..])
+        );
     }
 }
 
