@@ -56,6 +56,20 @@ pub struct ConsentRefusal {
     pub consent_id: Option<String>,
 }
 
+/// What an authorization-server answer did, for its access record (USR-4:
+/// the customer's approval, with time, client IP and user agent; logins
+/// failed or locked; tokens issued; codes reused): the authorizer attaches
+/// it to the response as an extension, the record keeps it.
+#[derive(Debug, Clone, Default)]
+pub struct AuthNote {
+    /// The customer concerned.
+    pub user_id: Option<String>,
+    /// The consent concerned.
+    pub consent_id: Option<String>,
+    /// What happened, for auditors (no secret).
+    pub note: String,
+}
+
 /// Customer authorization, as the gateway needs it.
 #[async_trait]
 pub trait Authorizer: Send + Sync + 'static {
@@ -95,6 +109,20 @@ pub trait Authorizer: Send + Sync + 'static {
 impl std::fmt::Debug for dyn Authorizer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("Authorizer")
+    }
+}
+
+/// Move the [`AuthNote`] of an authorization-server answer into the
+/// exchange, for the record.
+pub(crate) fn take_note(ex: &mut crate::exchange::Exchange, resp: &mut http::Response<Bytes>) {
+    if let Some(n) = resp.extensions_mut().remove::<AuthNote>() {
+        if let Some(user_id) = n.user_id {
+            ex.consent = Some(ConsentGrant {
+                user_id,
+                consent_id: n.consent_id.unwrap_or_default(),
+            });
+        }
+        ex.auth_note = Some(n.note);
     }
 }
 

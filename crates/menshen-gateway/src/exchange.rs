@@ -57,6 +57,9 @@ pub struct Exchange {
     /// The customer and consent of the call (the consent stage), for the
     /// upstream's headers and the record.
     pub consent: Option<crate::authorizer::ConsentGrant>,
+    /// What the authorization server did for this request (its pages and
+    /// signed endpoints), for the record.
+    pub auth_note: Option<String>,
 }
 
 impl Drop for Exchange {

@@ -125,6 +125,7 @@ where
         forwarded: false,
         recorded: false,
         consent: None,
+        auth_note: None,
         conn: conn.slot,
         state: state.clone(),
     };

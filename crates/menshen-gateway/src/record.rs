@@ -112,7 +112,9 @@ fn build(
             },
             None,
             format!("upstream {status}"),
-            None,
+            ex.auth_note
+                .as_deref()
+                .map(|n| kept(ex, mask_text(n), UNVERIFIED_REASON_MAX)),
         ),
         Some(e) => (
             e.outcome(),

@@ -323,6 +323,11 @@ impl Snapshot {
             .find(|e| e.pattern.matches(path))
     }
 
+    /// Every app, by App_ID.
+    pub fn apps(&self) -> impl Iterator<Item = &Arc<AppEntry>> {
+        self.apps.values()
+    }
+
     /// An app by App_ID.
     pub fn app(&self, app_id: &str) -> Option<&Arc<AppEntry>> {
         self.apps.get(app_id)

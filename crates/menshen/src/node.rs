@@ -187,6 +187,9 @@ impl Node {
             oauth_cfg.lock_after,
             oauth_cfg.lock_secs,
         );
+        oauth_cfg
+            .validate()
+            .map_err(|e| anyhow::anyhow!("oauth: {e}"))?;
         let _ = authorizer.0.set(Arc::new(menshen_oauth::AuthServer::new(
             oauth_cfg,
             cp.clone(),
@@ -194,13 +197,47 @@ impl Node {
             directory,
         )));
         let (admin_stop, rx) = watch::channel(false);
-        let (snap, cp2) = (gateway.snapshot.clone(), cp.clone());
+        let (snap, cp2, auth2) = (gateway.snapshot.clone(), cp.clone(), authorizer.clone());
+        let active = |s: &menshen_gateway::Snapshot| -> std::collections::HashSet<String> {
+            s.apps()
+                .filter(|a| a.app.status == menshen_model::AppStatus::Active)
+                .map(|a| a.app.app_id.clone())
+                .collect()
+        };
+        // The active apps as the last admin change left them (not the
+        // snapshot's current view: the background refresher may already
+        // have applied this change).
+        let last_active = Arc::new(tokio::sync::Mutex::new(active(&gateway.snapshot.current())));
         let after_change: menshen_admin::AfterChange = Arc::new(move || {
-            let (snap, cp) = (snap.clone(), cp2.clone());
+            let (snap, cp, auth, last) = (
+                snap.clone(),
+                cp2.clone(),
+                auth2.clone(),
+                last_active.clone(),
+            );
             Box::pin(async move {
                 if let Err(e) = snap.refresh(&cp).await {
                     tracing::warn!(error = %e, "snapshot rebuild after admin change failed");
                 }
+                // AUTH-6: an app suspended, blacklisted or exited loses its
+                // customers' tokens (they do not come back with the app).
+                let mut last = last.lock().await;
+                let now_active = active(&snap.current());
+                if let Some(asv) = auth.0.get() {
+                    for app_id in last.difference(&now_active) {
+                        match asv.void_app_tokens(app_id, menshen_store::now_unix()).await {
+                            Ok(n) => tracing::info!(
+                                app_id,
+                                tokens = n,
+                                "app no longer active: its customers' tokens voided"
+                            ),
+                            Err(e) => {
+                                tracing::error!(app_id, error = %e, "voiding the tokens of an app no longer active failed")
+                            }
+                        }
+                    }
+                }
+                *last = now_active;
             })
         });
         let idle = std::time::Duration::from_millis(cfg.admin.idle_timeout_ms);

@@ -487,3 +487,43 @@ async fn usr_1_wrong_password_denied_consent_and_par_misuse() {
     assert_eq!(b2.send("GET", &url, None).await.status, 400);
     let _ = &w.bob;
 }
+
+#[tokio::test]
+async fn auth_6_suspending_an_app_voids_its_customers_tokens() {
+    let w = world().await;
+    let t = token(&w, &w.alice, &["6222020000000001"]).await;
+    for action in ["suspend", "resume"] {
+        let (s, v) =
+            w.h.admin("POST", &format!("/v1/apps/{}/{action}", w.app), None)
+                .await;
+        assert!(s < 300, "{action}: {v}");
+    }
+    // Active again, but the token issued before the suspension stays dead.
+    assert_eq!(
+        balance(&w, &t.access_token, "6222020000000001").await.1,
+        "TOKEN_INVALID"
+    );
+    // A fresh authorization works.
+    let t = token(&w, &w.alice, &["6222020000000001"]).await;
+    assert_eq!(
+        balance(&w, &t.access_token, "6222020000000001").await,
+        (200, String::new())
+    );
+}
+
+#[tokio::test]
+async fn usr_4_the_approval_is_recorded_with_the_browsers_ip_and_user_agent() {
+    let w = world().await;
+    let t = token(&w, &w.alice, &["6222020000000001"]).await;
+    let recs = w.h.records().await;
+    let approval = recs
+        .iter()
+        .find(|r| {
+            r.path == "/oauth2/consent" && r.consent_id.as_deref() == Some(t.consent_id.as_str())
+        })
+        .expect("a record of the consent page's POST naming the consent");
+    let reason = approval.reason.as_deref().unwrap_or_default();
+    assert!(reason.contains("ConsentApproved"), "{reason}");
+    assert!(reason.contains("browser 127.0.0.1"), "{reason}");
+    assert!(approval.user_id.is_some());
+}

@@ -59,7 +59,10 @@ where
         .handle_web(&ex.parts, &ex.body, ex.client_ip, now)
         .await
     {
-        Some(r) => Ok(Web::Answered(r)),
+        Some(mut r) => {
+            crate::authorizer::take_note(ex, &mut r);
+            Ok(Web::Answered(r))
+        }
         None => Err(GatewayError::new(ErrorCode::NotFound, "no such page")),
     }
 }

@@ -145,8 +145,11 @@ pub async fn builtin(
     // The authorizer changes state (tokens, consents): like a forwarded
     // call, its outcome is the record's to tell, whatever the client does.
     ex.forwarded = true;
-    Ok(a.handle_signed(name, &caller, &ex.parts, &ex.body, now)
-        .await)
+    let mut r = a
+        .handle_signed(name, &caller, &ex.parts, &ex.body, now)
+        .await;
+    crate::authorizer::take_note(ex, &mut r);
+    Ok(r)
 }
 
 pub async fn forward(

@@ -7,8 +7,8 @@ use std::sync::{Arc, OnceLock};
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use menshen_gateway::authorizer::{Authorizer, Caller, ConsentGrant, ConsentRefusal};
-use menshen_oauth::{AppCaller, AuthServer, SignedEndpoint};
+use menshen_gateway::authorizer::{AuthNote, Authorizer, Caller, ConsentGrant, ConsentRefusal};
+use menshen_oauth::{AppCaller, AuthEvent, AuthServer, SignedEndpoint};
 use menshen_protocol::ErrorCode;
 
 /// [`AuthServer`] behind the gateway's trait. Set once the gateway has
@@ -23,6 +23,29 @@ fn unavailable() -> http::Response<Bytes> {
         b"{\"error\":\"temporarily_unavailable\"}",
     ));
     *r.status_mut() = http::StatusCode::SERVICE_UNAVAILABLE;
+    r
+}
+
+/// The authorization server's event on `r` as the gateway's [`AuthNote`]
+/// (USR-4: the approval's time, client IP and user agent reach the record).
+fn note(mut r: http::Response<Bytes>) -> http::Response<Bytes> {
+    if let Some(e) = r.extensions_mut().remove::<AuthEvent>() {
+        let mut text = format!("{:?} at {}", e.kind, e.time);
+        if let Some(a) = &e.app_id {
+            text.push_str(&format!("; app {a}"));
+        }
+        if let Some(ip) = e.client_ip {
+            text.push_str(&format!("; browser {ip}"));
+        }
+        if let Some(ua) = &e.user_agent {
+            text.push_str(&format!("; user agent {ua}"));
+        }
+        r.extensions_mut().insert(AuthNote {
+            user_id: e.user_id,
+            consent_id: e.consent_id,
+            note: text,
+        });
+    }
     r
 }
 
@@ -58,7 +81,7 @@ impl Authorizer for OAuthAuthorizer {
             *r.status_mut() = http::StatusCode::INTERNAL_SERVER_ERROR;
             return r;
         };
-        asv.handle_signed(ep, &caller(c), parts, body, now).await
+        note(asv.handle_signed(ep, &caller(c), parts, body, now).await)
     }
 
     async fn handle_web(
@@ -69,7 +92,7 @@ impl Authorizer for OAuthAuthorizer {
         now: i64,
     ) -> Option<http::Response<Bytes>> {
         match self.0.get() {
-            Some(asv) => asv.handle_web(parts, body, client_ip, now).await,
+            Some(asv) => asv.handle_web(parts, body, client_ip, now).await.map(note),
             None => Some(unavailable()),
         }
     }
