@@ -212,7 +212,7 @@ if [ "$A2" = 1 ]; then
   # password only) through the login and consent pages.
   curl -sf -X POST "$MENSHEN_ADMIN_URL/v1/apis" -H "Authorization: Bearer $(cat "$MENSHEN_ADMIN_TOKEN_FILE")" \
     -H 'content-type: application/json' \
-    -d "{\"api_id\":\"bench-consent\",\"method\":\"GET\",\"path\":\"/v1/bench/consent/{account_id}\",\"upstream\":\"http://$UP\",\"level\":\"A2\",\"category\":1,\"subcategory\":1,\"controls\":{\"consent\":{\"required\":true,\"account_param\":\"account_id\"}}}" \
+    -d "{\"api_id\":\"bench-consent\",\"method\":\"GET\",\"path\":\"/v1/bench/accounts/{account_id}/balance\",\"upstream\":\"http://$UP\",\"level\":\"A2\",\"category\":1,\"subcategory\":1,\"controls\":{\"consent\":{\"required\":true,\"account_param\":\"account_id\"}}}" \
     >> "$WORK/api.log" 2>&1 || die "consent api create failed: $(tail -3 "$WORK/api.log")"
   "$BIN" grant add "$A2_APP" bench-consent >> "$WORK/api.log" 2>&1 || die "consent grant failed"
   BOB_ACCT=$(jq_ "d['customers'][1]['accounts'][0]")
@@ -414,7 +414,7 @@ for r in $(seq "$ROUNDS"); do
   if [ "$A2" = 1 ]; then
     run menshen-a2 "$GW/v1/bench/accounts/6222020200112233445" --ca "$CA" --sign-app-id "$A2_APP" \
       --sign-key "$A2_KEY" --cpu-pid "proxy=$MPID" --cpu-pid "upstream=$UPID"
-    run menshen-a2-token "$GW/v1/bench/consent/$BOB_ACCT" --ca "$CA" --sign-app-id "$A2_APP" \
+    run menshen-a2-token "$GW/v1/bench/accounts/$BOB_ACCT/balance" --ca "$CA" --sign-app-id "$A2_APP" \
       --sign-key "$A2_KEY" --bearer-file "$WORK/token" --cpu-pid "proxy=$MPID" --cpu-pid "upstream=$UPID"
   fi
 done
