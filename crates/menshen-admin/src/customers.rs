@@ -88,7 +88,31 @@ pub async fn list_consents(State(st): State<AdminState>, Query(q): Query<Consent
 /// USR-6, AUTH-6: the bank revokes a consent. The authorization server
 /// refuses its tokens from the next call on (it reads the state).
 pub async fn revoke_consent(State(st): State<AdminState>, Path(id): Path<String>) -> R {
-    let c = st.cp.revoke_consent(&id, RevokedBy::Bank).await?;
+    let c = match &st.revoke_consent {
+        Some(hook) => {
+            // The store's own check answers the states a revocation cannot
+            // leave (409) and an unknown id (404) the same way either path.
+            let current = st.cp.store.get_consent(&id).await?;
+            if !matches!(
+                current.state,
+                menshen_model::ConsentState::Authorised
+                    | menshen_model::ConsentState::AwaitingAuthorisation
+            ) {
+                return Err(menshen_store::StoreError::Conflict(ValidationError::new(
+                    "state",
+                    format!(
+                        "the consent is {}: only an authorised or awaiting consent can be revoked",
+                        current.state
+                    ),
+                ))
+                .into());
+            }
+            hook(id.clone())
+                .await?
+                .ok_or_else(|| menshen_store::StoreError::NotFound(format!("consent {id}")))?
+        }
+        None => st.cp.revoke_consent(&id, RevokedBy::Bank).await?,
+    };
     tracing::info!(consent_id = %c.consent_id, app_id = %c.app_id, "consent revoked by the bank");
     Ok(Json(c).into_response())
 }

@@ -37,6 +37,23 @@ pub const MAX_BODY_BYTES: usize = 1 << 20;
 /// that when the API says "done" the co-located gateway already enforces it.
 pub type AfterChange = Arc<dyn Fn() -> Pin<Box<dyn Future<Output = ()> + Send>> + Send + Sync>;
 
+/// How a bank revocation of a consent is carried out when the node has an
+/// authorization server: through it, so the consent's tokens are voided and
+/// its caches forget the consent at once (USR-6, AUTH-6). Answers the
+/// consent as it now is; `None` when there is no such consent.
+pub type RevokeConsent = Arc<
+    dyn Fn(
+            String,
+        ) -> Pin<
+            Box<
+                dyn Future<
+                        Output = Result<Option<menshen_model::Consent>, menshen_store::StoreError>,
+                    > + Send,
+            >,
+        > + Send
+        + Sync,
+>;
+
 /// State shared by handlers.
 #[derive(Clone)]
 pub struct AdminState {
@@ -51,6 +68,9 @@ pub struct AdminState {
     /// A request body must arrive within this, or the request is refused
     /// with 408 and changes nothing (the listener's idle timeout).
     pub body_timeout: Duration,
+    /// Bank revocations of consents through the authorization server (else
+    /// through the store alone).
+    pub revoke_consent: Option<RevokeConsent>,
 }
 
 /// Hash of an admin token as stored.
