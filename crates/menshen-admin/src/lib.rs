@@ -5,6 +5,14 @@
 //! Invalid input is refused with 4xx and a message naming the field; nothing is
 //! half-written (each change is one store transaction).
 #![forbid(unsafe_code)]
+// The ban list (clippy.toml): no `unwrap` outside tests (an `expect` names
+// its invariant), no printing from a library (tracing instead).
+#![deny(
+    clippy::unwrap_used,
+    clippy::print_stdout,
+    clippy::print_stderr,
+    clippy::dbg_macro
+)]
 
 mod customers;
 mod error;

@@ -8,6 +8,14 @@
 //! durable record, 100 ms otherwise. [`verify::verify_dir`] proves integrity
 //! offline with only the public key.
 #![forbid(unsafe_code)]
+// The ban list (clippy.toml): no `unwrap` outside tests (an `expect` names
+// its invariant), no printing from a library (tracing instead).
+#![deny(
+    clippy::unwrap_used,
+    clippy::print_stdout,
+    clippy::print_stderr,
+    clippy::dbg_macro
+)]
 
 pub mod chain;
 pub mod mask;

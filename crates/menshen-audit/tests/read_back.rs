@@ -2,6 +2,8 @@
 //! offset); the records are read back from the files wherever the segment is
 //! now (active, compressed, archived), and the index catches up from the
 //! files after a crash.
+// Tests may hold a std Mutex (the clippy.toml ban is for the product).
+#![allow(clippy::disallowed_types)]
 
 mod common;
 

@@ -3,6 +3,14 @@
 //! identifiers and secrets. Key material is zeroized on drop; MACs are compared
 //! in constant time.
 #![forbid(unsafe_code)]
+// The ban list (clippy.toml): no `unwrap` outside tests (an `expect` names
+// its invariant), no printing from a library (tracing instead).
+#![deny(
+    clippy::unwrap_used,
+    clippy::print_stdout,
+    clippy::print_stderr,
+    clippy::dbg_macro
+)]
 
 pub mod keys;
 pub mod master;

@@ -3,6 +3,14 @@
 //! client, and an immutable [`snapshot::Snapshot`] of the catalog swapped
 //! atomically when the control plane changes.
 #![forbid(unsafe_code)]
+// The ban list (clippy.toml): no `unwrap` outside tests (an `expect` names
+// its invariant), no printing from a library (tracing instead).
+#![deny(
+    clippy::unwrap_used,
+    clippy::print_stdout,
+    clippy::print_stderr,
+    clippy::dbg_macro
+)]
 
 pub mod authorizer;
 pub mod budget;

@@ -1,6 +1,14 @@
 //! Domain types of Menshen: application parties, credentials, the API catalog,
 //! grants and IP rules, with their validation. No I/O here.
 #![forbid(unsafe_code)]
+// The ban list (clippy.toml): no `unwrap` outside tests (an `expect` names
+// its invariant), no printing from a library (tracing instead).
+#![deny(
+    clippy::unwrap_used,
+    clippy::print_stdout,
+    clippy::print_stderr,
+    clippy::dbg_macro
+)]
 
 // One file per entity; everything is re-exported here, so callers write
 // `menshen_model::App` whatever file it lives in.

@@ -84,6 +84,14 @@
 //! The service owns its own lockout; Menshen still enforces the single use
 //! of each OTP.
 #![forbid(unsafe_code)]
+// The ban list (clippy.toml): no `unwrap` outside tests (an `expect` names
+// its invariant), no printing from a library (tracing instead).
+#![deny(
+    clippy::unwrap_used,
+    clippy::print_stdout,
+    clippy::print_stderr,
+    clippy::dbg_macro
+)]
 #![warn(missing_docs)]
 
 mod check;

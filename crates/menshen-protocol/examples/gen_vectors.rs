@@ -353,15 +353,16 @@ fn all_cases() -> serde_json::Value {
     json!({ "cases": cases })
 }
 
-fn main() {
+fn main() -> std::process::ExitCode {
     let which = std::env::args().nth(1);
     let out = match which.as_deref() {
         Some("hmac") => serde_json::to_string_pretty(&hmac_cases()),
         None | Some("all") => serde_json::to_string_pretty(&all_cases()),
         Some(other) => {
             eprintln!("usage: gen_vectors [hmac|all]  (unknown `{other}`)");
-            std::process::exit(2);
+            return std::process::ExitCode::from(2);
         }
     };
     println!("{}", out.expect("serialize"));
+    std::process::ExitCode::SUCCESS
 }

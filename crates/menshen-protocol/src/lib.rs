@@ -3,6 +3,14 @@
 //! and the uniform error body. Pure functions: no I/O, no tokio, no hyper, so
 //! the gateway and the SDK share exactly this code. See `docs/protocol.md`.
 #![forbid(unsafe_code)]
+// The ban list (clippy.toml): no `unwrap` outside tests (an `expect` names
+// its invariant), no printing from a library (tracing instead).
+#![deny(
+    clippy::unwrap_used,
+    clippy::print_stdout,
+    clippy::print_stderr,
+    clippy::dbg_macro
+)]
 #![warn(missing_docs)]
 
 pub mod asym;

@@ -18,6 +18,14 @@
 //! The source is split by role (credentials, signing, verification of the
 //! bank's responses, transport, the client); everything is re-exported here.
 #![forbid(unsafe_code)]
+// The ban list (clippy.toml): no `unwrap` outside tests (an `expect` names
+// its invariant), no printing from a library (tracing instead).
+#![deny(
+    clippy::unwrap_used,
+    clippy::print_stdout,
+    clippy::print_stderr,
+    clippy::dbg_macro
+)]
 #![warn(missing_docs)]
 
 mod client;

@@ -4,6 +4,14 @@
 //! trait (SQLite now; PostgreSQL implements the same trait), plus the shared
 //! hot state (nonces) behind [`HotState`].
 #![forbid(unsafe_code)]
+// The ban list (clippy.toml): no `unwrap` outside tests (an `expect` names
+// its invariant), no printing from a library (tracing instead).
+#![deny(
+    clippy::unwrap_used,
+    clippy::print_stdout,
+    clippy::print_stderr,
+    clippy::dbg_macro
+)]
 
 pub mod control;
 pub mod directory;

@@ -11,10 +11,15 @@ macro_rules! out {
     ($($t:tt)*) => {{
         use std::io::Write as _;
         if let Err(e) = writeln!(std::io::stdout().lock(), $($t)*) {
+            // The CLI's reader went away (or the terminal broke): nothing
+            // of the CLI is left to flush, so ending here is what a shell
+            // tool does (clippy.toml bans `exit` elsewhere).
             if e.kind() == std::io::ErrorKind::BrokenPipe {
+                #[allow(clippy::disallowed_methods)]
                 std::process::exit(0);
             }
             eprintln!("error: cannot write the output: {e}");
+            #[allow(clippy::disallowed_methods)]
             std::process::exit(1);
         }
     }};

@@ -22,7 +22,9 @@ fn init_tracing() {
         .init();
 }
 
-fn main() {
+/// The exit code is returned, not passed to `process::exit`: the runtime
+/// (and with it a node's audit writer) is dropped, and flushes, first.
+fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -31,7 +33,7 @@ fn main() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the runtime: {e}");
-            std::process::exit(1);
+            return std::process::ExitCode::FAILURE;
         }
     };
     let code = match rt.block_on(run(cli)) {
@@ -41,7 +43,8 @@ fn main() {
             1
         }
     };
-    std::process::exit(code);
+    drop(rt);
+    std::process::ExitCode::from(u8::try_from(code).unwrap_or(1))
 }
 
 async fn run(cli: Cli) -> anyhow::Result<i32> {

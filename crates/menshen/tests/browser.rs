@@ -17,6 +17,8 @@
 //! the test prints `skipped: chromium not installed` and passes, unless
 //! `MENSHEN_REQUIRE_BROWSER=1` (`scripts/test` sets it and installs the
 //! browser), where it fails.
+// Tests may hold a std Mutex (the clippy.toml ban is for the product).
+#![allow(clippy::disallowed_types)]
 
 mod common;
 

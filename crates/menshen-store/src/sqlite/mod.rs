@@ -8,6 +8,9 @@
 //! (consents and redirect URIs). This
 //! file holds the connections and turns each [`Store`] call into one of
 //! their synchronous functions on a blocking thread.
+// std Mutex (clippy.toml ban list): each SQLite connection is used only on
+// blocking threads (`spawn_blocking`), one statement batch at a time.
+#![allow(clippy::disallowed_types)]
 
 mod apis;
 mod audit;

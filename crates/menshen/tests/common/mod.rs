@@ -1,5 +1,7 @@
 //! Test harness: a real node (gateway over TLS on 127.0.0.1, admin API, SQLite
 //! file, audit log) in a temp dir, and a recording upstream on 127.0.0.1.
+// Tests may hold a std Mutex (the clippy.toml ban is for the product).
+#![allow(clippy::disallowed_types)]
 #![allow(dead_code)]
 
 use std::net::{Ipv4Addr, SocketAddr};
