@@ -77,6 +77,29 @@ pub struct OAuthSection {
     /// How long a lock lasts, seconds (default 900).
     #[serde(default)]
     pub lock_secs: Option<i64>,
+    /// `[oauth.directory]`: the bank's own identity service for customer
+    /// logins (USR-1; the JSON contract is in `menshen-oauth`'s docs).
+    /// Absent: the built-in customer directory of the store.
+    #[serde(default)]
+    pub directory: Option<DirectorySection>,
+}
+
+/// `[oauth.directory]`: customer logins checked by the bank's identity
+/// service over HTTPS.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DirectorySection {
+    /// Base URL, `https://...`.
+    pub url: String,
+    /// CA certificate (PEM) that issued the service's certificate.
+    pub ca_file: PathBuf,
+    /// File holding the bearer token the service expects (mode 0600), if any.
+    #[serde(default)]
+    pub service_token_file: Option<PathBuf>,
+    /// Whole-exchange timeout, milliseconds (default 5000); a login fails
+    /// closed past it.
+    #[serde(default)]
+    pub timeout_ms: Option<u64>,
 }
 
 /// `[uapi]`.
@@ -260,6 +283,12 @@ impl Config {
         }
         if let Some(p) = c.hot_state.ca_file.as_mut() {
             abs(p);
+        }
+        if let Some(d) = c.oauth.directory.as_mut() {
+            abs(&mut d.ca_file);
+            if let Some(f) = d.service_token_file.as_mut() {
+                abs(f);
+            }
         }
         c.validate()
             .map_err(|e| anyhow::anyhow!("config file {}: {e}", path.display()))?;

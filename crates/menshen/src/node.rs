@@ -182,11 +182,42 @@ impl Node {
             lock_secs: cfg.oauth.lock_secs.unwrap_or(900),
             ..Default::default()
         };
-        let directory = menshen_oauth::BuiltinDirectory::new(
-            cp.clone(),
-            oauth_cfg.lock_after,
-            oauth_cfg.lock_secs,
-        );
+        let directory: Arc<dyn menshen_oauth::CustomerAuthenticator> = match &cfg.oauth.directory {
+            None => menshen_oauth::BuiltinDirectory::new(
+                cp.clone(),
+                oauth_cfg.lock_after,
+                oauth_cfg.lock_secs,
+            ),
+            Some(d) => {
+                let ca_pem = std::fs::read_to_string(&d.ca_file).with_context(|| {
+                    format!(
+                        "oauth.directory.ca_file: cannot read {}",
+                        d.ca_file.display()
+                    )
+                })?;
+                let service_token = match &d.service_token_file {
+                    Some(f) => Some(zeroize::Zeroizing::new(
+                        std::fs::read_to_string(f)
+                            .with_context(|| {
+                                format!(
+                                    "oauth.directory.service_token_file: cannot read {}",
+                                    f.display()
+                                )
+                            })?
+                            .trim()
+                            .to_string(),
+                    )),
+                    None => None,
+                };
+                menshen_oauth::HttpsDirectory::new(menshen_oauth::HttpsDirectoryConfig {
+                    base_url: d.url.clone(),
+                    ca_pem,
+                    service_token,
+                    timeout: std::time::Duration::from_millis(d.timeout_ms.unwrap_or(5000)),
+                })
+                .map_err(|e| anyhow::anyhow!("oauth.directory.url: {e}"))?
+            }
+        };
         oauth_cfg
             .validate()
             .map_err(|e| anyhow::anyhow!("oauth: {e}"))?;

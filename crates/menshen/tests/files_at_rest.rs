@@ -95,3 +95,26 @@ async fn auth_3_data_dir_open_to_others_stops_the_node_naming_path_mode_and_fix(
         "nothing created in the refused directory"
     );
 }
+
+/// USR-1: the bank's identity service is selected by `[oauth.directory]`;
+/// a node configured with a plain-HTTP service does not start, and says
+/// which field to fix.
+#[tokio::test]
+async fn usr_1_an_identity_service_over_plain_http_is_refused_at_start() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut cfg = node_config::config(tmp.path());
+    cfg.oauth.directory = Some(menshen::config::DirectorySection {
+        url: "http://idp.bank.example".into(),
+        ca_file: tmp.path().join("tls/ca.pem"),
+        service_token_file: None,
+        timeout_ms: None,
+    });
+    let err = match menshen::node::Node::start(cfg).await {
+        Ok(n) => {
+            n.shutdown().await;
+            panic!("a plain-HTTP identity service was accepted");
+        }
+        Err(e) => format!("{e:#}"),
+    };
+    assert!(err.contains("oauth.directory.url"), "{err}");
+}
