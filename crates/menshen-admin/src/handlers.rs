@@ -5,7 +5,9 @@ use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::Json;
 use bytes::Bytes;
-use menshen_model::{AppStatus, Lifecycle, NewApi, NewApp, NewIpRule, UApiId, ValidationError};
+use menshen_model::{
+    AppStatus, Lifecycle, NewApi, NewApp, NewIpRule, NewLimitRule, UApiId, ValidationError,
+};
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::json;
@@ -234,6 +236,27 @@ pub async fn add_ip_rule(State(st): State<AdminState>, body: Bytes) -> R {
 
 pub async fn remove_ip_rule(State(st): State<AdminState>, Path(id): Path<i64>) -> R {
     st.cp.store.remove_ip_rule(id).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// TRF-1: the flow-control rules.
+pub async fn list_limits(State(st): State<AdminState>) -> R {
+    ok(st.cp.store.list_limit_rules().await?)
+}
+
+/// TRF-1: add a flow-control rule (a catalog change: every gateway picks
+/// it up with its next snapshot; counters are never reset by it).
+pub async fn add_limit(State(st): State<AdminState>, body: Bytes) -> R {
+    let b: NewLimitRule = parse(&body)?;
+    let r = st.cp.store.add_limit_rule(&b).await?;
+    tracing::info!(id = r.id, app_id = ?r.app_id, api_id = ?r.api_id, window = %r.window, max = r.max, action = %r.action, "limit rule added");
+    created(r)
+}
+
+/// TRF-1: remove a flow-control rule.
+pub async fn remove_limit(State(st): State<AdminState>, Path(id): Path<i64>) -> R {
+    st.cp.store.remove_limit_rule(id).await?;
+    tracing::info!(id, "limit rule removed");
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 

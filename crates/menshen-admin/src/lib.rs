@@ -152,6 +152,14 @@ async fn before_state(st: &AdminState, path: &str) -> Option<serde_json::Value> 
             .await
             .ok()
             .and_then(|c| serde_json::to_value(c).ok()),
+        "limits" => {
+            let id: i64 = id.parse().ok()?;
+            let rules = st.cp.store.list_limit_rules().await.ok()?;
+            rules
+                .into_iter()
+                .find(|r| r.id == id)
+                .and_then(|r| serde_json::to_value(r).ok())
+        }
         _ => None,
     }
 }
@@ -464,6 +472,8 @@ pub fn router(state: AdminState) -> Router {
         .route("/grants/{app_id}/{api_id}", delete(remove_grant))
         .route("/ip-rules", get(list_ip_rules).post(add_ip_rule))
         .route("/ip-rules/{id}", delete(remove_ip_rule))
+        .route("/limits", get(list_limits).post(add_limit))
+        .route("/limits/{id}", delete(remove_limit))
         .route("/uapi/{code}", get(decode_uapi))
         .route(
             "/customers",

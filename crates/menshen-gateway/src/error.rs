@@ -60,9 +60,50 @@ pub enum GatewayError {
     /// The bank's response-signing key is missing (checked before forwarding).
     #[error("response signing key unavailable: {0}")]
     SigningUnavailable(String),
+    /// A flow-control rule's limit is reached (TRF-1): 429 `RATE_LIMITED`
+    /// with `Retry-After` and the IETF `RateLimit` headers. Nothing reached
+    /// the upstream.
+    #[error("rate limited: {}", .0.reason)]
+    RateLimited(Box<RateLimit>),
+    /// The hot state could not check a `reject` limit (TRF-1): fail closed
+    /// (503 `SERVICE_UNAVAILABLE`), nothing forwarded.
+    #[error("flow control unavailable: {0}")]
+    LimitsUnavailable(String),
     /// A bug or an unexpected state.
     #[error("internal: {0}")]
     Internal(String),
+}
+
+/// Which limit refused a call, for its answer's headers
+/// (draft-ietf-httpapi-ratelimit-headers) and its record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RateLimit {
+    /// Detail for the audit record: the rule and its limit.
+    pub reason: String,
+    /// The rule's id: the policy is named `rule-ID`.
+    pub rule_id: i64,
+    /// Most calls per window (`q`).
+    pub max: u64,
+    /// The window's length in seconds (`w`).
+    pub window_secs: i64,
+    /// Seconds until the window ends (`t`, and `Retry-After`), at least 1.
+    pub reset_secs: i64,
+}
+
+impl RateLimit {
+    /// `RateLimit-Policy: "rule-ID";q=MAX;w=WINDOW_SECS`.
+    pub fn policy_header(&self) -> String {
+        format!(
+            "\"rule-{}\";q={};w={}",
+            self.rule_id, self.max, self.window_secs
+        )
+    }
+
+    /// `RateLimit: "rule-ID";r=0;t=SECS_TO_RESET` (nothing remains: the
+    /// call was refused).
+    pub fn state_header(&self) -> String {
+        format!("\"rule-{}\";r=0;t={}", self.rule_id, self.reset_secs)
+    }
 }
 
 impl GatewayError {
@@ -87,6 +128,8 @@ impl GatewayError {
             GatewayError::AuditUnavailable(_) => ErrorCode::AuditUnavailable,
             GatewayError::OutcomeUnknown(_) => ErrorCode::OutcomeUnknown,
             GatewayError::SigningUnavailable(_) => ErrorCode::SigningUnavailable,
+            GatewayError::RateLimited(_) => ErrorCode::RateLimited,
+            GatewayError::LimitsUnavailable(_) => ErrorCode::AuditUnavailable,
             GatewayError::Internal(_) => ErrorCode::Internal,
         }
     }
@@ -95,7 +138,9 @@ impl GatewayError {
     pub fn reason(&self) -> &str {
         match self {
             GatewayError::Refused { reason, .. } => reason,
+            GatewayError::RateLimited(l) => &l.reason,
             GatewayError::RequestTimeout(r)
+            | GatewayError::LimitsUnavailable(r)
             | GatewayError::Overloaded(r)
             | GatewayError::UpstreamUnreachable(r)
             | GatewayError::UpstreamFailed(r)
@@ -110,7 +155,9 @@ impl GatewayError {
     /// Who is at fault.
     pub fn fault(&self) -> Fault {
         match self {
-            GatewayError::Refused { .. } | GatewayError::RequestTimeout(_) => Fault::Client,
+            GatewayError::Refused { .. }
+            | GatewayError::RequestTimeout(_)
+            | GatewayError::RateLimited(_) => Fault::Client,
             GatewayError::UpstreamUnreachable(_)
             | GatewayError::UpstreamFailed(_)
             | GatewayError::UpstreamTimeout(_) => Fault::Upstream,
@@ -118,6 +165,7 @@ impl GatewayError {
             | GatewayError::AuditUnavailable(_)
             | GatewayError::OutcomeUnknown(_)
             | GatewayError::SigningUnavailable(_)
+            | GatewayError::LimitsUnavailable(_)
             | GatewayError::Internal(_) => Fault::Bank,
         }
     }
@@ -151,7 +199,20 @@ impl GatewayError {
         if self.fault() == Fault::Bank {
             tracing::warn!(txn_id, error = %self, "gateway-side failure");
         }
-        error_response(self.code(), txn_id)
+        let mut r = error_response(self.code(), txn_id);
+        if let GatewayError::RateLimited(l) = self {
+            let h = r.headers_mut();
+            h.insert(header::RETRY_AFTER, HeaderValue::from(l.reset_secs));
+            for (name, v) in [
+                (headers::RATELIMIT_POLICY, l.policy_header()),
+                (headers::RATELIMIT, l.state_header()),
+            ] {
+                if let Ok(v) = HeaderValue::from_str(&v) {
+                    h.insert(name, v);
+                }
+            }
+        }
+        r
     }
 }
 
@@ -177,6 +238,30 @@ pub fn error_response(code: ErrorCode, txn_id: &str) -> Response<Bytes> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn trf_1_rate_limited_answers_429_with_retry_after_and_ratelimit_headers() {
+        let e = GatewayError::RateLimited(Box::new(RateLimit {
+            reason: "rule 7".into(),
+            rule_id: 7,
+            max: 5,
+            window_secs: 60,
+            reset_secs: 42,
+        }));
+        assert_eq!(e.fault(), Fault::Client);
+        assert!(e.retry_safe());
+        let r = e.to_response("T1");
+        assert_eq!(r.status(), 429);
+        assert_eq!(r.headers()["retry-after"], "42");
+        assert_eq!(r.headers()["ratelimit-policy"], "\"rule-7\";q=5;w=60");
+        assert_eq!(r.headers()["ratelimit"], "\"rule-7\";r=0;t=42");
+        let body: ErrorBody = serde_json::from_slice(r.body()).unwrap();
+        assert_eq!(body.code, "RATE_LIMITED");
+        let down = GatewayError::LimitsUnavailable("redis".into());
+        assert_eq!(down.to_response("T2").status(), 503);
+        assert_eq!(down.code().as_str(), "SERVICE_UNAVAILABLE");
+        assert_eq!(down.fault(), Fault::Bank);
+    }
 
     #[test]
     fn outcome_fault_and_retry_follow_whether_the_upstream_may_have_acted() {

@@ -60,6 +60,9 @@ pub struct Exchange {
     /// What the authorization server did for this request (its pages and
     /// signed endpoints), for the record.
     pub auth_note: Option<String>,
+    /// The flow-control rules this call exceeded with action `alert` (or
+    /// could not check), for the record (TRF-1).
+    pub limit_note: Option<String>,
 }
 
 impl Drop for Exchange {

@@ -5,7 +5,7 @@
 //!
 //! The order is also enforced by types: a stage that needs an earlier
 //! stage's result takes its proof (`Routed`, `Authenticated`, `NonceSpent`,
-//! `Authorized`), which only that stage can make, so "app status before
+//! `Authorized`, `Admitted`), which only that stage can make, so "app status before
 //! authenticate" does not compile.
 //!
 //! Every request, whatever happens to it, leaves through [`handle`], which
@@ -29,7 +29,7 @@ use crate::record;
 use crate::server::State;
 use crate::stages::{
     app_status, authenticate, authorize, body, client_cert, client_ip, consent, edge, ip_lists,
-    oauth_web, replay, route, sign_response, upstream, well_known,
+    limits, oauth_web, replay, route, sign_response, upstream, well_known,
 };
 use crate::GatewayError;
 
@@ -58,6 +58,7 @@ pub const ORDER: &[(&str, Phase)] = &[
     (ip_lists::NAME, Phase::Request),
     (replay::NAME, Phase::Request),
     (authorize::NAME, Phase::Request),
+    (limits::NAME, Phase::Request),
     (consent::NAME, Phase::Request),
     (upstream::NAME, Phase::Request),
     (sign_response::NAME, Phase::Response),
@@ -126,6 +127,7 @@ where
         recorded: false,
         consent: None,
         auth_note: None,
+        limit_note: None,
         conn: conn.slot,
         state: state.clone(),
     };
@@ -263,10 +265,22 @@ where
     let nonce = replay::on_request(ex, &auth, state.hot.as_ref(), cfg.replay_window_secs).await?;
     // authorize: grant (ONB-3), client kind vs level (LVL-4).
     let authorized = authorize::on_request(&routed, &auth, &nonce)?;
+    // limits (TRF-1): count the call against every matching flow-control
+    // rule; after the grant, so a call the app may not make never spends
+    // its quota; before consent, so a refused call never spends a
+    // consent's use.
+    let admitted = limits::on_request(ex, &routed, &auth, &authorized, state.hot.as_ref()).await?;
     // consent (USR-2, USR-4): a customer's token and consent for APIs that
     // need one; after the grant, so only a granted app's token is looked at.
-    let consented =
-        consent::on_request(ex, &routed, &auth, &authorized, state.authorizer.as_deref()).await?;
+    let consented = consent::on_request(
+        ex,
+        &routed,
+        &auth,
+        &authorized,
+        &admitted,
+        state.authorizer.as_deref(),
+    )
+    .await?;
     // record (request phase): a call whose record must be durable is not
     // forwarded while the audit log is failing (DEP-2: fail closed before
     // the upstream can act).

@@ -127,6 +127,13 @@ fn build(
             Some(kept(ex, mask_text(e.reason()), UNVERIFIED_REASON_MAX)),
         ),
     };
+    // TRF-1: an `alert` rule the call exceeded is named in its record,
+    // whatever happened to the call afterwards.
+    let reason = match (reason, ex.limit_note.as_deref()) {
+        (Some(r), Some(n)) => Some(format!("{r}; {n}")),
+        (None, Some(n)) => Some(n.to_string()),
+        (r, None) => r,
+    };
     let sig = ex.signature.as_ref().map(|s| &s.params);
     AccessRecord {
         kind: "access".into(),

@@ -11,7 +11,7 @@ use std::time::Duration;
 use arc_swap::ArcSwap;
 use ipnet::IpNet;
 use menshen_crypto::{HmacSm3Key, MacAlg, PrivateKey, PublicKey, SecretBytes};
-use menshen_model::{Api, App, CredentialKind, IpAction, Method, PathPattern};
+use menshen_model::{Api, App, CredentialKind, IpAction, LimitRule, Method, PathPattern};
 use menshen_store::{CatalogDump, ControlPlane, StoreError};
 
 /// An API as the gateway serves it.
@@ -171,6 +171,10 @@ pub struct Snapshot {
     apps: HashMap<String, Arc<AppEntry>>,
     /// Global blocklist.
     pub global_deny: Vec<IpNet>,
+    /// Flow-control rules (TRF-1), oldest first. Their counters live in the
+    /// hot state, keyed by rule id, so rebuilding the snapshot never resets
+    /// one.
+    pub limits: Vec<LimitRule>,
     /// Which app a client-certificate fingerprint is bound to.
     pub cert_owner: HashMap<String, String>,
     /// The bank's current response-signing key.
@@ -303,6 +307,7 @@ impl Snapshot {
             builtins,
             apps,
             global_deny,
+            limits: dump.limit_rules,
             cert_owner,
             bank_signer,
             bank_keys_json,

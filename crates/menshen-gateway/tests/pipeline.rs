@@ -18,7 +18,8 @@ use menshen_gateway::server::{StartOptions, State};
 use menshen_gateway::GatewayConfig;
 use menshen_model::{AppStatus, NewApi, NewApp};
 use menshen_sdk::{sign_request, Credentials, SignOptions};
-use menshen_store::{ControlPlane, MemoryHotState, SqliteStore, UApiConfig};
+use menshen_store::hot::HotError;
+use menshen_store::{ControlPlane, HotState, MemoryHotState, SqliteStore, UApiConfig};
 use serde_json::json;
 
 struct World {
@@ -68,6 +69,10 @@ async fn mock_upstream() -> (String, Arc<AtomicUsize>) {
 }
 
 async fn world() -> World {
+    world_with(Arc::new(MemoryHotState::default())).await
+}
+
+async fn world_with(hot: Arc<dyn HotState>) -> World {
     let dir = tempfile::tempdir().unwrap();
     let store = SqliteStore::open(&dir.path().join("menshen.db")).unwrap();
     let cp = ControlPlane::new(
@@ -102,21 +107,7 @@ async fn world() -> World {
     for api in ["items", "orders", "slow"] {
         cp.add_grant(&app_id, api).await.unwrap();
     }
-    let audit = AuditLog::open(AuditConfig::new(dir.path().join("audit")), None, None).unwrap();
-    let cfg = GatewayConfig::new(
-        vec![SocketAddr::from((Ipv4Addr::LOCALHOST, 0))],
-        "unused.pem".into(),
-        "unused.key".into(),
-    );
-    let state = State::build(
-        cfg,
-        &cp,
-        Arc::new(MemoryHotState::default()),
-        audit,
-        StartOptions::default(),
-    )
-    .await
-    .unwrap();
+    let state = node(&cp, hot, &dir.path().join("audit")).await;
     World {
         creds: Credentials::hmac_sm3(&app_id, created.app_secret.as_bytes().to_vec()),
         app_id,
@@ -125,6 +116,41 @@ async fn world() -> World {
         cp,
         upstream_calls,
     }
+}
+
+/// A gateway's state ("a node") on the control plane `cp`, with its own
+/// audit log in `audit_dir`.
+async fn node(
+    cp: &ControlPlane,
+    hot: Arc<dyn HotState>,
+    audit_dir: &std::path::Path,
+) -> Arc<State> {
+    let audit = AuditLog::open(AuditConfig::new(audit_dir.to_path_buf()), None, None).unwrap();
+    let cfg = GatewayConfig::new(
+        vec![SocketAddr::from((Ipv4Addr::LOCALHOST, 0))],
+        "unused.pem".into(),
+        "unused.key".into(),
+    );
+    State::build(cfg, cp, hot, audit, StartOptions::default())
+        .await
+        .unwrap()
+}
+
+/// Run `req` through `state`'s pipeline; its status.
+async fn status_on(state: Arc<State>, req: Request<Bytes>) -> u16 {
+    let (parts, body) = req.into_parts();
+    handle(
+        state,
+        Request::from_parts(parts, Full::new(body)),
+        ConnInfo {
+            peer: SocketAddr::from((Ipv4Addr::LOCALHOST, 40_000)),
+            client_cert: None,
+            slot: None,
+        },
+    )
+    .await
+    .status()
+    .as_u16()
 }
 
 fn request(method: &str, path: &str, body: &str) -> Request<Bytes> {
@@ -342,4 +368,260 @@ async fn aud_1_a_request_dropped_after_forwarding_is_recorded_as_interrupted_wit
     assert_eq!(rec.code.as_deref(), Some("INTERRUPTED"));
     assert_eq!(rec.result, menshen_audit::Outcome::Unknown);
     assert_eq!(rec.app_id.as_deref(), Some(w.app_id.as_str()));
+}
+
+/// A hot state whose counters fail (nonces still work): a Redis that
+/// answers `SET NX` but not the counter script, as far as the limits stage
+/// can tell.
+struct CountersDown(MemoryHotState);
+
+#[async_trait::async_trait]
+impl HotState for CountersDown {
+    async fn insert_nonce(&self, app_id: &str, nonce: &str, expires_at: i64, now: i64) -> bool {
+        self.0.insert_nonce(app_id, nonce, expires_at, now).await
+    }
+    async fn put(
+        &self,
+        ns: &str,
+        key: &str,
+        value: Vec<u8>,
+        expires_at: i64,
+        now: i64,
+    ) -> Result<(), HotError> {
+        self.0.put(ns, key, value, expires_at, now).await
+    }
+    async fn get(&self, ns: &str, key: &str, now: i64) -> Result<Option<Vec<u8>>, HotError> {
+        self.0.get(ns, key, now).await
+    }
+    async fn take(&self, ns: &str, key: &str, now: i64) -> Result<Option<Vec<u8>>, HotError> {
+        self.0.take(ns, key, now).await
+    }
+    async fn delete(&self, ns: &str, key: &str, now: i64) -> Result<bool, HotError> {
+        self.0.delete(ns, key, now).await
+    }
+    async fn incr(
+        &self,
+        _ns: &str,
+        _key: &str,
+        _limit: Option<u64>,
+        _expires_at: i64,
+        _now: i64,
+    ) -> Result<Result<u64, u64>, HotError> {
+        Err(HotError::Unavailable("counters down (test)".into()))
+    }
+}
+
+/// TRF-1: when the hot state cannot count, a `reject` rule fails the call
+/// closed (503 SERVICE_UNAVAILABLE, nothing forwarded, recorded); an
+/// `alert` rule lets it through with a note in its record; a call with no
+/// matching rule never touches the counters.
+#[tokio::test]
+async fn trf_1_hot_state_down_fails_reject_rules_closed_and_lets_alert_rules_through() {
+    use menshen_model::{LimitAction, LimitWindow, NewLimitRule};
+    let w = world_with(Arc::new(CountersDown(MemoryHotState::default()))).await;
+    let rule = |api: &str, action| NewLimitRule {
+        app_id: None,
+        api_id: Some(api.into()),
+        window: LimitWindow::Day,
+        max: 100,
+        action,
+    };
+    w.cp.store
+        .add_limit_rule(&rule("items", LimitAction::Reject))
+        .await
+        .unwrap();
+    w.cp.store
+        .add_limit_rule(&rule("orders", LimitAction::Alert))
+        .await
+        .unwrap();
+    w.state.snapshot.refresh(&w.cp).await.unwrap();
+    assert_eq!(
+        w.run(w.signed("GET", "/v1/items/1", "")).await,
+        (503, Some("SERVICE_UNAVAILABLE".into()), 0)
+    );
+    assert_eq!(
+        w.run(w.signed("POST", "/v1/orders", r#"{"a":1}"#)).await,
+        (200, None, 1)
+    );
+    assert_eq!(w.run(w.signed("GET", "/v1/slow-not", "")).await.0, 404);
+    let recs = w.records().await;
+    let refused = recs
+        .iter()
+        .find(|r| r.code.as_deref() == Some("SERVICE_UNAVAILABLE"))
+        .expect("the refusal's record");
+    assert!(
+        refused
+            .reason
+            .as_deref()
+            .unwrap()
+            .contains("could not be checked"),
+        "{:?}",
+        refused.reason
+    );
+    let passed = recs
+        .iter()
+        .find(|r| r.api_id.as_deref() == Some("orders"))
+        .unwrap();
+    assert!(
+        passed.reason.as_deref().unwrap().contains("not checked"),
+        "{:?}",
+        passed.reason
+    );
+}
+
+/// TRF-1: the grant is checked before the limits, so a call the app may not
+/// make is refused as NOT_GRANTED and spends nothing of a quota.
+#[tokio::test]
+async fn trf_1_limits_run_after_the_grant_check() {
+    use menshen_model::{LimitAction, LimitWindow, NewLimitRule};
+    let w = world().await;
+    w.cp.store
+        .add_limit_rule(&NewLimitRule {
+            app_id: Some(w.app_id.clone()),
+            api_id: None,
+            window: LimitWindow::Day,
+            max: 1,
+            action: LimitAction::Reject,
+        })
+        .await
+        .unwrap();
+    w.state.snapshot.refresh(&w.cp).await.unwrap();
+    let r = w.run(w.signed("GET", "/v1/secret", "")).await;
+    assert_eq!(r, (403, Some("NOT_GRANTED".into()), 0));
+    assert_eq!(
+        w.run(w.signed("GET", "/v1/items/1", "")).await,
+        (200, None, 1)
+    );
+    assert_eq!(
+        w.run(w.signed("GET", "/v1/items/1", "")).await,
+        (429, Some("RATE_LIMITED".into()), 0)
+    );
+}
+
+/// A `redis-server` child process on 127.0.0.1 and a free port, killed on
+/// drop; `None` (after saying so) when it is not installed and
+/// `MENSHEN_REQUIRE_SERVICES` is not `1`.
+struct RedisServer {
+    child: std::process::Child,
+    port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn redis() -> Option<RedisServer> {
+    use std::io::{Read, Write};
+    use std::process::{Command, Stdio};
+    let installed = Command::new("redis-server")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !installed {
+        if std::env::var("MENSHEN_REQUIRE_SERVICES").as_deref() == Ok("1") {
+            panic!("redis-server not installed and MENSHEN_REQUIRE_SERVICES=1");
+        }
+        println!("skipped: redis-server not installed");
+        return None;
+    }
+    let ping = |port: u16| {
+        let Ok(mut c) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
+            return false;
+        };
+        let _ = c.set_read_timeout(Some(std::time::Duration::from_secs(1)));
+        let mut buf = [0u8; 7];
+        c.write_all(b"PING\r\n").is_ok() && c.read_exact(&mut buf).is_ok() && &buf == b"+PONG\r\n"
+    };
+    for _ in 0..5 {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let dir = tempfile::tempdir().unwrap();
+        let child = Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no"])
+            .arg("--dir")
+            .arg(dir.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn redis-server");
+        let mut srv = RedisServer {
+            child,
+            port,
+            _dir: dir,
+        };
+        // Bounded: 100 x 50 ms.
+        for _ in 0..100 {
+            if srv.child.try_wait().unwrap().is_some() {
+                break;
+            }
+            if ping(port) {
+                return Some(srv);
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    }
+    panic!("redis-server did not start on any of 5 free ports");
+}
+
+/// TRF-1, exact across nodes: two gateways ("nodes", each with its own
+/// connection to one real Redis) share a limit of 5 calls per day on one
+/// app x API; 20 concurrent calls spread over both: exactly 5 pass, 15 are
+/// refused with 429, the upstream sees 5.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn trf_1_two_nodes_on_one_redis_let_exactly_max_calls_through() {
+    use menshen_model::{LimitAction, LimitWindow, NewLimitRule};
+    use menshen_store::{RedisHotConfig, RedisHotState};
+    let Some(srv) = redis() else { return };
+    let cfg = RedisHotConfig {
+        url: format!("redis://127.0.0.1:{}/0", srv.port),
+        key_prefix: "menshen:".into(),
+        ca_file: None,
+    };
+    let hot_a = Arc::new(RedisHotState::connect(&cfg).await.unwrap());
+    let w = world_with(hot_a).await;
+    let extra = tempfile::tempdir().unwrap();
+    let hot_b = Arc::new(RedisHotState::connect(&cfg).await.unwrap());
+    let node_b = node(&w.cp, hot_b, &extra.path().join("audit")).await;
+    w.cp.store
+        .add_limit_rule(&NewLimitRule {
+            app_id: Some(w.app_id.clone()),
+            api_id: Some("items".into()),
+            window: LimitWindow::Day,
+            max: 5,
+            action: LimitAction::Reject,
+        })
+        .await
+        .unwrap();
+    w.state.snapshot.refresh(&w.cp).await.unwrap();
+    node_b.snapshot.refresh(&w.cp).await.unwrap();
+    let before = w.upstream_calls.load(Ordering::SeqCst);
+    let tasks: Vec<_> = (0..20)
+        .map(|i| {
+            let state = if i % 2 == 0 {
+                w.state.clone()
+            } else {
+                node_b.clone()
+            };
+            let req = w.signed("GET", &format!("/v1/items/{i}"), "");
+            tokio::spawn(status_on(state, req))
+        })
+        .collect();
+    let mut statuses = vec![];
+    for t in tasks {
+        statuses.push(t.await.unwrap());
+    }
+    let ok = statuses.iter().filter(|s| **s == 200).count();
+    let limited = statuses.iter().filter(|s| **s == 429).count();
+    assert_eq!((ok, limited), (5, 15), "{statuses:?}");
+    assert_eq!(w.upstream_calls.load(Ordering::SeqCst) - before, 5);
 }

@@ -1,5 +1,5 @@
 //! Domain types of Menshen: application parties, credentials, the API catalog,
-//! grants and IP rules, with their validation. No I/O here.
+//! grants, IP rules and flow-control limits, with their validation. No I/O here.
 #![forbid(unsafe_code)]
 // The ban list (clippy.toml): no `unwrap` outside tests (an `expect` names
 // its invariant), no printing from a library (tracing instead).
@@ -46,6 +46,7 @@ mod grant;
 mod headers;
 mod ip_rule;
 mod level;
+mod limit;
 pub mod path;
 pub mod uapi;
 
@@ -59,5 +60,8 @@ pub use grant::Grant;
 pub use headers::{forwardable_header, NEVER_FORWARDED_HEADERS};
 pub use ip_rule::{parse_cidr, IpAction, IpRule, NewIpRule};
 pub use level::{Level, LevelProfile};
+pub use limit::{
+    LimitAction, LimitRule, LimitWindow, NewLimitRule, LIMIT_MAX, SHANGHAI_OFFSET_SECS,
+};
 pub use path::{PathPattern, PathPatternError};
 pub use uapi::{UApiId, UApiIdError, UApiType};

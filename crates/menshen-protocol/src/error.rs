@@ -74,7 +74,8 @@ codes! {
     UpstreamUnavailable = ("UPSTREAM_UNAVAILABLE", 502, "the service is temporarily unavailable"),
     /// The upstream did not answer in time; the outcome is unknown.
     UpstreamTimeout = ("UPSTREAM_TIMEOUT", 504, "the service did not answer in time; the outcome is unknown"),
-    /// The audit log cannot make this call's record durable: fail closed.
+    /// The audit log cannot make this call's record durable, or the shared
+    /// hot state cannot check a flow-control limit (TRF-1): fail closed.
     /// Nothing reached the upstream, so the call may be retried (with a new
     /// nonce).
     AuditUnavailable = ("SERVICE_UNAVAILABLE", 503, "the service is temporarily unavailable"),
@@ -105,6 +106,10 @@ codes! {
     AccountNotConsented = ("ACCOUNT_NOT_CONSENTED", 403, "the customer's consent does not cover this account"),
     /// The consent's use or daily limit is reached (USR-3).
     ConsentLimitReached = ("CONSENT_LIMIT_REACHED", 429, "the consent's use limit is reached"),
+    /// A flow-control rule's limit for the current window is reached (TRF-1);
+    /// `Retry-After` and `RateLimit` say when the window ends. Nothing was
+    /// forwarded.
+    RateLimited = ("RATE_LIMITED", 429, "too many calls: the limit for this window is reached; retry after the window ends"),
     /// Anything else.
     Internal = ("INTERNAL_ERROR", 500, "an internal error occurred"),
 }

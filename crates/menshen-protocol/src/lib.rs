@@ -52,6 +52,12 @@ pub mod headers {
     pub const UPSTREAM_CONSENT_ID: &str = "x-menshen-consent-id";
     /// Prefix of every header the gateway reserves; client copies are stripped.
     pub const RESERVED_PREFIX: &str = "x-menshen-";
+    /// On a `RATE_LIMITED` answer (TRF-1): the limit's policy,
+    /// draft-ietf-httpapi-ratelimit-headers: `"rule-ID";q=MAX;w=WINDOW_SECS`.
+    pub const RATELIMIT_POLICY: &str = "ratelimit-policy";
+    /// On a `RATE_LIMITED` answer (TRF-1): the state of the limit,
+    /// `"rule-ID";r=REMAINING;t=SECS_TO_RESET`.
+    pub const RATELIMIT: &str = "ratelimit";
 }
 
 /// Errors in signature or digest headers, as the verifier sees them.

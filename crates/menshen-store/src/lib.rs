@@ -1,5 +1,5 @@
 //! The control-plane store: application parties, credentials, the API catalog,
-//! U_API_ID registry, grants, IP rules, admin tokens, bank customers and their
+//! U_API_ID registry, grants, IP rules, flow-control rules, admin tokens, bank customers and their
 //! consents behind the [`Store`]
 //! trait (SQLite now; PostgreSQL implements the same trait), plus the shared
 //! hot state (nonces) behind [`HotState`].
@@ -22,7 +22,7 @@ pub mod sqlite;
 use async_trait::async_trait;
 use menshen_model::{
     Api, App, AppStatus, Consent, ConsentState, CredentialKind, Customer, Grant, IpRule, Lifecycle,
-    NewIpRule, ValidationError,
+    LimitRule, NewIpRule, NewLimitRule, ValidationError,
 };
 use serde::{Deserialize, Serialize};
 
@@ -209,6 +209,8 @@ pub struct CatalogDump {
     pub grants: Vec<Grant>,
     /// All IP rules.
     pub ip_rules: Vec<IpRule>,
+    /// All flow-control rules (TRF-1), oldest first.
+    pub limit_rules: Vec<LimitRule>,
     /// The bank's keys.
     pub bank_keys: Vec<BankKeyRecord>,
 }
@@ -307,6 +309,15 @@ pub trait Store: Send + Sync + 'static {
     async fn remove_ip_rule(&self, id: i64) -> Result<(), StoreError>;
     /// All IP rules.
     async fn list_ip_rules(&self) -> Result<Vec<IpRule>, StoreError>;
+
+    /// Add a flow-control rule (TRF-1); `Invalid` naming the field when
+    /// the input is wrong or the app or API does not exist. A catalog
+    /// change: it bumps the version like any rule.
+    async fn add_limit_rule(&self, rule: &NewLimitRule) -> Result<LimitRule, StoreError>;
+    /// Remove a flow-control rule by id (`NotFound` if none).
+    async fn remove_limit_rule(&self, id: i64) -> Result<(), StoreError>;
+    /// All flow-control rules, oldest first.
+    async fn list_limit_rules(&self) -> Result<Vec<LimitRule>, StoreError>;
 
     /// Store an admin token's SHA-256.
     async fn insert_admin_token(

@@ -62,9 +62,10 @@
 //! concurrent takers on any nodes exactly one gets the value); `incr` one
 //! `EVALSHA` of a Lua script that reads, checks the limit and the expiry and
 //! writes atomically. So a signed (A1) call costs one round trip for its
-//! nonce. The combined "nonce + limits in one script" of issue 12 belongs
-//! to flow control (TRF-1), which does not exist yet; the counters' script
-//! here is where it will go. `tests/redis_hot.rs` counts the commands the
+//! nonce, plus one per flow-control rule that matches it (TRF-1, the
+//! gateway's `limits` stage, one `incr` each). The combined "nonce + limits
+//! in one script" of issue 12 is not built yet; the counters' script here
+//! is where it will go. `tests/redis_hot.rs` counts the commands the
 //! server saw for one `insert_nonce` (`INFO commandstats`).
 //!
 //! # Failures

@@ -5,7 +5,8 @@ use std::sync::Arc;
 
 use menshen_crypto::MasterKey;
 use menshen_model::{
-    AppKind, AppStatus, IpAction, Level, Lifecycle, Method, NewApi, NewApp, NewIpRule, UApiId,
+    AppKind, AppStatus, IpAction, Level, Lifecycle, LimitAction, LimitWindow, Method, NewApi,
+    NewApp, NewIpRule, NewLimitRule, UApiId,
 };
 use menshen_store::{ControlPlane, SqliteStore, StoreError, UApiConfig};
 
@@ -243,6 +244,89 @@ async fn auth_5_ip_rules_validated_and_versions_bump() {
     );
     let s = cp.store.set_app_status("nope", AppStatus::Suspended).await;
     assert!(matches!(s, Err(StoreError::NotFound(_))));
+}
+
+/// TRF-1: limit rules are validated naming the field, stored, listed,
+/// dumped for the snapshot and removed; every change bumps the version; a
+/// removed rule's id is never given to a new one (its counters are keyed
+/// by id).
+#[tokio::test]
+async fn trf_1_limit_rules_validated_dumped_removed_and_versions_bump() {
+    let (_d, cp) = setup();
+    let app = cp
+        .create_app(&NewApp {
+            name: "Fintech".into(),
+            kind: AppKind::Server,
+            contact: None,
+        })
+        .await
+        .unwrap()
+        .app
+        .app_id;
+    cp.create_api(&api("rates", "/v1/rates", Level::A1))
+        .await
+        .unwrap();
+    let rule = |app_id: Option<&str>, api_id: Option<&str>, max: u64| NewLimitRule {
+        app_id: app_id.map(str::to_string),
+        api_id: api_id.map(str::to_string),
+        window: LimitWindow::Minute,
+        max,
+        action: LimitAction::Reject,
+    };
+    let v0 = cp.store.version().await.unwrap();
+    let rx = cp.store.subscribe();
+    let r1 = cp
+        .store
+        .add_limit_rule(&rule(Some(&app), Some("rates"), 5))
+        .await
+        .unwrap();
+    assert!(cp.store.version().await.unwrap() > v0);
+    assert!(rx.has_changed().unwrap());
+    assert_eq!((r1.max, r1.window), (5, LimitWindow::Minute));
+    let r2 = cp
+        .store
+        .add_limit_rule(&NewLimitRule {
+            window: LimitWindow::Day,
+            action: LimitAction::Alert,
+            ..rule(None, None, u64::try_from(i64::MAX).unwrap())
+        })
+        .await
+        .unwrap();
+    for (bad, field) in [
+        (rule(Some("nope"), None, 1), "app_id"),
+        (rule(None, Some("nope"), 1), "api_id"),
+        (rule(None, None, 0), "max"),
+        (rule(Some(""), None, 1), "app_id"),
+    ] {
+        let v = cp.store.version().await.unwrap();
+        let e = cp.store.add_limit_rule(&bad).await.unwrap_err();
+        assert!(
+            matches!(e, StoreError::Invalid(ref x) if x.field == field),
+            "{field}: {e:?}"
+        );
+        assert_eq!(cp.store.version().await.unwrap(), v, "nothing written");
+    }
+    let listed = cp.store.list_limit_rules().await.unwrap();
+    assert_eq!(listed, vec![r1.clone(), r2.clone()]);
+    assert_eq!(cp.store.dump_catalog().await.unwrap().limit_rules, listed);
+    let v = cp.store.version().await.unwrap();
+    cp.store.remove_limit_rule(r1.id).await.unwrap();
+    assert!(cp.store.version().await.unwrap() > v);
+    assert!(matches!(
+        cp.store.remove_limit_rule(r1.id).await,
+        Err(StoreError::NotFound(_))
+    ));
+    assert_eq!(
+        cp.store.dump_catalog().await.unwrap().limit_rules,
+        vec![r2.clone()]
+    );
+    // Ids are never reused: a new rule does not inherit r1's counters.
+    let r3 = cp
+        .store
+        .add_limit_rule(&rule(Some(&app), Some("rates"), 5))
+        .await
+        .unwrap();
+    assert!(r3.id > r2.id);
 }
 
 #[tokio::test]

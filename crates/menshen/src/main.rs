@@ -119,6 +119,7 @@ async fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Api { cmd, conn } => cli::api(cmd, conn).await?,
         Command::Grant { cmd, conn } => cli::grant(cmd, conn).await?,
         Command::Ip { cmd, conn } => cli::ip(cmd, conn).await?,
+        Command::Limit { cmd, conn } => cli::limit(cmd, conn).await?,
         Command::Uapi { cmd } => cli::uapi(cmd)?,
         Command::Customer { cmd, conn } => cli::customer(cmd, conn).await?,
         Command::Consent { cmd, conn } => cli::consent(cmd, conn).await?,

@@ -12,6 +12,7 @@ use menshen_protocol::ErrorCode;
 
 use super::authenticate::Authenticated;
 use super::authorize::Authorized;
+use super::limits::Admitted;
 use super::route::Routed;
 use crate::authorizer::{Authorizer, Caller, ConsentGrant};
 use crate::exchange::Exchange;
@@ -92,6 +93,7 @@ pub async fn on_request(
     routed: &Routed,
     auth: &Authenticated,
     _authorized: &Authorized,
+    _admitted: &Admitted,
     authorizer: Option<&dyn Authorizer>,
 ) -> Result<Consented, GatewayError> {
     if !routed.api.api.controls.consent.required {

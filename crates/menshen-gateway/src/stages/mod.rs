@@ -10,6 +10,7 @@ pub mod client_ip;
 pub mod consent;
 pub mod edge;
 pub mod ip_lists;
+pub mod limits;
 pub mod oauth_web;
 pub mod replay;
 pub mod route;

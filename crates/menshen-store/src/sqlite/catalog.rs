@@ -5,7 +5,9 @@
 use menshen_model::{App, AppStatus, CredentialKind, IpRule, NewIpRule, ValidationError};
 use rusqlite::{params, Connection, OptionalExtension, Transaction};
 
-use super::rows::{api_from, app_from, bank_key_from, cred_from, grant_from, rule_from};
+use super::rows::{
+    api_from, app_from, bank_key_from, cred_from, grant_from, limit_from, rule_from,
+};
 use crate::{now_rfc3339, AdminToken, BankKeyRecord, CatalogDump, CredentialRecord, StoreError};
 
 /// The change counter.
@@ -316,6 +318,10 @@ pub(super) fn dump(c: &Connection) -> Result<CatalogDump, StoreError> {
             .prepare("SELECT * FROM ip_rules")?
             .query_map([], rule_from)?
             .collect::<rusqlite::Result<Vec<_>>>()?;
+        let limit_rules = c
+            .prepare("SELECT * FROM limit_rules ORDER BY id")?
+            .query_map([], limit_from)?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
         let bank_keys = c
             .prepare("SELECT * FROM bank_keys")?
             .query_map([], bank_key_from)?
@@ -327,6 +333,7 @@ pub(super) fn dump(c: &Connection) -> Result<CatalogDump, StoreError> {
             apis,
             grants,
             ip_rules,
+            limit_rules,
             bank_keys,
         })
     })();

@@ -3,7 +3,7 @@
 //!
 //! By role: `schema` (migrations), `rows` (row mappers), `catalog`
 //! (apps, credentials, keys, IP rules, admin tokens, the snapshot dump),
-//! `apis` (APIs, U_API_IDs, grants), `audit` (the audit index),
+//! `apis` (APIs, U_API_IDs, grants), `limits` (flow-control rules), `audit` (the audit index),
 //! `customers` (bank customers, their accounts and login lock), `consents`
 //! (consents and redirect URIs). This
 //! file holds the connections and turns each [`Store`] call into one of
@@ -17,6 +17,7 @@ mod audit;
 mod catalog;
 mod consents;
 mod customers;
+mod limits;
 mod rows;
 mod schema;
 
@@ -25,8 +26,8 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use menshen_model::{
-    Api, App, AppStatus, Consent, ConsentState, Customer, Grant, IpRule, Lifecycle, NewIpRule,
-    ValidationError,
+    Api, App, AppStatus, Consent, ConsentState, Customer, Grant, IpRule, Lifecycle, LimitRule,
+    NewIpRule, NewLimitRule, ValidationError,
 };
 use rusqlite::{Connection, Transaction};
 use tokio::sync::watch;
@@ -313,6 +314,19 @@ impl Store for SqliteStore {
 
     async fn list_ip_rules(&self) -> Result<Vec<IpRule>, StoreError> {
         self.read(catalog::list_ip_rules).await
+    }
+
+    async fn add_limit_rule(&self, rule: &NewLimitRule) -> Result<LimitRule, StoreError> {
+        let rule = rule.clone();
+        self.write(move |tx| limits::add(tx, rule)).await
+    }
+
+    async fn remove_limit_rule(&self, id: i64) -> Result<(), StoreError> {
+        self.write(move |tx| limits::remove(tx, id)).await
+    }
+
+    async fn list_limit_rules(&self) -> Result<Vec<LimitRule>, StoreError> {
+        self.read(limits::list).await
     }
 
     async fn insert_admin_token(

@@ -2,7 +2,7 @@
 
 use menshen_model::{
     Api, App, AppKind, AppStatus, CredentialKind, Grant, Integration, IpAction, IpRule, Level,
-    Lifecycle, Method,
+    Lifecycle, LimitAction, LimitRule, LimitWindow, Method,
 };
 use rusqlite::Row;
 
@@ -93,6 +93,21 @@ pub(super) fn grant_from(r: &Row<'_>) -> rusqlite::Result<Grant> {
     Ok(Grant {
         app_id: r.get("app_id")?,
         api_id: r.get("api_id")?,
+        created_at: r.get("created_at")?,
+    })
+}
+
+pub(super) fn limit_from(r: &Row<'_>) -> rusqlite::Result<LimitRule> {
+    let window: String = r.get("time_window")?;
+    let action: String = r.get("action")?;
+    let max: i64 = r.get("max_calls")?;
+    Ok(LimitRule {
+        id: r.get("id")?,
+        app_id: r.get("app_id")?,
+        api_id: r.get("api_id")?,
+        window: LimitWindow::parse(&window).ok_or_else(|| bad_row("time_window"))?,
+        max: u64::try_from(max).map_err(|_| bad_row("max_calls"))?,
+        action: LimitAction::parse(&action).ok_or_else(|| bad_row("action"))?,
         created_at: r.get("created_at")?,
     })
 }

@@ -214,6 +214,20 @@ const MIGRATIONS: &[&str] = &[
         UNIQUE (app_id, uri)
     );
     "#,
+    // 8: flow-control rules (TRF-1). AUTOINCREMENT: an id is never reused,
+    // so a new rule never inherits a removed rule's counters (the hot
+    // state keys them by rule id).
+    r#"
+    CREATE TABLE limit_rules (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        app_id TEXT REFERENCES apps(app_id),
+        api_id TEXT REFERENCES apis(api_id),
+        time_window TEXT NOT NULL CHECK (time_window IN ('second','minute','day')),
+        max_calls INTEGER NOT NULL CHECK (max_calls >= 1),
+        action TEXT NOT NULL CHECK (action IN ('reject','alert')),
+        created_at TEXT NOT NULL
+    );
+    "#,
 ];
 
 /// Migration 6 makes live fingerprints unique ([`MIGRATIONS`]).

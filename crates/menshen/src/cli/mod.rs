@@ -20,6 +20,7 @@ mod client;
 mod customer;
 mod grant;
 mod ip;
+mod limit;
 mod render;
 mod uapi;
 
@@ -32,6 +33,7 @@ pub use client::AdminClient;
 pub use customer::{consent, customer, totp};
 pub use grant::grant;
 pub use ip::ip;
+pub use limit::limit;
 pub use uapi::uapi;
 
 /// Menshen (门神): the open-banking API security gateway.
@@ -142,6 +144,16 @@ pub enum Command {
         /// What to do.
         #[command(subcommand)]
         cmd: IpCmd,
+        /// Admin API connection.
+        #[command(flatten)]
+        conn: AdminConn,
+    },
+    /// Flow-control rules (TRF-1): at most N calls per second, minute or day
+    /// (Asia/Shanghai) for an app, an API, both, or all calls.
+    Limit {
+        /// What to do.
+        #[command(subcommand)]
+        cmd: LimitCmd,
         /// Admin API connection.
         #[command(flatten)]
         conn: AdminConn,
@@ -441,6 +453,36 @@ pub enum GrantCmd {
         /// Only this app's.
         #[arg(long)]
         app_id: Option<String>,
+    },
+}
+
+/// `menshen limit ...`
+#[derive(Subcommand, Debug)]
+pub enum LimitCmd {
+    /// Add a rule: at most MAX calls per window; every matching call counts.
+    Set {
+        /// App_ID whose calls count (omit: every app's).
+        #[arg(long)]
+        app: Option<String>,
+        /// API_ID whose calls count (omit: every API's).
+        #[arg(long)]
+        api: Option<String>,
+        /// second, minute or day (the calendar day in Asia/Shanghai).
+        #[arg(long, value_parser = ["second", "minute", "day"])]
+        window: String,
+        /// Most calls per window (at least 1).
+        #[arg(long)]
+        max: u64,
+        /// reject (429 RATE_LIMITED) or alert (let through, recorded).
+        #[arg(long, default_value = "reject", value_parser = ["reject", "alert"])]
+        action: String,
+    },
+    /// List rules.
+    List,
+    /// Remove a rule by id.
+    Remove {
+        /// Rule id.
+        id: i64,
     },
 }
 
