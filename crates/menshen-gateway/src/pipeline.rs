@@ -5,8 +5,8 @@
 //!
 //! The order is also enforced by types: a stage that needs an earlier
 //! stage's result takes its proof (`Routed`, `Authenticated`, `NonceSpent`,
-//! `Authorized`, `Admitted`), which only that stage can make, so "app status before
-//! authenticate" does not compile.
+//! `Authorized`, `Admitted`), which only that stage can make, so "app
+//! status before authenticate" does not compile.
 //!
 //! Every request, whatever happens to it, leaves through [`handle`], which
 //! runs the response phase and writes its access record exactly once

@@ -68,12 +68,16 @@ pub async fn on_request(
     _authorized: &Authorized,
     hot: &dyn HotState,
 ) -> Result<Admitted, GatewayError> {
-    let snapshot = ex.snapshot.clone();
     let (app_id, api_id) = (&auth.app.app.app_id, &routed.api.api.api_id);
     let now = ex.now_unix();
     let mut notes: Vec<String> = Vec::new();
     let mut refusal = None;
-    for rule in snapshot.limits.iter().filter(|r| r.matches(app_id, api_id)) {
+    for rule in ex
+        .snapshot
+        .limits
+        .iter()
+        .filter(|r| r.matches(app_id, api_id))
+    {
         let (start, end) = rule.window.bounds(now);
         let key = counter_key(rule, start);
         let bound = match rule.action {
