@@ -201,7 +201,9 @@ where
 fn durable(state: &State, ex: &Exchange) -> bool {
     let cfg = &state.config;
     !cfg.unsafe_async_audit
-        && (cfg.durable_audit_a1 || ex.api.as_ref().is_some_and(|a| a.plan.durable_record))
+        && (cfg.durable_audit_a1
+            || ex.api.as_ref().is_some_and(|a| a.plan.durable_record)
+            || oauth_web::changes_state(ex))
 }
 
 /// The request phase, in order. A stage that fails stops the request here:

@@ -228,14 +228,23 @@ async fn code_grant(
     let verifier =
         one(f, "code_verifier")?.ok_or_else(|| bad("`code_verifier` is required (PKCE)"))?;
     let code_hash = secret::hash(code);
-    // Keep reuse marks as long as any token from the code can live.
+    // The code's record of the tokens it gave (`code_used`) lives as long as
+    // any of them can; the reuse mark only has to outlive a redemption in
+    // flight, so any caller's unknown codes cannot pile up in hot state.
     let mark_until = now + srv.cfg.token_profile.lifetime_secs().max(7200) + 86_400;
+    let reuse_mark_until = now + srv.cfg.code_ttl_secs + 60;
     let Some(raw) = srv.hot.take(ns::CODE, &code_hash, now).await? else {
         // Unknown, expired or used. A second redemption revokes every token
         // issued from the code (RFC 6749 section 4.1.2, TOK-3); the mark
         // also reaches a winner still issuing (it checks after).
         srv.hot
-            .put(ns::CODE_REUSE, &code_hash, b"1".to_vec(), mark_until, now)
+            .put(
+                ns::CODE_REUSE,
+                &code_hash,
+                b"1".to_vec(),
+                reuse_mark_until,
+                now,
+            )
             .await?;
         let mut revoked = 0;
         if let Some(b) = srv.hot.get(ns::CODE_USED, &code_hash, now).await? {

@@ -31,6 +31,12 @@ pub enum Web<B> {
     Pass(B),
 }
 
+/// Whether the request is a form post to one of the pages (a login, an
+/// approval, a revocation): its record is durable.
+pub fn changes_state(ex: &Exchange) -> bool {
+    ex.parts.method == http::Method::POST && is_web_path(ex.parts.uri.path())
+}
+
 /// Answer the request when it is one of the pages.
 pub async fn on_request<B>(
     ex: &mut Exchange,
@@ -54,6 +60,13 @@ where
         budget: &state.budget,
     };
     body::read(ex, incoming, &limits, charge).await?;
+    // A form that changes state (a login, a customer's approval or
+    // revocation) is not acted on while the audit log is failing: its record
+    // (the approval's time, browser IP and user agent, USR-4) is durable
+    // before the answer, like an A2/A3 call's.
+    if changes_state(ex) {
+        crate::record::ready(ex, true)?;
+    }
     let now = ex.now_unix();
     match authorizer
         .handle_web(&ex.parts, &ex.body, ex.client_ip, now)

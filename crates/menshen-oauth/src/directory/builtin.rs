@@ -35,9 +35,28 @@ fn dummy_hash() -> &'static str {
     })
 }
 
-async fn verify_blocking(hash: String, password: &str) -> bool {
+/// Password checks running at once, at most (about one per core): each is
+/// an argon2id run of ~19 MiB and tens of milliseconds of CPU, so an
+/// unauthenticated flood of login posts must queue here, bounded, instead
+/// of filling the blocking pool the store and the audit index share.
+const HASHES_AT_ONCE: usize = 2;
+/// How long a login waits for a turn before it is answered "try later".
+const HASH_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
+fn hash_permits() -> &'static tokio::sync::Semaphore {
+    static S: OnceLock<tokio::sync::Semaphore> = OnceLock::new();
+    S.get_or_init(|| tokio::sync::Semaphore::new(HASHES_AT_ONCE))
+}
+
+/// `None` when no turn came within [`HASH_WAIT`] (the login fails closed as
+/// unavailable, nothing counted against the customer).
+async fn verify_blocking(hash: String, password: &str) -> Option<bool> {
+    let permit = tokio::time::timeout(HASH_WAIT, hash_permits().acquire())
+        .await
+        .ok()?
+        .ok()?;
     let pw = Zeroizing::new(password.to_string());
-    tokio::task::spawn_blocking(move || {
+    let ok = tokio::task::spawn_blocking(move || {
         let hash = if hash.is_empty() {
             dummy_hash().to_string()
         } else {
@@ -46,7 +65,9 @@ async fn verify_blocking(hash: String, password: &str) -> bool {
         ControlPlane::verify_password(&hash, &pw)
     })
     .await
-    .unwrap_or(false)
+    .unwrap_or(false);
+    drop(permit);
+    Some(ok)
 }
 
 impl BuiltinDirectory {
@@ -103,7 +124,9 @@ impl CustomerAuthenticator for BuiltinDirectory {
         let found = self.cp.store.find_customer_login(username).await?;
         let Some((customer, hash, _)) = found else {
             // Same work as a real check.
-            verify_blocking(String::new(), password).await;
+            if verify_blocking(String::new(), password).await.is_none() {
+                return Err(LoginError::Unavailable("password checks busy".into()));
+            }
             return Err(LoginError::Invalid { user_id: None });
         };
         if let Some(until) = customer.locked_until.filter(|u| *u > now) {
@@ -113,8 +136,10 @@ impl CustomerAuthenticator for BuiltinDirectory {
                 locked_now: false,
             });
         }
-        if !verify_blocking(hash, password).await {
-            return Err(self.failed(&customer.user_id, now).await);
+        match verify_blocking(hash, password).await {
+            None => return Err(LoginError::Unavailable("password checks busy".into())),
+            Some(false) => return Err(self.failed(&customer.user_id, now).await),
+            Some(true) => {}
         }
         if !customer.has_totp {
             self.cp
@@ -154,5 +179,26 @@ impl CustomerAuthenticator for BuiltinDirectory {
             Err(StoreError::NotFound(_)) => Ok(None),
             Err(e) => Err(e.into()),
         }
+    }
+}
+
+#[cfg(test)]
+mod hash_bound_tests {
+    use super::*;
+
+    /// USR-7 under a login flood: with every password-check turn taken, a
+    /// login waits at most `HASH_WAIT` and is refused as unavailable, never
+    /// queued without bound on the shared blocking pool.
+    #[tokio::test]
+    async fn usr_7_password_checks_are_bounded_and_a_login_past_the_bound_is_refused() {
+        let held = hash_permits()
+            .acquire_many(HASHES_AT_ONCE as u32)
+            .await
+            .unwrap();
+        let t = std::time::Instant::now();
+        assert_eq!(verify_blocking(String::new(), "pw").await, None);
+        assert!(t.elapsed() >= HASH_WAIT);
+        drop(held);
+        assert_eq!(verify_blocking(String::new(), "pw").await, Some(false));
     }
 }
