@@ -18,6 +18,11 @@ use crate::{resp, AppCaller, AuthEvent, AuthEventKind, AuthServer};
 struct CodeUsed {
     consent_id: String,
     tokens: Vec<String>,
+    /// The app the code was issued to: only it can trigger the reuse
+    /// revocation (another app presenting a stolen code must not void the
+    /// owner's tokens).
+    #[serde(default)]
+    app_id: String,
 }
 
 /// Most token hashes remembered per consent (refresh rotation appends two
@@ -233,6 +238,16 @@ async fn code_grant(
     // flight, so any caller's unknown codes cannot pile up in hot state.
     let mark_until = now + srv.cfg.token_profile.lifetime_secs().max(7200) + 86_400;
     let reuse_mark_until = now + srv.cfg.code_ttl_secs + 60;
+    // Another app's code is refused before it is consumed: a code leaked to
+    // app B (logs, referrer) cannot be burnt by B, nor trip the owner's
+    // reuse revocation.
+    if let Some(raw) = srv.hot.get(ns::CODE, &code_hash, now).await? {
+        if let Some(rec) = secret::decode::<CodeRecord>(&raw) {
+            if rec.app_id != caller.app_id {
+                return Err(grant("the code was issued to another app"));
+            }
+        }
+    }
     let Some(raw) = srv.hot.take(ns::CODE, &code_hash, now).await? else {
         // Unknown, expired or used. A second redemption revokes every token
         // issued from the code (RFC 6749 section 4.1.2, TOK-3); the mark
@@ -248,7 +263,9 @@ async fn code_grant(
             .await?;
         let mut revoked = 0;
         if let Some(b) = srv.hot.get(ns::CODE_USED, &code_hash, now).await? {
-            if let Some(used) = secret::decode::<CodeUsed>(&b) {
+            if let Some(used) = secret::decode::<CodeUsed>(&b)
+                .filter(|u| u.app_id.is_empty() || u.app_id == caller.app_id)
+            {
                 // Every token of the grant: those issued from the code and
                 // any refreshed since.
                 for t in &used.tokens {
@@ -287,6 +304,7 @@ async fn code_grant(
     let used = CodeUsed {
         consent_id: consent.consent_id.clone(),
         tokens: tags.clone(),
+        app_id: caller.app_id.clone(),
     };
     srv.hot
         .put(

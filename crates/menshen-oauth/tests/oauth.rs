@@ -676,3 +676,33 @@ async fn usr_4_refusal_names_customer_and_consent() {
         .await;
     assert_eq!(c.user_id, None, "not named to another app's record");
 }
+
+/// TOK-3: a code leaked to another app is refused for it without being
+/// consumed, and that app cannot trip the owner's reuse revocation.
+#[tokio::test]
+async fn tok_3_another_apps_code_is_refused_without_burning_it() {
+    let e = env(TokenProfile::Standard).await;
+    let t = now();
+    let code = code_for(&e, &e.app, "bob", "balance", &["6222020000000003"], &[], t).await;
+    let r = redeem(&e.srv, &e.app_b, &code, t).await;
+    assert_eq!(r.status(), 400);
+    assert_eq!(body_json(&r)["error"], "invalid_grant");
+    // The owner still redeems it.
+    let r = redeem(&e.srv, &e.app, &code, t + 1).await;
+    assert_eq!(r.status(), 200);
+    let at = body_json(&r)["access_token"].as_str().unwrap().to_string();
+    // App B presenting the used code again does not void the owner's token.
+    let r = redeem(&e.srv, &e.app_b, &code, t + 2).await;
+    assert_eq!(r.status(), 400);
+    assert!(e
+        .srv
+        .check_call(
+            Some(&at),
+            &e.app,
+            "balance",
+            Some("6222020000000003"),
+            t + 2
+        )
+        .await
+        .is_ok());
+}
