@@ -92,11 +92,19 @@ pub async fn wait_for_code(
             let mut buf = vec![0u8; 8192];
             let mut n = 0;
             // The request line and headers; the redirect has no body.
+            // A connection that sends nothing (a port scan, a stray page)
+            // is dropped; the wait goes on.
+            let mut dead = false;
             while n < buf.len() {
-                let k = tokio::time::timeout(Duration::from_secs(5), s.read(&mut buf[n..]))
+                let k = match tokio::time::timeout(Duration::from_secs(5), s.read(&mut buf[n..]))
                     .await
-                    .map_err(|_| SdkError::Http("browser request timed out".into()))?
-                    .map_err(|e| SdkError::Http(e.to_string()))?;
+                {
+                    Ok(Ok(k)) => k,
+                    _ => {
+                        dead = true;
+                        break;
+                    }
+                };
                 if k == 0 {
                     break;
                 }
@@ -116,15 +124,22 @@ pub async fn wait_for_code(
                     .await;
                 continue;
             }
-            let result = if param(q, "state").as_deref() != Some(state) {
-                Err(SdkError::Http(
-                    "the redirect's state does not match (possible CSRF)".into(),
-                ))
-            } else if param(q, "iss").as_deref().is_some_and(|i| i != issuer) {
-                Err(SdkError::Http(
-                    "the redirect's iss is not this gateway (RFC 9207 mix-up)".into(),
-                ))
-            } else if let Some(c) = param(q, "code") {
+            if dead {
+                continue;
+            }
+            // A request that is not this authorization's redirect (another
+            // page making the browser load this address, a stale tab) is
+            // answered 400 and ignored: only a redirect with our `state`
+            // and this gateway's `iss` (RFC 9207, required) ends the wait.
+            if param(q, "state").as_deref() != Some(state)
+                || param(q, "iss").as_deref() != Some(issuer)
+            {
+                let _ = s
+                    .write_all(b"HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
+                    .await;
+                continue;
+            }
+            let result = if let Some(c) = param(q, "code") {
                 Ok(Redirect::Code(c))
             } else {
                 Ok(Redirect::Error(
@@ -170,7 +185,23 @@ mod tests {
             let uri = uri.clone();
             async move { wait_for_code(&uri, "s1", "https://gw", Duration::from_secs(10)).await }
         });
-        // Retry until the listener is up (bounded).
+        // Retry until the listener is up (bounded); a stray request with
+        // another state (or no iss) is answered 400 and does not end the wait.
+        let mut stray_refused = false;
+        for _ in 0..100 {
+            if let Ok(mut s) = tokio::net::TcpStream::connect(("127.0.0.1", port)).await {
+                s.write_all(b"GET /callback?code=evil&state=other HTTP/1.1\r\nhost: x\r\n\r\n")
+                    .await
+                    .unwrap();
+                let mut out = Vec::new();
+                let _ = s.read_to_end(&mut out).await;
+                assert!(String::from_utf8_lossy(&out).starts_with("HTTP/1.1 400"));
+                stray_refused = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert!(stray_refused);
         let mut sent = false;
         for _ in 0..100 {
             if let Ok(mut s) = tokio::net::TcpStream::connect(("127.0.0.1", port)).await {
