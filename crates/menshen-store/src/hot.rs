@@ -88,6 +88,29 @@ struct KvShard {
     next_sweep: i64,
 }
 
+/// Most keyed values and counters one shard holds (32 shards: about half a
+/// million entries in all). Entries are short-lived (sessions, codes,
+/// tokens, counters); past this a new key is refused (`Unavailable`, the
+/// caller fails closed) after expired entries are swept, so a flood of
+/// requests that create state (e.g. login pages) bounds memory instead of
+/// growing it.
+pub const KV_ENTRIES_PER_SHARD: usize = 16_384;
+
+impl KvShard {
+    /// Whether `k` may be written: an existing key always; a new one while
+    /// the shard is under its bound.
+    fn room_for(&self, k: &(String, String)) -> Result<(), HotError> {
+        // Expired entries are swept every 10 s (`kv_shard`), not here: a
+        // full shard under a flood must not pay a sweep per refused write.
+        if self.map.len() < KV_ENTRIES_PER_SHARD || self.map.contains_key(k) {
+            return Ok(());
+        }
+        Err(HotError::Unavailable(
+            "in-process hot state is full (bounded): refusing new entries until some expire".into(),
+        ))
+    }
+}
+
 enum KvValue {
     Bytes(Vec<u8>),
     Counter(u64),
@@ -208,8 +231,10 @@ impl HotState for MemoryHotState {
         now: i64,
     ) -> Result<(), HotError> {
         let mut s = self.kv_shard(ns, key, now);
+        let k = (ns.to_string(), key.to_string());
+        s.room_for(&k)?;
         s.map.insert(
-            (ns.to_string(), key.to_string()),
+            k,
             KvEntry {
                 value: KvValue::Bytes(value),
                 expires_at,
@@ -256,13 +281,12 @@ impl HotState for MemoryHotState {
         now: i64,
     ) -> Result<Result<u64, u64>, HotError> {
         let mut s = self.kv_shard(ns, key, now);
-        let e = s
-            .map
-            .entry((ns.to_string(), key.to_string()))
-            .or_insert(KvEntry {
-                value: KvValue::Counter(0),
-                expires_at,
-            });
+        let k = (ns.to_string(), key.to_string());
+        s.room_for(&k)?;
+        let e = s.map.entry(k).or_insert(KvEntry {
+            value: KvValue::Counter(0),
+            expires_at,
+        });
         if e.expires_at <= now {
             *e = KvEntry {
                 value: KvValue::Counter(0),
@@ -392,6 +416,29 @@ mod tests {
     #[tokio::test]
     async fn tok_1_memory_hot_state_passes_the_conformance_cases() {
         conformance::all(std::sync::Arc::new(MemoryHotState::default())).await;
+    }
+
+    #[tokio::test]
+    async fn keyed_values_are_bounded_per_shard_and_expired_ones_make_room() {
+        let h = MemoryHotState::default();
+        // Fill far past the whole bound: writes start failing, never grow
+        // without end.
+        let total = KV_ENTRIES_PER_SHARD * SHARDS;
+        let mut refused = 0;
+        for i in 0..(total + total / 4) {
+            if h.put("sess", &format!("k{i}"), vec![1], 100, 0)
+                .await
+                .is_err()
+            {
+                refused += 1;
+            }
+        }
+        assert!(refused >= total / 4, "{refused}");
+        let held: usize = h.kv.iter().map(|s| s.lock().unwrap().map.len()).sum();
+        assert!(held <= total);
+        // Once they expire, new keys are taken again.
+        assert!(h.put("sess", "fresh", vec![1], 300, 200).await.is_ok());
+        assert!(h.incr("uses", "c", None, 300, 200).await.is_ok());
     }
 
     #[tokio::test]
