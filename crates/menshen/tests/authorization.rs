@@ -11,7 +11,6 @@ use browser_sim::{action, enc, input, query_param, Browser, Page};
 use common::Harness;
 use menshen_crypto::{PrivateKey, SigAlg};
 use menshen_sdk::{AuthorizationRequest, Client, Pkce, TokenResponse};
-use serde_json::json;
 
 const REDIRECT: &str = "https://app.example/cb";
 
@@ -29,46 +28,14 @@ struct World {
 /// grant, and two customers.
 async fn world() -> World {
     let h = Harness::start().await;
-    let (s, v) = h
-        .admin(
-            "POST",
-            "/v1/apis",
-            Some(json!({"api_id": "balance", "method": "GET", "path": "/v1/accounts/{account_id}/balance",
-                        "upstream": h.upstream_url, "level": "A2", "category": 1, "subcategory": 1,
-                        "controls": {"consent": {"required": true, "account_param": "account_id"}}})),
-        )
-        .await;
-    assert_eq!(s, 201, "{v}");
-    assert_eq!(v["controls"]["consent"]["required"], true);
-    let (app, _) = h.app("consent app", "server").await;
-    let (key, pem) = PrivateKey::generate(SigAlg::Sm2Sm3).unwrap();
-    h.add_key(&app, &key, None, None).await;
-    h.grant(&app, "balance").await;
-    let (s, v) = h
-        .admin(
-            "PUT",
-            &format!("/v1/apps/{app}/redirect-uris"),
-            Some(json!([REDIRECT])),
-        )
-        .await;
-    assert!(s < 300, "{v}");
-    let client = h
-        .key_client(&app, PrivateKey::from_pkcs8_pem(&pem).unwrap(), None)
-        .await;
+    let (app, client) = h.consent_api_and_app("consent app", REDIRECT).await;
     let mut people = Vec::new();
     for (u, accts) in [
         ("alice", vec!["6222020000000001", "6222020000000002"]),
         ("bob", vec!["6222020000000009"]),
     ] {
         let pw = format!("{u}-password-1");
-        let (s, v) = h
-            .admin(
-                "POST",
-                "/v1/customers",
-                Some(json!({"username": u, "display_name": u, "password": pw, "accounts": accts})),
-            )
-            .await;
-        assert_eq!(s, 201, "{v}");
+        h.customer(u, &pw, &accts).await;
         people.push((
             u.to_string(),
             pw,

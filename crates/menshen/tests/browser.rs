@@ -32,7 +32,6 @@ use std::time::{Duration, Instant};
 use base64::Engine;
 use common::Harness;
 use futures_util::{SinkExt, StreamExt};
-use menshen_crypto::{PrivateKey, SigAlg};
 use menshen_sdk::{AuthorizationRequest, Client, Pkce};
 use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -596,42 +595,8 @@ async fn node_and_app(redirect: &str) -> (Harness, String, Client) {
     h.admin_url = format!("http://{}", node.admin_addr);
     h.node = Some(node);
 
-    let (s, v) = h
-        .admin(
-            "POST",
-            "/v1/apis",
-            Some(json!({"api_id": "balance", "method": "GET", "path": "/v1/accounts/{account_id}/balance",
-                        "upstream": h.upstream_url, "level": "A2", "category": 1, "subcategory": 1,
-                        "controls": {"consent": {"required": true, "account_param": "account_id"}}})),
-        )
-        .await;
-    assert_eq!(s, 201, "{v}");
-    let (app, _) = h.app("Browser Test App", "server").await;
-    let (key, pem) = PrivateKey::generate(SigAlg::Sm2Sm3).unwrap();
-    h.add_key(&app, &key, None, None).await;
-    h.grant(&app, "balance").await;
-    let (s, v) = h
-        .admin(
-            "PUT",
-            &format!("/v1/apps/{app}/redirect-uris"),
-            Some(json!([redirect])),
-        )
-        .await;
-    assert!(s < 300, "{v}");
-    let (s, v) = h
-        .admin(
-            "POST",
-            "/v1/customers",
-            Some(
-                json!({"username": ALICE, "display_name": "Alice", "password": ALICE_PW,
-                        "accounts": [ACCT, OTHER_ACCT]}),
-            ),
-        )
-        .await;
-    assert_eq!(s, 201, "{v}");
-    let client = h
-        .key_client(&app, PrivateKey::from_pkcs8_pem(&pem).unwrap(), None)
-        .await;
+    let (app, client) = h.consent_api_and_app("Browser Test App", redirect).await;
+    h.customer(ALICE, ALICE_PW, &[ACCT, OTHER_ACCT]).await;
     (h, app, client)
 }
 

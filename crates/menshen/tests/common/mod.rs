@@ -435,6 +435,57 @@ impl Harness {
         v["id"].as_i64().unwrap()
     }
 
+    /// Issue 11 setup: the A2 balance API that needs a customer's consent
+    /// (accounts category, the account in the path) and an app named `name`
+    /// with an SM2 key, the grant and `redirect_uri` registered. Returns the
+    /// App_ID and an SDK client signing as the app.
+    pub async fn consent_api_and_app(&self, name: &str, redirect_uri: &str) -> (String, Client) {
+        let (s, v) = self
+            .admin(
+                "POST",
+                "/v1/apis",
+                Some(json!({"api_id": "balance", "method": "GET", "path": "/v1/accounts/{account_id}/balance",
+                            "upstream": self.upstream_url, "level": "A2", "category": 1, "subcategory": 1,
+                            "controls": {"consent": {"required": true, "account_param": "account_id"}}})),
+            )
+            .await;
+        assert_eq!(s, 201, "{v}");
+        assert_eq!(v["controls"]["consent"]["required"], true);
+        let (app, _) = self.app(name, "server").await;
+        let (key, pem) =
+            menshen_crypto::PrivateKey::generate(menshen_crypto::SigAlg::Sm2Sm3).unwrap();
+        self.add_key(&app, &key, None, None).await;
+        self.grant(&app, "balance").await;
+        let (s, v) = self
+            .admin(
+                "PUT",
+                &format!("/v1/apps/{app}/redirect-uris"),
+                Some(json!([redirect_uri])),
+            )
+            .await;
+        assert!(s < 300, "{v}");
+        let client = self
+            .key_client(
+                &app,
+                menshen_crypto::PrivateKey::from_pkcs8_pem(&pem).unwrap(),
+                None,
+            )
+            .await;
+        (app, client)
+    }
+
+    /// Enrol a bank customer (no second factor) owning `accounts`.
+    pub async fn customer(&self, username: &str, password: &str, accounts: &[&str]) {
+        let (s, v) = self
+            .admin(
+                "POST",
+                "/v1/customers",
+                Some(json!({"username": username, "display_name": username, "password": password, "accounts": accounts})),
+            )
+            .await;
+        assert_eq!(s, 201, "{v}");
+    }
+
     /// An SDK client signing with a key pair and verifying the bank's responses.
     pub async fn key_client(
         &self,
