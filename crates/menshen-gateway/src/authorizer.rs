@@ -147,9 +147,6 @@ pub fn is_web_path(path: &str) -> bool {
         })
 }
 
-/// Path prefixes no catalog API may use: they belong to the gateway.
-pub const RESERVED_PREFIXES: &[&str] = &["/oauth2/", "/me/", "/.well-known/"];
-
 /// The built-in signed endpoints: (name, method, path pattern).
 pub const BUILTIN_ENDPOINTS: &[(&str, Method, &str)] = &[
     ("par", Method::Post, "/oauth2/par"),

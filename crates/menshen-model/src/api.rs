@@ -150,6 +150,10 @@ pub fn validate_upstream(url: &str) -> Result<(), ValidationError> {
     Ok(())
 }
 
+/// Path prefixes no catalog API may use: the gateway serves them itself
+/// (the authorization server's endpoints and pages, the published keys).
+pub const RESERVED_PATH_PREFIXES: &[&str] = &["/oauth2/", "/me/", "/.well-known/"];
+
 impl NewApi {
     /// Categories whose A2/A3 APIs read or change customer data: accounts,
     /// payment and settlement, credit, credit card (U_API_ID Annex A).
@@ -238,7 +242,7 @@ impl NewApi {
                 "must be 1-9999 (0 is reserved)",
             ));
         }
-        if ["/oauth2/", "/me/", "/.well-known/"]
+        if RESERVED_PATH_PREFIXES
             .iter()
             .any(|p| self.path.starts_with(p))
             || self.path == "/me"
@@ -264,5 +268,33 @@ impl NewApi {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod reserved_path_tests {
+    use super::*;
+
+    fn api(path: &str) -> NewApi {
+        serde_json::from_value(serde_json::json!({
+            "api_id": "x", "method": "GET", "path": path,
+            "upstream": "http://127.0.0.1:1", "level": "A1", "category": 3, "subcategory": 1
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn the_gateways_own_paths_are_refused_for_catalog_apis() {
+        for p in [
+            "/oauth2/par",
+            "/me/consents",
+            "/me",
+            "/.well-known/menshen/keys",
+        ] {
+            let e = api(p).validate().unwrap_err();
+            assert_eq!(e.field, "path", "{p}");
+        }
+        assert!(api("/v1/oauth2/par").validate().is_ok());
+        assert!(api("/mes/x").validate().is_ok());
     }
 }
