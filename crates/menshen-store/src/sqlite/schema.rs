@@ -228,6 +228,24 @@ const MIGRATIONS: &[&str] = &[
         created_at TEXT NOT NULL
     );
     "#,
+    // 9: a grant approved for clearing/reconciliation sees responses
+    // unmasked (CONF-3; who approved it and when is kept with it), and the
+    // app blacklist's history (TRF-3: every listing and delisting, with its
+    // reason and actor; `apps.status` stays the enforced state).
+    r#"
+    ALTER TABLE grants ADD COLUMN clearing INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE grants ADD COLUMN clearing_approved_by TEXT;
+    ALTER TABLE grants ADD COLUMN clearing_approved_at TEXT;
+    CREATE TABLE app_blacklist_events (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        app_id TEXT NOT NULL REFERENCES apps(app_id),
+        action TEXT NOT NULL CHECK (action IN ('add','remove')),
+        reason TEXT NOT NULL,
+        actor TEXT NOT NULL,
+        at TEXT NOT NULL
+    );
+    CREATE INDEX app_blacklist_events_app ON app_blacklist_events(app_id);
+    "#,
 ];
 
 /// Migration 6 makes live fingerprints unique ([`MIGRATIONS`]).
