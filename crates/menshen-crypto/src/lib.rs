@@ -15,10 +15,14 @@
 pub mod keys;
 pub mod master;
 pub mod sm2fast;
+pub mod sm2pke;
+pub mod sm4gcm;
 pub mod totp;
 
 pub use keys::{ecdsa_der_to_rs, ecdsa_rs_to_der, PrivateKey, PublicKey, SigAlg, SM2_DEFAULT_ID};
 pub use master::{MasterKey, MasterKeyError};
+pub use sm2pke::{Sm2DecryptionKey, Sm2EncryptionKey};
+pub use sm4gcm::Sm4GcmKey;
 
 use hmac::{Hmac, Mac as _};
 use rand::RngCore;

@@ -121,3 +121,88 @@ fn der_and_rs_round_trip() {
     );
     assert!(ecdsa_der_to_rs(b"\x30\x00").is_err());
 }
+
+/// Whether the OpenSSL command line is here and does SM2 encryption. When it
+/// is not, the caller skips with a message, unless
+/// `MENSHEN_REQUIRE_SERVICES=1` (then the test fails).
+fn openssl_sm2_encryption_available() -> bool {
+    let ok = Command::new("openssl")
+        .args(["list", "-public-key-algorithms"])
+        .output()
+        .is_ok_and(|o| o.status.success() && String::from_utf8_lossy(&o.stdout).contains("SM2"));
+    if !ok {
+        if std::env::var("MENSHEN_REQUIRE_SERVICES").as_deref() == Ok("1") {
+            panic!("openssl with SM2 not installed and MENSHEN_REQUIRE_SERVICES=1");
+        }
+        eprintln!("skipped: openssl with SM2 not installed");
+    }
+    ok
+}
+
+/// CONF-2: SM2 public-key encryption (GB/T 32918.4, C1C3C2) interoperates
+/// with OpenSSL both ways; OpenSSL writes the GM/T 0009 DER form, converted
+/// by `ciphertext_from_der` / `ciphertext_to_der`.
+#[test]
+fn conf_2_sm2_encryption_interoperates_with_openssl_both_ways() {
+    use menshen_crypto::sm2pke::{ciphertext_from_der, ciphertext_to_der};
+    use menshen_crypto::{Sm2DecryptionKey, Sm2EncryptionKey};
+    if !openssl_sm2_encryption_available() {
+        return;
+    }
+    let d = tempfile::tempdir().unwrap();
+    let dir = d.path();
+    let session_key = [0x5au8, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 0xa5];
+    std::fs::write(dir.join("key.bin"), session_key).unwrap();
+
+    // OpenSSL encrypts for a Menshen key; Menshen decrypts.
+    let (ours, ours_pem) = Sm2DecryptionKey::generate().unwrap();
+    std::fs::write(dir.join("m.key"), ours_pem.as_bytes()).unwrap();
+    openssl(dir, &["pkey", "-in", "m.key", "-pubout", "-out", "m.pub"]);
+    let pub_pem = std::fs::read_to_string(dir.join("m.pub")).unwrap();
+    assert_eq!(
+        Sm2EncryptionKey::from_spki_pem(&pub_pem).unwrap().to_sec1(),
+        ours.public_key().to_sec1()
+    );
+    openssl(
+        dir,
+        &[
+            "pkeyutl",
+            "-encrypt",
+            "-pubin",
+            "-inkey",
+            "m.pub",
+            "-in",
+            "key.bin",
+            "-out",
+            "to_ours.der",
+        ],
+    );
+    let c1c3c2 = ciphertext_from_der(&std::fs::read(dir.join("to_ours.der")).unwrap()).unwrap();
+    assert_eq!(c1c3c2.len(), 65 + 32 + 16);
+    assert_eq!(&*ours.decrypt(&c1c3c2).unwrap(), &session_key);
+
+    // Menshen encrypts for an OpenSSL key; OpenSSL decrypts.
+    openssl(dir, &["genpkey", "-algorithm", "SM2", "-out", "o.key"]);
+    openssl(dir, &["pkey", "-in", "o.key", "-pubout", "-out", "o.pub"]);
+    let theirs =
+        Sm2EncryptionKey::from_spki_pem(&std::fs::read_to_string(dir.join("o.pub")).unwrap())
+            .unwrap();
+    let ct = theirs.encrypt(&session_key).unwrap();
+    std::fs::write(dir.join("to_them.der"), ciphertext_to_der(&ct).unwrap()).unwrap();
+    let out = openssl(
+        dir,
+        &[
+            "pkeyutl",
+            "-decrypt",
+            "-inkey",
+            "o.key",
+            "-in",
+            "to_them.der",
+        ],
+    );
+    assert_eq!(out.stdout, session_key);
+    // The OpenSSL private key also loads and decrypts in Menshen.
+    let o = Sm2DecryptionKey::from_pkcs8_pem(&std::fs::read_to_string(dir.join("o.key")).unwrap())
+        .unwrap();
+    assert_eq!(&*o.decrypt(&ct).unwrap(), &session_key);
+}
