@@ -312,6 +312,38 @@ mod tests {
     }
 
     #[test]
+    fn conf_2_gmt_0003_5_example_encryption() {
+        // GM/T 0003.5-2012 (= GB/T 32918.5) example of SM2 encryption on
+        // the recommended curve: d_B, k, M = "encryption standard".
+        let d: [u8; 32] =
+            hex::decode("3945208F7B2144B13F36E38AC6D39F95889393692860B51A42FB81EF4DF7C5B8")
+                .unwrap()
+                .try_into()
+                .unwrap();
+        let k: [u8; 32] =
+            hex::decode("59276E27D506861A16680F3AD9C02DCCEF3CC1FA3CDBE4CE6D54B80DEAC1BC21")
+                .unwrap()
+                .try_into()
+                .unwrap();
+        let key = Sm2DecryptionKey::from_scalar_bytes(&d).unwrap();
+        let ct = key
+            .public_key()
+            .encrypt_with_fixed_k_insecure(b"encryption standard", &k)
+            .unwrap();
+        assert_eq!(
+            hex::encode_upper(&ct),
+            concat!(
+                "04",
+                "04EBFC718E8D1798620432268E77FEB6415E2EDE0E073C0F4F640ECD2E149A73",
+                "E858F9D81E5430A57B36DAAB8F950A3C64E6EE6A63094D99283AFF767E124DF0",
+                "59983C18F809E262923C53AEC295D30383B54E39D609D160AFCB1908D0BD8766",
+                "21886CA989CA9C7D58087307CA93092D651EFA",
+            )
+        );
+        assert_eq!(&*key.decrypt(&ct).unwrap(), b"encryption standard");
+    }
+
+    #[test]
     fn fixed_k_is_deterministic() {
         let k = Sm2DecryptionKey::from_scalar_bytes(&[0x11; 32]).unwrap();
         let a = k

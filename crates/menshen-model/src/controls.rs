@@ -4,6 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::headers::header_list;
+use crate::FieldEnvelopes;
 use crate::{ConsentRule, Level, ValidationError};
 
 str_enum!(
@@ -64,6 +65,9 @@ pub struct ApiControls {
     /// token, and where the call names its account.
     #[serde(default)]
     pub consent: ConsentRule,
+    /// Fields that travel encrypted, per direction (CONF-1, CONF-2).
+    #[serde(default, skip_serializing_if = "FieldEnvelopes::is_empty")]
+    pub envelope: FieldEnvelopes,
 }
 
 impl ApiControls {
@@ -82,6 +86,7 @@ impl ApiControls {
                 forward_request_headers: vec![],
                 forward_response_headers: vec![],
                 consent: ConsentRule::default(),
+                envelope: FieldEnvelopes::default(),
             },
             Level::A2 | Level::A3 => ApiControls {
                 auth: vec![AuthMethod::KeyPair, AuthMethod::Certificate],
@@ -91,12 +96,14 @@ impl ApiControls {
                 forward_request_headers: vec![],
                 forward_response_headers: vec![],
                 consent: ConsentRule::default(),
+                envelope: FieldEnvelopes::default(),
             },
         }
     }
 
     /// Refuse a configuration below the level's minimum, naming the control.
     pub fn validate_for(&self, level: Level) -> Result<(), ValidationError> {
+        self.envelope.validate()?;
         if self.auth.is_empty() {
             return Err(ValidationError::new(
                 "controls.auth",
@@ -147,6 +154,9 @@ pub struct NewApiControls {
     /// require it (see [`crate::NewApi::resolved_controls`]).
     #[serde(default)]
     pub consent: Option<ConsentRule>,
+    /// Fields that travel encrypted, per direction.
+    #[serde(default)]
+    pub envelope: Option<FieldEnvelopes>,
 }
 
 impl NewApiControls {
@@ -179,6 +189,9 @@ impl NewApiControls {
         }
         if let Some(r) = &self.consent {
             c.consent = r.clone();
+        }
+        if let Some(e) = &self.envelope {
+            c.envelope = e.clone();
         }
         c.validate_for(level)?;
         Ok(c)

@@ -39,6 +39,7 @@ macro_rules! str_enum {
 mod api;
 mod app;
 mod consent;
+mod envelope;
 mod controls;
 mod credential;
 mod error;
@@ -55,6 +56,10 @@ pub use app::{App, AppKind, AppStatus, NewApp};
 pub use consent::{Consent, ConsentRule, ConsentState, Customer, RevokedBy, TokenProfile};
 pub use controls::{ApiControls, AuthMethod, MessageRetention, NewApiControls};
 pub use credential::CredentialKind;
+pub use envelope::{
+    validate_pointers as validate_envelope_pointers, FieldEnvelopes, ENVELOPE_MEMBER,
+    MAX_ENVELOPE_POINTERS,
+};
 pub use error::ValidationError;
 pub use grant::Grant;
 pub use headers::{forwardable_header, NEVER_FORWARDED_HEADERS};

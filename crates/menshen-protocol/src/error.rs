@@ -52,6 +52,30 @@ codes! {
     StaleTimestamp = ("STALE_TIMESTAMP", 401, "the signature's created time is outside the allowed window"),
     /// The nonce was already used by this app within the window.
     Replay = ("REPLAYED_REQUEST", 401, "this signed request was already received (replay)"),
+    /// Field envelopes (CONF-1, §12): the envelope member or an encrypted
+    /// field's value does not follow the format (also: an IV repeated within
+    /// the message, encrypted fields without the envelope). Nothing was
+    /// forwarded.
+    EnvelopeMalformed = ("ENVELOPE_MALFORMED", 400, "the field envelope is malformed"),
+    /// A field the API requires encrypted arrived in clear (CONF-1).
+    FieldNotEncrypted = ("FIELD_NOT_ENCRYPTED", 400, "a field that must be encrypted was sent in clear"),
+    /// The wrapped session key does not decrypt with the bank's encryption
+    /// key named by `kid` (tampered, or for another key) (CONF-2).
+    EnvelopeKeyInvalid = ("ENVELOPE_KEY_INVALID", 400, "the envelope's session key could not be unwrapped"),
+    /// The session key was already used by a message within the replay
+    /// window (CONF-2: one key per message).
+    SessionKeyReused = ("SESSION_KEY_REUSED", 400, "this session key was already used; use a fresh key per message"),
+    /// An encrypted field does not authenticate: its ciphertext, tag or IV
+    /// changed (SM4-GCM cannot tell which) (CONF-1).
+    FieldDecryptionFailed = ("FIELD_DECRYPTION_FAILED", 400, "an encrypted field failed authentication"),
+    /// An encrypted field was made for another field of the message (its
+    /// pointer is the associated data) (CONF-1).
+    FieldMoved = ("FIELD_MOVED", 400, "an encrypted field was moved from another field"),
+    /// The API's responses carry encrypted fields and the app has registered
+    /// no encryption key. Nothing was forwarded.
+    EncryptionKeyMissing = ("ENCRYPTION_KEY_MISSING", 403, "register an encryption key for this application to call this API"),
+    /// The bank has no usable encryption key. Nothing was forwarded.
+    EncryptionUnavailable = ("ENCRYPTION_UNAVAILABLE", 503, "field encryption is temporarily unavailable"),
     /// The app is suspended, blacklisted or exited.
     AppNotActive = ("APP_NOT_ACTIVE", 403, "the application is not active"),
     /// The client IP is on a blocklist or not on the app's allowlist.

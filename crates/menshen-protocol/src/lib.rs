@@ -15,6 +15,7 @@
 
 pub mod asym;
 pub mod digest;
+pub mod envelope;
 pub mod error;
 mod sf;
 pub mod signature;
