@@ -15,6 +15,7 @@
 )]
 
 mod customers;
+pub mod monitor;
 mod error;
 mod handlers;
 pub mod serve;
@@ -79,6 +80,9 @@ pub struct AdminState {
     /// Bank revocations of consents through the authorization server (else
     /// through the store alone).
     pub revoke_consent: Option<RevokeConsent>,
+    /// Metrics, statistics and readiness (MON-1); `None`: `/metrics` and
+    /// `/v1/stats/...` answer 404 and `/readyz` 503.
+    pub monitor: Option<monitor::Monitor>,
 }
 
 /// Hash of an admin token as stored.
@@ -475,6 +479,10 @@ pub fn router(state: AdminState) -> Router {
         .route("/limits", get(list_limits).post(add_limit))
         .route("/limits/{id}", delete(remove_limit))
         .route("/uapi/{code}", get(decode_uapi))
+        .route("/stats/apps", get(monitor::stats_apps))
+        .route("/stats/apps/{app_id}", get(monitor::stats_app))
+        .route("/stats/apis", get(monitor::stats_apis))
+        .route("/stats/apis/{api_id}", get(monitor::stats_api))
         .route(
             "/customers",
             get(customers::list_customers).post(customers::create_customer),
@@ -495,6 +503,8 @@ pub fn router(state: AdminState) -> Router {
     Router::new()
         .route("/openapi.json", get(openapi))
         .route("/healthz", get(healthz))
+        .route("/readyz", get(monitor::readyz))
+        .route("/metrics", get(monitor::metrics))
         .nest("/v1", v1)
         .fallback(not_found)
         .with_state(state)

@@ -244,6 +244,10 @@ pub struct AccessRecord {
     /// The consent the call was made under (USR-2).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub consent_id: Option<String>,
+    /// The W3C trace id of the call (the client's `traceparent`, if valid,
+    /// else one the gateway started), 32 hex characters.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trace_id: Option<String>,
     /// Retained message parts (AUD-4), masked (AUD-5); per the API's setting.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message_parts: Option<serde_json::Value>,

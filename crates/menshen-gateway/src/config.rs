@@ -95,8 +95,16 @@ pub struct GatewayConfig {
     /// audit adds to an A2 call.
     #[serde(default)]
     pub unsafe_async_audit: bool,
+    /// Count every call for `/metrics` and the statistics (MON-1; default
+    /// on). Off: nothing is counted on the request path (the benchmark's
+    /// comparison), the node's own figures are still exposed.
+    #[serde(default = "default_metrics")]
+    pub metrics: bool,
 }
 
+fn default_metrics() -> bool {
+    true
+}
 fn default_window() -> u32 {
     300
 }
@@ -171,6 +179,7 @@ impl GatewayConfig {
             max_connections: default_max_conns(),
             max_connections_per_ip: default_max_conns_ip(),
             connection_records_per_ip_per_minute: default_conn_records(),
+            metrics: true,
         }
     }
 

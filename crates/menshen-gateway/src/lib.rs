@@ -19,11 +19,13 @@ pub mod conn;
 pub mod error;
 pub mod exchange;
 pub mod h1scan;
+pub mod metrics;
 pub mod pipeline;
 pub mod record;
 pub mod server;
 pub mod snapshot;
 pub mod stages;
+pub mod trace;
 pub mod txn;
 pub mod upstream;
 

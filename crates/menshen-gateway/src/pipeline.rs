@@ -107,6 +107,7 @@ where
 {
     let started_at = SystemTime::now();
     let (parts, incoming) = req.into_parts();
+    let trace = crate::trace::TraceContext::from_headers(&parts.headers);
     let mut ex = Exchange {
         txn_id: state.txn.next_at(started_at),
         started: Instant::now(),
@@ -128,6 +129,8 @@ where
         consent: None,
         auth_note: None,
         limit_note: None,
+        trace,
+        upstream_us: None,
         conn: conn.slot,
         state: state.clone(),
     };
@@ -136,8 +139,11 @@ where
     // built.
     let mut charge = Charge::default();
     let deadline = Duration::from_millis(cfg.request_timeout_ms);
+    // The call's span: the transaction serial number and trace id as
+    // attributes (debug level: free unless a subscriber wants it).
+    let span = tracing::debug_span!("menshen.call", txn_id = %ex.txn_id, trace_id = %ex.trace);
     let result =
-        match tokio::time::timeout(deadline, run(&state, &mut ex, incoming, &mut charge)).await {
+        match tokio::time::timeout(deadline, tracing::Instrument::instrument(run(&state, &mut ex, incoming, &mut charge), span)).await {
             Ok(r) => r,
             Err(_) if ex.forwarded => Err(GatewayError::UpstreamTimeout(format!(
                 "request deadline of {} ms passed after forwarding",

@@ -169,6 +169,7 @@ fn build(
             .as_ref()
             .map(|g| g.consent_id.clone())
             .filter(|c| !c.is_empty()),
+        trace_id: Some(ex.trace.trace_id_hex()),
         message_parts: match (ex.api.as_ref(), resp) {
             (Some(a), Some(r)) => message_parts(ex, r, &a.api.controls),
             _ => None,
@@ -196,6 +197,7 @@ pub async fn finish(
     durable: bool,
 ) -> bool {
     let rec = build(ex, resp.status().as_u16(), Some(resp), err);
+    crate::metrics::observe(ex, resp.status().as_u16(), err);
     ex.recorded = true;
     let r = ex
         .state
@@ -221,6 +223,7 @@ pub(crate) fn interrupted(ex: &mut Exchange) {
         GatewayError::RequestTimeout("request interrupted before it was forwarded".into())
     };
     let mut rec = build(ex, 499, None, Some(&err));
+    crate::metrics::observe(ex, 499, Some(&err));
     rec.code = Some("INTERRUPTED".into());
     if !ex
         .state
@@ -451,6 +454,7 @@ impl ConnRecorder {
             client_cert: ev.client_cert.map(str::to_string),
             user_id: None,
             consent_id: None,
+            trace_id: None,
             message_parts: None,
         };
         if !audit.try_record_access(rec, unix_ms(ev.started_at)) {

@@ -63,6 +63,8 @@ pub struct State {
     pub connections: Arc<Connections>,
     /// Connection-level records, rate-limited per client IP.
     pub conn_records: ConnRecorder,
+    /// The node's counters (MON-1): every call is counted by `record`.
+    pub metrics: Arc<menshen_metrics::Metrics>,
     /// Customer authorization (issue 11): the authorization server's
     /// endpoints and the consent check. `None`: APIs that need consent are
     /// refused, and the AS paths are not served.
@@ -226,7 +228,8 @@ impl State {
         }
         let snapshot = SnapshotHandle::load(cp).await.map_err(|e| e.to_string())?;
         let txn = TxnIds::new(opts.node_id.unwrap_or_else(TxnIds::random_node_id));
-        Ok(Arc::new(State {
+        let state = Arc::new(State {
+            metrics: menshen_metrics::Metrics::new(config.metrics),
             upstream: UpstreamClient::new(&config)?,
             budget: BodyBudget::new(config.body_memory_budget_bytes),
             connections: Connections::new(config.max_connections, config.max_connections_per_ip),
@@ -241,7 +244,15 @@ impl State {
             snapshot,
             hot,
             audit,
-        }))
+        });
+        state
+            .metrics
+            .set_probe(Arc::new(crate::metrics::NodeProbe {
+                snapshot: state.snapshot.clone(),
+                audit: state.audit.clone(),
+                connections: state.connections.clone(),
+            }));
+        Ok(state)
     }
 }
 
@@ -269,6 +280,8 @@ impl Gateway {
             Duration::from_millis(config.snapshot_refresh_ms),
             rx.clone(),
         )];
+        // MON-1: the statistics' windows advance every second.
+        tasks.push(crate::metrics::spawn_ticker(state.metrics.clone(), rx.clone()));
         let mut listeners = Vec::new();
         for addr in &config.listen {
             let l = TcpListener::bind(addr)
@@ -309,6 +322,7 @@ fn conn_event(
     started: (SystemTime, Instant),
     client_cert: Option<&str>,
 ) -> String {
+    state.metrics.connection_failure(code);
     let txn_id = state.txn.next_at(started.0);
     state.conn_records.record(
         &state.audit,

@@ -36,6 +36,8 @@ pub struct ApiEntry {
     /// ([`crate::authorizer::BUILTIN_ENDPOINTS`]): answered by the
     /// authorizer instead of forwarded.
     pub builtin: Option<&'static str>,
+    /// Its API_ID as a metric label (MON-1), interned once here.
+    pub metric: menshen_metrics::LabelId,
 }
 
 impl ApiEntry {
@@ -63,6 +65,7 @@ impl ApiEntry {
             plan.durable_record = true;
         }
         Some(ApiEntry {
+            metric: menshen_metrics::intern(&api.api_id),
             plan,
             id_headers: (
                 http::HeaderValue::from_str(&api.api_id).ok(),
@@ -157,6 +160,8 @@ pub struct AppEntry {
     pub deny: Vec<IpNet>,
     /// `x-menshen-app-id` for the upstream, built once.
     pub app_id_header: Option<http::HeaderValue>,
+    /// Its App_ID as a metric label (MON-1), interned once here.
+    pub metric: menshen_metrics::LabelId,
 }
 
 /// The compiled view.
@@ -181,6 +186,8 @@ pub struct Snapshot {
     pub bank_signer: Option<Arc<BankSigner>>,
     /// The bank's public keys, as published at the well-known URL.
     pub bank_keys_json: bytes::Bytes,
+    /// When this snapshot was compiled (MON-1: its age).
+    pub built_at: Option<std::time::Instant>,
 }
 
 impl Snapshot {
@@ -289,6 +296,7 @@ impl Snapshot {
                     allow: allow.remove(&id).unwrap_or_default(),
                     deny: deny.remove(&id).unwrap_or_default(),
                     app_id_header: http::HeaderValue::from_str(&id).ok(),
+                    metric: menshen_metrics::intern(&id),
                     app,
                 };
                 (id, Arc::new(entry))
@@ -311,6 +319,7 @@ impl Snapshot {
             cert_owner,
             bank_signer,
             bank_keys_json,
+            built_at: Some(std::time::Instant::now()),
         }
     }
 

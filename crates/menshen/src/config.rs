@@ -140,6 +140,11 @@ pub struct AdminSection {
     /// request body must arrive within it.
     #[serde(default = "default_admin_idle_ms")]
     pub idle_timeout_ms: u64,
+    /// SHA-256 (64 hex characters) of a read-only scrape token for
+    /// `/metrics` (MON-1), e.g. `printf %s "$TOKEN" | sha256sum`. The token
+    /// opens `/metrics` only; an admin token opens it too.
+    #[serde(default)]
+    pub metrics_token_sha256: Option<String>,
 }
 
 impl Default for AdminSection {
@@ -151,6 +156,7 @@ impl Default for AdminSection {
             allow_plaintext_non_loopback: false,
             header_read_timeout_ms: default_admin_header_ms(),
             idle_timeout_ms: default_admin_idle_ms(),
+            metrics_token_sha256: None,
         }
     }
 }

@@ -71,6 +71,8 @@ pub struct Node {
     /// The access-record writer.
     pub audit: AuditLog,
     admin_stop: watch::Sender<bool>,
+    /// Cleared when the node starts stopping (`/readyz` then says not ready).
+    serving: Arc<std::sync::atomic::AtomicBool>,
     admin_task: tokio::task::JoinHandle<()>,
     marker: std::path::PathBuf,
 }
@@ -276,7 +278,27 @@ impl Node {
             })
         });
         let idle = std::time::Duration::from_millis(cfg.admin.idle_timeout_ms);
+        // MON-1: metrics, statistics and readiness on the admin listener.
+        let serving = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let monitor = menshen_admin::monitor::Monitor {
+            metrics: gateway.state.metrics.clone(),
+            readiness: {
+                let (snap, audit, serving) =
+                    (gateway.snapshot.clone(), audit.clone(), serving.clone());
+                Arc::new(move || {
+                    let s = snap.current();
+                    menshen_admin::monitor::Readiness {
+                        snapshot_loaded: s.built_at.is_some(),
+                        snapshot_version: s.version,
+                        audit_writable: audit.is_healthy(),
+                        serving: serving.load(std::sync::atomic::Ordering::Acquire),
+                    }
+                })
+            },
+            scrape_token_sha256: scrape_token_hash(&cfg)?,
+        };
         let router = menshen_admin::router(AdminState {
+            monitor: Some(monitor),
             cp: cp.clone(),
             after_change: Some(after_change),
             audit: Some(audit.clone()),
@@ -315,6 +337,7 @@ impl Node {
             opts,
             rx,
         ));
+        serving.store(true, std::sync::atomic::Ordering::Release);
         tracing::info!(gateway = ?gateway.addrs, admin = %admin_addr, admin_tls, "menshen node started");
         Ok(Node {
             gateway,
@@ -322,6 +345,7 @@ impl Node {
             cp,
             audit,
             admin_stop,
+            serving,
             admin_task,
             marker,
         })
@@ -329,6 +353,8 @@ impl Node {
 
     /// Stop both listeners, finish in-flight requests, flush the audit log.
     pub async fn shutdown(self) {
+        self.serving
+            .store(false, std::sync::atomic::Ordering::Release);
         let _ = self.admin_stop.send(true);
         let finished = self.gateway.shutdown().await;
         let _ = self.admin_task.await;
@@ -343,6 +369,18 @@ impl Node {
             Ok(()) => {}
             Err(e) => tracing::error!(error = %e, "audit flush at shutdown failed"),
         }
+    }
+}
+
+/// The scrape token's SHA-256 from `admin.metrics_token_sha256`, if set.
+fn scrape_token_hash(cfg: &Config) -> anyhow::Result<Option<[u8; 32]>> {
+    let Some(h) = &cfg.admin.metrics_token_sha256 else {
+        return Ok(None);
+    };
+    let bytes = hex::decode(h.trim()).ok().filter(|b| b.len() == 32);
+    match bytes.and_then(|b| <[u8; 32]>::try_from(b).ok()) {
+        Some(a) => Ok(Some(a)),
+        None => bail!("admin.metrics_token_sha256: must be 64 hex characters, the SHA-256 of the scrape token (printf %s \"$TOKEN\" | sha256sum)"),
     }
 }
 

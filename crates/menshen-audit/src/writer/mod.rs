@@ -157,6 +157,8 @@ pub struct AuditLog {
     dir: PathBuf,
     /// Whether the last write (and seal) succeeded.
     healthy: Arc<std::sync::atomic::AtomicBool>,
+    /// The writer's `fdatasync` latencies (MON-1).
+    sync_latency: Arc<menshen_metrics::AtomicHist>,
 }
 
 impl AuditLog {
@@ -172,6 +174,7 @@ impl AuditLog {
         let (st, recovery) = State::open(cfg, signer)?;
         let cp_file = st.cp_file.try_clone().map_err(io(&st.cp_path))?;
         let cp_dirty = st.cp_dirty.clone();
+        let sync_latency = st.sync_latency.clone();
         let (tx, rx) = mpsc::channel::<Msg>(queue);
         let healthy_flag = Arc::new(std::sync::atomic::AtomicBool::new(true));
         thread::spawn_writer(st, recovery, sink, rx, healthy_flag.clone()).map_err(io(&dir))?;
@@ -183,6 +186,7 @@ impl AuditLog {
             tx,
             dir,
             healthy: healthy_flag,
+            sync_latency,
         })
     }
 
@@ -193,6 +197,21 @@ impl AuditLog {
     /// itself.
     pub fn is_healthy(&self) -> bool {
         self.healthy.load(std::sync::atomic::Ordering::Acquire) && !self.tx.is_closed()
+    }
+
+    /// Records queued and not yet taken by the writer (MON-1).
+    pub fn queue_depth(&self) -> usize {
+        self.tx.max_capacity() - self.tx.capacity()
+    }
+
+    /// The queue's capacity: callers wait when it is full.
+    pub fn queue_capacity(&self) -> usize {
+        self.tx.max_capacity()
+    }
+
+    /// How long the writer's `fdatasync` calls took (MON-1).
+    pub fn sync_latency(&self) -> menshen_metrics::Hist {
+        self.sync_latency.load()
     }
 
     /// The log directory.

@@ -163,6 +163,7 @@ impl State {
             cp_dirty: Default::default(),
             unsealed_from: None,
             dirty: false,
+            sync_latency: Default::default(),
             last_seal: Instant::now(),
             signer,
             cfg,

@@ -36,6 +36,8 @@ pub(super) struct State {
     pub(super) unsealed_from: Option<u64>,
     /// Whether the segment has writes not yet synced.
     pub(super) dirty: bool,
+    /// How long each `fdatasync` of the segment took (MON-1).
+    pub(super) sync_latency: std::sync::Arc<menshen_metrics::AtomicHist>,
     /// Whether the next batch is synced before anyone is answered (it has
     /// durable waiters): only then are zeros written ahead, which makes that
     /// sync cheaper; a batch synced only by the seal appends plainly.
@@ -125,7 +127,10 @@ impl State {
     pub(super) fn sync(&mut self) -> Result<(), AuditError> {
         if self.dirty {
             let p = self.seg_path.clone();
+            let t = Instant::now();
             self.seg_file.sync_data().map_err(io(&p))?;
+            self.sync_latency
+                .observe(t.elapsed().as_micros().try_into().unwrap_or(u64::MAX));
             self.dirty = false;
         }
         Ok(())

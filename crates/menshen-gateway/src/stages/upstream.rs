@@ -187,6 +187,9 @@ pub async fn forward(
         h.insert(headers::UPSTREAM_U_API_ID, v.clone());
     }
     set(h, headers::TXN_ID, &ex.txn_id);
+    // The call's trace, with the gateway as a hop (never a malformed
+    // client value).
+    ex.trace.set_upstream_headers(h);
     if let Ok(ip) = HeaderValue::from_str(&ex.client_ip.to_string()) {
         h.insert("x-menshen-client-ip", ip.clone());
         h.insert("x-forwarded-for", ip);
@@ -202,6 +205,7 @@ pub async fn forward(
 
     let max = up.max_response;
     ex.forwarded = true;
+    let sent = std::time::Instant::now();
     let exchange = async {
         let resp = up.client.request(req).await.map_err(|e| {
             if e.is_connect() {
@@ -229,6 +233,7 @@ pub async fn forward(
             )))
         }
     };
+    ex.upstream_us = Some(sent.elapsed().as_micros().try_into().unwrap_or(u64::MAX));
     if parts.status.is_server_error() {
         return Err(GatewayError::UpstreamFailed(format!(
             "upstream answered {}",

@@ -271,6 +271,7 @@ mod tests {
                 client_cert: None,
                 user_id: Some("C0123456789ABCDEFGHJKMNPQRS".into()),
                 consent_id: Some("CN0123456789ABCDEFGHJKMNPQR".into()),
+                trace_id: None,
                 message_parts: None,
             };
             let time_ms = 1_796_006_374_431;
