@@ -28,5 +28,7 @@ macro_rules! out {
 pub mod cli;
 pub mod config;
 pub mod demo;
+pub mod demo_cluster;
+pub mod localsvc;
 pub mod node;
 pub mod pki;
