@@ -65,6 +65,22 @@ impl Sm2EncryptionKey {
         Ok(Sm2EncryptionKey { point })
     }
 
+    /// The DER SubjectPublicKeyInfo.
+    pub fn spki_der(&self) -> Vec<u8> {
+        use sm2::pkcs8::EncodePublicKey;
+        self.point
+            .to_public_key_der()
+            .map(|d| d.as_bytes().to_vec())
+            .unwrap_or_default()
+    }
+
+    /// SHA-256 of the DER SubjectPublicKeyInfo, lower-case hex: the key's
+    /// fingerprint (the same as [`crate::PublicKey::fingerprint`]), the `kid`
+    /// of envelopes wrapped for an app's encryption key.
+    pub fn fingerprint(&self) -> String {
+        hex::encode(crate::sha256(&self.spki_der()))
+    }
+
     /// The key as an uncompressed SEC1 point (`04 || x || y`).
     pub fn to_sec1(&self) -> Vec<u8> {
         self.point.to_sec1_point(false).as_bytes().to_vec()
@@ -300,6 +316,8 @@ mod tests {
         let (k, _) = Sm2DecryptionKey::generate().unwrap();
         let (other, _) = Sm2DecryptionKey::generate().unwrap();
         let ct = k.public_key().encrypt(&[7u8; 16]).unwrap();
+        let pem = crate::PublicKey::from_spki_der(&k.public_key().spki_der()).unwrap();
+        assert_eq!(pem.fingerprint(), k.public_key().fingerprint());
         for i in 0..ct.len() {
             let mut t = ct.clone();
             t[i] ^= 0x01;

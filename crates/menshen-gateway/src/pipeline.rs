@@ -60,7 +60,9 @@ pub const ORDER: &[(&str, Phase)] = &[
     (authorize::NAME, Phase::Request),
     (limits::NAME, Phase::Request),
     (consent::NAME, Phase::Request),
+    (crate::stages::decrypt::NAME, Phase::Request),
     (upstream::NAME, Phase::Request),
+    (crate::stages::encrypt::NAME, Phase::Response),
     (sign_response::NAME, Phase::Response),
     (record::NAME, Phase::Response),
 ];
@@ -289,6 +291,13 @@ where
         state.authorizer.as_deref(),
     )
     .await?;
+    // decrypt (CONF-1, CONF-2): open the fields the app encrypted, after
+    // the signature verified, so validation, screening and the upstream
+    // see plaintext; an API whose answers carry encrypted fields needs the
+    // app's encryption key, checked here, before anything is forwarded.
+    crate::stages::encrypt::on_request(ex, &routed, &auth)?;
+    crate::stages::decrypt::on_request(ex, &routed, &auth, state.hot.as_ref(), cfg.replay_window_secs)
+        .await?;
     // record (request phase): a call whose record must be durable is not
     // forwarded while the audit log is failing (DEP-2: fail closed before
     // the upstream can act).
@@ -299,7 +308,11 @@ where
     if let Some(name) = routed.api.builtin {
         return upstream::builtin(ex, name, &auth, state.authorizer.as_deref()).await;
     }
-    upstream::forward(ex, &routed, &auth, &consented, &state.upstream).await
+    let mut resp = upstream::forward(ex, &routed, &auth, &consented, &state.upstream).await?;
+    // encrypt (CONF-1): the listed response fields for the app's key,
+    // before the bank signs the answer.
+    crate::stages::encrypt::on_response(&routed, &auth, &mut resp)?;
+    Ok(resp)
 }
 
 #[cfg(test)]
@@ -328,6 +341,9 @@ mod tests {
             .filter(|(_, p)| *p == Phase::Response)
             .map(|(n, _)| *n)
             .collect();
-        assert_eq!(response, [sign_response::NAME, record::NAME]);
+        assert_eq!(
+            response[response.len() - 2..],
+            [sign_response::NAME, record::NAME]
+        );
     }
 }

@@ -298,6 +298,8 @@ fn message_parts(
         };
         req["body"] =
             menshen_audit::mask_body(&ex.body, ct(&ex.parts.headers).as_deref(), &c.mask_fields);
+        // The opened fields never reach the log (CONF-1).
+        crate::stages::decrypt::redact(&mut req["body"], &c.envelope.request);
         res["body"] =
             menshen_audit::mask_body(resp.body(), ct(resp.headers()).as_deref(), &c.mask_fields);
     }

@@ -160,6 +160,8 @@ pub struct AppEntry {
     pub deny: Vec<IpNet>,
     /// `x-menshen-app-id` for the upstream, built once.
     pub app_id_header: Option<http::HeaderValue>,
+    /// Its newest live encryption key (protocol §12), for response fields.
+    pub enc_key: Option<Arc<crate::stages::encrypt::AppEncKey>>,
     /// Its App_ID as a metric label (MON-1), interned once here.
     pub metric: menshen_metrics::LabelId,
 }
@@ -184,6 +186,8 @@ pub struct Snapshot {
     pub cert_owner: HashMap<String, String>,
     /// The bank's current response-signing key.
     pub bank_signer: Option<Arc<BankSigner>>,
+    /// The bank's encryption keys by key id (protocol §12).
+    pub bank_decrypt: crate::stages::decrypt::BankKeys,
     /// The bank's public keys, as published at the well-known URL.
     pub bank_keys_json: bytes::Bytes,
     /// When this snapshot was compiled (MON-1: its age).
@@ -251,6 +255,7 @@ impl Snapshot {
                     }
                 }
                 CredentialKind::Secret => {}
+                CredentialKind::EncryptionKey => {}
             }
         }
         let bank_signer = dump
@@ -265,6 +270,8 @@ impl Snapshot {
                     None
                 }
             });
+        let bank_decrypt = crate::stages::decrypt::BankKeys::compile(&dump.bank_keys, cp);
+        let mut enc_keys = crate::stages::encrypt::app_keys(&dump.credentials);
         let published: Vec<serde_json::Value> = dump
             .bank_keys
             .iter()
@@ -296,6 +303,7 @@ impl Snapshot {
                     allow: allow.remove(&id).unwrap_or_default(),
                     deny: deny.remove(&id).unwrap_or_default(),
                     app_id_header: http::HeaderValue::from_str(&id).ok(),
+                    enc_key: enc_keys.remove(&id),
                     metric: menshen_metrics::intern(&id),
                     app,
                 };
@@ -318,6 +326,7 @@ impl Snapshot {
             limits: dump.limit_rules,
             cert_owner,
             bank_signer,
+            bank_decrypt,
             bank_keys_json,
             built_at: Some(std::time::Instant::now()),
         }

@@ -104,6 +104,15 @@ impl ApiControls {
     /// Refuse a configuration below the level's minimum, naming the control.
     pub fn validate_for(&self, level: Level) -> Result<(), ValidationError> {
         self.envelope.validate()?;
+        if let Some(p) = &self.consent.account_pointer {
+            if self.envelope.request.iter().any(|e| p == e || p.starts_with(&format!("{e}/"))) {
+                return Err(ValidationError::new(
+                    "controls.envelope.request",
+                    format!("`{p}` is the consent's account field, which the gateway reads before it decrypts: it cannot be an encrypted field"),
+                ));
+            }
+        }
+        self.envelope.validate()?;
         if self.auth.is_empty() {
             return Err(ValidationError::new(
                 "controls.auth",

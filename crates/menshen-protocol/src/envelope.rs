@@ -22,6 +22,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use zeroize::Zeroizing;
 
+/// An API's lists of encrypted fields, per direction (`controls.envelope`).
+pub use menshen_model::FieldEnvelopes as Fields;
+
 /// The body's top-level member carrying the wrapped session key.
 pub const ENVELOPE_MEMBER: &str = menshen_model::ENVELOPE_MEMBER;
 /// The prefix of an encrypted field's string value.

@@ -5,13 +5,13 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use http::{Method, Request, Uri};
-use menshen_crypto::{DigestAlg, PublicKey};
+use menshen_crypto::{DigestAlg, PublicKey, Sm2DecryptionKey};
 use menshen_protocol::headers;
 use zeroize::Zeroizing;
 
 use crate::{
-    http_client_with_identity, send, sign_request, verify_response, Credentials, HttpClient,
-    Response, SdkError, SignOptions,
+    http_client_with_identity, send, sign_request, verify_response, BankEncryptionKey, Credentials,
+    HttpClient, Response, SdkError, SignOptions,
 };
 
 /// Builder of a [`Client`].
@@ -23,6 +23,8 @@ pub struct ClientBuilder {
     identity: Option<(Vec<u8>, Zeroizing<Vec<u8>>)>,
     bank_keys: Vec<PublicKey>,
     require_signed: Option<bool>,
+    bank_enc: Option<BankEncryptionKey>,
+    app_enc: Option<Arc<Sm2DecryptionKey>>,
 }
 
 impl ClientBuilder {
@@ -58,6 +60,20 @@ impl ClientBuilder {
             .push(PublicKey::from_spki_pem(pem).map_err(|e| SdkError::Key(e.to_string()))?);
         Ok(self)
     }
+    /// Encrypt request fields for this bank encryption key (§12).
+    pub fn bank_encryption_key(mut self, k: BankEncryptionKey) -> Self {
+        self.bank_enc = Some(k);
+        self
+    }
+    /// Decrypt response fields with this app encryption key (PEM PKCS#8
+    /// SM2; the private half of the key registered as the app's
+    /// encryption key, never one of its signing keys).
+    pub fn app_encryption_key_pem(mut self, pem: &str) -> Result<Self, SdkError> {
+        self.app_enc = Some(Arc::new(
+            Sm2DecryptionKey::from_pkcs8_pem(pem).map_err(|e| SdkError::Key(e.to_string()))?,
+        ));
+        Ok(self)
+    }
     /// Whether an unsigned response is an error (default: yes once a bank key is set).
     pub fn require_signed_responses(mut self, yes: bool) -> Self {
         self.require_signed = Some(yes);
@@ -81,6 +97,8 @@ impl ClientBuilder {
             opts: self.opts,
             require_signed: self.require_signed.unwrap_or(!self.bank_keys.is_empty()),
             bank_keys: Arc::new(self.bank_keys),
+            bank_enc: self.bank_enc,
+            app_enc: self.app_enc,
         })
     }
 }
@@ -94,6 +112,8 @@ pub struct Client {
     pub(crate) opts: SignOptions,
     bank_keys: Arc<Vec<PublicKey>>,
     require_signed: bool,
+    bank_enc: Option<BankEncryptionKey>,
+    app_enc: Option<Arc<Sm2DecryptionKey>>,
 }
 
 impl Client {
@@ -113,6 +133,8 @@ impl Client {
             identity: None,
             bank_keys: vec![],
             require_signed: None,
+            bank_enc: None,
+            app_enc: None,
         })
     }
 
@@ -179,5 +201,37 @@ impl Client {
         let mut req = self.request(method, path_and_query, body)?;
         self.sign(&mut req, None)?;
         self.send(req).await
+    }
+
+    /// Build, encrypt the fields `envelope.request` lists (for the bank's
+    /// encryption key), sign and send; verify the bank's signature; then
+    /// decrypt the fields `envelope.response` lists with the app's
+    /// encryption key (§12). The pointers are the API's
+    /// `controls.envelope`.
+    pub async fn call_enveloped(
+        &self,
+        method: &str,
+        path_and_query: &str,
+        body: Option<Vec<u8>>,
+        envelope: &menshen_protocol::envelope::Fields,
+    ) -> Result<Response, SdkError> {
+        let body = match body {
+            Some(b) if !envelope.request.is_empty() => {
+                let bank = self.bank_enc.as_ref().ok_or_else(|| {
+                    SdkError::Envelope("no bank encryption key configured".into())
+                })?;
+                Some(crate::seal_request_fields(&b, &envelope.request, bank)?)
+            }
+            b => b,
+        };
+        let mut resp = self.call(method, path_and_query, body).await?;
+        if !envelope.response.is_empty() {
+            let key = self
+                .app_enc
+                .as_ref()
+                .ok_or_else(|| SdkError::Envelope("no app encryption key configured".into()))?;
+            resp.body = crate::open_response_fields(&resp.body, &envelope.response, key)?.into();
+        }
+        Ok(resp)
     }
 }

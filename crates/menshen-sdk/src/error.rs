@@ -25,6 +25,9 @@ pub enum SdkError {
     /// A key could not be read.
     #[error("key: {0}")]
     Key(String),
+    /// A field envelope could not be made or opened (docs/protocol.md §12).
+    #[error("field envelope: {0}")]
+    Envelope(String),
     /// The bank's response signature is missing or does not verify.
     #[error("response signature: {0}")]
     ResponseSignature(String),

@@ -30,6 +30,7 @@
 
 mod client;
 mod credentials;
+mod envelope;
 mod error;
 pub mod loopback;
 mod oauth;
@@ -41,6 +42,7 @@ pub use menshen_protocol;
 
 pub use client::{Client, ClientBuilder};
 pub use credentials::Credentials;
+pub use envelope::{open_response_fields, seal_request_fields, BankEncryptionKey};
 pub use error::SdkError;
 pub use oauth::{AuthorizationRequest, OAuthError, OAuthResult, ParResponse, Pkce, TokenResponse};
 pub use sign::{sign_request, SignOptions};

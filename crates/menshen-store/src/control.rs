@@ -165,6 +165,83 @@ impl ControlPlane {
             .await
     }
 
+    /// Register an app's SM2 **encryption** key (CONF-2, KEY-1; protocol
+    /// §12.5): the gateway wraps response session keys for it. Never used to
+    /// verify a signature; a key registered to any app for any use (a
+    /// signing key included) is refused by its fingerprint, so one key is
+    /// never both. At most two active, for a rotation overlap.
+    pub async fn add_encryption_key(
+        &self,
+        app_id: &str,
+        pem: &str,
+        not_after: Option<i64>,
+    ) -> Result<CredentialRecord, StoreError> {
+        let app = self.store.get_app(app_id).await?;
+        if app.status == AppStatus::Exited {
+            return Err(StoreError::Conflict(ValidationError::new(
+                "app_id",
+                "the app has exited",
+            )));
+        }
+        let invalid = |m: String| StoreError::Invalid(ValidationError::new("public_key_pem", m));
+        let pk = PublicKey::from_spki_pem(pem)
+            .map_err(|e| invalid(format!("{e}; give a PEM `PUBLIC KEY` of an SM2 key")))?;
+        if pk.alg() != SigAlg::Sm2Sm3 {
+            return Err(invalid("an encryption key must be an SM2 key (GB/T 32918.4)".into()));
+        }
+        let now = now_unix();
+        if not_after.is_some_and(|na| na <= now) {
+            return Err(StoreError::Invalid(ValidationError::new(
+                "not_after",
+                "must be in the future",
+            )));
+        }
+        let fp = pk.fingerprint();
+        if let Some(other) = self.store.find_credential_by_fingerprint(&fp).await? {
+            return Err(StoreError::Conflict(ValidationError::new(
+                "public_key_pem",
+                if other.app_id == app_id {
+                    "this key is already registered for the app (a signing key cannot also be the encryption key: KEY-1)"
+                } else {
+                    "this key is registered to another app"
+                },
+            )));
+        }
+        let active = self
+            .store
+            .list_credentials(app_id)
+            .await?
+            .into_iter()
+            .filter(|c| {
+                c.kind == CredentialKind::EncryptionKey
+                    && !c.revoked
+                    && c.not_after.is_none_or(|t| t > now)
+            })
+            .count();
+        if active >= 2 {
+            return Err(StoreError::Conflict(ValidationError::new(
+                "public_key_pem",
+                "the app already has two active encryption keys; revoke one first",
+            )));
+        }
+        self.store
+            .add_credential(&CredentialRecord {
+                id: 0,
+                app_id: app_id.to_string(),
+                kind: CredentialKind::EncryptionKey,
+                sealed_secret: None,
+                public_pem: Some(pk.to_pem()),
+                alg: Some("sm2-encryption".to_string()),
+                not_before: now,
+                not_after,
+                revoked: false,
+                fingerprint: Some(fp),
+                subject: None,
+                created_at: now_rfc3339(),
+            })
+            .await
+    }
+
     /// Bind a client certificate to an app (AUTH-1 "App_ID + certificate"):
     /// mutual-TLS connections presenting it are that app's.
     pub async fn add_certificate(
@@ -251,6 +328,7 @@ impl ControlPlane {
                             api.controls.auth.contains(&AuthMethod::Certificate)
                         }
                         CredentialKind::Secret => false,
+                        CredentialKind::EncryptionKey => false,
                     }
             });
             if !strong {
@@ -298,6 +376,19 @@ impl ControlPlane {
             keys.push(rec);
         }
         Ok(keys)
+    }
+
+    /// Open a bank encryption key's private half for SM2 decryption (§12).
+    pub fn open_bank_decryption_key(
+        &self,
+        rec: &crate::BankKeyRecord,
+    ) -> Option<menshen_crypto::Sm2DecryptionKey> {
+        let pem = self
+            .master
+            .open(&format!("bank-key:{}", rec.key_id), &rec.sealed_pkcs8)
+            .ok()?;
+        let text = std::str::from_utf8(&pem).ok()?;
+        menshen_crypto::Sm2DecryptionKey::from_pkcs8_pem(text).ok()
     }
 
     /// Open a bank key's private half.

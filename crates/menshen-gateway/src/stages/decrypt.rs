@@ -1,0 +1,146 @@
+//! Field envelopes, request side (stage `decrypt`; CONF-1, CONF-2,
+//! `docs/protocol.md` §12): the fields the API lists arrive SM4-GCM
+//! encrypted under a one-time session key the app wrapped with SM2 for the
+//! bank's encryption key. After the signature and digest verified (the app
+//! encrypted first, then signed), this stage unwraps the key, refuses a key
+//! seen before within the replay window, opens each field with its pointer
+//! as associated data and puts the plaintext back, so validation, screening
+//! and the upstream see plaintext. The access record never keeps the opened
+//! fields ([`redact`]).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use menshen_crypto::{DigestAlg, Sm2DecryptionKey};
+use menshen_protocol::envelope::{self, EnvelopeError};
+use menshen_protocol::ErrorCode;
+use menshen_store::HotState;
+
+use super::authenticate::Authenticated;
+use super::route::Routed;
+use crate::exchange::Exchange;
+use crate::GatewayError;
+
+/// Stage name.
+pub const NAME: &str = "decrypt";
+
+/// The hot-state namespace (in place of an App_ID) of the session-key
+/// fingerprints: one key is refused a second time whatever app sends it.
+const KEY_SEEN_NS: &str = "menshen/envelope";
+
+/// The bank's encryption keys by key id (purpose `encryption`), opened once
+/// when the snapshot is built. Retired keys still open envelopes during a
+/// rotation overlap; they are no longer published as current.
+#[derive(Default)]
+pub struct BankKeys(HashMap<String, Arc<Sm2DecryptionKey>>);
+
+impl BankKeys {
+    /// Open the bank's encryption keys.
+    pub fn compile(
+        recs: &[menshen_store::BankKeyRecord],
+        cp: &menshen_store::ControlPlane,
+    ) -> BankKeys {
+        let mut m = HashMap::new();
+        for k in recs
+            .iter()
+            .filter(|k| k.purpose == menshen_store::control::purpose::ENCRYPTION)
+        {
+            match cp.open_bank_decryption_key(k) {
+                Some(d) => {
+                    m.insert(k.key_id.clone(), Arc::new(d));
+                }
+                None => {
+                    tracing::error!(key_id = %k.key_id, "bank encryption key does not open with this master key")
+                }
+            }
+        }
+        BankKeys(m)
+    }
+
+    /// The key `kid` names.
+    pub fn get(&self, kid: &str) -> Option<&Sm2DecryptionKey> {
+        self.0.get(kid).map(|k| k.as_ref())
+    }
+}
+
+/// The error code of each envelope refusal (protocol §10).
+pub fn refusal(e: &EnvelopeError) -> GatewayError {
+    let code = match e {
+        EnvelopeError::Malformed(_) => ErrorCode::EnvelopeMalformed,
+        EnvelopeError::NotEncrypted(_) => ErrorCode::FieldNotEncrypted,
+        EnvelopeError::KeyInvalid => ErrorCode::EnvelopeKeyInvalid,
+        EnvelopeError::FieldInvalid(_) => ErrorCode::FieldDecryptionFailed,
+        EnvelopeError::FieldMoved { .. } => ErrorCode::FieldMoved,
+        _ => ErrorCode::EnvelopeMalformed,
+    };
+    GatewayError::new(code, e.to_string())
+}
+
+/// Open the request's listed fields. Needs the verified signature (the
+/// `Authenticated` proof): nothing is decrypted for an unauthenticated
+/// sender.
+pub async fn on_request(
+    ex: &mut Exchange,
+    routed: &Routed,
+    _auth: &Authenticated,
+    hot: &dyn HotState,
+    window_secs: u32,
+) -> Result<(), GatewayError> {
+    let pointers = &routed.api.api.controls.envelope.request;
+    if pointers.is_empty() || ex.body.is_empty() {
+        return Ok(());
+    }
+    let mut v: serde_json::Value = serde_json::from_slice(&ex.body).map_err(|_| {
+        GatewayError::new(
+            ErrorCode::EnvelopeMalformed,
+            "the API has encrypted fields and the body is not JSON",
+        )
+    })?;
+    let snap = ex.snapshot.clone();
+    let opened = envelope::open(&mut v, pointers, |kid| snap.bank_decrypt.get(kid))
+        .map_err(|e| refusal(&e))?;
+    let Some(fp) = opened.key_fingerprint else {
+        return Ok(());
+    };
+    // CONF-2: one session key, one message. Remembered for as long as a
+    // request could be replayed (the signature window), by a hash only.
+    let now = ex.now_unix();
+    let seen = format!("k{}", hex_lower(&fp[..16]));
+    if !hot
+        .insert_nonce(KEY_SEEN_NS, &seen, now + i64::from(window_secs) + 1, now)
+        .await
+    {
+        return Err(GatewayError::new(
+            ErrorCode::SessionKeyReused,
+            "session key already used within the replay window",
+        ));
+    }
+    let plain = serde_json::to_vec(&v)
+        .map_err(|e| GatewayError::Internal(format!("re-serializing the opened body: {e}")))?;
+    // The upstream gets the opened body; its Content-Digest is the gateway's
+    // (the app's covered the encrypted body).
+    let cd = menshen_protocol::content_digest(DigestAlg::Sm3, &plain);
+    if let Ok(h) = http::HeaderValue::from_str(&cd) {
+        ex.parts
+            .headers
+            .insert(menshen_protocol::headers::CONTENT_DIGEST, h);
+    }
+    ex.body = Bytes::from(plain);
+    Ok(())
+}
+
+fn hex_lower(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// Replace the listed (opened) fields in a body about to be retained in the
+/// access record: their plaintext never reaches the audit log (CONF-1,
+/// AUD-4).
+pub fn redact(body: &mut serde_json::Value, pointers: &[String]) {
+    for p in pointers {
+        if let Some(slot) = body.pointer_mut(p) {
+            *slot = serde_json::Value::String("<encrypted field, not retained>".into());
+        }
+    }
+}
