@@ -120,6 +120,7 @@ async fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Grant { cmd, conn } => cli::grant(cmd, conn).await?,
         Command::Ip { cmd, conn } => cli::ip(cmd, conn).await?,
         Command::Limit { cmd, conn } => cli::limit(cmd, conn).await?,
+        Command::Stats(a) => cli::stats(a).await?,
         Command::Uapi { cmd } => cli::uapi(cmd)?,
         Command::Customer { cmd, conn } => cli::customer(cmd, conn).await?,
         Command::Consent { cmd, conn } => cli::consent(cmd, conn).await?,

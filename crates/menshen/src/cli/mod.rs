@@ -21,6 +21,7 @@ mod customer;
 mod grant;
 mod ip;
 mod limit;
+mod stats;
 mod render;
 mod uapi;
 
@@ -34,6 +35,7 @@ pub use customer::{consent, customer, totp};
 pub use grant::grant;
 pub use ip::ip;
 pub use limit::limit;
+pub use stats::{stats, StatsArgs};
 pub use uapi::uapi;
 
 /// Menshen (门神): the open-banking API security gateway.
@@ -158,6 +160,9 @@ pub enum Command {
         #[command(flatten)]
         conn: AdminConn,
     },
+    /// Per app or per API: calls, success rate, TPS, p50/p99 latency over the
+    /// last minute, hour and day (MON-1); `--watch` redraws.
+    Stats(StatsArgs),
     /// Bank customers in the built-in directory (USR-1): enrol, list.
     Customer {
         /// What to do.
