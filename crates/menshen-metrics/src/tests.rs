@@ -109,3 +109,17 @@ fn disabled_metrics_count_nothing() {
     assert!(!m.encode().contains("mtest_off"));
     assert_eq!(m.stats().window(Subject::App(app), 60).calls, 0);
 }
+
+/// Every family written is documented in docs/operations.md.
+#[test]
+fn mon_1_every_family_is_documented() {
+    let doc = include_str!("../../../docs/operations.md");
+    for f in prom::FAMILIES {
+        let counter = format!("`{f}_total`");
+        let plain = format!("`{f}`");
+        assert!(
+            doc.contains(&counter) || doc.contains(&plain),
+            "{f} is not in docs/operations.md"
+        );
+    }
+}
