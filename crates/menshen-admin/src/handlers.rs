@@ -300,6 +300,30 @@ pub async fn add_key(State(st): State<AdminState>, Path(app_id): Path<String>, b
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
+pub struct EncKeyBody {
+    public_key_pem: String,
+    #[serde(default)]
+    not_after: Option<i64>,
+}
+
+/// CONF-2, KEY-1 (protocol §12.5): register the app's SM2 encryption key,
+/// for which the gateway wraps response session keys.
+pub async fn add_encryption_key(
+    State(st): State<AdminState>,
+    Path(app_id): Path<String>,
+    body: Bytes,
+) -> R {
+    let b: EncKeyBody = parse(&body)?;
+    let c = st
+        .cp
+        .add_encryption_key(&app_id, &b.public_key_pem, b.not_after)
+        .await?;
+    tracing::info!(app_id, credential = c.id, "encryption key registered");
+    created(c)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct CertBody {
     certificate_pem: String,
 }

@@ -461,6 +461,7 @@ pub fn router(state: AdminState) -> Router {
         .route("/apps/{app_id}/credentials", get(list_credentials))
         .route("/apps/{app_id}/credentials/{id}", delete(revoke_credential))
         .route("/apps/{app_id}/keys", post(add_key))
+        .route("/apps/{app_id}/encryption-keys", post(add_encryption_key))
         .route("/apps/{app_id}/certificates", post(add_certificate))
         .route(
             "/apps/{app_id}/require-client-cert",

@@ -56,6 +56,10 @@ pub struct DemoApp {
     /// Registered public key, for apps with a key pair.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub public_key: Option<PathBuf>,
+    /// Its SM2 encryption private key (0600), registered as its encryption
+    /// key: response fields are encrypted for it (protocol §12).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub encryption_key: Option<PathBuf>,
     /// Registered redirect URI (customer authorization), if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub redirect_uri: Option<String>,
@@ -216,7 +220,7 @@ pub fn demo_upstream() -> Router {
             "/v1/transfers",
             post(|h: HeaderMap, body: axum::body::Bytes| async move {
                 let req: serde_json::Value = serde_json::from_slice(&body).unwrap_or(json!({}));
-                Json(json!({"status": "accepted", "amount": req.get("amount"), "served_app_id": who(&h)}))
+                Json(json!({"status": "accepted", "amount": req.get("amount"), "payee": {"account": req.pointer("/payee/account")}, "served_app_id": who(&h)}))
             }),
         )
 }
@@ -326,7 +330,7 @@ pub async fn start(opts: &DemoOptions) -> anyhow::Result<Demo> {
             1,
             "/v1/transfers",
             Some(
-                json!({"from_account": "6222020200112233445", "to_account": "6217000010001234567", "amount": "100.00", "currency": "CNY"}),
+                json!({"from_account": "6222020200112233445", "payee": {"account": "6217000010001234567", "name": "王芳"}, "amount": "100.00", "currency": "CNY"}),
             ),
             vec![Integration::ServerToServer],
         ),
@@ -363,6 +367,12 @@ pub async fn start(opts: &DemoOptions) -> anyhow::Result<Demo> {
                             required: true,
                             account_param: None,
                             account_pointer: Some("/from_account".into()),
+                        }),
+                        // CONF-1 (issue 13): the payee's account and name travel
+                        // encrypted both ways (protocol §12).
+                        envelope: Some(menshen_model::FieldEnvelopes {
+                            request: vec!["/payee/account".into(), "/payee/name".into()],
+                            response: vec!["/payee/account".into()],
                         }),
                         ..Default::default()
                     }),
@@ -402,6 +412,7 @@ pub async fn start(opts: &DemoOptions) -> anyhow::Result<Demo> {
         private_key: None,
         public_key: None,
         redirect_uri: None,
+        encryption_key: None,
     }];
 
     // A second app signing with an SM2 key pair: it may call the A2 and A3 APIs.
@@ -422,6 +433,13 @@ pub async fn start(opts: &DemoOptions) -> anyhow::Result<Demo> {
     std::fs::write(&public_key, key.public_key().to_pem())?;
     cp.add_public_key(&pid, &key.public_key().to_pem(), None, None)
         .await?;
+    // Its encryption key (CONF-2, KEY-1): a separate SM2 key, for the
+    // transfer's encrypted response fields.
+    let (enc, enc_pem) = menshen_crypto::Sm2DecryptionKey::generate()?;
+    let encryption_key = apps_dir.join(format!("{pid}.enc.key"));
+    write_private(&encryption_key, enc_pem.as_bytes())?;
+    let enc_pub = menshen_crypto::PublicKey::from_spki_der(&enc.public_key().spki_der())?;
+    cp.add_encryption_key(&pid, &enc_pub.to_pem(), None).await?;
     for a in &apis {
         cp.add_grant(&pid, &a.api_id).await?;
     }
@@ -438,6 +456,7 @@ pub async fn start(opts: &DemoOptions) -> anyhow::Result<Demo> {
         private_key: Some(private_key),
         public_key: Some(public_key),
         redirect_uri: Some(DEMO_REDIRECT_URI.into()),
+        encryption_key: Some(encryption_key),
     });
 
     // Two bank customers (USR-1); alice also has a TOTP second factor (A3
@@ -562,6 +581,9 @@ pub fn next_steps(info: &DemoInfo, dir: &Path) -> String {
          (open the printed URL, log in as {c_user} / {c_pass}, tick an account, approve):\n  \
          {cmd} authorize --app-id {p_id} --key {p_key} --bank-key {bank} --ca {ca} --redirect-uri {redirect} --scope account-balance --token-out {dir}/token {gw}\n  \
          {cmd} call --app-id {p_id} --key {p_key} --bank-key {bank} --ca {ca} --token-file {dir}/token GET {gw}{a2path}\n\n\
+         An A3 transfer whose payee account and name travel encrypted (protocol §12):\n\
+         authorize with --scope transfer (alice: also her TOTP code from customers/alice.totp), then\n  \
+         {cmd} call --app-id {p_id} --key {p_key} --bank-key {bank} --enc-key {p_enc} --ca {ca} --token-file {dir}/token --encrypt /payee/account --encrypt /payee/name --decrypt /payee/account --data '{xfer_body}' POST {gw}/v1/transfers\n\n\
          Manage it (in another shell):\n  export MENSHEN_ADMIN_URL={admin} MENSHEN_ADMIN_TOKEN_FILE={tok}\n  {cmd} app list\n  {cmd} app suspend {app_id}\n\n\
          Ctrl-C stops the demo.",
         cmd = cli_command(),
@@ -579,6 +601,8 @@ pub fn next_steps(info: &DemoInfo, dir: &Path) -> String {
         bank = info.bank_signing_public_key.display(),
         a2path = info.apis[1].example_path,
         redirect = info.apps[1].redirect_uri.as_deref().unwrap_or("-"),
+        p_enc = info.apps[1].encryption_key.as_deref().unwrap_or(Path::new("-")).display(),
+        xfer_body = r#"{"from_account":"6222020200112233445","payee":{"account":"6217000010001234567","name":"王芳"},"amount":"100.00","currency":"CNY"}"#,
         c_user = info.customers.first().map(|c| c.username.as_str()).unwrap_or("-"),
         c_pass = info.customers.first().map(|c| c.password.as_str()).unwrap_or("-"),
     )

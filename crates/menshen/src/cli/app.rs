@@ -66,6 +66,22 @@ pub async fn app(cmd: AppCmd, conn: AdminConn) -> anyhow::Result<()> {
                     .await?,
             )
         }
+        AppCmd::EncKeyAdd {
+            app_id,
+            public_key,
+            not_after,
+        } => {
+            let pem = std::fs::read_to_string(&public_key)
+                .with_context(|| format!("--public-key {}", public_key.display()))?;
+            print_json(
+                &c.call(
+                    "POST",
+                    &format!("/v1/apps/{app_id}/encryption-keys"),
+                    Some(json!({"public_key_pem": pem, "not_after": not_after})),
+                )
+                .await?,
+            )
+        }
         AppCmd::CertAdd { app_id, cert } => {
             let pem = std::fs::read_to_string(&cert)
                 .with_context(|| format!("--cert {}", cert.display()))?;

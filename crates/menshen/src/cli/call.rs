@@ -53,6 +53,22 @@ pub async fn call(a: CallArgs) -> anyhow::Result<i32> {
         }
         None => Bytes::new(),
     };
+    // Field envelopes (protocol §12): encrypt first, then digest and sign.
+    let body = if a.encrypt.is_empty() {
+        body
+    } else {
+        let bank = bank_encryption_key(&http, &a.url).await?;
+        let sealed = menshen_sdk::seal_request_fields(&body, &a.encrypt, &bank)?;
+        eprintln!(
+            "encrypted {} for the bank's encryption key {}",
+            a.encrypt.join(", "),
+            bank.key_id
+        );
+        Bytes::from(sealed)
+    };
+    if a.verbose && !body.is_empty() {
+        eprintln!("> body: {}", String::from_utf8_lossy(&body));
+    }
     let mut b = Request::builder().method(method).uri(&a.url);
     if a.data.is_some() {
         b = b.header(http::header::CONTENT_TYPE, "application/json");
@@ -103,6 +119,29 @@ pub async fn call(a: CallArgs) -> anyhow::Result<i32> {
     let resp = menshen_sdk::send(&http, req).await?;
     let verdict = (!bank_keys.is_empty())
         .then(|| menshen_sdk::verify_response(&resp, &sent_headers, &bank_keys));
+    // Decrypt only an answer whose bank signature verified.
+    let resp = match (&verdict, &a.enc_key) {
+        (Some(Ok(())), Some(k)) if !a.decrypt.is_empty() => {
+            let pem = zeroize::Zeroizing::new(
+                std::fs::read_to_string(k).with_context(|| format!("--enc-key {}", k.display()))?,
+            );
+            let key = menshen_crypto::Sm2DecryptionKey::from_pkcs8_pem(&pem)
+                .map_err(|e| anyhow::anyhow!("--enc-key {}: {e}", k.display()))?;
+            if a.verbose {
+                eprintln!("< body: {}", String::from_utf8_lossy(&resp.body));
+            }
+            let opened = menshen_sdk::open_response_fields(&resp.body, &a.decrypt, &key)?;
+            eprintln!(
+                "decrypted {} with the app's encryption key",
+                a.decrypt.join(", ")
+            );
+            menshen_sdk::Response {
+                body: opened.into(),
+                ..resp
+            }
+        }
+        _ => resp,
+    };
     crate::out!("HTTP {}", resp.status);
     for (k, v) in &resp.headers {
         crate::out!("{k}: {}", v.to_str().unwrap_or("?"));
@@ -121,4 +160,26 @@ pub async fn call(a: CallArgs) -> anyhow::Result<i32> {
         None => {}
     }
     Ok(if resp.status < 400 { 0 } else { 1 })
+}
+
+/// The bank's current encryption key, from the gateway's key set at the
+/// origin of `url`.
+async fn bank_encryption_key(
+    http: &menshen_sdk::HttpClient,
+    url: &str,
+) -> anyhow::Result<menshen_sdk::BankEncryptionKey> {
+    let uri: http::Uri = url.parse().with_context(|| format!("URL {url}"))?;
+    let keys_url = format!(
+        "{}://{}/.well-known/menshen/keys",
+        uri.scheme_str().unwrap_or("https"),
+        uri.authority().map(|a| a.as_str()).unwrap_or_default()
+    );
+    let req = Request::get(&keys_url)
+        .body(Bytes::new())
+        .with_context(|| format!("URL {keys_url}"))?;
+    let resp = menshen_sdk::send(http, req).await?;
+    if resp.status != 200 {
+        bail!("{keys_url}: HTTP {}", resp.status);
+    }
+    Ok(menshen_sdk::BankEncryptionKey::from_key_set(&resp.body)?)
 }

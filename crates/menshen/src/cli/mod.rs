@@ -286,6 +286,18 @@ pub enum AppCmd {
         #[arg(long)]
         not_after: Option<i64>,
     },
+    /// Register the app's SM2 encryption key (protocol §12.5): the gateway
+    /// encrypts response fields for it. Never one of its signing keys.
+    EncKeyAdd {
+        /// App_ID.
+        app_id: String,
+        /// Public key file (PEM SubjectPublicKeyInfo of an SM2 key).
+        #[arg(long)]
+        public_key: PathBuf,
+        /// Valid until (unix seconds; default unlimited).
+        #[arg(long)]
+        not_after: Option<i64>,
+    },
     /// Bind a client certificate (PEM) to an app for mutual TLS.
     CertAdd {
         /// App_ID.
@@ -666,6 +678,19 @@ pub struct CallArgs {
     /// File holding the customer's access token.
     #[arg(long)]
     pub token_file: Option<PathBuf>,
+    /// Encrypt this request body field (a JSON Pointer; repeat the flag)
+    /// for the bank's encryption key, which is read from the gateway's
+    /// `/.well-known/menshen/keys` (field envelopes, protocol §12).
+    #[arg(long = "encrypt")]
+    pub encrypt: Vec<String>,
+    /// Decrypt this response body field (a JSON Pointer; repeat the flag)
+    /// with `--enc-key`, after the bank's signature verified.
+    #[arg(long = "decrypt", requires_all = ["enc_key", "bank_key"])]
+    pub decrypt: Vec<String>,
+    /// The app's encryption private key (PKCS#8 PEM, SM2) for `--decrypt`:
+    /// the key registered with `menshen app enc-key-add`, never a signing key.
+    #[arg(long)]
+    pub enc_key: Option<PathBuf>,
     /// Print the signature base to stderr.
     #[arg(long)]
     pub verbose: bool,
