@@ -214,6 +214,47 @@ pub async fn add_grant(State(st): State<AdminState>, body: Bytes) -> R {
     created(g)
 }
 
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClearingBody {
+    clearing: bool,
+}
+
+/// CONF-3: approve (or withdraw) a grant for clearing/reconciliation: the
+/// app then sees the API's responses unmasked. The grant records who and
+/// when; the admin record (ADM-1) has the before and after.
+pub async fn set_grant_clearing(
+    State(st): State<AdminState>,
+    axum::Extension(actor): axum::Extension<crate::Actor>,
+    Path((app_id, api_id)): Path<(String, String)>,
+    body: Bytes,
+) -> R {
+    let b: ClearingBody = parse(&body)?;
+    let g = st
+        .cp
+        .store
+        .set_grant_clearing(&app_id, &api_id, b.clearing, &actor.0)
+        .await?;
+    tracing::info!(app_id, api_id, clearing = b.clearing, actor = %actor.0, "grant clearing approval changed");
+    ok(g)
+}
+
+/// LVL-5, ATK-1, CONF-3: change an API's schema, screening or response
+/// masking (the other controls stay).
+pub async fn patch_api_controls(
+    State(st): State<AdminState>,
+    Path(api_id): Path<String>,
+    body: Bytes,
+) -> R {
+    let patch: menshen_model::ProtectionPatch = parse(&body)?;
+    let api = st.cp.store.get_api(&api_id).await?;
+    let mut controls = api.controls.clone();
+    patch.apply(&mut controls).map_err(AdminError::Invalid)?;
+    let api = st.cp.store.set_api_controls(&api_id, &controls).await?;
+    tracing::info!(api_id, "API data-protection controls changed");
+    ok(api)
+}
+
 pub async fn remove_grant(
     State(st): State<AdminState>,
     Path((app_id, api_id)): Path<(String, String)>,

@@ -63,6 +63,12 @@ pub type RevokeConsent = Arc<
         + Sync,
 >;
 
+/// The administrator a change is made by (the admin token's name), for
+/// handlers that record it in the changed object (a grant's clearing
+/// approval, CONF-3).
+#[derive(Debug, Clone)]
+pub struct Actor(pub String);
+
 /// State shared by handlers.
 #[derive(Clone)]
 pub struct AdminState {
@@ -156,6 +162,14 @@ async fn before_state(st: &AdminState, path: &str) -> Option<serde_json::Value> 
             .await
             .ok()
             .and_then(|c| serde_json::to_value(c).ok()),
+        "grants" => {
+            let api = parts.next()?;
+            let grants = st.cp.store.list_grants(Some(id)).await.ok()?;
+            grants
+                .into_iter()
+                .find(|g| g.api_id == api)
+                .and_then(|g| serde_json::to_value(g).ok())
+        }
         "limits" => {
             let id: i64 = id.parse().ok()?;
             let rules = st.cp.store.list_limit_rules().await.ok()?;
@@ -407,6 +421,8 @@ async fn require_token(State(g): State<Guard>, req: Request, next: Next) -> Resp
     // The change, its result record and the snapshot rebuild run in a task
     // of their own: an admin client that hangs up cannot leave a change made
     // but unrecorded.
+    let mut parts = parts;
+    parts.extensions.insert(Actor(actor.clone()));
     let st = st.clone();
     let work = tokio::spawn(async move {
         let resp = next
@@ -473,8 +489,16 @@ pub fn router(state: AdminState) -> Router {
         .route("/apis", get(list_apis).post(create_api))
         .route("/apis/{api_id}", get(get_api))
         .route("/apis/{api_id}/lifecycle", post(set_lifecycle))
+        .route(
+            "/apis/{api_id}/controls",
+            axum::routing::patch(patch_api_controls),
+        )
         .route("/grants", get(list_grants).post(add_grant))
         .route("/grants/{app_id}/{api_id}", delete(remove_grant))
+        .route(
+            "/grants/{app_id}/{api_id}/clearing",
+            post(set_grant_clearing),
+        )
         .route("/ip-rules", get(list_ip_rules).post(add_ip_rule))
         .route("/ip-rules/{id}", delete(remove_ip_rule))
         .route("/limits", get(list_limits).post(add_limit))

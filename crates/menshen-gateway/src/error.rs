@@ -60,6 +60,16 @@ pub enum GatewayError {
     /// The bank's response-signing key is missing (checked before forwarding).
     #[error("response signing key unavailable: {0}")]
     SigningUnavailable(String),
+    /// A parameter or body field does not match the API's schema (LVL-5):
+    /// 400 `INVALID_REQUEST` naming the field's pointer, nothing else about
+    /// the schema. Nothing reached the upstream.
+    #[error("invalid request: {reason}")]
+    InvalidRequest {
+        /// The failing field, in `{"query": ..., "body": ...}`.
+        pointer: String,
+        /// Detail for the audit record.
+        reason: String,
+    },
     /// A flow-control rule's limit is reached (TRF-1): 429 `RATE_LIMITED`
     /// with `Retry-After` and the IETF `RateLimit` headers. Nothing reached
     /// the upstream.
@@ -129,6 +139,7 @@ impl GatewayError {
             GatewayError::OutcomeUnknown(_) => ErrorCode::OutcomeUnknown,
             GatewayError::SigningUnavailable(_) => ErrorCode::SigningUnavailable,
             GatewayError::RateLimited(_) => ErrorCode::RateLimited,
+            GatewayError::InvalidRequest { .. } => ErrorCode::InvalidRequest,
             GatewayError::LimitsUnavailable(_) => ErrorCode::AuditUnavailable,
             GatewayError::Internal(_) => ErrorCode::Internal,
         }
@@ -139,6 +150,7 @@ impl GatewayError {
         match self {
             GatewayError::Refused { reason, .. } => reason,
             GatewayError::RateLimited(l) => &l.reason,
+            GatewayError::InvalidRequest { reason, .. } => reason,
             GatewayError::RequestTimeout(r)
             | GatewayError::LimitsUnavailable(r)
             | GatewayError::Overloaded(r)
@@ -157,6 +169,7 @@ impl GatewayError {
         match self {
             GatewayError::Refused { .. }
             | GatewayError::RequestTimeout(_)
+            | GatewayError::InvalidRequest { .. }
             | GatewayError::RateLimited(_) => Fault::Client,
             GatewayError::UpstreamUnreachable(_)
             | GatewayError::UpstreamFailed(_)
@@ -199,7 +212,14 @@ impl GatewayError {
         if self.fault() == Fault::Bank {
             tracing::warn!(txn_id, error = %self, "gateway-side failure");
         }
-        let mut r = error_response(self.code(), txn_id);
+        let mut r = match self {
+            GatewayError::InvalidRequest { pointer, .. } => {
+                let mut body = ErrorBody::new(ErrorCode::InvalidRequest, txn_id);
+                body.pointer = Some(pointer.clone());
+                with_body(ErrorCode::InvalidRequest, txn_id, &body)
+            }
+            _ => error_response(self.code(), txn_id),
+        };
         if let GatewayError::RateLimited(l) = self {
             let h = r.headers_mut();
             h.insert(header::RETRY_AFTER, HeaderValue::from(l.reset_secs));
@@ -218,7 +238,12 @@ impl GatewayError {
 
 /// The uniform error response for `code`.
 pub fn error_response(code: ErrorCode, txn_id: &str) -> Response<Bytes> {
-    let body = serde_json::to_vec(&ErrorBody::new(code, txn_id))
+    with_body(code, txn_id, &ErrorBody::new(code, txn_id))
+}
+
+/// The uniform error response for `code` with `body`.
+fn with_body(code: ErrorCode, txn_id: &str, body: &ErrorBody) -> Response<Bytes> {
+    let body = serde_json::to_vec(body)
         .unwrap_or_else(|_| b"{\"code\":\"INTERNAL_ERROR\"}".to_vec());
     let mut r = Response::new(Bytes::from(body));
     *r.status_mut() =

@@ -63,6 +63,9 @@ pub struct Exchange {
     /// The flow-control rules this call exceeded with action `alert` (or
     /// could not check), for the record (TRF-1).
     pub limit_note: Option<String>,
+    /// What the screening stage found in `detect` mode (ATK-1), for the
+    /// record.
+    pub screen_note: Option<String>,
     /// The call's W3C trace (accepted from the client or started here).
     pub trace: crate::trace::TraceContext,
     /// Time spent waiting for the upstream, microseconds (MON-1).

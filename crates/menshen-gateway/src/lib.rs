@@ -22,6 +22,7 @@ pub mod h1scan;
 pub mod metrics;
 pub mod pipeline;
 pub mod record;
+pub mod screen;
 pub mod server;
 pub mod snapshot;
 pub mod stages;

@@ -29,7 +29,7 @@ use crate::record;
 use crate::server::State;
 use crate::stages::{
     app_status, authenticate, authorize, body, client_cert, client_ip, consent, edge, ip_lists,
-    limits, oauth_web, replay, route, sign_response, upstream, well_known,
+    limits, mask, oauth_web, replay, route, screen, sign_response, upstream, validate, well_known,
 };
 use crate::GatewayError;
 
@@ -38,7 +38,9 @@ use crate::GatewayError;
 pub enum Phase {
     /// Before the upstream answers; a failure stops the request.
     Request,
-    /// On the way back, for every response (answered or refused).
+    /// On the way back: `mask` and `encrypt` for the upstream's answers
+    /// only, `sign_response` and `record` for every response (answered or
+    /// refused).
     Response,
 }
 
@@ -61,7 +63,10 @@ pub const ORDER: &[(&str, Phase)] = &[
     (limits::NAME, Phase::Request),
     (consent::NAME, Phase::Request),
     (crate::stages::decrypt::NAME, Phase::Request),
+    (validate::NAME, Phase::Request),
+    (screen::NAME, Phase::Request),
     (upstream::NAME, Phase::Request),
+    (mask::NAME, Phase::Response),
     (crate::stages::encrypt::NAME, Phase::Response),
     (sign_response::NAME, Phase::Response),
     (record::NAME, Phase::Response),
@@ -131,6 +136,7 @@ where
         consent: None,
         auth_note: None,
         limit_note: None,
+        screen_note: None,
         trace,
         upstream_us: None,
         conn: conn.slot,
@@ -298,6 +304,13 @@ where
     crate::stages::encrypt::on_request(ex, &routed, &auth)?;
     crate::stages::decrypt::on_request(ex, &routed, &auth, state.hot.as_ref(), cfg.replay_window_secs)
         .await?;
+    // validate (LVL-5): query and body against the API's compiled schemas,
+    // on plaintext (after decryption), before anything is forwarded.
+    let validated = validate::on_request(ex, &routed, &authorized)?;
+    // screen (ATK-1): injection, XSS, traversal, command patterns in every
+    // string the bank reads; after validation, so it reads what the schema
+    // accepted.
+    let _screened = screen::on_request(ex, &routed, &validated)?;
     // record (request phase): a call whose record must be durable is not
     // forwarded while the audit log is failing (DEP-2: fail closed before
     // the upstream can act).
@@ -309,6 +322,9 @@ where
         return upstream::builtin(ex, name, &auth, state.authorizer.as_deref()).await;
     }
     let mut resp = upstream::forward(ex, &routed, &auth, &consented, &state.upstream).await?;
+    // mask (CONF-3): the upstream's answer, unless the app's grant is
+    // approved for clearing; before it is encrypted and signed.
+    mask::on_response(&routed, &auth, &mut resp);
     // encrypt (CONF-1): the listed response fields for the app's key,
     // before the bank signs the answer.
     crate::stages::encrypt::on_response(&routed, &auth, &mut resp)?;
@@ -341,6 +357,7 @@ mod tests {
             .filter(|(_, p)| *p == Phase::Response)
             .map(|(n, _)| *n)
             .collect();
+        assert_eq!(response[0], mask::NAME);
         assert_eq!(
             response[response.len() - 2..],
             [sign_response::NAME, record::NAME]

@@ -134,6 +134,12 @@ fn build(
         (None, Some(n)) => Some(n.to_string()),
         (r, None) => r,
     };
+    // ATK-1: a finding let through in `detect` mode is named in the record.
+    let reason = match (reason, ex.screen_note.as_deref()) {
+        (Some(r), Some(n)) => Some(format!("{r}; {n}")),
+        (None, Some(n)) => Some(n.to_string()),
+        (r, None) => r,
+    };
     let sig = ex.signature.as_ref().map(|s| &s.params);
     AccessRecord {
         kind: "access".into(),

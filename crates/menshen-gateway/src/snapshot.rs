@@ -36,6 +36,12 @@ pub struct ApiEntry {
     /// ([`crate::authorizer::BUILTIN_ENDPOINTS`]): answered by the
     /// authorizer instead of forwarded.
     pub builtin: Option<&'static str>,
+    /// The query and body schemas, compiled (LVL-5); `None`: no check.
+    pub schema: Option<crate::stages::validate::CompiledSchema>,
+    /// Attack screening (ATK-1).
+    pub screen: crate::stages::screen::ScreenPlan,
+    /// Response masking (CONF-3).
+    pub mask: crate::stages::mask::MaskPlan,
     /// Its API_ID as a metric label (MON-1), interned once here.
     pub metric: menshen_metrics::LabelId,
 }
@@ -59,6 +65,26 @@ impl ApiEntry {
             DEFAULT_RESPONSE_HEADERS,
             &api.controls.forward_response_headers,
         );
+        let schema = match api
+            .controls
+            .schema
+            .as_ref()
+            .map(crate::stages::validate::CompiledSchema::compile)
+        {
+            None => None,
+            Some(Ok(c)) => c,
+            Some(Err(e)) => {
+                // Checked when saved; if it no longer compiles, the API is
+                // not served rather than served unchecked (fail closed).
+                tracing::error!(api_id = %api.api_id, error = %e, "stored schema does not compile; API skipped");
+                return None;
+            }
+        };
+        let screen = crate::stages::screen::ScreenPlan::compile(
+            &api.controls.screening,
+            &api.controls.forward_request_headers,
+        );
+        let mask = crate::stages::mask::MaskPlan::compile(&api.controls.response_mask, api.level);
         let mut plan = crate::pipeline::StagePlan::compile(&api);
         if builtin.is_some() {
             // Tokens and consents change here: their records are durable.
@@ -77,6 +103,9 @@ impl ApiEntry {
             request_headers,
             response_headers,
             builtin,
+            schema,
+            screen,
+            mask,
         })
     }
 }
@@ -154,6 +183,9 @@ pub struct AppEntry {
     pub certs: HashSet<String>,
     /// API_IDs it is granted.
     pub grants: HashSet<String>,
+    /// API_IDs whose grant is approved for clearing/reconciliation: their
+    /// responses reach this app unmasked (CONF-3).
+    pub clearing: HashSet<String>,
     /// Its allowlist (empty: any address not blocked).
     pub allow: Vec<IpNet>,
     /// Its blocklist.
@@ -209,7 +241,14 @@ impl Snapshot {
             list.sort_by_key(|e| std::cmp::Reverse(e.pattern.specificity()));
         }
         let mut grants: HashMap<String, HashSet<String>> = HashMap::new();
+        let mut clearing: HashMap<String, HashSet<String>> = HashMap::new();
         for g in dump.grants {
+            if g.clearing {
+                clearing
+                    .entry(g.app_id.clone())
+                    .or_default()
+                    .insert(g.api_id.clone());
+            }
             grants.entry(g.app_id).or_default().insert(g.api_id);
         }
         let mut secrets: HashMap<String, Vec<SecretEntry>> = HashMap::new();
@@ -300,6 +339,7 @@ impl Snapshot {
                     keys: keys.remove(&id).unwrap_or_default(),
                     certs: certs.remove(&id).unwrap_or_default(),
                     grants: grants.remove(&id).unwrap_or_default(),
+                    clearing: clearing.remove(&id).unwrap_or_default(),
                     allow: allow.remove(&id).unwrap_or_default(),
                     deny: deny.remove(&id).unwrap_or_default(),
                     app_id_header: http::HeaderValue::from_str(&id).ok(),

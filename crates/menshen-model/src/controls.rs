@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::headers::header_list;
 use crate::FieldEnvelopes;
-use crate::{ConsentRule, Level, ValidationError};
+use crate::{ApiSchema, ConsentRule, Level, ResponseMask, Screening, ValidationError};
 
 str_enum!(
     /// How a request may authenticate to an API (AUTH-1, LVL-3).
@@ -65,6 +65,16 @@ pub struct ApiControls {
     /// token, and where the call names its account.
     #[serde(default)]
     pub consent: ConsentRule,
+    /// JSON Schemas of the query and body (LVL-5), checked before anything
+    /// is forwarded; none: no schema check.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schema: Option<ApiSchema>,
+    /// Attack screening of the request (ATK-1).
+    #[serde(default)]
+    pub screening: Screening,
+    /// Masking of the response body (CONF-3).
+    #[serde(default)]
+    pub response_mask: ResponseMask,
     /// Fields that travel encrypted, per direction (CONF-1, CONF-2).
     #[serde(default, skip_serializing_if = "FieldEnvelopes::is_empty")]
     pub envelope: FieldEnvelopes,
@@ -86,6 +96,9 @@ impl ApiControls {
                 forward_request_headers: vec![],
                 forward_response_headers: vec![],
                 consent: ConsentRule::default(),
+                schema: None,
+                screening: Screening::default(),
+                response_mask: ResponseMask::default(),
                 envelope: FieldEnvelopes::default(),
             },
             Level::A2 | Level::A3 => ApiControls {
@@ -96,6 +109,9 @@ impl ApiControls {
                 forward_request_headers: vec![],
                 forward_response_headers: vec![],
                 consent: ConsentRule::default(),
+                schema: None,
+                screening: Screening::default(),
+                response_mask: ResponseMask::default(),
                 envelope: FieldEnvelopes::default(),
             },
         }
@@ -103,6 +119,11 @@ impl ApiControls {
 
     /// Refuse a configuration below the level's minimum, naming the control.
     pub fn validate_for(&self, level: Level) -> Result<(), ValidationError> {
+        if let Some(s) = &self.schema {
+            s.validate()?;
+        }
+        self.screening.validate()?;
+        self.response_mask.validate()?;
         self.envelope.validate()?;
         if let Some(p) = &self.consent.account_pointer {
             if self.envelope.request.iter().any(|e| p == e || p.starts_with(&format!("{e}/"))) {
@@ -163,6 +184,15 @@ pub struct NewApiControls {
     /// require it (see [`crate::NewApi::resolved_controls`]).
     #[serde(default)]
     pub consent: Option<ConsentRule>,
+    /// JSON Schemas of the query and body (LVL-5).
+    #[serde(default)]
+    pub schema: Option<ApiSchema>,
+    /// Attack screening (ATK-1); default mode `detect`.
+    #[serde(default)]
+    pub screening: Option<Screening>,
+    /// Response masking (CONF-3).
+    #[serde(default)]
+    pub response_mask: Option<ResponseMask>,
     /// Fields that travel encrypted, per direction.
     #[serde(default)]
     pub envelope: Option<FieldEnvelopes>,
@@ -198,6 +228,15 @@ impl NewApiControls {
         }
         if let Some(r) = &self.consent {
             c.consent = r.clone();
+        }
+        if let Some(s) = &self.schema {
+            c.schema = Some(s.clone());
+        }
+        if let Some(s) = &self.screening {
+            c.screening = s.clone();
+        }
+        if let Some(m) = &self.response_mask {
+            c.response_mask = m.clone();
         }
         if let Some(e) = &self.envelope {
             c.envelope = e.clone();

@@ -11,4 +11,14 @@ pub struct Grant {
     pub api_id: String,
     /// When granted, RFC 3339.
     pub created_at: String,
+    /// Approved for clearing/reconciliation (CONF-3): this app sees the
+    /// API's responses unmasked.
+    #[serde(default)]
+    pub clearing: bool,
+    /// The administrator who approved (or last withdrew) clearing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clearing_approved_by: Option<String>,
+    /// When, RFC 3339.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clearing_approved_at: Option<String>,
 }

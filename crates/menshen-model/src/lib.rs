@@ -48,6 +48,7 @@ mod headers;
 mod ip_rule;
 mod level;
 mod limit;
+mod protection;
 pub mod path;
 pub mod uapi;
 
@@ -69,4 +70,8 @@ pub use limit::{
     LimitAction, LimitRule, LimitWindow, NewLimitRule, LIMIT_MAX, SHANGHAI_OFFSET_SECS,
 };
 pub use path::{PathPattern, PathPatternError};
+pub use protection::{
+    compile as compile_schema, valid_pointer, ApiSchema, MaskField, MaskKind, ProtectionPatch,
+    ResponseMask, ScreenMode, Screening, MAX_SCHEMA_BYTES, SCREEN_MAX_DEPTH, SCREEN_MAX_STRINGS,
+};
 pub use uapi::{UApiId, UApiIdError, UApiType};

@@ -12,6 +12,10 @@ pub struct ErrorBody {
     pub message: String,
     /// Transaction serial number of the request, for support and audit queries.
     pub txn_id: String,
+    /// `INVALID_REQUEST` only: the JSON Pointer of the failing field in
+    /// `{"query": {...}, "body": ...}`, e.g. `/body/payee/amount`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pointer: Option<String>,
 }
 
 macro_rules! codes {
@@ -134,6 +138,15 @@ codes! {
     /// `Retry-After` and `RateLimit` say when the window ends. Nothing was
     /// forwarded.
     RateLimited = ("RATE_LIMITED", 429, "too many calls: the limit for this window is reached; retry after the window ends"),
+    /// A query parameter or body field does not match the API's schema
+    /// (LVL-5); the body's `pointer` names it. Nothing was forwarded.
+    InvalidRequest = ("INVALID_REQUEST", 400, "a parameter or field does not match the API's definition; see pointer"),
+    /// Screening found an injection or traversal pattern (ATK-1, `block`
+    /// mode). Nothing was forwarded.
+    SuspiciousInput = ("SUSPICIOUS_INPUT", 403, "the request was refused by the bank's input screening"),
+    /// The request is nested too deep or carries too many strings to be
+    /// screened whole (ATK-1). Nothing was forwarded.
+    RequestTooComplex = ("REQUEST_TOO_COMPLEX", 400, "the request is nested too deeply or has too many fields"),
     /// Anything else.
     Internal = ("INTERNAL_ERROR", 500, "an internal error occurred"),
 }
@@ -145,6 +158,7 @@ impl ErrorBody {
             code: code.as_str().to_string(),
             message: code.message().to_string(),
             txn_id: txn_id.to_string(),
+            pointer: None,
         }
     }
 }

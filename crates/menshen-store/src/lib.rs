@@ -299,6 +299,27 @@ pub trait Store: Send + Sync + 'static {
     /// Grant an app an API.
     async fn add_grant(&self, app_id: &str, api_id: &str) -> Result<Grant, StoreError>;
     /// Remove a grant.
+    /// Approve (`true`) or withdraw (`false`) a grant for
+    /// clearing/reconciliation (CONF-3): its app then sees the API's
+    /// responses unmasked. Records `approved_by` and the time in the grant
+    /// (`clearing_approved_by`, `clearing_approved_at`); a catalog change.
+    /// `NotFound` when there is no such grant.
+    async fn set_grant_clearing(
+        &self,
+        app_id: &str,
+        api_id: &str,
+        clearing: bool,
+        approved_by: &str,
+    ) -> Result<Grant, StoreError>;
+    /// Replace an API's controls (schema, screening, masking, ...): checked
+    /// against the API's level (`ApiControls::validate_for`, `Invalid`
+    /// naming the field), stored whole; a catalog change. `NotFound` when
+    /// there is no such API.
+    async fn set_api_controls(
+        &self,
+        api_id: &str,
+        controls: &menshen_model::ApiControls,
+    ) -> Result<Api, StoreError>;
     async fn remove_grant(&self, app_id: &str, api_id: &str) -> Result<(), StoreError>;
     /// Grants, optionally for one app.
     async fn list_grants(&self, app_id: Option<&str>) -> Result<Vec<Grant>, StoreError>;

@@ -190,12 +190,22 @@ pub fn demo_upstream() -> Router {
     Router::new()
         .route(
             "/v1/products",
-            get(|h: HeaderMap| async move {
+            // `q`: a free-text search (ATK-1: screened in block mode).
+            get(|h: HeaderMap, uri: axum::http::Uri| async move {
+                let q = form_urlencoded::parse(uri.query().unwrap_or("").as_bytes())
+                    .find(|(k, _)| k == "q")
+                    .map(|(_, v)| v.to_lowercase())
+                    .unwrap_or_default();
+                let all = [
+                    json!({"code": "WM-180", "name": "Steady Income 180-day wealth product", "annual_rate": "2.85%"}),
+                    json!({"code": "TD-3Y", "name": "3-year time deposit", "annual_rate": "2.10%"}),
+                ];
+                let products: Vec<_> = all
+                    .into_iter()
+                    .filter(|p| q.is_empty() || p["name"].as_str().unwrap_or("").to_lowercase().contains(&q))
+                    .collect();
                 Json(json!({
-                    "products": [
-                        {"code": "WM-180", "name": "Steady Income 180-day wealth product", "annual_rate": "2.85%"},
-                        {"code": "TD-3Y", "name": "3-year time deposit", "annual_rate": "2.10%"}
-                    ],
+                    "products": products,
                     "served_app_id": who(&h),
                 }))
             }),
@@ -354,6 +364,23 @@ pub async fn start(opts: &DemoOptions) -> anyhow::Result<Demo> {
                 // USR-4: the account each call concerns, checked against the
                 // customer's consent (A2/A3 APIs of these categories need one).
                 controls: match id {
+                    // ATK-1 (issue 13): the free-text `q` is screened, and
+                    // an injection attempt refused (block); LVL-5: `q` is a
+                    // string of at most 64 characters.
+                    "products" => Some(menshen_model::NewApiControls {
+                        screening: Some(menshen_model::Screening {
+                            mode: menshen_model::ScreenMode::Block,
+                            ..Default::default()
+                        }),
+                        schema: Some(menshen_model::ApiSchema {
+                            query: Some(json!({
+                                "type": "object",
+                                "properties": {"q": {"type": "string", "maxLength": 64}}
+                            })),
+                            ..Default::default()
+                        }),
+                        ..Default::default()
+                    }),
                     "account-balance" => Some(menshen_model::NewApiControls {
                         consent: Some(menshen_model::ConsentRule {
                             required: true,

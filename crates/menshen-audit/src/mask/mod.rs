@@ -55,7 +55,7 @@ use serde_json::Value;
 pub use keys::{classify_key, normalize_key, KeyClass};
 use keys::{classify_normalized, classify_with};
 use pairs::mask_pairs;
-pub use text::{mask_account, mask_text};
+pub use text::{mask_account, mask_name, mask_text};
 
 /// Free text that may carry personal data (header values, text and form
 /// bodies, JSON string values): the values of sensitive keys in

@@ -134,6 +134,25 @@ fn push_masked(
     }
 }
 
+/// A person's name for an app's eyes (CONF-3): the first character kept,
+/// every other non-space character `*` (`张三丰` -> `张**`, `李四` -> `李*`,
+/// `John Smith` -> `J*** *****`); a one-character name becomes `*`.
+pub fn mask_name(s: &str) -> String {
+    let s = s.trim();
+    let mut chars = s.chars();
+    let Some(first) = chars.next() else {
+        return String::new();
+    };
+    let mut o = String::with_capacity(s.len());
+    if chars.clone().next().is_none() {
+        o.push('*');
+        return o;
+    }
+    o.push(first);
+    o.extend(chars.map(|c| if c.is_whitespace() { c } else { '*' }));
+    o
+}
+
 /// The value under a [`KeyClass::Mask`](super::KeyClass::Mask) key: decoded, its digits masked
 /// whatever their number: 12 or more keep the first 6 and last 4, 5 to 11
 /// keep the last 4, 4 or fewer are all masked.
@@ -158,6 +177,15 @@ pub fn mask_account(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn conf_3_names_keep_their_first_character() {
+        assert_eq!(mask_name("张三丰"), "张**");
+        assert_eq!(mask_name("李四"), "李*");
+        assert_eq!(mask_name("王"), "*");
+        assert_eq!(mask_name("John Smith"), "J*** *****");
+        assert_eq!(mask_name(""), "");
+    }
 
     #[test]
     fn aud_5_masks_card_numbers_keeps_short_numbers() {

@@ -147,6 +147,9 @@ pub(super) fn add_grant(tx: &Transaction<'_>, app: &str, api: &str) -> Result<Gr
         app_id: app.to_string(),
         api_id: api.to_string(),
         created_at: now_rfc3339(),
+        clearing: false,
+        clearing_approved_by: None,
+        clearing_approved_at: None,
     };
     let n = tx.execute(
         "INSERT OR IGNORE INTO grants (app_id, api_id, created_at) VALUES (?1, ?2, ?3)",
@@ -159,6 +162,49 @@ pub(super) fn add_grant(tx: &Transaction<'_>, app: &str, api: &str) -> Result<Gr
         )));
     }
     Ok(g)
+}
+
+/// Approve (or withdraw) a grant for clearing/reconciliation (CONF-3),
+/// naming who decided and when.
+pub(super) fn set_grant_clearing(
+    tx: &Transaction<'_>,
+    app: &str,
+    api: &str,
+    clearing: bool,
+    by: &str,
+) -> Result<Grant, StoreError> {
+    let n = tx.execute(
+        "UPDATE grants SET clearing = ?3, clearing_approved_by = ?4, clearing_approved_at = ?5
+         WHERE app_id = ?1 AND api_id = ?2",
+        params![app, api, i64::from(clearing), by, now_rfc3339()],
+    )?;
+    if n == 0 {
+        return Err(StoreError::NotFound(format!("grant of `{api}` to `{app}`")));
+    }
+    let g = tx.query_row(
+        "SELECT * FROM grants WHERE app_id = ?1 AND api_id = ?2",
+        params![app, api],
+        grant_from,
+    )?;
+    Ok(g)
+}
+
+/// Replace an API's controls, checked against its level.
+pub(super) fn set_api_controls(
+    tx: &Transaction<'_>,
+    id: &str,
+    controls: &menshen_model::ApiControls,
+) -> Result<Api, StoreError> {
+    let api = get_api(tx, id)?;
+    controls.validate_for(api.level)?;
+    tx.execute(
+        "UPDATE apis SET controls = ?1 WHERE api_id = ?2",
+        params![
+            serde_json::to_string(controls).map_err(|e| StoreError::Backend(e.to_string()))?,
+            id
+        ],
+    )?;
+    get_api(tx, id)
 }
 
 pub(super) fn remove_grant(tx: &Transaction<'_>, app: &str, api: &str) -> Result<(), StoreError> {

@@ -289,6 +289,32 @@ impl Store for SqliteStore {
         self.write(move |tx| apis::add_grant(tx, &app, &api)).await
     }
 
+    async fn set_grant_clearing(
+        &self,
+        app_id: &str,
+        api_id: &str,
+        clearing: bool,
+        approved_by: &str,
+    ) -> Result<Grant, StoreError> {
+        let (app, api, by) = (
+            app_id.to_string(),
+            api_id.to_string(),
+            approved_by.to_string(),
+        );
+        self.write(move |tx| apis::set_grant_clearing(tx, &app, &api, clearing, &by))
+            .await
+    }
+
+    async fn set_api_controls(
+        &self,
+        api_id: &str,
+        controls: &menshen_model::ApiControls,
+    ) -> Result<Api, StoreError> {
+        let (id, c) = (api_id.to_string(), controls.clone());
+        self.write(move |tx| apis::set_api_controls(tx, &id, &c))
+            .await
+    }
+
     async fn remove_grant(&self, app_id: &str, api_id: &str) -> Result<(), StoreError> {
         let (app, api) = (app_id.to_string(), api_id.to_string());
         self.write(move |tx| apis::remove_grant(tx, &app, &api))

@@ -94,6 +94,9 @@ pub(super) fn grant_from(r: &Row<'_>) -> rusqlite::Result<Grant> {
         app_id: r.get("app_id")?,
         api_id: r.get("api_id")?,
         created_at: r.get("created_at")?,
+        clearing: r.get::<_, i64>("clearing")? != 0,
+        clearing_approved_by: r.get("clearing_approved_by")?,
+        clearing_approved_at: r.get("clearing_approved_at")?,
     })
 }
 

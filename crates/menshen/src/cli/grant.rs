@@ -17,6 +17,25 @@ pub async fn grant(cmd: GrantCmd, conn: AdminConn) -> anyhow::Result<()> {
             )
             .await?,
         ),
+        GrantCmd::Clearing {
+            app_id,
+            api_id,
+            state,
+        } => {
+            let clearing = match state.as_str() {
+                "on" => true,
+                "off" => false,
+                other => anyhow::bail!("clearing state must be on or off, not `{other}`"),
+            };
+            print_json(
+                &c.call(
+                    "POST",
+                    &format!("/v1/grants/{app_id}/{api_id}/clearing"),
+                    Some(json!({ "clearing": clearing })),
+                )
+                .await?,
+            )
+        }
         GrantCmd::Remove { app_id, api_id } => {
             c.call("DELETE", &format!("/v1/grants/{app_id}/{api_id}"), None)
                 .await?;
@@ -27,7 +46,7 @@ pub async fn grant(cmd: GrantCmd, conn: AdminConn) -> anyhow::Result<()> {
             out(
                 &c,
                 &c.call("GET", &format!("/v1/grants{q}"), None).await?,
-                &["app_id", "api_id", "created_at"],
+                &["app_id", "api_id", "created_at", "clearing"],
             );
         }
     }

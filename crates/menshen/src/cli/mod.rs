@@ -19,6 +19,7 @@ mod call;
 mod client;
 mod customer;
 mod grant;
+pub mod openapi_import;
 mod ip;
 mod limit;
 mod stats;
@@ -446,6 +447,41 @@ pub enum ApiCmd {
         /// New state.
         state: String,
     },
+    /// Import APIs with their query and body schemas from an OpenAPI 3 document (YAML or JSON); an API that exists gets the new schema (LVL-5).
+    Import {
+        /// The OpenAPI document (openapi.yaml or .json).
+        file: PathBuf,
+        /// Upstream base URL, where an operation has no x-menshen-upstream.
+        #[arg(long)]
+        upstream: Option<String>,
+        /// Security level, where an operation has no x-menshen-level (default A1).
+        #[arg(long)]
+        level: Option<String>,
+        /// First-level category, where an operation has no x-menshen-category.
+        #[arg(long)]
+        category: Option<u8>,
+        /// Second-level category, where an operation has no x-menshen-subcategory (default 1).
+        #[arg(long)]
+        subcategory: Option<u16>,
+        /// Interface version of the imported APIs.
+        #[arg(long, default_value = "v1")]
+        version: String,
+    },
+    /// Set an API's attack screening mode: off, detect or block (ATK-1).
+    Screening {
+        /// API_ID.
+        api_id: String,
+        /// off, detect or block.
+        mode: String,
+    },
+    /// Change an API's schema, screening or response masking from a JSON file ({"schema":..., "screening":..., "response_mask":...}).
+    Controls {
+        /// API_ID.
+        api_id: String,
+        /// The JSON file.
+        #[arg(long)]
+        file: PathBuf,
+    },
 }
 
 /// `menshen grant ...`
@@ -457,6 +493,15 @@ pub enum GrantCmd {
         app_id: String,
         /// API_ID.
         api_id: String,
+    },
+    /// Approve (on) or withdraw (off) a grant for clearing/reconciliation: the app then sees the API's responses unmasked (CONF-3); recorded with who and when.
+    Clearing {
+        /// App_ID.
+        app_id: String,
+        /// API_ID.
+        api_id: String,
+        /// on or off.
+        state: String,
     },
     /// Withdraw a grant.
     Remove {

@@ -94,6 +94,21 @@ async fn upstream_handler(
             "{}",
         )
             .into_response(),
+        // Personal data in an answer (CONF-3: masked unless clearing).
+        p if p.ends_with("/pii") => (
+            [("content-type", "application/json")],
+            json!({
+                "holder": "张三丰",
+                "card_no": "6228480012345678",
+                "accounts": [{"number": "6222020200112233445", "balance": "1234.56"}],
+                "mobile": "13812345678",
+                "id_number": "11010519491231002X",
+                "remark": "call 13912345678",
+                "amount": "100.00"
+            })
+            .to_string(),
+        )
+            .into_response(),
         p if p.ends_with("/slow") => {
             tokio::time::sleep(Duration::from_secs(30)).await;
             "late".into_response()
