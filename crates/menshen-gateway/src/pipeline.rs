@@ -326,9 +326,6 @@ where
     // approved for clearing; before it is encrypted and signed.
     mask::on_response(&routed, &auth, &mut resp);
     // encrypt (CONF-1): the listed response fields for the app's key,
-    // after masking, before the bank signs the answer.
-    crate::stages::encrypt::on_response(&routed, &auth, &mut resp)?;
-    // encrypt (CONF-1): the listed response fields for the app's key,
     // before the bank signs the answer.
     crate::stages::encrypt::on_response(&routed, &auth, &mut resp)?;
     Ok(resp)

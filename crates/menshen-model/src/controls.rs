@@ -65,9 +65,6 @@ pub struct ApiControls {
     /// token, and where the call names its account.
     #[serde(default)]
     pub consent: ConsentRule,
-    /// Fields that travel encrypted, per direction (CONF-1, CONF-2).
-    #[serde(default, skip_serializing_if = "FieldEnvelopes::is_empty")]
-    pub envelope: FieldEnvelopes,
     /// JSON Schemas of the query and body (LVL-5), checked before anything
     /// is forwarded; none: no schema check.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -99,7 +96,6 @@ impl ApiControls {
                 forward_request_headers: vec![],
                 forward_response_headers: vec![],
                 consent: ConsentRule::default(),
-                envelope: FieldEnvelopes::default(),
                 schema: None,
                 screening: Screening::default(),
                 response_mask: ResponseMask::default(),
@@ -113,7 +109,6 @@ impl ApiControls {
                 forward_request_headers: vec![],
                 forward_response_headers: vec![],
                 consent: ConsentRule::default(),
-                envelope: FieldEnvelopes::default(),
                 schema: None,
                 screening: Screening::default(),
                 response_mask: ResponseMask::default(),
@@ -124,15 +119,6 @@ impl ApiControls {
 
     /// Refuse a configuration below the level's minimum, naming the control.
     pub fn validate_for(&self, level: Level) -> Result<(), ValidationError> {
-        self.envelope.validate()?;
-        if let Some(p) = &self.consent.account_pointer {
-            if self.envelope.request.iter().any(|e| p == e || p.starts_with(&format!("{e}/"))) {
-                return Err(ValidationError::new(
-                    "controls.envelope.request",
-                    format!("`{p}` is the consent's account field, which the gateway reads before it decrypts: it cannot be an encrypted field"),
-                ));
-            }
-        }
         if let Some(s) = &self.schema {
             s.validate()?;
         }
@@ -147,7 +133,6 @@ impl ApiControls {
                 ));
             }
         }
-        self.envelope.validate()?;
         if self.auth.is_empty() {
             return Err(ValidationError::new(
                 "controls.auth",
@@ -198,9 +183,6 @@ pub struct NewApiControls {
     /// require it (see [`crate::NewApi::resolved_controls`]).
     #[serde(default)]
     pub consent: Option<ConsentRule>,
-    /// Fields that travel encrypted, per direction.
-    #[serde(default)]
-    pub envelope: Option<FieldEnvelopes>,
     /// JSON Schemas of the query and body (LVL-5).
     #[serde(default)]
     pub schema: Option<ApiSchema>,
@@ -245,9 +227,6 @@ impl NewApiControls {
         }
         if let Some(r) = &self.consent {
             c.consent = r.clone();
-        }
-        if let Some(e) = &self.envelope {
-            c.envelope = e.clone();
         }
         if let Some(s) = &self.schema {
             c.schema = Some(s.clone());
