@@ -435,14 +435,17 @@ impl Metrics {
         }
     }
 
-    /// Count a circuit-breaker event for `api` (TRF-2). For the breaker
-    /// (`crates/menshen-gateway/src/upstream.rs`) to call; a no-op while
-    /// disabled.
-    pub fn breaker_event(&self, api: LabelId, ev: BreakerEvent) {
+    /// Count a circuit-breaker event of `upstream` (TRF-2): the named
+    /// upstream (`[gateway.upstreams.NAME]`, interned once with
+    /// [`intern`] when the breaker is built: config names are bounded). For
+    /// the breaker (`crates/menshen-gateway/src/upstream.rs`) to call, e.g.
+    /// `state.metrics.breaker_event(id, BreakerEvent::Opened)`; a no-op
+    /// while disabled.
+    pub fn breaker_event(&self, upstream: LabelId, ev: BreakerEvent) {
         if !self.enabled {
             return;
         }
-        *self.shard().breaker.entry((api, ev)).or_default() += 1;
+        *self.shard().breaker.entry((upstream, ev)).or_default() += 1;
     }
 
     /// Count a connection-level failure by its stable code

@@ -165,14 +165,14 @@ impl Collector for View {
         {
             let mut f = enc.encode_descriptor(
                 "menshen_breaker_events",
-                "Circuit-breaker events by API (TRF-2): opened, half_opened, closed, rejected.",
+                "Circuit-breaker events by upstream (TRF-2): opened, half_opened, closed, rejected.",
                 None,
                 MetricType::Counter,
             )?;
             let sorted: BTreeMap<_, _> = s.breaker.iter().collect();
-            for ((api, ev), n) in sorted {
-                let a = labels::name(*api);
-                f.encode_family(&[("api", &*a), ("event", ev.as_str())])?
+            for ((up, ev), n) in sorted {
+                let u = labels::name(*up);
+                f.encode_family(&[("upstream", &*u), ("event", ev.as_str())])?
                     .encode_counter::<NoLabelSet, u64, u64>(n, None)?;
             }
         }

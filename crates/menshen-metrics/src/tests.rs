@@ -123,3 +123,20 @@ fn mon_1_every_family_is_documented() {
         );
     }
 }
+
+/// TRF-2 hook: breaker events are counted by upstream and event.
+#[test]
+fn breaker_events_are_counted_by_upstream() {
+    let m = Metrics::new(true);
+    let up = intern("core-banking-test");
+    m.breaker_event(up, BreakerEvent::Opened);
+    m.breaker_event(up, BreakerEvent::Rejected);
+    m.breaker_event(up, BreakerEvent::Rejected);
+    let text = m.encode();
+    assert!(
+        text.contains(
+            "menshen_breaker_events_total{upstream=\"core-banking-test\",event=\"rejected\"} 2"
+        ),
+        "{text}"
+    );
+}
