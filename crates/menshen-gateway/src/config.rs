@@ -100,6 +100,12 @@ pub struct GatewayConfig {
     /// comparison), the node's own figures are still exposed.
     #[serde(default = "default_metrics")]
     pub metrics: bool,
+    /// Named upstreams (TRF-2), `[gateway.upstreams.NAME]`: an API whose
+    /// `upstream` is `upstream://NAME` is served by NAME's targets, with
+    /// load balancing, health checks, a circuit breaker and a bulkhead
+    /// (`docs/upstreams.md`).
+    #[serde(default)]
+    pub upstreams: std::collections::BTreeMap<String, crate::upstream::config::UpstreamConfig>,
 }
 
 fn default_metrics() -> bool {
@@ -180,6 +186,7 @@ impl GatewayConfig {
             max_connections_per_ip: default_max_conns_ip(),
             connection_records_per_ip_per_minute: default_conn_records(),
             metrics: true,
+            upstreams: Default::default(),
         }
     }
 
@@ -252,6 +259,9 @@ impl GatewayConfig {
                 "gateway.max_connections / max_connections_per_ip: must be > 0 (defaults 10000 / 256)"
                     .into(),
             );
+        }
+        for (name, u) in &self.upstreams {
+            u.validate(name)?;
         }
         Ok(())
     }

@@ -79,6 +79,20 @@ pub enum GatewayError {
     /// (503 `SERVICE_UNAVAILABLE`), nothing forwarded.
     #[error("flow control unavailable: {0}")]
     LimitsUnavailable(String),
+    /// The upstream is degraded (TRF-2): its circuit breaker is open or
+    /// none of its targets is healthy, and the API has no fallback answer:
+    /// 503 `SERVICE_DEGRADED` with `Retry-After`. Nothing was forwarded.
+    #[error("degraded: {reason}")]
+    Degraded {
+        /// Detail for the audit record.
+        reason: String,
+        /// Seconds until the gateway tries the upstream again, at least 1.
+        retry_after_secs: u64,
+    },
+    /// The upstream's bulkhead is full (TRF-2: in-flight or connection
+    /// cap): 503 `UPSTREAM_BUSY` at once. Nothing was forwarded.
+    #[error("upstream busy: {0}")]
+    UpstreamBusy(String),
     /// A bug or an unexpected state.
     #[error("internal: {0}")]
     Internal(String),
@@ -141,6 +155,8 @@ impl GatewayError {
             GatewayError::RateLimited(_) => ErrorCode::RateLimited,
             GatewayError::InvalidRequest { .. } => ErrorCode::InvalidRequest,
             GatewayError::LimitsUnavailable(_) => ErrorCode::AuditUnavailable,
+            GatewayError::Degraded { .. } => ErrorCode::ServiceDegraded,
+            GatewayError::UpstreamBusy(_) => ErrorCode::UpstreamBusy,
             GatewayError::Internal(_) => ErrorCode::Internal,
         }
     }
@@ -151,6 +167,7 @@ impl GatewayError {
             GatewayError::Refused { reason, .. } => reason,
             GatewayError::RateLimited(l) => &l.reason,
             GatewayError::InvalidRequest { reason, .. } => reason,
+            GatewayError::Degraded { reason, .. } => reason,
             GatewayError::RequestTimeout(r)
             | GatewayError::LimitsUnavailable(r)
             | GatewayError::Overloaded(r)
@@ -160,6 +177,7 @@ impl GatewayError {
             | GatewayError::AuditUnavailable(r)
             | GatewayError::OutcomeUnknown(r)
             | GatewayError::SigningUnavailable(r)
+            | GatewayError::UpstreamBusy(r)
             | GatewayError::Internal(r) => r,
         }
     }
@@ -173,7 +191,9 @@ impl GatewayError {
             | GatewayError::RateLimited(_) => Fault::Client,
             GatewayError::UpstreamUnreachable(_)
             | GatewayError::UpstreamFailed(_)
-            | GatewayError::UpstreamTimeout(_) => Fault::Upstream,
+            | GatewayError::UpstreamTimeout(_)
+            | GatewayError::Degraded { .. }
+            | GatewayError::UpstreamBusy(_) => Fault::Upstream,
             GatewayError::Overloaded(_)
             | GatewayError::AuditUnavailable(_)
             | GatewayError::OutcomeUnknown(_)
@@ -220,6 +240,13 @@ impl GatewayError {
             }
             _ => error_response(self.code(), txn_id),
         };
+        if let GatewayError::Degraded {
+            retry_after_secs, ..
+        } = self
+        {
+            r.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_secs));
+        }
         if let GatewayError::RateLimited(l) = self {
             let h = r.headers_mut();
             h.insert(header::RETRY_AFTER, HeaderValue::from(l.reset_secs));

@@ -70,6 +70,9 @@ pub struct Exchange {
     pub trace: crate::trace::TraceContext,
     /// Time spent waiting for the upstream, microseconds (MON-1).
     pub upstream_us: Option<u64>,
+    /// What a named upstream did beside a plain call (TRF-2): a retry on
+    /// another target, or a degraded (fallback) answer, for the record.
+    pub upstream_note: Option<String>,
 }
 
 impl Drop for Exchange {

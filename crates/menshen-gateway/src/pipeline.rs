@@ -139,6 +139,7 @@ where
         screen_note: None,
         trace,
         upstream_us: None,
+        upstream_note: None,
         conn: conn.slot,
         state: state.clone(),
     };

@@ -115,7 +115,11 @@ fn build(
                 Outcome::Failure
             },
             None,
-            format!("upstream {status}"),
+            match (&ex.upstream_note, ex.forwarded) {
+                // TRF-2: a fallback answer is the gateway's, not the upstream's.
+                (Some(_), false) => format!("fallback {status} (degraded)"),
+                _ => format!("upstream {status}"),
+            },
             ex.auth_note
                 .as_deref()
                 .map(|n| kept(ex, mask_text(n), UNVERIFIED_REASON_MAX)),
@@ -136,6 +140,12 @@ fn build(
     };
     // ATK-1: a finding let through in `detect` mode is named in the record.
     let reason = match (reason, ex.screen_note.as_deref()) {
+        (Some(r), Some(n)) => Some(format!("{r}; {n}")),
+        (None, Some(n)) => Some(n.to_string()),
+        (r, None) => r,
+    };
+    // TRF-2: a retry on another target, or the degradation, is named too.
+    let reason = match (reason, ex.upstream_note.as_deref()) {
         (Some(r), Some(n)) => Some(format!("{r}; {n}")),
         (None, Some(n)) => Some(n.to_string()),
         (r, None) => r,

@@ -282,6 +282,13 @@ impl Gateway {
         )];
         // MON-1: the statistics' windows advance every second.
         tasks.push(crate::metrics::spawn_ticker(state.metrics.clone(), rx.clone()));
+        // TRF-2: active health checks of the named upstreams' targets.
+        tasks.extend(
+            state
+                .upstream
+                .named
+                .spawn_health_checks(&state.upstream, rx.clone()),
+        );
         let mut listeners = Vec::new();
         for addr in &config.listen {
             let l = TcpListener::bind(addr)

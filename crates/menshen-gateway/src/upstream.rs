@@ -1,4 +1,11 @@
-//! The pooled keep-alive client to bank upstreams (`http://` or `https://`).
+//! The pooled keep-alive client to bank upstreams (`http://` or `https://`),
+//! and the named upstreams of the node's config (TRF-2: several targets,
+//! load balancing, health checks, circuit breaker, bulkhead; see
+//! `docs/upstreams.md`).
+
+pub mod breaker;
+pub mod config;
+pub mod named;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -25,6 +32,8 @@ pub struct UpstreamClient {
     pub timeout: Duration,
     /// Response size limit.
     pub max_response: usize,
+    /// The named upstreams (`upstream://NAME`), each with its own pool.
+    pub named: Arc<named::Upstreams>,
 }
 
 /// The process's crypto provider, chosen explicitly (never a global default).
@@ -51,23 +60,35 @@ impl UpstreamClient {
             .map_err(|e| e.to_string())?
             .with_root_certificates(roots)
             .with_no_client_auth();
-        let mut http = HttpConnector::new();
-        http.enforce_http(false);
-        http.set_connect_timeout(Some(Duration::from_millis(cfg.upstream_connect_timeout_ms)));
-        http.set_nodelay(true);
-        let https = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_tls_config(tls)
-            .https_or_http()
-            .enable_http1()
-            .wrap_connector(http);
+        let connect_timeout = Duration::from_millis(cfg.upstream_connect_timeout_ms);
+        let timeout = Duration::from_millis(cfg.upstream_timeout_ms);
+        let named = named::Upstreams::new(
+            &cfg.upstreams,
+            || connector(tls.clone(), connect_timeout),
+            timeout,
+        );
         let client = Client::builder(TokioExecutor::new())
             .pool_idle_timeout(Duration::from_secs(60))
             .pool_max_idle_per_host(256)
-            .build(https);
+            .build(connector(tls, connect_timeout));
         Ok(UpstreamClient {
             client,
-            timeout: Duration::from_millis(cfg.upstream_timeout_ms),
+            timeout,
             max_response: cfg.max_response_bytes,
+            named: Arc::new(named),
         })
     }
+}
+
+/// An HTTP/1.1 connector for `http://` and `https://` on `tls`.
+pub fn connector(tls: rustls::ClientConfig, connect_timeout: Duration) -> Connector {
+    let mut http = HttpConnector::new();
+    http.enforce_http(false);
+    http.set_connect_timeout(Some(connect_timeout));
+    http.set_nodelay(true);
+    hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config(tls)
+        .https_or_http()
+        .enable_http1()
+        .wrap_connector(http)
 }

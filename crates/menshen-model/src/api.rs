@@ -45,7 +45,8 @@ pub struct Api {
     pub method: Method,
     /// Path pattern, e.g. `/v1/accounts/{account_id}/balance`.
     pub path: String,
-    /// Upstream base URL (`http://` or `https://`).
+    /// Upstream: a base URL (`http://` or `https://`), or `upstream://NAME`
+    /// naming an upstream of the nodes' config (TRF-2).
     pub upstream: String,
     /// Security level.
     pub level: Level,
@@ -112,9 +113,39 @@ fn is_ident(s: &str, max: usize) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-')
 }
 
-/// Check an upstream base URL: `http(s)://host[:port][/path]`, no query,
-/// fragment or credentials.
+/// The name of a named upstream (`upstream://NAME`, defined in the nodes'
+/// config file, TRF-2), if `url` is one.
+pub fn upstream_name(url: &str) -> Option<&str> {
+    url.strip_prefix("upstream://")
+}
+
+/// Whether `name` may name an upstream: 1-64 of `a-z 0-9 _ -`, starting
+/// with a letter or digit.
+pub fn upstream_name_valid(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
+        && name
+            .bytes()
+            .next()
+            .is_some_and(|b| b.is_ascii_alphanumeric())
+}
+
+/// Check an upstream: a base URL `http(s)://host[:port][/path]` (no query,
+/// fragment or credentials), or `upstream://NAME` naming an upstream of the
+/// nodes' config (several targets, health checks, circuit breaker: TRF-2).
 pub fn validate_upstream(url: &str) -> Result<(), ValidationError> {
+    if let Some(name) = upstream_name(url) {
+        if !upstream_name_valid(name) {
+            return Err(ValidationError::new(
+                "upstream",
+                "upstream://NAME: the name must be 1-64 of a-z 0-9 _ - (an upstream of the nodes' config, [gateway.upstreams.NAME])",
+            ));
+        }
+        return Ok(());
+    }
     let rest = url
         .strip_prefix("http://")
         .or_else(|| url.strip_prefix("https://"))

@@ -4,6 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::headers::header_list;
+use crate::Fallback;
 use crate::FieldEnvelopes;
 use crate::{ApiSchema, ConsentRule, Level, ResponseMask, Screening, ValidationError};
 
@@ -61,6 +62,11 @@ pub struct ApiControls {
     /// Upstream response headers passed to the app beside the default list.
     #[serde(default)]
     pub forward_response_headers: Vec<String>,
+    /// The answer given instead of calling the upstream while its circuit
+    /// breaker is open or none of its targets is healthy (TRF-2); none:
+    /// the error `SERVICE_DEGRADED`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fallback: Option<Fallback>,
     /// Customer consent (USR-2, USR-4): whether calls need a customer's
     /// token, and where the call names its account.
     #[serde(default)]
@@ -95,6 +101,7 @@ impl ApiControls {
                 mask_fields: vec![],
                 forward_request_headers: vec![],
                 forward_response_headers: vec![],
+                fallback: None,
                 consent: ConsentRule::default(),
                 schema: None,
                 screening: Screening::default(),
@@ -108,6 +115,7 @@ impl ApiControls {
                 mask_fields: vec![],
                 forward_request_headers: vec![],
                 forward_response_headers: vec![],
+                fallback: None,
                 consent: ConsentRule::default(),
                 schema: None,
                 screening: Screening::default(),
@@ -179,6 +187,9 @@ pub struct NewApiControls {
     /// Extra upstream response headers passed to the app (lower-case names).
     #[serde(default)]
     pub forward_response_headers: Option<Vec<String>>,
+    /// The degraded answer while the upstream cannot be called (TRF-2).
+    #[serde(default)]
+    pub fallback: Option<Fallback>,
     /// Customer consent; A2/A3 APIs of customer-data categories always
     /// require it (see [`crate::NewApi::resolved_controls`]).
     #[serde(default)]
@@ -224,6 +235,10 @@ impl NewApiControls {
         }
         if let Some(h) = &self.forward_response_headers {
             c.forward_response_headers = header_list("controls.forward_response_headers", h)?;
+        }
+        if let Some(f) = &self.fallback {
+            f.validate()?;
+            c.fallback = Some(f.clone());
         }
         if let Some(r) = &self.consent {
             c.consent = r.clone();

@@ -43,6 +43,7 @@ mod envelope;
 mod controls;
 mod credential;
 mod error;
+mod fallback;
 mod grant;
 mod headers;
 mod ip_rule;
@@ -52,7 +53,10 @@ mod protection;
 pub mod path;
 pub mod uapi;
 
-pub use api::{validate_upstream, Api, Integration, Lifecycle, Method, NewApi};
+pub use api::{
+    upstream_name, upstream_name_valid, validate_upstream, Api, Integration, Lifecycle, Method,
+    NewApi,
+};
 pub use app::{App, AppKind, AppStatus, NewApp};
 pub use consent::{Consent, ConsentRule, ConsentState, Customer, RevokedBy, TokenProfile};
 pub use controls::{ApiControls, AuthMethod, MessageRetention, NewApiControls};
@@ -62,6 +66,7 @@ pub use envelope::{
     MAX_ENVELOPE_POINTERS,
 };
 pub use error::ValidationError;
+pub use fallback::Fallback;
 pub use grant::Grant;
 pub use headers::{forwardable_header, NEVER_FORWARDED_HEADERS};
 pub use ip_rule::{parse_cidr, IpAction, IpRule, NewIpRule};

@@ -102,6 +102,13 @@ codes! {
     UpstreamUnavailable = ("UPSTREAM_UNAVAILABLE", 502, "the service is temporarily unavailable"),
     /// The upstream did not answer in time; the outcome is unknown.
     UpstreamTimeout = ("UPSTREAM_TIMEOUT", 504, "the service did not answer in time; the outcome is unknown"),
+    /// The service is degraded (TRF-2): its circuit breaker is open, or
+    /// none of its servers is healthy. Nothing was forwarded; `Retry-After`
+    /// says when the gateway tries the service again.
+    ServiceDegraded = ("SERVICE_DEGRADED", 503, "the service is degraded; the call was not forwarded; retry later"),
+    /// The service's bulkhead is full (TRF-2): as many calls as the bank
+    /// allows for it are in flight. Nothing was forwarded.
+    UpstreamBusy = ("UPSTREAM_BUSY", 503, "the service is at its capacity; the call was not forwarded; retry later"),
     /// The audit log cannot make this call's record durable, or the shared
     /// hot state cannot check a flow-control limit (TRF-1): fail closed.
     /// Nothing reached the upstream, so the call may be retried (with a new

@@ -4,16 +4,23 @@
 //! failures become the uniform error body: nothing about the upstream leaks
 //! (CONF-5).
 
+use std::time::Duration;
+
 use bytes::Bytes;
 use http::header::{HeaderMap, HeaderName, HeaderValue};
-use http::{Request, Response};
+use http::{Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full, Limited};
+use hyper_util::client::legacy::connect::Connect;
+use hyper_util::client::legacy::Client;
 use menshen_protocol::headers;
 
 use super::authenticate::Authenticated;
 use super::consent::Consented;
 use super::route::Routed;
 use crate::exchange::Exchange;
+use crate::snapshot::ApiEntry;
+use crate::upstream::breaker::Admission;
+use crate::upstream::named::is_connection_cap;
 use crate::upstream::UpstreamClient;
 use crate::GatewayError;
 
@@ -118,10 +125,6 @@ fn forwarded_for(ip: std::net::IpAddr) -> String {
     }
 }
 
-/// Send the request upstream and build the client's response. Needs the
-/// route and the proof of authorization: nothing unauthorized is sent.
-/// Once the request is handed over, `ex.forwarded` is set: from then on the
-/// upstream may have acted, and the record says so.
 /// Answer a built-in endpoint of the authorization server (after every
 /// check an API call gets): the authorizer acts; nothing is forwarded.
 pub async fn builtin(
@@ -152,6 +155,11 @@ pub async fn builtin(
     Ok(r)
 }
 
+/// Send the request upstream and build the client's response. Needs the
+/// route and the proof of authorization: nothing unauthorized is sent.
+/// Once the request is handed over, `ex.forwarded` is set: from then on the
+/// upstream may have acted, and the record says so. An API on a named
+/// upstream goes through [`call_named`].
 pub async fn forward(
     ex: &mut Exchange,
     routed: &Routed,
@@ -159,79 +167,22 @@ pub async fn forward(
     consented: &Consented,
     up: &UpstreamClient,
 ) -> Result<Response<Bytes>, GatewayError> {
-    let (api, app) = (&routed.api, &auth.app);
-    let mut uri = String::with_capacity(api.upstream_base.len() + 64);
-    uri.push_str(&api.upstream_base);
-    uri.push_str(ex.parts.uri.path());
-    if let Some(q) = ex.parts.uri.query() {
-        uri.push('?');
-        uri.push_str(q);
-    }
-    let mut req = Request::builder()
-        .method(ex.parts.method.clone())
-        .uri(&uri)
-        .body(Full::new(ex.body.clone()))
-        .map_err(|e| GatewayError::Internal(format!("upstream URI {uri}: {e}")))?;
-    let h = req.headers_mut();
-    // CONF-5: only the API's allowed headers pass; Content-Length is set by
-    // the client library from the body actually read.
-    *h = api.request_headers.filter(&ex.parts.headers);
-    // Built once in the snapshot: no allocation per call.
-    if let Some(v) = &app.app_id_header {
-        h.insert(headers::UPSTREAM_APP_ID, v.clone());
-    }
-    if let Some(v) = &api.id_headers.0 {
-        h.insert(headers::UPSTREAM_API_ID, v.clone());
-    }
-    if let Some(v) = &api.id_headers.1 {
-        h.insert(headers::UPSTREAM_U_API_ID, v.clone());
-    }
-    set(h, headers::TXN_ID, &ex.txn_id);
-    // The call's trace, with the gateway as a hop (never a malformed
-    // client value).
-    ex.trace.set_upstream_headers(h);
-    if let Ok(ip) = HeaderValue::from_str(&ex.client_ip.to_string()) {
-        h.insert("x-menshen-client-ip", ip.clone());
-        h.insert("x-forwarded-for", ip);
-    }
-    h.insert("x-forwarded-proto", HeaderValue::from_static("https"));
-    set(h, "forwarded", &forwarded_for(ex.client_ip));
-    // The customer and consent the gateway verified (USR-2); client copies
-    // never pass (NEVER_FORWARDED_HEADERS).
-    if let Some(g) = &consented.grant {
-        set(h, headers::UPSTREAM_CUSTOMER_ID, &g.user_id);
-        set(h, headers::UPSTREAM_CONSENT_ID, &g.consent_id);
-    }
-
-    let max = up.max_response;
-    ex.forwarded = true;
+    let api = &routed.api;
+    let headers = request_headers(ex, api, auth, consented);
     let sent = std::time::Instant::now();
-    let exchange = async {
-        let resp = up.client.request(req).await.map_err(|e| {
-            if e.is_connect() {
-                GatewayError::UpstreamUnreachable(format!("upstream connect failed: {e:?}"))
-            } else {
-                GatewayError::UpstreamTimeout(format!(
-                    "upstream exchange broke after the request was sent: {e:?}"
-                ))
-            }
-        })?;
-        let (parts, body) = resp.into_parts();
-        let body = Limited::new(body, max).collect().await.map_err(|e| {
-            GatewayError::UpstreamTimeout(format!(
-                "upstream answer broke off or was over the limit after its head: {e}"
-            ))
-        })?;
-        Ok::<_, GatewayError>((parts, body.to_bytes()))
-    };
-    let (parts, body) = match tokio::time::timeout(up.timeout, exchange).await {
-        Ok(r) => r?,
-        Err(_) => {
-            return Err(GatewayError::UpstreamTimeout(format!(
-                "no complete answer within {} ms",
-                up.timeout.as_millis()
-            )))
+    let (parts, body) = match menshen_model::upstream_name(&api.api.upstream) {
+        // A base URL: the one shared pool, as before TRF-2.
+        None => {
+            let req = request(ex, &api.upstream_base, headers)?;
+            ex.forwarded = true;
+            exchange(&up.client, req, up.timeout, up.max_response)
+                .await
+                .map_err(Failure::into_error)?
         }
+        Some(name) => match call_named(ex, api, name, headers, up).await? {
+            Named::Answered(parts, body) => (parts, body),
+            Named::Fallback(r) => return Ok(r),
+        },
     };
     ex.upstream_us = Some(sent.elapsed().as_micros().try_into().unwrap_or(u64::MAX));
     if parts.status.is_server_error() {
@@ -250,6 +201,272 @@ pub async fn forward(
     }
     Ok(resp)
 }
+
+/// The headers sent upstream: the API's allowed ones and the gateway's own.
+fn request_headers(
+    ex: &Exchange,
+    api: &ApiEntry,
+    auth: &Authenticated,
+    consented: &Consented,
+) -> HeaderMap {
+    let app = &auth.app;
+    // CONF-5: only the API's allowed headers pass; Content-Length is set by
+    // the client library from the body actually read.
+    let mut h = api.request_headers.filter(&ex.parts.headers);
+    // Built once in the snapshot: no allocation per call.
+    if let Some(v) = &app.app_id_header {
+        h.insert(headers::UPSTREAM_APP_ID, v.clone());
+    }
+    if let Some(v) = &api.id_headers.0 {
+        h.insert(headers::UPSTREAM_API_ID, v.clone());
+    }
+    if let Some(v) = &api.id_headers.1 {
+        h.insert(headers::UPSTREAM_U_API_ID, v.clone());
+    }
+    set(&mut h, headers::TXN_ID, &ex.txn_id);
+    // The call's trace, with the gateway as a hop (never a malformed
+    // client value).
+    ex.trace.set_upstream_headers(&mut h);
+    if let Ok(ip) = HeaderValue::from_str(&ex.client_ip.to_string()) {
+        h.insert("x-menshen-client-ip", ip.clone());
+        h.insert("x-forwarded-for", ip);
+    }
+    h.insert("x-forwarded-proto", HeaderValue::from_static("https"));
+    set(&mut h, "forwarded", &forwarded_for(ex.client_ip));
+    // The customer and consent the gateway verified (USR-2); client copies
+    // never pass (NEVER_FORWARDED_HEADERS).
+    if let Some(g) = &consented.grant {
+        set(&mut h, headers::UPSTREAM_CUSTOMER_ID, &g.user_id);
+        set(&mut h, headers::UPSTREAM_CONSENT_ID, &g.consent_id);
+    }
+    h
+}
+
+/// The request to `base` + the call's path and query.
+fn request(
+    ex: &Exchange,
+    base: &str,
+    headers: HeaderMap,
+) -> Result<Request<Full<Bytes>>, GatewayError> {
+    let mut uri = String::with_capacity(base.len() + 64);
+    uri.push_str(base);
+    uri.push_str(ex.parts.uri.path());
+    if let Some(q) = ex.parts.uri.query() {
+        uri.push('?');
+        uri.push_str(q);
+    }
+    let mut req = Request::builder()
+        .method(ex.parts.method.clone())
+        .uri(&uri)
+        .body(Full::new(ex.body.clone()))
+        .map_err(|e| GatewayError::Internal(format!("upstream URI {uri}: {e}")))?;
+    *req.headers_mut() = headers;
+    Ok(req)
+}
+
+/// How one exchange with an upstream failed.
+enum Failure {
+    /// The connection could not be made: no byte of the request left.
+    Connect(String),
+    /// The upstream's connection cap refused a new connection (nothing sent).
+    Cap,
+    /// The exchange broke or timed out after the request was handed over.
+    Broken(String),
+}
+
+impl Failure {
+    fn into_error(self) -> GatewayError {
+        match self {
+            Failure::Connect(r) => GatewayError::UpstreamUnreachable(r),
+            Failure::Cap => {
+                GatewayError::UpstreamBusy("the upstream's connection cap is reached".into())
+            }
+            Failure::Broken(r) => GatewayError::UpstreamTimeout(r),
+        }
+    }
+}
+
+/// Send `req` and read the whole answer (at most `max` bytes) within
+/// `timeout`.
+async fn exchange<C>(
+    client: &Client<C, Full<Bytes>>,
+    req: Request<Full<Bytes>>,
+    timeout: Duration,
+    max: usize,
+) -> Result<(http::response::Parts, Bytes), Failure>
+where
+    C: Connect + Clone + Send + Sync + 'static,
+{
+    let exchange = async {
+        let resp = client.request(req).await.map_err(|e| {
+            if is_connection_cap(&e) {
+                Failure::Cap
+            } else if e.is_connect() {
+                Failure::Connect(format!("upstream connect failed: {e:?}"))
+            } else {
+                Failure::Broken(format!(
+                    "upstream exchange broke after the request was sent: {e:?}"
+                ))
+            }
+        })?;
+        let (parts, body) = resp.into_parts();
+        let body = Limited::new(body, max).collect().await.map_err(|e| {
+            Failure::Broken(format!(
+                "upstream answer broke off or was over the limit after its head: {e}"
+            ))
+        })?;
+        Ok::<_, Failure>((parts, body.to_bytes()))
+    };
+    match tokio::time::timeout(timeout, exchange).await {
+        Ok(r) => r,
+        Err(_) => Err(Failure::Broken(format!(
+            "no complete answer within {} ms",
+            timeout.as_millis()
+        ))),
+    }
+}
+
+/// What a named upstream gave.
+enum Named {
+    /// The upstream's answer.
+    Answered(http::response::Parts, Bytes),
+    /// The API's fallback answer (degraded).
+    Fallback(Response<Bytes>),
+}
+
+/// Call a named upstream (TRF-2, `docs/upstreams.md`): the circuit breaker
+/// first (open: degraded), then the bulkhead (full: 503 `UPSTREAM_BUSY` at
+/// once), then a healthy target by the balancing rule (none: degraded). A
+/// connect failure (nothing sent) of an idempotent call is tried again on
+/// another target, up to `retries` times; nothing else is ever retried.
+async fn call_named(
+    ex: &mut Exchange,
+    api: &ApiEntry,
+    name: &str,
+    mut headers: HeaderMap,
+    up: &UpstreamClient,
+) -> Result<Named, GatewayError> {
+    let Some(u) = up.named.get(name) else {
+        return Err(GatewayError::UpstreamUnreachable(format!(
+            "the API names upstream://{name}, which this node's [gateway.upstreams] does not define"
+        )));
+    };
+    let ticket = match &u.breaker {
+        None => None,
+        Some(b) => match b.admit() {
+            Admission::Pass(t) => Some(t),
+            Admission::Reject(ms) => {
+                return degrade(
+                    ex,
+                    api,
+                    format!("circuit breaker of upstream {name} open"),
+                    ms.max(1),
+                )
+            }
+        },
+    };
+    let Some(_in_flight) = u.enter() else {
+        return Err(GatewayError::UpstreamBusy(format!(
+            "upstream {name}: {} calls in flight (max_in_flight)",
+            u.max_in_flight
+        )));
+    };
+    let idempotent = matches!(
+        ex.parts.method,
+        Method::GET | Method::HEAD | Method::PUT | Method::DELETE | Method::OPTIONS
+    );
+    let mut retries_left = if idempotent { u.retries } else { 0 };
+    let mut tried = 0u64;
+    let mut last_failure: Option<String> = None;
+    loop {
+        let Some((i, _on_target)) = u.pick(tried) else {
+            if let Some(why) = last_failure {
+                if let Some(t) = ticket {
+                    t.record(false);
+                }
+                return Err(GatewayError::UpstreamUnreachable(why));
+            }
+            return degrade(
+                ex,
+                api,
+                format!("no healthy target of upstream {name}"),
+                u.health_interval_ms(),
+            );
+        };
+        tried |= 1 << i;
+        if let Some(prev) = &last_failure {
+            ex.upstream_note = Some(format!(
+                "{prev}; retried (idempotent, nothing sent) on target {i} of upstream {name}"
+            ));
+        }
+        let h = if retries_left > 0 {
+            headers.clone()
+        } else {
+            std::mem::take(&mut headers)
+        };
+        let req = request(ex, &u.targets[i].base, h)?;
+        ex.forwarded = true;
+        match exchange(&u.client, req, u.timeout, up.max_response).await {
+            Ok((parts, body)) => {
+                if let Some(t) = ticket {
+                    t.record(!parts.status.is_server_error());
+                }
+                return Ok(Named::Answered(parts, body));
+            }
+            Err(Failure::Cap) => {
+                return Err(GatewayError::UpstreamBusy(format!(
+                    "upstream {name}: {} connections open (max_connections)",
+                    u.max_connections
+                )))
+            }
+            Err(Failure::Connect(why)) if retries_left > 0 => {
+                retries_left -= 1;
+                last_failure = Some(format!("target {i} of upstream {name}: {why}"));
+            }
+            Err(f) => {
+                if let Some(t) = ticket {
+                    t.record(false);
+                }
+                return Err(f.into_error());
+            }
+        }
+    }
+}
+
+/// The upstream cannot be called now: the API's fallback answer, or 503
+/// `SERVICE_DEGRADED` with `Retry-After`. Either way the record says why.
+fn degrade(
+    ex: &mut Exchange,
+    api: &ApiEntry,
+    why: String,
+    retry_ms: u64,
+) -> Result<Named, GatewayError> {
+    let Some(f) = &api.api.controls.fallback else {
+        return Err(GatewayError::Degraded {
+            reason: why,
+            retry_after_secs: retry_ms.div_ceil(1000).max(1),
+        });
+    };
+    ex.upstream_note = Some(format!("degraded ({why}): fallback answer {}", f.status));
+    let mut r = Response::new(Bytes::from(f.body.clone()));
+    *r.status_mut() = StatusCode::from_u16(f.status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
+    let h = r.headers_mut();
+    h.insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_str(&f.content_type)
+            .unwrap_or(HeaderValue::from_static("application/octet-stream")),
+    );
+    h.insert(
+        http::header::CACHE_CONTROL,
+        HeaderValue::from_static("no-store"),
+    );
+    h.insert(DEGRADED_HEADER, HeaderValue::from_static("fallback"));
+    set(h, headers::TXN_ID, &ex.txn_id);
+    Ok(Named::Fallback(r))
+}
+
+/// Marks a fallback answer (TRF-2): the upstream was not called.
+pub const DEGRADED_HEADER: &str = "x-menshen-degraded";
 
 #[cfg(test)]
 mod tests {

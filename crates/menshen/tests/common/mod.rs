@@ -153,6 +153,9 @@ pub struct HarnessOptions {
     pub prepare: Option<fn(&std::path::Path)>,
     /// Adjusts the gateway settings before the node starts.
     pub tune: Option<fn(&mut GatewayConfig)>,
+    /// Named upstreams of the node's config (TRF-2).
+    pub upstreams:
+        std::collections::BTreeMap<String, menshen_gateway::upstream::config::UpstreamConfig>,
 }
 
 impl Default for HarnessOptions {
@@ -167,6 +170,7 @@ impl Default for HarnessOptions {
             dir: None,
             prepare: None,
             tune: None,
+            upstreams: Default::default(),
         }
     }
 }
@@ -260,6 +264,7 @@ impl Harness {
         gw.max_body_bytes = o.max_body_bytes;
         gw.snapshot_refresh_ms = 200;
         gw.client_ca = client_pki.as_ref().map(|p| p.ca_file.clone());
+        gw.upstreams = o.upstreams;
         if let Some(t) = o.tune {
             t(&mut gw);
         }
