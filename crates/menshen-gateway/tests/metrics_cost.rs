@@ -30,8 +30,8 @@ use menshen_sdk::{sign_request, Credentials, SignOptions};
 use menshen_store::{ControlPlane, MemoryHotState, SqliteStore, UApiConfig};
 use serde_json::json;
 
-const CALLS: usize = 20_000;
-const ROUNDS: usize = 11;
+const CALLS: usize = 5_000;
+const ROUNDS: usize = 41;
 
 /// CPU time (ns) of every thread, and of the threads named
 /// `upstream-mock` (`/proc/self/task/*/schedstat`: time on a CPU).
@@ -199,6 +199,16 @@ fn mon_1_metrics_cost_per_a1_call() {
             won.push(w);
         }
         let (con_m, coff_m) = (median(con.clone()), median(coff.clone()));
+        // Paired: each on-round against the off-round just before it (the
+        // machine's load drifts slower than a round).
+        let mut diffs: Vec<f64> = con.iter().zip(&coff).map(|(a, b)| a - b).collect();
+        diffs.sort_by(|a, b| a.partial_cmp(b).unwrap());
+        let (q1, q3) = (diffs[diffs.len() / 4], diffs[diffs.len() * 3 / 4]);
+        println!(
+            "paired difference on - off: median {:+.2} us ({:+.1}% of off), interquartile {q1:+.2} .. {q3:+.2} us",
+            median(diffs.clone()),
+            median(diffs.clone()) / coff_m * 100.0
+        );
         println!("gateway CPU per A1 call, us (rounds of {CALLS}): on {con:.2?}  off {coff:.2?}");
         println!(
             "median: on {con_m:.2} us, off {coff_m:.2} us: metrics cost {:+.2} us = {:+.1}% per call",
