@@ -40,6 +40,17 @@ fn bench(c: &mut Criterion) {
             b.iter(|| vk.verify(black_box(msg), &sig).unwrap())
         });
     }
+    // Field envelopes (issue 13): wrapping and unwrapping a 16-byte
+    // session key.
+    let (dk, _) = menshen_crypto::Sm2DecryptionKey::generate().unwrap();
+    let ek = dk.public_key().clone();
+    c.bench_function("sm2 encrypt 16 B (wrap a session key)", |b| {
+        b.iter(|| ek.encrypt(black_box(&[7u8; 16])).unwrap())
+    });
+    let wrapped = ek.encrypt(&[7u8; 16]).unwrap();
+    c.bench_function("sm2 decrypt 16 B (unwrap a session key)", |b| {
+        b.iter(|| dk.decrypt(black_box(&wrapped)).unwrap())
+    });
     let kib = vec![0x5au8; 1024];
     c.bench_function("sm3 1KiB", |b| b.iter(|| sm3(black_box(&kib))));
     c.bench_function("hmac-sm3 1KiB", |b| {
