@@ -267,6 +267,27 @@ async fn trf_2_breaker_opens_at_the_threshold_probes_and_closes() {
         assert_eq!(code_of(&c, "GET", "/v1/ledger/1").await.0, 200);
     }
     assert_eq!(breaker.times_opened(), 2);
+    // MON-1: the transitions and refusals are counted per upstream.
+    let text = h.node().gateway.state.metrics.encode();
+    for ev in ["opened", "half_opened", "closed", "rejected"] {
+        let line = text
+            .lines()
+            .find(|l| {
+                l.starts_with("menshen_breaker_events_total{")
+                    && l.contains("upstream=\"ledger\"")
+                    && l.contains(&format!("event=\"{ev}\""))
+            })
+            .unwrap_or_else(|| panic!("no {ev} count in\n{text}"));
+        let n: f64 = line.rsplit(' ').next().unwrap().parse().unwrap();
+        // Opened twice (threshold, failed probe), half-open twice, closed
+        // once, refused at least once.
+        let want = if matches!(ev, "opened" | "half_opened") {
+            2.0
+        } else {
+            1.0
+        };
+        assert!(n >= want, "{line}");
+    }
 }
 
 /// TRF-2 bulkhead: calls hanging on one upstream fill only its own

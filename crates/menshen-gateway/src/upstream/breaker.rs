@@ -13,8 +13,10 @@
 //! next closed period.
 
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Instant;
+
+use menshen_metrics::{BreakerEvent, LabelId, Metrics};
 
 use super::config::BreakerConfig;
 
@@ -112,6 +114,8 @@ pub struct Breaker {
     open_until_ms: AtomicU64,
     opened: AtomicU64,
     base: Instant,
+    /// Where transitions and refusals are counted (MON-1), once attached.
+    events: OnceLock<(Arc<Metrics>, LabelId)>,
 }
 
 /// One admitted call. Report its outcome with [`Breaker::record`]; a ticket
@@ -161,7 +165,20 @@ impl Breaker {
             open_until_ms: AtomicU64::new(0),
             opened: AtomicU64::new(0),
             base: Instant::now(),
+            events: OnceLock::new(),
         })
+    }
+
+    /// Count this breaker's events in `metrics` under the upstream's label
+    /// (`menshen_breaker_events_total`); the first call wins.
+    pub fn report_to(&self, metrics: Arc<Metrics>, upstream: LabelId) {
+        let _ = self.events.set((metrics, upstream));
+    }
+
+    fn event(&self, ev: BreakerEvent) {
+        if let Some((m, id)) = self.events.get() {
+            m.breaker_event(*id, ev);
+        }
     }
 
     fn now_ms(&self) -> u64 {
@@ -195,6 +212,7 @@ impl Breaker {
                     let now = self.now_ms();
                     let until = self.open_until_ms.load(Ordering::Acquire);
                     if now < until {
+                        self.event(BreakerEvent::Rejected);
                         return Admission::Reject(until - now);
                     }
                     // Open time over: this call is the first probe.
@@ -204,6 +222,7 @@ impl Breaker {
                 }
                 _ => {
                     if p.probes >= u64::from(self.cfg.half_open_probes) {
+                        self.event(BreakerEvent::Rejected);
                         return Admission::Reject(0);
                     }
                     Phase {
@@ -220,6 +239,7 @@ impl Breaker {
             ) {
                 Ok(_) => {
                     if p.state == OPEN {
+                        self.event(BreakerEvent::HalfOpened);
                         tracing::info!("circuit breaker half-open: probing the upstream");
                     }
                     return Admission::Pass(self.ticket(next.gen, true));
@@ -251,6 +271,7 @@ impl Breaker {
             .is_ok();
         if ok {
             self.opened.fetch_add(1, Ordering::Relaxed);
+            self.event(BreakerEvent::Opened);
         }
         ok
     }
@@ -361,6 +382,7 @@ impl Breaker {
                 Ok(_) => {
                     if next.state == CLOSED {
                         self.reset_window();
+                        self.event(BreakerEvent::Closed);
                         tracing::info!("circuit breaker closed: the upstream answered every probe");
                     }
                     return;

@@ -338,6 +338,16 @@ impl Upstreams {
         self.by_name.get(name)
     }
 
+    /// Count every breaker's events in `metrics` (MON-1), labelled by the
+    /// upstream's name (config names: a bounded set).
+    pub fn report_to(&self, metrics: &Arc<menshen_metrics::Metrics>) {
+        for (name, u) in &self.by_name {
+            if let Some(b) = &u.breaker {
+                b.report_to(metrics.clone(), menshen_metrics::intern(name));
+            }
+        }
+    }
+
     /// Whether there are none.
     pub fn is_empty(&self) -> bool {
         self.by_name.is_empty()
