@@ -84,6 +84,14 @@ pub async fn get_app(State(st): State<AdminState>, Path(app_id): Path<String>) -
 
 async fn status(st: &AdminState, app_id: &str, s: AppStatus) -> R {
     let app = st.cp.store.get_app(app_id).await?;
+    // TRF-3: the blacklist keeps a history with reasons; only its own
+    // routes list and delist.
+    if (s == AppStatus::Blacklisted) != (app.status == AppStatus::Blacklisted) {
+        return Err(AdminError::Conflict(ValidationError::new(
+            "status",
+            "blacklisting keeps a reason and history: use POST /v1/apps/{app_id}/blacklist or /unblacklist with {\"reason\": \"...\"}",
+        )));
+    }
     if app.status == AppStatus::Exited && s != AppStatus::Exited {
         return Err(AdminError::Conflict(ValidationError::new(
             "status",

@@ -14,6 +14,7 @@
     clippy::dbg_macro
 )]
 
+mod blacklist;
 mod customers;
 pub mod monitor;
 mod error;
@@ -473,6 +474,16 @@ pub fn router(state: AdminState) -> Router {
         .route("/apps/{app_id}/suspend", post(suspend_app))
         .route("/apps/{app_id}/resume", post(resume_app))
         .route("/apps/{app_id}/status", post(set_app_status))
+        .route(
+            "/apps/{app_id}/blacklist",
+            get(blacklist::app_history).post(blacklist::blacklist_app),
+        )
+        .route(
+            "/apps/{app_id}/unblacklist",
+            post(blacklist::unblacklist_app),
+        )
+        .route("/blacklist", get(blacklist::list))
+        .route("/blacklist/import", post(blacklist::import))
         .route("/apps/{app_id}/secret-rotate", post(rotate_secret))
         .route("/apps/{app_id}/credentials", get(list_credentials))
         .route("/apps/{app_id}/credentials/{id}", delete(revoke_credential))

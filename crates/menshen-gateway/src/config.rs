@@ -89,6 +89,11 @@ pub struct GatewayConfig {
     /// rest are counted and the count is written with the next record.
     #[serde(default = "default_conn_records")]
     pub connection_records_per_ip_per_minute: u32,
+    /// Flow control (TRF-1), `[gateway.flow_control]`: A1 calls while the
+    /// shared hot state is down, the nodes sharing a limit, the
+    /// concurrency slots' TTL.
+    #[serde(default)]
+    pub flow_control: crate::flow::FlowControlConfig,
     /// Benchmarking only: answer A2/A3 calls without waiting for their access
     /// record to reach the disk. This breaks DEP-2 (RPO 0) and is logged as a
     /// warning at start-up; `bench/run.sh` uses it to measure what durable
@@ -185,6 +190,7 @@ impl GatewayConfig {
             max_connections: default_max_conns(),
             max_connections_per_ip: default_max_conns_ip(),
             connection_records_per_ip_per_minute: default_conn_records(),
+            flow_control: Default::default(),
             metrics: true,
             upstreams: Default::default(),
         }
@@ -197,6 +203,7 @@ impl GatewayConfig {
                 "gateway.listen: give at least one address, e.g. [\"0.0.0.0:8443\"]".into(),
             );
         }
+        self.flow_control.validate()?;
         if !(1..=3600).contains(&self.replay_window_secs) {
             return Err("gateway.replay_window_secs: must be 1-3600 (default 300)".into());
         }

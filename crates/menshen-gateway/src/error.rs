@@ -75,8 +75,9 @@ pub enum GatewayError {
     /// the upstream.
     #[error("rate limited: {}", .0.reason)]
     RateLimited(Box<RateLimit>),
-    /// The hot state could not check a `reject` limit (TRF-1): fail closed
-    /// (503 `SERVICE_UNAVAILABLE`), nothing forwarded.
+    /// The shared hot state could not record the nonce or check a limit
+    /// (INT-4, TRF-1; issue 12 item 7): fail closed (503
+    /// `SHARED_STATE_UNAVAILABLE`), nothing forwarded.
     #[error("flow control unavailable: {0}")]
     LimitsUnavailable(String),
     /// The upstream is degraded (TRF-2): its circuit breaker is open or
@@ -110,13 +111,21 @@ pub struct RateLimit {
     pub max: u64,
     /// The window's length in seconds (`w`).
     pub window_secs: i64,
-    /// Seconds until the window ends (`t`, and `Retry-After`), at least 1.
+    /// Seconds until the window ends (`t`, and `Retry-After`), at least 1;
+    /// for a pause, until it ends.
     pub reset_secs: i64,
+    /// The app is paused (`APP_PAUSED`) rather than over a window's limit:
+    /// only `Retry-After` is sent.
+    pub paused: bool,
 }
 
 impl RateLimit {
     /// `RateLimit-Policy: "rule-ID";q=MAX;w=WINDOW_SECS`.
     pub fn policy_header(&self) -> String {
+        if self.window_secs == 0 {
+            // A concurrency limit has no window.
+            return format!("\"rule-{}\";q={}", self.rule_id, self.max);
+        }
         format!(
             "\"rule-{}\";q={};w={}",
             self.rule_id, self.max, self.window_secs
@@ -152,9 +161,10 @@ impl GatewayError {
             GatewayError::AuditUnavailable(_) => ErrorCode::AuditUnavailable,
             GatewayError::OutcomeUnknown(_) => ErrorCode::OutcomeUnknown,
             GatewayError::SigningUnavailable(_) => ErrorCode::SigningUnavailable,
+            GatewayError::RateLimited(l) if l.paused => ErrorCode::AppPaused,
             GatewayError::RateLimited(_) => ErrorCode::RateLimited,
             GatewayError::InvalidRequest { .. } => ErrorCode::InvalidRequest,
-            GatewayError::LimitsUnavailable(_) => ErrorCode::AuditUnavailable,
+            GatewayError::LimitsUnavailable(_) => ErrorCode::SharedStateUnavailable,
             GatewayError::Degraded { .. } => ErrorCode::ServiceDegraded,
             GatewayError::UpstreamBusy(_) => ErrorCode::UpstreamBusy,
             GatewayError::Internal(_) => ErrorCode::Internal,
@@ -250,10 +260,14 @@ impl GatewayError {
         if let GatewayError::RateLimited(l) = self {
             let h = r.headers_mut();
             h.insert(header::RETRY_AFTER, HeaderValue::from(l.reset_secs));
-            for (name, v) in [
+            let named = if l.paused { &[][..] } else { &[(); 2][..] };
+            for ((name, v), _) in [
                 (headers::RATELIMIT_POLICY, l.policy_header()),
                 (headers::RATELIMIT, l.state_header()),
-            ] {
+            ]
+            .into_iter()
+            .zip(named)
+            {
                 if let Ok(v) = HeaderValue::from_str(&v) {
                     h.insert(name, v);
                 }
@@ -299,6 +313,7 @@ mod tests {
             max: 5,
             window_secs: 60,
             reset_secs: 42,
+            paused: false,
         }));
         assert_eq!(e.fault(), Fault::Client);
         assert!(e.retry_safe());
@@ -311,7 +326,31 @@ mod tests {
         assert_eq!(body.code, "RATE_LIMITED");
         let down = GatewayError::LimitsUnavailable("redis".into());
         assert_eq!(down.to_response("T2").status(), 503);
-        assert_eq!(down.code().as_str(), "SERVICE_UNAVAILABLE");
+        assert_eq!(down.code().as_str(), "SHARED_STATE_UNAVAILABLE");
+        let paused = GatewayError::RateLimited(Box::new(RateLimit {
+            reason: "paused".into(),
+            rule_id: 0,
+            max: 0,
+            window_secs: 0,
+            reset_secs: 90,
+            paused: true,
+        }));
+        let r = paused.to_response("T3");
+        assert_eq!(
+            (r.status().as_u16(), paused.code().as_str()),
+            (429, "APP_PAUSED")
+        );
+        assert_eq!(r.headers()["retry-after"], "90");
+        assert!(r.headers().get("ratelimit-policy").is_none());
+        let cc = RateLimit {
+            reason: "cc".into(),
+            rule_id: 8,
+            max: 2,
+            window_secs: 0,
+            reset_secs: 1,
+            paused: false,
+        };
+        assert_eq!(cc.policy_header(), "\"rule-8\";q=2");
         assert_eq!(down.fault(), Fault::Bank);
     }
 

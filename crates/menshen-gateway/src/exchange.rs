@@ -63,6 +63,9 @@ pub struct Exchange {
     /// The flow-control rules this call exceeded with action `alert` (or
     /// could not check), for the record (TRF-1).
     pub limit_note: Option<String>,
+    /// The concurrency slots the call holds (TRF-1): given back when the
+    /// exchange is dropped, however it ends.
+    pub slots: Vec<crate::flow::HeldSlots>,
     /// What the screening stage found in `detect` mode (ATK-1), for the
     /// record.
     pub screen_note: Option<String>,

@@ -18,6 +18,7 @@ pub mod config;
 pub mod conn;
 pub mod error;
 pub mod exchange;
+pub mod flow;
 pub mod h1scan;
 pub mod metrics;
 pub mod pipeline;

@@ -4,9 +4,9 @@
 //! order and a test checks it against [`ORDER`].
 //!
 //! The order is also enforced by types: a stage that needs an earlier
-//! stage's result takes its proof (`Routed`, `Authenticated`, `NonceSpent`,
-//! `Authorized`, `Admitted`), which only that stage can make, so "app
-//! status before authenticate" does not compile.
+//! stage's result takes its proof (`Routed`, `Authenticated`, `Authorized`,
+//! `NonceSpent` with `Admitted`, `Consented`), which only that stage can
+//! make, so "app status before authenticate" does not compile.
 //!
 //! Every request, whatever happens to it, leaves through [`handle`], which
 //! runs the response phase and writes its access record exactly once
@@ -58,10 +58,11 @@ pub const ORDER: &[(&str, Phase)] = &[
     (client_cert::NAME, Phase::Request),
     (app_status::NAME, Phase::Request),
     (ip_lists::NAME, Phase::Request),
-    (replay::NAME, Phase::Request),
     (authorize::NAME, Phase::Request),
+    (replay::NAME, Phase::Request),
     (limits::NAME, Phase::Request),
     (consent::NAME, Phase::Request),
+    (limits::NAME_CUSTOMER, Phase::Request),
     (crate::stages::decrypt::NAME, Phase::Request),
     (validate::NAME, Phase::Request),
     (screen::NAME, Phase::Request),
@@ -136,6 +137,7 @@ where
         consent: None,
         auth_note: None,
         limit_note: None,
+        slots: Vec::new(),
         screen_note: None,
         trace,
         upstream_us: None,
@@ -277,16 +279,16 @@ where
     app_status::on_request(&auth)?;
     // ip_lists: per-app block/allow lists (AUTH-5).
     ip_lists::on_request(ex, &auth)?;
-    // replay (INT-4): after authentication, so forged requests cannot burn
-    // nonces.
-    let nonce = replay::on_request(ex, &auth, state.hot.as_ref(), cfg.replay_window_secs).await?;
-    // authorize: grant (ONB-3), client kind vs level (LVL-4).
-    let authorized = authorize::on_request(&routed, &auth, &nonce)?;
-    // limits (TRF-1): count the call against every matching flow-control
-    // rule; after the grant, so a call the app may not make never spends
-    // its quota; before consent, so a refused call never spends a
-    // consent's use.
-    let admitted = limits::on_request(ex, &routed, &auth, &authorized, state.hot.as_ref()).await?;
+    // authorize: grant (ONB-3), client kind vs level (LVL-4); a check on
+    // the snapshot alone, so a call the app may not make spends neither
+    // nonce nor quota.
+    let authorized = authorize::on_request(&routed, &auth)?;
+    // replay (INT-4) + limits (TRF-1): ONE hot-state step (on Redis one
+    // script, one round trip): the nonce, the app's pause mark, every
+    // matching flow-control rule's counter. After authentication, so
+    // forged requests cannot burn nonces; before consent, so a refused
+    // call never spends a consent's use.
+    let (_nonce, admitted) = limits::on_request(ex, &routed, &auth, &authorized, state).await?;
     // consent (USR-2, USR-4): a customer's token and consent for APIs that
     // need one; after the grant, so only a granted app's token is looked at.
     let consented = consent::on_request(
@@ -298,6 +300,9 @@ where
         state.authorizer.as_deref(),
     )
     .await?;
+    // customer_limits (TRF-1): the `per = customer` rules, once consent
+    // named the customer.
+    limits::on_customer(ex, &routed, &auth, &consented, state).await?;
     // decrypt (CONF-1, CONF-2): open the fields the app encrypted, after
     // the signature verified, so validation, screening and the upstream
     // see plaintext; an API whose answers carry encrypted fields needs the

@@ -69,6 +69,9 @@ pub struct State {
     /// endpoints and the consent check. `None`: APIs that need consent are
     /// refused, and the AS paths are not served.
     pub authorizer: Option<Arc<dyn crate::authorizer::Authorizer>>,
+    /// Flow control's node-wide state (TRF-1): the fallback while the
+    /// shared hot state is down, and the counters.
+    pub flow: crate::flow::FlowState,
 }
 
 /// Options decided by the node at start-up, beside the config file.
@@ -239,6 +242,7 @@ impl State {
             ),
             replay_not_before: opts.replay_not_before,
             authorizer: opts.authorizer.clone(),
+            flow: crate::flow::FlowState::default(),
             txn,
             config,
             snapshot,
@@ -282,9 +286,7 @@ impl Gateway {
         )];
         // MON-1: the statistics' windows advance every second.
         tasks.push(crate::metrics::spawn_ticker(state.metrics.clone(), rx.clone()));
-        // TRF-2: active health checks of the named upstreams' targets; the
-        // breakers count their events (MON-1).
-        state.upstream.named.report_to(&state.metrics);
+        // TRF-2: active health checks of the named upstreams' targets.
         tasks.extend(
             state
                 .upstream

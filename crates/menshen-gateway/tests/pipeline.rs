@@ -370,13 +370,12 @@ async fn aud_1_a_request_dropped_after_forwarding_is_recorded_as_interrupted_wit
     assert_eq!(rec.app_id.as_deref(), Some(w.app_id.as_str()));
 }
 
-/// A hot state whose counters fail (nonces still work): a Redis that
-/// answers `SET NX` but not the counter script, as far as the limits stage
-/// can tell.
-struct CountersDown(MemoryHotState);
+/// A hot state that cannot admit calls (a Redis that is down, as far as
+/// the nonce and the limits can tell).
+struct AdmitDown(MemoryHotState);
 
 #[async_trait::async_trait]
-impl HotState for CountersDown {
+impl HotState for AdmitDown {
     async fn insert_nonce(&self, app_id: &str, nonce: &str, expires_at: i64, now: i64) -> bool {
         self.0.insert_nonce(app_id, nonce, expires_at, now).await
     }
@@ -401,72 +400,110 @@ impl HotState for CountersDown {
     }
     async fn incr(
         &self,
-        _ns: &str,
-        _key: &str,
-        _limit: Option<u64>,
-        _expires_at: i64,
-        _now: i64,
+        ns: &str,
+        key: &str,
+        limit: Option<u64>,
+        expires_at: i64,
+        now: i64,
     ) -> Result<Result<u64, u64>, HotError> {
-        Err(HotError::Unavailable("counters down (test)".into()))
+        self.0.incr(ns, key, limit, expires_at, now).await
+    }
+    async fn admit(
+        &self,
+        _a: &menshen_store::Admission,
+    ) -> Result<menshen_store::Verdict, HotError> {
+        Err(HotError::Unavailable("redis down (test)".into()))
+    }
+    async fn release(&self, _keys: &[String], _slot: &str) -> Result<(), HotError> {
+        Err(HotError::Unavailable("redis down (test)".into()))
     }
 }
 
-/// TRF-1: when the hot state cannot count, a `reject` rule fails the call
-/// closed (503 SERVICE_UNAVAILABLE, nothing forwarded, recorded); an
-/// `alert` rule lets it through with a note in its record; a call with no
-/// matching rule never touches the counters.
+/// Issue 12 item 7: while the shared hot state is down, A1 calls follow
+/// `a1_when_hot_state_down`: `local` enforces this node's share of each
+/// limit (here 2 nodes: 2 of 4) and checks nonces in process, `open`
+/// enforces none, `closed` refuses (503 SHARED_STATE_UNAVAILABLE, nothing
+/// forwarded); each degraded call is noted in its record and counted.
 #[tokio::test]
-async fn trf_1_hot_state_down_fails_reject_rules_closed_and_lets_alert_rules_through() {
-    use menshen_model::{LimitAction, LimitWindow, NewLimitRule};
-    let w = world_with(Arc::new(CountersDown(MemoryHotState::default()))).await;
-    let rule = |api: &str, action| NewLimitRule {
-        app_id: None,
-        api_id: Some(api.into()),
-        window: LimitWindow::Day,
-        max: 100,
-        action,
+async fn trf_1_hot_state_down_a1_calls_follow_the_local_open_or_closed_policy() {
+    use menshen_gateway::flow::DownPolicy;
+    use menshen_model::{LimitAction, LimitPer, LimitWindow, NewLimitRule};
+    let w = world_with(Arc::new(AdmitDown(MemoryHotState::default()))).await;
+    w.cp.store
+        .add_limit_rule(&NewLimitRule {
+            app_id: None,
+            api_id: Some("items".into()),
+            window: LimitWindow::Day,
+            max: 4,
+            action: LimitAction::Reject,
+            per: LimitPer::All,
+            pause_secs: None,
+        })
+        .await
+        .unwrap();
+    let with = |policy: DownPolicy| {
+        let (cp, dir) = (w.cp.clone(), tempfile::tempdir().unwrap());
+        async move {
+            let audit =
+                AuditLog::open(AuditConfig::new(dir.path().join("audit")), None, None).unwrap();
+            let mut cfg = GatewayConfig::new(
+                vec![SocketAddr::from((Ipv4Addr::LOCALHOST, 0))],
+                "unused.pem".into(),
+                "unused.key".into(),
+            );
+            cfg.flow_control.a1_when_hot_state_down = policy;
+            cfg.flow_control.nodes = 2;
+            let hot: Arc<dyn HotState> = Arc::new(AdmitDown(MemoryHotState::default()));
+            let st = State::build(cfg, &cp, hot, audit, StartOptions::default())
+                .await
+                .unwrap();
+            (st, dir)
+        }
     };
-    w.cp.store
-        .add_limit_rule(&rule("items", LimitAction::Reject))
-        .await
-        .unwrap();
-    w.cp.store
-        .add_limit_rule(&rule("orders", LimitAction::Alert))
-        .await
-        .unwrap();
-    w.state.snapshot.refresh(&w.cp).await.unwrap();
+    let statuses = |st: Arc<State>, n: usize| {
+        let reqs: Vec<_> = (0..n)
+            .map(|i| w.signed("GET", &format!("/v1/items/{i}"), ""))
+            .collect();
+        async move {
+            let mut out = vec![];
+            for r in reqs {
+                out.push(status_on(st.clone(), r).await);
+            }
+            out
+        }
+    };
+    let (local, _d1) = with(DownPolicy::Local).await;
     assert_eq!(
-        w.run(w.signed("GET", "/v1/items/1", "")).await,
-        (503, Some("SERVICE_UNAVAILABLE".into()), 0)
+        statuses(local.clone(), 3).await,
+        [200, 200, 429],
+        "2 of 4 on this node"
     );
+    assert_eq!(local.flow.counters.degraded.load(Ordering::SeqCst), 3);
+    let (open, _d2) = with(DownPolicy::Open).await;
+    assert_eq!(statuses(open, 5).await, [200; 5]);
+    let (closed, _d3) = with(DownPolicy::Closed).await;
+    let before = w.upstream_calls.load(Ordering::SeqCst);
+    let (parts, body) = w.signed("GET", "/v1/items/1", "").into_parts();
+    let resp = handle(
+        closed.clone(),
+        Request::from_parts(parts, Full::new(body)),
+        ConnInfo {
+            peer: SocketAddr::from((Ipv4Addr::LOCALHOST, 40_000)),
+            client_cert: None,
+            slot: None,
+        },
+    )
+    .await;
+    assert_eq!(resp.status().as_u16(), 503);
+    let body = resp.into_body().collect().await.unwrap().to_bytes();
+    let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(v["code"], "SHARED_STATE_UNAVAILABLE");
     assert_eq!(
-        w.run(w.signed("POST", "/v1/orders", r#"{"a":1}"#)).await,
-        (200, None, 1)
+        w.upstream_calls.load(Ordering::SeqCst),
+        before,
+        "nothing forwarded"
     );
-    assert_eq!(w.run(w.signed("GET", "/v1/slow-not", "")).await.0, 404);
-    let recs = w.records().await;
-    let refused = recs
-        .iter()
-        .find(|r| r.code.as_deref() == Some("SERVICE_UNAVAILABLE"))
-        .expect("the refusal's record");
-    assert!(
-        refused
-            .reason
-            .as_deref()
-            .unwrap()
-            .contains("could not be checked"),
-        "{:?}",
-        refused.reason
-    );
-    let passed = recs
-        .iter()
-        .find(|r| r.api_id.as_deref() == Some("orders"))
-        .unwrap();
-    assert!(
-        passed.reason.as_deref().unwrap().contains("not checked"),
-        "{:?}",
-        passed.reason
-    );
+    assert_eq!(closed.flow.counters.failed_closed.load(Ordering::SeqCst), 1);
 }
 
 /// TRF-1: the grant is checked before the limits, so a call the app may not
@@ -482,6 +519,8 @@ async fn trf_1_limits_run_after_the_grant_check() {
             window: LimitWindow::Day,
             max: 1,
             action: LimitAction::Reject,
+            per: menshen_model::LimitPer::All,
+            pause_secs: None,
         })
         .await
         .unwrap();
@@ -599,6 +638,8 @@ async fn trf_1_two_nodes_on_one_redis_let_exactly_max_calls_through() {
             window: LimitWindow::Day,
             max: 5,
             action: LimitAction::Reject,
+            per: menshen_model::LimitPer::All,
+            pause_secs: None,
         })
         .await
         .unwrap();

@@ -38,6 +38,7 @@ macro_rules! str_enum {
 
 mod api;
 mod app;
+mod blacklist;
 mod consent;
 mod envelope;
 mod controls;
@@ -58,6 +59,10 @@ pub use api::{
     NewApi,
 };
 pub use app::{App, AppKind, AppStatus, NewApp};
+pub use blacklist::{
+    validate_reason as validate_blacklist_reason, BlacklistAction, BlacklistEntry, BlacklistEvent,
+    BLACKLIST_REASON_MAX,
+};
 pub use consent::{Consent, ConsentRule, ConsentState, Customer, RevokedBy, TokenProfile};
 pub use controls::{ApiControls, AuthMethod, MessageRetention, NewApiControls};
 pub use credential::CredentialKind;
@@ -72,7 +77,8 @@ pub use headers::{forwardable_header, NEVER_FORWARDED_HEADERS};
 pub use ip_rule::{parse_cidr, IpAction, IpRule, NewIpRule};
 pub use level::{Level, LevelProfile};
 pub use limit::{
-    LimitAction, LimitRule, LimitWindow, NewLimitRule, LIMIT_MAX, SHANGHAI_OFFSET_SECS,
+    civil_from_days, days_from_civil, LimitAction, LimitPer, LimitRule, LimitWindow, NewLimitRule,
+    LIMIT_MAX, PAUSE_MAX_SECS, SHANGHAI_OFFSET_SECS,
 };
 pub use path::{PathPattern, PathPatternError};
 pub use protection::{

@@ -1,5 +1,7 @@
-//! Flow-control rules (TRF-1): at most `max` calls per window, counted per
-//! rule over every call it matches (an app, an API, both, or all calls).
+//! Flow-control rules (TRF-1): at most `max` calls per window (or in flight
+//! at once), counted per rule over every call it matches (an app, an API,
+//! both, or all calls), in one counter or one per client IP, app, API or
+//! customer (`per`).
 
 use serde::{Deserialize, Serialize};
 
@@ -7,7 +9,37 @@ use crate::ValidationError;
 
 str_enum!(
     /// The counting window of a limit rule (TRF-1).
-    LimitWindow { Second = "second", Minute = "minute", Day = "day" }
+    LimitWindow {
+        /// A UTC-aligned second.
+        Second = "second",
+        /// A UTC-aligned minute.
+        Minute = "minute",
+        /// A calendar day in Asia/Shanghai (00:00 to 24:00 UTC+8).
+        Day = "day",
+        /// A calendar month in Asia/Shanghai.
+        Month = "month",
+        /// Not a window: at most `max` calls in flight at once (a slot
+        /// taken when admitted, given back when the exchange ends).
+        Concurrent = "concurrent",
+    }
+);
+
+str_enum!(
+    /// What one counter of a rule counts (TRF-1): every matching call
+    /// together, or each client IP's, app's, API's or customer's apart.
+    LimitPer {
+        /// One counter for every call the rule matches.
+        All = "all",
+        /// One counter per client IP (as the `client_ip` stage found it).
+        Ip = "ip",
+        /// One counter per app.
+        App = "app",
+        /// One counter per API.
+        Api = "api",
+        /// One counter per customer (the consent token's user); calls
+        /// without a customer are not counted by such a rule.
+        Customer = "customer",
+    }
 );
 
 str_enum!(
@@ -17,34 +49,82 @@ str_enum!(
         Reject = "reject",
         /// Let it through; its access record and the log say which rule it exceeded.
         Alert = "alert",
+        /// Refuse it and pause the app for `pause_secs`: every call of the
+        /// app is refused (429 `APP_PAUSED`) until then; it comes back by
+        /// itself.
+        Pause = "pause",
     }
 );
 
 /// Seconds Asia/Shanghai (UTC+8, no daylight saving) is ahead of UTC.
 pub const SHANGHAI_OFFSET_SECS: i64 = 8 * 3600;
 
+/// Longest pause a `pause` rule may set (30 days).
+pub const PAUSE_MAX_SECS: u64 = 30 * 86_400;
+
 impl LimitWindow {
-    /// Length in seconds.
+    /// Nominal length in seconds (a month: 30 days; concurrency: 0), for
+    /// the `w` of the `RateLimit-Policy` header.
     pub fn secs(self) -> i64 {
         match self {
             LimitWindow::Second => 1,
             LimitWindow::Minute => 60,
             LimitWindow::Day => 86_400,
+            LimitWindow::Month => 30 * 86_400,
+            LimitWindow::Concurrent => 0,
         }
     }
 
     /// The window holding `now` (unix seconds) as `[start, end)`. Seconds and
     /// minutes are aligned to UTC (the same in every zone); a day is the
-    /// calendar day in Asia/Shanghai, 00:00 to 24:00 UTC+8.
+    /// calendar day in Asia/Shanghai, 00:00 to 24:00 UTC+8; a month the
+    /// calendar month there. `Concurrent` is no window: `(now, now)`.
     pub fn bounds(self, now: i64) -> (i64, i64) {
-        let len = self.secs();
-        let shift = match self {
-            LimitWindow::Day => SHANGHAI_OFFSET_SECS,
-            _ => 0,
-        };
-        let start = (now + shift).div_euclid(len) * len - shift;
-        (start, start + len)
+        let s = SHANGHAI_OFFSET_SECS;
+        match self {
+            LimitWindow::Second | LimitWindow::Minute | LimitWindow::Day => {
+                let len = self.secs();
+                let shift = if self == LimitWindow::Day { s } else { 0 };
+                let start = (now + shift).div_euclid(len) * len - shift;
+                (start, start + len)
+            }
+            LimitWindow::Month => {
+                let (y, m, _) = civil_from_days((now + s).div_euclid(86_400));
+                let (ny, nm) = if m == 12 { (y + 1, 1) } else { (y, m + 1) };
+                (
+                    days_from_civil(y, m, 1) * 86_400 - s,
+                    days_from_civil(ny, nm, 1) * 86_400 - s,
+                )
+            }
+            LimitWindow::Concurrent => (now, now),
+        }
     }
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's
+/// algorithm; the Redis script uses the same).
+pub fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// The date (year, month, day) `z` days after 1970-01-01.
+pub fn civil_from_days(z: i64) -> (i64, i64, i64) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400;
+    (if m <= 2 { y + 1 } else { y }, m, d)
 }
 
 /// A flow-control rule (TRF-1).
@@ -58,12 +138,23 @@ pub struct LimitRule {
     pub api_id: Option<String>,
     /// The counting window.
     pub window: LimitWindow,
-    /// Most calls per window.
+    /// Most calls per window (or in flight at once).
     pub max: u64,
     /// What happens to a call over the limit.
     pub action: LimitAction,
+    /// What one counter counts (all matching calls, or per IP, app, API
+    /// or customer).
+    #[serde(default = "default_per")]
+    pub per: LimitPer,
+    /// How long a `pause` rule pauses the app (seconds).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pause_secs: Option<u64>,
     /// When added.
     pub created_at: String,
+}
+
+fn default_per() -> LimitPer {
+    LimitPer::All
 }
 
 impl LimitRule {
@@ -87,13 +178,21 @@ pub struct NewLimitRule {
     /// API_ID, or absent for every API.
     #[serde(default)]
     pub api_id: Option<String>,
-    /// `second`, `minute` or `day` (Asia/Shanghai calendar day).
+    /// `second`, `minute`, `day` or `month` (Asia/Shanghai calendar day
+    /// and month), or `concurrent` (calls in flight at once).
     pub window: LimitWindow,
-    /// Most calls per window, at least 1.
+    /// Most calls per window (or in flight), at least 1.
     pub max: u64,
-    /// `reject` (default) or `alert`.
+    /// `reject` (default), `alert` or `pause`.
     #[serde(default = "default_action")]
     pub action: LimitAction,
+    /// `all` (default: one counter), `ip`, `app`, `api` or `customer`.
+    #[serde(default = "default_per")]
+    pub per: LimitPer,
+    /// Seconds a `pause` rule pauses the app (1 to 30 days); only with
+    /// `pause`.
+    #[serde(default)]
+    pub pause_secs: Option<u64>,
 }
 
 fn default_action() -> LimitAction {
@@ -123,6 +222,27 @@ impl NewLimitRule {
                 format!("must be at most {LIMIT_MAX}"),
             ));
         }
+        match (self.action, self.pause_secs) {
+            (LimitAction::Pause, None) => {
+                return Err(ValidationError::new(
+                    "pause_secs",
+                    "a pause rule needs pause_secs: how long the app is paused",
+                ))
+            }
+            (LimitAction::Pause, Some(p)) if p == 0 || p > PAUSE_MAX_SECS => {
+                return Err(ValidationError::new(
+                    "pause_secs",
+                    format!("must be 1 to {PAUSE_MAX_SECS} seconds"),
+                ))
+            }
+            (LimitAction::Reject | LimitAction::Alert, Some(_)) => {
+                return Err(ValidationError::new(
+                    "pause_secs",
+                    "only a pause rule takes pause_secs",
+                ))
+            }
+            _ => {}
+        }
         Ok(())
     }
 }
@@ -138,6 +258,8 @@ mod tests {
             window: LimitWindow::Minute,
             max,
             action: LimitAction::Reject,
+            per: LimitPer::All,
+            pause_secs: None,
         }
     }
 
@@ -159,10 +281,20 @@ mod tests {
             "api_id"
         );
         // Unknown windows and actions are refused when parsed, naming the field.
-        let e = serde_json::from_str::<NewLimitRule>(r#"{"window":"month","max":1}"#)
+        let e = serde_json::from_str::<NewLimitRule>(r#"{"window":"year","max":1}"#)
             .unwrap_err()
             .to_string();
-        assert!(e.contains("month"), "{e}");
+        assert!(e.contains("year"), "{e}");
+        let mut p = new(None, None, 3);
+        p.action = LimitAction::Pause;
+        assert_eq!(p.validate().unwrap_err().field, "pause_secs");
+        p.pause_secs = Some(60);
+        assert!(p.validate().is_ok());
+        p.pause_secs = Some(PAUSE_MAX_SECS + 1);
+        assert_eq!(p.validate().unwrap_err().field, "pause_secs");
+        p.action = LimitAction::Alert;
+        p.pause_secs = Some(5);
+        assert_eq!(p.validate().unwrap_err().field, "pause_secs");
         let r: NewLimitRule = serde_json::from_str(r#"{"window":"day","max":2}"#).unwrap();
         assert_eq!(r.action, LimitAction::Reject, "reject by default");
     }
@@ -184,6 +316,29 @@ mod tests {
     }
 
     #[test]
+    fn trf_1_the_shanghai_calendar_month() {
+        // 2026-11-30T16:00:00Z is 2026-12-01 00:00 in Shanghai.
+        let dec1 = 1_796_054_400;
+        let (s, e) = LimitWindow::Month.bounds(dec1 - 1);
+        assert_eq!(e, dec1, "November ends at Shanghai midnight");
+        assert_eq!(e - s, 30 * 86_400);
+        let (s, e) = LimitWindow::Month.bounds(dec1);
+        assert_eq!((s, e - s), (dec1, 31 * 86_400));
+        // February of a leap year, and a year's turn.
+        let feb = days_from_civil(2028, 2, 1) * 86_400 - SHANGHAI_OFFSET_SECS;
+        assert_eq!(LimitWindow::Month.bounds(feb + 5), (feb, feb + 29 * 86_400));
+        let (_, e) = LimitWindow::Month.bounds(days_from_civil(2026, 12, 31) * 86_400);
+        assert_eq!(
+            civil_from_days((e + SHANGHAI_OFFSET_SECS) / 86_400),
+            (2027, 1, 1)
+        );
+        for z in [-1000, 0, 59, 365, 11_016, 20_000, 100_000] {
+            let (y, m, d) = civil_from_days(z);
+            assert_eq!(days_from_civil(y, m, d), z);
+        }
+    }
+
+    #[test]
     fn trf_1_a_rule_matches_its_app_and_api_or_any() {
         let mut r = LimitRule {
             id: 1,
@@ -192,6 +347,8 @@ mod tests {
             window: LimitWindow::Second,
             max: 1,
             action: LimitAction::Alert,
+            per: LimitPer::All,
+            pause_secs: None,
             created_at: String::new(),
         };
         assert!(r.matches("a", "x"));

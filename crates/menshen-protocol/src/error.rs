@@ -145,6 +145,15 @@ codes! {
     /// `Retry-After` and `RateLimit` say when the window ends. Nothing was
     /// forwarded.
     RateLimited = ("RATE_LIMITED", 429, "too many calls: the limit for this window is reached; retry after the window ends"),
+    /// The app is paused by a flow-control `pause` rule (TRF-1) until
+    /// `Retry-After` has passed; it comes back by itself. Nothing was
+    /// forwarded.
+    AppPaused = ("APP_PAUSED", 429, "the application is paused by flow control; retry after the pause ends"),
+    /// The shared hot state (Redis) cannot answer, so replay protection,
+    /// one-time tokens or flow-control limits cannot be checked: A2/A3 calls
+    /// (and A1 calls under the `closed` policy) fail closed (issue 12 item
+    /// 7). Nothing was forwarded; retry later with a new nonce.
+    SharedStateUnavailable = ("SHARED_STATE_UNAVAILABLE", 503, "the service cannot check this call right now; it was not forwarded; retry later"),
     /// A query parameter or body field does not match the API's schema
     /// (LVL-5); the body's `pointer` names it. Nothing was forwarded.
     InvalidRequest = ("INVALID_REQUEST", 400, "a parameter or field does not match the API's definition; see pointer"),

@@ -9,9 +9,10 @@
 #![allow(clippy::disallowed_types)]
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
+use menshen_model::LimitWindow;
 
 /// A hot-state backend failed (the in-process one never does).
 #[derive(Debug, thiserror::Error)]
@@ -20,6 +21,81 @@ pub enum HotError {
     /// The backend could not be reached or answered wrongly.
     #[error("hot state unavailable: {0}")]
     Unavailable(String),
+}
+
+/// A nonce to record at admission (INT-4), with the caller's clock as in
+/// [`HotState::insert_nonce`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NonceCheck {
+    /// The app.
+    pub app_id: String,
+    /// The signature's nonce.
+    pub nonce: String,
+    /// Kept until then (unix seconds, the caller's clock).
+    pub expires_at: i64,
+    /// The caller's now.
+    pub now: i64,
+}
+
+/// One flow-control counter a call is checked and counted against (TRF-1).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LimitCheck {
+    /// The counter's key, built by the caller from stable ids only (the
+    /// rule's id and the counted IP, app, API or customer): never a config
+    /// version or a node id, so every node and every snapshot finds the
+    /// same counter.
+    pub key: String,
+    /// A calendar window (the hot state's clock decides which one), or
+    /// `Concurrent` (slots in flight).
+    pub window: LimitWindow,
+    /// Most calls per window (or in flight).
+    pub max: u64,
+    /// Stop at `max` (reject, pause) or count past it (alert).
+    pub bounded: bool,
+    /// When this check refuses the call, pause the app for so long.
+    pub pause_secs: Option<u64>,
+}
+
+/// Everything one call asks of the hot state when it is admitted, done in
+/// one atomic step ([`HotState::admit`]; on Redis one script, one round
+/// trip): record the nonce, look at the app's pause mark, then check every
+/// counter and count the call in all of them, or in none.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Admission {
+    /// The nonce to record first; a replay stops everything else.
+    pub nonce: Option<NonceCheck>,
+    /// The app whose pause mark is looked at (and set by a refusing check
+    /// with `pause_secs`).
+    pub app_id: Option<String>,
+    /// Whether a pause mark of `app_id` refuses the call.
+    pub check_pause: bool,
+    /// The counters.
+    pub checks: Vec<LimitCheck>,
+    /// This call's concurrency slot id (unique per call).
+    pub slot: String,
+    /// How long a slot lives unless given back ([`HotState::release`]):
+    /// the slots of a node that died free themselves.
+    pub slot_ttl_secs: u64,
+}
+
+/// What [`HotState::admit`] found.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Verdict {
+    /// The hot state's clock at the check (unix seconds): Redis `TIME`,
+    /// not the node's.
+    pub now: i64,
+    /// The nonce was already recorded: nothing else was looked at.
+    pub replay: bool,
+    /// The app is paused until then: by an earlier call (`refused` is
+    /// `None`, nothing counted) or by this call's refusal.
+    pub paused_until: Option<i64>,
+    /// The first bounded check at its limit: the call is refused and no
+    /// counter counted it.
+    pub refused: Option<usize>,
+    /// Per check: its count with this call (admitted) or without (refused).
+    pub counts: Vec<u64>,
+    /// Per check: when its window ends (unix seconds; concurrency: 0).
+    pub resets: Vec<i64>,
 }
 
 /// Hot-state operations. Keys are built by callers from stable ids and
@@ -62,6 +138,161 @@ pub trait HotState: Send + Sync + 'static {
         expires_at: i64,
         now: i64,
     ) -> Result<Result<u64, u64>, HotError>;
+
+    /// Admit a call (INT-4 and TRF-1 in one atomic step, see
+    /// [`Admission`]). Windows follow the hot state's own clock (Redis
+    /// `TIME`; in process, the injectable [`Clock`]), a day and a month
+    /// being calendar ones in Asia/Shanghai; a window counter's key lives
+    /// until its window ends, a slot set until its newest slot's TTL ends,
+    /// a pause mark until the pause ends.
+    async fn admit(&self, a: &Admission) -> Result<Verdict, HotError>;
+
+    /// Give back `slot` of every concurrency counter in `keys` (the
+    /// exchange ended). Unknown or expired slots are ignored.
+    async fn release(&self, keys: &[String], slot: &str) -> Result<(), HotError>;
+
+    /// Add `delta` (may be negative; the sum never goes below zero) to the
+    /// sum (`ns`, `key`), created at zero to expire at `expires_at`, unless
+    /// a positive `delta` would take it over `limit`: `Ok(new sum)`, or
+    /// `Err(current sum)` (nothing added). Atomic across concurrent callers
+    /// (RSK-2: a day's sum of amounts, in fen, exact across nodes). A
+    /// backend without it fails: risk rules then fail closed.
+    async fn add_amount(
+        &self,
+        ns: &str,
+        key: &str,
+        delta: i64,
+        limit: Option<u64>,
+        expires_at: i64,
+        now: i64,
+    ) -> Result<Result<u64, u64>, HotError> {
+        let _ = (ns, key, delta, limit, expires_at, now);
+        Err(HotError::Unavailable(
+            "add_amount is not implemented by this hot state".into(),
+        ))
+    }
+}
+
+/// The in-process hot state's time source (unix seconds); injectable so
+/// tests can cross a Shanghai midnight.
+pub type Clock = Arc<dyn Fn() -> i64 + Send + Sync>;
+
+/// The system clock.
+pub fn system_clock() -> Clock {
+    Arc::new(crate::now_unix)
+}
+
+/// Most flow-control entries (window counters, slot sets, pause marks) the
+/// in-process hot state holds; past it a new key is refused (`Unavailable`).
+pub const LIMIT_ENTRIES: usize = 262_144;
+
+/// In-process flow-control state, behind one lock so an admission is
+/// atomic over all its counters.
+#[derive(Default)]
+struct Limits {
+    /// Key -> (window start, count, window end).
+    windows: HashMap<String, (i64, u64, i64)>,
+    /// Key -> slot -> expiry.
+    slots: HashMap<String, HashMap<String, i64>>,
+    /// App -> paused until.
+    pauses: HashMap<String, i64>,
+    next_sweep: i64,
+}
+
+impl Limits {
+    fn sweep(&mut self, now: i64) {
+        if now < self.next_sweep {
+            return;
+        }
+        self.windows.retain(|_, (_, _, end)| *end > now);
+        self.slots.retain(|_, s| {
+            s.retain(|_, exp| *exp > now);
+            !s.is_empty()
+        });
+        self.pauses.retain(|_, until| *until > now);
+        self.next_sweep = now + 10;
+    }
+
+    fn len(&self) -> usize {
+        self.windows.len() + self.slots.len() + self.pauses.len()
+    }
+
+    fn admit(&mut self, a: &Admission, now: i64) -> Result<Verdict, HotError> {
+        self.sweep(now);
+        let mut v = Verdict {
+            now,
+            ..Verdict::default()
+        };
+        if a.check_pause {
+            if let Some(until) = a.app_id.as_ref().and_then(|app| self.pauses.get(app)) {
+                if *until > now {
+                    v.paused_until = Some(*until);
+                    return Ok(v);
+                }
+            }
+        }
+        let mut starts = Vec::with_capacity(a.checks.len());
+        for (i, c) in a.checks.iter().enumerate() {
+            let (cur, start, end) = match c.window {
+                LimitWindow::Concurrent => {
+                    let n = self
+                        .slots
+                        .get(&c.key)
+                        .map_or(0, |s| s.values().filter(|e| **e > now).count());
+                    (n as u64, 0, 0)
+                }
+                w => {
+                    let (start, end) = w.bounds(now);
+                    let n = match self.windows.get(&c.key) {
+                        Some((s, n, _)) if *s == start => *n,
+                        _ => 0,
+                    };
+                    (n, start, end)
+                }
+            };
+            v.counts.push(cur);
+            v.resets.push(end);
+            starts.push(start);
+            if c.bounded && cur >= c.max && v.refused.is_none() {
+                v.refused = Some(i);
+            }
+        }
+        if let Some(i) = v.refused {
+            if let (Some(p), Some(app)) = (a.checks[i].pause_secs, &a.app_id) {
+                let until = now.saturating_add(i64::try_from(p).unwrap_or(i64::MAX));
+                self.pauses.insert(app.clone(), until);
+                v.paused_until = Some(until);
+            }
+            return Ok(v);
+        }
+        let new_keys = a
+            .checks
+            .iter()
+            .filter(|c| !self.windows.contains_key(&c.key) && !self.slots.contains_key(&c.key))
+            .count();
+        if new_keys > 0 && self.len() + new_keys > LIMIT_ENTRIES {
+            return Err(HotError::Unavailable(
+                "in-process flow-control state is full (bounded)".into(),
+            ));
+        }
+        let ttl = i64::try_from(a.slot_ttl_secs).unwrap_or(i64::MAX);
+        for (i, c) in a.checks.iter().enumerate() {
+            v.counts[i] += 1;
+            match c.window {
+                LimitWindow::Concurrent => {
+                    self.slots
+                        .entry(c.key.clone())
+                        .or_default()
+                        .insert(a.slot.clone(), now.saturating_add(ttl));
+                }
+                _ => {
+                    self.windows
+                        .insert(c.key.clone(), (starts[i], v.counts[i], v.resets[i]));
+                }
+            }
+        }
+        Ok(v)
+    }
 }
 
 const SHARDS: usize = 32;
@@ -79,6 +310,8 @@ pub struct MemoryHotState {
     hasher: std::collections::hash_map::RandomState,
     shards: Vec<Mutex<Shard>>,
     kv: Vec<Mutex<KvShard>>,
+    limits: Mutex<Limits>,
+    clock: Clock,
 }
 
 /// Keyed values and counters of one shard.
@@ -165,11 +398,22 @@ impl Default for MemoryHotState {
             kv: (0..SHARDS)
                 .map(|_| Mutex::new(KvShard::default()))
                 .collect(),
+            limits: Mutex::new(Limits::default()),
+            clock: system_clock(),
         }
     }
 }
 
 impl MemoryHotState {
+    /// An in-process hot state whose flow-control windows follow `clock`
+    /// (tests: a Shanghai midnight, a slot's TTL).
+    pub fn with_clock(clock: Clock) -> Self {
+        MemoryHotState {
+            clock,
+            ..MemoryHotState::default()
+        }
+    }
+
     fn fingerprint(&self, app_id: &str, nonce: &str) -> u64 {
         use std::hash::{BuildHasher, Hash, Hasher};
         let mut h = self.hasher.build_hasher();
@@ -303,6 +547,77 @@ impl HotState for MemoryHotState {
         e.value = KvValue::Counter(cur + 1);
         Ok(Ok(cur + 1))
     }
+
+    async fn admit(&self, a: &Admission) -> Result<Verdict, HotError> {
+        if let Some(n) = &a.nonce {
+            if !self
+                .insert_nonce(&n.app_id, &n.nonce, n.expires_at, n.now)
+                .await
+            {
+                return Ok(Verdict {
+                    now: (self.clock)(),
+                    replay: true,
+                    ..Verdict::default()
+                });
+            }
+        }
+        if a.checks.is_empty() && !a.check_pause {
+            return Ok(Verdict {
+                now: (self.clock)(),
+                ..Verdict::default()
+            });
+        }
+        let now = (self.clock)();
+        let mut l = self.limits.lock().unwrap_or_else(|p| p.into_inner());
+        l.admit(a, now)
+    }
+
+    async fn release(&self, keys: &[String], slot: &str) -> Result<(), HotError> {
+        let mut l = self.limits.lock().unwrap_or_else(|p| p.into_inner());
+        for k in keys {
+            if let Some(s) = l.slots.get_mut(k) {
+                s.remove(slot);
+                if s.is_empty() {
+                    l.slots.remove(k);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn add_amount(
+        &self,
+        ns: &str,
+        key: &str,
+        delta: i64,
+        limit: Option<u64>,
+        expires_at: i64,
+        now: i64,
+    ) -> Result<Result<u64, u64>, HotError> {
+        let mut s = self.kv_shard(ns, key, now);
+        let k = (ns.to_string(), key.to_string());
+        s.room_for(&k)?;
+        let e = s.map.entry(k).or_insert(KvEntry {
+            value: KvValue::Counter(0),
+            expires_at,
+        });
+        if e.expires_at <= now {
+            *e = KvEntry {
+                value: KvValue::Counter(0),
+                expires_at,
+            };
+        }
+        let cur = match e.value {
+            KvValue::Counter(c) => c,
+            KvValue::Bytes(_) => 0,
+        };
+        let next = cur.saturating_add_signed(delta);
+        if delta > 0 && limit.is_some_and(|l| next > l) {
+            return Ok(Err(cur));
+        }
+        e.value = KvValue::Counter(next);
+        Ok(Ok(next))
+    }
 }
 
 /// Cases every [`HotState`] implementation must pass: call each from a test
@@ -311,7 +626,8 @@ impl HotState for MemoryHotState {
 // call it: an unexpected error is a failed case, so it unwraps.
 #[allow(clippy::unwrap_used)]
 pub mod conformance {
-    use super::HotState;
+    use super::{Admission, HotState, LimitCheck, NonceCheck};
+    use menshen_model::LimitWindow;
     use std::sync::Arc;
 
     /// Every case below.
@@ -320,6 +636,160 @@ pub mod conformance {
         take_is_single_use_under_concurrency(h.clone()).await;
         incr_stops_at_the_limit_under_concurrency(h.clone()).await;
         namespaces_are_separate(&*h).await;
+        admission_counts_exactly_under_concurrency(h.clone()).await;
+        admission_is_all_or_nothing_and_pauses(&*h).await;
+        concurrency_slots_are_taken_and_given_back(&*h).await;
+    }
+
+    fn check(key: &str, window: LimitWindow, max: u64) -> LimitCheck {
+        LimitCheck {
+            key: key.into(),
+            window,
+            max,
+            bounded: true,
+            pause_secs: None,
+        }
+    }
+
+    /// TRF-1: 50 concurrent admissions against a month limit of 7: exactly
+    /// 7 pass; an alert counter beside it counts exactly the 7 admitted;
+    /// a replayed nonce counts nothing (INT-4).
+    pub async fn admission_counts_exactly_under_concurrency<H: HotState>(h: Arc<H>) {
+        let tasks: Vec<_> = (0..50)
+            .map(|i| {
+                let h = h.clone();
+                tokio::spawn(async move {
+                    let mut alert = check("conf-alert", LimitWindow::Month, 1);
+                    alert.bounded = false;
+                    let a = Admission {
+                        nonce: Some(NonceCheck {
+                            app_id: "conf-app".into(),
+                            nonce: format!("n{i}"),
+                            expires_at: 2_000_000_000,
+                            now: 1_000_000_000,
+                        }),
+                        checks: vec![check("conf-month", LimitWindow::Month, 7), alert],
+                        slot: format!("s{i}"),
+                        slot_ttl_secs: 60,
+                        ..Admission::default()
+                    };
+                    h.admit(&a).await.unwrap()
+                })
+            })
+            .collect();
+        let mut admitted = vec![];
+        for t in tasks {
+            let v = t.await.unwrap();
+            assert!(!v.replay);
+            assert!(
+                v.now > 1_700_000_000,
+                "the hot state's own clock: {}",
+                v.now
+            );
+            let (_, end) = LimitWindow::Month.bounds(v.now);
+            assert_eq!(v.resets[0], end, "the Shanghai month's end");
+            if v.refused.is_none() {
+                admitted.push(v.counts.clone());
+            } else {
+                assert_eq!(v.refused, Some(0));
+                assert_eq!(v.counts[0], 7);
+            }
+        }
+        admitted.sort_unstable();
+        let expect: Vec<Vec<u64>> = (1..=7).map(|n| vec![n, n]).collect();
+        assert_eq!(admitted, expect);
+        let again = Admission {
+            nonce: Some(NonceCheck {
+                app_id: "conf-app".into(),
+                nonce: "n0".into(),
+                expires_at: 2_000_000_000,
+                now: 1_000_000_001,
+            }),
+            checks: vec![check("conf-other", LimitWindow::Month, 7)],
+            slot: "x".into(),
+            slot_ttl_secs: 60,
+            ..Admission::default()
+        };
+        let v = h.admit(&again).await.unwrap();
+        assert!(v.replay);
+        let probe = Admission {
+            checks: vec![check("conf-other", LimitWindow::Month, 7)],
+            slot: "y".into(),
+            slot_ttl_secs: 60,
+            ..Admission::default()
+        };
+        assert_eq!(
+            h.admit(&probe).await.unwrap().counts,
+            [1],
+            "replay counted nothing"
+        );
+    }
+
+    /// TRF-1: a call refused by one counter is counted by none; a pause
+    /// rule's refusal pauses the app, and the pause refuses its next call
+    /// before any counter.
+    pub async fn admission_is_all_or_nothing_and_pauses<H: HotState>(h: &H) {
+        let a = |slot: &str| Admission {
+            app_id: Some("conf-pause-app".into()),
+            check_pause: true,
+            checks: vec![
+                check("conf-wide", LimitWindow::Day, 10),
+                LimitCheck {
+                    pause_secs: Some(120),
+                    ..check("conf-narrow", LimitWindow::Day, 1)
+                },
+            ],
+            slot: slot.into(),
+            slot_ttl_secs: 60,
+            ..Admission::default()
+        };
+        let v = h.admit(&a("1")).await.unwrap();
+        assert_eq!(
+            (v.refused, v.counts.clone(), v.paused_until),
+            (None, vec![1, 1], None)
+        );
+        let v = h.admit(&a("2")).await.unwrap();
+        assert_eq!(v.refused, Some(1));
+        assert_eq!(v.counts, [1, 1], "nothing counted");
+        let until = v.paused_until.expect("paused by this refusal");
+        assert!(
+            (v.now + 119..=v.now + 120).contains(&until),
+            "{until} {}",
+            v.now
+        );
+        let v = h.admit(&a("3")).await.unwrap();
+        assert_eq!((v.refused, v.paused_until), (None, Some(until)));
+        assert!(v.counts.is_empty(), "refused before any counter");
+        // Another app is not paused.
+        let mut b = a("4");
+        b.app_id = Some("conf-other-app".into());
+        b.checks.truncate(1);
+        let v = h.admit(&b).await.unwrap();
+        assert_eq!(
+            (v.refused, v.paused_until, v.counts.clone()),
+            (None, None, vec![2])
+        );
+    }
+
+    /// TRF-1: at most `max` slots in flight; a slot given back is free at
+    /// once.
+    pub async fn concurrency_slots_are_taken_and_given_back<H: HotState>(h: &H) {
+        let a = |slot: &str| Admission {
+            checks: vec![check("conf-cc", LimitWindow::Concurrent, 2)],
+            slot: slot.into(),
+            slot_ttl_secs: 300,
+            ..Admission::default()
+        };
+        assert_eq!(h.admit(&a("s1")).await.unwrap().counts, [1]);
+        assert_eq!(h.admit(&a("s2")).await.unwrap().counts, [2]);
+        let v = h.admit(&a("s3")).await.unwrap();
+        assert_eq!((v.refused, v.counts), (Some(0), vec![2]));
+        h.release(&["conf-cc".to_string()], "s1").await.unwrap();
+        h.release(&["conf-cc".to_string()], "unknown")
+            .await
+            .unwrap();
+        let v = h.admit(&a("s3")).await.unwrap();
+        assert_eq!((v.refused, v.counts), (None, vec![2]));
     }
 
     /// put/get/delete, expiry, replacement.
@@ -439,6 +909,55 @@ mod tests {
         // Once they expire, new keys are taken again.
         assert!(h.put("sess", "fresh", vec![1], 300, 200).await.is_ok());
         assert!(h.incr("uses", "c", None, 300, 200).await.is_ok());
+    }
+
+    /// TRF-1: the daily quota starts again at midnight Asia/Shanghai, and
+    /// a month's at the first of the month there (injected clock); a
+    /// concurrency slot that is never given back frees itself after its TTL.
+    #[tokio::test]
+    async fn trf_1_daily_quota_resets_at_shanghai_midnight_and_slots_expire() {
+        use std::sync::atomic::{AtomicI64, Ordering};
+        // 2026-11-30 23:59:58 in Shanghai (15:59:58Z); December starts in 2 s.
+        let t = Arc::new(AtomicI64::new(1_796_054_398));
+        let t2 = t.clone();
+        let h = MemoryHotState::with_clock(Arc::new(move || t2.load(Ordering::SeqCst)));
+        let check = |key: &str, window, max| LimitCheck {
+            key: key.into(),
+            window,
+            max,
+            bounded: true,
+            pause_secs: None,
+        };
+        let a = Admission {
+            checks: vec![
+                check("d", LimitWindow::Day, 2),
+                check("m", LimitWindow::Month, 3),
+            ],
+            ..Admission::default()
+        };
+        assert_eq!(h.admit(&a).await.unwrap().refused, None);
+        assert_eq!(h.admit(&a).await.unwrap().refused, None);
+        let v = h.admit(&a).await.unwrap();
+        assert_eq!((v.refused, v.resets[0]), (Some(0), 1_796_054_400));
+        t.store(1_796_054_400, Ordering::SeqCst); // 00:00:00 Shanghai
+        let v = h.admit(&a).await.unwrap();
+        assert_eq!(
+            (v.refused, v.counts),
+            (None, vec![1, 1]),
+            "both windows anew"
+        );
+        let cc = Admission {
+            checks: vec![check("c", LimitWindow::Concurrent, 1)],
+            slot: "dead-node".into(),
+            slot_ttl_secs: 30,
+            ..Admission::default()
+        };
+        assert_eq!(h.admit(&cc).await.unwrap().refused, None);
+        let mut other = cc.clone();
+        other.slot = "live".into();
+        assert_eq!(h.admit(&other).await.unwrap().refused, Some(0));
+        t.fetch_add(30, Ordering::SeqCst);
+        assert_eq!(h.admit(&other).await.unwrap().refused, None, "TTL passed");
     }
 
     #[tokio::test]

@@ -28,7 +28,9 @@ use serde::{Deserialize, Serialize};
 
 pub use control::{ControlPlane, CreatedApp, UApiConfig};
 pub use directory::{hash_password, new_consent_id, new_customer_id, verify_password};
-pub use hot::{HotState, MemoryHotState};
+pub use hot::{
+    system_clock, Admission, Clock, HotState, LimitCheck, MemoryHotState, NonceCheck, Verdict,
+};
 pub use redis_hot::{RedisHotConfig, RedisHotError, RedisHotState};
 pub use sqlite::SqliteStore;
 
@@ -339,6 +341,26 @@ pub trait Store: Send + Sync + 'static {
     async fn remove_limit_rule(&self, id: i64) -> Result<(), StoreError>;
     /// All flow-control rules, oldest first.
     async fn list_limit_rules(&self) -> Result<Vec<LimitRule>, StoreError>;
+
+    /// Blacklist (`Add`) or delist (`Remove`) every app of `entries` (TRF-3),
+    /// all or none, in one transaction: `apps.status` becomes `blacklisted`
+    /// (or `active`) and each gets an `app_blacklist_events` row with its
+    /// reason and `actor`; a catalog change. Refused, with `Invalid` or
+    /// `Conflict` naming `entries[i].app_id` (or `.reason`): an empty list,
+    /// an unknown, exited or repeated app, delisting an app that is not
+    /// blacklisted. Listing an app already blacklisted adds the new reason
+    /// to its history. Returns the events written, in order.
+    async fn blacklist_apps(
+        &self,
+        entries: &[menshen_model::BlacklistEntry],
+        action: menshen_model::BlacklistAction,
+        actor: &str,
+    ) -> Result<Vec<menshen_model::BlacklistEvent>, StoreError>;
+    /// The blacklist's history (TRF-3), oldest first, of one app or all.
+    async fn blacklist_history(
+        &self,
+        app_id: Option<&str>,
+    ) -> Result<Vec<menshen_model::BlacklistEvent>, StoreError>;
 
     /// Store an admin token's SHA-256.
     async fn insert_admin_token(

@@ -86,7 +86,9 @@ use async_trait::async_trait;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{Client, FromRedisValue, IntoConnectionInfo, ProtocolVersion, RedisError};
 
-use crate::hot::{HotError, HotState};
+use menshen_model::LimitWindow;
+
+use crate::hot::{Admission, HotError, HotState, Verdict};
 
 /// Where the hot state lives (the node's `[hot_state]` section).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -178,11 +180,167 @@ end
 return {1, n}
 "#;
 
+/// `admit` (TRF-1 with INT-4; issue 12: one atomic script per call, the
+/// time from Redis). KEYS[1] the nonce, KEYS[2] the app's pause mark,
+/// KEYS[3..] the counters. ARGV[1] the nonce's TTL (`-` for no nonce; <= 0
+/// an already expired one, only looked at), ARGV[2] 1 to look at the pause
+/// mark, ARGV[3] 1 if a refusal may set it, ARGV[4] the slot id, ARGV[5]
+/// the slot TTL (s); then per counter: window, max, bounded (1/0), pause
+/// seconds (0: none).
+///
+/// A window counter is `START:COUNT` under a key without the window in it
+/// (stable ids only), so a new window is a new START, and the key expires
+/// at the window's end. A concurrency counter is a sorted set of slot ids
+/// scored by their expiry (ms); expired slots are dropped before counting,
+/// and the key expires with its newest slot. Every counter is read first;
+/// only if no bounded one is at its max are they all counted. Returns
+/// {now, replay, paused_until, refused (1-based, 0 none), counts, resets}.
+const ADMIT_LUA: &str = r#"
+if redis.replicate_commands then redis.replicate_commands() end
+local t = redis.call('TIME')
+local now = tonumber(t[1])
+local now_ms = now * 1000 + math.floor(tonumber(t[2]) / 1000)
+if ARGV[1] ~= '-' then
+  local nttl = tonumber(ARGV[1])
+  if nttl > 0 then
+    if not redis.call('SET', KEYS[1], 1, 'NX', 'EX', nttl) then
+      return {now, 1, 0, 0, {}, {}}
+    end
+  elseif redis.call('EXISTS', KEYS[1]) == 1 then
+    return {now, 1, 0, 0, {}, {}}
+  end
+end
+if ARGV[2] == '1' then
+  local p = tonumber(redis.call('GET', KEYS[2]) or '0')
+  if p and p > now then return {now, 0, p, 0, {}, {}} end
+end
+local SH = 28800
+local function days_from_civil(y, m, d)
+  if m <= 2 then y = y - 1 end
+  local era = math.floor(y / 400)
+  local yoe = y - era * 400
+  local mp = (m + 9) % 12
+  local doy = math.floor((153 * mp + 2) / 5) + d - 1
+  local doe = yoe * 365 + math.floor(yoe / 4) - math.floor(yoe / 100) + doy
+  return era * 146097 + doe - 719468
+end
+local function civil_from_days(z)
+  z = z + 719468
+  local era = math.floor(z / 146097)
+  local doe = z - era * 146097
+  local yoe = math.floor((doe - math.floor(doe / 1460) + math.floor(doe / 36524) - math.floor(doe / 146096)) / 365)
+  local doy = doe - (365 * yoe + math.floor(yoe / 4) - math.floor(yoe / 100))
+  local mp = math.floor((5 * doy + 2) / 153)
+  local m = mp < 10 and mp + 3 or mp - 9
+  local y = yoe + era * 400
+  if m <= 2 then y = y + 1 end
+  return y, m
+end
+local function bounds(w)
+  if w == 'second' then return now, now + 1 end
+  if w == 'minute' then local s = now - now % 60; return s, s + 60 end
+  local l = now + SH
+  if w == 'day' then local s = l - l % 86400 - SH; return s, s + 86400 end
+  local y, m = civil_from_days(math.floor(l / 86400))
+  local ny, nm = y, m + 1
+  if nm == 13 then ny, nm = y + 1, 1 end
+  return days_from_civil(y, m, 1) * 86400 - SH, days_from_civil(ny, nm, 1) * 86400 - SH
+end
+local n = (#ARGV - 5) / 4
+local counts, resets, starts = {}, {}, {}
+local refused = 0
+for i = 1, n do
+  local b = 5 + (i - 1) * 4
+  local w, max, bounded = ARGV[b + 1], tonumber(ARGV[b + 2]), ARGV[b + 3] == '1'
+  local key = KEYS[i + 2]
+  local cur, s, e = 0, 0, 0
+  if w == 'concurrent' then
+    redis.call('ZREMRANGEBYSCORE', key, '-inf', now_ms)
+    cur = redis.call('ZCARD', key)
+  else
+    s, e = bounds(w)
+    local v = redis.call('GET', key)
+    if v then
+      local sep = string.find(v, ':', 1, true)
+      if sep and tonumber(string.sub(v, 1, sep - 1)) == s then
+        cur = tonumber(string.sub(v, sep + 1)) or 0
+      end
+    end
+  end
+  counts[i], resets[i], starts[i] = cur, e, s
+  if bounded and cur >= max and refused == 0 then refused = i end
+end
+if refused > 0 then
+  local ps = tonumber(ARGV[5 + (refused - 1) * 4 + 4])
+  local untl = 0
+  if ps > 0 and ARGV[3] == '1' then
+    untl = now + ps
+    redis.call('SET', KEYS[2], untl, 'EX', ps)
+  end
+  return {now, 0, untl, refused, counts, resets}
+end
+local ttl_ms = tonumber(ARGV[5]) * 1000
+for i = 1, n do
+  local key = KEYS[i + 2]
+  counts[i] = counts[i] + 1
+  if ARGV[5 + (i - 1) * 4 + 1] == 'concurrent' then
+    redis.call('ZADD', key, now_ms + ttl_ms, ARGV[4])
+    redis.call('PEXPIRE', key, ttl_ms)
+  else
+    redis.call('SET', key, string.format('%d:%d', starts[i], counts[i]), 'EX', math.max(resets[i] - now, 1))
+  end
+end
+return {now, 0, 0, 0, counts, resets}
+"#;
+
+/// `add_amount` (RSK-2, a day's sum of amounts): like `INCR_LUA` with a
+/// signed delta in ARGV[5]; the sum never goes below zero, and only a
+/// positive delta is checked against the limit.
+const ADD_LUA: &str = r#"
+local now = tonumber(ARGV[1])
+local exp = tonumber(ARGV[2])
+local limit = tonumber(ARGV[3])
+local ttl = tonumber(ARGV[4])
+local delta = tonumber(ARGV[5])
+local n = 0
+local keep = false
+local cur = redis.call('GET', KEYS[1])
+if cur then
+  local sep = string.find(cur, ':', 2, true)
+  local stored = sep and tonumber(string.sub(cur, 2, sep - 1))
+  if stored and stored > now then
+    exp = stored
+    keep = true
+    if string.sub(cur, 1, 1) == 'c' then
+      n = tonumber(string.sub(cur, sep + 1)) or 0
+    end
+  end
+end
+local nxt = n + delta
+if nxt < 0 then nxt = 0 end
+if delta > 0 and limit >= 0 and nxt > limit then
+  return {0, n}
+end
+local v = string.format('c%d:%d', exp, nxt)
+if keep then
+  redis.call('SET', KEYS[1], v, 'KEEPTTL')
+elseif ttl > 0 then
+  redis.call('SET', KEYS[1], v, 'EX', ttl)
+else
+  redis.call('DEL', KEYS[1])
+end
+return {1, nxt}
+"#;
+
+static ADD_SCRIPT: std::sync::LazyLock<redis::Script> =
+    std::sync::LazyLock::new(|| redis::Script::new(ADD_LUA));
+
 /// Hot state on Redis (see the module doc).
 pub struct RedisHotState {
     conn: ConnectionManager,
     prefix: String,
     incr: redis::Script,
+    admit: redis::Script,
 }
 
 impl std::fmt::Debug for RedisHotState {
@@ -289,6 +447,7 @@ impl RedisHotState {
             conn,
             prefix: cfg.key_prefix.clone(),
             incr: redis::Script::new(INCR_LUA),
+            admit: redis::Script::new(ADMIT_LUA),
         })
     }
 
@@ -300,6 +459,20 @@ impl RedisHotState {
     /// The key of a value or counter.
     pub fn kv_key(&self, ns: &str, key: &str) -> String {
         format!("{}kv:{}:{ns}:{key}", self.prefix, ns.len())
+    }
+
+    /// The key of a flow-control counter (TRF-1): window counters and
+    /// concurrency slot sets apart, the caller's key (stable ids) last.
+    pub fn limit_key(&self, window: LimitWindow, key: &str) -> String {
+        match window {
+            LimitWindow::Concurrent => format!("{}cc:{key}", self.prefix),
+            _ => format!("{}rl:{key}", self.prefix),
+        }
+    }
+
+    /// The key of an app's pause mark (TRF-1 `pause`).
+    pub fn pause_key(&self, app_id: &str) -> String {
+        format!("{}pause:{app_id}", self.prefix)
     }
 
     /// Run a command; once more if it failed because the connection had
@@ -456,6 +629,96 @@ impl HotState for RedisHotState {
             r => r,
         };
         let (ok, n) = r.map_err(|e| unavailable("incr", e))?;
+        let n = u64::try_from(n).unwrap_or(0);
+        Ok(if ok == 1 { Ok(n) } else { Err(n) })
+    }
+
+    async fn admit(&self, a: &Admission) -> Result<Verdict, HotError> {
+        let mut inv = self.admit.prepare_invoke();
+        match &a.nonce {
+            Some(n) => inv
+                .key(self.nonce_key(&n.app_id, &n.nonce))
+                .arg(ttl(n.expires_at, n.now)),
+            None => inv.key(format!("{}nonce:-", self.prefix)).arg("-"),
+        };
+        let app = a.app_id.as_deref().unwrap_or("-");
+        inv.key(self.pause_key(app))
+            .arg(u8::from(a.check_pause && a.app_id.is_some()))
+            .arg(u8::from(a.app_id.is_some()))
+            .arg(&a.slot)
+            .arg(a.slot_ttl_secs.max(1));
+        for c in &a.checks {
+            inv.key(self.limit_key(c.window, &c.key))
+                .arg(c.window.as_str())
+                .arg(c.max.min(1 << 53))
+                .arg(u8::from(c.bounded))
+                .arg(c.pause_secs.unwrap_or(0));
+        }
+        let mut conn = self.conn.clone();
+        type Reply = (i64, i64, i64, i64, Vec<i64>, Vec<i64>);
+        let r: Result<Reply, RedisError> = match inv.invoke_async(&mut conn).await {
+            Err(e) if e.is_connection_dropped() => inv.invoke_async(&mut conn).await,
+            r => r,
+        };
+        let (now, replay, paused, refused, counts, resets) =
+            r.map_err(|e| unavailable("admit", e))?;
+        Ok(Verdict {
+            now,
+            replay: replay == 1,
+            paused_until: (paused > 0).then_some(paused),
+            refused: usize::try_from(refused - 1).ok(),
+            counts: counts
+                .into_iter()
+                .map(|c| u64::try_from(c).unwrap_or(0))
+                .collect(),
+            resets,
+        })
+    }
+
+    async fn release(&self, keys: &[String], slot: &str) -> Result<(), HotError> {
+        if keys.is_empty() {
+            return Ok(());
+        }
+        // One round trip for all of the call's slots.
+        let mut pipe = redis::pipe();
+        for k in keys {
+            pipe.cmd("ZREM")
+                .arg(self.limit_key(LimitWindow::Concurrent, k))
+                .arg(slot)
+                .ignore();
+        }
+        let mut conn = self.conn.clone();
+        let r: Result<(), RedisError> = match pipe.query_async(&mut conn).await {
+            Err(e) if e.is_connection_dropped() => pipe.query_async(&mut conn).await,
+            r => r,
+        };
+        r.map_err(|e| unavailable("release", e))
+    }
+
+    async fn add_amount(
+        &self,
+        ns: &str,
+        key: &str,
+        delta: i64,
+        limit: Option<u64>,
+        expires_at: i64,
+        now: i64,
+    ) -> Result<Result<u64, u64>, HotError> {
+        // Lua numbers are doubles: exact up to 2^53 fen, far above any sum.
+        let limit = limit.map_or(-1, |l| l.min(1 << 53) as i64);
+        let mut inv = ADD_SCRIPT.prepare_invoke();
+        inv.key(self.kv_key(ns, key))
+            .arg(now)
+            .arg(expires_at)
+            .arg(limit)
+            .arg(ttl(expires_at, now))
+            .arg(delta);
+        let mut conn = self.conn.clone();
+        let r: Result<(i64, i64), RedisError> = match inv.invoke_async(&mut conn).await {
+            Err(e) if e.is_connection_dropped() => inv.invoke_async(&mut conn).await,
+            r => r,
+        };
+        let (ok, n) = r.map_err(|e| unavailable("add_amount", e))?;
         let n = u64::try_from(n).unwrap_or(0);
         Ok(if ok == 1 { Ok(n) } else { Err(n) })
     }

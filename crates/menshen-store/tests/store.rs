@@ -272,6 +272,8 @@ async fn trf_1_limit_rules_validated_dumped_removed_and_versions_bump() {
         window: LimitWindow::Minute,
         max,
         action: LimitAction::Reject,
+        per: menshen_model::LimitPer::All,
+        pause_secs: None,
     };
     let v0 = cp.store.version().await.unwrap();
     let rx = cp.store.subscribe();

@@ -84,6 +84,12 @@ pub const RUNNING_MARKER: &str = "node.running";
 impl Node {
     /// Start gateway and admin API.
     pub async fn start(cfg: Config) -> anyhow::Result<Node> {
+        Self::start_with(cfg, None).await
+    }
+
+    /// [`Node::start`] on a given hot state instead of the one `[hot_state]`
+    /// names (tests: an in-process one on an injected clock, TRF-1).
+    pub async fn start_with(cfg: Config, hot: Option<Arc<dyn HotState>>) -> anyhow::Result<Node> {
         // ADM-1: before anything is created or bound.
         if cfg.admin.check_exposure()? {
             tracing::warn!(
@@ -123,7 +129,10 @@ impl Node {
             .await
             .with_context(|| format!("admin.listen: cannot bind {}", cfg.admin.listen))?;
         let admin_addr = admin_listener.local_addr()?;
-        let hot = hot_state(&cfg).await?;
+        let hot = match hot {
+            Some(h) => h,
+            None => hot_state(&cfg).await?,
+        };
         let authorizer = Arc::new(authorizer::OAuthAuthorizer::default());
         // INT-4 after a crash: A1 records (and so their nonces) may not have
         // reached the disk, and an unreadable log seeds nothing. After an

@@ -14,11 +14,15 @@
 //!    system paths ([`shell::traversal`]); shell metacharacters followed by a
 //!    command ([`shell::command`]); then libinjection's SQL and HTML5
 //!    tokenizers (`libinjectionrs`).
-//! 3. A string with none of the characters those attacks need (letters,
-//!    digits, CJK, and `.`, `_`, `:`, `@` only, no spaces) skips the
-//!    libinjection step: identifiers, amounts, dates and single words are
-//!    most parameters, and this keeps screening off the A1 hot path's
-//!    budget.
+//! 3. Prefilters keep libinjection off text that cannot carry what it
+//!    looks for: a string of letters, digits, CJK and `.`, `_`, `:`, `@`
+//!    only is done after step 2's traversal check; the SQL tokenizer runs
+//!    only on a string with SQL punctuation (quotes, comment and statement
+//!    characters, operators, parentheses) or an SQL keyword as a word
+//!    (`union`, `select`, `or`, `sleep`, ...); the HTML tokenizer only on one
+//!    with `<`, `>`, `=` or a quote. Identifiers, amounts, dates, names and
+//!    most free text skip both: this is what keeps screening within the A1
+//!    hot path's budget (`tests/screening_cost.rs`).
 //!
 //! # Why `libinjectionrs`
 //! libinjection (the detector inside ModSecurity and many WAFs) classifies
@@ -137,32 +141,102 @@ fn scan_decoded(s: &str) -> Option<AttackClass> {
     }
     let b = s.as_bytes();
     // A panic in the detector is a finding: fail closed, never crash.
-    let sqli =
-        std::panic::catch_unwind(|| libinjectionrs::detect_sqli(b).is_injection()).unwrap_or(true);
-    if sqli {
-        return Some(AttackClass::Sqli);
+    if b.iter().any(|c| SQL_META.contains(c)) || has_sql_keyword(b) {
+        let sqli = std::panic::catch_unwind(|| libinjectionrs::detect_sqli(b).is_injection())
+            .unwrap_or(true);
+        if sqli {
+            return Some(AttackClass::Sqli);
+        }
     }
-    let xss =
-        std::panic::catch_unwind(|| libinjectionrs::detect_xss(b).is_injection()).unwrap_or(true);
-    if xss {
-        return Some(AttackClass::Xss);
+    if b.iter().any(|c| HTML_META.contains(c)) {
+        let xss = std::panic::catch_unwind(|| libinjectionrs::detect_xss(b).is_injection())
+            .unwrap_or(true);
+        if xss {
+            return Some(AttackClass::Xss);
+        }
     }
     None
+}
+
+/// Characters an SQL injection needs one of unless it is made of keywords
+/// alone (quotes, comments, statement and expression punctuation).
+const SQL_META: &[u8] = b"'\"`;#()=<>|&*/\\-+!~^%,";
+
+/// Characters an HTML or attribute injection needs one of (a tag, an
+/// attribute value, a quote to leave one).
+const HTML_META: &[u8] = b"<>='\"`";
+
+/// SQL words that can make an injection without punctuation
+/// (`1 union select 1`, `1 or 1`), compared in ASCII lower case.
+const SQL_KEYWORDS: &[&[u8]] = &[
+    b"and",
+    b"benchmark",
+    b"case",
+    b"cast",
+    b"char",
+    b"concat",
+    b"convert",
+    b"declare",
+    b"delete",
+    b"drop",
+    b"exec",
+    b"execute",
+    b"from",
+    b"group",
+    b"having",
+    b"insert",
+    b"into",
+    b"like",
+    b"limit",
+    b"not",
+    b"null",
+    b"or",
+    b"order",
+    b"select",
+    b"sleep",
+    b"union",
+    b"update",
+    b"waitfor",
+    b"when",
+    b"where",
+    b"xor",
+];
+
+/// Whether an ASCII word of `b` is one of [`SQL_KEYWORDS`].
+fn has_sql_keyword(b: &[u8]) -> bool {
+    let mut i = 0;
+    while i < b.len() {
+        if !b[i].is_ascii_alphabetic() {
+            i += 1;
+            continue;
+        }
+        let start = i;
+        while i < b.len() && (b[i].is_ascii_alphanumeric() || b[i] == b'_') {
+            i += 1;
+        }
+        let w = &b[start..i];
+        if w.len() <= 9 && SQL_KEYWORDS.iter().any(|k| k.eq_ignore_ascii_case(w)) {
+            return true;
+        }
+    }
+    false
 }
 
 /// A `javascript:`, `vbscript:` or `data:text/html` URL (spaces and case
 /// ignored): harmless as text, script when a page puts it in a link, and
 /// outside libinjection's HTML contexts.
 fn script_url(s: &str) -> bool {
-    let head: String = s
-        .chars()
-        .filter(|c| !c.is_whitespace())
-        .take(14)
-        .collect::<String>()
-        .to_ascii_lowercase();
-    head.starts_with("javascript:")
-        || head.starts_with("vbscript:")
-        || head.starts_with("data:text/html")
+    let mut it = s.bytes().filter(|b| !b.is_ascii_whitespace());
+    let mut head = [0u8; 14];
+    let mut n = 0;
+    for b in it.by_ref().take(14) {
+        head[n] = b.to_ascii_lowercase();
+        n += 1;
+    }
+    let head = &head[..n];
+    head.starts_with(b"javascript:")
+        || head.starts_with(b"vbscript:")
+        || head.starts_with(b"data:text/html")
 }
 
 #[cfg(test)]

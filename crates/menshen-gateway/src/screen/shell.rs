@@ -22,12 +22,17 @@ const SYSTEM_PATHS: &[&str] = &[
 /// next to one), a well-known system path, or a NUL or other control
 /// character (tab, CR and LF excepted).
 pub fn traversal(s: &str) -> bool {
-    if s.chars()
-        .any(|c| c.is_control() && !matches!(c, '\t' | '\r' | '\n'))
-    {
+    let b = s.as_bytes();
+    // C0 controls but tab, CR and LF; DEL; C1 controls (U+0080..U+009F,
+    // `C2 80`..`C2 9F` in UTF-8).
+    let control = b.iter().enumerate().any(|(i, &c)| {
+        (c < 0x20 && !matches!(c, b'\t' | b'\r' | b'\n'))
+            || c == 0x7f
+            || (c == 0xc2 && b.get(i + 1).is_some_and(|n| (0x80..=0x9f).contains(n)))
+    });
+    if control {
         return true;
     }
-    let b = s.as_bytes();
     let sep = |c: Option<&u8>| matches!(c, Some(b'/' | b'\\'));
     let mut i = 0;
     while let Some(p) = memchr::memmem::find(&b[i..], b"..") {

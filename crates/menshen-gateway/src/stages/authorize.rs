@@ -7,7 +7,6 @@ use menshen_model::{AppKind, Integration, Level};
 use menshen_protocol::ErrorCode;
 
 use super::authenticate::Authenticated;
-use super::replay::NonceSpent;
 use super::route::Routed;
 use crate::GatewayError;
 
@@ -20,13 +19,11 @@ pub struct Authorized {
     _sealed: PhantomData<()>,
 }
 
-/// Check grant and client kind. Needs the route, the authenticated app and
-/// the spent nonce: a replayed request is never authorized.
-pub fn on_request(
-    routed: &Routed,
-    auth: &Authenticated,
-    _nonce: &NonceSpent,
-) -> Result<Authorized, GatewayError> {
+/// Check grant and client kind. Needs the route and the authenticated app;
+/// runs before the nonce is recorded (`replay`, with `limits`), so a call
+/// the app may not make spends neither its nonce nor any quota, and a
+/// replay of it is refused here again.
+pub fn on_request(routed: &Routed, auth: &Authenticated) -> Result<Authorized, GatewayError> {
     let (app, api) = (&auth.app, &routed.api);
     if app.app.kind == AppKind::Mobile
         && (api.api.level != Level::A1

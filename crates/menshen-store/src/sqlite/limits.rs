@@ -30,14 +30,16 @@ pub(super) fn add(tx: &Transaction<'_>, rule: NewLimitRule) -> Result<LimitRule,
     }
     let created_at = now_rfc3339();
     tx.execute(
-        "INSERT INTO limit_rules (app_id, api_id, time_window, max_calls, action, created_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        "INSERT INTO limit_rules (app_id, api_id, time_window, max_calls, action, per, pause_secs, created_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
         params![
             rule.app_id,
             rule.api_id,
             rule.window.as_str(),
             rule.max as i64,
             rule.action.as_str(),
+            rule.per.as_str(),
+            rule.pause_secs.map(|p| p as i64),
             created_at
         ],
     )?;
@@ -48,6 +50,8 @@ pub(super) fn add(tx: &Transaction<'_>, rule: NewLimitRule) -> Result<LimitRule,
         window: rule.window,
         max: rule.max,
         action: rule.action,
+        per: rule.per,
+        pause_secs: rule.pause_secs,
         created_at,
     })
 }

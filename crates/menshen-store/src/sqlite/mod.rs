@@ -14,6 +14,7 @@
 
 mod apis;
 mod audit;
+mod blacklist;
 mod catalog;
 mod consents;
 mod customers;
@@ -353,6 +354,26 @@ impl Store for SqliteStore {
 
     async fn list_limit_rules(&self) -> Result<Vec<LimitRule>, StoreError> {
         self.read(limits::list).await
+    }
+
+    async fn blacklist_apps(
+        &self,
+        entries: &[menshen_model::BlacklistEntry],
+        action: menshen_model::BlacklistAction,
+        actor: &str,
+    ) -> Result<Vec<menshen_model::BlacklistEvent>, StoreError> {
+        let (entries, actor) = (entries.to_vec(), actor.to_string());
+        self.write(move |tx| blacklist::apply(tx, &entries, action, &actor))
+            .await
+    }
+
+    async fn blacklist_history(
+        &self,
+        app_id: Option<&str>,
+    ) -> Result<Vec<menshen_model::BlacklistEvent>, StoreError> {
+        let app_id = app_id.map(str::to_string);
+        self.read(move |c| blacklist::history(c, app_id.as_deref()))
+            .await
     }
 
     async fn insert_admin_token(

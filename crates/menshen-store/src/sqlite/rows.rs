@@ -2,7 +2,7 @@
 
 use menshen_model::{
     Api, App, AppKind, AppStatus, CredentialKind, Grant, Integration, IpAction, IpRule, Level,
-    Lifecycle, LimitAction, LimitRule, LimitWindow, Method,
+    Lifecycle, LimitAction, LimitPer, LimitRule, LimitWindow, Method,
 };
 use rusqlite::Row;
 
@@ -111,6 +111,11 @@ pub(super) fn limit_from(r: &Row<'_>) -> rusqlite::Result<LimitRule> {
         window: LimitWindow::parse(&window).ok_or_else(|| bad_row("time_window"))?,
         max: u64::try_from(max).map_err(|_| bad_row("max_calls"))?,
         action: LimitAction::parse(&action).ok_or_else(|| bad_row("action"))?,
+        per: LimitPer::parse(&r.get::<_, String>("per")?).ok_or_else(|| bad_row("per"))?,
+        pause_secs: r
+            .get::<_, Option<i64>>("pause_secs")?
+            .map(|p| u64::try_from(p).map_err(|_| bad_row("pause_secs")))
+            .transpose()?,
         created_at: r.get("created_at")?,
     })
 }

@@ -246,6 +246,34 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX app_blacklist_events_app ON app_blacklist_events(app_id);
     "#,
+    // 10: flow control complete (TRF-1, issue 12 item 4): month windows and
+    // concurrency limits, the pause action (with its duration), and what a
+    // counter counts (`per`: all calls, or per client IP, app, API or
+    // customer). SQLite cannot change a CHECK, so the table is rebuilt with
+    // its rows and ids; the AUTOINCREMENT high-water mark is carried over,
+    // so a removed rule's id (and its counters' keys) is never reused.
+    r#"
+    CREATE TABLE limit_rules_v10 (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        app_id TEXT REFERENCES apps(app_id),
+        api_id TEXT REFERENCES apis(api_id),
+        time_window TEXT NOT NULL
+            CHECK (time_window IN ('second','minute','day','month','concurrent')),
+        max_calls INTEGER NOT NULL CHECK (max_calls >= 1),
+        action TEXT NOT NULL CHECK (action IN ('reject','alert','pause')),
+        per TEXT NOT NULL DEFAULT 'all'
+            CHECK (per IN ('all','ip','app','api','customer')),
+        pause_secs INTEGER CHECK (pause_secs IS NULL OR pause_secs >= 1),
+        created_at TEXT NOT NULL
+    );
+    INSERT INTO limit_rules_v10 (id, app_id, api_id, time_window, max_calls, action, created_at)
+        SELECT id, app_id, api_id, time_window, max_calls, action, created_at FROM limit_rules;
+    DELETE FROM sqlite_sequence WHERE name = 'limit_rules_v10';
+    INSERT INTO sqlite_sequence (name, seq)
+        SELECT 'limit_rules_v10', seq FROM sqlite_sequence WHERE name = 'limit_rules';
+    DROP TABLE limit_rules;
+    ALTER TABLE limit_rules_v10 RENAME TO limit_rules;
+    "#,
 ];
 
 /// Migration 6 makes live fingerprints unique ([`MIGRATIONS`]).
@@ -328,6 +356,42 @@ fn resolve_duplicate_bindings(tx: &Transaction<'_>) -> Result<(), StoreError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Migration 10 (TRF-1) keeps the rules and their ids, and a removed
+    /// rule's id is still never reused (its counters are keyed by it).
+    #[test]
+    fn trf_1_migration_10_keeps_rules_ids_and_the_id_high_water_mark() {
+        let mut c = Connection::open_in_memory().unwrap();
+        migrate_to(&mut c, 9).unwrap();
+        c.execute_batch(
+            "INSERT INTO limit_rules (time_window, max_calls, action, created_at) VALUES
+               ('minute', 5, 'reject', 't'), ('day', 9, 'alert', 't'), ('second', 1, 'reject', 't');
+             DELETE FROM limit_rules WHERE id = 3;",
+        )
+        .unwrap();
+        migrate(&mut c).unwrap();
+        let rows: Vec<(i64, String, String, Option<i64>)> = c
+            .prepare("SELECT id, time_window, per, pause_secs FROM limit_rules ORDER BY id")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap();
+        assert_eq!(
+            rows,
+            [
+                (1, "minute".into(), "all".into(), None),
+                (2, "day".into(), "all".into(), None)
+            ]
+        );
+        c.execute(
+            "INSERT INTO limit_rules (time_window, max_calls, action, per, pause_secs, created_at)
+             VALUES ('month', 3, 'pause', 'customer', 60, 't')",
+            [],
+        )
+        .unwrap();
+        assert_eq!(c.last_insert_rowid(), 4, "id 3 is not reused");
+    }
 
     /// A database written before migration 6 may hold one certificate bound
     /// to two apps (AUTH-1, KEY-4): migrating keeps the earliest binding,

@@ -126,6 +126,41 @@ pub async fn app(cmd: AppCmd, conn: AdminConn) -> anyhow::Result<()> {
             &c.call("POST", &format!("/v1/apps/{app_id}/resume"), None)
                 .await?,
         ),
+        AppCmd::Blacklist { app_id, reason } => print_json(
+            &c.call(
+                "POST",
+                &format!("/v1/apps/{app_id}/blacklist"),
+                Some(json!({ "reason": reason })),
+            )
+            .await?,
+        ),
+        AppCmd::Unblacklist { app_id, reason } => print_json(
+            &c.call(
+                "POST",
+                &format!("/v1/apps/{app_id}/unblacklist"),
+                Some(json!({ "reason": reason })),
+            )
+            .await?,
+        ),
+        AppCmd::BlacklistImport { file } => {
+            let body =
+                std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
+            let json = file
+                .extension()
+                .is_some_and(|e| e.eq_ignore_ascii_case("json"));
+            let ct = if json { "application/json" } else { "text/csv" };
+            print_json(
+                &c.call_raw("POST", "/v1/blacklist/import", Some((ct, body.into())))
+                    .await?,
+            )
+        }
+        AppCmd::BlacklistHistory { app_id } => {
+            let path = match app_id {
+                Some(a) => format!("/v1/apps/{a}/blacklist"),
+                None => "/v1/blacklist".to_string(),
+            };
+            print_json(&c.call("GET", &path, None).await?)
+        }
         AppCmd::RedirectUris {
             app_id,
             uris,

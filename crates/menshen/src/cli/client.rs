@@ -57,6 +57,17 @@ impl AdminClient {
         path: &str,
         body: Option<Value>,
     ) -> anyhow::Result<Value> {
+        let raw = body.map(|v| ("application/json", Bytes::from(v.to_string())));
+        self.call_raw(method, path, raw).await
+    }
+
+    /// [`AdminClient::call`] with a body of any content type (a CSV import).
+    pub async fn call_raw(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<(&str, Bytes)>,
+    ) -> anyhow::Result<Value> {
         let mut b = Request::builder()
             .method(method)
             .uri(format!("{}{}", self.base, path))
@@ -64,10 +75,10 @@ impl AdminClient {
                 http::header::AUTHORIZATION,
                 HeaderValue::from_str(&format!("Bearer {}", self.token.as_str()))?,
             );
-        if body.is_some() {
-            b = b.header(http::header::CONTENT_TYPE, "application/json");
+        if let Some((content_type, _)) = &body {
+            b = b.header(http::header::CONTENT_TYPE, *content_type);
         }
-        let req = b.body(Bytes::from(body.map(|v| v.to_string()).unwrap_or_default()))?;
+        let req = b.body(body.map(|(_, b)| b).unwrap_or_default())?;
         let resp = menshen_sdk::send(&self.http, req)
             .await
             .with_context(|| format!("cannot reach the admin API at {}", self.base))?;

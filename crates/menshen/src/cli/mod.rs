@@ -273,6 +273,32 @@ pub enum AppCmd {
         /// App_ID.
         app_id: String,
     },
+    /// Blacklist an app (TRF-3): every call refused like a suspension; the reason is kept in its history.
+    Blacklist {
+        /// App_ID.
+        app_id: String,
+        /// Why (risk control's record).
+        #[arg(long)]
+        reason: String,
+    },
+    /// Take an app off the blacklist (it is active again); the reason is kept in its history.
+    Unblacklist {
+        /// App_ID.
+        app_id: String,
+        /// Why.
+        #[arg(long)]
+        reason: String,
+    },
+    /// Blacklist many apps from a file: CSV lines `app_id,reason` (optional header), or a JSON array of {"app_id","reason"}; all or nothing, the bad line named.
+    BlacklistImport {
+        /// The CSV or JSON file (`.json`: JSON; anything else: CSV).
+        file: PathBuf,
+    },
+    /// The blacklist history of one app, or (without APP_ID) the apps blacklisted now and the whole history.
+    BlacklistHistory {
+        /// App_ID.
+        app_id: Option<String>,
+    },
     /// Register a public key (PEM SubjectPublicKeyInfo); its algorithm is fixed from then on.
     KeyAdd {
         /// App_ID.
@@ -521,7 +547,7 @@ pub enum GrantCmd {
 /// `menshen limit ...`
 #[derive(Subcommand, Debug)]
 pub enum LimitCmd {
-    /// Add a rule: at most MAX calls per window; every matching call counts.
+    /// Add a rule: at most MAX calls per window (or --concurrent N in flight); every matching call counts.
     Set {
         /// App_ID whose calls count (omit: every app's).
         #[arg(long)]
@@ -529,15 +555,28 @@ pub enum LimitCmd {
         /// API_ID whose calls count (omit: every API's).
         #[arg(long)]
         api: Option<String>,
-        /// second, minute or day (the calendar day in Asia/Shanghai).
-        #[arg(long, value_parser = ["second", "minute", "day"])]
-        window: String,
+        /// second, minute, day or month (day and month: the Asia/Shanghai calendar).
+        #[arg(long, value_parser = ["second", "minute", "day", "month"], required_unless_present = "concurrent", conflicts_with = "concurrent")]
+        window: Option<String>,
         /// Most calls per window (at least 1).
+        #[arg(
+            long,
+            required_unless_present = "concurrent",
+            conflicts_with = "concurrent"
+        )]
+        max: Option<u64>,
+        /// Instead of a window: at most N calls in flight at once.
         #[arg(long)]
-        max: u64,
-        /// reject (429 RATE_LIMITED) or alert (let through, recorded).
-        #[arg(long, default_value = "reject", value_parser = ["reject", "alert"])]
+        concurrent: Option<u64>,
+        /// One counter for all matching calls (all), or one per client ip, app, api or customer (the consent token's user).
+        #[arg(long, default_value = "all", value_parser = ["all", "ip", "app", "api", "customer"])]
+        per: String,
+        /// reject (429 RATE_LIMITED), alert (let through, recorded) or pause (refuse and pause the app for --pause-secs).
+        #[arg(long, default_value = "reject", value_parser = ["reject", "alert", "pause"])]
         action: String,
+        /// How long a pause rule pauses the app (seconds).
+        #[arg(long)]
+        pause_secs: Option<u64>,
     },
     /// List rules.
     List,

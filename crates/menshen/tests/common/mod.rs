@@ -153,6 +153,10 @@ pub struct HarnessOptions {
     pub prepare: Option<fn(&std::path::Path)>,
     /// Adjusts the gateway settings before the node starts.
     pub tune: Option<fn(&mut GatewayConfig)>,
+    /// `[hot_state] url` (a test's own redis-server).
+    pub hot_state_url: Option<String>,
+    /// The node's hot state instead (an injected clock, TRF-1).
+    pub hot: Option<Arc<dyn menshen_store::HotState>>,
     /// Named upstreams of the node's config (TRF-2).
     pub upstreams:
         std::collections::BTreeMap<String, menshen_gateway::upstream::config::UpstreamConfig>,
@@ -170,6 +174,8 @@ impl Default for HarnessOptions {
             dir: None,
             prepare: None,
             tune: None,
+            hot_state_url: None,
+            hot: None,
             upstreams: Default::default(),
         }
     }
@@ -284,9 +290,12 @@ impl Harness {
             },
             audit: AuditSection::default(),
             oauth: Default::default(),
-            hot_state: Default::default(),
+            hot_state: menshen::config::HotStateSection {
+                url: o.hot_state_url.clone(),
+                ..Default::default()
+            },
         };
-        let node = Node::start(cfg.clone()).await.unwrap();
+        let node = Node::start_with(cfg.clone(), o.hot.clone()).await.unwrap();
         let admin_token = menshen_admin::create_admin_token(node.cp.store.as_ref(), "test")
             .await
             .unwrap();
