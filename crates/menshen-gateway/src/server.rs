@@ -286,7 +286,9 @@ impl Gateway {
         )];
         // MON-1: the statistics' windows advance every second.
         tasks.push(crate::metrics::spawn_ticker(state.metrics.clone(), rx.clone()));
-        // TRF-2: active health checks of the named upstreams' targets.
+        // TRF-2: active health checks of the named upstreams' targets; the
+        // breakers count their events (MON-1).
+        state.upstream.named.report_to(&state.metrics);
         tasks.extend(
             state
                 .upstream
