@@ -549,11 +549,24 @@ async fn trf_2_fallback_answer_while_the_upstream_is_down() {
     assert_eq!(b.calls(), before + 1);
 }
 
-/// An API may not name an upstream with a malformed name (single-URL
-/// APIs keep the direct path: every other test file uses them).
+/// An API may not name an upstream with a malformed name; one naming an
+/// upstream this node does not define is answered 502 and recorded with
+/// the reason (single-URL APIs keep the direct path: every other test file
+/// uses them).
 #[tokio::test]
 async fn trf_2_a_malformed_upstream_name_is_refused() {
-    let (h, _c) = node(vec![], &[]).await;
+    let (h, c) = node(vec![], &[("ghost", "GET", "/v1/ghost", "nowhere", None)]).await;
+    let r = c.call("GET", "/v1/ghost", None).await.unwrap();
+    let e = r.error().unwrap();
+    assert_eq!((r.status, e.code.as_str()), (502, "UPSTREAM_UNAVAILABLE"));
+    let rec = h.record(&e.txn_id).await;
+    assert!(
+        rec.reason
+            .as_deref()
+            .is_some_and(|x| x.contains("upstream://nowhere")),
+        "{:?}",
+        rec.reason
+    );
     let (s, v) = h
         .admin(
             "POST",

@@ -347,6 +347,8 @@ async fn call_named(
     up: &UpstreamClient,
 ) -> Result<Named, GatewayError> {
     let Some(u) = up.named.get(name) else {
+        // A configuration error of this node: loud, whatever the client did.
+        tracing::error!(api_id = %api.api.api_id, upstream = name, "the API names an upstream this node's [gateway.upstreams] does not define");
         return Err(GatewayError::UpstreamUnreachable(format!(
             "the API names upstream://{name}, which this node's [gateway.upstreams] does not define"
         )));
