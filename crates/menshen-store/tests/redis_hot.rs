@@ -323,6 +323,79 @@ async fn int_4_one_round_trip_per_nonce_and_per_counter_step() {
     assert_eq!(from_client, vec![("evalsha".into(), 1)], "{seen:?}");
 }
 
+/// Issue 12 item 3 ("one Redis round trip per call for nonce + limits"):
+/// a call's admission (its nonce, its app's pause mark and three counters,
+/// one of them a concurrency slot) is ONE client command, an `EVALSHA`;
+/// giving the slot back is one more (a pipelined `ZREM`), only for calls
+/// that hold slots.
+#[tokio::test]
+async fn trf_1_one_round_trip_per_call_for_nonce_and_limits() {
+    use menshen_model::LimitWindow;
+    use menshen_store::{Admission, LimitCheck, NonceCheck};
+    let Some(srv) = redis() else { return };
+    let h = RedisHotState::connect(&srv.config("menshen:"))
+        .await
+        .unwrap();
+    let mut admin = srv.admin().await;
+    let t = now();
+    let check = |key: &str, window| LimitCheck {
+        key: key.into(),
+        window,
+        max: 100,
+        bounded: true,
+        pause_secs: Some(60),
+    };
+    let call = |n: &str| Admission {
+        nonce: Some(NonceCheck {
+            app_id: "app1".into(),
+            nonce: n.into(),
+            expires_at: t + 300,
+            now: t,
+        }),
+        app_id: Some("app1".into()),
+        check_pause: true,
+        checks: vec![
+            check("1", LimitWindow::Minute),
+            check("2:app:app1", LimitWindow::Day),
+            check("3", LimitWindow::Concurrent),
+        ],
+        slot: format!("T{n}"),
+        slot_ttl_secs: 35,
+    };
+    // Load the script once.
+    h.admit(&call("warm")).await.unwrap();
+    let reset = || redis::cmd("CONFIG").arg("RESETSTAT").to_owned();
+    reset().query_async::<()>(&mut admin).await.unwrap();
+    let v = h.admit(&call("n1")).await.unwrap();
+    assert_eq!(
+        (v.replay, v.refused, v.counts.clone()),
+        (false, None, vec![2, 2, 2])
+    );
+    // commandstats also counts what the script ran inside Redis (no round
+    // trip); the client sent one EVALSHA.
+    let inside = [
+        "get",
+        "set",
+        "del",
+        "time",
+        "zadd",
+        "zcard",
+        "zremrangebyscore",
+        "pexpire",
+        "exists",
+    ];
+    let seen = commands_seen(&mut admin).await;
+    let from_client: Vec<_> = seen
+        .iter()
+        .filter(|(name, _)| !inside.contains(&name.as_str()))
+        .cloned()
+        .collect();
+    assert_eq!(from_client, vec![("evalsha".into(), 1)], "{seen:?}");
+    reset().query_async::<()>(&mut admin).await.unwrap();
+    h.release(&["3".to_string()], "Tn1").await.unwrap();
+    assert_eq!(commands_seen(&mut admin).await, vec![("zrem".into(), 1)]);
+}
+
 /// DEP-2: the server drops every client connection (`CLIENT KILL TYPE
 /// normal`): the next call works, on the replaced connection.
 #[tokio::test]
