@@ -35,7 +35,11 @@
 //! `{prefix}kv:{len(ns)}:{ns}:{key}`: stable ids and the caller's keys
 //! (ids and hashes of secrets, never a secret), never a node id or a config
 //! version, so every node computes the same key. The length prefix keeps
-//! `("ab","c")` and `("a","bc")` apart. Default prefix `menshen:`.
+//! `("ab","c")` and `("a","bc")` apart. Flow control (TRF-1):
+//! `{prefix}rl:{key}` (a window counter, `START:COUNT`, expiring at the
+//! window's end), `{prefix}cc:{key}` (a concurrency slot set, expiring with
+//! its newest slot) and `{prefix}pause:{app_id}`, where `key` is the
+//! gateway's `{rule_id}[:ip|app|api|cu:{id}]`. Default prefix `menshen:`.
 //!
 //! # Time and TTLs
 //! The trait's contract is that time is the caller's `now`. So:
@@ -49,6 +53,12 @@
 //!   caller's `now` (and the conformance cases run on a synthetic clock).
 //!   Redis `TIME` is not used for the same reason.
 //!
+//! Flow control is the exception, by design (issue 12: "the time from Redis,
+//! not the nodes' clocks"): [`HotState::admit`]'s script reads Redis `TIME`
+//! for its windows (second, minute, Shanghai day and month), its slots' and
+//! pause marks' expiry, so a limit's windows are the same for every node
+//! whatever their clocks. Only the nonce inside it keeps the caller's TTL.
+//!
 //! Consequence for a cluster: the nodes' clocks must be NTP-synchronised
 //! (they must be anyway for the signature timestamp window, INT-4). A node
 //! whose clock is `s` seconds off sees entries live `s` seconds too long
@@ -61,12 +71,14 @@
 //! EX`; `get` one `GET`; `take` and `delete` one `GETDEL` (atomic: of
 //! concurrent takers on any nodes exactly one gets the value); `incr` one
 //! `EVALSHA` of a Lua script that reads, checks the limit and the expiry and
-//! writes atomically. So a signed (A1) call costs one round trip for its
-//! nonce, plus one per flow-control rule that matches it (TRF-1, the
-//! gateway's `limits` stage, one `incr` each). The combined "nonce + limits
-//! in one script" of issue 12 is not built yet; the counters' script here
-//! is where it will go. `tests/redis_hot.rs` counts the commands the
-//! server saw for one `insert_nonce` (`INFO commandstats`).
+//! writes atomically. A gateway call uses `admit`: ONE `EVALSHA` of
+//! [`ADMIT_LUA`] records its nonce, looks at its app's pause mark and checks
+//! and counts every matching flow-control rule (TRF-1), so a call costs one
+//! round trip for nonce + limits together; a call that took concurrency
+//! slots costs one more when its exchange ends (`release`, one pipelined
+//! `ZREM` per slot set), and one with customer rules one more after the
+//! consent check. `tests/redis_hot.rs` counts the commands the server saw
+//! (`INFO commandstats`) for one `insert_nonce`, one `incr` and one `admit`.
 //!
 //! # Failures
 //! Every Redis error becomes [`HotError::Unavailable`]. `insert_nonce`
@@ -195,7 +207,7 @@ return {1, n}
 /// and the key expires with its newest slot. Every counter is read first;
 /// only if no bounded one is at its max are they all counted. Returns
 /// {now, replay, paused_until, refused (1-based, 0 none), counts, resets}.
-const ADMIT_LUA: &str = r#"
+pub const ADMIT_LUA: &str = r#"
 if redis.replicate_commands then redis.replicate_commands() end
 local t = redis.call('TIME')
 local now = tonumber(t[1])
