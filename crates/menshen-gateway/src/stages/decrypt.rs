@@ -58,6 +58,11 @@ impl BankKeys {
         BankKeys(m)
     }
 
+    /// Whether no encryption key opened.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
     /// The key `kid` names.
     pub fn get(&self, kid: &str) -> Option<&Sm2DecryptionKey> {
         self.0.get(kid).map(|k| k.as_ref())
@@ -98,6 +103,12 @@ pub async fn on_request(
         )
     })?;
     let snap = ex.snapshot.clone();
+    if snap.bank_decrypt.is_empty() {
+        return Err(GatewayError::new(
+            ErrorCode::EncryptionUnavailable,
+            "no bank encryption key opens with this master key",
+        ));
+    }
     let opened = envelope::open(&mut v, pointers, |kid| snap.bank_decrypt.get(kid))
         .map_err(|e| refusal(&e))?;
     let Some(fp) = opened.key_fingerprint else {
