@@ -1,5 +1,6 @@
 //! Admin API errors: `{"code", "message", "field"}` with a 4xx status for bad
-//! input; store failures become a generic 500 (logged, not shown).
+//! input; store failures become a generic 500 (logged, not shown), an
+//! unreachable store 503 `STORE_UNAVAILABLE`.
 
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -34,6 +35,11 @@ pub enum AdminError {
     /// The request body did not arrive in time; nothing was changed.
     #[error("request body not received within {0:?}")]
     BodyTimeout(std::time::Duration),
+    /// The store cannot be reached (PostgreSQL down, issue 12 item 7):
+    /// nothing was changed; the gateways keep serving from their last
+    /// snapshot. Details logged only.
+    #[error("store unavailable")]
+    StoreUnavailable(String),
     /// Anything else (details logged only).
     #[error("internal error")]
     Internal(String),
@@ -45,6 +51,7 @@ impl From<StoreError> for AdminError {
             StoreError::NotFound(w) => AdminError::NotFound(w),
             StoreError::Conflict(v) => AdminError::Conflict(v),
             StoreError::Invalid(v) => AdminError::Invalid(v),
+            StoreError::Unavailable(d) => AdminError::StoreUnavailable(d),
             other => AdminError::Internal(other.to_string()),
         }
     }
@@ -103,6 +110,16 @@ impl IntoResponse for AdminError {
                 ),
                 Some("body".to_string()),
             ),
+            AdminError::StoreUnavailable(detail) => {
+                tracing::warn!(%detail, "admin API: the store is unavailable");
+                (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "STORE_UNAVAILABLE",
+                    "the configuration database cannot be reached, so nothing was changed; the gateways keep serving the last configuration; retry later"
+                        .to_string(),
+                    None,
+                )
+            }
             AdminError::Internal(detail) => {
                 tracing::error!(%detail, "admin API internal error");
                 (

@@ -1,7 +1,7 @@
 //! The control-plane store: application parties, credentials, the API catalog,
 //! U_API_ID registry, grants, IP rules, flow-control rules, admin tokens, bank customers and their
 //! consents behind the [`Store`]
-//! trait (SQLite now; PostgreSQL implements the same trait), plus the shared
+//! trait (SQLite embedded, PostgreSQL for a cluster: [`PgStore`]), plus the shared
 //! hot state (nonces) behind [`HotState`].
 #![forbid(unsafe_code)]
 // The ban list (clippy.toml): no `unwrap` outside tests (an `expect` names
@@ -16,6 +16,7 @@
 pub mod control;
 pub mod directory;
 pub mod hot;
+pub mod postgres;
 pub mod redis_hot;
 pub mod sqlite;
 
@@ -32,6 +33,7 @@ pub use hot::{
     system_clock, Admission, Clock, HotState, LimitCheck, MemoryHotState, NonceCheck, Verdict,
 };
 pub use redis_hot::{RedisHotConfig, RedisHotError, RedisHotState};
+pub use postgres::{PgStore, PgStoreConfig};
 pub use sqlite::SqliteStore;
 
 /// Errors from the store.
@@ -50,6 +52,11 @@ pub enum StoreError {
     /// The database failed.
     #[error("storage error: {0}")]
     Backend(String),
+    /// The database cannot be reached (PostgreSQL down or unreachable);
+    /// retrying later may succeed. The admin API answers 503
+    /// `STORE_UNAVAILABLE`.
+    #[error("the store is unavailable: {0}")]
+    Unavailable(String),
 }
 
 impl From<rusqlite::Error> for StoreError {
