@@ -257,13 +257,16 @@ async fn auth_4_suspended_app_refused_at_once_and_resume_restores() {
             .status,
         200
     );
-    // Blacklisted is refused the same way.
-    s.h.admin(
-        "POST",
-        &format!("/v1/apps/{}/status", s.app_id),
-        Some(json!({"status": "blacklisted"})),
-    )
-    .await;
+    // Blacklisted (TRF-3: only through its own route, with a reason) is
+    // refused the same way.
+    let (st, v) =
+        s.h.admin(
+            "POST",
+            &format!("/v1/apps/{}/blacklist", s.app_id),
+            Some(json!({"reason": "risk control"})),
+        )
+        .await;
+    assert_eq!(st, 200, "{v}");
     refused(
         &s,
         signed(&s, "GET", "/v1/items/1", None),
