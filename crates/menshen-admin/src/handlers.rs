@@ -455,6 +455,17 @@ pub async fn search_audit(
                 },
             });
             match rec.map(|t| serde_json::from_str::<serde_json::Value>(&t)) {
+                // On a shared (PostgreSQL) index the row may be another
+                // node's: its chain has the same sequence numbers and places,
+                // so the local record found there is another call. The
+                // transaction serial number (it names the node) tells.
+                Ok(Ok(rec))
+                    if r.txn_id.is_some()
+                        && rec.get("txn_id").and_then(|t| t.as_str()) != r.txn_id.as_deref() =>
+                {
+                    v["record_error"] =
+                        json!("the record is in another node's audit log (its txn_id names the node)")
+                }
                 Ok(Ok(rec)) => v["record"] = rec,
                 Ok(Err(e)) => v["record_error"] = json!(format!("record is not JSON: {e}")),
                 Err(e) => {

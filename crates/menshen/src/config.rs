@@ -38,6 +38,27 @@ pub struct Config {
     /// Shared hot state (issue 12); absent: in-process.
     #[serde(default)]
     pub hot_state: HotStateSection,
+    /// The control-plane store (issue 12); absent: SQLite in `data_dir`.
+    #[serde(default)]
+    pub store: StoreSection,
+}
+
+/// `[store]`: where the control-plane store (apps, credentials, APIs,
+/// grants, rules, customers, consents, the audit index) lives. Without
+/// `url`: the embedded SQLite file `data_dir/menshen.db`, for one node.
+/// With `url = "postgres://..."`: PostgreSQL, shared by every node of a
+/// cluster (each node then needs its own `node_id`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreSection {
+    /// `postgres://USER[:PASSWORD]@HOST[:PORT]/DB` (plain TCP or a unix
+    /// socket directory as `host=/run/postgresql`).
+    #[serde(default)]
+    pub url: Option<String>,
+    /// Pooled connections per node (default 16; the change listener has one
+    /// more).
+    #[serde(default)]
+    pub pool_size: Option<usize>,
 }
 
 /// `[hot_state]`: where nonces, one-time codes and tokens and use counters
@@ -328,6 +349,18 @@ impl Config {
         if self.audit.retention_days < 366 {
             bail!("audit.retention_days: must be at least 366 (logs are kept at least a year, AUD-2); default 400");
         }
+        if let Some(url) = &self.store.url {
+            menshen_store::postgres::check_url(url)
+                .map_err(|e| anyhow::anyhow!("store.url: {e}"))?;
+            if self.node_id.is_none() {
+                bail!("node_id: required with store.url (every node indexes its own audit chain under it in the shared database); set 8 hex characters, different on every node, e.g. node_id = \"0a1b2c3d\"");
+            }
+        } else if self.store.pool_size.is_some() {
+            bail!("store.url: not set, so store.pool_size has nothing to apply to; set url = \"postgres://USER@HOST:5432/DB\" or remove it");
+        }
+        if self.store.pool_size == Some(0) {
+            bail!("store.pool_size: must be at least 1 (default 16)");
+        }
         match &self.hot_state.url {
             Some(url) => {
                 menshen_store::redis_hot::check_url(url)
@@ -409,6 +442,46 @@ listen = "127.0.0.1:9080"
         let c = Config::load(&write(d.path(), &redis)).unwrap();
         assert_eq!(c.hot_state.key_prefix.as_deref(), Some("bank1:"));
         assert_eq!(c.hot_state.ca_file, Some(d.path().join("tls/redis-ca.pem")));
+    }
+
+    /// Issue 12 (DEP-2): `[store] url` selects PostgreSQL and needs a
+    /// `node_id`; a bad URL names `store.url` and says what to write.
+    #[test]
+    fn dep_2_store_section_selects_postgres_and_bad_urls_name_the_field() {
+        let d = tempfile::tempdir().unwrap();
+        let c = Config::load(&write(d.path(), GOOD)).unwrap();
+        assert!(c.store.url.is_none(), "SQLite by default");
+        let with = |body: &str| {
+            GOOD.replace("data_dir = \"data\"", &format!("data_dir = \"data\"\n{body}"))
+                + "[store]\nurl = \"postgres://menshen@db.bank.example:5432/menshen\"\npool_size = 8\n"
+        };
+        let c = Config::load(&write(d.path(), &with("node_id = \"0a000001\""))).unwrap();
+        assert_eq!(c.store.pool_size, Some(8));
+        let e = Config::load(&write(d.path(), &with("")))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("node_id: required with store.url"), "{e}");
+        for (url, says) in [
+            ("mysql://db/menshen", "must start with postgres://"),
+            (
+                "postgres://menshen@db.bank.example:5432",
+                "names no database",
+            ),
+            (
+                "postgres://db/menshen?sslmode=require",
+                "TLS to PostgreSQL is not supported",
+            ),
+            ("postgres://db/menshen?bogus=1", "is not a PostgreSQL URL"),
+        ] {
+            let body = GOOD.replace(
+                "data_dir = \"data\"",
+                "data_dir = \"data\"\nnode_id = \"0a000001\"",
+            ) + &format!("[store]\nurl = \"{url}\"\n");
+            let e = Config::load(&write(d.path(), &body))
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains("store.url: ") && e.contains(says), "{url}: {e}");
+        }
     }
 
     #[test]

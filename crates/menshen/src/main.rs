@@ -102,7 +102,7 @@ async fn run(cli: Cli) -> anyhow::Result<i32> {
                 },
         } => {
             let cfg = Config::load(&config)?;
-            let cp = node::control_plane(&cfg)?;
+            let cp = node::control_plane(&cfg).await?;
             let token = menshen_admin::create_admin_token(cp.store.as_ref(), &name).await?;
             if let Some(p) = token_out {
                 menshen::pki::write_private(&p, token.as_bytes())?;

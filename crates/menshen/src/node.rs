@@ -38,16 +38,37 @@ pub fn load_master_key(cfg: &Config) -> anyhow::Result<MasterKey> {
 /// Open the store and build the control plane.
 ///
 /// The data directory is created 0700 (an existing one that group or others
-/// can access is refused) and the database file 0600, before SQLite opens it.
-pub fn control_plane(cfg: &Config) -> anyhow::Result<ControlPlane> {
+/// can access is refused) and, for the embedded store, the database file
+/// 0600 before SQLite opens it. With `store.url`, the store is PostgreSQL
+/// (issue 12): connected, migrated, and listened to for changes.
+pub async fn control_plane(cfg: &Config) -> anyhow::Result<ControlPlane> {
     files::prepare_data_dir(&cfg.data_dir)?;
     let master = load_master_key(cfg)?;
-    let db = cfg.data_dir.join("menshen.db");
-    files::private_db_file(&db)?;
-    let store = SqliteStore::open(&db)
-        .map_err(|e| anyhow::anyhow!("data_dir: cannot open the store: {e}"))?;
+    let store: Arc<dyn menshen_store::Store> = match &cfg.store.url {
+        None => {
+            let db = cfg.data_dir.join("menshen.db");
+            files::private_db_file(&db)?;
+            Arc::new(
+                SqliteStore::open(&db)
+                    .map_err(|e| anyhow::anyhow!("data_dir: cannot open the store: {e}"))?,
+            )
+        }
+        Some(url) => {
+            let s = menshen_store::PgStore::connect(&menshen_store::PgStoreConfig {
+                url: url.clone(),
+                pool_size: cfg.store.pool_size.unwrap_or(16),
+                node: cfg.node_id.clone().unwrap_or_default(),
+            })
+            .await
+            .map_err(|e| {
+                anyhow::anyhow!("store.url: cannot open the PostgreSQL store: {e} (check that the server is up, the URL, user and password; or remove [store] for the embedded SQLite store)")
+            })?;
+            tracing::info!(?s, "store: PostgreSQL");
+            Arc::new(s)
+        }
+    };
     Ok(ControlPlane::new(
-        Arc::new(store),
+        store,
         Arc::new(master),
         UApiConfig {
             prefix: cfg.uapi.prefix.clone(),
@@ -103,7 +124,7 @@ impl Node {
             )),
             None => None,
         };
-        let cp = control_plane(&cfg)?;
+        let cp = control_plane(&cfg).await?;
         let keys = cp
             .ensure_bank_keys()
             .await

@@ -160,6 +160,13 @@ pub struct HarnessOptions {
     /// Named upstreams of the node's config (TRF-2).
     pub upstreams:
         std::collections::BTreeMap<String, menshen_gateway::upstream::config::UpstreamConfig>,
+    /// `[store] url` (a test's own PostgreSQL: several nodes on one store,
+    /// issue 12).
+    pub store_url: Option<String>,
+    /// `node_id` (default `0000test`); nodes sharing a store need their own.
+    pub node_id: Option<String>,
+    /// The master key (nodes sharing a store share it); default: a new one.
+    pub master_key: Option<Vec<u8>>,
 }
 
 impl Default for HarnessOptions {
@@ -177,6 +184,9 @@ impl Default for HarnessOptions {
             hot_state_url: None,
             hot: None,
             upstreams: Default::default(),
+            store_url: None,
+            node_id: None,
+            master_key: None,
         }
     }
 }
@@ -239,6 +249,9 @@ impl Harness {
             menshen::pki::write_private(&mk, menshen_crypto::MasterKey::generate().as_bytes())
                 .unwrap();
         }
+        if let Some(k) = &o.master_key {
+            menshen::pki::write_private(&mk, k).unwrap();
+        }
         if let Some(f) = o.prepare {
             f(dir.path());
         }
@@ -277,7 +290,7 @@ impl Harness {
         let cfg = Config {
             data_dir: dir.path().join("data"),
             master_key_file: Some(mk),
-            node_id: Some("0000test".into()),
+            node_id: Some(o.node_id.clone().unwrap_or_else(|| "0000test".into())),
             level_profile: None,
             uapi: UApiSection {
                 prefix: "0P".into(),
@@ -292,6 +305,10 @@ impl Harness {
             oauth: Default::default(),
             hot_state: menshen::config::HotStateSection {
                 url: o.hot_state_url.clone(),
+                ..Default::default()
+            },
+            store: menshen::config::StoreSection {
+                url: o.store_url.clone(),
                 ..Default::default()
             },
         };

@@ -39,6 +39,7 @@ pub fn config(dir: &Path) -> Config {
         audit: AuditSection::default(),
         oauth: Default::default(),
         hot_state: Default::default(),
+        store: Default::default(),
     }
 }
 
