@@ -494,3 +494,57 @@ async fn usr_4_the_approval_is_recorded_with_the_browsers_ip_and_user_agent() {
     assert!(reason.contains("browser 127.0.0.1"), "{reason}");
     assert!(approval.user_id.is_some());
 }
+
+/// TRF-1 `per = customer`: one counter per customer (the consent token's
+/// user), checked after the consent check (`customer_limits`): alice's
+/// second call of the day is refused (429 RATE_LIMITED, recorded with the
+/// rule, not forwarded) while bob, another customer of the same app, still
+/// gets his.
+#[tokio::test]
+async fn trf_1_a_customer_limit_counts_each_customer_apart() {
+    let w = world().await;
+    let (st, v) =
+        w.h.admin(
+            "POST",
+            "/v1/limits",
+            Some(serde_json::json!({"window": "day", "max": 1, "per": "customer"})),
+        )
+        .await;
+    assert_eq!(st, 201, "{v}");
+    let id = v["id"].as_i64().unwrap();
+    let a1 = w.alice.2[0].clone();
+    let t = token(&w, &w.alice, &[&a1]).await;
+    assert_eq!(
+        balance(&w, &t.access_token, &a1).await,
+        (200, String::new())
+    );
+    let t = token(&w, &w.alice, &[&a1]).await;
+    let before = w.h.upstream.count();
+    let r = w
+        .client
+        .call_with_token(
+            "GET",
+            &format!("/v1/accounts/{a1}/balance"),
+            None,
+            &t.access_token,
+        )
+        .await
+        .unwrap();
+    let body = r.error().expect("an error body");
+    assert_eq!((r.status, body.code.as_str()), (429, "RATE_LIMITED"));
+    assert_eq!(w.h.upstream.count(), before, "nothing forwarded");
+    let rec = w.h.record(&body.txn_id).await;
+    assert!(
+        rec.reason
+            .as_deref()
+            .is_some_and(|x| x.contains(&format!("limit rule {id} reached"))),
+        "{:?}",
+        rec.reason
+    );
+    let b1 = w.bob.2[0].clone();
+    let t = token(&w, &w.bob, &[&b1]).await;
+    assert_eq!(
+        balance(&w, &t.access_token, &b1).await,
+        (200, String::new())
+    );
+}
