@@ -15,10 +15,12 @@
 )]
 
 mod blacklist;
+mod alerts;
 mod customers;
 pub mod monitor;
 mod error;
 mod handlers;
+mod risk;
 pub mod serve;
 
 use axum::extract::{Request, State};
@@ -514,6 +516,14 @@ pub fn router(state: AdminState) -> Router {
         .route("/ip-rules/{id}", delete(remove_ip_rule))
         .route("/limits", get(list_limits).post(add_limit))
         .route("/limits/{id}", delete(remove_limit))
+        .route("/risk-rules", get(risk::list_rules).post(risk::add_rule))
+        .route("/risk-rules/{id}", delete(risk::remove_rule))
+        .route("/risk-reviews", get(risk::list_reviews))
+        .route("/risk-reviews/{id}/approve", post(risk::approve_review))
+        .route("/risk-reviews/{id}/reject", post(risk::reject_review))
+        .route("/alerts", get(alerts::list))
+        .route("/alerts/{id}/ack", post(alerts::ack))
+        .route("/alerts/{id}/resolve", post(alerts::resolve))
         .route("/uapi/{code}", get(decode_uapi))
         .route("/stats/apps", get(monitor::stats_apps))
         .route("/stats/apps/{app_id}", get(monitor::stats_app))

@@ -251,6 +251,12 @@ pub struct AccessRecord {
     /// Retained message parts (AUD-4), masked (AUD-5); per the API's setting.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message_parts: Option<serde_json::Value>,
+    /// The risk rules' decision on a funds call (RSK-1): `decision`
+    /// (`pass`, `alert`, `reject`, `hold`, `approved`, `unavailable`), the
+    /// amount, the masked counterparty, the rules looked at, the breaches
+    /// and the review item.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub risk: Option<serde_json::Value>,
 }
 
 /// One admin change (ADM-1): who, what, before/after, when.

@@ -63,6 +63,8 @@ pub struct Exchange {
     /// The flow-control rules this call exceeded with action `alert` (or
     /// could not check), for the record (TRF-1).
     pub limit_note: Option<String>,
+    /// The risk rules' decision on a funds call (RSK-1), for the record.
+    pub risk: Option<serde_json::Value>,
     /// The concurrency slots the call holds (TRF-1): given back when the
     /// exchange is dropped, however it ends.
     pub slots: Vec<crate::flow::HeldSlots>,

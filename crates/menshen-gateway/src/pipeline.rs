@@ -29,7 +29,8 @@ use crate::record;
 use crate::server::State;
 use crate::stages::{
     app_status, authenticate, authorize, body, client_cert, client_ip, consent, edge, ip_lists,
-    limits, mask, oauth_web, replay, route, screen, sign_response, upstream, validate, well_known,
+    limits, mask, oauth_web, replay, risk, route, screen, sign_response, upstream, validate,
+    well_known,
 };
 use crate::GatewayError;
 
@@ -66,6 +67,7 @@ pub const ORDER: &[(&str, Phase)] = &[
     (crate::stages::decrypt::NAME, Phase::Request),
     (validate::NAME, Phase::Request),
     (screen::NAME, Phase::Request),
+    (risk::NAME, Phase::Request),
     (upstream::NAME, Phase::Request),
     (mask::NAME, Phase::Response),
     (crate::stages::encrypt::NAME, Phase::Response),
@@ -137,6 +139,7 @@ where
         consent: None,
         auth_note: None,
         limit_note: None,
+        risk: None,
         slots: Vec::new(),
         screen_note: None,
         trace,
@@ -317,6 +320,18 @@ where
     // string the bank reads; after validation, so it reads what the schema
     // accepted.
     let _screened = screen::on_request(ex, &routed, &validated)?;
+    // risk (RSK-1, RSK-2): the fund-movement rules, last before the
+    // upstream, on the body exactly as it will be forwarded (after any
+    // decryption); after consent, so a refused call spent nothing else.
+    risk::on_request(
+        ex,
+        &routed,
+        &auth,
+        &authorized,
+        state.hot.as_ref(),
+        state.store.as_ref(),
+    )
+    .await?;
     // record (request phase): a call whose record must be durable is not
     // forwarded while the audit log is failing (DEP-2: fail closed before
     // the upstream can act).

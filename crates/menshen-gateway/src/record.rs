@@ -186,6 +186,7 @@ fn build(
             .map(|g| g.consent_id.clone())
             .filter(|c| !c.is_empty()),
         trace_id: Some(ex.trace.trace_id_hex()),
+        risk: ex.risk.clone(),
         message_parts: match (ex.api.as_ref(), resp) {
             (Some(a), Some(r)) => message_parts(ex, r, &a.api.controls),
             _ => None,
@@ -474,6 +475,7 @@ impl ConnRecorder {
             consent_id: None,
             trace_id: None,
             message_parts: None,
+            risk: None,
         };
         if !audit.try_record_access(rec, unix_ms(ev.started_at)) {
             tracing::warn!(code = ev.code, "connection record could not be queued");

@@ -72,6 +72,8 @@ pub struct State {
     /// Flow control's node-wide state (TRF-1): the fallback while the
     /// shared hot state is down, and the counters.
     pub flow: crate::flow::FlowState,
+    /// The store, for what a call must write there (RSK-1 review items).
+    pub store: Arc<dyn menshen_store::Store>,
 }
 
 /// Options decided by the node at start-up, beside the config file.
@@ -242,6 +244,7 @@ impl State {
             ),
             replay_not_before: opts.replay_not_before,
             authorizer: opts.authorizer.clone(),
+            store: cp.store.clone(),
             flow: crate::flow::FlowState::default(),
             txn,
             config,

@@ -214,6 +214,9 @@ pub struct Snapshot {
     /// hot state, keyed by rule id, so rebuilding the snapshot never resets
     /// one.
     pub limits: Vec<LimitRule>,
+    /// Risk rules for fund movements (RSK-2), oldest first; their daily
+    /// sums live in the hot state, keyed by rule id.
+    pub risk_rules: Vec<menshen_model::risk::RiskRule>,
     /// Which app a client-certificate fingerprint is bound to.
     pub cert_owner: HashMap<String, String>,
     /// The bank's current response-signing key.
@@ -364,6 +367,7 @@ impl Snapshot {
             apps,
             global_deny,
             limits: dump.limit_rules,
+            risk_rules: dump.risk_rules,
             cert_owner,
             bank_signer,
             bank_decrypt,

@@ -84,6 +84,10 @@ pub struct ApiControls {
     /// Fields that travel encrypted, per direction (CONF-1, CONF-2).
     #[serde(default, skip_serializing_if = "FieldEnvelopes::is_empty")]
     pub envelope: FieldEnvelopes,
+    /// Where a funds API's request carries amount, counterparty and
+    /// account type, for the risk rules (RSK-1).
+    #[serde(default, skip_serializing_if = "crate::risk::RiskFields::is_unset")]
+    pub risk: crate::risk::RiskFields,
 }
 
 impl ApiControls {
@@ -107,6 +111,7 @@ impl ApiControls {
                 screening: Screening::default(),
                 response_mask: ResponseMask::default(),
                 envelope: FieldEnvelopes::default(),
+                risk: Default::default(),
             },
             Level::A2 | Level::A3 => ApiControls {
                 auth: vec![AuthMethod::KeyPair, AuthMethod::Certificate],
@@ -121,6 +126,7 @@ impl ApiControls {
                 screening: Screening::default(),
                 response_mask: ResponseMask::default(),
                 envelope: FieldEnvelopes::default(),
+                risk: Default::default(),
             },
         }
     }
@@ -133,6 +139,7 @@ impl ApiControls {
         self.screening.validate()?;
         self.response_mask.validate()?;
         self.envelope.validate()?;
+        self.risk.validate()?;
         if let Some(p) = &self.consent.account_pointer {
             if self.envelope.request.iter().any(|e| p == e || p.starts_with(&format!("{e}/"))) {
                 return Err(ValidationError::new(
@@ -206,6 +213,9 @@ pub struct NewApiControls {
     /// Fields that travel encrypted, per direction.
     #[serde(default)]
     pub envelope: Option<FieldEnvelopes>,
+    /// Risk-rule fields of a funds API (RSK-1).
+    #[serde(default)]
+    pub risk: Option<crate::risk::RiskFields>,
 }
 
 impl NewApiControls {
@@ -254,6 +264,9 @@ impl NewApiControls {
         }
         if let Some(e) = &self.envelope {
             c.envelope = e.clone();
+        }
+        if let Some(r) = &self.risk {
+            c.risk = r.clone();
         }
         c.validate_for(level)?;
         Ok(c)

@@ -163,6 +163,15 @@ codes! {
     /// The request is nested too deep or carries too many strings to be
     /// screened whole (ATK-1). Nothing was forwarded.
     RequestTooComplex = ("REQUEST_TOO_COMPLEX", 400, "the request is nested too deeply or has too many fields"),
+    /// A risk rule for fund movements refuses the transaction (RSK-1,
+    /// RSK-2: amount per transaction or per day, counterparty, account
+    /// type, unusual amount; action `reject`). Nothing was forwarded.
+    RiskRejected = ("RISK_REJECTED", 403, "the transaction is refused by the bank's risk rules"),
+    /// A risk rule holds the transaction for review by a bank officer
+    /// (RSK-1, action `hold`). Nothing was forwarded; once the bank
+    /// approves it, the same call (same amount and counterparty) is
+    /// accepted once within the approval's window.
+    RiskReviewRequired = ("RISK_REVIEW_REQUIRED", 403, "the transaction is held for review by the bank; send it again unchanged once the bank has approved it"),
     /// Anything else.
     Internal = ("INTERNAL_ERROR", 500, "an internal error occurred"),
 }

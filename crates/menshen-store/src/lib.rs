@@ -220,6 +220,8 @@ pub struct CatalogDump {
     pub ip_rules: Vec<IpRule>,
     /// All flow-control rules (TRF-1), oldest first.
     pub limit_rules: Vec<LimitRule>,
+    /// All risk rules (RSK-2), oldest first.
+    pub risk_rules: Vec<menshen_model::risk::RiskRule>,
     /// The bank's keys.
     pub bank_keys: Vec<BankKeyRecord>,
 }
@@ -348,6 +350,92 @@ pub trait Store: Send + Sync + 'static {
     async fn remove_limit_rule(&self, id: i64) -> Result<(), StoreError>;
     /// All flow-control rules, oldest first.
     async fn list_limit_rules(&self) -> Result<Vec<LimitRule>, StoreError>;
+
+    /// Add a risk rule (RSK-2); `Invalid` naming the field when the input
+    /// is wrong or the app or API does not exist. A catalog change.
+    async fn add_risk_rule(
+        &self,
+        rule: &menshen_model::risk::NewRiskRule,
+    ) -> Result<menshen_model::risk::RiskRule, StoreError> {
+        let _ = rule;
+        Err(StoreError::Backend("risk rules are not implemented by this store yet".into()))
+    }
+    /// Remove a risk rule by id (`NotFound` if none). A catalog change.
+    async fn remove_risk_rule(&self, id: i64) -> Result<(), StoreError> {
+        let _ = id;
+        Err(StoreError::Backend("risk rules are not implemented by this store yet".into()))
+    }
+    /// All risk rules, oldest first.
+    async fn list_risk_rules(&self) -> Result<Vec<menshen_model::risk::RiskRule>, StoreError> {
+        Err(StoreError::Backend("risk rules are not implemented by this store yet".into()))
+    }
+    /// A call held by a risk rule (RSK-1), atomically: if an approved review
+    /// with the same fingerprint has `approved_until > now`, mark it `used`
+    /// (with the call's txn id) and return `Approved`; else return the
+    /// pending review with that fingerprint, or create one (`Pending`).
+    /// Not a catalog change.
+    async fn risk_hold(
+        &self,
+        call: &menshen_model::risk::HeldCall,
+        now: i64,
+    ) -> Result<menshen_model::risk::HoldOutcome, StoreError> {
+        let _ = (call, now);
+        Err(StoreError::Backend("risk rules are not implemented by this store yet".into()))
+    }
+    /// Review items, newest first (at most 1000), optionally in one state.
+    async fn list_risk_reviews(
+        &self,
+        state: Option<menshen_model::risk::ReviewState>,
+    ) -> Result<Vec<menshen_model::risk::RiskReview>, StoreError> {
+        let _ = state;
+        Err(StoreError::Backend("risk rules are not implemented by this store yet".into()))
+    }
+    /// Approve (`approved_until = now + window_secs`) or reject a pending
+    /// review, naming the officer; `Conflict` naming `state` if it is not
+    /// pending, `NotFound` if none. Not a catalog change.
+    async fn decide_risk_review(
+        &self,
+        id: i64,
+        approve: bool,
+        by: &str,
+        now: i64,
+    ) -> Result<menshen_model::risk::RiskReview, StoreError> {
+        let _ = (id, approve, by, now);
+        Err(StoreError::Backend("risk rules are not implemented by this store yet".into()))
+    }
+
+    /// Raise an alert (MON-2): if an unresolved alert with the same `key`
+    /// exists, count on it (`count + 1`, `last_at`, the details replaced,
+    /// the severity raised if higher) and return it with `false`; else
+    /// create an `open` one and return it with `true` (only a new alert is
+    /// notified). Not a catalog change.
+    async fn raise_alert(
+        &self,
+        alert: &menshen_model::alert::NewAlert,
+    ) -> Result<(menshen_model::alert::Alert, bool), StoreError> {
+        let _ = alert;
+        Err(StoreError::Backend("alerts are not implemented by this store yet".into()))
+    }
+    /// Alerts, newest first (at most 1000), optionally in one state.
+    async fn list_alerts(
+        &self,
+        state: Option<menshen_model::alert::AlertState>,
+    ) -> Result<Vec<menshen_model::alert::Alert>, StoreError> {
+        let _ = state;
+        Err(StoreError::Backend("alerts are not implemented by this store yet".into()))
+    }
+    /// Acknowledge (only from `open`) or resolve (from `open` or
+    /// `acknowledged`) an alert, naming who; `Conflict` naming `state`
+    /// otherwise, `NotFound` if none.
+    async fn set_alert_state(
+        &self,
+        id: i64,
+        state: menshen_model::alert::AlertState,
+        by: &str,
+    ) -> Result<menshen_model::alert::Alert, StoreError> {
+        let _ = (id, state, by);
+        Err(StoreError::Backend("alerts are not implemented by this store yet".into()))
+    }
 
     /// Blacklist (`Add`) or delist (`Remove`) every app of `entries` (TRF-3),
     /// all or none, in one transaction: `apps.status` becomes `blacklisted`

@@ -41,6 +41,9 @@ pub struct Config {
     /// The control-plane store (issue 12); absent: SQLite in `data_dir`.
     #[serde(default)]
     pub store: StoreSection,
+    /// Alerts to operators (MON-2): rules, webhooks, email.
+    #[serde(default)]
+    pub alerts: crate::node::alerts::AlertsConfig,
 }
 
 /// `[store]`: where the control-plane store (apps, credentials, APIs,
@@ -340,6 +343,7 @@ impl Config {
             bail!("admin.header_read_timeout_ms / admin.idle_timeout_ms: must be > 0 (defaults 10000 and 60000)");
         }
         self.admin.check_exposure()?;
+        self.alerts.validate()?;
         if self.audit.queue < 16 {
             bail!("audit.queue: must be at least 16");
         }

@@ -286,6 +286,7 @@ pub async fn start(opts: &DemoOptions) -> anyhow::Result<Demo> {
         },
         hot_state: Default::default(),
         store: Default::default(),
+        alerts: Default::default(),
     };
     let config_file = dir.join("menshen.toml");
     std::fs::write(&config_file, toml::to_string_pretty(&cfg)?)?;

@@ -16,6 +16,7 @@ use crate::config::Config;
 
 pub mod authorizer;
 pub mod files;
+pub mod alerts;
 mod index_sink;
 
 use index_sink::IndexSink;
@@ -144,7 +145,11 @@ impl Node {
         files::create_private_dir(&audit_cfg.dir)
             .with_context(|| format!("data_dir: cannot create {}", audit_cfg.dir.display()))?;
         let index = IndexSink::start(cp.clone(), audit_cfg.dir.clone());
-        let audit = AuditLog::open(audit_cfg, Some(signer), Some(Box::new(index)))
+        // MON-2: every committed access record is also a signal for the
+        // alert rules (a bounded queue, never waited on).
+        let alert_engine = alerts::Engine::new(cfg.alerts.clone());
+        let sink = alerts::Tee::new(index, alert_engine.tx.clone());
+        let audit = AuditLog::open(audit_cfg, Some(signer), Some(Box::new(sink)))
             .map_err(|e| anyhow::anyhow!("data_dir: {e}"))?;
         let admin_listener = tokio::net::TcpListener::bind(cfg.admin.listen)
             .await
@@ -264,6 +269,12 @@ impl Node {
                 .with_consent_cache(single_node),
         ));
         let (admin_stop, rx) = watch::channel(false);
+        alert_engine.start(
+            cp.clone(),
+            audit.clone(),
+            gateway.state.txn.node().to_string(),
+            rx.clone(),
+        )?;
         let (snap, cp2, auth2) = (gateway.snapshot.clone(), cp.clone(), authorizer.clone());
         let active = |s: &menshen_gateway::Snapshot| -> std::collections::HashSet<String> {
             s.apps()

@@ -16,6 +16,7 @@ pub mod limits;
 pub mod mask;
 pub mod oauth_web;
 pub mod replay;
+pub mod risk;
 pub mod route;
 pub mod screen;
 pub mod sign_response;

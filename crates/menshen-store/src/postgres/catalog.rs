@@ -374,6 +374,9 @@ pub(super) async fn dump(tx: &Transaction<'_>) -> Result<CatalogDump, StoreError
                 .await?,
             rows::limit,
         )?,
+        // RSK-2: not kept by the PostgreSQL store yet (its `add_risk_rule`
+        // is the trait's default, which refuses).
+        risk_rules: Vec::new(),
         bank_keys: rows::all(
             tx.query("SELECT * FROM bank_keys", &[]).await?,
             rows::bank_key,

@@ -322,6 +322,7 @@ pub(super) fn dump(c: &Connection) -> Result<CatalogDump, StoreError> {
             .prepare("SELECT * FROM limit_rules ORDER BY id")?
             .query_map([], limit_from)?
             .collect::<rusqlite::Result<Vec<_>>>()?;
+        let risk_rules = super::risk::list(c)?;
         let bank_keys = c
             .prepare("SELECT * FROM bank_keys")?
             .query_map([], bank_key_from)?
@@ -334,6 +335,7 @@ pub(super) fn dump(c: &Connection) -> Result<CatalogDump, StoreError> {
             grants,
             ip_rules,
             limit_rules,
+            risk_rules,
             bank_keys,
         })
     })();

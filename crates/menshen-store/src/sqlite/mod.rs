@@ -12,6 +12,7 @@
 // blocking threads (`spawn_blocking`), one statement batch at a time.
 #![allow(clippy::disallowed_types)]
 
+mod alerts;
 mod apis;
 mod audit;
 mod blacklist;
@@ -19,6 +20,7 @@ mod catalog;
 mod consents;
 mod customers;
 mod limits;
+mod risk;
 mod rows;
 mod schema;
 
@@ -354,6 +356,76 @@ impl Store for SqliteStore {
 
     async fn list_limit_rules(&self) -> Result<Vec<LimitRule>, StoreError> {
         self.read(limits::list).await
+    }
+
+    async fn add_risk_rule(
+        &self,
+        rule: &menshen_model::risk::NewRiskRule,
+    ) -> Result<menshen_model::risk::RiskRule, StoreError> {
+        let rule = rule.clone();
+        self.write(move |tx| risk::add(tx, rule)).await
+    }
+
+    async fn remove_risk_rule(&self, id: i64) -> Result<(), StoreError> {
+        self.write(move |tx| risk::remove(tx, id)).await
+    }
+
+    async fn list_risk_rules(&self) -> Result<Vec<menshen_model::risk::RiskRule>, StoreError> {
+        self.read(risk::list).await
+    }
+
+    async fn risk_hold(
+        &self,
+        call: &menshen_model::risk::HeldCall,
+        now: i64,
+    ) -> Result<menshen_model::risk::HoldOutcome, StoreError> {
+        let call = call.clone();
+        self.write_data(move |tx| risk::hold(tx, call, now)).await
+    }
+
+    async fn list_risk_reviews(
+        &self,
+        state: Option<menshen_model::risk::ReviewState>,
+    ) -> Result<Vec<menshen_model::risk::RiskReview>, StoreError> {
+        self.read(move |c| risk::reviews(c, state)).await
+    }
+
+    async fn decide_risk_review(
+        &self,
+        id: i64,
+        approve: bool,
+        by: &str,
+        now: i64,
+    ) -> Result<menshen_model::risk::RiskReview, StoreError> {
+        let by = by.to_string();
+        self.write_data(move |tx| risk::decide(tx, id, approve, &by, now))
+            .await
+    }
+
+    async fn raise_alert(
+        &self,
+        alert: &menshen_model::alert::NewAlert,
+    ) -> Result<(menshen_model::alert::Alert, bool), StoreError> {
+        let a = alert.clone();
+        self.write_data(move |tx| alerts::raise(tx, a)).await
+    }
+
+    async fn list_alerts(
+        &self,
+        state: Option<menshen_model::alert::AlertState>,
+    ) -> Result<Vec<menshen_model::alert::Alert>, StoreError> {
+        self.read(move |c| alerts::list(c, state)).await
+    }
+
+    async fn set_alert_state(
+        &self,
+        id: i64,
+        state: menshen_model::alert::AlertState,
+        by: &str,
+    ) -> Result<menshen_model::alert::Alert, StoreError> {
+        let by = by.to_string();
+        self.write_data(move |tx| alerts::set_state(tx, id, state, &by))
+            .await
     }
 
     async fn blacklist_apps(

@@ -274,6 +274,11 @@ const MIGRATIONS: &[&str] = &[
     DROP TABLE limit_rules;
     ALTER TABLE limit_rules_v10 RENAME TO limit_rules;
     "#,
+    // risk rules for fund movements and their review items (RSK-1,
+    // RSK-2); the SQL lives beside the code that uses it.
+    super::risk::MIGRATION,
+    // alerts to operators (MON-2): de-duplicated by key, with a state.
+    super::alerts::MIGRATION,
 ];
 
 /// Migration 6 makes live fingerprints unique ([`MIGRATIONS`]).

@@ -24,6 +24,7 @@ mod ip;
 mod limit;
 mod stats;
 mod render;
+mod risk;
 mod uapi;
 
 pub use api::api;
@@ -36,6 +37,7 @@ pub use customer::{consent, customer, totp};
 pub use grant::grant;
 pub use ip::ip;
 pub use limit::limit;
+pub use risk::{alert, review, risk, AlertCmd, ReviewCmd, RiskCmd};
 pub use stats::{stats, StatsArgs};
 pub use uapi::uapi;
 
@@ -157,6 +159,35 @@ pub enum Command {
         /// What to do.
         #[command(subcommand)]
         cmd: LimitCmd,
+        /// Admin API connection.
+        #[command(flatten)]
+        conn: AdminConn,
+    },
+    /// Risk rules for fund movements (RSK-2): per app, amount per
+    /// transaction and per day, counterparties, account types, unusual
+    /// amounts; alert, reject or hold.
+    Risk {
+        /// What to do.
+        #[command(subcommand)]
+        cmd: RiskCmd,
+        /// Admin API connection.
+        #[command(flatten)]
+        conn: AdminConn,
+    },
+    /// Calls held by a risk rule for a bank officer's review (RSK-1).
+    Review {
+        /// What to do.
+        #[command(subcommand)]
+        cmd: ReviewCmd,
+        /// Admin API connection.
+        #[command(flatten)]
+        conn: AdminConn,
+    },
+    /// Alerts to operators (MON-2): list, acknowledge, resolve.
+    Alert {
+        /// What to do.
+        #[command(subcommand)]
+        cmd: AlertCmd,
         /// Admin API connection.
         #[command(flatten)]
         conn: AdminConn,

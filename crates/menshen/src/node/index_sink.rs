@@ -273,6 +273,7 @@ mod tests {
                 consent_id: Some("CN0123456789ABCDEFGHJKMNPQR".into()),
                 trace_id: None,
                 message_parts: None,
+                risk: None,
             };
             let time_ms = 1_796_006_374_431;
             let bytes = serde_json::to_vec(&rec).unwrap();

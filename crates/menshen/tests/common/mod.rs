@@ -167,7 +167,12 @@ pub struct HarnessOptions {
     pub node_id: Option<String>,
     /// The master key (nodes sharing a store share it); default: a new one.
     pub master_key: Option<Vec<u8>>,
+    /// Adjusts the node's config (e.g. `[alerts]`) before it starts.
+    pub configure: Option<Configure>,
 }
+
+/// See [`HarnessOptions::configure`].
+pub type Configure = Box<dyn FnOnce(&mut Config) + Send>;
 
 impl Default for HarnessOptions {
     fn default() -> Self {
@@ -187,6 +192,7 @@ impl Default for HarnessOptions {
             store_url: None,
             node_id: None,
             master_key: None,
+            configure: None,
         }
     }
 }
@@ -287,7 +293,7 @@ impl Harness {
         if let Some(t) = o.tune {
             t(&mut gw);
         }
-        let cfg = Config {
+        let mut cfg = Config {
             data_dir: dir.path().join("data"),
             master_key_file: Some(mk),
             node_id: Some(o.node_id.clone().unwrap_or_else(|| "0000test".into())),
@@ -311,7 +317,11 @@ impl Harness {
                 url: o.store_url.clone(),
                 ..Default::default()
             },
+            alerts: Default::default(),
         };
+        if let Some(f) = o.configure {
+            f(&mut cfg);
+        }
         let node = Node::start_with(cfg.clone(), o.hot.clone()).await.unwrap();
         let admin_token = menshen_admin::create_admin_token(node.cp.store.as_ref(), "test")
             .await

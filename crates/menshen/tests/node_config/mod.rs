@@ -40,6 +40,7 @@ pub fn config(dir: &Path) -> Config {
         oauth: Default::default(),
         hot_state: Default::default(),
         store: Default::default(),
+        alerts: Default::default(),
     }
 }
 

@@ -1,0 +1,647 @@
+//! Alerts to the bank's operators (MON-2, TRF-4, ATK-2; RSK-1 decisions),
+//! off the request path.
+//!
+//! Where the signals come from: every committed access record, handed over
+//! by the audit writer ([`Tee`], beside the index sink), as a few fields
+//! (app, API, client IP, result, code, the risk decision) through a bounded
+//! queue that drops (and counts) rather than ever wait; and the audit log's
+//! health, looked at every `audit_check_ms`. No gateway stage does any of
+//! this, so no call is slowed by it.
+//!
+//! The rules ([`Rules`]), each over a sliding window of `window_secs`:
+//! - `auth_failures` (ATK-2): `auth_failures` failed authentications for
+//!   one App_ID (warning);
+//! - `credential_stuffing` (ATK-2): authentication failing for
+//!   `stuffing_app_ids` different App_IDs from one client IP (critical);
+//! - `not_granted` (ATK-2): a call to an API the app holds no grant for
+//!   (warning);
+//! - `failure_rate` (TRF-4): an app's failed share of at least
+//!   `failure_min_calls` calls over `failure_rate` (warning);
+//! - `upstream_down`: `upstream_failures` calls to one API failing at the
+//!   upstream (unreachable, timeout) (critical);
+//! - `breaker_open`: a call refused because the API's upstream is degraded
+//!   (`SERVICE_DEGRADED`, its circuit breaker open) (critical);
+//! - `audit_durability`: the audit log's last write failed (critical);
+//! - `risk`: a risk rule's `alert` decision (warning) or a call held for
+//!   review (info) (RSK-1).
+//!
+//! Each alert has a de-duplication key (rule and subject); the store keeps
+//! one unresolved alert per key and counts repeats on it, and only a new
+//! alert is delivered ([`deliver`]): to every webhook (JSON, HMAC-SM3
+//! signed) and email receiver whose minimum severity it reaches, each
+//! through its own bounded queue, retried with exponential back-off.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use menshen_audit::{BatchSink, Committed};
+use menshen_model::alert::{AlertSeverity, NewAlert};
+use menshen_store::ControlPlane;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+pub mod deliver;
+
+/// `[alerts]` of the node's config.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AlertsConfig {
+    /// The rules' sliding window, seconds (default 60).
+    #[serde(default = "d_window")]
+    pub window_secs: u64,
+    /// Failed authentications of one App_ID within the window (default 5).
+    #[serde(default = "d_five")]
+    pub auth_failures: u32,
+    /// Different App_IDs failing authentication from one client IP within
+    /// the window (default 5).
+    #[serde(default = "d_five")]
+    pub stuffing_app_ids: u32,
+    /// An app's failed share of its calls (0-1, default 0.5) ...
+    #[serde(default = "d_rate")]
+    pub failure_rate: f64,
+    /// ... over at least this many calls in the window (default 20).
+    #[serde(default = "d_twenty")]
+    pub failure_min_calls: u32,
+    /// Upstream failures of one API within the window (default 3).
+    #[serde(default = "d_three")]
+    pub upstream_failures: u32,
+    /// How often the audit log's health is looked at, ms (default 1000).
+    #[serde(default = "d_second")]
+    pub audit_check_ms: u64,
+    /// Signals queued for the rules before new ones are dropped (default 8192).
+    #[serde(default = "d_queue")]
+    pub queue: usize,
+    /// Webhook receivers.
+    #[serde(default)]
+    pub webhook: Vec<deliver::WebhookConfig>,
+    /// Email receivers (SMTP).
+    #[serde(default)]
+    pub email: Vec<deliver::EmailConfig>,
+    /// Delivery retries: the first after this (ms, default 500), doubling.
+    #[serde(default = "d_retry_base")]
+    pub retry_base_ms: u64,
+    /// The longest wait between two attempts, ms (default 60000).
+    #[serde(default = "d_retry_max")]
+    pub retry_max_ms: u64,
+    /// Attempts per alert and receiver (default 8).
+    #[serde(default = "d_attempts")]
+    pub max_attempts: u32,
+    /// One attempt's time limit, ms (default 5000).
+    #[serde(default = "d_timeout")]
+    pub timeout_ms: u64,
+}
+
+fn d_window() -> u64 {
+    60
+}
+fn d_five() -> u32 {
+    5
+}
+fn d_three() -> u32 {
+    3
+}
+fn d_twenty() -> u32 {
+    20
+}
+fn d_rate() -> f64 {
+    0.5
+}
+fn d_second() -> u64 {
+    1000
+}
+fn d_queue() -> usize {
+    8192
+}
+fn d_retry_base() -> u64 {
+    500
+}
+fn d_retry_max() -> u64 {
+    60_000
+}
+fn d_attempts() -> u32 {
+    8
+}
+fn d_timeout() -> u64 {
+    5000
+}
+
+impl Default for AlertsConfig {
+    fn default() -> Self {
+        // Every field has its serde default.
+        toml::from_str("").unwrap_or(AlertsConfig {
+            window_secs: d_window(),
+            auth_failures: 5,
+            stuffing_app_ids: 5,
+            failure_rate: d_rate(),
+            failure_min_calls: 20,
+            upstream_failures: 3,
+            audit_check_ms: d_second(),
+            queue: d_queue(),
+            webhook: vec![],
+            email: vec![],
+            retry_base_ms: d_retry_base(),
+            retry_max_ms: d_retry_max(),
+            max_attempts: d_attempts(),
+            timeout_ms: d_timeout(),
+        })
+    }
+}
+
+impl AlertsConfig {
+    /// Check the settings, naming the field.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        if self.window_secs == 0 || self.window_secs > 86_400 {
+            anyhow::bail!("alerts.window_secs: 1 to 86400");
+        }
+        if !(self.failure_rate > 0.0 && self.failure_rate <= 1.0) {
+            anyhow::bail!("alerts.failure_rate: a share above 0 and at most 1, e.g. 0.5");
+        }
+        if self.auth_failures == 0
+            || self.stuffing_app_ids < 2
+            || self.failure_min_calls == 0
+            || self.upstream_failures == 0
+        {
+            anyhow::bail!("alerts.auth_failures / failure_min_calls / upstream_failures: at least 1; alerts.stuffing_app_ids: at least 2");
+        }
+        if self.queue < 16 || self.max_attempts == 0 || self.audit_check_ms == 0 {
+            anyhow::bail!(
+                "alerts.queue: at least 16; alerts.max_attempts, alerts.audit_check_ms: at least 1"
+            );
+        }
+        for (i, w) in self.webhook.iter().enumerate() {
+            w.validate()
+                .map_err(|e| anyhow::anyhow!("alerts.webhook[{i}].{e}"))?;
+        }
+        for (i, e) in self.email.iter().enumerate() {
+            e.validate()
+                .map_err(|x| anyhow::anyhow!("alerts.email[{i}].{x}"))?;
+        }
+        Ok(())
+    }
+}
+
+/// What the rules need of one access record.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Signal {
+    /// Record time, unix seconds.
+    pub at: i64,
+    /// Transaction serial number.
+    pub txn_id: Option<String>,
+    /// App_ID (claimed or verified).
+    pub app_id: Option<String>,
+    /// Whether the signature verified it.
+    pub app_verified: bool,
+    /// API_ID.
+    pub api_id: Option<String>,
+    /// Client IP.
+    pub client_ip: Option<String>,
+    /// success / failure / unknown.
+    pub result: Option<String>,
+    /// Error code.
+    pub code: Option<String>,
+    /// The risk decision, if any (`alert`, `hold`, ...), with its rules.
+    pub risk: Option<serde_json::Value>,
+}
+
+#[derive(Deserialize)]
+struct RecordFields {
+    #[serde(default)]
+    kind: String,
+    #[serde(default)]
+    txn_id: Option<String>,
+    #[serde(default)]
+    timestamp: Option<String>,
+    #[serde(default)]
+    app_id: Option<String>,
+    #[serde(default)]
+    app_verified: bool,
+    #[serde(default)]
+    api_id: Option<String>,
+    #[serde(default)]
+    client_ip: Option<String>,
+    #[serde(default)]
+    result: Option<String>,
+    #[serde(default)]
+    code: Option<String>,
+    #[serde(default)]
+    risk: Option<serde_json::Value>,
+}
+
+impl Signal {
+    /// From an access record's JSON line (`None` for other kinds).
+    pub fn from_record(rec: &[u8]) -> Option<Signal> {
+        let f: RecordFields = serde_json::from_slice(rec).ok()?;
+        if f.kind != "access" {
+            return None;
+        }
+        let at = f
+            .timestamp
+            .as_deref()
+            .and_then(|t| {
+                time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339).ok()
+            })
+            .map(|t| t.unix_timestamp())
+            .unwrap_or_else(menshen_store::now_unix);
+        Some(Signal {
+            at,
+            txn_id: f.txn_id,
+            app_id: f.app_id,
+            app_verified: f.app_verified,
+            api_id: f.api_id,
+            client_ip: f.client_ip,
+            result: f.result,
+            code: f.code,
+            risk: f.risk,
+        })
+    }
+}
+
+/// The error codes of a failed authentication (ATK-2).
+const AUTH_CODES: &[&str] = &[
+    "INVALID_SIGNATURE",
+    "MISSING_SIGNATURE",
+    "MALFORMED_SIGNATURE",
+    "STALE_TIMESTAMP",
+    "DIGEST_MISMATCH",
+    "REPLAYED_REQUEST",
+    "UNSUPPORTED_ALGORITHM",
+    "CLIENT_CERTIFICATE_MISMATCH",
+];
+
+/// Most subjects (App_IDs, IPs, APIs) a rule keeps windows for; past it
+/// the stalest is dropped (bounded memory under a flood of made-up ids).
+const MAX_SUBJECTS: usize = 10_000;
+
+/// Timestamps within the window, per subject, bounded.
+#[derive(Default)]
+struct Windows<V> {
+    map: HashMap<String, VecDeque<(i64, V)>>,
+}
+
+impl<V: Clone> Windows<V> {
+    fn push(&mut self, key: &str, at: i64, v: V, window: i64) -> &VecDeque<(i64, V)> {
+        if !self.map.contains_key(key) && self.map.len() >= MAX_SUBJECTS {
+            let stalest = self
+                .map
+                .iter()
+                .min_by_key(|(_, q)| q.back().map_or(i64::MIN, |e| e.0))
+                .map(|(k, _)| k.clone());
+            if let Some(k) = stalest {
+                self.map.remove(&k);
+            }
+        }
+        let q = self.map.entry(key.to_string()).or_default();
+        q.push_back((at, v));
+        while q.front().is_some_and(|e| e.0 <= at - window) || q.len() > 100_000 {
+            q.pop_front();
+        }
+        q
+    }
+
+    fn clear(&mut self, key: &str) {
+        self.map.remove(key);
+    }
+}
+
+/// The rules' state: sliding windows per subject.
+pub struct Rules {
+    cfg: AlertsConfig,
+    auth: Windows<()>,
+    stuffing: Windows<String>,
+    calls: Windows<bool>,
+    upstream: Windows<()>,
+}
+
+impl Rules {
+    /// Empty windows.
+    pub fn new(cfg: AlertsConfig) -> Self {
+        Rules {
+            cfg,
+            auth: Windows::default(),
+            stuffing: Windows::default(),
+            calls: Windows::default(),
+            upstream: Windows::default(),
+        }
+    }
+
+    /// The alerts one record raises (usually none). A rule that fires
+    /// starts its subject's window again, so a steady flood raises it once
+    /// per window (and the store counts the repeats on the open alert).
+    pub fn observe(&mut self, s: &Signal) -> Vec<NewAlert> {
+        let w = self.cfg.window_secs as i64;
+        let mut out = Vec::new();
+        let code = s.code.as_deref().unwrap_or("");
+        let app = s.app_id.as_deref().unwrap_or("-");
+        let api = s.api_id.as_deref().unwrap_or("-");
+        let sample =
+            json!({"txn_id": s.txn_id, "app_id": s.app_id, "api_id": s.api_id, "code": s.code});
+        if AUTH_CODES.contains(&code) {
+            if let Some(a) = s.app_id.as_deref() {
+                let n = self.auth.push(a, s.at, (), w).len();
+                if n >= self.cfg.auth_failures as usize {
+                    self.auth.clear(a);
+                    out.push(NewAlert {
+                        rule: "auth_failures".into(),
+                        key: format!("auth_failures:{a}"),
+                        severity: AlertSeverity::Warning,
+                        summary: format!("{n} failed authentications for App_ID {a} within {w} s"),
+                        details: json!({"app_id": a, "failures": n, "window_secs": w, "last": sample}),
+                    });
+                }
+            }
+            if let (Some(ip), Some(a)) = (s.client_ip.as_deref(), s.app_id.as_deref()) {
+                let q = self.stuffing.push(ip, s.at, a.to_string(), w);
+                let ids: HashSet<&str> = q.iter().map(|e| e.1.as_str()).collect();
+                if ids.len() >= self.cfg.stuffing_app_ids as usize {
+                    let mut ids: Vec<String> = ids.into_iter().map(str::to_string).collect();
+                    ids.sort();
+                    self.stuffing.clear(ip);
+                    out.push(NewAlert {
+                        rule: "credential_stuffing".into(),
+                        key: format!("credential_stuffing:{ip}"),
+                        severity: AlertSeverity::Critical,
+                        summary: format!(
+                            "authentication failing for {} App_IDs from {ip} within {w} s",
+                            ids.len()
+                        ),
+                        details: json!({"client_ip": ip, "app_ids": ids, "window_secs": w}),
+                    });
+                }
+            }
+        }
+        if code == "NOT_GRANTED" {
+            out.push(NewAlert {
+                rule: "not_granted".into(),
+                key: format!("not_granted:{app}:{api}"),
+                severity: AlertSeverity::Warning,
+                summary: format!("App_ID {app} called API {api} it holds no grant for"),
+                details: json!({"app_id": app, "api_id": api, "client_ip": s.client_ip, "last": sample}),
+            });
+        }
+        if code == "SERVICE_DEGRADED" {
+            out.push(NewAlert {
+                rule: "breaker_open".into(),
+                key: format!("breaker_open:{api}"),
+                severity: AlertSeverity::Critical,
+                summary: format!(
+                    "API {api}: its upstream is degraded (circuit breaker open); calls are refused"
+                ),
+                details: json!({"api_id": api, "last": sample}),
+            });
+        }
+        if matches!(code, "UPSTREAM_UNAVAILABLE" | "UPSTREAM_TIMEOUT") {
+            let n = self.upstream.push(api, s.at, (), w).len();
+            if n >= self.cfg.upstream_failures as usize {
+                self.upstream.clear(api);
+                out.push(NewAlert {
+                    rule: "upstream_down".into(),
+                    key: format!("upstream_down:{api}"),
+                    severity: AlertSeverity::Critical,
+                    summary: format!("API {api}: {n} calls failed at the upstream within {w} s"),
+                    details: json!({"api_id": api, "failures": n, "window_secs": w, "last": sample}),
+                });
+            }
+        }
+        // TRF-4: the failure rate of an authenticated app's calls.
+        if let (true, Some(a)) = (s.app_verified, s.app_id.as_deref()) {
+            let failed = s.result.as_deref() != Some("success");
+            let q = self.calls.push(a, s.at, failed, w);
+            let n = q.len();
+            let f = q.iter().filter(|e| e.1).count();
+            if n >= self.cfg.failure_min_calls as usize
+                && (f as f64) / (n as f64) >= self.cfg.failure_rate
+            {
+                self.calls.clear(a);
+                out.push(NewAlert {
+                    rule: "failure_rate".into(),
+                    key: format!("failure_rate:{a}"),
+                    severity: AlertSeverity::Warning,
+                    summary: format!("App_ID {a}: {f} of {n} calls failed within {w} s"),
+                    details: json!({"app_id": a, "calls": n, "failed": f, "window_secs": w, "threshold": self.cfg.failure_rate}),
+                });
+            }
+        }
+        if let Some(r) = &s.risk {
+            match r["decision"].as_str() {
+                Some("alert") => out.push(NewAlert {
+                    rule: "risk".into(),
+                    key: format!("risk:{app}:{api}"),
+                    severity: AlertSeverity::Warning,
+                    summary: format!(
+                        "risk rule breached by App_ID {app} on API {api} (call let through)"
+                    ),
+                    details: json!({"app_id": app, "api_id": api, "txn_id": s.txn_id, "risk": r}),
+                }),
+                Some("hold") => out.push(NewAlert {
+                    rule: "risk_hold".into(),
+                    key: format!("risk_hold:{}", r["review_id"]),
+                    severity: AlertSeverity::Info,
+                    summary: format!(
+                        "a call of App_ID {app} on API {api} is held for review {}",
+                        r["review_id"]
+                    ),
+                    details: json!({"app_id": app, "api_id": api, "txn_id": s.txn_id, "risk": r}),
+                }),
+                _ => {}
+            }
+        }
+        out
+    }
+}
+
+/// Signals dropped because the rules' queue was full (never a wait).
+pub static DROPPED: AtomicU64 = AtomicU64::new(0);
+
+/// The audit writer's sink: the index sink, plus a signal per access
+/// record to the rules (a `try_send`: the writer never waits for alerts).
+pub struct Tee<S: BatchSink> {
+    inner: S,
+    tx: tokio::sync::mpsc::Sender<Signal>,
+}
+
+impl<S: BatchSink> Tee<S> {
+    /// Wrap `inner`.
+    pub fn new(inner: S, tx: tokio::sync::mpsc::Sender<Signal>) -> Self {
+        Tee { inner, tx }
+    }
+}
+
+impl<S: BatchSink> BatchSink for Tee<S> {
+    fn opened(&mut self, last_seq: u64) {
+        self.inner.opened(last_seq);
+    }
+
+    fn committed(
+        &mut self,
+        records: Vec<Committed>,
+        checkpoint: Option<&menshen_audit::chain::Checkpoint>,
+    ) {
+        for c in &records {
+            if let Some(s) = Signal::from_record(&c.rec) {
+                if self.tx.try_send(s).is_err() {
+                    DROPPED.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }
+        self.inner.committed(records, checkpoint);
+    }
+}
+
+/// The running alert engine.
+pub struct Engine {
+    /// Where the writer's tee sends signals.
+    pub tx: tokio::sync::mpsc::Sender<Signal>,
+    rx: Option<tokio::sync::mpsc::Receiver<Signal>>,
+    cfg: AlertsConfig,
+}
+
+impl Engine {
+    /// The queue, before the audit log is opened (its tee needs `tx`).
+    pub fn new(cfg: AlertsConfig) -> Engine {
+        let (tx, rx) = tokio::sync::mpsc::channel(cfg.queue);
+        Engine {
+            tx,
+            rx: Some(rx),
+            cfg,
+        }
+    }
+
+    /// Start the rules, the audit-health watch and the receivers.
+    pub fn start(
+        mut self,
+        cp: ControlPlane,
+        audit: menshen_audit::AuditLog,
+        node_id: String,
+        stop: tokio::sync::watch::Receiver<bool>,
+    ) -> anyhow::Result<Vec<tokio::task::JoinHandle<()>>> {
+        let out = Arc::new(deliver::Outbox::start(&self.cfg, node_id)?);
+        let mut rx = self.rx.take().expect("started once");
+        let mut rules = Rules::new(self.cfg.clone());
+        let (cp2, out2) = (cp.clone(), out.clone());
+        let mut tasks = vec![tokio::spawn(async move {
+            while let Some(s) = rx.recv().await {
+                for a in rules.observe(&s) {
+                    raise(&cp2, &out2, a).await;
+                }
+            }
+        })];
+        let every = Duration::from_millis(self.cfg.audit_check_ms);
+        let mut stop2 = stop.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut was_healthy = true;
+            loop {
+                tokio::select! {
+                    _ = tokio::time::sleep(every) => {}
+                    _ = stop2.changed() => return,
+                }
+                let healthy = audit.is_healthy();
+                if !healthy && was_healthy {
+                    raise(
+                        &cp,
+                        &out,
+                        NewAlert {
+                            rule: "audit_durability".into(),
+                            key: "audit_durability".into(),
+                            severity: AlertSeverity::Critical,
+                            summary: "the audit log's last write failed: A2/A3 calls are refused until it recovers".into(),
+                            details: json!({"dir": audit.dir().display().to_string()}),
+                        },
+                    )
+                    .await;
+                }
+                was_healthy = healthy;
+            }
+        }));
+        Ok(tasks)
+    }
+}
+
+/// Store the alert (de-duplicated) and deliver it if it is new.
+pub async fn raise(cp: &ControlPlane, out: &deliver::Outbox, a: NewAlert) {
+    match cp.store.raise_alert(&a).await {
+        Ok((alert, true)) => {
+            tracing::warn!(id = alert.id, rule = %alert.rule, severity = %alert.severity, summary = %alert.summary, "alert raised");
+            out.send(&alert);
+        }
+        Ok((alert, false)) => {
+            tracing::debug!(
+                id = alert.id,
+                count = alert.count,
+                "alert repeated (de-duplicated)"
+            );
+        }
+        Err(e) => tracing::error!(error = %e, rule = %a.rule, "alert could not be stored"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sig(at: i64, app: &str, ip: &str, code: Option<&str>) -> Signal {
+        Signal {
+            at,
+            txn_id: None,
+            app_id: Some(app.into()),
+            app_verified: code.is_none(),
+            api_id: Some("api".into()),
+            client_ip: Some(ip.into()),
+            result: Some(if code.is_none() { "success" } else { "failure" }.into()),
+            code: code.map(str::to_string),
+            risk: None,
+        }
+    }
+
+    #[test]
+    fn atk_2_auth_failures_fire_once_per_window_and_stuffing_counts_app_ids() {
+        let mut r = Rules::new(AlertsConfig::default());
+        let fired: Vec<_> = (0..4)
+            .flat_map(|i| r.observe(&sig(100 + i, "a1", "10.0.0.1", Some("INVALID_SIGNATURE"))))
+            .collect();
+        assert!(fired.is_empty());
+        let a = r.observe(&sig(104, "a1", "10.0.0.1", Some("INVALID_SIGNATURE")));
+        assert_eq!(a.len(), 1);
+        assert_eq!(a[0].key, "auth_failures:a1");
+        // Outside the window the old ones do not count.
+        let mut r = Rules::new(AlertsConfig::default());
+        for i in 0..4 {
+            r.observe(&sig(100 + i, "a1", "10.0.0.2", Some("INVALID_SIGNATURE")));
+        }
+        assert!(r
+            .observe(&sig(200, "a1", "10.0.0.2", Some("INVALID_SIGNATURE")))
+            .is_empty());
+        // Five App_IDs from one IP.
+        let mut r = Rules::new(AlertsConfig::default());
+        let mut all = vec![];
+        for i in 0..5 {
+            all.extend(r.observe(&sig(
+                100,
+                &format!("x{i}"),
+                "10.9.9.9",
+                Some("INVALID_SIGNATURE"),
+            )));
+        }
+        assert_eq!(all.len(), 1);
+        assert_eq!(all[0].key, "credential_stuffing:10.9.9.9");
+        assert_eq!(all[0].severity, AlertSeverity::Critical);
+    }
+
+    #[test]
+    fn trf_4_failure_rate_over_the_threshold_with_a_minimum_count() {
+        let mut r = Rules::new(AlertsConfig::default());
+        let mut fired = vec![];
+        for i in 0..19 {
+            let mut s = sig(100, "app", "10.0.0.1", None);
+            s.result = Some(if i % 2 == 0 { "failure" } else { "success" }.into());
+            fired.extend(r.observe(&s));
+        }
+        assert!(fired.is_empty(), "under the minimum count");
+        let mut s = sig(100, "app", "10.0.0.1", None);
+        s.result = Some("failure".into());
+        let a = r.observe(&s);
+        assert_eq!(a.len(), 1);
+        assert_eq!(a[0].rule, "failure_rate");
+    }
+}
