@@ -35,7 +35,8 @@ pub fn traversal(s: &str) -> bool {
     }
     let sep = |c: Option<&u8>| matches!(c, Some(b'/' | b'\\'));
     let mut i = 0;
-    while let Some(p) = memchr::memmem::find(&b[i..], b"..") {
+    // Short strings: a plain scan beats building a searcher per call.
+    while let Some(p) = b[i..].windows(2).position(|w| w == b"..") {
         let at = i + p;
         let before = at.checked_sub(1).and_then(|k| b.get(k));
         let after = b.get(at + 2);

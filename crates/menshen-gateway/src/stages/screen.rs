@@ -1,6 +1,6 @@
 //! Screen (ATK-1): every string of the request that the bank's systems
 //! read, after decryption and validation, through [`crate::screen::scan`]:
-//! each path segment, each query parameter (name and value, form-decoded),
+//! each path segment the route's pattern does not fix (its parameters), each query parameter (name and value, form-decoded),
 //! the headers the API reads (its `forward_request_headers` and
 //! `controls.screening.headers`), and every string of a JSON body (keys
 //! and values, recursively); a form body like a query; another UTF-8 body
@@ -153,9 +153,22 @@ fn short(s: &str) -> String {
     s.chars().take(64).collect()
 }
 
-fn screen_all(ex: &Exchange, plan: &ScreenPlan) -> Result<(), Stop> {
+fn screen_all(
+    ex: &Exchange,
+    plan: &ScreenPlan,
+    pattern: &menshen_model::PathPattern,
+) -> Result<(), Stop> {
     let mut w = Walk { plan, seen: 0 };
+    // Path segments the route's pattern fixes are known text: only the
+    // parameters' segments come from the client.
+    let segments = pattern.segments();
     for (i, seg) in ex.parts.uri.path().split('/').enumerate().skip(1) {
+        if matches!(
+            segments.get(i - 1),
+            Some(menshen_model::path::Segment::Literal(_))
+        ) {
+            continue;
+        }
         w.text(seg, || format!("path segment {i}"))?;
     }
     if let Some(q) = ex.parts.uri.query() {
@@ -211,7 +224,7 @@ pub fn on_request(
     if plan.mode == ScreenMode::Off || routed.api.builtin.is_some() {
         return Ok(ok);
     }
-    match screen_all(ex, plan) {
+    match screen_all(ex, plan, &routed.api.pattern) {
         Ok(()) => Ok(ok),
         Err(Stop::TooComplex(why)) => Err(GatewayError::new(
             ErrorCode::RequestTooComplex,
