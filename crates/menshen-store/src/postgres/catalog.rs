@@ -374,9 +374,11 @@ pub(super) async fn dump(tx: &Transaction<'_>) -> Result<CatalogDump, StoreError
                 .await?,
             rows::limit,
         )?,
-        // RSK-2: not kept by the PostgreSQL store yet (its `add_risk_rule`
-        // is the trait's default, which refuses).
-        risk_rules: Vec::new(),
+        risk_rules: rows::all(
+            tx.query("SELECT * FROM risk_rules ORDER BY id", &[])
+                .await?,
+            rows::risk_rule,
+        )?,
         bank_keys: rows::all(
             tx.query("SELECT * FROM bank_keys", &[]).await?,
             rows::bank_key,

@@ -38,7 +38,7 @@
 //!
 //! By role: `schema` (migrations), `rows` (row mappers), `catalog` (apps,
 //! credentials, keys, IP rules, admin tokens, APIs, grants, the dump),
-//! `rules` (flow-control rules, the blacklist), `people`
+//! `rules` (flow-control and risk rules, reviews, the blacklist), `people`
 //! (customers, consents, redirect URIs), `audit` (the audit index of every
 //! node).
 
@@ -364,7 +364,7 @@ macro_rules! change {
     }};
 }
 
-/// A write that is not a catalog change (customers, consents): one
+/// A write that is not a catalog change (customers, consents, reviews): one
 /// transaction, no version bump.
 macro_rules! data {
     ($self:ident, |$tx:ident| $body:expr) => {{
@@ -584,6 +584,46 @@ impl Store for PgStore {
 
     async fn list_limit_rules(&self) -> Result<Vec<LimitRule>, StoreError> {
         read!(self, |c| rules::list_limits(c).await)
+    }
+
+    async fn add_risk_rule(
+        &self,
+        rule: &menshen_model::risk::NewRiskRule,
+    ) -> Result<menshen_model::risk::RiskRule, StoreError> {
+        change!(self, |tx| rules::add_risk(&tx, rule.clone()).await?)
+    }
+
+    async fn remove_risk_rule(&self, id: i64) -> Result<(), StoreError> {
+        change!(self, |tx| rules::remove_risk(&tx, id).await?)
+    }
+
+    async fn list_risk_rules(&self) -> Result<Vec<menshen_model::risk::RiskRule>, StoreError> {
+        read!(self, |c| rules::list_risks(c).await)
+    }
+
+    async fn risk_hold(
+        &self,
+        call: &menshen_model::risk::HeldCall,
+        now: i64,
+    ) -> Result<menshen_model::risk::HoldOutcome, StoreError> {
+        data!(self, |tx| rules::hold(&tx, call.clone(), now).await?)
+    }
+
+    async fn list_risk_reviews(
+        &self,
+        state: Option<menshen_model::risk::ReviewState>,
+    ) -> Result<Vec<menshen_model::risk::RiskReview>, StoreError> {
+        read!(self, |c| rules::reviews(c, state).await)
+    }
+
+    async fn decide_risk_review(
+        &self,
+        id: i64,
+        approve: bool,
+        by: &str,
+        now: i64,
+    ) -> Result<menshen_model::risk::RiskReview, StoreError> {
+        data!(self, |tx| rules::decide(&tx, id, approve, by, now).await?)
     }
 
     async fn blacklist_apps(

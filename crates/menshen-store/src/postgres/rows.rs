@@ -1,6 +1,7 @@
 //! Row mappers: one function per table turns a row into its model type
 //! (the PostgreSQL twin of `sqlite/rows.rs`).
 
+use menshen_model::risk::{Amount, ReviewState, RiskAction, RiskReview, RiskRule};
 use menshen_model::{
     Api, App, AppKind, AppStatus, Consent, ConsentState, CredentialKind, Customer, Grant,
     Integration, IpAction, IpRule, Level, Lifecycle, LimitAction, LimitPer, LimitRule, LimitWindow,
@@ -139,6 +140,56 @@ pub(super) fn limit(r: &Row) -> Result<LimitRule, StoreError> {
             .map(|p| u64_of(p, "pause_secs"))
             .transpose()?,
         created_at: r.try_get("created_at")?,
+    })
+}
+
+fn amount(r: &Row, col: &str) -> Result<Option<Amount>, StoreError> {
+    r.try_get::<_, Option<i64>>(col)?
+        .map(|v| u64_of(v, col).map(Amount))
+        .transpose()
+}
+
+fn json_list(r: &Row, col: &str) -> Result<Option<Vec<String>>, StoreError> {
+    r.try_get::<_, Option<String>>(col)?
+        .map(|s| serde_json::from_str(&s).map_err(|_| bad(col)))
+        .transpose()
+}
+
+pub(super) fn risk_rule(r: &Row) -> Result<RiskRule, StoreError> {
+    Ok(RiskRule {
+        id: r.try_get("id")?,
+        app_id: r.try_get("app_id")?,
+        api_id: r.try_get("api_id")?,
+        capacity: r.try_get("capacity")?,
+        max_per_txn: amount(r, "max_per_txn")?,
+        max_per_day: amount(r, "max_per_day")?,
+        counterparties: json_list(r, "counterparties")?,
+        account_types: json_list(r, "account_types")?,
+        unusual_multiple: opt_u32(r, "unusual_multiple")?,
+        unusual_min_count: u32_of(r.try_get("unusual_min_count")?, "unusual_min_count")?,
+        action: RiskAction::parse(&text(r, "action")?).ok_or_else(|| bad("action"))?,
+        review_window_secs: u64_of(r.try_get("review_window_secs")?, "review_window_secs")?,
+        created_at: r.try_get("created_at")?,
+    })
+}
+
+pub(super) fn risk_review(r: &Row) -> Result<RiskReview, StoreError> {
+    Ok(RiskReview {
+        id: r.try_get("id")?,
+        app_id: r.try_get("app_id")?,
+        api_id: r.try_get("api_id")?,
+        amount: amount(r, "amount")?.ok_or_else(|| bad("amount"))?,
+        counterparty: r.try_get("counterparty")?,
+        fingerprint: r.try_get("fingerprint")?,
+        txn_id: r.try_get("txn_id")?,
+        reason: r.try_get("reason")?,
+        window_secs: u64_of(r.try_get("window_secs")?, "window_secs")?,
+        state: ReviewState::parse(&text(r, "state")?).ok_or_else(|| bad("state"))?,
+        created_at: r.try_get("created_at")?,
+        decided_by: r.try_get("decided_by")?,
+        decided_at: r.try_get("decided_at")?,
+        approved_until: r.try_get("approved_until")?,
+        used_txn_id: r.try_get("used_txn_id")?,
     })
 }
 

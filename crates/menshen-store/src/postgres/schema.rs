@@ -12,7 +12,7 @@
 //! is already in its migration-5 form, migration 6's unique index on live
 //! fingerprints is created with the table; the audit tables are keyed by
 //! node as well, since several nodes index into one database); 2 mirrors SQLite's 10 (flow
-//! control complete).
+//! control complete) and 3 SQLite's 11 (risk rules and reviews).
 
 use tokio_postgres::Client;
 
@@ -224,6 +224,42 @@ const MIGRATIONS: &[&str] = &[
         CHECK (per IN ('all','ip','app','api','customer'));
     ALTER TABLE limit_rules ADD COLUMN pause_secs BIGINT
         CHECK (pause_secs IS NULL OR pause_secs >= 1);
+    "#,
+    // 3: SQLite migration 11 (RSK-1, RSK-2): risk rules and review items.
+    r#"
+    CREATE TABLE risk_rules (
+        id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        app_id TEXT NOT NULL REFERENCES apps(app_id),
+        api_id TEXT REFERENCES apis(api_id),
+        capacity TEXT,
+        max_per_txn BIGINT CHECK (max_per_txn IS NULL OR max_per_txn >= 0),
+        max_per_day BIGINT CHECK (max_per_day IS NULL OR max_per_day >= 0),
+        counterparties TEXT,
+        account_types TEXT,
+        unusual_multiple BIGINT,
+        unusual_min_count BIGINT NOT NULL,
+        action TEXT NOT NULL CHECK (action IN ('alert','reject','hold')),
+        review_window_secs BIGINT NOT NULL,
+        created_at TEXT NOT NULL
+    );
+    CREATE TABLE risk_reviews (
+        id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        app_id TEXT NOT NULL,
+        api_id TEXT NOT NULL,
+        amount BIGINT NOT NULL,
+        counterparty TEXT,
+        fingerprint TEXT NOT NULL,
+        txn_id TEXT NOT NULL,
+        reason TEXT NOT NULL,
+        window_secs BIGINT NOT NULL,
+        state TEXT NOT NULL CHECK (state IN ('pending','approved','rejected','used')),
+        created_at TEXT NOT NULL,
+        decided_by TEXT,
+        decided_at TEXT,
+        approved_until BIGINT,
+        used_txn_id TEXT
+    );
+    CREATE INDEX risk_reviews_fp ON risk_reviews(fingerprint, state);
     "#,
 ];
 
