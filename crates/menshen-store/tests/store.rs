@@ -960,7 +960,71 @@ async fn redirect_uris_replaced_per_app_in_order(b: Backend) {
     ));
 }
 
+/// MON-2: an alert raised twice with one key is one alert counted twice
+/// (severity only raised), acknowledged then resolved; a new raise after
+/// resolution opens a new alert; a wrong transition names `state`.
+async fn mon_2_alerts_deduplicated_acknowledged_resolved(b: Backend) {
+    use menshen_model::alert::{AlertSeverity, AlertState, NewAlert};
+    let Some((_d, cp)) = setup(b).await else {
+        return;
+    };
+    let new = |sev| NewAlert {
+        rule: "auth_failures".into(),
+        key: "auth_failures:app_x".into(),
+        severity: sev,
+        summary: "many failures".into(),
+        details: serde_json::json!({"n": 1}),
+    };
+    let (a, fresh) = cp
+        .store
+        .raise_alert(&new(AlertSeverity::Warning))
+        .await
+        .unwrap();
+    assert!(fresh);
+    let (again, fresh) = cp
+        .store
+        .raise_alert(&new(AlertSeverity::Critical))
+        .await
+        .unwrap();
+    assert!(!fresh);
+    assert_eq!(
+        (again.id, again.count, again.severity),
+        (a.id, 2, AlertSeverity::Critical)
+    );
+    let acked = cp
+        .store
+        .set_alert_state(a.id, AlertState::Acknowledged, "ops")
+        .await
+        .unwrap();
+    assert_eq!(
+        (acked.state, acked.updated_by.as_deref()),
+        (AlertState::Acknowledged, Some("ops"))
+    );
+    match cp
+        .store
+        .set_alert_state(a.id, AlertState::Acknowledged, "ops")
+        .await
+    {
+        Err(StoreError::Conflict(v)) => assert_eq!(v.field, "state"),
+        other => panic!("{other:?}"),
+    }
+    cp.store
+        .set_alert_state(a.id, AlertState::Resolved, "ops")
+        .await
+        .unwrap();
+    let (b2, fresh) = cp
+        .store
+        .raise_alert(&new(AlertSeverity::Info))
+        .await
+        .unwrap();
+    assert!(fresh && b2.id != a.id);
+    let open = cp.store.list_alerts(Some(AlertState::Open)).await.unwrap();
+    assert_eq!(open.iter().map(|x| x.id).collect::<Vec<_>>(), vec![b2.id]);
+    assert_eq!(cp.store.list_alerts(None).await.unwrap().len(), 2);
+}
+
 suite!(
+    mon_2_alerts_deduplicated_acknowledged_resolved,
     auth_3_secret_never_stored_in_clear,
     onb_3_new_app_has_no_grants_and_secret_opens,
     uid_2_sequence_assigned_and_cancelled_code_never_reused,

@@ -40,8 +40,9 @@
 //! credentials, keys, IP rules, admin tokens, APIs, grants, the dump),
 //! `rules` (flow-control and risk rules, reviews, the blacklist), `people`
 //! (customers, consents, redirect URIs), `audit` (the audit index of every
-//! node).
+//! node), `alerts` (MON-2).
 
+mod alerts;
 mod audit;
 mod catalog;
 mod people;
@@ -624,6 +625,29 @@ impl Store for PgStore {
         now: i64,
     ) -> Result<menshen_model::risk::RiskReview, StoreError> {
         data!(self, |tx| rules::decide(&tx, id, approve, by, now).await?)
+    }
+
+    async fn raise_alert(
+        &self,
+        alert: &menshen_model::alert::NewAlert,
+    ) -> Result<(menshen_model::alert::Alert, bool), StoreError> {
+        data!(self, |tx| alerts::raise(&tx, alert).await?)
+    }
+
+    async fn list_alerts(
+        &self,
+        state: Option<menshen_model::alert::AlertState>,
+    ) -> Result<Vec<menshen_model::alert::Alert>, StoreError> {
+        read!(self, |c| alerts::list(c, state).await)
+    }
+
+    async fn set_alert_state(
+        &self,
+        id: i64,
+        state: menshen_model::alert::AlertState,
+        by: &str,
+    ) -> Result<menshen_model::alert::Alert, StoreError> {
+        data!(self, |tx| alerts::set_state(&tx, id, state, by).await?)
     }
 
     async fn blacklist_apps(

@@ -12,7 +12,8 @@
 //! is already in its migration-5 form, migration 6's unique index on live
 //! fingerprints is created with the table; the audit tables are keyed by
 //! node as well, since several nodes index into one database); 2 mirrors SQLite's 10 (flow
-//! control complete) and 3 SQLite's 11 (risk rules and reviews).
+//! control complete), 3 SQLite's 11 (risk rules and reviews) and 4
+//! SQLite's 12 (alerts).
 
 use tokio_postgres::Client;
 
@@ -260,6 +261,23 @@ const MIGRATIONS: &[&str] = &[
         used_txn_id TEXT
     );
     CREATE INDEX risk_reviews_fp ON risk_reviews(fingerprint, state);
+    "#,
+    // 4: SQLite migration 12 (MON-2): alerts, de-duplicated by key.
+    r#"
+    CREATE TABLE alerts (
+        id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        rule TEXT NOT NULL,
+        dedup_key TEXT NOT NULL,
+        severity TEXT NOT NULL CHECK (severity IN ('info','warning','critical')),
+        summary TEXT NOT NULL,
+        details TEXT NOT NULL,
+        state TEXT NOT NULL CHECK (state IN ('open','acknowledged','resolved')),
+        count BIGINT NOT NULL,
+        first_at TEXT NOT NULL,
+        last_at TEXT NOT NULL,
+        updated_by TEXT
+    );
+    CREATE INDEX alerts_key ON alerts(dedup_key, state);
     "#,
 ];
 
