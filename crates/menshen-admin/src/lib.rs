@@ -14,12 +14,12 @@
     clippy::dbg_macro
 )]
 
-mod blacklist;
 mod alerts;
+mod blacklist;
 mod customers;
-pub mod monitor;
 mod error;
 mod handlers;
+pub mod monitor;
 mod risk;
 pub mod serve;
 

@@ -284,8 +284,8 @@ pub fn error_response(code: ErrorCode, txn_id: &str) -> Response<Bytes> {
 
 /// The uniform error response for `code` with `body`.
 fn with_body(code: ErrorCode, txn_id: &str, body: &ErrorBody) -> Response<Bytes> {
-    let body = serde_json::to_vec(body)
-        .unwrap_or_else(|_| b"{\"code\":\"INTERNAL_ERROR\"}".to_vec());
+    let body =
+        serde_json::to_vec(body).unwrap_or_else(|_| b"{\"code\":\"INTERNAL_ERROR\"}".to_vec());
     let mut r = Response::new(Bytes::from(body));
     *r.status_mut() =
         StatusCode::from_u16(code.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);

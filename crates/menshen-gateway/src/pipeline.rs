@@ -156,18 +156,22 @@ where
     // The call's span: the transaction serial number and trace id as
     // attributes (debug level: free unless a subscriber wants it).
     let span = tracing::debug_span!("menshen.call", txn_id = %ex.txn_id, trace_id = %ex.trace);
-    let result =
-        match tokio::time::timeout(deadline, tracing::Instrument::instrument(run(&state, &mut ex, incoming, &mut charge), span)).await {
-            Ok(r) => r,
-            Err(_) if ex.forwarded => Err(GatewayError::UpstreamTimeout(format!(
-                "request deadline of {} ms passed after forwarding",
-                deadline.as_millis()
-            ))),
-            Err(_) => Err(GatewayError::RequestTimeout(format!(
-                "request deadline of {} ms passed before forwarding",
-                deadline.as_millis()
-            ))),
-        };
+    let result = match tokio::time::timeout(
+        deadline,
+        tracing::Instrument::instrument(run(&state, &mut ex, incoming, &mut charge), span),
+    )
+    .await
+    {
+        Ok(r) => r,
+        Err(_) if ex.forwarded => Err(GatewayError::UpstreamTimeout(format!(
+            "request deadline of {} ms passed after forwarding",
+            deadline.as_millis()
+        ))),
+        Err(_) => Err(GatewayError::RequestTimeout(format!(
+            "request deadline of {} ms passed before forwarding",
+            deadline.as_millis()
+        ))),
+    };
     let (mut resp, mut err) = match result {
         Ok(r) => (r, None),
         Err(e) => (e.to_response(&ex.txn_id), Some(e)),
@@ -311,8 +315,14 @@ where
     // see plaintext; an API whose answers carry encrypted fields needs the
     // app's encryption key, checked here, before anything is forwarded.
     crate::stages::encrypt::on_request(ex, &routed, &auth)?;
-    crate::stages::decrypt::on_request(ex, &routed, &auth, state.hot.as_ref(), cfg.replay_window_secs)
-        .await?;
+    crate::stages::decrypt::on_request(
+        ex,
+        &routed,
+        &auth,
+        state.hot.as_ref(),
+        cfg.replay_window_secs,
+    )
+    .await?;
     // validate (LVL-5): query and body against the API's compiled schemas,
     // on plaintext (after decryption), before anything is forwarded.
     let validated = validate::on_request(ex, &routed, &authorized)?;

@@ -252,13 +252,11 @@ impl State {
             hot,
             audit,
         });
-        state
-            .metrics
-            .set_probe(Arc::new(crate::metrics::NodeProbe {
-                snapshot: state.snapshot.clone(),
-                audit: state.audit.clone(),
-                connections: state.connections.clone(),
-            }));
+        state.metrics.set_probe(Arc::new(crate::metrics::NodeProbe {
+            snapshot: state.snapshot.clone(),
+            audit: state.audit.clone(),
+            connections: state.connections.clone(),
+        }));
         Ok(state)
     }
 }
@@ -288,7 +286,10 @@ impl Gateway {
             rx.clone(),
         )];
         // MON-1: the statistics' windows advance every second.
-        tasks.push(crate::metrics::spawn_ticker(state.metrics.clone(), rx.clone()));
+        tasks.push(crate::metrics::spawn_ticker(
+            state.metrics.clone(),
+            rx.clone(),
+        ));
         // TRF-2: active health checks of the named upstreams' targets; the
         // breakers count their events (MON-1).
         state.upstream.named.report_to(&state.metrics);

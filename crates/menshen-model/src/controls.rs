@@ -141,7 +141,12 @@ impl ApiControls {
         self.envelope.validate()?;
         self.risk.validate()?;
         if let Some(p) = &self.consent.account_pointer {
-            if self.envelope.request.iter().any(|e| p == e || p.starts_with(&format!("{e}/"))) {
+            if self
+                .envelope
+                .request
+                .iter()
+                .any(|e| p == e || p.starts_with(&format!("{e}/")))
+            {
                 return Err(ValidationError::new(
                     "controls.envelope.request",
                     format!("`{p}` is the consent's account field, which the gateway reads before it decrypts: it cannot be an encrypted field"),

@@ -36,24 +36,24 @@ macro_rules! str_enum {
     };
 }
 
+pub mod alert;
 mod api;
 mod app;
 mod blacklist;
 mod consent;
-mod envelope;
 mod controls;
 mod credential;
+mod envelope;
 mod error;
 mod fallback;
 mod grant;
 mod headers;
 mod ip_rule;
 mod level;
-pub mod alert;
 mod limit;
-pub mod risk;
-mod protection;
 pub mod path;
+mod protection;
+pub mod risk;
 pub mod uapi;
 
 pub use api::{

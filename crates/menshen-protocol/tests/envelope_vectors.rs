@@ -36,7 +36,11 @@ fn conf_1_protocol_doc_envelope_vector_matches_the_code() {
         &pointers,
         "bank-enc-3945208f7b21",
         receiver.public_key(),
-        &FixedInputs { session_key: arr(SESSION_KEY_HEX), ivs: &ivs, k: arr(K_HEX) },
+        &FixedInputs {
+            session_key: arr(SESSION_KEY_HEX),
+            ivs: &ivs,
+            k: arr(K_HEX),
+        },
     )
     .unwrap();
     assert_eq!(n, 2);
@@ -47,8 +51,12 @@ fn conf_1_protocol_doc_envelope_vector_matches_the_code() {
         .decode(body["menshen_envelope"]["key"].as_str().unwrap())
         .unwrap();
     let key = Sm4GcmKey::from_bytes(&arr(SESSION_KEY_HEX));
-    let ct1 = key.seal(&ivs[0], b"/payee/account", b"\"6228480012345678\"").unwrap();
-    let ct2 = key.seal(&ivs[1], b"/payee/name", "\"张三\"".as_bytes()).unwrap();
+    let ct1 = key
+        .seal(&ivs[0], b"/payee/account", b"\"6228480012345678\"")
+        .unwrap();
+    let ct2 = key
+        .seal(&ivs[1], b"/payee/name", "\"张三\"".as_bytes())
+        .unwrap();
     let wire = serde_json::to_string(&body).unwrap();
     let values = [
         ("receiver public key", public),
@@ -62,8 +70,8 @@ fn conf_1_protocol_doc_envelope_vector_matches_the_code() {
     }
     for (what, v) in &values {
         // Long hex values are wrapped in the doc at 64 characters.
-        let found = doc.contains(v.as_str())
-            || doc.replace(['\n', ' '], "").contains(&v.replace(' ', ""));
+        let found =
+            doc.contains(v.as_str()) || doc.replace(['\n', ' '], "").contains(&v.replace(' ', ""));
         assert!(found, "docs/protocol.md §12.6: {what} is not `{v}`");
     }
     // Each input the doc names is the one used here.

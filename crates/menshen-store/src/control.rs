@@ -187,7 +187,9 @@ impl ControlPlane {
         let pk = PublicKey::from_spki_pem(pem)
             .map_err(|e| invalid(format!("{e}; give a PEM `PUBLIC KEY` of an SM2 key")))?;
         if pk.alg() != SigAlg::Sm2Sm3 {
-            return Err(invalid("an encryption key must be an SM2 key (GB/T 32918.4)".into()));
+            return Err(invalid(
+                "an encryption key must be an SM2 key (GB/T 32918.4)".into(),
+            ));
         }
         let now = now_unix();
         if not_after.is_some_and(|na| na <= now) {

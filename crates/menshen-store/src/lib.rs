@@ -32,8 +32,8 @@ pub use directory::{hash_password, new_consent_id, new_customer_id, verify_passw
 pub use hot::{
     system_clock, Admission, Clock, HotState, LimitCheck, MemoryHotState, NonceCheck, Verdict,
 };
-pub use redis_hot::{RedisHotConfig, RedisHotError, RedisHotState};
 pub use postgres::{PgStore, PgStoreConfig};
+pub use redis_hot::{RedisHotConfig, RedisHotError, RedisHotState};
 pub use sqlite::SqliteStore;
 
 /// Errors from the store.
@@ -358,16 +358,22 @@ pub trait Store: Send + Sync + 'static {
         rule: &menshen_model::risk::NewRiskRule,
     ) -> Result<menshen_model::risk::RiskRule, StoreError> {
         let _ = rule;
-        Err(StoreError::Backend("risk rules are not implemented by this store yet".into()))
+        Err(StoreError::Backend(
+            "risk rules are not implemented by this store yet".into(),
+        ))
     }
     /// Remove a risk rule by id (`NotFound` if none). A catalog change.
     async fn remove_risk_rule(&self, id: i64) -> Result<(), StoreError> {
         let _ = id;
-        Err(StoreError::Backend("risk rules are not implemented by this store yet".into()))
+        Err(StoreError::Backend(
+            "risk rules are not implemented by this store yet".into(),
+        ))
     }
     /// All risk rules, oldest first.
     async fn list_risk_rules(&self) -> Result<Vec<menshen_model::risk::RiskRule>, StoreError> {
-        Err(StoreError::Backend("risk rules are not implemented by this store yet".into()))
+        Err(StoreError::Backend(
+            "risk rules are not implemented by this store yet".into(),
+        ))
     }
     /// A call held by a risk rule (RSK-1), atomically: if an approved review
     /// with the same fingerprint has `approved_until > now`, mark it `used`
@@ -380,7 +386,9 @@ pub trait Store: Send + Sync + 'static {
         now: i64,
     ) -> Result<menshen_model::risk::HoldOutcome, StoreError> {
         let _ = (call, now);
-        Err(StoreError::Backend("risk rules are not implemented by this store yet".into()))
+        Err(StoreError::Backend(
+            "risk rules are not implemented by this store yet".into(),
+        ))
     }
     /// Review items, newest first (at most 1000), optionally in one state.
     async fn list_risk_reviews(
@@ -388,7 +396,9 @@ pub trait Store: Send + Sync + 'static {
         state: Option<menshen_model::risk::ReviewState>,
     ) -> Result<Vec<menshen_model::risk::RiskReview>, StoreError> {
         let _ = state;
-        Err(StoreError::Backend("risk rules are not implemented by this store yet".into()))
+        Err(StoreError::Backend(
+            "risk rules are not implemented by this store yet".into(),
+        ))
     }
     /// Approve (`approved_until = now + window_secs`) or reject a pending
     /// review, naming the officer; `Conflict` naming `state` if it is not
@@ -401,7 +411,9 @@ pub trait Store: Send + Sync + 'static {
         now: i64,
     ) -> Result<menshen_model::risk::RiskReview, StoreError> {
         let _ = (id, approve, by, now);
-        Err(StoreError::Backend("risk rules are not implemented by this store yet".into()))
+        Err(StoreError::Backend(
+            "risk rules are not implemented by this store yet".into(),
+        ))
     }
 
     /// Raise an alert (MON-2): if an unresolved alert with the same `key`
@@ -414,7 +426,9 @@ pub trait Store: Send + Sync + 'static {
         alert: &menshen_model::alert::NewAlert,
     ) -> Result<(menshen_model::alert::Alert, bool), StoreError> {
         let _ = alert;
-        Err(StoreError::Backend("alerts are not implemented by this store yet".into()))
+        Err(StoreError::Backend(
+            "alerts are not implemented by this store yet".into(),
+        ))
     }
     /// Alerts, newest first (at most 1000), optionally in one state.
     async fn list_alerts(
@@ -422,7 +436,9 @@ pub trait Store: Send + Sync + 'static {
         state: Option<menshen_model::alert::AlertState>,
     ) -> Result<Vec<menshen_model::alert::Alert>, StoreError> {
         let _ = state;
-        Err(StoreError::Backend("alerts are not implemented by this store yet".into()))
+        Err(StoreError::Backend(
+            "alerts are not implemented by this store yet".into(),
+        ))
     }
     /// Acknowledge (only from `open`) or resolve (from `open` or
     /// `acknowledged`) an alert, naming who; `Conflict` naming `state`
@@ -434,7 +450,9 @@ pub trait Store: Send + Sync + 'static {
         by: &str,
     ) -> Result<menshen_model::alert::Alert, StoreError> {
         let _ = (id, state, by);
-        Err(StoreError::Backend("alerts are not implemented by this store yet".into()))
+        Err(StoreError::Backend(
+            "alerts are not implemented by this store yet".into(),
+        ))
     }
 
     /// Blacklist (`Add`) or delist (`Remove`) every app of `entries` (TRF-3),

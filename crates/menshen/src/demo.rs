@@ -37,6 +37,9 @@ pub struct DemoOptions {
     pub unsafe_async_audit: bool,
     /// The authorization server's token profile (default `cmbc`).
     pub token_profile: Option<menshen_model::TokenProfile>,
+    /// `--cluster --nodes N`: N nodes on a local PostgreSQL and Redis
+    /// (issue 12 item 9); `None`: the embedded default (SQLite, one node).
+    pub cluster: Option<usize>,
 }
 
 /// An app in `demo.json`.
@@ -138,6 +141,15 @@ pub struct DemoInfo {
     pub apis: Vec<DemoApi>,
     /// Bank customers who can authorize the apps (issue 11).
     pub customers: Vec<DemoCustomer>,
+    /// Cluster demo only: every node, the first being the one above.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub nodes: Vec<crate::demo_cluster::DemoNode>,
+    /// Cluster demo only: the store (demo credentials in the URL).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub postgres_url: Option<String>,
+    /// Cluster demo only: the hot state (demo credentials in the URL).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub redis_url: Option<String>,
 }
 
 /// A running demo.
@@ -147,13 +159,26 @@ pub struct Demo {
     /// What `demo.json` says.
     pub info: DemoInfo,
     upstream: tokio::task::JoinHandle<()>,
+    /// Cluster demo: the other nodes and the servers they share.
+    cluster: Option<(crate::demo_cluster::Nodes, crate::demo_cluster::Services)>,
 }
 
 impl Demo {
-    /// Stop everything.
+    /// Stop everything (cluster: the other nodes first, the servers last).
     pub async fn shutdown(self) {
+        let cluster = self.cluster;
+        let (nodes, services) = match cluster {
+            Some((n, s)) => (Some(n), Some(s)),
+            None => (None, None),
+        };
+        if let Some(mut n) = nodes {
+            let _ = tokio::task::spawn_blocking(move || n.stop()).await;
+        }
         self.node.shutdown().await;
         self.upstream.abort();
+        if let Some(s) = services {
+            let _ = tokio::task::spawn_blocking(move || drop(s)).await;
+        }
     }
 }
 
@@ -258,9 +283,28 @@ pub async fn start(opts: &DemoOptions) -> anyhow::Result<Demo> {
         let _ = axum::serve(up, demo_upstream()).await;
     });
 
-    let mut listen = vec![SocketAddr::from((Ipv4Addr::LOCALHOST, opts.gateway_port))];
-    if opts.gateway_port != 0 {
-        listen.push(SocketAddr::from((Ipv6Addr::LOCALHOST, opts.gateway_port)));
+    // Cluster: PostgreSQL and Redis first (installed if missing).
+    let services = match opts.cluster {
+        Some(_) => {
+            let d = dir.clone();
+            Some(
+                tokio::task::spawn_blocking(move || crate::demo_cluster::Services::start(&d))
+                    .await??,
+            )
+        }
+        None => None,
+    };
+    // A cluster's nodes share one issuer, so the first node's port is
+    // known before it starts.
+    let gateway_port = match (&services, opts.gateway_port) {
+        (Some(_), 0) => std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?
+            .local_addr()?
+            .port(),
+        (_, p) => p,
+    };
+    let mut listen = vec![SocketAddr::from((Ipv4Addr::LOCALHOST, gateway_port))];
+    if gateway_port != 0 && services.is_none() {
+        listen.push(SocketAddr::from((Ipv6Addr::LOCALHOST, gateway_port)));
     }
     let cfg = Config {
         data_dir: dir.join("data"),
@@ -288,8 +332,16 @@ pub async fn start(opts: &DemoOptions) -> anyhow::Result<Demo> {
         store: Default::default(),
         alerts: Default::default(),
     };
+    let mut cfg = cfg;
+    if let Some(s) = &services {
+        cfg.node_id = Some(crate::demo_cluster::node_id(1));
+        cfg.store.url = Some(s.postgres.url.clone());
+        cfg.hot_state.url = Some(s.redis.url.clone());
+        cfg.oauth.issuer = Some(format!("https://127.0.0.1:{gateway_port}"));
+    }
     let config_file = dir.join("menshen.toml");
-    std::fs::write(&config_file, toml::to_string_pretty(&cfg)?)?;
+    // 0600: in a cluster demo it names the servers' passwords.
+    write_private(&config_file, toml::to_string_pretty(&cfg)?.as_bytes())?;
 
     let node = match Node::start(cfg.clone()).await {
         Ok(n) => n,
@@ -556,7 +608,7 @@ pub async fn start(opts: &DemoOptions) -> anyhow::Result<Demo> {
         .context("no bank audit key")?;
     std::fs::write(&audit_pub, &audit_key.public_pem)?;
 
-    let info = DemoInfo {
+    let mut info = DemoInfo {
         gateway_url: format!("https://{}", node.gateway.addrs[0]),
         admin_url: format!("http://{}", node.admin_addr),
         admin_token_file,
@@ -575,7 +627,29 @@ pub async fn start(opts: &DemoOptions) -> anyhow::Result<Demo> {
         apps,
         apis,
         customers,
+        nodes: vec![],
+        postgres_url: None,
+        redis_url: None,
     };
+    // Cluster: the other nodes, once the data is seeded.
+    let mut cluster = None;
+    if let (Some(services), Some(count)) = (services, opts.cluster) {
+        let (c, d) = (cfg.clone(), dir.clone());
+        let (others, list) =
+            tokio::task::spawn_blocking(move || crate::demo_cluster::start_nodes(&c, &d, count))
+                .await??;
+        info.nodes.push(crate::demo_cluster::DemoNode {
+            node_id: crate::demo_cluster::node_id(1),
+            gateway_url: info.gateway_url.clone(),
+            admin_url: info.admin_url.clone(),
+            pid: std::process::id(),
+            config_file: info.config_file.clone(),
+        });
+        info.nodes.extend(list);
+        info.postgres_url = Some(services.postgres.url.clone());
+        info.redis_url = Some(services.redis.url.clone());
+        cluster = Some((others, services));
+    }
     // Written last, atomically: its presence means "ready".
     let tmp = dir.join("demo.json.tmp");
     std::fs::write(&tmp, serde_json::to_vec_pretty(&info)?)?;
@@ -584,6 +658,7 @@ pub async fn start(opts: &DemoOptions) -> anyhow::Result<Demo> {
         node,
         info,
         upstream,
+        cluster,
     })
 }
 
@@ -603,7 +678,23 @@ pub fn cli_command() -> &'static str {
 pub fn next_steps(info: &DemoInfo, dir: &Path) -> String {
     let app = &info.apps[0];
     let a1 = &info.apis[0];
-    format!(
+    let cluster = if info.nodes.is_empty() {
+        String::new()
+    } else {
+        let mut s = String::from(
+            "Cluster (PostgreSQL + Redis), every node serves the same apps and APIs:\n",
+        );
+        for n in &info.nodes {
+            s.push_str(&format!(
+                "  node {}  gateway {}  admin {}  pid {}\n",
+                n.node_id, n.gateway_url, n.admin_url, n.pid
+            ));
+        }
+        s.push_str("  try the A1 call below on another node's gateway; suspend the app through one node's admin API and every node refuses it.\n\n");
+        s
+    };
+    cluster
+        + &format!(
         "Menshen demo is running.\n  gateway   {gw}\n  admin API {admin}\n  upstream  {up}\n  state     {dir}/demo.json\n\n\
          Try a signed A1 call:\n  {cmd} call --app-id {app_id} --secret-file {secret} --ca {ca} GET {gw}{path}\n\n\
          An A2 call on a customer's account: the customer authorizes the app first\n\

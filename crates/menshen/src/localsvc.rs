@@ -96,7 +96,10 @@ pub fn pg_bindir() -> Option<PathBuf> {
     if let Some(path) = std::env::var_os("PATH") {
         for d in std::env::split_paths(&path) {
             if d.join("initdb").is_file() && d.join("postgres").is_file() {
-                return Some(d);
+                // The real directory: a PATH entry may hold symlinks to a
+                // few of the binaries only (createdb lives beside them).
+                let real = std::fs::canonicalize(d.join("initdb")).ok()?;
+                return real.parent().map(Path::to_path_buf);
             }
         }
     }

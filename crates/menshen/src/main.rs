@@ -63,8 +63,15 @@ async fn run(cli: Cli) -> anyhow::Result<i32> {
             admin_port,
             unsafe_async_audit,
             token_profile,
+            cluster,
+            nodes,
         } => {
             init_tracing();
+            if cluster && !(2..=9).contains(&nodes) {
+                anyhow::bail!(
+                    "--nodes: {nodes} is not 2 to 9; a cluster demo runs 2 to 9 nodes (default 3)"
+                );
+            }
             let token_profile = match token_profile.as_deref() {
                 None => None,
                 Some(p) => Some(menshen_model::TokenProfile::parse(p).ok_or_else(|| {
@@ -80,6 +87,7 @@ async fn run(cli: Cli) -> anyhow::Result<i32> {
                 admin_port,
                 unsafe_async_audit,
                 token_profile,
+                cluster: cluster.then_some(nodes),
             };
             let demo = menshen::demo::start(&opts).await?;
             menshen::out!(

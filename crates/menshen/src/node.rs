@@ -14,9 +14,9 @@ use tokio::sync::watch;
 
 use crate::config::Config;
 
+pub mod alerts;
 pub mod authorizer;
 pub mod files;
-pub mod alerts;
 mod index_sink;
 
 use index_sink::IndexSink;

@@ -19,12 +19,12 @@ mod call;
 mod client;
 mod customer;
 mod grant;
-pub mod openapi_import;
 mod ip;
 mod limit;
-mod stats;
+pub mod openapi_import;
 mod render;
 mod risk;
+mod stats;
 mod uapi;
 
 pub use api::api;
@@ -110,6 +110,14 @@ pub enum Command {
         /// per token), zjrcb or standard (reusable tokens; bench/run.sh uses zjrcb).
         #[arg(long)]
         token_profile: Option<String>,
+        /// Several nodes on PostgreSQL and Redis (started locally under
+        /// --dir; Debian's packages, installed if missing) instead of the
+        /// embedded SQLite node.
+        #[arg(long)]
+        cluster: bool,
+        /// Nodes of a --cluster demo (2 to 9).
+        #[arg(long, default_value_t = 3, requires = "cluster")]
+        nodes: usize,
     },
     /// Administration of the node itself.
     Admin {
