@@ -147,7 +147,14 @@ impl Node {
         let index = IndexSink::start(cp.clone(), audit_cfg.dir.clone());
         // MON-2: every committed access record is also a signal for the
         // alert rules (a bounded queue, never waited on).
-        let alert_engine = alerts::Engine::new(cfg.alerts.clone());
+        let mut server_certs = vec![(
+            "gateway server certificate".to_string(),
+            cfg.gateway.tls_cert.clone(),
+        )];
+        if let Some(t) = &cfg.admin.tls {
+            server_certs.push(("admin API server certificate".to_string(), t.cert.clone()));
+        }
+        let alert_engine = alerts::Engine::new(cfg.alerts.clone()).with_server_certs(server_certs);
         let sink = alerts::Tee::new(index, alert_engine.tx.clone());
         let audit = AuditLog::open(audit_cfg, Some(signer), Some(Box::new(sink)))
             .map_err(|e| anyhow::anyhow!("data_dir: {e}"))?;

@@ -43,6 +43,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 pub mod deliver;
+pub mod expiry;
 
 /// `[alerts]` of the node's config.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -91,6 +92,9 @@ pub struct AlertsConfig {
     /// One attempt's time limit, ms (default 5000).
     #[serde(default = "d_timeout")]
     pub timeout_ms: u64,
+    /// The expiry watch (MON-4, KEY-4), `[alerts.expiry]`.
+    #[serde(default)]
+    pub expiry: expiry::ExpiryConfig,
 }
 
 fn d_window() -> u64 {
@@ -145,6 +149,7 @@ impl Default for AlertsConfig {
             retry_max_ms: d_retry_max(),
             max_attempts: d_attempts(),
             timeout_ms: d_timeout(),
+            expiry: expiry::ExpiryConfig::default(),
         })
     }
 }
@@ -170,6 +175,7 @@ impl AlertsConfig {
                 "alerts.queue: at least 16; alerts.max_attempts, alerts.audit_check_ms: at least 1"
             );
         }
+        self.expiry.validate()?;
         for (i, w) in self.webhook.iter().enumerate() {
             w.validate()
                 .map_err(|e| anyhow::anyhow!("alerts.webhook[{i}].{e}"))?;
@@ -495,6 +501,7 @@ pub struct Engine {
     pub tx: tokio::sync::mpsc::Sender<Signal>,
     rx: Option<tokio::sync::mpsc::Receiver<Signal>>,
     cfg: AlertsConfig,
+    server_certs: Vec<(String, std::path::PathBuf)>,
 }
 
 impl Engine {
@@ -505,7 +512,14 @@ impl Engine {
             tx,
             rx: Some(rx),
             cfg,
+            server_certs: Vec::new(),
         }
+    }
+
+    /// Server certificates (what, PEM chain file) for the expiry watch.
+    pub fn with_server_certs(mut self, certs: Vec<(String, std::path::PathBuf)>) -> Engine {
+        self.server_certs = certs;
+        self
     }
 
     /// Start the rules, the audit-health watch and the receivers.
@@ -527,6 +541,16 @@ impl Engine {
                 }
             }
         })];
+        // MON-4, KEY-4: the expiry watch, at start and then daily.
+        if self.cfg.expiry.enabled {
+            let watch = expiry::Watch::new(
+                cp.clone(),
+                self.cfg.expiry.clone(),
+                std::mem::take(&mut self.server_certs),
+                menshen_store::system_clock(),
+            );
+            tasks.push(tokio::spawn(watch.run(out.clone(), stop.clone())));
+        }
         let every = Duration::from_millis(self.cfg.audit_check_ms);
         let mut stop2 = stop.clone();
         tasks.push(tokio::spawn(async move {
