@@ -37,6 +37,7 @@ macro_rules! str_enum {
 }
 
 pub mod alert;
+pub mod baseline;
 mod api;
 mod app;
 mod blacklist;

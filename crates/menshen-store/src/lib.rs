@@ -455,6 +455,28 @@ pub trait Store: Send + Sync + 'static {
         ))
     }
 
+    /// Save learned baselines (MON-3): each replaces the stored model of
+    /// its app x API. Not a catalog change.
+    async fn save_baselines(
+        &self,
+        items: &[menshen_model::baseline::StoredBaseline],
+    ) -> Result<(), StoreError> {
+        let _ = items;
+        Err(StoreError::Backend(
+            "baselines are not implemented by this store yet".into(),
+        ))
+    }
+    /// The stored baselines (MON-3), of one app or all, by app and API.
+    async fn load_baselines(
+        &self,
+        app_id: Option<&str>,
+    ) -> Result<Vec<menshen_model::baseline::StoredBaseline>, StoreError> {
+        let _ = app_id;
+        Err(StoreError::Backend(
+            "baselines are not implemented by this store yet".into(),
+        ))
+    }
+
     /// Blacklist (`Add`) or delist (`Remove`) every app of `entries` (TRF-3),
     /// all or none, in one transaction: `apps.status` becomes `blacklisted`
     /// (or `active`) and each gets an `app_blacklist_events` row with its

@@ -3,6 +3,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::{bail, Context};
 use menshen_admin::AdminState;
@@ -96,6 +97,8 @@ pub struct Node {
     /// Cleared when the node starts stopping (`/readyz` then says not ready).
     serving: Arc<std::sync::atomic::AtomicBool>,
     admin_task: tokio::task::JoinHandle<()>,
+    /// Saves the learned baselines a last time once stopping (MON-3).
+    baseline_saver: tokio::task::JoinHandle<()>,
     marker: std::path::PathBuf,
 }
 
@@ -276,7 +279,7 @@ impl Node {
                 .with_consent_cache(single_node),
         ));
         let (admin_stop, rx) = watch::channel(false);
-        alert_engine.start(
+        let baseline_saver = alert_engine.start(
             cp.clone(),
             audit.clone(),
             gateway.state.txn.node().to_string(),
@@ -395,6 +398,7 @@ impl Node {
             admin_stop,
             serving,
             admin_task,
+            baseline_saver,
             marker,
         })
     }
@@ -406,6 +410,13 @@ impl Node {
         let _ = self.admin_stop.send(true);
         let finished = self.gateway.shutdown().await;
         let _ = self.admin_task.await;
+        // MON-3: the learned baselines survive the restart.
+        if tokio::time::timeout(Duration::from_secs(10), self.baseline_saver)
+            .await
+            .is_err()
+        {
+            tracing::warn!("learned baselines: the last save did not finish in 10 s");
+        }
         match self.audit.flush().await {
             // A clean stop: every record is on disk, so the next start may
             // trust the log's nonces.

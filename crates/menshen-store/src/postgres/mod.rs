@@ -44,6 +44,7 @@
 
 mod alerts;
 mod audit;
+mod baselines;
 mod catalog;
 mod people;
 mod rows;
@@ -639,6 +640,20 @@ impl Store for PgStore {
         state: Option<menshen_model::alert::AlertState>,
     ) -> Result<Vec<menshen_model::alert::Alert>, StoreError> {
         read!(self, |c| alerts::list(c, state).await)
+    }
+
+    async fn save_baselines(
+        &self,
+        items: &[menshen_model::baseline::StoredBaseline],
+    ) -> Result<(), StoreError> {
+        data!(self, |tx| baselines::save(&tx, items).await?)
+    }
+
+    async fn load_baselines(
+        &self,
+        app_id: Option<&str>,
+    ) -> Result<Vec<menshen_model::baseline::StoredBaseline>, StoreError> {
+        read!(self, |c| baselines::load(c, app_id).await)
     }
 
     async fn set_alert_state(

@@ -279,6 +279,17 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX alerts_key ON alerts(dedup_key, state);
     "#,
+    // 5: SQLite migration 13 (MON-3): learned baselines, one JSON model
+    // per app x API.
+    r#"
+    CREATE TABLE baselines (
+        app_id TEXT NOT NULL,
+        api_id TEXT NOT NULL,
+        model TEXT NOT NULL,
+        updated_at BIGINT NOT NULL,
+        PRIMARY KEY (app_id, api_id)
+    );
+    "#,
 ];
 
 /// Advisory lock key held while migrating ("menshen" in ASCII).

@@ -15,6 +15,7 @@
 mod alerts;
 mod apis;
 mod audit;
+mod baselines;
 mod blacklist;
 mod catalog;
 mod consents;
@@ -415,6 +416,23 @@ impl Store for SqliteStore {
         state: Option<menshen_model::alert::AlertState>,
     ) -> Result<Vec<menshen_model::alert::Alert>, StoreError> {
         self.read(move |c| alerts::list(c, state)).await
+    }
+
+    async fn save_baselines(
+        &self,
+        items: &[menshen_model::baseline::StoredBaseline],
+    ) -> Result<(), StoreError> {
+        let items = items.to_vec();
+        self.write_data(move |tx| baselines::save(tx, &items)).await
+    }
+
+    async fn load_baselines(
+        &self,
+        app_id: Option<&str>,
+    ) -> Result<Vec<menshen_model::baseline::StoredBaseline>, StoreError> {
+        let app_id = app_id.map(str::to_string);
+        self.read(move |c| baselines::load(c, app_id.as_deref()))
+            .await
     }
 
     async fn set_alert_state(

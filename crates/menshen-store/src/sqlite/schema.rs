@@ -279,6 +279,8 @@ const MIGRATIONS: &[&str] = &[
     super::risk::MIGRATION,
     // alerts to operators (MON-2): de-duplicated by key, with a state.
     super::alerts::MIGRATION,
+    // learned baselines (MON-3): one JSON model per app x API.
+    super::baselines::MIGRATION,
 ];
 
 /// Migration 6 makes live fingerprints unique ([`MIGRATIONS`]).

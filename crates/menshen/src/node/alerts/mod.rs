@@ -42,6 +42,7 @@ use menshen_store::ControlPlane;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
+pub mod baseline;
 pub mod deliver;
 pub mod expiry;
 
@@ -95,6 +96,9 @@ pub struct AlertsConfig {
     /// The expiry watch (MON-4, KEY-4), `[alerts.expiry]`.
     #[serde(default)]
     pub expiry: expiry::ExpiryConfig,
+    /// Learned baselines (MON-3), `[alerts.baseline]`.
+    #[serde(default)]
+    pub baseline: baseline::BaselineConfig,
 }
 
 fn d_window() -> u64 {
@@ -150,6 +154,7 @@ impl Default for AlertsConfig {
             max_attempts: d_attempts(),
             timeout_ms: d_timeout(),
             expiry: expiry::ExpiryConfig::default(),
+            baseline: baseline::BaselineConfig::default(),
         })
     }
 }
@@ -176,6 +181,7 @@ impl AlertsConfig {
             );
         }
         self.expiry.validate()?;
+        self.baseline.validate()?;
         for (i, w) in self.webhook.iter().enumerate() {
             w.validate()
                 .map_err(|e| anyhow::anyhow!("alerts.webhook[{i}].{e}"))?;
@@ -209,6 +215,10 @@ pub struct Signal {
     pub code: Option<String>,
     /// The risk decision, if any (`alert`, `hold`, ...), with its rules.
     pub risk: Option<serde_json::Value>,
+    /// The API's security level (`A1`..`A3`), when routed (MON-3).
+    pub level: Option<String>,
+    /// The call's duration, microseconds (MON-3).
+    pub duration_us: Option<u64>,
 }
 
 #[derive(Deserialize)]
@@ -233,6 +243,10 @@ struct RecordFields {
     code: Option<String>,
     #[serde(default)]
     risk: Option<serde_json::Value>,
+    #[serde(default)]
+    level: Option<String>,
+    #[serde(default)]
+    duration_us: Option<u64>,
 }
 
 impl Signal {
@@ -260,6 +274,8 @@ impl Signal {
             result: f.result,
             code: f.code,
             risk: f.risk,
+            level: f.level,
+            duration_us: f.duration_us,
         })
     }
 }
@@ -529,18 +545,75 @@ impl Engine {
         audit: menshen_audit::AuditLog,
         node_id: String,
         stop: tokio::sync::watch::Receiver<bool>,
-    ) -> anyhow::Result<Vec<tokio::task::JoinHandle<()>>> {
+    ) -> anyhow::Result<tokio::task::JoinHandle<()>> {
         let out = Arc::new(deliver::Outbox::start(&self.cfg, node_id)?);
         let mut rx = self.rx.take().expect("started once");
         let mut rules = Rules::new(self.cfg.clone());
-        let (cp2, out2) = (cp.clone(), out.clone());
+        // MON-3: the learned baselines, fed by the same signals.
+        let enabled = self.cfg.baseline.enabled;
+        let learner = Arc::new(tokio::sync::Mutex::new(baseline::Learner::new(
+            self.cfg.baseline.clone(),
+            Arc::new(baseline::SystemClock),
+        )));
+        let (cp2, out2, learner2) = (cp.clone(), out.clone(), learner.clone());
         let mut tasks = vec![tokio::spawn(async move {
+            // The stored model first: signals wait in the queue meanwhile.
+            if enabled {
+                match cp2.store.load_baselines(None).await {
+                    Ok(v) => {
+                        let n = learner2.lock().await.load(v);
+                        tracing::info!(models = n, "learned baselines loaded (MON-3)");
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "learned baselines could not be loaded; learning afresh")
+                    }
+                }
+            }
             while let Some(s) = rx.recv().await {
-                for a in rules.observe(&s) {
+                let mut fired = rules.observe(&s);
+                if enabled {
+                    fired.extend(learner2.lock().await.observe(&s));
+                }
+                for a in fired {
                     raise(&cp2, &out2, a).await;
                 }
             }
         })];
+        // MON-3: windows closed every 5 s; the model saved every
+        // `save_secs` and once more when stopping.
+        let saver = {
+            let (cp, out, mut stop) = (cp.clone(), out.clone(), stop.clone());
+            let save_every = Duration::from_secs(self.cfg.baseline.save_secs);
+            tokio::spawn(async move {
+                if !enabled {
+                    return;
+                }
+                let mut last_save = tokio::time::Instant::now();
+                loop {
+                    let stopping = tokio::select! {
+                        _ = tokio::time::sleep(Duration::from_secs(5)) => false,
+                        _ = stop.changed() => true,
+                    };
+                    let fired = learner.lock().await.tick();
+                    for a in fired {
+                        raise(&cp, &out, a).await;
+                    }
+                    if stopping || last_save.elapsed() >= save_every {
+                        last_save = tokio::time::Instant::now();
+                        let items = learner.lock().await.take_dirty();
+                        if !items.is_empty() {
+                            if let Err(e) = cp.store.save_baselines(&items).await {
+                                tracing::warn!(error = %e, "learned baselines could not be saved; retried");
+                                learner.lock().await.mark_dirty(&items);
+                            }
+                        }
+                    }
+                    if stopping {
+                        return;
+                    }
+                }
+            })
+        };
         // MON-4, KEY-4: the expiry watch, at start and then daily.
         if self.cfg.expiry.enabled {
             let watch = expiry::Watch::new(
@@ -578,7 +651,9 @@ impl Engine {
                 was_healthy = healthy;
             }
         }));
-        Ok(tasks)
+        // The others end with the node's runtime; the saver is awaited.
+        drop(tasks);
+        Ok(saver)
     }
 }
 
@@ -615,6 +690,8 @@ mod tests {
             result: Some(if code.is_none() { "success" } else { "failure" }.into()),
             code: code.map(str::to_string),
             risk: None,
+            level: None,
+            duration_us: None,
         }
     }
 

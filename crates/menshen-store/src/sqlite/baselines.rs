@@ -1,0 +1,56 @@
+//! Learned baselines (MON-3): one JSON model per app x API, replaced on
+//! each save. Not catalog changes.
+
+use menshen_model::baseline::StoredBaseline;
+use rusqlite::{params, Connection, Transaction};
+
+use super::rows::bad_row;
+use crate::StoreError;
+
+/// Migration: the baselines table.
+pub(super) const MIGRATION: &str = r#"
+    CREATE TABLE baselines (
+        app_id TEXT NOT NULL,
+        api_id TEXT NOT NULL,
+        model TEXT NOT NULL,
+        updated_at INTEGER NOT NULL,
+        PRIMARY KEY (app_id, api_id)
+    );
+    "#;
+
+/// Replace each item's model.
+pub(super) fn save(tx: &Transaction<'_>, items: &[StoredBaseline]) -> Result<(), StoreError> {
+    let mut st = tx.prepare(
+        "INSERT INTO baselines (app_id, api_id, model, updated_at) VALUES (?1, ?2, ?3, ?4)
+         ON CONFLICT (app_id, api_id) DO UPDATE SET model = excluded.model, updated_at = excluded.updated_at",
+    )?;
+    for b in items {
+        st.execute(params![
+            b.app_id,
+            b.api_id,
+            b.model.to_string(),
+            b.updated_at
+        ])?;
+    }
+    Ok(())
+}
+
+/// Of one app or all.
+pub(super) fn load(
+    c: &Connection,
+    app_id: Option<&str>,
+) -> Result<Vec<StoredBaseline>, StoreError> {
+    let mut st = c.prepare(
+        "SELECT app_id, api_id, model, updated_at FROM baselines
+          WHERE ?1 IS NULL OR app_id = ?1 ORDER BY app_id, api_id",
+    )?;
+    let rows = st.query_map([app_id], |r| {
+        Ok(StoredBaseline {
+            app_id: r.get(0)?,
+            api_id: r.get(1)?,
+            model: serde_json::from_str(&r.get::<_, String>(2)?).map_err(|_| bad_row("model"))?,
+            updated_at: r.get(3)?,
+        })
+    })?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
