@@ -524,6 +524,7 @@ pub fn router(state: AdminState) -> Router {
         .route("/alerts", get(alerts::list))
         .route("/alerts/{id}/ack", post(alerts::ack))
         .route("/alerts/{id}/resolve", post(alerts::resolve))
+        .route("/baselines/{app_id}", get(alerts::baselines))
         .route("/uapi/{code}", get(decode_uapi))
         .route("/stats/apps", get(monitor::stats_apps))
         .route("/stats/apps/{app_id}", get(monitor::stats_app))

@@ -131,6 +131,7 @@ async fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Risk { cmd, conn } => cli::risk(cmd, conn).await?,
         Command::Review { cmd, conn } => cli::review(cmd, conn).await?,
         Command::Alert { cmd, conn } => cli::alert(cmd, conn).await?,
+        Command::Baseline { cmd, conn } => cli::baseline(cmd, conn).await?,
         Command::Stats(a) => cli::stats(a).await?,
         Command::Uapi { cmd } => cli::uapi(cmd)?,
         Command::Customer { cmd, conn } => cli::customer(cmd, conn).await?,

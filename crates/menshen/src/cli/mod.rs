@@ -37,7 +37,7 @@ pub use customer::{consent, customer, totp};
 pub use grant::grant;
 pub use ip::ip;
 pub use limit::limit;
-pub use risk::{alert, review, risk, AlertCmd, ReviewCmd, RiskCmd};
+pub use risk::{alert, baseline, review, risk, AlertCmd, BaselineCmd, ReviewCmd, RiskCmd};
 pub use stats::{stats, StatsArgs};
 pub use uapi::uapi;
 
@@ -196,6 +196,15 @@ pub enum Command {
         /// What to do.
         #[command(subcommand)]
         cmd: AlertCmd,
+        /// Admin API connection.
+        #[command(flatten)]
+        conn: AdminConn,
+    },
+    /// Learned baselines (MON-3): what normal looks like for an app.
+    Baseline {
+        /// What to do.
+        #[command(subcommand)]
+        cmd: BaselineCmd,
         /// Admin API connection.
         #[command(flatten)]
         conn: AdminConn,

@@ -218,3 +218,56 @@ pub async fn alert(cmd: AlertCmd, conn: AdminConn) -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+/// `menshen baseline ...` (MON-3).
+#[derive(Subcommand, Debug)]
+pub enum BaselineCmd {
+    /// An app's learned baselines as last saved: its client networks, and
+    /// per API and hour-of-week slot the calls per window (mean, sd),
+    /// failure rate and latency.
+    Show {
+        /// App_ID.
+        app_id: String,
+    },
+}
+
+/// `menshen baseline ...`
+pub async fn baseline(cmd: BaselineCmd, conn: AdminConn) -> anyhow::Result<()> {
+    let c = AdminClient::new(&conn)?;
+    match cmd {
+        BaselineCmd::Show { app_id } => {
+            let v = c
+                .call("GET", &format!("/v1/baselines/{app_id}"), None)
+                .await?;
+            if c.json {
+                print_json(&v);
+                return Ok(());
+            }
+            let nets: Vec<&str> = v["networks"]["networks"]
+                .as_array()
+                .map(|a| a.iter().filter_map(|n| n["network"].as_str()).collect())
+                .unwrap_or_default();
+            println!(
+                "app {app_id}: {} client network(s): {}",
+                nets.len(),
+                nets.join(", ")
+            );
+            out(
+                &c,
+                &v["slots"],
+                &[
+                    "api_id",
+                    "level",
+                    "when",
+                    "windows",
+                    "calls_mean",
+                    "calls_sd",
+                    "failure_mean",
+                    "latency_ms_mean",
+                    "latency_ms_sd",
+                ],
+            );
+        }
+    }
+    Ok(())
+}
