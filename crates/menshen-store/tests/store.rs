@@ -1023,7 +1023,35 @@ async fn mon_2_alerts_deduplicated_acknowledged_resolved(b: Backend) {
     assert_eq!(cp.store.list_alerts(None).await.unwrap().len(), 2);
 }
 
+/// MON-3: learned baselines are saved per app x API (a save replaces),
+/// loaded for one app or all.
+async fn mon_3_baselines_saved_replaced_and_loaded_per_app(b: Backend) {
+    use menshen_model::baseline::StoredBaseline;
+    let Some((_d, cp)) = setup(b).await else {
+        return;
+    };
+    let item = |app: &str, api: &str, n: i64| StoredBaseline {
+        app_id: app.into(),
+        api_id: api.into(),
+        model: serde_json::json!({"n": n}),
+        updated_at: n,
+    };
+    assert!(cp.store.load_baselines(None).await.unwrap().is_empty());
+    cp.store
+        .save_baselines(&[item("a1", "x", 1), item("a1", "*", 1), item("a2", "x", 1)])
+        .await
+        .unwrap();
+    cp.store
+        .save_baselines(&[item("a1", "x", 2)])
+        .await
+        .unwrap();
+    let a1 = cp.store.load_baselines(Some("a1")).await.unwrap();
+    assert_eq!(a1, vec![item("a1", "*", 1), item("a1", "x", 2)]);
+    assert_eq!(cp.store.load_baselines(None).await.unwrap().len(), 3);
+}
+
 suite!(
+    mon_3_baselines_saved_replaced_and_loaded_per_app,
     mon_2_alerts_deduplicated_acknowledged_resolved,
     auth_3_secret_never_stored_in_clear,
     onb_3_new_app_has_no_grants_and_secret_opens,
