@@ -12,6 +12,11 @@
 #   openresty-hmac  the peer in BENCH_PEER_DIR: Debian nginx + lua-nginx-module
 #               verifying the same RFC 9421 HMAC-SM3 signature as menshen-a1
 #               (nonce cache, JSON access-log line), pinned like nginx
+#   cluster     Menshen's node 1 of `menshen demo --cluster --nodes 2`
+#               (PostgreSQL store + Redis hot state, started locally by the
+#               demo), the same A1 call as menshen-a1, pinned like it; also
+#               the Redis round trips per call (INFO commandstats around a
+#               separate short run)
 # Targets run interleaved for BENCH_ROUNDS rounds; the table shows the median
 # of the rounds per target. Also measures the loadgen's own signing cost.
 # Everything binds 127.0.0.1; every load run is time-limited.
@@ -33,6 +38,9 @@
 #   BENCH_A2_PACED_PIN 1 = pin the two paced nodes to the proxy's CPU as well;
 #                      default 0: they may use every CPU (see bench/README.md)
 #   BENCH_AUDIT        1 = also run `menshen-loadgen audit` (audit writer alone)
+#   BENCH_TARGETS      comma-separated targets to run (default: all of direct,
+#                      nginx, bare, openresty-hmac, menshen-a1, cluster; the
+#                      A2 targets follow BENCH_A2), e.g. menshen-a1,cluster
 #   BENCH_PEER_DIR     the openresty-hmac peer (README.md, start.sh, stop.sh)
 #                      (default ../shared/peers/openresty-hmac from the project
 #                      root); the target is skipped with a message if absent
@@ -53,7 +61,14 @@ A2_RATE=${BENCH_A2_RATE:-1000}
 A2_PACED_CONNS=${BENCH_A2_PACED_CONNECTIONS:-16}
 A2_PACED_PIN=${BENCH_A2_PACED_PIN:-0}
 PEER_DIR=${BENCH_PEER_DIR:-../shared/peers/openresty-hmac}
-if [ -f "$PEER_DIR/start.sh" ] && [ -f "$PEER_DIR/stop.sh" ]; then
+TARGETS=${BENCH_TARGETS:-}
+want() { [ -z "$TARGETS" ] || [[ ",$TARGETS," == *",$1,"* ]]; }
+for t in ${TARGETS//,/ }; do
+  case $t in direct|nginx|bare|openresty-hmac|menshen-a1|cluster) ;; *) echo "error: BENCH_TARGETS: unknown target $t" >&2; exit 2 ;; esac
+done
+if ! want openresty-hmac; then
+  PEER=0
+elif [ -f "$PEER_DIR/start.sh" ] && [ -f "$PEER_DIR/stop.sh" ]; then
   PEER_DIR=$(cd "$PEER_DIR" && pwd)
   PEER=1
 else
@@ -78,7 +93,7 @@ apt_install() {
 }
 find_nginx() { command -v nginx 2>/dev/null || { [ -x /usr/sbin/nginx ] && echo /usr/sbin/nginx; } || true; }
 NGINX=$(find_nginx)
-if [ -z "$NGINX" ]; then
+if [ -z "$NGINX" ] && want nginx; then
   apt_install nginx-light || apt_install nginx
   NGINX=$(find_nginx)
   [ -n "$NGINX" ] || die "nginx could not be installed"
@@ -94,6 +109,11 @@ if [ "$PEER" = 1 ]; then
 fi
 command -v python3 >/dev/null || apt_install python3
 command -v taskset >/dev/null || apt_install util-linux
+if want cluster; then
+  # `menshen demo --cluster` installs PostgreSQL and Redis itself if missing;
+  # redis-cli reads the Redis command counters.
+  command -v redis-cli >/dev/null || apt_install redis-tools
+fi
 command -v cargo >/dev/null || die "cargo (Rust toolchain) is required"
 
 say "building (release): menshen, menshen-loadgen"
@@ -283,6 +303,7 @@ done
 say "signed A1 call answers: $(head -1 "$WORK/call.log")"
 
 # -------------------------------------------------------------------- nginx
+if want nginx; then
 mkdir -p "$WORK/nginx/logs" "$WORK/nginx/tmp"
 NGPORT=$(free_port)
 cat > "$WORK/nginx/nginx.conf" <<NG
@@ -338,8 +359,10 @@ ctx = ssl.create_default_context(cafile=sys.argv[2])
 assert urllib.request.urlopen(sys.argv[1], context=ctx, timeout=5).status == 200
 PY
 say "nginx $("$NGINX" -v 2>&1 | sed 's/.*: //') on https://127.0.0.1:$NGPORT (master $NGMASTER, worker $NGWORKER)"
+fi
 
 # ---------------------------------------------------------- bare stack proxy
+if want bare; then
 "${ON_PROXY[@]}" env TOKIO_WORKER_THREADS="$MENSHEN_THREADS" "$LG" bare-proxy --upstream "http://$UP" \
   --cert "$WORK/demo/tls/server.pem" --key "$WORK/demo/tls/server.key" > "$WORK/bare.addr" 2> "$WORK/bare.log" &
 BPID=$!
@@ -347,6 +370,44 @@ PIDS+=("$BPID")
 wait_file "$WORK/bare.addr" 10 "$BPID" || die "bare-proxy did not start: $(cat "$WORK/bare.log")"
 BARE_URL="https://$(head -1 "$WORK/bare.addr")/v1/bench/products"
 say "bare stack proxy on $BARE_URL (pid $BPID)"
+fi
+
+# ------------------------------------------------------------------ cluster
+# Node 1 of a two-node cluster demo: PostgreSQL store, Redis hot state (both
+# started by the demo under its --dir, on free loopback ports). Only node 1's
+# threads are pinned to the proxy's CPU (taskset -a on its pid once it runs):
+# node 2 (idle), PostgreSQL and Redis stay on the other CPUs, as they would
+# be on other machines. Same A1 API to the same upstream as menshen-a1.
+if want cluster; then
+  MENSHEN_LOG=warn TOKIO_WORKER_THREADS=$MENSHEN_THREADS \
+    "$BIN" demo --cluster --nodes 2 --dir "$WORK/demo-cluster" --gateway-port 0 --admin-port 0 \
+    --token-profile zjrcb > "$WORK/demo-cluster.log" 2>&1 &
+  CPID=$!
+  PIDS+=("$CPID")
+  CJ="$WORK/demo-cluster/demo.json"
+  wait_file "$CJ" 180 "$CPID" || die "cluster demo did not write demo.json: $(tail -20 "$WORK/demo-cluster.log")"
+  if [ "$PIN" = 1 ]; then
+    taskset -a -p -c "$PROXY_CPUS" "$CPID" > /dev/null || die "cannot pin the cluster node (pid $CPID)"
+  fi
+  jqc() { python3 -c 'import json,sys;d=json.load(open(sys.argv[1]));print(eval(sys.argv[2]))' "$CJ" "$1"; }
+  CGW=$(jqc "d['gateway_url']")
+  CCA=$(jqc "d['ca_cert']")
+  CAPP=$(jqc "d['apps'][0]['app_id']")
+  CSECRET=$(jqc "d['apps'][0]['secret_file']")
+  REDIS_URL=$(jqc "d['redis_url']")
+  CADMIN=(env MENSHEN_ADMIN_URL="$(jqc "d['admin_url']")" MENSHEN_ADMIN_TOKEN_FILE="$(jqc "d['admin_token_file']")")
+  "${CADMIN[@]}" "$BIN" api create --api-id bench-products --method GET --path /v1/bench/products \
+    --upstream "http://$UP" --level A1 --category 3 >> "$WORK/api.log" 2>&1 \
+    || die "cluster api create failed: $(tail -5 "$WORK/api.log")"
+  "${CADMIN[@]}" "$BIN" grant add "$CAPP" bench-products >> "$WORK/api.log" 2>&1 || die "cluster grant failed"
+  deadline=$((SECONDS + 20))
+  until "$BIN" call --app-id "$CAPP" --secret-file "$CSECRET" --ca "$CCA" GET "$CGW/v1/bench/products" \
+      > "$WORK/call-cluster.log" 2>&1; do
+    [ "$SECONDS" -lt "$deadline" ] || die "signed call to the cluster node never answered 2xx: $(head -20 "$WORK/call-cluster.log")"
+    sleep 0.2
+  done
+  say "cluster node 1 $CGW (pid $CPID; $(jqc "len(d['nodes'])") nodes, PostgreSQL + Redis): signed A1 call answers $(head -1 "$WORK/call-cluster.log")"
+fi
 
 # ----------------------------------------------------------- openresty-hmac
 # Started by the peer's own start.sh on the proxy's CPU (taskset, as nginx
@@ -366,7 +427,7 @@ if [ "$PEER" = 1 ]; then
   "$BIN" call --app-id "$APP" --secret-file "$SECRET" --ca "$CA" GET "$PEER_URL" > "$WORK/peer-call.log" 2>&1 \
     || die "openresty-hmac does not answer a signed call with 2xx: $(head -20 "$WORK/peer-call.log")"
   say "openresty-hmac on https://127.0.0.1:$PEERPORT (master $PEERMASTER, worker $PEERWORKER; $PEER_DIR): signed call answers $(head -1 "$WORK/peer-call.log")"
-else
+elif want openresty-hmac; then
   say "skipping openresty-hmac: no start.sh/stop.sh in $PEER_DIR (set BENCH_PEER_DIR to the peer's directory)"
 fi
 
@@ -384,12 +445,22 @@ r = json.loads(open(sys.argv[1]).readlines()[-1])
 print(f"    {r['target']:<14} {r['rps']:>8} req/s  p50 {r['p50_ms']:.2f} ms  p99 {r['p99_ms']:.2f} ms  errors {r['errors']}  non-2xx {r['non_2xx']}")
 PY
 }
-say "load: $ROUNDS rounds x (direct, nginx, bare$([ "$PEER" = 1 ] && echo ", openresty-hmac"), menshen-a1$([ "$A2" = 1 ] && echo ", menshen-a2")), ${WARMUP}s warm-up + ${DUR}s each, $CONNS connections"
+say "load: $ROUNDS rounds x (${TARGETS:-direct, nginx, bare$([ "$PEER" = 1 ] && echo ", openresty-hmac"), menshen-a1, cluster}$([ "$A2" = 1 ] && echo ", menshen-a2")), ${WARMUP}s warm-up + ${DUR}s each, $CONNS connections"
+run_a1() {
+  want menshen-a1 || return 0
+  run menshen-a1 "$GW/v1/bench/products" --ca "$CA" --sign-app-id "$APP" --sign-secret-file "$SECRET" \
+    --cpu-pid "proxy=$MPID" --cpu-pid "upstream=$UPID"
+}
+run_cluster() {
+  want cluster || return 0
+  run cluster "$CGW/v1/bench/products" --ca "$CCA" --sign-app-id "$CAPP" --sign-secret-file "$CSECRET" \
+    --cpu-pid "proxy=$CPID" --cpu-pid "upstream=$UPID"
+}
 for r in $(seq "$ROUNDS"); do
   say "round $r/$ROUNDS"
-  run direct "http://$UP/v1/bench/products" --cpu-pid "upstream=$UPID"
-  run nginx "$NGINX_URL" --ca "$CA" --cpu-pid "proxy=$NGWORKER" --cpu-pid "upstream=$UPID"
-  run bare "$BARE_URL" --ca "$CA" --cpu-pid "proxy=$BPID" --cpu-pid "upstream=$UPID"
+  if want direct; then run direct "http://$UP/v1/bench/products" --cpu-pid "upstream=$UPID"; fi
+  if want nginx; then run nginx "$NGINX_URL" --ca "$CA" --cpu-pid "proxy=$NGWORKER" --cpu-pid "upstream=$UPID"; fi
+  if want bare; then run bare "$BARE_URL" --ca "$CA" --cpu-pid "proxy=$BPID" --cpu-pid "upstream=$UPID"; fi
   if [ "$PEER" = 1 ]; then
     run openresty-hmac "$PEER_URL" --ca "$CA" --sign-app-id "$APP" --sign-secret-file "$SECRET" \
       --cpu-pid "proxy=$PEERWORKER" --cpu-pid "upstream=$UPID"
@@ -409,8 +480,8 @@ for r in $(seq "$ROUNDS"); do
     }
     if [ $((r % 2)) = 1 ]; then paced_durable; paced_async; else paced_async; paced_durable; fi
   fi
-  run menshen-a1 "$GW/v1/bench/products" --ca "$CA" --sign-app-id "$APP" --sign-secret-file "$SECRET" \
-    --cpu-pid "proxy=$MPID" --cpu-pid "upstream=$UPID"
+  # The embedded and the cluster node side by side, their order alternating.
+  if [ $((r % 2)) = 1 ]; then run_a1; run_cluster; else run_cluster; run_a1; fi
   if [ "$A2" = 1 ]; then
     run menshen-a2 "$GW/v1/bench/accounts/6222020200112233445" --ca "$CA" --sign-app-id "$A2_APP" \
       --sign-key "$A2_KEY" --cpu-pid "proxy=$MPID" --cpu-pid "upstream=$UPID"
@@ -427,13 +498,78 @@ if [ "$A2" = 1 ]; then
   say "SM2 crypto bound (one thread, on the proxy's CPU)"
   "${ON_PROXY[@]}" "$LG" sm2-bound --seconds 3 >> "$RES"
 fi
+if want cluster; then
+  # Redis round trips per cluster call, during a separate run with no
+  # warm-up, over the requests answered: the commands clients sent (MONITOR
+  # lines not run by a script: INFO commandstats also counts the commands a
+  # script runs inside one EVALSHA), minus what the two idle nodes send by
+  # themselves in as long (commandstats, measured just before). Also every
+  # command Redis executed per call (commandstats). redis-cli's own
+  # INFO/AUTH/HELLO are left out.
+  say "Redis round trips per cluster call"
+  # (redis-cli 7.0's -u sends the URL's empty user name with AUTH: host,
+  # port and password are passed apart.)
+  read -r RHOST RPORT RPASS < <(python3 -c 'import sys,urllib.parse as u;x=u.urlsplit(sys.argv[1]);print(x.hostname,x.port,u.unquote(x.password or ""))' "$REDIS_URL")
+  rcli() { REDISCLI_AUTH=$RPASS redis-cli -h "$RHOST" -p "$RPORT" "$@"; }
+  rstats() {
+    rcli INFO commandstats > "$1" 2> "$WORK/redis-cli.err" \
+      && grep -q '^cmdstat_' "$1" || die "redis-cli INFO commandstats failed: $(cat "$WORK/redis-cli.err")"
+  }
+  rstats "$WORK/redis.idle0"
+  sleep "$DUR"
+  rstats "$WORK/redis.idle1"
+  rstats "$WORK/redis.load0"
+  rcli MONITOR > "$WORK/redis.monitor" 2>> "$WORK/redis-cli.err" &
+  MONPID=$!
+  PIDS+=("$MONPID")
+  wait_file "$WORK/redis.monitor" 10 "$MONPID" || die "redis-cli MONITOR did not start: $(cat "$WORK/redis-cli.err")"
+  timeout -k 5 $((DUR + 60)) "${ON_CLIENT[@]}" "$LG" load --target cluster-redis-run --url "$CGW/v1/bench/products" \
+    --connections "$CONNS" --duration "$DUR" --warmup 0 --ca "$CCA" --sign-app-id "$CAPP" \
+    --sign-secret-file "$CSECRET" > "$WORK/redis-run.json" || die "loadgen failed on the Redis count run"
+  rstats "$WORK/redis.load1"
+  kill "$MONPID" 2> /dev/null || true
+  wait "$MONPID" 2> /dev/null || true
+  python3 - "$WORK" "$CONNS" >> "$RES" <<'PY'
+import json, sys
+w, conns = sys.argv[1], int(sys.argv[2])
+def calls(f):
+    out = {}
+    for line in open(f"{w}/{f}"):
+        if line.startswith("cmdstat_"):
+            name, rest = line.strip()[8:].split(":", 1)
+            kv = dict(x.split("=", 1) for x in rest.split(","))
+            out[name] = int(kv["calls"])
+    return out
+def delta(a, b):
+    a, b = calls(a), calls(b)
+    return {k: b[k] - a.get(k, 0) for k in b if k not in ("info", "auth", "hello", "monitor") and b[k] - a.get(k, 0)}
+idle, load = delta("redis.idle0", "redis.idle1"), delta("redis.load0", "redis.load1")
+r = json.loads(open(f"{w}/redis-run.json").read().strip().splitlines()[-1])
+n = r["requests"] + r["errors"]
+net = {k: v - idle.get(k, 0) for k, v in load.items()}
+sent = {}
+for line in open(f"{w}/redis.monitor", errors="replace"):
+    if "] \"" not in line or " lua]" in line:
+        continue
+    cmd = line.split('] "', 1)[1].split('"', 1)[0].lower()
+    if cmd not in ("info", "auth", "hello"):
+        sent[cmd] = sent.get(cmd, 0) + 1
+sent_net = sum(sent.values()) - sum(idle.values())
+print(json.dumps({"target": "redis-round-trips", "requests": n, "in_flight_at_end_max": conns,
+                  "sent": sent, "executed": load, "idle_commands": idle,
+                  "per_call": round(sent_net / n, 3) if n else None,
+                  "sent_per_call_by_command": {k: round(v / n, 3) for k, v in sorted(sent.items()) if n},
+                  "executed_per_call": round(sum(net.values()) / n, 3) if n else None,
+                  "executed_per_call_by_command": {k: round(v / n, 3) for k, v in sorted(net.items()) if n}}))
+PY
+fi
 if [ "${BENCH_AUDIT:-0}" = 1 ]; then
   say "audit writer alone (menshen-loadgen audit)"
   "$LG" audit >> "$RES"
 fi
 
 # -------------------------------------------------------------------- report
-NGINX_VERSION=$("$NGINX" -v 2>&1 | sed 's/.*: //')
+NGINX_VERSION=$({ [ -n "$NGINX" ] && "$NGINX" -v 2>&1 | sed 's/.*: //'; } || echo "not installed")
 if [ "$PEER" = 1 ]; then
   sleep 1.2   # the peer's access log is flushed every second
   BENCH_PEER_INFO="libnginx-mod-http-lua $(dpkg-query -W -f='${Version}' libnginx-mod-http-lua 2>/dev/null || echo '?'), LuaJIT $(dpkg-query -W -f='${Version}' libluajit2-5.1-2 2>/dev/null || echo '?'), OpenSSL $(openssl version 2>/dev/null | cut -d' ' -f2 || echo '?'); peer $PEER_DIR; after the load: $(wc -l < "$WORK/peer/logs/access.log") access-log lines, $(grep -c '\[\(error\|crit\|alert\|emerg\)\]' "$WORK/peer/logs/error.log" || true) error-log lines at error level or above"
@@ -448,7 +584,7 @@ rows = [json.loads(l) for l in open(res) if l.strip()]
 by = {}
 for r in rows:
     by.setdefault(r["target"], []).append(r)
-order = [t for t in ["direct", "nginx", "bare", "openresty-hmac", "menshen-a1", "menshen-a2", "menshen-a2-token", "a2-durable-paced", "a2-async-paced"] if t in by]
+order = [t for t in ["direct", "nginx", "bare", "openresty-hmac", "menshen-a1", "cluster", "menshen-a2", "menshen-a2-token", "a2-durable-paced", "a2-async-paced"] if t in by]
 # The target column is 12 wide, wider only when a longer name is in the table.
 W = max([12] + [len(t) + 1 for t in order])
 med = {}
@@ -481,13 +617,26 @@ for t in order:
 def ratio(a, b):
     return med[a]["rps"] / med[b]["rps"] if a in med and b in med and med[b]["rps"] else float("nan")
 print()
-r_mn = ratio("menshen-a1", "nginx")
-print(f"menshen-a1 / nginx  = {r_mn:.2f}   target >= 0.80: {'MET' if r_mn >= 0.8 else 'NOT MET'}")
-print(f"nginx / direct      = {ratio('nginx', 'direct'):.2f}")
+if "menshen-a1" in med and "nginx" in med:
+    r_mn = ratio("menshen-a1", "nginx")
+    print(f"menshen-a1 / nginx  = {r_mn:.2f}   target >= 0.80: {'MET' if r_mn >= 0.8 else 'NOT MET'}")
+if "nginx" in med and "direct" in med:
+    print(f"nginx / direct      = {ratio('nginx', 'direct'):.2f}")
 if "bare" in med:
     print(f"bare / nginx        = {ratio('bare', 'nginx'):.2f}   (Menshen's stack with no checks and no audit: the floor of hyper + rustls here)")
     print(f"menshen-a1 / bare   = {ratio('menshen-a1', 'bare'):.2f}   (what Menshen's own work per call costs on top of its stack)")
-print(f"menshen-a1 / direct = {ratio('menshen-a1', 'direct'):.2f}")
+if "menshen-a1" in med and "direct" in med:
+    print(f"menshen-a1 / direct = {ratio('menshen-a1', 'direct'):.2f}")
+if "cluster" in med and "menshen-a1" in med:
+    uc, ue = med["cluster"]["proxy_us"], med["menshen-a1"]["proxy_us"]
+    print(f"cluster / menshen-a1 = {ratio('cluster', 'menshen-a1'):.2f} req/s ({med['cluster']['rps']:.0f} / {med['menshen-a1']['rps']:.0f})"
+          + (f"; proxy CPU per call {uc:.0f} / {ue:.0f} us = {uc / ue:.2f}x   target <= 1.25x: {'MET' if uc / ue <= 1.25 else 'NOT MET'}" if uc and ue else ""))
+for r in by.get("redis-round-trips", []):
+    sent = ", ".join(f"{k} {v}" for k, v in r["sent_per_call_by_command"].items())
+    ex = ", ".join(f"{k} {v}" for k, v in r["executed_per_call_by_command"].items())
+    print(f"Redis round trips per cluster call: {r['per_call']} (commands sent per call: {sent}; {r['requests']} calls answered in the count run, "
+          f"up to {r['in_flight_at_end_max']} more in flight at its end; the idle nodes' own commands subtracted: {r['idle_commands']})")
+    print(f"  commands Redis executed per call, scripts' inner calls included: {r['executed_per_call']} ({ex})")
 if "menshen-a2" in med:
     print(f"menshen-a2 / a1     = {ratio('menshen-a2', 'menshen-a1'):.2f}")
 if "menshen-a2-token" in med and "menshen-a2" in med:
@@ -568,7 +717,11 @@ if "openresty-hmac" in by:
 print(f"  Menshen: release build, `menshen demo` node, {mthreads} tokio worker thread (TOKIO_WORKER_THREADS) + its audit writer/index threads;")
 print(f"        A1 route `bench-products` -> the same upstream; every check on (IP lists, HMAC-SM3 signature, created window, nonce replay cache,")
 print(f"        grant), access record appended to the SM3-chained audit log and indexed in SQLite, MENSHEN_LOG=warn")
-print(f"  signing: menshen-a1{' and openresty-hmac' if 'openresty-hmac' in by else ''} requests are each signed by the loadgen (HMAC-SM3, created=now, fresh nonce): that client cost is part of")
+if "cluster" in by:
+    print(f"  cluster: node 1 of `menshen demo --cluster --nodes 2` (its threads pinned like menshen-a1; node 2 idle, PostgreSQL and Redis")
+    print(f"        unpinned), the same A1 route and checks; nonce + flow control in one Redis script per call (EVALSHA), the catalog from")
+    print(f"        PostgreSQL (snapshot), the audit index in PostgreSQL; no flow-control rule configured (the nonce is the Redis work)")
+print(f"  signing: menshen-a1{', cluster' if 'cluster' in by else ''}{' and openresty-hmac' if 'openresty-hmac' in by else ''} requests are each signed by the loadgen (HMAC-SM3, created=now, fresh nonce): that client cost is part of")
 print(f"        their figures (see the signing cost above); direct, nginx and bare requests are unsigned")
 if "a2-durable-paced" in by:
     pr = by["a2-durable-paced"][0]
