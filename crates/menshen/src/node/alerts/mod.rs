@@ -31,7 +31,7 @@
 //! signed) and email receiver whose minimum severity it reaches, each
 //! through its own bounded queue, retried with exponential back-off.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -296,30 +296,107 @@ const AUTH_CODES: &[&str] = &[
 /// the stalest is dropped (bounded memory under a flood of made-up ids).
 const MAX_SUBJECTS: usize = 10_000;
 
-/// Timestamps within the window, per subject, bounded.
-#[derive(Default)]
-struct Windows<V> {
-    map: HashMap<String, VecDeque<(i64, V)>>,
+/// What a window keeps beside its entries, updated as they come and go, so
+/// a rule reads its figure in O(1) per record instead of scanning the
+/// window (a scan per record cost ~19 us per A1 call at 14k calls/s).
+trait Tally<V>: Default {
+    fn add(&mut self, v: &V);
+    fn remove(&mut self, v: &V);
 }
 
-impl<V: Clone> Windows<V> {
-    fn push(&mut self, key: &str, at: i64, v: V, window: i64) -> &VecDeque<(i64, V)> {
+impl Tally<()> for () {
+    fn add(&mut self, _: &()) {}
+    fn remove(&mut self, _: &()) {}
+}
+
+/// Failed calls in the window.
+#[derive(Default)]
+struct Failed(usize);
+
+impl Tally<bool> for Failed {
+    fn add(&mut self, failed: &bool) {
+        self.0 += usize::from(*failed);
+    }
+    fn remove(&mut self, failed: &bool) {
+        self.0 -= usize::from(*failed);
+    }
+}
+
+/// Distinct values in the window, with how often each occurs.
+#[derive(Default)]
+struct Distinct(HashMap<String, usize>);
+
+impl Tally<String> for Distinct {
+    fn add(&mut self, v: &String) {
+        match self.0.get_mut(v) {
+            Some(n) => *n += 1,
+            None => {
+                self.0.insert(v.clone(), 1);
+            }
+        }
+    }
+    fn remove(&mut self, v: &String) {
+        if let Some(n) = self.0.get_mut(v) {
+            *n -= 1;
+            if *n == 0 {
+                self.0.remove(v);
+            }
+        }
+    }
+}
+
+/// One subject's entries within the window, and their tally.
+struct Window<V, T> {
+    q: VecDeque<(i64, V)>,
+    tally: T,
+}
+
+impl<V, T: Default> Default for Window<V, T> {
+    fn default() -> Self {
+        Window {
+            q: VecDeque::new(),
+            tally: T::default(),
+        }
+    }
+}
+
+/// Timestamps within the window, per subject, bounded.
+struct Windows<V, T> {
+    map: HashMap<String, Window<V, T>>,
+}
+
+impl<V, T> Default for Windows<V, T> {
+    fn default() -> Self {
+        Windows {
+            map: HashMap::new(),
+        }
+    }
+}
+
+impl<V, T: Tally<V>> Windows<V, T> {
+    fn push(&mut self, key: &str, at: i64, v: V, window: i64) -> &Window<V, T> {
         if !self.map.contains_key(key) && self.map.len() >= MAX_SUBJECTS {
-            let stalest = self
+            // Drop the stalest tenth at once: one scan per thousand new
+            // subjects, not per record, under a flood of made-up ids.
+            let mut last: Vec<(i64, String)> = self
                 .map
                 .iter()
-                .min_by_key(|(_, q)| q.back().map_or(i64::MIN, |e| e.0))
-                .map(|(k, _)| k.clone());
-            if let Some(k) = stalest {
+                .map(|(k, w)| (w.q.back().map_or(i64::MIN, |e| e.0), k.clone()))
+                .collect();
+            last.sort_unstable();
+            for (_, k) in last.into_iter().take(MAX_SUBJECTS / 10) {
                 self.map.remove(&k);
             }
         }
-        let q = self.map.entry(key.to_string()).or_default();
-        q.push_back((at, v));
-        while q.front().is_some_and(|e| e.0 <= at - window) || q.len() > 100_000 {
-            q.pop_front();
+        let w = self.map.entry(key.to_string()).or_default();
+        w.tally.add(&v);
+        w.q.push_back((at, v));
+        while w.q.front().is_some_and(|e| e.0 <= at - window) || w.q.len() > 100_000 {
+            if let Some((_, old)) = w.q.pop_front() {
+                w.tally.remove(&old);
+            }
         }
-        q
+        w
     }
 
     fn clear(&mut self, key: &str) {
@@ -330,10 +407,10 @@ impl<V: Clone> Windows<V> {
 /// The rules' state: sliding windows per subject.
 pub struct Rules {
     cfg: AlertsConfig,
-    auth: Windows<()>,
-    stuffing: Windows<String>,
-    calls: Windows<bool>,
-    upstream: Windows<()>,
+    auth: Windows<(), ()>,
+    stuffing: Windows<String, Distinct>,
+    calls: Windows<bool, Failed>,
+    upstream: Windows<(), ()>,
 }
 
 impl Rules {
@@ -358,10 +435,10 @@ impl Rules {
         let app = s.app_id.as_deref().unwrap_or("-");
         let api = s.api_id.as_deref().unwrap_or("-");
         let sample =
-            json!({"txn_id": s.txn_id, "app_id": s.app_id, "api_id": s.api_id, "code": s.code});
+            || json!({"txn_id": s.txn_id, "app_id": s.app_id, "api_id": s.api_id, "code": s.code});
         if AUTH_CODES.contains(&code) {
             if let Some(a) = s.app_id.as_deref() {
-                let n = self.auth.push(a, s.at, (), w).len();
+                let n = self.auth.push(a, s.at, (), w).q.len();
                 if n >= self.cfg.auth_failures as usize {
                     self.auth.clear(a);
                     out.push(NewAlert {
@@ -369,15 +446,14 @@ impl Rules {
                         key: format!("auth_failures:{a}"),
                         severity: AlertSeverity::Warning,
                         summary: format!("{n} failed authentications for App_ID {a} within {w} s"),
-                        details: json!({"app_id": a, "failures": n, "window_secs": w, "last": sample}),
+                        details: json!({"app_id": a, "failures": n, "window_secs": w, "last": sample()}),
                     });
                 }
             }
             if let (Some(ip), Some(a)) = (s.client_ip.as_deref(), s.app_id.as_deref()) {
-                let q = self.stuffing.push(ip, s.at, a.to_string(), w);
-                let ids: HashSet<&str> = q.iter().map(|e| e.1.as_str()).collect();
-                if ids.len() >= self.cfg.stuffing_app_ids as usize {
-                    let mut ids: Vec<String> = ids.into_iter().map(str::to_string).collect();
+                let seen = &self.stuffing.push(ip, s.at, a.to_string(), w).tally.0;
+                if seen.len() >= self.cfg.stuffing_app_ids as usize {
+                    let mut ids: Vec<String> = seen.keys().cloned().collect();
                     ids.sort();
                     self.stuffing.clear(ip);
                     out.push(NewAlert {
@@ -399,7 +475,7 @@ impl Rules {
                 key: format!("not_granted:{app}:{api}"),
                 severity: AlertSeverity::Warning,
                 summary: format!("App_ID {app} called API {api} it holds no grant for"),
-                details: json!({"app_id": app, "api_id": api, "client_ip": s.client_ip, "last": sample}),
+                details: json!({"app_id": app, "api_id": api, "client_ip": s.client_ip, "last": sample()}),
             });
         }
         if code == "SERVICE_DEGRADED" {
@@ -410,11 +486,11 @@ impl Rules {
                 summary: format!(
                     "API {api}: its upstream is degraded (circuit breaker open); calls are refused"
                 ),
-                details: json!({"api_id": api, "last": sample}),
+                details: json!({"api_id": api, "last": sample()}),
             });
         }
         if matches!(code, "UPSTREAM_UNAVAILABLE" | "UPSTREAM_TIMEOUT") {
-            let n = self.upstream.push(api, s.at, (), w).len();
+            let n = self.upstream.push(api, s.at, (), w).q.len();
             if n >= self.cfg.upstream_failures as usize {
                 self.upstream.clear(api);
                 out.push(NewAlert {
@@ -422,16 +498,15 @@ impl Rules {
                     key: format!("upstream_down:{api}"),
                     severity: AlertSeverity::Critical,
                     summary: format!("API {api}: {n} calls failed at the upstream within {w} s"),
-                    details: json!({"api_id": api, "failures": n, "window_secs": w, "last": sample}),
+                    details: json!({"api_id": api, "failures": n, "window_secs": w, "last": sample()}),
                 });
             }
         }
         // TRF-4: the failure rate of an authenticated app's calls.
         if let (true, Some(a)) = (s.app_verified, s.app_id.as_deref()) {
             let failed = s.result.as_deref() != Some("success");
-            let q = self.calls.push(a, s.at, failed, w);
-            let n = q.len();
-            let f = q.iter().filter(|e| e.1).count();
+            let win = self.calls.push(a, s.at, failed, w);
+            let (n, f) = (win.q.len(), win.tally.0);
             if n >= self.cfg.failure_min_calls as usize
                 && (f as f64) / (n as f64) >= self.cfg.failure_rate
             {
@@ -678,6 +753,26 @@ pub async fn raise(cp: &ControlPlane, out: &deliver::Outbox, a: NewAlert) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// TRF-4, ATK-2: the windows' tallies (failed calls, distinct App_IDs)
+    /// stay equal to a count over the window's entries as entries expire,
+    /// so the rules read them without scanning the window per record.
+    #[test]
+    fn trf_4_atk_2_window_tallies_match_a_scan_as_entries_expire() {
+        let mut calls: Windows<bool, Failed> = Windows::default();
+        let mut ids: Windows<String, Distinct> = Windows::default();
+        for at in 0..500i64 {
+            let w = calls.push("app", at, at % 3 == 0, 60);
+            let scanned = w.q.iter().filter(|e| e.1).count();
+            assert_eq!(w.tally.0, scanned, "at {at}");
+            assert!(w.q.len() <= 60);
+            let d = ids.push("10.0.0.1", at, format!("app{}", at % 7), 5);
+            let mut distinct: Vec<&String> = d.q.iter().map(|e| &e.1).collect();
+            distinct.sort();
+            distinct.dedup();
+            assert_eq!(d.tally.0.len(), distinct.len(), "at {at}");
+        }
+    }
 
     fn sig(at: i64, app: &str, ip: &str, code: Option<&str>) -> Signal {
         Signal {
