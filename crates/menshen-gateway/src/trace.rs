@@ -148,7 +148,9 @@ impl TraceContext {
 
     /// The trace id, 32 lowercase hex characters.
     pub fn trace_id_hex(&self) -> String {
-        hex(&self.trace_id)
+        let mut b = [0u8; 32];
+        hex_to(&self.trace_id, &mut b);
+        b.iter().map(|&c| char::from(c)).collect()
     }
 
     /// Whether the client's `traceparent` was accepted.
@@ -159,14 +161,15 @@ impl TraceContext {
     /// The `traceparent` for the upstream: this trace, the gateway's span
     /// as parent.
     pub fn upstream_traceparent(&self) -> HeaderValue {
-        let s = format!(
-            "00-{}-{}-{:02x}",
-            hex(&self.trace_id),
-            hex(&self.span_id),
-            self.flags
-        );
+        // 2+1+32+1+16+1+2 = 55 bytes, written in place (per call: no
+        // formatting machinery, one allocation for the header value).
+        let mut b = [b'-'; 55];
+        b[..2].copy_from_slice(b"00");
+        hex_to(&self.trace_id, &mut b[3..35]);
+        hex_to(&self.span_id, &mut b[36..52]);
+        hex_to(&[self.flags], &mut b[53..55]);
         // Built from hex digits and dashes only.
-        HeaderValue::from_str(&s).unwrap_or_else(|_| HeaderValue::from_static(""))
+        HeaderValue::from_bytes(&b).unwrap_or_else(|_| HeaderValue::from_static(""))
     }
 
     /// Set `traceparent` (and `tracestate`, when passed on) on the headers
@@ -193,13 +196,13 @@ impl fmt::Display for TraceContext {
     }
 }
 
-fn hex(b: &[u8]) -> String {
-    use std::fmt::Write;
-    b.iter()
-        .fold(String::with_capacity(b.len() * 2), |mut s, x| {
-            let _ = write!(s, "{x:02x}");
-            s
-        })
+/// Lowercase hex of `b` into `out` (twice as long).
+fn hex_to(b: &[u8], out: &mut [u8]) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    for (x, o) in b.iter().zip(out.chunks_exact_mut(2)) {
+        o[0] = DIGITS[usize::from(x >> 4)];
+        o[1] = DIGITS[usize::from(x & 0x0f)];
+    }
 }
 
 #[cfg(test)]
