@@ -37,9 +37,9 @@ macro_rules! str_enum {
 }
 
 pub mod alert;
-pub mod baseline;
 mod api;
 mod app;
+pub mod baseline;
 mod blacklist;
 mod consent;
 mod controls;
