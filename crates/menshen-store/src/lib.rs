@@ -356,25 +356,11 @@ pub trait Store: Send + Sync + 'static {
     async fn add_risk_rule(
         &self,
         rule: &menshen_model::risk::NewRiskRule,
-    ) -> Result<menshen_model::risk::RiskRule, StoreError> {
-        let _ = rule;
-        Err(StoreError::Backend(
-            "risk rules are not implemented by this store yet".into(),
-        ))
-    }
+    ) -> Result<menshen_model::risk::RiskRule, StoreError>;
     /// Remove a risk rule by id (`NotFound` if none). A catalog change.
-    async fn remove_risk_rule(&self, id: i64) -> Result<(), StoreError> {
-        let _ = id;
-        Err(StoreError::Backend(
-            "risk rules are not implemented by this store yet".into(),
-        ))
-    }
+    async fn remove_risk_rule(&self, id: i64) -> Result<(), StoreError>;
     /// All risk rules, oldest first.
-    async fn list_risk_rules(&self) -> Result<Vec<menshen_model::risk::RiskRule>, StoreError> {
-        Err(StoreError::Backend(
-            "risk rules are not implemented by this store yet".into(),
-        ))
-    }
+    async fn list_risk_rules(&self) -> Result<Vec<menshen_model::risk::RiskRule>, StoreError>;
     /// A call held by a risk rule (RSK-1), atomically: if an approved review
     /// with the same fingerprint has `approved_until > now`, mark it `used`
     /// (with the call's txn id) and return `Approved`; else return the
@@ -384,22 +370,12 @@ pub trait Store: Send + Sync + 'static {
         &self,
         call: &menshen_model::risk::HeldCall,
         now: i64,
-    ) -> Result<menshen_model::risk::HoldOutcome, StoreError> {
-        let _ = (call, now);
-        Err(StoreError::Backend(
-            "risk rules are not implemented by this store yet".into(),
-        ))
-    }
+    ) -> Result<menshen_model::risk::HoldOutcome, StoreError>;
     /// Review items, newest first (at most 1000), optionally in one state.
     async fn list_risk_reviews(
         &self,
         state: Option<menshen_model::risk::ReviewState>,
-    ) -> Result<Vec<menshen_model::risk::RiskReview>, StoreError> {
-        let _ = state;
-        Err(StoreError::Backend(
-            "risk rules are not implemented by this store yet".into(),
-        ))
-    }
+    ) -> Result<Vec<menshen_model::risk::RiskReview>, StoreError>;
     /// Approve (`approved_until = now + window_secs`) or reject a pending
     /// review, naming the officer; `Conflict` naming `state` if it is not
     /// pending, `NotFound` if none. Not a catalog change.
@@ -409,12 +385,7 @@ pub trait Store: Send + Sync + 'static {
         approve: bool,
         by: &str,
         now: i64,
-    ) -> Result<menshen_model::risk::RiskReview, StoreError> {
-        let _ = (id, approve, by, now);
-        Err(StoreError::Backend(
-            "risk rules are not implemented by this store yet".into(),
-        ))
-    }
+    ) -> Result<menshen_model::risk::RiskReview, StoreError>;
 
     /// Raise an alert (MON-2): if an unresolved alert with the same `key`
     /// exists, count on it (`count + 1`, `last_at`, the details replaced,
@@ -424,22 +395,12 @@ pub trait Store: Send + Sync + 'static {
     async fn raise_alert(
         &self,
         alert: &menshen_model::alert::NewAlert,
-    ) -> Result<(menshen_model::alert::Alert, bool), StoreError> {
-        let _ = alert;
-        Err(StoreError::Backend(
-            "alerts are not implemented by this store yet".into(),
-        ))
-    }
+    ) -> Result<(menshen_model::alert::Alert, bool), StoreError>;
     /// Alerts, newest first (at most 1000), optionally in one state.
     async fn list_alerts(
         &self,
         state: Option<menshen_model::alert::AlertState>,
-    ) -> Result<Vec<menshen_model::alert::Alert>, StoreError> {
-        let _ = state;
-        Err(StoreError::Backend(
-            "alerts are not implemented by this store yet".into(),
-        ))
-    }
+    ) -> Result<Vec<menshen_model::alert::Alert>, StoreError>;
     /// Acknowledge (only from `open`) or resolve (from `open` or
     /// `acknowledged`) an alert, naming who; `Conflict` naming `state`
     /// otherwise, `NotFound` if none.
@@ -448,34 +409,19 @@ pub trait Store: Send + Sync + 'static {
         id: i64,
         state: menshen_model::alert::AlertState,
         by: &str,
-    ) -> Result<menshen_model::alert::Alert, StoreError> {
-        let _ = (id, state, by);
-        Err(StoreError::Backend(
-            "alerts are not implemented by this store yet".into(),
-        ))
-    }
+    ) -> Result<menshen_model::alert::Alert, StoreError>;
 
     /// Save learned baselines (MON-3): each replaces the stored model of
     /// its app x API. Not a catalog change.
     async fn save_baselines(
         &self,
         items: &[menshen_model::baseline::StoredBaseline],
-    ) -> Result<(), StoreError> {
-        let _ = items;
-        Err(StoreError::Backend(
-            "baselines are not implemented by this store yet".into(),
-        ))
-    }
+    ) -> Result<(), StoreError>;
     /// The stored baselines (MON-3), of one app or all, by app and API.
     async fn load_baselines(
         &self,
         app_id: Option<&str>,
-    ) -> Result<Vec<menshen_model::baseline::StoredBaseline>, StoreError> {
-        let _ = app_id;
-        Err(StoreError::Backend(
-            "baselines are not implemented by this store yet".into(),
-        ))
-    }
+    ) -> Result<Vec<menshen_model::baseline::StoredBaseline>, StoreError>;
 
     /// Blacklist (`Add`) or delist (`Remove`) every app of `entries` (TRF-3),
     /// all or none, in one transaction: `apps.status` becomes `blacklisted`
