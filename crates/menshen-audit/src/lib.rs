@@ -53,6 +53,16 @@ pub struct RecordKeys {
     pub code: Option<String>,
     /// Duration, microseconds.
     pub duration_us: Option<i64>,
+    /// Client IP as the gateway determined it (the alert rules' subject,
+    /// ATK-2), for access and connection records.
+    pub client_ip: Option<String>,
+    /// Whether a valid signature verified `app_id`.
+    pub app_verified: bool,
+    /// The API's security level (`A1`..`A3`), when routed (MON-3).
+    pub level: Option<String>,
+    /// Whether the record carries a risk decision (RSK-1): the alert feed
+    /// then reads the decision itself from the record's JSON (rare).
+    pub has_risk: bool,
 }
 
 /// The indexed fields of a record, borrowed from its JSON line (no value
@@ -81,6 +91,14 @@ struct JsonKeys<'a> {
     duration_us: Option<i64>,
     #[serde(borrow, default)]
     code: Option<std::borrow::Cow<'a, str>>,
+    #[serde(borrow, default)]
+    client_ip: Option<std::borrow::Cow<'a, str>>,
+    #[serde(default)]
+    app_verified: bool,
+    #[serde(borrow, default)]
+    level: Option<std::borrow::Cow<'a, str>>,
+    #[serde(default)]
+    risk: Option<serde::de::IgnoredAny>,
 }
 
 impl RecordKeys {
@@ -119,6 +137,10 @@ impl RecordKeys {
             status: k.status,
             code: s(k.code),
             duration_us: k.duration_us,
+            client_ip: s(k.client_ip),
+            app_verified: k.app_verified,
+            level: s(k.level),
+            has_risk: k.risk.is_some(),
         }
     }
 }
@@ -153,6 +175,10 @@ impl AccessRecord {
             api_id: self.api_id,
             user_id: self.user_id,
             code: self.code,
+            client_ip: Some(self.client_ip),
+            app_verified: self.app_verified,
+            level: self.level,
+            has_risk: self.risk.is_some(),
         }
     }
 

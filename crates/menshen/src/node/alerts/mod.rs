@@ -250,6 +250,37 @@ struct RecordFields {
 }
 
 impl Signal {
+    /// From a committed record: its index keys when the writer was handed
+    /// them (a live record; no JSON parse, which cost ~1 us per A1 call),
+    /// else, or when it carries a risk decision, its JSON line. `None` for
+    /// records other than access records.
+    pub fn from_committed(c: &Committed) -> Option<Signal> {
+        match &c.keys {
+            Some(k) if !k.has_risk => Signal::from_keys(k),
+            _ => Signal::from_record(&c.rec),
+        }
+    }
+
+    /// From a record's index keys (`None` for other kinds than access).
+    pub fn from_keys(k: &menshen_audit::RecordKeys) -> Option<Signal> {
+        if k.kind != "access" {
+            return None;
+        }
+        Some(Signal {
+            at: k.time_ms.div_euclid(1000),
+            txn_id: k.txn_id.clone(),
+            app_id: k.app_id.clone(),
+            app_verified: k.app_verified,
+            api_id: k.api_id.clone(),
+            client_ip: k.client_ip.clone(),
+            result: k.result.map(str::to_string),
+            code: k.code.clone(),
+            risk: None,
+            level: k.level.clone(),
+            duration_us: k.duration_us.and_then(|d| u64::try_from(d).ok()),
+        })
+    }
+
     /// From an access record's JSON line (`None` for other kinds).
     pub fn from_record(rec: &[u8]) -> Option<Signal> {
         let f: RecordFields = serde_json::from_slice(rec).ok()?;
@@ -576,7 +607,7 @@ impl<S: BatchSink> BatchSink for Tee<S> {
         checkpoint: Option<&menshen_audit::chain::Checkpoint>,
     ) {
         for c in &records {
-            if let Some(s) = Signal::from_record(&c.rec) {
+            if let Some(s) = Signal::from_committed(c) {
                 if self.tx.try_send(s).is_err() {
                     DROPPED.fetch_add(1, Ordering::Relaxed);
                 }
@@ -753,6 +784,69 @@ pub async fn raise(cp: &ControlPlane, out: &deliver::Outbox, a: NewAlert) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// MON-2: the signal built from a live record's keys (no JSON parse) is
+    /// the one parsed from its JSON line, for a success, an authentication
+    /// failure with an unverified App_ID and an unrouted call; a record with
+    /// a risk decision is read from its JSON (the keys do not carry it).
+    #[test]
+    fn mon_2_signal_from_keys_equals_signal_parsed_from_the_record() {
+        let base = menshen_audit::AccessRecord {
+            kind: "access".into(),
+            txn_id: "T1796006374431c659184a0000c9".into(),
+            node_id: "c659184a".into(),
+            timestamp: "2026-11-30T02:39:34.431Z".into(),
+            duration_us: 1519,
+            app_id: Some("app_1".into()),
+            app_verified: true,
+            api_id: Some("products".into()),
+            u_api_id: None,
+            level: Some("A1".into()),
+            client_ip: "10.1.2.3".into(),
+            peer: "10.1.2.3:5000".into(),
+            method: "GET".into(),
+            path: "/v1/products".into(),
+            status: 200,
+            result: menshen_audit::Outcome::Success,
+            code: None,
+            message: "upstream 200".into(),
+            reason: None,
+            alg: None,
+            nonce: None,
+            sig_created: None,
+            client_cert: None,
+            user_id: None,
+            consent_id: None,
+            trace_id: None,
+            message_parts: None,
+            risk: None,
+        };
+        let mut failed = base.clone();
+        failed.app_verified = false;
+        failed.result = menshen_audit::Outcome::Failure;
+        failed.status = 401;
+        failed.code = Some("INVALID_SIGNATURE".into());
+        let mut unrouted = base.clone();
+        unrouted.api_id = None;
+        unrouted.level = None;
+        let mut risky = base.clone();
+        risky.risk = Some(json!({"decision": "alert", "rules": ["max_amount"]}));
+        for rec in [base, failed, unrouted, risky] {
+            let time_ms = 1_796_006_374_431;
+            let bytes = serde_json::to_vec(&rec).unwrap();
+            let c = |keys| Committed {
+                seq: 1,
+                segment: 1,
+                offset: 0,
+                rec: bytes.clone(),
+                keys,
+            };
+            let parsed = Signal::from_committed(&c(None)).unwrap();
+            let given = Signal::from_committed(&c(Some(rec.keys(time_ms)))).unwrap();
+            assert_eq!(parsed, given);
+            assert_eq!(given.risk, rec.risk);
+        }
+    }
 
     /// TRF-4, ATK-2: the windows' tallies (failed calls, distinct App_IDs)
     /// stay equal to a count over the window's entries as entries expire,
