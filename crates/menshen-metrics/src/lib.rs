@@ -39,6 +39,7 @@
 #![warn(missing_docs)]
 
 pub mod buckets;
+pub mod cluster;
 pub mod labels;
 pub mod prom;
 pub mod stats;
@@ -53,6 +54,7 @@ use std::time::SystemTime;
 use parking_lot::Mutex;
 
 pub use buckets::{AtomicHist, Hist};
+pub use cluster::{ClusterView, PeerNode, Remote, SlotData, SlotRecord};
 pub use labels::{intern, LabelId};
 pub use stats::{IpFailures, Stats, Subject, SubjectStats, WindowFigures};
 

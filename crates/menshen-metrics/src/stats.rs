@@ -15,13 +15,14 @@
 //! rule) are kept apart, in 16 one-minute slots, and never leave the
 //! process except through [`Stats::client_ip_failures`].
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::net::IpAddr;
 use std::sync::Arc;
 
 use serde::Serialize;
 
 use crate::buckets::Hist;
+use crate::cluster::{self, ClusterView, Remote, SlotData, SlotRecord, WireAgg, RES, SLOTS};
 use crate::labels::{self, LabelId};
 use crate::{CallKey, Class, IpCell, Kind, Metrics, Summed};
 
@@ -49,12 +50,12 @@ impl Subject {
 
 /// Calls of one subject in one slot.
 #[derive(Debug, Clone, Default)]
-struct Agg {
-    hist: Hist,
+pub(crate) struct Agg {
+    pub(crate) hist: Hist,
     /// By [`Class`] (its discriminant).
-    class: [u64; 5],
+    pub(crate) class: [u64; 5],
     /// By [`Kind`] (its discriminant).
-    kind: [u64; 4],
+    pub(crate) kind: [u64; 4],
 }
 
 impl Agg {
@@ -121,6 +122,12 @@ impl<T: Default> Ring<T> {
             .map(|s| &s.data)
     }
 
+    /// The slot of period `epoch`, if it still holds it.
+    fn get(&self, epoch: u64) -> Option<&T> {
+        let s = &self.slots[(epoch % self.slots.len() as u64) as usize];
+        (s.epoch == epoch).then_some(&s.data)
+    }
+
     /// Seconds this ring spans.
     fn span(&self) -> u64 {
         self.secs * self.slots.len() as u64
@@ -142,6 +149,9 @@ pub(crate) struct StatsState {
     started: u64,
     last: HashMap<CallKey, Hist>,
     rings: [Ring<HashMap<Subject, Agg>>; 3],
+    /// Per ring, the epochs of slots that received calls since the last
+    /// [`Stats::take_dirty`] (cluster publication).
+    dirty: [BTreeSet<u64>; 3],
     ips: Ring<IpSlot>,
 }
 
@@ -153,7 +163,12 @@ impl StatsState {
         StatsState {
             started: now,
             last: HashMap::new(),
-            rings: [Ring::new(60, 1), Ring::new(60, 60), Ring::new(96, 900)],
+            rings: [
+                Ring::new(SLOTS[0] as usize, RES[0]),
+                Ring::new(SLOTS[1] as usize, RES[1]),
+                Ring::new(SLOTS[2] as usize, RES[2]),
+            ],
+            dirty: Default::default(),
             ips: Ring::new(16, 60),
         }
     }
@@ -165,7 +180,13 @@ impl StatsState {
                 None => total.clone(),
             };
             if d.count > 0 {
-                for ring in self.rings.iter_mut() {
+                for (ring, dirty) in self.rings.iter_mut().zip(self.dirty.iter_mut()) {
+                    dirty.insert(now / ring.secs);
+                    // Bounded without a publisher (one node): an epoch older
+                    // than the ring is gone from it anyway.
+                    while dirty.len() > ring.slots.len() {
+                        dirty.pop_first();
+                    }
                     let slot = ring.at(now);
                     slot.entry(Subject::App(k.app)).or_default().add(&k, &d);
                     slot.entry(Subject::Api(k.api)).or_default().add(&k, &d);
@@ -206,6 +227,30 @@ impl StatsState {
             }
         }
         a
+    }
+
+    /// The slots that received calls since the last take, as published.
+    fn take_dirty(&mut self) -> Vec<SlotRecord> {
+        let mut out = Vec::new();
+        for (i, ring) in self.rings.iter().enumerate() {
+            for e in std::mem::take(&mut self.dirty[i]) {
+                let Some(m) = ring.get(e) else { continue };
+                let mut data = SlotData::default();
+                for (s, a) in m {
+                    let (map, id) = match s {
+                        Subject::App(id) => (&mut data.apps, id),
+                        Subject::Api(id) => (&mut data.apis, id),
+                    };
+                    map.insert(labels::name(*id).to_string(), WireAgg::from_agg(a));
+                }
+                out.push(SlotRecord {
+                    res: RES[i],
+                    epoch: e,
+                    data,
+                });
+            }
+        }
+        out
     }
 
     fn subjects(&self, now: u64, app: bool) -> Vec<LabelId> {
@@ -305,9 +350,15 @@ impl Stats {
     fn figures(st: &StatsState, s: Subject, now: u64, window: u64) -> WindowFigures {
         let window = window.clamp(1, MAX_WINDOW_SECS);
         let a = st.agg(s, now, window);
+        let up = now.saturating_sub(st.started).max(1);
+        Self::figures_of(&a, window, up)
+    }
+
+    /// The figures of counts `a` over `window` seconds, `up` seconds of
+    /// which were counted.
+    fn figures_of(a: &Agg, window: u64, up: u64) -> WindowFigures {
         let calls = a.hist.count;
         let success = a.class[Class::Success as usize];
-        let up = now.saturating_sub(st.started).max(1);
         WindowFigures {
             window_secs: window,
             calls,
@@ -407,6 +458,153 @@ impl Stats {
             v.sort_by(|a, b| b.failures.cmp(&a.failures).then(a.ip.cmp(&b.ip)));
             (v, overflow)
         })
+    }
+}
+
+/// Cluster-wide reads (see [`crate::cluster`]).
+impl Stats {
+    /// When this node's counting started (unix seconds): with the node id,
+    /// what tells its published slots from an earlier run's.
+    pub fn started(&self) -> u64 {
+        self.0.stats.lock().started
+    }
+
+    /// The slots that received calls since the last take (folding first),
+    /// whole, for publication. If publishing them fails, hand them to
+    /// [`Stats::restore_dirty`] so the next take has them again.
+    pub fn take_dirty(&self) -> Vec<SlotRecord> {
+        self.take_dirty_at(crate::now_unix())
+    }
+
+    pub(crate) fn take_dirty_at(&self, now: u64) -> Vec<SlotRecord> {
+        self.0.fold_at(now);
+        self.0.stats.lock().take_dirty()
+    }
+
+    /// Mark slots as not published (their current content is taken again).
+    pub fn restore_dirty(&self, slots: &[SlotRecord]) {
+        let mut st = self.0.stats.lock();
+        for s in slots {
+            if let Some(i) = RES.iter().position(|&r| r == s.res) {
+                st.dirty[i].insert(s.epoch);
+            }
+        }
+    }
+
+    fn cluster_up(st: &StatsState, view: &ClusterView, now: u64) -> u64 {
+        let first = view
+            .remote
+            .iter()
+            .map(|r: &Remote| r.started)
+            .fold(st.started, u64::min);
+        now.saturating_sub(first).max(1)
+    }
+
+    /// Local plus remote counts of one subject over `window`.
+    fn cluster_figures(
+        st: &StatsState,
+        local: Option<Subject>,
+        remote: Option<&Agg>,
+        window: u64,
+        now: u64,
+        up: u64,
+    ) -> WindowFigures {
+        let mut a = match local {
+            Some(s) => st.agg(s, now, window),
+            None => Agg::default(),
+        };
+        if let Some(r) = remote {
+            a.merge(r);
+        }
+        Self::figures_of(&a, window, up)
+    }
+
+    /// Every app (`apps`) or API with calls in the last day on any node,
+    /// figures summed over this node's counters and the other nodes'
+    /// published slots.
+    pub fn cluster_list(&self, view: &ClusterView, apps: bool) -> Vec<SubjectStats> {
+        self.cluster_list_at(view, apps, crate::now_unix())
+    }
+
+    pub(crate) fn cluster_list_at(
+        &self,
+        view: &ClusterView,
+        apps: bool,
+        now: u64,
+    ) -> Vec<SubjectStats> {
+        self.0.fold_at(now);
+        let st = self.0.stats.lock();
+        let up = Self::cluster_up(&st, view, now);
+        let windows = [60, 3600, MAX_WINDOW_SECS];
+        let remote: Vec<HashMap<String, Agg>> = windows
+            .iter()
+            .map(|&w| cluster::remote_window(&view.remote, apps, now, w))
+            .collect();
+        let mut names: Vec<(String, Option<Subject>)> = st
+            .subjects(now, apps)
+            .into_iter()
+            .map(|id| {
+                let s = if apps {
+                    Subject::App(id)
+                } else {
+                    Subject::Api(id)
+                };
+                (labels::name(id).to_string(), Some(s))
+            })
+            .collect();
+        for n in remote[2].keys() {
+            if !names.iter().any(|(x, _)| x == n) {
+                names.push((n.clone(), None));
+            }
+        }
+        names.sort_by(|a, b| a.0.cmp(&b.0));
+        names
+            .into_iter()
+            .map(|(id, local)| {
+                let f = |i: usize| {
+                    Self::cluster_figures(&st, local, remote[i].get(&id), windows[i], now, up)
+                };
+                SubjectStats {
+                    minute: f(0),
+                    hour: f(1),
+                    day: f(2),
+                    id,
+                }
+            })
+            .collect()
+    }
+
+    /// One app (`apps`) or API by its id, summed over the cluster (zeros
+    /// when no node counted a call of it).
+    pub fn cluster_subject(&self, view: &ClusterView, apps: bool, id: &str) -> SubjectStats {
+        self.cluster_subject_at(view, apps, id, crate::now_unix())
+    }
+
+    pub(crate) fn cluster_subject_at(
+        &self,
+        view: &ClusterView,
+        apps: bool,
+        id: &str,
+        now: u64,
+    ) -> SubjectStats {
+        self.0.fold_at(now);
+        let st = self.0.stats.lock();
+        let up = Self::cluster_up(&st, view, now);
+        let local = if apps {
+            Subject::app(id)
+        } else {
+            Subject::api(id)
+        };
+        let f = |w: u64| {
+            let r = cluster::remote_window(&view.remote, apps, now, w);
+            Self::cluster_figures(&st, local, r.get(id), w, now, up)
+        };
+        SubjectStats {
+            id: id.to_string(),
+            minute: f(60),
+            hour: f(3600),
+            day: f(MAX_WINDOW_SECS),
+        }
     }
 }
 
