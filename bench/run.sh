@@ -17,6 +17,15 @@
 #               demo), the same A1 call as menshen-a1, pinned like it; also
 #               the Redis round trips per call (INFO commandstats around a
 #               separate short run)
+#   menshen-a3 / menshen-a3-envelope  (BENCH_A3=1 or named in BENCH_TARGETS)
+#               the same node, the demo's SM2 app POSTing an A3 transfer
+#               (SM2-signed request, SM2-signed response, durable record) to
+#               the same upstream; -envelope: the same call with two request
+#               fields sealed for the bank (SM4-GCM under a fresh session key
+#               SM2-wrapped by the loadgen per request) and one response
+#               field sealed by Menshen for the app's encryption key (issue
+#               13: envelopes add <= 15% proxy CPU per call); both paced at
+#               BENCH_A3_RATE so the proxy does the same work per second
 # Targets run interleaved for BENCH_ROUNDS rounds; the table shows the median
 # of the rounds per target. Also measures the loadgen's own signing cost.
 # Everything binds 127.0.0.1; every load run is time-limited.
@@ -37,10 +46,15 @@
 #   BENCH_A2_PACED_CONNECTIONS  connections for them             (default 16)
 #   BENCH_A2_PACED_PIN 1 = pin the two paced nodes to the proxy's CPU as well;
 #                      default 0: they may use every CPU (see bench/README.md)
+#   BENCH_A3           1 = also the A3 pair menshen-a3, menshen-a3-envelope
+#   BENCH_A3_RATE      requests/s of both A3 targets (paced, the same for
+#                      both; default 1000; 0 = closed loop at full load)
+#   BENCH_A3_CONNECTIONS  connections for them                   (default 16)
 #   BENCH_AUDIT        1 = also run `menshen-loadgen audit` (audit writer alone)
 #   BENCH_TARGETS      comma-separated targets to run (default: all of direct,
 #                      nginx, bare, openresty-hmac, menshen-a1, cluster; the
-#                      A2 targets follow BENCH_A2), e.g. menshen-a1,cluster
+#                      A2 targets follow BENCH_A2, the A3 ones BENCH_A3),
+#                      e.g. menshen-a1,cluster or menshen-a3,menshen-a3-envelope
 #   BENCH_PEER_DIR     the openresty-hmac peer (README.md, start.sh, stop.sh)
 #                      (default ../shared/peers/openresty-hmac from the project
 #                      root); the target is skipped with a message if absent
@@ -60,11 +74,16 @@ A2=${BENCH_A2:-0}
 A2_RATE=${BENCH_A2_RATE:-1000}
 A2_PACED_CONNS=${BENCH_A2_PACED_CONNECTIONS:-16}
 A2_PACED_PIN=${BENCH_A2_PACED_PIN:-0}
+A3=${BENCH_A3:-0}
+A3_RATE=${BENCH_A3_RATE:-1000}
+A3_CONNS=${BENCH_A3_CONNECTIONS:-16}
 PEER_DIR=${BENCH_PEER_DIR:-../shared/peers/openresty-hmac}
 TARGETS=${BENCH_TARGETS:-}
 want() { [ -z "$TARGETS" ] || [[ ",$TARGETS," == *",$1,"* ]]; }
+# The A3 pair runs with BENCH_A3=1 or when BENCH_TARGETS names it.
+want_a3() { [ "$A3" = 1 ] || [[ ",$TARGETS," == *",$1,"* ]]; }
 for t in ${TARGETS//,/ }; do
-  case $t in direct|nginx|bare|openresty-hmac|menshen-a1|cluster) ;; *) echo "error: BENCH_TARGETS: unknown target $t" >&2; exit 2 ;; esac
+  case $t in direct|nginx|bare|openresty-hmac|menshen-a1|cluster|menshen-a3|menshen-a3-envelope) ;; *) echo "error: BENCH_TARGETS: unknown target $t" >&2; exit 2 ;; esac
 done
 if ! want openresty-hmac; then
   PEER=0
@@ -293,6 +312,36 @@ if [ "$A2" = 1 ]; then
   start_a2_node async --unsafe-async-audit
   MPID2=$NODE_PID GW2=$NODE_GW A2_APP2=$NODE_APP A2_KEY2=$NODE_KEY CA2=$NODE_CA
 fi
+if want_a3 menshen-a3 || want_a3 menshen-a3-envelope; then
+  # Issue 13: the same A3 transfer twice, category 3 (no customer consent:
+  # the signature, envelope and record cost alone), called by the demo's
+  # SM2 app, which also has an encryption key registered. bench-xfer-env
+  # carries the payee's account and name encrypted in the request and the
+  # payee's account encrypted in the answer (protocol §12).
+  A3_APP=$(jq_ "d['apps'][1]['app_id']")
+  A3_KEY=$(jq_ "d['apps'][1]['private_key']")
+  for spec in "bench-xfer-plain plain {}" \
+      'bench-xfer-env envelope {"envelope":{"request":["/payee/account","/payee/name"],"response":["/payee/account"]}}'; do
+    read -r id sub controls <<< "$spec"
+    curl -sf -X POST "$MENSHEN_ADMIN_URL/v1/apis" -H "Authorization: Bearer $(cat "$MENSHEN_ADMIN_TOKEN_FILE")" \
+      -H 'content-type: application/json' \
+      -d "{\"api_id\":\"$id\",\"method\":\"POST\",\"path\":\"/v1/bench/transfers/$sub\",\"upstream\":\"http://$UP\",\"level\":\"A3\",\"category\":3,\"subcategory\":1,\"controls\":$controls}" \
+      >> "$WORK/api.log" 2>&1 || die "A3 api create ($id) failed: $(tail -3 "$WORK/api.log")"
+    "$BIN" grant add "$A3_APP" "$id" >> "$WORK/api.log" 2>&1 || die "A3 grant ($id) failed"
+  done
+  printf '%s' '{"from_account":"6222020200112233445","payee":{"account":"6217000010001234567","name":"王芳"},"amount":"100.00","currency":"CNY","remark":"invoice 2026-118"}' > "$WORK/transfer.json"
+  curl -sf --cacert "$CA" "$GW/.well-known/menshen/keys" -o "$WORK/keys.json" || die "no key set at $GW/.well-known/menshen/keys"
+  A3_ENC=(--encrypt /payee/account --encrypt /payee/name)
+  deadline=$((SECONDS + 20))
+  until "$BIN" call --app-id "$A3_APP" --key "$A3_KEY" --ca "$CA" "${A3_ENC[@]}" --data "$(cat "$WORK/transfer.json")" \
+      POST "$GW/v1/bench/transfers/envelope" > "$WORK/call-a3.log" 2>&1; do
+    [ "$SECONDS" -lt "$deadline" ] || die "enveloped A3 call never answered 2xx: $(head -20 "$WORK/call-a3.log")"
+    sleep 0.2
+  done
+  grep -q '"payee"' "$WORK/call-a3.log" && ! grep -q '6217000010001234567' "$WORK/call-a3.log" \
+    || die "the enveloped A3 answer does not carry the payee's account encrypted: $(head -5 "$WORK/call-a3.log")"
+  say "enveloped A3 call answers (payee account encrypted for the app)"
+fi
 # The gateway picks up configuration within 1 s: poll with a signed request.
 deadline=$((SECONDS + 20))
 until "$BIN" call --app-id "$APP" --secret-file "$SECRET" --ca "$CA" GET "$GW/v1/bench/products" \
@@ -445,7 +494,7 @@ r = json.loads(open(sys.argv[1]).readlines()[-1])
 print(f"    {r['target']:<14} {r['rps']:>8} req/s  p50 {r['p50_ms']:.2f} ms  p99 {r['p99_ms']:.2f} ms  errors {r['errors']}  non-2xx {r['non_2xx']}")
 PY
 }
-say "load: $ROUNDS rounds x (${TARGETS:-direct, nginx, bare$([ "$PEER" = 1 ] && echo ", openresty-hmac"), menshen-a1, cluster}$([ "$A2" = 1 ] && echo ", menshen-a2")), ${WARMUP}s warm-up + ${DUR}s each, $CONNS connections"
+say "load: $ROUNDS rounds x (${TARGETS:-direct, nginx, bare$([ "$PEER" = 1 ] && echo ", openresty-hmac"), menshen-a1, cluster}$([ "$A2" = 1 ] && echo ", menshen-a2")$([ "$A3" = 1 ] && echo ", menshen-a3, menshen-a3-envelope")), ${WARMUP}s warm-up + ${DUR}s each, $CONNS connections"
 run_a1() {
   want menshen-a1 || return 0
   run menshen-a1 "$GW/v1/bench/products" --ca "$CA" --sign-app-id "$APP" --sign-secret-file "$SECRET" \
@@ -482,6 +531,22 @@ for r in $(seq "$ROUNDS"); do
   fi
   # The embedded and the cluster node side by side, their order alternating.
   if [ $((r % 2)) = 1 ]; then run_a1; run_cluster; else run_cluster; run_a1; fi
+  if want_a3 menshen-a3 || want_a3 menshen-a3-envelope; then
+    A3_PACE=()
+    [ "$A3_RATE" != 0 ] && A3_PACE=(--rate "$A3_RATE")
+    a3_plain() {
+      want_a3 menshen-a3 || return 0
+      RUN_CONNS=$A3_CONNS run menshen-a3 "$GW/v1/bench/transfers/plain" --ca "$CA" --sign-app-id "$A3_APP" \
+        --sign-key "$A3_KEY" --body-file "$WORK/transfer.json" --cpu-pid "proxy=$MPID" --cpu-pid "upstream=$UPID" "${A3_PACE[@]}"
+    }
+    a3_env() {
+      want_a3 menshen-a3-envelope || return 0
+      RUN_CONNS=$A3_CONNS run menshen-a3-envelope "$GW/v1/bench/transfers/envelope" --ca "$CA" --sign-app-id "$A3_APP" \
+        --sign-key "$A3_KEY" --body-file "$WORK/transfer.json" --bank-keys "$WORK/keys.json" "${A3_ENC[@]}" \
+        --cpu-pid "proxy=$MPID" --cpu-pid "upstream=$UPID" "${A3_PACE[@]}"
+    }
+    if [ $((r % 2)) = 1 ]; then a3_plain; a3_env; else a3_env; a3_plain; fi
+  fi
   if [ "$A2" = 1 ]; then
     run menshen-a2 "$GW/v1/bench/accounts/6222020200112233445" --ca "$CA" --sign-app-id "$A2_APP" \
       --sign-key "$A2_KEY" --cpu-pid "proxy=$MPID" --cpu-pid "upstream=$UPID"
@@ -584,7 +649,7 @@ rows = [json.loads(l) for l in open(res) if l.strip()]
 by = {}
 for r in rows:
     by.setdefault(r["target"], []).append(r)
-order = [t for t in ["direct", "nginx", "bare", "openresty-hmac", "menshen-a1", "cluster", "menshen-a2", "menshen-a2-token", "a2-durable-paced", "a2-async-paced"] if t in by]
+order = [t for t in ["direct", "nginx", "bare", "openresty-hmac", "menshen-a1", "cluster", "menshen-a2", "menshen-a2-token", "a2-durable-paced", "a2-async-paced", "menshen-a3", "menshen-a3-envelope"] if t in by]
 # The target column is 12 wide, wider only when a longer name is in the table.
 W = max([12] + [len(t) + 1 for t in order])
 med = {}
@@ -645,6 +710,15 @@ if "menshen-a2-token" in med and "menshen-a2" in med:
         add = ut / u2 - 1
         print(f"token + consent + ownership check on an A2 call: proxy CPU {ut:.0f} / {u2:.0f} us/req = {add * 100:+.1f}%   "
               f"target <= +10%: {'MET' if add <= 0.10 else 'NOT MET'}")
+if "menshen-a3" in med and "menshen-a3-envelope" in med:
+    up, ue = med["menshen-a3"]["proxy_us"], med["menshen-a3-envelope"]["proxy_us"]
+    if up and ue:
+        add = ue / up - 1
+        print(f"field envelopes on an A3 call (2 request fields, 1 response field): proxy CPU {ue:.0f} / {up:.0f} us/req = {add * 100:+.1f}% "
+              f"({ue - up:+.0f} us)   target <= +15%: {'MET' if add <= 0.15 else 'NOT MET'}")
+        print("  (per round, proxy CPU us/req envelope / plain: " + ", ".join(
+            f"{x['cpu']['proxy']['cpu_us_per_req']:.0f} / {y['cpu']['proxy']['cpu_us_per_req']:.0f}"
+            for x, y in zip(by["menshen-a3-envelope"], by["menshen-a3"]) if "proxy" in x.get("cpu", {}) and "proxy" in y.get("cpu", {})) + ")")
 for b in by.get("sm2-bound", []):
     cores = 1 if placement.startswith("pinned") else int(ncpu)
     bound = b["bound_per_core"] * cores
@@ -729,6 +803,14 @@ if "a2-durable-paced" in by:
     print(f"        a2-durable-paced / a2-async-paced: the same call at a paced {pr.get('method', '').split('at most ')[-1].split(')')[0] or '?'}, "
           f"{pr.get('connections', '?')} connections, against two fresh nodes used for nothing else, one durable and one started with --unsafe-async-audit"
           + (", both pinned like the proxy" if os.environ.get("BENCH_A2_PACED_PIN", "0") == "1" else ", both free to use every CPU (1 tokio worker thread each)"))
+if "menshen-a3" in by or "menshen-a3-envelope" in by:
+    pr = (by.get("menshen-a3") or by["menshen-a3-envelope"])[0]
+    print(f"  A3: menshen-a3 = the demo SM2 app POSTing a transfer (SM2-signed by the loadgen, verified by Menshen, SM2-signed answer,")
+    print(f"        durable record) to A3 API bench-xfer-plain; menshen-a3-envelope = the same body to bench-xfer-env: /payee/account and")
+    print(f"        /payee/name sealed by the loadgen per request (fresh SM4 key wrapped with SM2 for the bank's encryption key), opened by")
+    print(f"        Menshen before forwarding, /payee/account of the answer sealed by Menshen for the app's encryption key; both at "
+          + (f"a paced {pr.get('method', '').split('at most ')[-1].split(')')[0]}" if "at most" in pr.get("method", "") else "full load")
+          + f", {pr.get('connections', '?')} connections (the loadgen's SM2 work would otherwise make the envelope target slower for the client's sake)")
 tls = {t: by[t][0].get("tls") for t in order if by[t][0].get("tls")}
 for t, v in tls.items():
     print(f"  TLS negotiated with {t}: {v}")

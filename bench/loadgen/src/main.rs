@@ -3,12 +3,17 @@
 //! - `upstream`: a minimal hyper 1.x HTTP/1.1 upstream on 127.0.0.1 answering
 //!   `GET /v1/products`, `GET /v1/bench/products` (and
 //!   `GET /v1/bench/accounts/*`, for the optional A2 target) with a fixed
-//!   200-byte JSON body (404 otherwise).
+//!   200-byte JSON body, and `POST /v1/bench/transfers/*` (the A3 targets)
+//!   with a fixed transfer receipt that names the payee's account (404
+//!   otherwise).
 //! - `load`: closed-loop load for a fixed time over exactly N keep-alive
 //!   HTTP/1.1 connections (one hyper client connection per worker, TLS with
 //!   rustls when the URL is `https`). With credentials it signs every request
-//!   fresh (`created` = now, random nonce), as a real application party must.
-//!   Prints one JSON line.
+//!   fresh (`created` = now, random nonce), as a real application party must;
+//!   with `--body-file` it POSTs that JSON body, and with `--encrypt` it
+//!   first seals those fields for the bank's encryption key (field envelopes,
+//!   protocol §12: a fresh SM4 session key wrapped with SM2 per request),
+//!   then digests and signs. Prints one JSON line.
 //! - `audit`: audit-log throughput with group commit, and the latency of a
 //!   durable record under concurrent load.
 //! - `sign`: the client-side cost of signing one request, on one thread.
@@ -51,7 +56,7 @@ enum Cmd {
         port: u16,
     },
     /// Closed-loop load against URL for DURATION seconds after WARMUP seconds.
-    Load(LoadArgs),
+    Load(Box<LoadArgs>),
     /// Audit writer throughput and durable-record latency.
     Audit {
         #[arg(long, default_value_t = 200_000)]
@@ -117,6 +122,17 @@ struct LoadArgs {
     /// the node's `oauth.token_profile` must be `zjrcb` or `standard`).
     #[arg(long)]
     bearer_file: Option<PathBuf>,
+    /// POST this JSON body (default: GET without a body).
+    #[arg(long)]
+    body_file: Option<PathBuf>,
+    /// JSON Pointer of a body field to encrypt for the bank (repeatable;
+    /// needs `--bank-keys`): sealed fresh for every request.
+    #[arg(long = "encrypt", requires = "bank_keys")]
+    encrypt: Vec<String>,
+    /// The gateway's key set (`/.well-known/menshen/keys` JSON): its current
+    /// encryption key wraps the session keys of `--encrypt`.
+    #[arg(long)]
+    bank_keys: Option<PathBuf>,
     /// Concurrent keep-alive connections (one closed-loop worker each).
     #[arg(long, default_value_t = 64)]
     connections: usize,
@@ -155,7 +171,7 @@ async fn main() -> anyhow::Result<()> {
             key,
             port,
         } => bare_proxy(upstream, cert, key, port).await,
-        Cmd::Load(a) => load(a).await,
+        Cmd::Load(a) => load(*a).await,
         Cmd::Audit { records, writers } => audit(records, writers).await,
         Cmd::Sign { key, seconds } => sign(key, seconds),
         Cmd::Sm2Bound { seconds } => sm2_bound(seconds),
@@ -163,6 +179,10 @@ async fn main() -> anyhow::Result<()> {
 }
 
 // ---------------------------------------------------------------- upstream
+
+/// The A3 targets' answer: `/payee/account` is what the envelope target
+/// encrypts for the app.
+const TRANSFER_BODY: &[u8] = br#"{"transfer_id":"T20260101000001","status":"accepted","amount":"100.00","currency":"CNY","payee":{"account":"6217000010001234567","name":"Wang Fang"}}"#;
 
 const BODY: &[u8] = br#"{"products":[{"code":"WM-180","name":"Steady Income 180-day","annual_rate":"2.85%"},{"code":"TD-3Y","name":"3-year time deposit","annual_rate":"2.10%"}],"currency":"CNY","as_of":"2026-01-01","page":1}"#;
 
@@ -174,12 +194,19 @@ async fn upstream(port: u16) -> anyhow::Result<()> {
         let _ = s.set_nodelay(true);
         tokio::spawn(async move {
             let svc = service_fn(|req: http::Request<hyper::body::Incoming>| async move {
-                let path = req.uri().path();
-                let known = req.method() == http::Method::GET
-                    && (matches!(path, "/v1/products" | "/v1/bench/products")
+                let path = req.uri().path().to_string();
+                let method = req.method().clone();
+                // Read the whole request body (keep-alive needs it consumed).
+                let _ = req.into_body().collect().await;
+                let known = method == http::Method::GET
+                    && (matches!(path.as_str(), "/v1/products" | "/v1/bench/products")
                         || path.starts_with("/v1/bench/accounts/"));
+                let transfer =
+                    method == http::Method::POST && path.starts_with("/v1/bench/transfers");
                 let (status, body) = if known {
                     (200, Bytes::from_static(BODY))
+                } else if transfer {
+                    (200, Bytes::from_static(TRANSFER_BODY))
                 } else {
                     (404, Bytes::from_static(br#"{"error":"not found"}"#))
                 };
@@ -299,6 +326,11 @@ struct Target {
     /// A customer's access token sent as `Authorization: Bearer` and
     /// covered by the signature (issue 11 token-carrying calls).
     bearer: Option<http::HeaderValue>,
+    /// POST this JSON body (else GET without one).
+    body: Option<Bytes>,
+    /// Fields of `body` sealed for the bank per request, and its key.
+    encrypt: Vec<String>,
+    bank: Option<menshen_sdk::BankEncryptionKey>,
 }
 
 impl Target {
@@ -341,6 +373,9 @@ impl Target {
             origin,
             tls,
             bearer: None,
+            body: None,
+            encrypt: Vec::new(),
+            bank: None,
         })
     }
 
@@ -382,9 +417,23 @@ impl Target {
         }
     }
 
-    /// A GET request, signed fresh when `creds` is given.
+    /// A GET request (a POST with `body`), signed fresh when `creds` is
+    /// given; the listed fields are sealed first (encrypt, then sign).
     fn request(&self, creds: Option<&Credentials>) -> anyhow::Result<http::Request<Full<Bytes>>> {
-        let mut req = http::Request::get(self.abs_uri.clone()).body(Bytes::new())?;
+        let mut req = match (&self.body, &self.bank) {
+            (None, _) => http::Request::get(self.abs_uri.clone()).body(Bytes::new())?,
+            (Some(b), bank) => {
+                let body = match bank {
+                    Some(k) if !self.encrypt.is_empty() => {
+                        Bytes::from(menshen_sdk::seal_request_fields(b, &self.encrypt, k)?)
+                    }
+                    _ => b.clone(),
+                };
+                http::Request::post(self.abs_uri.clone())
+                    .header(http::header::CONTENT_TYPE, "application/json")
+                    .body(body)?
+            }
+        };
         let mut opts = SignOptions::default();
         if let Some(b) = &self.bearer {
             req.headers_mut()
@@ -569,6 +618,20 @@ async fn load(a: LoadArgs) -> anyhow::Result<()> {
             t.trim()
         ))?);
     }
+    if let Some(f) = &a.body_file {
+        let b = std::fs::read(f).with_context(|| f.display().to_string())?;
+        serde_json::from_slice::<Value>(&b)
+            .with_context(|| format!("{}: not JSON", f.display()))?;
+        target.body = Some(Bytes::from(b));
+    }
+    if let Some(f) = &a.bank_keys {
+        let set = std::fs::read(f).with_context(|| f.display().to_string())?;
+        target.bank = Some(menshen_sdk::BankEncryptionKey::from_key_set(&set)?);
+    }
+    if !a.encrypt.is_empty() && target.body.is_none() {
+        bail!("--encrypt needs --body-file");
+    }
+    target.encrypt = a.encrypt.clone();
     let target = Arc::new(target);
     let creds = match (&a.sign_app_id, &a.sign_secret_file, &a.sign_key) {
         (Some(id), _, Some(k)) => Some(Credentials::key_pair_from_file(id, k)?),
@@ -586,6 +649,14 @@ async fn load(a: LoadArgs) -> anyhow::Result<()> {
              the signing cost is part of this target's throughput and latency",
             c.alg_name()
         ),
+    };
+    let signing = if a.encrypt.is_empty() {
+        signing
+    } else {
+        format!(
+            "{signing}; {} sealed per request for the bank's encryption key (fresh SM4 key, SM2-wrapped)",
+            a.encrypt.join(", ")
+        )
     };
     let client_threads = tokio::runtime::Handle::current().metrics().num_workers();
     let method = format!(
