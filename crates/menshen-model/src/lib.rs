@@ -40,6 +40,7 @@ pub mod alert;
 mod api;
 mod app;
 pub mod baseline;
+pub mod notice;
 mod blacklist;
 mod consent;
 mod controls;
@@ -61,7 +62,7 @@ pub use api::{
     upstream_name, upstream_name_valid, validate_upstream, Api, Integration, Lifecycle, Method,
     NewApi,
 };
-pub use app::{App, AppKind, AppStatus, NewApp};
+pub use app::{check_notify_url, App, AppKind, AppStatus, NewApp, NotifyUrlKind};
 pub use blacklist::{
     validate_reason as validate_blacklist_reason, BlacklistAction, BlacklistEntry, BlacklistEvent,
     BLACKLIST_REASON_MAX,

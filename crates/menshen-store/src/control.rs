@@ -438,6 +438,7 @@ impl ControlPlane {
             status: AppStatus::Active,
             require_client_cert: false,
             contact: new.contact.clone(),
+            notify_url: new.notify_url.clone(),
             created_at: now_rfc3339(),
         };
         let (cred, secret) = self.secret_credential(&app.app_id);

@@ -424,6 +424,34 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<Vec<menshen_model::baseline::StoredBaseline>, StoreError>;
 
     /// Blacklist (`Add`) or delist (`Remove`) every app of `entries` (TRF-3),
+    /// Set (`Some`) or clear (`None`) an app's notification URL
+    /// (应用方通知地址, MON-4), checked by the caller; `NotFound` if no
+    /// such app. Not a catalog change (the gateway does not use it).
+    async fn set_app_notify_url(&self, app_id: &str, url: Option<&str>) -> Result<App, StoreError>;
+    /// Create the notice to an app of `notice.key` (MON-4, KEY-4), state
+    /// `pending`, and return it with `true`; if one with that key exists
+    /// (on any node, ever), return it with `false`: a notice is sent once.
+    /// Not a catalog change.
+    async fn add_app_notice(
+        &self,
+        notice: &menshen_model::notice::NewAppNotice,
+    ) -> Result<(menshen_model::notice::AppNotice, bool), StoreError>;
+    /// Count one delivery attempt of notice `id`, setting its state and
+    /// (if given) its last error; `NotFound` if none.
+    async fn record_app_notice_attempt(
+        &self,
+        id: i64,
+        state: menshen_model::notice::NoticeState,
+        error: Option<&str>,
+    ) -> Result<menshen_model::notice::AppNotice, StoreError>;
+    /// Notices to apps, newest first (at most 1000), of one app and/or in
+    /// one state.
+    async fn list_app_notices(
+        &self,
+        app_id: Option<&str>,
+        state: Option<menshen_model::notice::NoticeState>,
+    ) -> Result<Vec<menshen_model::notice::AppNotice>, StoreError>;
+
     /// all or none, in one transaction: `apps.status` becomes `blacklisted`
     /// (or `active`) and each gets an `app_blacklist_events` row with its
     /// reason and `actor`; a catalog change. Refused, with `Invalid` or

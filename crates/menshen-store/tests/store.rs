@@ -141,6 +141,7 @@ async fn auth_3_secret_never_stored_in_clear(b: Backend) {
             name: "Fintech".into(),
             kind: AppKind::Server,
             contact: None,
+            notify_url: None,
         })
         .await
         .unwrap();
@@ -165,6 +166,7 @@ async fn onb_3_new_app_has_no_grants_and_secret_opens(b: Backend) {
             name: "A".into(),
             kind: AppKind::Mobile,
             contact: None,
+            notify_url: None,
         })
         .await
         .unwrap();
@@ -264,6 +266,7 @@ async fn rotation_with_grace_keeps_two_then_revokes(b: Backend) {
             name: "A".into(),
             kind: AppKind::Server,
             contact: None,
+            notify_url: None,
         })
         .await
         .unwrap();
@@ -352,6 +355,7 @@ async fn trf_1_limit_rules_validated_dumped_removed_and_versions_bump(b: Backend
             name: "Fintech".into(),
             kind: AppKind::Server,
             contact: None,
+            notify_url: None,
         })
         .await
         .unwrap()
@@ -557,6 +561,7 @@ async fn auth_1_key_4_concurrent_certificate_binds_leave_one_binding(b: Backend)
             .cloned()
             .map(|app| {
                 let (cp, start) = (cp.clone(), start.clone());
+                    notify_url: None,
                 tokio::spawn(async move {
                     start.wait().await;
                     cp.add_certificate(&app, PEM).await
@@ -817,6 +822,7 @@ async fn usr_6_consent_cas_refuses_a_wrong_expected_state(b: Backend) {
     let v0 = cp.store.version().await.unwrap();
     cp.store.insert_consent(&c).await.unwrap();
     assert!(matches!(
+            notify_url: None,
         cp.store.insert_consent(&c).await,
         Err(StoreError::Conflict(_))
     ));
@@ -951,6 +957,7 @@ async fn redirect_uris_replaced_per_app_in_order(b: Backend) {
         "http://127.0.0.1:8080/cb".to_string(),
     ];
     cp.store.set_redirect_uris(&app, &uris).await.unwrap();
+            notify_url: None,
     assert_eq!(cp.store.redirect_uris(&app).await.unwrap(), uris);
     cp.store.set_redirect_uris(&app, &uris[1..]).await.unwrap();
     assert_eq!(cp.store.redirect_uris(&app).await.unwrap(), &uris[1..]);

@@ -481,6 +481,7 @@ pub async fn start(opts: &DemoOptions) -> anyhow::Result<Demo> {
             contact: Some("dev@fintech.example".into()),
         })
         .await?;
+            notify_url: None,
     let secret_file = apps_dir.join(format!("{}.secret", created.app.app_id));
     write_private(&secret_file, created.app_secret.as_bytes())?;
     // Least privilege: a secret-only app gets the A1 API only (A2/A3 need a key pair).
@@ -504,6 +505,7 @@ pub async fn start(opts: &DemoOptions) -> anyhow::Result<Demo> {
             contact: Some("ops@partner.example".into()),
         })
         .await?;
+            notify_url: None,
     let pid = partner.app.app_id.clone();
     let psecret = apps_dir.join(format!("{pid}.secret"));
     write_private(&psecret, partner.app_secret.as_bytes())?;

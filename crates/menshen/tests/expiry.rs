@@ -91,6 +91,7 @@ async fn mon_4_key_4_expiry_notices_30_7_1_days_once_each_client_and_server_cert
             name: "Fintech".into(),
             kind: AppKind::Server,
             contact: None,
+            notify_url: None,
         })
         .await
         .unwrap()
@@ -258,6 +259,7 @@ async fn key_4_a_rotated_out_public_key_is_not_news() {
             name: "Fintech".into(),
             kind: AppKind::Server,
             contact: None,
+            notify_url: None,
         })
         .await
         .unwrap()

@@ -98,6 +98,7 @@ pub async fn env_with(profile: TokenProfile, consent_cache: bool) -> Env {
                 name: name.into(),
                 kind: AppKind::Server,
                 contact: None,
+                notify_url: None,
             })
             .await
             .unwrap();

@@ -91,8 +91,8 @@ pub(super) async fn insert_app(
 ) -> Result<(), StoreError> {
     let r = tx
         .execute(
-            "INSERT INTO apps (app_id, name, kind, status, contact, created_at) VALUES ($1, $2, $3, $4, $5, $6)",
-            &[&app.app_id, &app.name, &app.kind.as_str(), &app.status.as_str(), &app.contact, &app.created_at],
+            "INSERT INTO apps (app_id, name, kind, status, contact, created_at, notify_url) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            &[&app.app_id, &app.name, &app.kind.as_str(), &app.status.as_str(), &app.contact, &app.created_at, &app.notify_url],
         )
         .await;
     if let Err(e) = r {

@@ -50,6 +50,7 @@ mod people;
 mod rows;
 mod rules;
 mod schema;
+mod notices;
 
 use std::str::FromStr;
 use std::sync::Arc;
@@ -677,6 +678,34 @@ impl Store for PgStore {
 
     async fn blacklist_history(
         &self,
+    async fn set_app_notify_url(&self, app_id: &str, url: Option<&str>) -> Result<App, StoreError> {
+        data!(self, |tx| notices::set_notify_url(&tx, app_id, url).await?)
+    }
+
+    async fn add_app_notice(
+        &self,
+        notice: &menshen_model::notice::NewAppNotice,
+    ) -> Result<(menshen_model::notice::AppNotice, bool), StoreError> {
+        data!(self, |tx| notices::add(&tx, notice).await?)
+    }
+
+    async fn record_app_notice_attempt(
+        &self,
+        id: i64,
+        state: menshen_model::notice::NoticeState,
+        error: Option<&str>,
+    ) -> Result<menshen_model::notice::AppNotice, StoreError> {
+        data!(self, |tx| notices::attempt(&tx, id, state, error).await?)
+    }
+
+    async fn list_app_notices(
+        &self,
+        app_id: Option<&str>,
+        state: Option<menshen_model::notice::NoticeState>,
+    ) -> Result<Vec<menshen_model::notice::AppNotice>, StoreError> {
+        read!(self, |c| notices::list(c, app_id, state).await)
+    }
+
         app_id: Option<&str>,
     ) -> Result<Vec<menshen_model::BlacklistEvent>, StoreError> {
         read!(self, |c| rules::blacklist_history(c, app_id).await)

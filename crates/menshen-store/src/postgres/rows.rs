@@ -41,6 +41,7 @@ pub(super) fn app(r: &Row) -> Result<App, StoreError> {
         kind: AppKind::parse(&text(r, "kind")?).ok_or_else(|| bad("kind"))?,
         status: AppStatus::parse(&text(r, "status")?).ok_or_else(|| bad("status"))?,
         contact: r.try_get("contact")?,
+        notify_url: r.try_get("notify_url")?,
         require_client_cert: r.try_get("require_client_cert")?,
         created_at: r.try_get("created_at")?,
     })

@@ -289,6 +289,24 @@ const MIGRATIONS: &[&str] = &[
         updated_at BIGINT NOT NULL,
         PRIMARY KEY (app_id, api_id)
     );
+    "#,    // SQLite's migration of the apps' notification URL and the notices
+    // sent to apps (MON-4, KEY-4), one per key with its delivery state.
+    r#"
+    ALTER TABLE apps ADD COLUMN notify_url TEXT;
+    CREATE TABLE app_notices (
+        id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        dedup_key TEXT NOT NULL UNIQUE,
+        app_id TEXT NOT NULL REFERENCES apps(app_id),
+        kind TEXT NOT NULL,
+        body TEXT NOT NULL,
+        state TEXT NOT NULL CHECK (state IN ('pending','delivered','failed')),
+        attempts BIGINT NOT NULL DEFAULT 0,
+        last_error TEXT,
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL
+    );
+    CREATE INDEX app_notices_app ON app_notices(app_id, id);
+    CREATE INDEX app_notices_state ON app_notices(state, id);
     "#,
 ];
 

@@ -68,8 +68,8 @@ pub(super) fn insert_app(
     creds: &[CredentialRecord],
 ) -> Result<(), StoreError> {
     tx.execute(
-        "INSERT INTO apps (app_id, name, kind, status, contact, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-        params![app.app_id, app.name, app.kind.as_str(), app.status.as_str(), app.contact, app.created_at],
+        "INSERT INTO apps (app_id, name, kind, status, contact, created_at, notify_url) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        params![app.app_id, app.name, app.kind.as_str(), app.status.as_str(), app.contact, app.created_at, app.notify_url],
     )?;
     for c in creds {
         insert_cred(tx, c)?;

@@ -21,6 +21,7 @@ mod catalog;
 mod consents;
 mod customers;
 mod limits;
+mod notices;
 mod risk;
 mod rows;
 mod schema;
@@ -450,6 +451,41 @@ impl Store for SqliteStore {
         &self,
         entries: &[menshen_model::BlacklistEntry],
         action: menshen_model::BlacklistAction,
+    async fn set_app_notify_url(&self, app_id: &str, url: Option<&str>) -> Result<App, StoreError> {
+        let (id, url) = (app_id.to_string(), url.map(str::to_string));
+        self.write_data(move |tx| notices::set_notify_url(tx, &id, url.as_deref()))
+            .await
+    }
+
+    async fn add_app_notice(
+        &self,
+        notice: &menshen_model::notice::NewAppNotice,
+    ) -> Result<(menshen_model::notice::AppNotice, bool), StoreError> {
+        let n = notice.clone();
+        self.write_data(move |tx| notices::add(tx, &n)).await
+    }
+
+    async fn record_app_notice_attempt(
+        &self,
+        id: i64,
+        state: menshen_model::notice::NoticeState,
+        error: Option<&str>,
+    ) -> Result<menshen_model::notice::AppNotice, StoreError> {
+        let error = error.map(str::to_string);
+        self.write_data(move |tx| notices::attempt(tx, id, state, error.as_deref()))
+            .await
+    }
+
+    async fn list_app_notices(
+        &self,
+        app_id: Option<&str>,
+        state: Option<menshen_model::notice::NoticeState>,
+    ) -> Result<Vec<menshen_model::notice::AppNotice>, StoreError> {
+        let app_id = app_id.map(str::to_string);
+        self.read(move |c| notices::list(c, app_id.as_deref(), state))
+            .await
+    }
+
         actor: &str,
     ) -> Result<Vec<menshen_model::BlacklistEvent>, StoreError> {
         let (entries, actor) = (entries.to_vec(), actor.to_string());

@@ -22,6 +22,7 @@ pub(super) fn app_from(r: &Row<'_>) -> rusqlite::Result<App> {
         kind: AppKind::parse(&kind).ok_or_else(|| bad_row("kind"))?,
         status: AppStatus::parse(&status).ok_or_else(|| bad_row("status"))?,
         contact: r.get("contact")?,
+        notify_url: r.get("notify_url")?,
         require_client_cert: r.get::<_, i64>("require_client_cert")? != 0,
         created_at: r.get("created_at")?,
     })

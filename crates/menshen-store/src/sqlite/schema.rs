@@ -281,6 +281,9 @@ const MIGRATIONS: &[&str] = &[
     super::alerts::MIGRATION,
     // learned baselines (MON-3): one JSON model per app x API.
     super::baselines::MIGRATION,
+    // the apps' notification URL and the notices sent to apps (MON-4,
+    // KEY-4), one per key with its delivery state.
+    super::notices::MIGRATION,
 ];
 
 /// Migration 6 makes live fingerprints unique ([`MIGRATIONS`]).
