@@ -18,7 +18,7 @@
 
 use std::fmt;
 
-use http::{HeaderMap, HeaderValue};
+use http::{HeaderMap, HeaderName, HeaderValue};
 
 /// The `traceparent` header.
 pub const TRACEPARENT: &str = "traceparent";
@@ -175,13 +175,16 @@ impl TraceContext {
     /// Set `traceparent` (and `tracestate`, when passed on) on the headers
     /// sent upstream, replacing whatever the client's headers left there.
     pub fn set_upstream_headers(&self, h: &mut HeaderMap) {
-        h.insert(TRACEPARENT, self.upstream_traceparent());
+        // Names parsed at compile time, not per insert.
+        const PARENT: HeaderName = HeaderName::from_static(TRACEPARENT);
+        const STATE: HeaderName = HeaderName::from_static(TRACESTATE);
+        h.insert(PARENT, self.upstream_traceparent());
         match &self.tracestate {
             Some(v) => {
-                h.insert(TRACESTATE, v.clone());
+                h.insert(STATE, v.clone());
             }
             None => {
-                h.remove(TRACESTATE);
+                h.remove(STATE);
             }
         }
     }
