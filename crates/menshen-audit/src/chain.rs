@@ -5,6 +5,12 @@
 //! where `hash` = SM3 of the line's *body*: the line up to (not including)
 //! `,"hash":"` followed by `}`. The first record's `prev` is 64 zeros.
 //!
+//! A node with a node id (issue 12 item 8: every node of a cluster keeps its
+//! own chain) writes it into every line, after `seq`:
+//! `{"seq":N,"node":"0a1b2c3d","prev":...}`, so the hash covers it: a record
+//! cannot be moved into another node's chain undetected. Lines written before
+//! node ids (a single node's older log) have no `node` and still verify.
+//!
 //! A checkpoint, one JSON line in `checkpoints.jsonl`, seals a run of records
 //! with the bank's audit key (SM2, separate from the response-signing key):
 //! it signs `menshen-audit-checkpoint-v1|segment|first_seq|last_seq|head|time|key_id`.
@@ -26,9 +32,26 @@ pub fn make_line(seq: u64, prev: &str, rec: &[u8]) -> (Vec<u8>, String) {
 
 /// [`make_line`] appending to `out` (no intermediate copies); returns the hash.
 pub fn make_line_into(out: &mut Vec<u8>, seq: u64, prev: &str, rec: &[u8]) -> String {
+    make_node_line_into(out, seq, None, prev, rec)
+}
+
+/// [`make_line_into`] with the writing node's id in the line (covered by
+/// the hash); `None` writes the older line without it.
+pub fn make_node_line_into(
+    out: &mut Vec<u8>,
+    seq: u64,
+    node: Option<&str>,
+    prev: &str,
+    rec: &[u8],
+) -> String {
     let start = out.len();
     out.extend_from_slice(b"{\"seq\":");
     out.extend_from_slice(itoa_u64(seq, &mut [0u8; 20]));
+    if let Some(n) = node {
+        out.extend_from_slice(b",\"node\":\"");
+        out.extend_from_slice(n.as_bytes());
+        out.push(b'"');
+    }
     out.extend_from_slice(b",\"prev\":\"");
     out.extend_from_slice(prev.as_bytes());
     out.extend_from_slice(b"\",\"rec\":");
@@ -60,6 +83,8 @@ fn itoa_u64(mut v: u64, buf: &mut [u8; 20]) -> &[u8] {
 pub struct ParsedLine<'a> {
     /// Sequence number.
     pub seq: u64,
+    /// The writing node's id; `None` in a line written before node ids.
+    pub node: Option<&'a str>,
     /// Previous hash.
     pub prev: &'a str,
     /// Stated hash.
@@ -75,7 +100,18 @@ pub fn parse_line(line: &str) -> Option<ParsedLine<'_>> {
     let rest = line.strip_prefix("{\"seq\":")?;
     let comma = rest.find(',')?;
     let seq: u64 = rest[..comma].parse().ok()?;
-    let rest = rest[comma..].strip_prefix(",\"prev\":\"")?;
+    let mut rest = &rest[comma..];
+    let mut node = None;
+    if let Some(r) = rest.strip_prefix(",\"node\":\"") {
+        let q = r.find('"')?;
+        let n = &r[..q];
+        if n.is_empty() || !n.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
+            return None;
+        }
+        node = Some(n);
+        rest = &r[q + 1..];
+    }
+    let rest = rest.strip_prefix(",\"prev\":\"")?;
     let prev = rest.get(..64)?;
     let rest = rest.get(64..)?.strip_prefix("\",\"rec\":")?;
     let hpos = line.rfind(",\"hash\":\"")?;
@@ -90,6 +126,7 @@ pub fn parse_line(line: &str) -> Option<ParsedLine<'_>> {
     body.push('}');
     Some(ParsedLine {
         seq,
+        node,
         prev,
         hash,
         computed: hex::encode(menshen_crypto::sm3(body.as_bytes())),
@@ -162,5 +199,34 @@ mod tests {
         assert_ne!(p.computed, p.hash);
         assert!(parse_line("{\"seq\":1}").is_none());
         assert!(parse_line(&text[..text.len() - 3]).is_none());
+        assert_eq!(p.node, None);
+    }
+
+    /// Issue 12 item 8: the node id is in the line and covered by the hash.
+    #[test]
+    fn aud_3_node_id_in_the_line_is_covered_by_the_hash() {
+        let mut line = Vec::new();
+        let hash = make_node_line_into(
+            &mut line,
+            3,
+            Some("0a1b2c3d"),
+            GENESIS,
+            br#"{"kind":"admin"}"#,
+        );
+        let text = std::str::from_utf8(&line).unwrap().trim_end();
+        assert!(
+            text.starts_with(r#"{"seq":3,"node":"0a1b2c3d","prev":""#),
+            "{text}"
+        );
+        let p = parse_line(text).unwrap();
+        assert_eq!(
+            (p.seq, p.node, p.computed.as_str()),
+            (3, Some("0a1b2c3d"), hash.as_str())
+        );
+        assert_eq!(p.rec, r#"{"kind":"admin"}"#);
+        let moved = text.replace("0a1b2c3d", "0a1b2c3e");
+        let p = parse_line(&moved).unwrap();
+        assert_ne!(p.computed, p.hash);
+        assert!(parse_line(&text.replace("0a1b2c3d", "a\\\"b")).is_none());
     }
 }

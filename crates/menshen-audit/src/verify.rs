@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use menshen_crypto::PublicKey;
 
 use crate::chain::{parse_line, Checkpoint, GENESIS};
-use crate::writer::{read_segment, segment_number};
+use crate::writer::{read_segment, segment_node, segment_number};
 
 /// Segments of a log in order: number and path (active, compressed or
 /// archived; a plain file wins over a `.zst` of the same number, which only
@@ -45,9 +45,20 @@ pub fn list_segments(dir: &Path) -> std::io::Result<Vec<(u64, PathBuf)>> {
     Ok(found.into_iter().collect())
 }
 
+/// The node id a log's segment files carry (issue 12 item 8): `Ok(None)`
+/// for an empty log or one written without node ids; an error when its
+/// segments name several nodes.
+pub fn log_node(dir: &Path) -> Result<Option<String>, VerifyError> {
+    let segs = list_segments(dir).map_err(|e| err(dir.display().to_string(), e.to_string()))?;
+    crate::writer::open::log_node(&segs).map_err(|p| err(dir.display().to_string(), p))
+}
+
 /// What a successful verification saw.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Report {
+    /// The node whose chain it is (from its segment names and lines);
+    /// `None` for a log written without node ids.
+    pub node: Option<String>,
     /// Segments read.
     pub segments: usize,
     /// Records checked.
@@ -107,6 +118,9 @@ pub fn verify_dir(
         .collect();
 
     let segments = list_segments(dir).map_err(|e| err(dir.display().to_string(), e.to_string()))?;
+    let node =
+        crate::writer::open::log_node(&segments).map_err(|p| err(dir.display().to_string(), p))?;
+    let mut named_seen = false;
     let total = segments.len();
     let mut expected_seq = 1u64;
     let mut prev = GENESIS.to_string();
@@ -130,6 +144,18 @@ pub fn verify_dir(
             )
         })?;
         let base = name.trim_end_matches(".zst");
+        // A node's chain: every line carries the node id of its segment's
+        // name; segments without one (written before node ids) only come
+        // before the named ones.
+        let seg_node = segment_node(&name);
+        if seg_node.is_some() {
+            named_seen = true;
+        } else if named_seen {
+            return Err(err(
+                &name,
+                "a segment without node id after segments named with one",
+            ));
+        }
         for (ln, line) in text.lines().enumerate() {
             let place = format!("{name} line {}", ln + 1);
             let pl = parse_line(line)
@@ -138,6 +164,17 @@ pub fn verify_dir(
                 return Err(err(
                     &place,
                     format!("seq {}: hash mismatch: the record was altered", pl.seq),
+                ));
+            }
+            if pl.node != seg_node {
+                return Err(err(
+                    &place,
+                    format!(
+                        "seq {}: written by node {} in a segment of node {}: a record was moved between nodes' logs",
+                        pl.seq,
+                        pl.node.unwrap_or("(none)"),
+                        seg_node.unwrap_or("(none)")
+                    ),
                 ));
             }
             if pl.seq != expected_seq {
@@ -180,9 +217,58 @@ pub fn verify_dir(
         ));
     }
     Ok(Report {
+        node,
         segments: total,
         records: last,
         checkpoints: cps.len(),
         head: prev,
     })
+}
+
+/// One directory's result in [`verify_dirs`].
+#[derive(Debug, Clone)]
+pub struct DirReport {
+    /// The directory.
+    pub dir: PathBuf,
+    /// Its chain's report, or the first problem found.
+    pub result: Result<Report, VerifyError>,
+}
+
+/// Verify several nodes' logs (issue 12 item 8: each node keeps its own
+/// chain), each independently with [`verify_dir`]. A node id claimed by two
+/// directories is a failure of the later one: two copies of one chain, or
+/// one node's records under two directories, cannot both be the whole
+/// log of that node. `progress` gets (directory index, segments done,
+/// segments total).
+pub fn verify_dirs(
+    dirs: &[PathBuf],
+    keys: &[PublicKey],
+    mut progress: impl FnMut(usize, usize, usize),
+) -> Vec<DirReport> {
+    let mut out: Vec<DirReport> = Vec::with_capacity(dirs.len());
+    for (i, d) in dirs.iter().enumerate() {
+        let mut result = verify_dir(d, keys, |done, total| progress(i, done, total));
+        if let Ok(rep) = &result {
+            let claimed = rep.node.as_ref().and_then(|n| {
+                out.iter().find(|o| {
+                    matches!(&o.result, Ok(r) if r.node.as_ref() == Some(n))
+                        || log_node(&o.dir).ok().flatten().as_ref() == Some(n)
+                })
+            });
+            if let (Some(other), Some(n)) = (claimed, &rep.node) {
+                result = Err(err(
+                    d.display().to_string(),
+                    format!(
+                        "node {n}'s chain is also in {}: two directories claim the same node id",
+                        other.dir.display()
+                    ),
+                ));
+            }
+        }
+        out.push(DirReport {
+            dir: d.clone(),
+            result,
+        });
+    }
+    out
 }

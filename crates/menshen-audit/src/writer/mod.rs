@@ -18,7 +18,7 @@
 mod compress;
 mod files;
 mod linger;
-mod open;
+pub(crate) mod open;
 mod segment;
 mod state;
 mod thread;
@@ -36,7 +36,8 @@ use crate::chain::Checkpoint;
 pub use compress::compress_segment;
 pub use linger::{CP_SYNC_EVERY, DURABLE_LINGER, SEAL_DURABLE, SEAL_EVERY};
 pub use segment::{
-    read_all_records, read_records_at, read_segment, scan_from, segment_name, segment_number,
+    node_segment_name, read_all_records, read_records_at, read_segment, scan_from, segment_name,
+    segment_node, segment_number,
 };
 pub use state::PREALLOC;
 
@@ -61,6 +62,17 @@ pub enum AuditError {
         path: String,
         /// What is wrong.
         reason: String,
+    },
+    /// The log belongs to another node than the one opening it: each node
+    /// keeps its own chain in its own directory (issue 12 item 8).
+    #[error("audit log {path} is node {found}'s, not node {configured}'s: each node needs its own audit directory (check node_id and data_dir)")]
+    OtherNode {
+        /// Directory.
+        path: String,
+        /// The node id its segment files carry.
+        found: String,
+        /// The node id it was opened with.
+        configured: String,
     },
     /// The writer has stopped, or the record could not be made durable.
     #[error("audit writer is not running or the disk failed")]
@@ -87,6 +99,10 @@ pub struct AuditConfig {
     pub segment_max_age: Duration,
     /// Compress closed segments with zstd.
     pub compress: bool,
+    /// This node's id (issue 12 item 8), written into every line and into
+    /// the names of the segments it starts. `None`: the id the log's
+    /// segment files already carry, or none (the older format).
+    pub node_id: Option<String>,
 }
 
 impl AuditConfig {
@@ -98,6 +114,7 @@ impl AuditConfig {
             segment_max_bytes: 64 << 20,
             segment_max_age: Duration::from_secs(86_400),
             compress: true,
+            node_id: None,
         }
     }
 }

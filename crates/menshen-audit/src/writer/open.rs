@@ -11,7 +11,9 @@ use std::time::Instant;
 use super::compress::compress_in_background;
 use super::files::{create_private_dir_all, private_file, sync_dir};
 use super::state::{open_active, State};
-use super::{io, read_segment, segment_name, AuditConfig, AuditError, AuditSigner};
+use super::{
+    io, node_segment_name, read_segment, segment_node, AuditConfig, AuditError, AuditSigner,
+};
 use crate::chain::{parse_line, Checkpoint, GENESIS};
 
 /// Truncate a file to its last complete line: a crash can leave a partial,
@@ -61,6 +63,32 @@ impl State {
         // Segments, plain or compressed, here or archived; the newest last.
         let segs = crate::verify::list_segments(&dir).map_err(io(&dir))?;
         let newest = segs.last().cloned();
+        // Whose chain this is (issue 12 item 8): the node id its segment
+        // names carry. One node's directory only; a log without node ids
+        // (written before them) is continued by whichever node opens it.
+        let found = log_node(&segs).map_err(|reason| AuditError::Damaged {
+            path: dir.display().to_string(),
+            reason,
+        })?;
+        if let Some(n) = &cfg.node_id {
+            if n.is_empty() || !n.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
+                return Err(AuditError::Damaged {
+                    path: dir.display().to_string(),
+                    reason: format!("node id `{n}` is not letters, digits and dashes"),
+                });
+            }
+        }
+        let node = match (&cfg.node_id, found) {
+            (Some(c), Some(f)) if *c != f => {
+                return Err(AuditError::OtherNode {
+                    path: dir.display().to_string(),
+                    found: f,
+                    configured: c.clone(),
+                })
+            }
+            (Some(c), _) => Some(c.clone()),
+            (None, f) => f,
+        };
         // The last record: in the newest segment that holds one. A rotation
         // creates the next segment empty, so a stop right after it leaves an
         // empty newest segment; the chain then continues from the one before.
@@ -101,7 +129,14 @@ impl State {
             Some((n, p)) => {
                 let plain = p.extension().is_some_and(|e| e == "jsonl")
                     && p.parent() == Some(seg_dir.as_path());
-                if plain {
+                // A log without node ids opened with one: the chain goes on
+                // in a new segment named with it (a segment's lines all
+                // carry the node id of its name, or none).
+                let renamed = node.is_some()
+                    && p.file_name()
+                        .and_then(|f| f.to_str())
+                        .is_some_and(|f| segment_node(f).is_none());
+                if plain && !renamed {
                     (*n, true)
                 } else {
                     (*n + 1, false)
@@ -121,7 +156,7 @@ impl State {
                 }
             }
         }
-        let seg_path = seg_dir.join(segment_name(seg_no));
+        let seg_path = seg_dir.join(node_segment_name(node.as_deref(), seg_no));
         let seg_file = open_active(&seg_path)?;
         // After repair_tail the file holds complete lines only (no zeros).
         let seg_size = seg_file.metadata().map_err(io(&seg_path))?.len();
@@ -166,6 +201,7 @@ impl State {
             sync_latency: Default::default(),
             last_seal: Instant::now(),
             signer,
+            node,
             cfg,
         };
         // Records written but not sealed before a crash: seal them now.
@@ -182,4 +218,28 @@ impl State {
         }
         Ok((st, recovery))
     }
+}
+
+/// The node id of a log's segments (their names), `None` when none carries
+/// one; an error when they name several nodes.
+pub(crate) fn log_node(segs: &[(u64, std::path::PathBuf)]) -> Result<Option<String>, String> {
+    let mut node: Option<&str> = None;
+    for (_, p) in segs {
+        let Some(n) = p
+            .file_name()
+            .and_then(|f| f.to_str())
+            .and_then(segment_node)
+        else {
+            continue;
+        };
+        match node {
+            Some(m) if m != n => {
+                return Err(format!(
+                    "segments of two nodes ({m} and {n}) in one directory"
+                ))
+            }
+            _ => node = Some(n),
+        }
+    }
+    Ok(node.map(str::to_string))
 }

@@ -9,14 +9,38 @@ use std::path::{Path, PathBuf};
 use super::Committed;
 use crate::chain::parse_line;
 
-/// Name of segment `n`.
+/// Name of segment `n` of a log without node id (a single node's log
+/// written before node ids, or one opened without a node id).
 pub fn segment_name(n: u64) -> String {
     format!("seg-{n:08}.jsonl")
 }
 
-/// Number of a segment file name (`seg-00000001.jsonl[.zst]`).
+/// Name of segment `n` of node `node`'s log (issue 12 item 8):
+/// `seg-0a1b2c3d-00000001.jsonl`; without a node, [`segment_name`].
+pub fn node_segment_name(node: Option<&str>, n: u64) -> String {
+    match node {
+        Some(id) => format!("seg-{id}-{n:08}.jsonl"),
+        None => segment_name(n),
+    }
+}
+
+/// The name's stem: `00000001` or `0a1b2c3d-00000001`.
+fn stem(name: &str) -> Option<&str> {
+    name.strip_prefix("seg-")?.split('.').next()
+}
+
+/// Number of a segment file name (`seg-00000001.jsonl[.zst]` or
+/// `seg-0a1b2c3d-00000001.jsonl[.zst]`).
 pub fn segment_number(name: &str) -> Option<u64> {
-    name.strip_prefix("seg-")?.split('.').next()?.parse().ok()
+    let s = stem(name)?;
+    s.rsplit('-').next()?.parse().ok()
+}
+
+/// The node id in a segment file name; `None` for a name without one.
+pub fn segment_node(name: &str) -> Option<&str> {
+    let s = stem(name)?;
+    let (node, n) = s.rsplit_once('-')?;
+    (!node.is_empty() && n.parse::<u64>().is_ok()).then_some(node)
 }
 
 /// Read all lines of a segment, plain or zstd-compressed.
@@ -84,16 +108,44 @@ pub fn read_all_records(dir: &Path) -> std::io::Result<Vec<String>> {
 /// Where segment `n` of the log in `dir` is now: active or closed and plain,
 /// compressed, or archived. Plain first: a segment being compressed keeps its
 /// plain file until the compressed one is complete (renamed into place).
+/// A segment named with a node id is found by its number among the files.
 fn locate_segment(dir: &Path, n: u64) -> Option<PathBuf> {
+    let is_file = |p: &PathBuf| std::fs::metadata(p).is_ok_and(|m| m.is_file());
     let name = segment_name(n);
-    [
+    let legacy = [
         dir.join("segments").join(&name),
         dir.join("segments").join(format!("{name}.zst")),
         dir.join("archive").join(format!("{name}.zst")),
         dir.join("archive").join(&name),
     ]
     .into_iter()
-    .find(|p| std::fs::metadata(p).is_ok_and(|m| m.is_file()))
+    .find(is_file);
+    if legacy.is_some() {
+        return legacy;
+    }
+    // Named: the same order of places (plain in segments/ first).
+    let mut found: Vec<(u8, PathBuf)> = Vec::new();
+    for (d, rank_plain, rank_zst) in [("segments", 0u8, 1u8), ("archive", 3, 2)] {
+        let Ok(rd) = std::fs::read_dir(dir.join(d)) else {
+            continue;
+        };
+        for e in rd.flatten() {
+            let p = e.path();
+            let Some(f) = p.file_name().and_then(|f| f.to_str()) else {
+                continue;
+            };
+            if segment_node(f).is_some() && segment_number(f) == Some(n) {
+                let rank = if f.ends_with(".zst") {
+                    rank_zst
+                } else {
+                    rank_plain
+                };
+                found.push((rank, p));
+            }
+        }
+    }
+    found.sort();
+    found.into_iter().map(|(_, p)| p).find(is_file)
 }
 
 /// The plain text of segment `n` wherever it is now, as a reader from its start.

@@ -9,8 +9,8 @@ use std::time::Instant;
 
 use super::compress::compress_in_background;
 use super::files::{private_file, sync_dir};
-use super::{io, segment_name, AuditConfig, AuditError, AuditSigner, Committed};
-use crate::chain::{make_line_into, Checkpoint};
+use super::{io, node_segment_name, AuditConfig, AuditError, AuditSigner, Committed};
+use crate::chain::{make_node_line_into, Checkpoint};
 
 /// The state of the log, owned by the writer thread.
 pub(super) struct State {
@@ -45,6 +45,8 @@ pub(super) struct State {
     /// When the last checkpoint was sealed.
     pub(super) last_seal: Instant,
     pub(super) signer: Option<AuditSigner>,
+    /// The node id in every line and new segment name (issue 12 item 8).
+    pub(super) node: Option<String>,
     pub(super) cfg: AuditConfig,
 }
 
@@ -117,7 +119,7 @@ impl State {
         };
         // Never seal records that are not on disk.
         self.sync()?;
-        let cp = self.checkpoint(segment_name(self.seg_no), first)?;
+        let cp = self.checkpoint(node_segment_name(self.node.as_deref(), self.seg_no), first)?;
         self.unsealed_from = None;
         self.last_seal = Instant::now();
         Ok(Some(cp))
@@ -151,7 +153,8 @@ impl State {
         for (rec, keys) in recs {
             self.seq += 1;
             let offset = self.seg_size + buf.len() as u64;
-            self.prev = make_line_into(&mut buf, self.seq, &self.prev, &rec);
+            self.prev =
+                make_node_line_into(&mut buf, self.seq, self.node.as_deref(), &self.prev, &rec);
             committed.push(Committed {
                 seq: self.seq,
                 segment: self.seg_no,
@@ -229,7 +232,9 @@ impl State {
         self.sync()?;
         let closed = self.seg_path.clone();
         self.seg_no += 1;
-        self.seg_path = self.seg_dir.join(segment_name(self.seg_no));
+        self.seg_path = self
+            .seg_dir
+            .join(node_segment_name(self.node.as_deref(), self.seg_no));
         self.seg_file = open_active(&self.seg_path)?;
         self.seg_size = 0;
         self.seg_alloc = 0;
