@@ -550,6 +550,7 @@ async fn auth_1_key_4_concurrent_certificate_binds_leave_one_binding(b: Backend)
                     name: format!("bank-app-{i}"),
                     kind: AppKind::Server,
                     contact: None,
+                    notify_url: None,
                 })
                 .await
                 .unwrap();
@@ -561,7 +562,6 @@ async fn auth_1_key_4_concurrent_certificate_binds_leave_one_binding(b: Backend)
             .cloned()
             .map(|app| {
                 let (cp, start) = (cp.clone(), start.clone());
-                    notify_url: None,
                 tokio::spawn(async move {
                     start.wait().await;
                     cp.add_certificate(&app, PEM).await
@@ -811,6 +811,7 @@ async fn usr_6_consent_cas_refuses_a_wrong_expected_state(b: Backend) {
             name: "Fintech".into(),
             kind: AppKind::Server,
             contact: None,
+            notify_url: None,
         })
         .await
         .unwrap()
@@ -822,7 +823,6 @@ async fn usr_6_consent_cas_refuses_a_wrong_expected_state(b: Backend) {
     let v0 = cp.store.version().await.unwrap();
     cp.store.insert_consent(&c).await.unwrap();
     assert!(matches!(
-            notify_url: None,
         cp.store.insert_consent(&c).await,
         Err(StoreError::Conflict(_))
     ));
@@ -946,6 +946,7 @@ async fn redirect_uris_replaced_per_app_in_order(b: Backend) {
             name: "Fintech".into(),
             kind: AppKind::Server,
             contact: None,
+            notify_url: None,
         })
         .await
         .unwrap()
@@ -957,7 +958,6 @@ async fn redirect_uris_replaced_per_app_in_order(b: Backend) {
         "http://127.0.0.1:8080/cb".to_string(),
     ];
     cp.store.set_redirect_uris(&app, &uris).await.unwrap();
-            notify_url: None,
     assert_eq!(cp.store.redirect_uris(&app).await.unwrap(), uris);
     cp.store.set_redirect_uris(&app, &uris[1..]).await.unwrap();
     assert_eq!(cp.store.redirect_uris(&app).await.unwrap(), &uris[1..]);

@@ -479,9 +479,9 @@ pub async fn start(opts: &DemoOptions) -> anyhow::Result<Demo> {
             name: "Demo Fintech".into(),
             kind: AppKind::Server,
             contact: Some("dev@fintech.example".into()),
+            notify_url: None,
         })
         .await?;
-            notify_url: None,
     let secret_file = apps_dir.join(format!("{}.secret", created.app.app_id));
     write_private(&secret_file, created.app_secret.as_bytes())?;
     // Least privilege: a secret-only app gets the A1 API only (A2/A3 need a key pair).
@@ -503,9 +503,9 @@ pub async fn start(opts: &DemoOptions) -> anyhow::Result<Demo> {
             name: "Demo Wealth Partner".into(),
             kind: AppKind::Server,
             contact: Some("ops@partner.example".into()),
+            notify_url: None,
         })
         .await?;
-            notify_url: None,
     let pid = partner.app.app_id.clone();
     let psecret = apps_dir.join(format!("{pid}.secret"));
     write_private(&psecret, partner.app_secret.as_bytes())?;

@@ -46,11 +46,11 @@ mod alerts;
 mod audit;
 mod baselines;
 mod catalog;
+mod notices;
 mod people;
 mod rows;
 mod rules;
 mod schema;
-mod notices;
 
 use std::str::FromStr;
 use std::sync::Arc;
@@ -666,18 +666,6 @@ impl Store for PgStore {
         data!(self, |tx| alerts::set_state(&tx, id, state, by).await?)
     }
 
-    async fn blacklist_apps(
-        &self,
-        entries: &[menshen_model::BlacklistEntry],
-        action: menshen_model::BlacklistAction,
-        actor: &str,
-    ) -> Result<Vec<menshen_model::BlacklistEvent>, StoreError> {
-        change!(self, |tx| rules::blacklist(&tx, entries, action, actor)
-            .await?)
-    }
-
-    async fn blacklist_history(
-        &self,
     async fn set_app_notify_url(&self, app_id: &str, url: Option<&str>) -> Result<App, StoreError> {
         data!(self, |tx| notices::set_notify_url(&tx, app_id, url).await?)
     }
@@ -706,6 +694,18 @@ impl Store for PgStore {
         read!(self, |c| notices::list(c, app_id, state).await)
     }
 
+    async fn blacklist_apps(
+        &self,
+        entries: &[menshen_model::BlacklistEntry],
+        action: menshen_model::BlacklistAction,
+        actor: &str,
+    ) -> Result<Vec<menshen_model::BlacklistEvent>, StoreError> {
+        change!(self, |tx| rules::blacklist(&tx, entries, action, actor)
+            .await?)
+    }
+
+    async fn blacklist_history(
+        &self,
         app_id: Option<&str>,
     ) -> Result<Vec<menshen_model::BlacklistEvent>, StoreError> {
         read!(self, |c| rules::blacklist_history(c, app_id).await)

@@ -289,7 +289,8 @@ const MIGRATIONS: &[&str] = &[
         updated_at BIGINT NOT NULL,
         PRIMARY KEY (app_id, api_id)
     );
-    "#,    // SQLite's migration of the apps' notification URL and the notices
+    "#,
+    // the apps' notification URL and the notices
     // sent to apps (MON-4, KEY-4), one per key with its delivery state.
     r#"
     ALTER TABLE apps ADD COLUMN notify_url TEXT;

@@ -447,10 +447,6 @@ impl Store for SqliteStore {
             .await
     }
 
-    async fn blacklist_apps(
-        &self,
-        entries: &[menshen_model::BlacklistEntry],
-        action: menshen_model::BlacklistAction,
     async fn set_app_notify_url(&self, app_id: &str, url: Option<&str>) -> Result<App, StoreError> {
         let (id, url) = (app_id.to_string(), url.map(str::to_string));
         self.write_data(move |tx| notices::set_notify_url(tx, &id, url.as_deref()))
@@ -486,6 +482,10 @@ impl Store for SqliteStore {
             .await
     }
 
+    async fn blacklist_apps(
+        &self,
+        entries: &[menshen_model::BlacklistEntry],
+        action: menshen_model::BlacklistAction,
         actor: &str,
     ) -> Result<Vec<menshen_model::BlacklistEvent>, StoreError> {
         let (entries, actor) = (entries.to_vec(), actor.to_string());
