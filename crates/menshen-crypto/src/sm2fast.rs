@@ -19,7 +19,11 @@
 //!   (random k), so a signature costs one constant-time fixed-base
 //!   multiplication plus one inversion for the affine x.
 //!
-//! Only the two equations are written here; every group and field operation
+//! - **Encryption** (`sm2pke`): [k]P for the receiver's static key P uses
+//!   the same per-key table ([`KeyTable`]), read with the crate's
+//!   constant-time selection, since k is secret.
+//!
+//! Only the equations are written here; every group and field operation
 //! is the `sm2` / `primeorder` crates' (point addition and doubling, the
 //! constant-time base-point table, radix-16 digits, lookup tables, scalar
 //! arithmetic). Tests check both against the crate, against OpenSSL
@@ -161,26 +165,20 @@ impl Sm2Signer {
     }
 }
 
-/// A registered SM2 public key prepared for fast verification.
+/// Multiples of one fixed point P, the layout of the crate's base-point
+/// table: `tables[i]` holds 1..=8 times 2^(8i)·P (33 tables of 8 projective
+/// points, ~25 KiB, built with 264 doublings and 231 additions). A public
+/// key that is used many times (a registered verifying key, an encryption
+/// key) gets one, so k·P costs what k·G costs.
 #[derive(Clone)]
-pub struct Sm2Verifier {
-    /// Z_A = SM3(ENTL || ID || a || b || xG || yG || xA || yA).
-    z: [u8; 32],
-    /// `tables[i]` holds 1..=8 times 2^(8i)·P.
+pub(crate) struct KeyTable {
     tables: Box<[LookupTable<ProjectivePoint>; TABLES]>,
 }
 
-impl std::fmt::Debug for Sm2Verifier {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Sm2Verifier(..)")
-    }
-}
-
-impl Sm2Verifier {
-    /// Prepare `public_key` for distinguishing identifier `id`.
-    pub fn new(id: &str, public_key: &sm2::PublicKey) -> Option<Self> {
-        let z = user_hash(id, public_key)?;
-        let mut base = public_key.to_projective();
+impl KeyTable {
+    /// The table of `p` (a public point: nothing here is secret).
+    pub(crate) fn new(p: ProjectivePoint) -> Self {
+        let mut base = p;
         let mut tables = Box::new([LookupTable::<ProjectivePoint>::default(); TABLES]);
         for t in tables.iter_mut() {
             *t = LookupTable::new(base);
@@ -188,14 +186,32 @@ impl Sm2Verifier {
                 base = base.double();
             }
         }
-        Some(Sm2Verifier { z, tables })
+        KeyTable { tables }
     }
 
-    /// k·P in variable time (public scalars only), from the table.
-    fn mul_vartime(&self, k: &Scalar) -> ProjectivePoint {
+    /// k·P in constant time (k secret): the crate's constant-time table
+    /// selection (`LookupTable::select` reads every entry) and complete
+    /// additions, the same sequence as its base-point `mul`.
+    pub(crate) fn mul(&self, k: &Scalar) -> ProjectivePoint {
         // Signed radix-16 digits d_0..d_64 with k = Σ d_j 16^j, |d_j| <= 8.
         // Even digits sit at 2^(8i) (table i), odd ones at 16·2^(8i): sum
         // those separately and multiply that sum by 16 once at the end.
+        let digits = Radix16Decomposition::<Radix16Digits<Sm2>>::new(k);
+        let n = TABLES - 1;
+        let mut even = self.tables[n].select(digits[2 * n]);
+        let mut odd = ProjectivePoint::IDENTITY;
+        for i in 0..n {
+            even += &self.tables[i].select(digits[2 * i]);
+            odd += &self.tables[i].select(digits[2 * i + 1]);
+        }
+        for _ in 0..4 {
+            odd = odd.double();
+        }
+        even + odd
+    }
+
+    /// k·P in variable time (public scalars only).
+    fn mul_vartime(&self, k: &Scalar) -> ProjectivePoint {
         let digits = Radix16Decomposition::<Radix16Digits<Sm2>>::new(k);
         let n = TABLES - 1;
         let mut even = self.tables[n].select_vartime(digits[2 * n]);
@@ -208,6 +224,32 @@ impl Sm2Verifier {
             odd = odd.double();
         }
         even + odd
+    }
+}
+
+/// A registered SM2 public key prepared for fast verification.
+#[derive(Clone)]
+pub struct Sm2Verifier {
+    /// Z_A = SM3(ENTL || ID || a || b || xG || yG || xA || yA).
+    z: [u8; 32],
+    /// Multiples of the public key.
+    table: KeyTable,
+}
+
+impl std::fmt::Debug for Sm2Verifier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Sm2Verifier(..)")
+    }
+}
+
+impl Sm2Verifier {
+    /// Prepare `public_key` for distinguishing identifier `id`.
+    pub fn new(id: &str, public_key: &sm2::PublicKey) -> Option<Self> {
+        let z = user_hash(id, public_key)?;
+        Some(Sm2Verifier {
+            z,
+            table: KeyTable::new(public_key.to_projective()),
+        })
     }
 
     /// Verify signature `sig` (r || s, 64 bytes) over `msg`.
@@ -225,7 +267,7 @@ impl Sm2Verifier {
             return false;
         }
         // (x1, y1) = s·G + t·P, not the point at infinity
-        let point = ProjectivePoint::mul_by_generator_vartime(&s) + self.mul_vartime(&t);
+        let point = ProjectivePoint::mul_by_generator_vartime(&s) + self.table.mul_vartime(&t);
         if bool::from(point.is_identity()) {
             return false;
         }
@@ -311,6 +353,34 @@ mod tests {
             assert!(verifier(&k).verify(msg.as_bytes(), &raw));
             assert!(k.verifying_key().verify(b"other", &sig).is_err());
             assert_ne!(raw, signer.sign(msg.as_bytes()).unwrap(), "k must be fresh");
+        }
+    }
+
+    /// The per-key table gives the crate's k·P, constant-time and
+    /// variable-time, for random and edge scalars (1, 2, n-1, digits at the
+    /// ends of the radix-16 range).
+    #[test]
+    fn key_table_agrees_with_the_crate() {
+        let n_minus_1 = hex32("FFFFFFFEFFFFFFFFFFFFFFFFFFFFFFFF7203DF6B21C6052B53BBF40939D54122");
+        let mut scalars = vec![
+            Scalar::ONE,
+            Scalar::ONE + Scalar::ONE,
+            Scalar::from_repr(FieldBytes::from(n_minus_1)).unwrap(),
+            Scalar::from_repr(FieldBytes::from([0x88u8; 32])).unwrap(),
+            Scalar::from_repr(FieldBytes::from([0x77u8; 32])).unwrap(),
+        ];
+        for _ in 0..16 {
+            scalars.push(*random_nonzero_scalar().unwrap());
+        }
+        for seed in 0..4u8 {
+            let p = sm2::PublicKey::from_affine(*key(seed).verifying_key().as_affine()).unwrap();
+            let t = KeyTable::new(p.to_projective());
+            for k in &scalars {
+                let want = (p.to_projective() * k).to_affine();
+                assert_eq!(t.mul(k).to_affine(), want);
+                assert_eq!(t.mul_vartime(k).to_affine(), want);
+            }
+            assert!(bool::from(t.mul(&Scalar::ZERO).is_identity()));
         }
     }
 

@@ -20,12 +20,16 @@
 //! STRING }`; [`ciphertext_from_der`] and [`ciphertext_to_der`] convert.
 
 use sm2::elliptic_curve::group::Group;
+use sm2::elliptic_curve::point::BatchNormalize;
 use sm2::elliptic_curve::sec1::{FromSec1Point, ToSec1Point};
 use sm2::elliptic_curve::PrimeField;
 use sm2::pke::{Cipher, Mode};
 use sm2::{AffinePoint, FieldBytes, ProjectivePoint, Scalar};
 use zeroize::{Zeroize, Zeroizing};
 
+use std::sync::{Arc, OnceLock};
+
+use crate::sm2fast::KeyTable;
 use crate::CryptoError;
 
 /// Length of C1 (uncompressed point) plus C3 (SM3 digest).
@@ -37,9 +41,16 @@ pub const MAX_MESSAGE: usize = 1024;
 
 /// An SM2 public key used for encryption (a receiver's encryption key,
 /// separate from any signing key: KEY-1).
+///
+/// Encryption computes [k]P for this fixed P every time, so the key keeps a
+/// table of multiples of P (the layout of the crate's base-point table,
+/// ~25 KiB), built on the first encryption or by [`Self::precompute`] (the
+/// gateway does it when the snapshot is built) and shared by clones: [k]P
+/// then costs what [k]G costs, in constant time.
 #[derive(Clone)]
 pub struct Sm2EncryptionKey {
     point: sm2::PublicKey,
+    table: Arc<OnceLock<KeyTable>>,
 }
 
 impl std::fmt::Debug for Sm2EncryptionKey {
@@ -54,7 +65,25 @@ impl Sm2EncryptionKey {
         use sm2::pkcs8::DecodePublicKey;
         let point = sm2::PublicKey::from_public_key_pem(pem_text.trim())
             .map_err(|_| CryptoError::InvalidKey("not an SM2 public key"))?;
-        Ok(Sm2EncryptionKey { point })
+        Ok(Self::from_point(point))
+    }
+
+    fn from_point(point: sm2::PublicKey) -> Self {
+        Sm2EncryptionKey {
+            point,
+            table: Arc::new(OnceLock::new()),
+        }
+    }
+
+    /// Build the key's table of multiples now rather than on the first
+    /// encryption (~0.2 ms).
+    pub fn precompute(&self) {
+        self.table();
+    }
+
+    fn table(&self) -> &KeyTable {
+        self.table
+            .get_or_init(|| KeyTable::new(self.point.to_projective()))
     }
 
     /// From a DER SubjectPublicKeyInfo holding an SM2 key.
@@ -62,7 +91,7 @@ impl Sm2EncryptionKey {
         use sm2::pkcs8::DecodePublicKey;
         let point = sm2::PublicKey::from_public_key_der(der)
             .map_err(|_| CryptoError::InvalidKey("not an SM2 public key"))?;
-        Ok(Sm2EncryptionKey { point })
+        Ok(Self::from_point(point))
     }
 
     /// The DER SubjectPublicKeyInfo.
@@ -124,11 +153,16 @@ impl Sm2EncryptionKey {
             return Err(CryptoError::Malformed("SM2 message length"));
         }
         // A2: C1 = [k]G (constant time, the crate's base-point table).
-        let c1 = ProjectivePoint::mul_by_generator(k).to_affine();
         // A3: S = [h]P_B with h = 1 for the SM2 curve: P_B is a valid
         // non-identity point (checked when it was decoded).
-        // A4: (x2, y2) = [k]P_B.
-        let shared = Zeroizing::new(point_xy(&(self.point.to_projective() * k).to_affine()));
+        // A4: (x2, y2) = [k]P_B (constant time, the key's table).
+        // Both made affine with one field inversion (batch normalization).
+        let both = Zeroizing::new([ProjectivePoint::mul_by_generator(k), self.table().mul(k)]);
+        let affine = Zeroizing::new(
+            <ProjectivePoint as BatchNormalize<[ProjectivePoint; 2]>>::batch_normalize(&both),
+        );
+        let c1 = affine[0];
+        let shared = Zeroizing::new(point_xy(&affine[1]));
         let mut out = Vec::with_capacity(OVERHEAD + msg.len());
         out.extend_from_slice(c1.to_sec1_point(false).as_bytes());
         out.extend_from_slice(&[0u8; 32]);
@@ -193,9 +227,7 @@ impl Sm2DecryptionKey {
         let nz = Zeroizing::new(sk.to_nonzero_scalar());
         Sm2DecryptionKey {
             d: Zeroizing::new(*nz.as_ref()),
-            public: Sm2EncryptionKey {
-                point: sk.public_key(),
-            },
+            public: Sm2EncryptionKey::from_point(sk.public_key()),
         }
     }
 
