@@ -50,6 +50,10 @@ pub enum GatewayError {
     /// upstream may have acted.
     #[error("upstream outcome unknown: {0}")]
     UpstreamTimeout(String),
+    /// The upstream's answer does not match the API's response schema
+    /// (LVL-5): withheld; the upstream may have acted.
+    #[error("upstream answer invalid: {0}")]
+    UpstreamResponseInvalid(String),
     /// The audit log cannot take the record before forwarding: fail closed.
     #[error("audit unavailable: {0}")]
     AuditUnavailable(String),
@@ -158,6 +162,7 @@ impl GatewayError {
                 ErrorCode::UpstreamUnavailable
             }
             GatewayError::UpstreamTimeout(_) => ErrorCode::UpstreamTimeout,
+            GatewayError::UpstreamResponseInvalid(_) => ErrorCode::UpstreamResponseInvalid,
             GatewayError::AuditUnavailable(_) => ErrorCode::AuditUnavailable,
             GatewayError::OutcomeUnknown(_) => ErrorCode::OutcomeUnknown,
             GatewayError::SigningUnavailable(_) => ErrorCode::SigningUnavailable,
@@ -184,6 +189,7 @@ impl GatewayError {
             | GatewayError::UpstreamUnreachable(r)
             | GatewayError::UpstreamFailed(r)
             | GatewayError::UpstreamTimeout(r)
+            | GatewayError::UpstreamResponseInvalid(r)
             | GatewayError::AuditUnavailable(r)
             | GatewayError::OutcomeUnknown(r)
             | GatewayError::SigningUnavailable(r)
@@ -202,6 +208,7 @@ impl GatewayError {
             GatewayError::UpstreamUnreachable(_)
             | GatewayError::UpstreamFailed(_)
             | GatewayError::UpstreamTimeout(_)
+            | GatewayError::UpstreamResponseInvalid(_)
             | GatewayError::Degraded { .. }
             | GatewayError::UpstreamBusy(_) => Fault::Upstream,
             GatewayError::Overloaded(_)
@@ -220,6 +227,7 @@ impl GatewayError {
             GatewayError::UpstreamTimeout(_)
                 | GatewayError::OutcomeUnknown(_)
                 | GatewayError::UpstreamFailed(_)
+                | GatewayError::UpstreamResponseInvalid(_)
         )
     }
 
@@ -232,7 +240,9 @@ impl GatewayError {
     /// The outcome recorded in the audit log.
     pub fn outcome(&self) -> Outcome {
         match self {
-            GatewayError::UpstreamTimeout(_) | GatewayError::OutcomeUnknown(_) => Outcome::Unknown,
+            GatewayError::UpstreamTimeout(_)
+            | GatewayError::OutcomeUnknown(_)
+            | GatewayError::UpstreamResponseInvalid(_) => Outcome::Unknown,
             _ => Outcome::Failure,
         }
     }

@@ -87,7 +87,9 @@ pub fn observe(ex: &Exchange, status: u16, err: Option<&GatewayError>) {
             let upstream_error = match e {
                 GatewayError::UpstreamUnreachable(_) => Some(UpstreamError::Unreachable),
                 GatewayError::UpstreamTimeout(_) => Some(UpstreamError::Timeout),
-                GatewayError::UpstreamFailed(_) => Some(UpstreamError::Failed),
+                GatewayError::UpstreamFailed(_) | GatewayError::UpstreamResponseInvalid(_) => {
+                    Some(UpstreamError::Failed)
+                }
                 // The upstream's other failures: not sent to it (breaker
                 // open, bulkhead full).
                 _ if class == Class::UpstreamError => Some(UpstreamError::Degraded),

@@ -39,9 +39,9 @@ use crate::GatewayError;
 pub enum Phase {
     /// Before the upstream answers; a failure stops the request.
     Request,
-    /// On the way back: `mask` and `encrypt` for the upstream's answers
-    /// only, `sign_response` and `record` for every response (answered or
-    /// refused).
+    /// On the way back: `validate_response`, `mask` and `encrypt` for the
+    /// upstream's answers only, `sign_response` and `record` for every
+    /// response (answered or refused).
     Response,
 }
 
@@ -69,6 +69,7 @@ pub const ORDER: &[(&str, Phase)] = &[
     (screen::NAME, Phase::Request),
     (risk::NAME, Phase::Request),
     (upstream::NAME, Phase::Request),
+    (validate::NAME_RESPONSE, Phase::Response),
     (mask::NAME, Phase::Response),
     (crate::stages::encrypt::NAME, Phase::Response),
     (sign_response::NAME, Phase::Response),
@@ -353,6 +354,10 @@ where
         return upstream::builtin(ex, name, &auth, state.authorizer.as_deref()).await;
     }
     let mut resp = upstream::forward(ex, &routed, &auth, &consented, &state.upstream).await?;
+    // validate_response (LVL-5): the upstream's answer against the API's
+    // response schema, if it has one, before anything is masked, encrypted
+    // or signed; a mismatch is withheld (UPSTREAM_RESPONSE_INVALID).
+    validate::on_response(&routed, &resp)?;
     // mask (CONF-3): the upstream's answer, unless the app's grant is
     // approved for clearing; before it is encrypted and signed.
     mask::on_response(&routed, &auth, &mut resp);
@@ -388,7 +393,7 @@ mod tests {
             .filter(|(_, p)| *p == Phase::Response)
             .map(|(n, _)| *n)
             .collect();
-        assert_eq!(response[0], mask::NAME);
+        assert_eq!(response[..2], [validate::NAME_RESPONSE, mask::NAME]);
         assert_eq!(
             response[response.len() - 2..],
             [sign_response::NAME, record::NAME]

@@ -122,8 +122,9 @@ pub struct ApiSchema {
     /// The request body (JSON).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub body: Option<Value>,
-    /// The response body (JSON), kept for the catalog and the portal; not
-    /// enforced on the upstream's answers.
+    /// The upstream's successful (2xx) answer (JSON): checked by the
+    /// gateway before masking, encryption and signing; an answer that does
+    /// not match is withheld (`UPSTREAM_RESPONSE_INVALID`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub response: Option<Value>,
 }

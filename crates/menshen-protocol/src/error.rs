@@ -102,6 +102,9 @@ codes! {
     UpstreamUnavailable = ("UPSTREAM_UNAVAILABLE", 502, "the service is temporarily unavailable"),
     /// The upstream did not answer in time; the outcome is unknown.
     UpstreamTimeout = ("UPSTREAM_TIMEOUT", 504, "the service did not answer in time; the outcome is unknown"),
+    /// The upstream answered, but its answer does not match the API's
+    /// response schema (LVL-5): it is withheld. The service may have acted.
+    UpstreamResponseInvalid = ("UPSTREAM_RESPONSE_INVALID", 502, "the service's answer did not match the API's definition and was withheld; the service may have acted: query it by txn_id before any retry"),
     /// The service is degraded (TRF-2): its circuit breaker is open, or
     /// none of its servers is healthy. Nothing was forwarded; `Retry-After`
     /// says when the gateway tries the service again.

@@ -171,6 +171,109 @@ async fn lvl_5_schema_refusals_name_the_field_and_never_reach_the_upstream() {
     assert_eq!(h.upstream.count(), 2);
 }
 
+/// LVL-5: an API whose schema has a `response` part: the upstream's
+/// answer that does not match is withheld (502 `UPSTREAM_RESPONSE_INVALID`,
+/// outcome unknown: the upstream acted), the client learns nothing of the
+/// schema or of the upstream's body, and the access record names the code
+/// and the failing pointer without keeping the body (bodies retained for
+/// this API); a matching answer passes unchanged (and masked as usual).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lvl_5_an_upstream_answer_that_breaks_the_response_schema_is_withheld() {
+    let s = setup().await;
+    let h = &s.h;
+    // The recording upstream answers `/pii` with holder, card_no, accounts
+    // [{number, balance}], ...: `balance` is a string there, the schema
+    // wants a number; and `/ok` with {"ok": true, "path": ...}.
+    let pii_schema = json!({
+        "type": "object",
+        "required": ["holder", "accounts"],
+        "properties": {
+            "holder": {"type": "string"},
+            "accounts": {"type": "array", "items": {"type": "object",
+                "properties": {"balance": {"type": "number", "minimum": 0}}}}
+        }
+    });
+    let ok_schema = json!({
+        "type": "object", "required": ["ok"],
+        "properties": {"ok": {"type": "boolean"}, "path": {"type": "string"}}
+    });
+    create_api(
+        h,
+        a1(
+            "rs-bad",
+            "GET",
+            "/v1/rs/pii",
+            &h.upstream_url,
+            json!({"schema": {"response": pii_schema}, "audit_messages": "bodies"}),
+        ),
+    )
+    .await;
+    create_api(
+        h,
+        a1(
+            "rs-good",
+            "GET",
+            "/v1/rs/ok",
+            &h.upstream_url,
+            json!({"schema": {"response": ok_schema}}),
+        ),
+    )
+    .await;
+    h.grant(&s.app_id, "rs-bad").await;
+    h.grant(&s.app_id, "rs-good").await;
+
+    let r = s.client.call("GET", "/v1/rs/pii", None).await.unwrap();
+    assert_eq!(r.status, 502);
+    let v = body(&r);
+    assert_eq!(v["code"], "UPSTREAM_RESPONSE_INVALID", "{v}");
+    let text = String::from_utf8_lossy(&r.body).to_string();
+    for leak in [
+        "张三丰",
+        "6228480012345678",
+        "6222020200112233445",
+        "balance",
+        "accounts",
+        "number",
+        "minimum",
+        "schema",
+    ] {
+        assert!(
+            !text.contains(leak),
+            "{leak} in the client's answer: {text}"
+        );
+    }
+    assert_eq!(
+        h.upstream.count(),
+        1,
+        "the upstream was called (and may have acted)"
+    );
+    let txn = v["txn_id"].as_str().unwrap();
+    let rec = h.record(txn).await;
+    assert_eq!(rec.code.as_deref(), Some("UPSTREAM_RESPONSE_INVALID"));
+    assert_eq!(rec.status, 502);
+    assert_eq!(rec.result, menshen_audit::Outcome::Unknown);
+    let reason = rec.reason.clone().unwrap_or_default();
+    assert!(
+        reason.contains("response schema") && reason.contains("/accounts/0/balance"),
+        "{reason}"
+    );
+    // Nothing of the upstream's body in the audit log.
+    h.node().audit.flush().await.unwrap();
+    let line = menshen_audit::writer::read_all_records(h.node().audit.dir())
+        .unwrap()
+        .into_iter()
+        .find(|l| l.contains(txn))
+        .expect("the record");
+    for leak in ["张三丰", "6228480012345678", "13812345678"] {
+        assert!(!line.contains(leak), "{leak} in the record: {line}");
+    }
+
+    let r = s.client.call("GET", "/v1/rs/ok", None).await.unwrap();
+    assert_eq!(r.status, 200);
+    assert_eq!(body(&r)["ok"], true);
+    assert_eq!(h.upstream.count(), 2);
+}
+
 /// LVL-5: a schema with a remote or file `$ref` is refused when the API is
 /// saved (created or patched), naming the field; nothing is fetched.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -487,7 +590,21 @@ paths:
         - {name: q, in: query, schema: {type: string, maxLength: 32}}
         - {name: page, in: query, required: true, schema: {type: integer, minimum: 1}}
       responses:
-        "200": {description: ok}
+        "200":
+          description: ok
+          content:
+            application/json:
+              schema: {type: object, required: [ok], properties: {ok: {type: boolean}}}
+  /v1/imported/pii:
+    get:
+      operationId: imported-holder
+      summary: Holder
+      responses:
+        "200":
+          description: ok
+          content:
+            application/json:
+              schema: {type: object, required: [holder], properties: {holder: {type: integer}}}
 "#,
     )
     .unwrap();
@@ -513,6 +630,7 @@ paths:
     );
     assert!(String::from_utf8_lossy(&out.stdout).contains("imported-products"));
     h.grant(&s.app_id, "imported-products").await;
+    h.grant(&s.app_id, "imported-holder").await;
     let r = s
         .client
         .call("GET", "/v1/imported/products?q=bond", None)
@@ -537,4 +655,14 @@ paths:
         .unwrap();
     assert_eq!(r.status, 200);
     assert_eq!(h.upstream.count(), 1);
+    // The 200 answer's schema was imported too: the recording upstream's
+    // holder is a string, the document says integer.
+    let r = s
+        .client
+        .call("GET", "/v1/imported/pii", None)
+        .await
+        .unwrap();
+    assert_eq!(r.status, 502);
+    assert_eq!(body(&r)["code"], "UPSTREAM_RESPONSE_INVALID");
+    assert_eq!(h.upstream.count(), 2);
 }

@@ -8,9 +8,20 @@
 //! (`/query/page`, `/body/payee/amount`; for a missing required member,
 //! the member itself), and nothing else: the message never quotes the
 //! schema, its keywords or its limits.
+//!
+//! Response phase (`validate_response`): where the API also carries a
+//! response schema, the upstream's successful (2xx) answer is checked
+//! against it before masking, encryption and signing. An answer that does
+//! not match is withheld: the client gets 502 `UPSTREAM_RESPONSE_INVALID`
+//! (the bank's side is at fault, the upstream may have acted), with nothing
+//! of the schema or of the upstream's body; the access record names the
+//! code and the failing pointer.
 
 use std::collections::HashMap;
 use std::marker::PhantomData;
+
+use bytes::Bytes;
+use http::Response;
 
 use menshen_model::ApiSchema;
 use serde_json::{Map, Value};
@@ -22,6 +33,9 @@ use crate::GatewayError;
 
 /// Stage name.
 pub const NAME: &str = "validate";
+
+/// Stage name of the response check (response phase).
+pub const NAME_RESPONSE: &str = "validate_response";
 
 /// Proof that the request matches the API's schemas (or it has none).
 pub struct Validated {
@@ -43,6 +57,7 @@ enum QueryType {
 pub struct CompiledSchema {
     query: Option<(jsonschema::Validator, HashMap<String, QueryType>)>,
     body: Option<jsonschema::Validator>,
+    response: Option<jsonschema::Validator>,
 }
 
 impl std::fmt::Debug for CompiledSchema {
@@ -50,6 +65,7 @@ impl std::fmt::Debug for CompiledSchema {
         f.debug_struct("CompiledSchema")
             .field("query", &self.query.is_some())
             .field("body", &self.body.is_some())
+            .field("response", &self.response.is_some())
             .finish()
     }
 }
@@ -58,7 +74,7 @@ impl CompiledSchema {
     /// Compile an API's schemas (checked when the API was saved); `Err`
     /// names the part that does not compile.
     pub fn compile(s: &ApiSchema) -> Result<Option<CompiledSchema>, String> {
-        if s.query.is_none() && s.body.is_none() {
+        if s.query.is_none() && s.body.is_none() && s.response.is_none() {
             return Ok(None);
         }
         let query = match &s.query {
@@ -74,7 +90,17 @@ impl CompiledSchema {
             }
             None => None,
         };
-        Ok(Some(CompiledSchema { query, body }))
+        let response = match &s.response {
+            Some(r) => {
+                Some(menshen_model::compile_schema(r).map_err(|e| format!("response schema {e}"))?)
+            }
+            None => None,
+        };
+        Ok(Some(CompiledSchema {
+            query,
+            body,
+            response,
+        }))
     }
 }
 
@@ -166,9 +192,8 @@ fn first_error(validator: &jsonschema::Validator, v: &Value) -> Option<String> {
     Some(p)
 }
 
-/// A refusal naming `pointer` (kept to 256 characters).
-fn invalid(pointer: String) -> GatewayError {
-    let mut p = pointer;
+/// `p` kept to 256 bytes (on a character boundary).
+fn truncated(mut p: String) -> String {
     if p.len() > 256 {
         let mut end = 256;
         while !p.is_char_boundary(end) {
@@ -176,6 +201,12 @@ fn invalid(pointer: String) -> GatewayError {
         }
         p.truncate(end);
     }
+    p
+}
+
+/// A refusal naming `pointer` (kept to 256 characters).
+fn invalid(pointer: String) -> GatewayError {
+    let p = truncated(pointer);
     GatewayError::InvalidRequest {
         reason: format!("schema: {p} does not match"),
         pointer: p,
@@ -215,6 +246,43 @@ pub fn on_request(
         }
     }
     Ok(ok)
+}
+
+/// Check the upstream's successful answer against the API's response
+/// schema, if it has one (response phase, before `mask`). Answers that are
+/// not 2xx are the upstream's errors and pass unchecked (the schema
+/// describes the success answer); so does a fallback answer, which is the
+/// bank's own configuration and not the upstream's.
+pub fn on_response(routed: &Routed, resp: &Response<Bytes>) -> Result<(), GatewayError> {
+    let Some(validator) = routed.api.schema.as_ref().and_then(|s| s.response.as_ref()) else {
+        return Ok(());
+    };
+    if !resp.status().is_success()
+        || resp
+            .headers()
+            .contains_key(super::upstream::DEGRADED_HEADER)
+    {
+        return Ok(());
+    }
+    let body = if resp.body().is_empty() {
+        Value::Null
+    } else {
+        match serde_json::from_slice::<Value>(resp.body()) {
+            Ok(v) => v,
+            Err(_) => {
+                return Err(GatewayError::UpstreamResponseInvalid(
+                    "the upstream's answer is not JSON; the API has a response schema".into(),
+                ))
+            }
+        }
+    };
+    match first_error(validator, &body) {
+        None => Ok(()),
+        Some(p) => Err(GatewayError::UpstreamResponseInvalid(format!(
+            "the upstream's answer does not match the API's response schema at {}",
+            truncated(p)
+        ))),
+    }
 }
 
 #[cfg(test)]
