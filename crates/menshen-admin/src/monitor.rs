@@ -2,13 +2,21 @@
 //! behind the admin token or the read-only scrape token), `/readyz` (open:
 //! ready only when the snapshot is loaded, the audit log writable and the
 //! node serving) and the statistics under `/v1/stats/...` (admin token).
+//!
+//! Statistics are this node's own counters on one node (`"scope": "node"`)
+//! and, in a cluster (`store.url` = PostgreSQL), summed across every node
+//! (`"scope": "cluster"`): this node's counters at once, the others' as they
+//! last published them (`nodes[].published_at`; see
+//! `menshen_metrics::cluster`).
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 
 use axum::extract::{Path, Request, State};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use menshen_metrics::{Metrics, Subject};
+use menshen_metrics::{ClusterView, Metrics, PeerNode, Subject, SubjectStats};
 use serde::Serialize;
 use serde_json::json;
 use subtle::ConstantTimeEq;
@@ -45,6 +53,71 @@ pub struct Monitor {
     /// SHA-256 of the read-only scrape token (`admin.metrics_token_sha256`):
     /// it opens `/metrics` and nothing else.
     pub scrape_token_sha256: Option<[u8; 32]>,
+    /// In a cluster: reads the other nodes' published statistics (the
+    /// figures are then summed across nodes); `None` on one node.
+    pub cluster: Option<ClusterSource>,
+}
+
+/// Reads the other nodes' published statistics and the nodes' last
+/// publications (this node included) from the cluster store.
+pub type ClusterSource = Arc<
+    dyn Fn() -> Pin<Box<dyn Future<Output = Result<ClusterView, AdminError>> + Send>> + Send + Sync,
+>;
+
+/// The cluster's view, if in a cluster.
+async fn cluster_view(m: &Monitor) -> Result<Option<ClusterView>, AdminError> {
+    match &m.cluster {
+        Some(f) => Ok(Some(f().await?)),
+        None => Ok(None),
+    }
+}
+
+/// `scope` and, in a cluster, `nodes` beside the figures.
+fn scoped(mut v: serde_json::Value, nodes: Option<Vec<PeerNode>>) -> Response {
+    if let Some(o) = v.as_object_mut() {
+        match nodes {
+            Some(n) => {
+                o.insert("scope".into(), json!("cluster"));
+                o.insert("nodes".into(), json!(n));
+            }
+            None => {
+                o.insert("scope".into(), json!("node"));
+            }
+        }
+    }
+    Json(v).into_response()
+}
+
+async fn list(st: &AdminState, apps: bool) -> Result<Response, AdminError> {
+    let m = monitor(st)?;
+    let stats = m.metrics.stats();
+    let key = if apps { "apps" } else { "apis" };
+    let view = cluster_view(m).await?;
+    let (rows, nodes): (Vec<SubjectStats>, _) = match view {
+        Some(view) => (stats.cluster_list(&view, apps), Some(view.nodes)),
+        None if apps => (stats.apps(), None),
+        None => (stats.apis(), None),
+    };
+    Ok(scoped(json!({ key: rows }), nodes))
+}
+
+async fn one(st: &AdminState, apps: bool, id: &str) -> Result<Response, AdminError> {
+    let m = monitor(st)?;
+    let stats = m.metrics.stats();
+    let what = if apps { "app" } else { "api" };
+    if let Some(view) = cluster_view(m).await? {
+        // Another node may have counted calls of an id this node has not
+        // seen in its catalog yet: zeros rather than 404 in a cluster.
+        let s = stats.cluster_subject(&view, apps, id);
+        return Ok(scoped(json!(s), Some(view.nodes)));
+    }
+    let s = if apps {
+        Subject::app(id)
+    } else {
+        Subject::api(id)
+    };
+    let s = s.ok_or_else(|| AdminError::NotFound(what.into()))?;
+    Ok(scoped(json!(stats.subject(s)), None))
 }
 
 fn monitor(st: &AdminState) -> Result<&Monitor, AdminError> {
@@ -113,14 +186,12 @@ pub async fn metrics(State(st): State<AdminState>, req: Request) -> Response {
 
 /// `GET /v1/stats/apps`: every app with calls in the last day.
 pub async fn stats_apps(State(st): State<AdminState>) -> Result<Response, AdminError> {
-    let stats = monitor(&st)?.metrics.stats();
-    Ok(Json(json!({ "apps": stats.apps() })).into_response())
+    list(&st, true).await
 }
 
 /// `GET /v1/stats/apis`: every API with calls in the last day.
 pub async fn stats_apis(State(st): State<AdminState>) -> Result<Response, AdminError> {
-    let stats = monitor(&st)?.metrics.stats();
-    Ok(Json(json!({ "apis": stats.apis() })).into_response())
+    list(&st, false).await
 }
 
 /// `GET /v1/stats/apps/{app_id}`: one app (zeros when it made no call).
@@ -128,9 +199,7 @@ pub async fn stats_app(
     State(st): State<AdminState>,
     Path(app_id): Path<String>,
 ) -> Result<Response, AdminError> {
-    let stats = monitor(&st)?.metrics.stats();
-    let s = Subject::app(&app_id).ok_or_else(|| AdminError::NotFound("app".into()))?;
-    Ok(Json(stats.subject(s)).into_response())
+    one(&st, true, &app_id).await
 }
 
 /// `GET /v1/stats/apis/{api_id}`: one API (zeros when it had no call).
@@ -138,7 +207,5 @@ pub async fn stats_api(
     State(st): State<AdminState>,
     Path(api_id): Path<String>,
 ) -> Result<Response, AdminError> {
-    let stats = monitor(&st)?.metrics.stats();
-    let s = Subject::api(&api_id).ok_or_else(|| AdminError::NotFound("api".into()))?;
-    Ok(Json(stats.subject(s)).into_response())
+    one(&st, false, &api_id).await
 }

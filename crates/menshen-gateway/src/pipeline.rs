@@ -118,7 +118,11 @@ where
 {
     let started_at = SystemTime::now();
     let (parts, incoming) = req.into_parts();
-    let trace = crate::trace::TraceContext::from_headers(&parts.headers);
+    let mut trace = crate::trace::TraceContext::from_headers(&parts.headers);
+    // OTLP export (off by default): decided once, on the trace id.
+    if let Some(sink) = &state.spans {
+        trace.sample(sink.as_ref());
+    }
     let mut ex = Exchange {
         txn_id: state.txn.next_at(started_at),
         started: Instant::now(),
@@ -216,6 +220,8 @@ where
         resp = e.to_response(&ex.txn_id);
         let _ = sign_response::on_response(&ex, cfg.sign_all_responses, &mut resp);
     }
+    // The call's span, when exported: handed over, never waited for.
+    crate::trace::export(&ex, resp.status().as_u16(), err.as_ref());
     // The body stays charged until its record (which may retain it) is
     // written.
     drop(charge);

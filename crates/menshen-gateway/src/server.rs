@@ -74,6 +74,8 @@ pub struct State {
     pub flow: crate::flow::FlowState,
     /// The store, for what a call must write there (RSK-1 review items).
     pub store: Arc<dyn menshen_store::Store>,
+    /// Where call spans are exported (OTLP, issue 14 item 7); `None`: off.
+    pub spans: Option<Arc<dyn crate::trace::SpanSink>>,
 }
 
 /// Options decided by the node at start-up, beside the config file.
@@ -89,6 +91,8 @@ pub struct StartOptions {
     pub fd_limit: Option<u64>,
     /// Customer authorization (see [`State::authorizer`]).
     pub authorizer: Option<Arc<dyn crate::authorizer::Authorizer>>,
+    /// Call span export (see [`State::spans`]).
+    pub spans: Option<Arc<dyn crate::trace::SpanSink>>,
 }
 
 /// File descriptors kept free of client connections (upstream connections,
@@ -244,6 +248,7 @@ impl State {
             ),
             replay_not_before: opts.replay_not_before,
             authorizer: opts.authorizer.clone(),
+            spans: opts.spans.clone(),
             store: cp.store.clone(),
             flow: crate::flow::FlowState::default(),
             txn,

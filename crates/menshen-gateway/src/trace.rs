@@ -13,8 +13,15 @@
 //! `tracestate` is passed on only beside an accepted `traceparent`, and only
 //! when it is one header of at most 512 printable ASCII bytes.
 //!
-//! Not built: exporting spans (OTLP). The span is a `tracing` span; a
-//! subscriber with an OpenTelemetry layer would export it.
+//! Export (optional, off by default): with a [`SpanSink`] installed (the
+//! node's OpenTelemetry OTLP exporter, `[tracing.otlp]`), the gateway
+//! decides at the start of each call whether its trace is exported
+//! ([`SpanSink::sampled`], on the trace id alone: a client's sampled flag
+//! neither forces nor suppresses export), sets the upstream's sampled flag
+//! to that decision, and at the end hands the sink one [`CallSpan`]: the
+//! gateway's span (the id the upstream saw as its parent), child of the
+//! client's span when its `traceparent` was accepted. Without a sink
+//! nothing of this runs: one `Option` test per call.
 
 use std::fmt;
 
@@ -41,6 +48,80 @@ pub struct TraceContext {
     pub flags: u8,
     /// The client's `tracestate`, when passed on.
     pub tracestate: Option<HeaderValue>,
+    /// Whether this call's span is exported (a [`SpanSink`] sampled it).
+    pub export: bool,
+}
+
+/// One call as an exported span (issue 14 item 7): identifiers, the
+/// transaction serial number and the outcome; never a secret, a customer
+/// id, a client address or any body content. The URL path is not in it
+/// either (it may carry an account number): the API's route is.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CallSpan {
+    /// The trace id.
+    pub trace_id: [u8; 16],
+    /// The gateway's span id (the upstream's parent).
+    pub span_id: [u8; 8],
+    /// The client's span, when its `traceparent` was accepted.
+    pub parent_id: Option<[u8; 8]>,
+    /// When the request arrived.
+    pub start: std::time::SystemTime,
+    /// When its answer was ready (after its access record).
+    pub end: std::time::SystemTime,
+    /// The transaction serial number (`X-Menshen-Txn-Id`).
+    pub txn_id: String,
+    /// This node's id.
+    pub node_id: String,
+    /// The App_ID (verified, or named by the request).
+    pub app_id: Option<String>,
+    /// Whether the App_ID was verified.
+    pub app_verified: bool,
+    /// The API_ID.
+    pub api_id: Option<String>,
+    /// The U_API_ID.
+    pub u_api_id: Option<String>,
+    /// The API's name.
+    pub api_name: Option<String>,
+    /// The API's route (method and path template from the catalog).
+    pub route: Option<String>,
+    /// The security level (A1, A2, A3).
+    pub level: Option<&'static str>,
+    /// The request method.
+    pub method: String,
+    /// The HTTP status answered.
+    pub status: u16,
+    /// The error code answered, if any (docs/protocol.md §10).
+    pub error_code: Option<&'static str>,
+    /// Time spent waiting for the upstream, microseconds, if called.
+    pub upstream_us: Option<u64>,
+}
+
+/// Where finished calls' spans go (the node's OTLP exporter). Both
+/// methods run on the call path: [`SpanSink::sampled`] must be a
+/// computation, [`SpanSink::finish`] a non-blocking hand-over (a full
+/// queue drops the span, never waits).
+pub trait SpanSink: Send + Sync + fmt::Debug + 'static {
+    /// Whether the trace is exported.
+    fn sampled(&self, trace_id: &[u8; 16]) -> bool;
+    /// A finished call whose trace was sampled.
+    fn finish(&self, span: CallSpan);
+}
+
+/// The trace-id ratio decision of OpenTelemetry's `TraceIdRatioBased`
+/// sampler: the trace id's last 8 bytes (big-endian, shifted right by one)
+/// below `ratio * 2^63`. The same trace gets the same decision on every
+/// node and in every service using the standard sampler.
+pub fn ratio_sampled(trace_id: &[u8; 16], ratio: f64) -> bool {
+    if ratio >= 1.0 {
+        return true;
+    }
+    if ratio <= 0.0 || ratio.is_nan() {
+        return false;
+    }
+    let mut low = [0u8; 8];
+    low.copy_from_slice(&trace_id[8..]);
+    let x = u64::from_be_bytes(low) >> 1;
+    x < (ratio * (1u64 << 63) as f64) as u64
 }
 
 fn hex_val(c: u8) -> Option<u8> {
@@ -129,13 +210,14 @@ impl TraceContext {
                     parent_id: Some(parent),
                     flags,
                     tracestate,
+                    export: false,
                 }
             }
             None => TraceContext::start(),
         }
     }
 
-    /// A new trace (not sampled: the gateway exports nothing by itself).
+    /// A new trace (not sampled unless a [`SpanSink`] samples it).
     pub fn start() -> TraceContext {
         TraceContext {
             trace_id: nonzero(),
@@ -143,7 +225,15 @@ impl TraceContext {
             parent_id: None,
             flags: 0,
             tracestate: None,
+            export: false,
         }
+    }
+
+    /// Ask `sink` whether this trace is exported, and make the upstream's
+    /// sampled flag (bit 0 of the flags) say so.
+    pub fn sample(&mut self, sink: &dyn SpanSink) {
+        self.export = sink.sampled(&self.trace_id);
+        self.flags = (self.flags & !1) | u8::from(self.export);
     }
 
     /// The trace id, 32 lowercase hex characters.
@@ -199,6 +289,44 @@ impl fmt::Display for TraceContext {
     }
 }
 
+/// Hand a finished call's span to the node's [`SpanSink`], if its trace
+/// was sampled (nothing when no sink is installed).
+pub(crate) fn export(
+    ex: &crate::exchange::Exchange,
+    status: u16,
+    err: Option<&crate::error::GatewayError>,
+) {
+    if !ex.trace.export {
+        return;
+    }
+    let Some(sink) = &ex.state.spans else { return };
+    let api = ex.api.as_ref().map(|a| &a.api);
+    sink.finish(CallSpan {
+        trace_id: ex.trace.trace_id,
+        span_id: ex.trace.span_id,
+        parent_id: ex.trace.parent_id,
+        start: ex.started_at,
+        end: std::time::SystemTime::now(),
+        txn_id: ex.txn_id.clone(),
+        node_id: ex.state.txn.node().to_string(),
+        app_id: ex
+            .app
+            .as_ref()
+            .map(|a| a.app.app_id.clone())
+            .or_else(|| ex.claimed_app_id.clone()),
+        app_verified: ex.app.is_some(),
+        api_id: api.map(|a| a.api_id.clone()),
+        u_api_id: api.map(|a| a.u_api_id.clone()),
+        api_name: api.map(|a| a.name.clone()),
+        route: api.map(|a| format!("{} {}", a.method, a.path)),
+        level: api.map(|a| a.level.as_str()),
+        method: ex.parts.method.to_string(),
+        status,
+        error_code: err.map(|e| e.code().as_str()),
+        upstream_us: ex.upstream_us,
+    });
+}
+
 /// Lowercase hex of `b` into `out` (twice as long).
 fn hex_to(b: &[u8], out: &mut [u8]) {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
@@ -234,6 +362,39 @@ mod tests {
         let mut out = HeaderMap::new();
         t.set_upstream_headers(&mut out);
         assert_eq!(out.get(TRACESTATE).unwrap(), "congo=t61rcWkgMzE");
+    }
+
+    #[derive(Debug)]
+    struct Ratio(f64);
+    impl SpanSink for Ratio {
+        fn sampled(&self, t: &[u8; 16]) -> bool {
+            ratio_sampled(t, self.0)
+        }
+        fn finish(&self, _: CallSpan) {}
+    }
+
+    #[test]
+    fn export_decision_sets_the_upstream_sampled_flag() {
+        let mut h = HeaderMap::new();
+        h.insert(
+            TRACEPARENT,
+            HeaderValue::from_static("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00"),
+        );
+        let mut t = TraceContext::from_headers(&h);
+        assert!(!t.export);
+        t.sample(&Ratio(1.0));
+        assert!(t.export);
+        assert!(t.upstream_traceparent().to_str().unwrap().ends_with("-01"));
+        let mut t = TraceContext::from_headers(&h);
+        t.flags = 1;
+        t.sample(&Ratio(0.0));
+        assert!(!t.export);
+        assert!(t.upstream_traceparent().to_str().unwrap().ends_with("-00"));
+        // About the ratio asked for, over many new traces.
+        let n = (0..10_000)
+            .filter(|_| ratio_sampled(&TraceContext::start().trace_id, 0.25))
+            .count();
+        assert!((2_000..3_000).contains(&n), "{n}");
     }
 
     #[test]

@@ -29,6 +29,8 @@
 //! outcome count add; TPS adds; success rate is the summed successes over the
 //! summed calls; percentiles come from the summed buckets
 //! ([`Stats::window_hist`] exposes them), never from averaging percentiles.
+//! [`cluster`] does exactly that for the admin statistics: each node
+//! publishes its window slots, a reader adds the others' to its own.
 #![forbid(unsafe_code)]
 #![deny(
     clippy::unwrap_used,

@@ -44,6 +44,85 @@ pub struct Config {
     /// Alerts to operators (MON-2): rules, webhooks, email.
     #[serde(default)]
     pub alerts: crate::node::alerts::AlertsConfig,
+    /// Cluster-wide statistics (MON-1): how often this node publishes.
+    #[serde(default)]
+    pub stats: StatsSection,
+    /// Tracing (issue 14 item 7): OpenTelemetry export, off by default.
+    #[serde(default)]
+    pub tracing: TracingSection,
+}
+
+/// `[stats]`: with `store.url` (a cluster), every node publishes its
+/// statistics windows to the shared store every `publish_secs`, and the
+/// admin API's `/v1/stats/...` answers the figures summed across nodes
+/// (another node's calls show up at most `publish_secs` late). Ignored on
+/// the embedded store.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StatsSection {
+    /// Seconds between two publications (default 5, 1 to 300).
+    #[serde(default = "default_publish_secs")]
+    pub publish_secs: u64,
+}
+
+impl Default for StatsSection {
+    fn default() -> Self {
+        StatsSection {
+            publish_secs: default_publish_secs(),
+        }
+    }
+}
+
+fn default_publish_secs() -> u64 {
+    5
+}
+
+/// `[tracing]`: W3C Trace Context is always on; `[tracing.otlp]` adds
+/// OpenTelemetry export of one span per call (off when absent).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TracingSection {
+    /// OTLP/HTTP (protobuf) export; absent: nothing is exported.
+    #[serde(default)]
+    pub otlp: Option<OtlpSection>,
+}
+
+/// `[tracing.otlp]`: where and how much to export.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OtlpSection {
+    /// The collector's OTLP/HTTP base URL, e.g. `http://127.0.0.1:4318`
+    /// (spans are POSTed to `/v1/traces` under it, unless the URL already
+    /// ends with that path). Plain `http://`: run the collector (or an agent
+    /// forwarding to it) on the host or a trusted network.
+    pub endpoint: String,
+    /// `service.name` of the spans (default `menshen`).
+    #[serde(default = "default_service_name")]
+    pub service_name: String,
+    /// Share of traces exported, 0.0 to 1.0 (default 1.0), decided on the
+    /// trace id, so every node keeps or drops the same traces.
+    #[serde(default = "default_sample_ratio")]
+    pub sample_ratio: f64,
+    /// Spans waiting for export at most (default 2048); beyond it new
+    /// spans are dropped, never waited for.
+    #[serde(default = "default_otlp_queue")]
+    pub queue: usize,
+    /// One export request's timeout, milliseconds (default 5000).
+    #[serde(default = "default_otlp_timeout_ms")]
+    pub timeout_ms: u64,
+}
+
+fn default_service_name() -> String {
+    "menshen".into()
+}
+fn default_sample_ratio() -> f64 {
+    1.0
+}
+fn default_otlp_queue() -> usize {
+    2048
+}
+fn default_otlp_timeout_ms() -> u64 {
+    5000
 }
 
 /// `[store]`: where the control-plane store (apps, credentials, APIs,
@@ -364,6 +443,26 @@ impl Config {
         }
         if self.store.pool_size == Some(0) {
             bail!("store.pool_size: must be at least 1 (default 16)");
+        }
+        if !(1..=300).contains(&self.stats.publish_secs) {
+            bail!("stats.publish_secs: must be 1 to 300 (default 5)");
+        }
+        if let Some(o) = &self.tracing.otlp {
+            if !o.endpoint.starts_with("http://") || o.endpoint.len() <= "http://".len() {
+                bail!("tracing.otlp.endpoint: must be an http:// URL of the collector's OTLP/HTTP receiver, e.g. \"http://127.0.0.1:4318\" (https is not supported: run the collector or an agent on the host); or remove [tracing.otlp]");
+            }
+            if o.endpoint.parse::<http::Uri>().is_err() {
+                bail!("tracing.otlp.endpoint: not a valid URL, e.g. \"http://127.0.0.1:4318\"");
+            }
+            if !(0.0..=1.0).contains(&o.sample_ratio) {
+                bail!("tracing.otlp.sample_ratio: must be 0.0 to 1.0 (default 1.0)");
+            }
+            if o.service_name.trim().is_empty() {
+                bail!("tracing.otlp.service_name: must not be empty (default \"menshen\")");
+            }
+            if o.queue == 0 || o.timeout_ms == 0 {
+                bail!("tracing.otlp.queue / tracing.otlp.timeout_ms: must be > 0 (defaults 2048 and 5000)");
+            }
         }
         match &self.hot_state.url {
             Some(url) => {

@@ -331,6 +331,8 @@ pub async fn start(opts: &DemoOptions) -> anyhow::Result<Demo> {
         hot_state: Default::default(),
         store: Default::default(),
         alerts: Default::default(),
+        stats: Default::default(),
+        tracing: Default::default(),
     };
     let mut cfg = cfg;
     if let Some(s) = &services {

@@ -17,8 +17,10 @@ use crate::config::Config;
 
 pub mod alerts;
 pub mod authorizer;
+pub mod cluster_stats;
 pub mod files;
 mod index_sink;
+pub mod otlp;
 
 use index_sink::IndexSink;
 
@@ -44,7 +46,16 @@ pub fn load_master_key(cfg: &Config) -> anyhow::Result<MasterKey> {
 /// 0600 before SQLite opens it. With `store.url`, the store is PostgreSQL
 /// (issue 12): connected, migrated, and listened to for changes.
 pub async fn control_plane(cfg: &Config) -> anyhow::Result<ControlPlane> {
+    Ok(open_control_plane(cfg).await?.0)
+}
+
+/// [`control_plane`], and the PostgreSQL store itself in a cluster (for
+/// what only the cluster store does: the cluster-wide statistics).
+async fn open_control_plane(
+    cfg: &Config,
+) -> anyhow::Result<(ControlPlane, Option<Arc<menshen_store::PgStore>>)> {
     files::prepare_data_dir(&cfg.data_dir)?;
+    let mut pg = None;
     let master = load_master_key(cfg)?;
     let store: Arc<dyn menshen_store::Store> = match &cfg.store.url {
         None => {
@@ -66,10 +77,12 @@ pub async fn control_plane(cfg: &Config) -> anyhow::Result<ControlPlane> {
                 anyhow::anyhow!("store.url: cannot open the PostgreSQL store: {e} (check that the server is up, the URL, user and password; or remove [store] for the embedded SQLite store)")
             })?;
             tracing::info!(?s, "store: PostgreSQL");
-            Arc::new(s)
+            let s = Arc::new(s);
+            pg = Some(s.clone());
+            s
         }
     };
-    Ok(ControlPlane::new(
+    let cp = ControlPlane::new(
         store,
         Arc::new(master),
         UApiConfig {
@@ -80,7 +93,8 @@ pub async fn control_plane(cfg: &Config) -> anyhow::Result<ControlPlane> {
     .with_profile(
         cfg.level_profile
             .unwrap_or(menshen_model::LevelProfile::ThreeLevel),
-    ))
+    );
+    Ok((cp, pg))
 }
 
 /// A running node.
@@ -99,6 +113,11 @@ pub struct Node {
     admin_task: tokio::task::JoinHandle<()>,
     /// Saves the learned baselines a last time once stopping (MON-3).
     baseline_saver: tokio::task::JoinHandle<()>,
+    /// Publishes this node's statistics to the cluster store (MON-1), and
+    /// a last time once stopping.
+    stats_publisher: Option<tokio::task::JoinHandle<()>>,
+    /// The OTLP span exporter, flushed and stopped at shutdown.
+    otlp: Option<Arc<otlp::OtlpSink>>,
     marker: std::path::PathBuf,
 }
 
@@ -128,7 +147,7 @@ impl Node {
             )),
             None => None,
         };
-        let cp = control_plane(&cfg).await?;
+        let (cp, pg) = open_control_plane(&cfg).await?;
         let keys = cp
             .ensure_bank_keys()
             .await
@@ -189,6 +208,11 @@ impl Node {
             now
         });
         files::write_private(&marker, std::process::id().to_string().as_bytes())?;
+        // Issue 14 item 7: OTLP span export, off unless [tracing.otlp].
+        let otlp = match &cfg.tracing.otlp {
+            Some(o) => Some(otlp::OtlpSink::start(o)?),
+            None => None,
+        };
         let gateway = match Gateway::start(
             cfg.gateway.clone(),
             cp.clone(),
@@ -199,6 +223,9 @@ impl Node {
                 replay_not_before,
                 fd_limit: menshen_gateway::server::open_file_limit(),
                 authorizer: Some(authorizer.clone()),
+                spans: otlp
+                    .clone()
+                    .map(|s| s as Arc<dyn menshen_gateway::trace::SpanSink>),
             },
         )
         .await
@@ -329,6 +356,18 @@ impl Node {
             })
         });
         let idle = std::time::Duration::from_millis(cfg.admin.idle_timeout_ms);
+        // MON-1 in a cluster: this node's statistics published, the
+        // cluster's summed on read.
+        let cluster_stats = pg.map(|pg| {
+            cluster_stats::ClusterStats::new(
+                pg,
+                gateway.state.metrics.stats(),
+                gateway.state.txn.node().to_string(),
+            )
+        });
+        let stats_publisher = cluster_stats
+            .as_ref()
+            .map(|c| c.start(Duration::from_secs(cfg.stats.publish_secs), rx.clone()));
         // MON-1: metrics, statistics and readiness on the admin listener.
         let serving = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let monitor = menshen_admin::monitor::Monitor {
@@ -347,6 +386,7 @@ impl Node {
                 })
             },
             scrape_token_sha256: scrape_token_hash(&cfg)?,
+            cluster: cluster_stats.as_ref().map(|c| c.source()),
         };
         let router = menshen_admin::router(AdminState {
             monitor: Some(monitor),
@@ -399,6 +439,8 @@ impl Node {
             serving,
             admin_task,
             baseline_saver,
+            stats_publisher,
+            otlp,
             marker,
         })
     }
@@ -410,6 +452,17 @@ impl Node {
         let _ = self.admin_stop.send(true);
         let finished = self.gateway.shutdown().await;
         let _ = self.admin_task.await;
+        if let Some(o) = self.otlp {
+            let _ = tokio::task::spawn_blocking(move || o.shutdown()).await;
+        }
+        if let Some(p) = self.stats_publisher {
+            if tokio::time::timeout(Duration::from_secs(5), p)
+                .await
+                .is_err()
+            {
+                tracing::warn!("cluster statistics: the last publication did not finish in 5 s");
+            }
+        }
         // MON-3: the learned baselines survive the restart.
         if tokio::time::timeout(Duration::from_secs(10), self.baseline_saver)
             .await

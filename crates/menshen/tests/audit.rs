@@ -340,6 +340,8 @@ async fn aud_2_closed_segments_archive_and_stay_verifiable() {
         hot_state: Default::default(),
         store: Default::default(),
         alerts: Default::default(),
+        stats: Default::default(),
+        tracing: Default::default(),
     };
     // Seal what the writer has not sealed yet (durable records are sealed
     // within 10 ms; a flush seals at once).

@@ -51,6 +51,9 @@ mod people;
 mod rows;
 mod rules;
 mod schema;
+mod stats;
+
+pub use stats::{StatsNodeRow, StatsSlotRow};
 
 use std::str::FromStr;
 use std::sync::Arc;

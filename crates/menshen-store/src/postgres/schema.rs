@@ -309,6 +309,28 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX app_notices_app ON app_notices(app_id, id);
     CREATE INDEX app_notices_state ON app_notices(state, id);
     "#,
+    // Cluster-wide statistics (MON-1, issue 14 item 2; PostgreSQL only:
+    // one embedded node reads its own counters): each node incarnation's
+    // published window slots, overwritten in place as its rings come round,
+    // and each node's last publication (how stale its figures may be).
+    r#"
+    CREATE TABLE stats_slots (
+        node TEXT NOT NULL,
+        boot BIGINT NOT NULL,
+        res BIGINT NOT NULL,
+        idx BIGINT NOT NULL,
+        epoch BIGINT NOT NULL,
+        data TEXT NOT NULL,
+        updated_at BIGINT NOT NULL,
+        PRIMARY KEY (node, boot, res, idx)
+    );
+    CREATE INDEX stats_slots_updated ON stats_slots(updated_at);
+    CREATE TABLE stats_nodes (
+        node TEXT PRIMARY KEY,
+        boot BIGINT NOT NULL,
+        published_at BIGINT NOT NULL
+    );
+    "#,
 ];
 
 /// Advisory lock key held while migrating ("menshen" in ASCII).

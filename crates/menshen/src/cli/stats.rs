@@ -1,6 +1,8 @@
 //! `menshen stats`: per app or per API, calls, success rate, TPS and p50/p99
 //! latency over the last minute, hour and day (MON-1), from the node's
 //! admin API (`GET /v1/stats/apps`, `/v1/stats/apis`); `--watch` redraws.
+//! In a cluster the figures are summed across nodes; the table is headed by
+//! the node count and how long ago the stalest node published.
 
 use std::time::Duration;
 
@@ -75,7 +77,7 @@ async fn once(c: &AdminClient, a: &StatsArgs) -> anyhow::Result<()> {
             let s = c
                 .call("GET", &format!("/v1/stats/{kind}/{id}"), None)
                 .await?;
-            json!({ kind: [s] })
+            json!({ kind: [&s], "scope": s["scope"], "nodes": s["nodes"] })
         }
         None => c.call("GET", &format!("/v1/stats/{kind}"), None).await?,
     };
@@ -83,12 +85,39 @@ async fn once(c: &AdminClient, a: &StatsArgs) -> anyhow::Result<()> {
         print_json(&v);
         return Ok(());
     }
+    if v["scope"] == "cluster" {
+        crate::out!("{}", cluster_line(&v, now_unix()));
+    }
     let rows: Vec<Value> = v[kind]
         .as_array()
         .map(|a| a.iter().map(row).collect())
         .unwrap_or_default();
     table(&Value::Array(rows), COLS);
     Ok(())
+}
+
+fn now_unix() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// "cluster: 3 nodes summed; stalest published 2 s ago (node 0a1b2c3d)".
+fn cluster_line(v: &Value, now: u64) -> String {
+    let nodes = v["nodes"].as_array().cloned().unwrap_or_default();
+    let stalest = nodes
+        .iter()
+        .filter_map(|n| Some((n["published_at"].as_u64()?, n["node_id"].as_str()?)))
+        .min();
+    match stalest {
+        Some((at, id)) => format!(
+            "cluster: {} nodes summed; stalest published {} s ago (node {id})",
+            nodes.len(),
+            now.saturating_sub(at)
+        ),
+        None => "cluster: no node has published yet".to_string(),
+    }
 }
 
 /// `menshen stats [--apis] [--id ID] [--watch [SECS]]`.
@@ -110,5 +139,22 @@ pub async fn stats(a: StatsArgs) -> anyhow::Result<()> {
             _ = tokio::signal::ctrl_c() => return Ok(()),
             _ = tokio::time::sleep(every) => {}
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mon_1_cluster_line_names_the_stalest_node() {
+        let v = json!({"scope": "cluster", "nodes": [
+            {"node_id": "0000000a", "started_at": 1, "published_at": 100},
+            {"node_id": "0000000b", "started_at": 1, "published_at": 97},
+        ]});
+        assert_eq!(
+            cluster_line(&v, 101),
+            "cluster: 2 nodes summed; stalest published 4 s ago (node 0000000b)"
+        );
     }
 }

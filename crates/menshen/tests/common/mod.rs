@@ -318,6 +318,8 @@ impl Harness {
                 ..Default::default()
             },
             alerts: Default::default(),
+            stats: Default::default(),
+            tracing: Default::default(),
         };
         if let Some(f) = o.configure {
             f(&mut cfg);

@@ -41,6 +41,8 @@ pub fn config(dir: &Path) -> Config {
         hot_state: Default::default(),
         store: Default::default(),
         alerts: Default::default(),
+        stats: Default::default(),
+        tracing: Default::default(),
     }
 }
 
