@@ -20,7 +20,7 @@ use menshen_crypto::sm4gcm::{IV_LEN, KEY_LEN, TAG_LEN};
 use menshen_crypto::{Sm2DecryptionKey, Sm2EncryptionKey, Sm4GcmKey};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use zeroize::Zeroizing;
+use zeroize::{Zeroize, Zeroizing};
 
 /// An API's lists of encrypted fields, per direction (`controls.envelope`).
 pub use menshen_model::FieldEnvelopes as Fields;
@@ -162,11 +162,16 @@ fn seal_inner(
         let sealed = key
             .seal(&iv, p.as_bytes(), &plain)
             .map_err(|e| EnvelopeError::Malformed(e.to_string()))?;
-        *slot = Value::String(format!(
-            "{FIELD_PREFIX}{}.{}",
-            B64.encode(iv),
-            B64.encode(&sealed)
-        ));
+        // The field's plaintext leaves the body wiped (CONF-4).
+        let mut old = std::mem::replace(
+            slot,
+            Value::String(format!(
+                "{FIELD_PREFIX}{}.{}",
+                B64.encode(iv),
+                B64.encode(&sealed)
+            )),
+        );
+        wipe(&mut old);
     }
     let member = EnvelopeMember {
         v: VERSION,
@@ -180,6 +185,45 @@ fn seal_inner(
         );
     }
     Ok(present.len())
+}
+
+/// Overwrite every string in `v` with zeros (their whole buffers) and
+/// leave `v` null (CONF-4): for a JSON value that held opened or
+/// to-be-sealed field plaintext. Numbers and booleans sit inside the value
+/// itself and are not wiped (a field's sensitive content is a string:
+/// account numbers, names, ID numbers).
+pub fn wipe(v: &mut Value) {
+    match v {
+        Value::String(s) => s.zeroize(),
+        Value::Array(a) => a.iter_mut().for_each(wipe),
+        Value::Object(m) => m.values_mut().for_each(wipe),
+        Value::Null | Value::Bool(_) | Value::Number(_) => {}
+    }
+    *v = Value::Null;
+}
+
+/// A JSON body that holds opened field plaintext: [`wipe`]d when dropped,
+/// on every path (an error half-way through [`open`] included).
+#[derive(Debug, Default)]
+pub struct PlainBody(pub Value);
+
+impl Drop for PlainBody {
+    fn drop(&mut self) {
+        wipe(&mut self.0);
+    }
+}
+
+impl std::ops::Deref for PlainBody {
+    type Target = Value;
+    fn deref(&self) -> &Value {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for PlainBody {
+    fn deref_mut(&mut self) -> &mut Value {
+        &mut self.0
+    }
 }
 
 /// What [`open`] found.
@@ -313,6 +357,22 @@ mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
     use serde_json::json;
+
+    /// CONF-4: `wipe` zeroes every string of a value, nested ones too.
+    #[test]
+    fn conf_4_wipe_zeroes_every_string() {
+        let mut v = json!({"a": "6217000010001234567", "b": [{"c": "王芳"}], "n": 1});
+        let before = v.clone();
+        wipe(&mut v);
+        assert_eq!(v, Value::Null);
+        let mut s = String::from("6217000010001234567");
+        s.zeroize();
+        assert!(s.is_empty());
+        // The body guard wipes when it goes out of scope (checked through
+        // `wipe` itself above; here: it is a transparent wrapper).
+        let g = PlainBody(before.clone());
+        assert_eq!(*g, before);
+    }
 
     fn ptrs() -> Vec<String> {
         vec!["/payee/account".into(), "/payee/name".into()]

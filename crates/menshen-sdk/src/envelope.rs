@@ -80,16 +80,19 @@ pub fn open_response_fields(
     if pointers.is_empty() || body.is_empty() {
         return Ok(body.to_vec());
     }
-    let Ok(mut v) = serde_json::from_slice::<Value>(body) else {
+    let Ok(v) = serde_json::from_slice::<Value>(body) else {
         return Ok(body.to_vec());
     };
+    // The opened fields' plaintext: wiped when this value is dropped
+    // (CONF-4); the caller owns the returned body.
+    let mut v = envelope::PlainBody(v);
     let fp = key.public_key().fingerprint();
     let o = envelope::open(&mut v, pointers, |kid| (kid == fp).then_some(key))
         .map_err(|e| SdkError::Envelope(e.to_string()))?;
     if o.fields == 0 {
         return Ok(body.to_vec());
     }
-    serde_json::to_vec(&v).map_err(|e| SdkError::Envelope(e.to_string()))
+    serde_json::to_vec(&*v).map_err(|e| SdkError::Envelope(e.to_string()))
 }
 
 #[cfg(test)]

@@ -16,6 +16,7 @@ use menshen_crypto::{DigestAlg, Sm2DecryptionKey};
 use menshen_protocol::envelope::{self, EnvelopeError};
 use menshen_protocol::ErrorCode;
 use menshen_store::HotState;
+use zeroize::Zeroizing;
 
 use super::authenticate::Authenticated;
 use super::route::Routed;
@@ -96,12 +97,14 @@ pub async fn on_request(
     if pointers.is_empty() || ex.body.is_empty() {
         return Ok(());
     }
-    let mut v: serde_json::Value = serde_json::from_slice(&ex.body).map_err(|_| {
+    // Holds the opened plaintext from here on: wiped however this ends
+    // (CONF-4).
+    let mut v = envelope::PlainBody(serde_json::from_slice(&ex.body).map_err(|_| {
         GatewayError::new(
             ErrorCode::EnvelopeMalformed,
             "the API has encrypted fields and the body is not JSON",
         )
-    })?;
+    })?);
     let snap = ex.snapshot.clone();
     if snap.bank_decrypt.is_empty() {
         return Err(GatewayError::new(
@@ -127,8 +130,13 @@ pub async fn on_request(
             "session key already used within the replay window",
         ));
     }
-    let plain = serde_json::to_vec(&v)
+    // Sized up front so the buffer is never reallocated (a reallocation
+    // would leave a copy of the plaintext behind); wiped when the last
+    // reference to the body is dropped (CONF-4).
+    let mut plain = Zeroizing::new(Vec::with_capacity(ex.body.len().saturating_mul(2)));
+    serde_json::to_writer(&mut *plain, &*v)
         .map_err(|e| GatewayError::Internal(format!("re-serializing the opened body: {e}")))?;
+    drop(v);
     // The upstream gets the opened body; its Content-Digest is the gateway's
     // (the app's covered the encrypted body).
     let cd = menshen_protocol::content_digest(DigestAlg::Sm3, &plain);
@@ -137,7 +145,7 @@ pub async fn on_request(
             .headers
             .insert(menshen_protocol::headers::CONTENT_DIGEST, h);
     }
-    ex.body = Bytes::from(plain);
+    ex.body = Bytes::from_owner(plain);
     Ok(())
 }
 

@@ -97,9 +97,12 @@ pub fn on_response(
         return Ok(());
     }
     // Only a JSON answer has fields to address.
-    let Ok(mut v) = serde_json::from_slice::<serde_json::Value>(resp.body()) else {
+    let Ok(v) = serde_json::from_slice::<serde_json::Value>(resp.body()) else {
         return Ok(());
     };
+    // Holds the fields in clear until they are sealed (and on any error):
+    // wiped when dropped (CONF-4).
+    let mut v = envelope::PlainBody(v);
     let Some(k) = &auth.app.enc_key else {
         return Err(GatewayError::OutcomeUnknown(
             "after forwarding: no encryption key for the answer".into(),
@@ -111,9 +114,14 @@ pub fn on_response(
     if n == 0 {
         return Ok(());
     }
-    let sealed = serde_json::to_vec(&v)
+    let sealed = serde_json::to_vec(&*v)
         .map_err(|e| GatewayError::OutcomeUnknown(format!("after forwarding: {e}")))?;
-    *resp.body_mut() = Bytes::from(sealed);
+    // The upstream's body held the fields in clear: wiped if this is its
+    // only reference (CONF-4).
+    let old = std::mem::replace(resp.body_mut(), Bytes::from(sealed));
+    if let Ok(mut b) = old.try_into_mut() {
+        zeroize::Zeroize::zeroize(&mut b[..]);
+    }
     resp.headers_mut().remove(http::header::CONTENT_LENGTH);
     Ok(())
 }
