@@ -621,11 +621,7 @@ async fn trf_1_two_nodes_on_one_redis_let_exactly_max_calls_through() {
     use menshen_model::{LimitAction, LimitWindow, NewLimitRule};
     use menshen_store::{RedisHotConfig, RedisHotState};
     let Some(srv) = redis() else { return };
-    let cfg = RedisHotConfig {
-        url: format!("redis://127.0.0.1:{}/0", srv.port),
-        key_prefix: "menshen:".into(),
-        ca_file: None,
-    };
+    let cfg = RedisHotConfig::single(format!("redis://127.0.0.1:{}/0", srv.port));
     let hot_a = Arc::new(RedisHotState::connect(&cfg).await.unwrap());
     let w = world_with(hot_a).await;
     let extra = tempfile::tempdir().unwrap();

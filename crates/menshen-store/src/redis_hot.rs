@@ -14,21 +14,34 @@
 //! - [`redis::Script`]: `EVALSHA`, and on `NOSCRIPT` (a restarted or
 //!   flushed server) `SCRIPT LOAD` and `EVALSHA` again.
 //! - TLS on rustls with the workspace's aws-lc-rs provider (`rediss://`,
-//!   a private CA through [`RedisHotConfig::ca_file`]); no OpenSSL. The
-//!   crate takes no rustls config of ours, only the process-wide provider:
-//!   [`RedisHotState::connect`] installs aws-lc-rs as that default when a
-//!   `rediss://` url is used and none is installed. No client certificate
-//!   (mutual TLS to Redis) yet.
+//!   a private CA through [`RedisHotConfig::ca_file`], a client certificate
+//!   through `client_cert` / `client_key` for `tls-auth-clients yes`); no
+//!   OpenSSL. The crate takes no rustls config of ours, only the
+//!   process-wide provider: [`RedisHotState::connect`] installs aws-lc-rs as
+//!   that default when TLS is used and none is installed. The server's name
+//!   is always checked (`rediss://...#insecure` is refused).
+//! - Sentinel ([`RedisServers::Sentinel`]) through the crate's
+//!   `SentinelClient` and a follower of ours (below), Redis Cluster
+//!   ([`RedisServers::Cluster`]) through its `cluster-async`
+//!   `ClusterConnection` (slot routing, `MOVED`/`ASK`, topology refresh and
+//!   reconnects are the crate's).
 //! - Fewer dependencies than `fred` for what is used here, and the
 //!   reference client of the Redis project.
 //!
-//! # Not done here
-//! - Sentinel: redis-rs 1.x has a `SentinelClient` but no self-reconnecting
-//!   manager over it (a failover would need our own rediscovery loop).
-//! - Cluster: the crate's `cluster-async` `ClusterConnection` would take the
-//!   same commands (each one touches a single key, the script one key), but
-//!   it is not wired in nor tested. Both are left to a later change; today
-//!   the url names one server (or a proxy/VIP in front of a failover pair).
+//! # Servers
+//! - **One server** (`url`): a [`ConnectionManager`].
+//! - **Sentinel**: the sentinels are asked for the master of the configured
+//!   name (the crate also checks that the server it names answers `ROLE` as
+//!   a master), and a [`ConnectionManager`] to it serves every call. A
+//!   follower task asks again every second and at once when a call fails;
+//!   when the answer is a new address (a failover), a new manager to it
+//!   replaces the old one for every later call. So a failover is followed
+//!   within about a second of Sentinel's promotion, without a restart; the
+//!   calls made in between fail (closed, as with Redis down). The data nodes
+//!   are reached with the scheme (`rediss://`: TLS), user and password of
+//!   the sentinel urls and the configured database: sentinels and data
+//!   nodes share them (Redis' own advice for `requirepass`).
+//! - **Cluster**: seed urls; keys are placed by hash slot (next section).
 //!
 //! # Keys
 //! `{prefix}nonce:{len(app_id)}:{app_id}:{nonce}` and
@@ -40,6 +53,25 @@
 //! window's end), `{prefix}cc:{key}` (a concurrency slot set, expiring with
 //! its newest slot) and `{prefix}pause:{app_id}`, where `key` is the
 //! gateway's `{rule_id}[:ip|app|api|cu:{id}]`. Default prefix `menshen:`.
+//!
+//! **Redis Cluster: one hash tag for the call's keys.** A call's nonce,
+//! pause mark and counters go to ONE script (`admit`), and a script's keys
+//! must all be in one hash slot. In cluster mode those keys (`nonce:`,
+//! `pause:`, `rl:`, `cc:`) start with the prefix as a hash tag, e.g.
+//! `{menshen:}nonce:...`, so they all live in one slot, on one master and
+//! its replicas. Chosen over per-app tags because the global, per-IP and
+//! per-API counters are shared by every app: with per-app tags they would
+//! need a second script per call (two round trips, and no longer one atomic
+//! decision: a call refused by one half would already be counted by the
+//! other), and the nonce key could not follow the rule set without opening
+//! a replay window when rules change. The price: the nonces and counters are
+//! not sharded (one master's memory and CPU hold them; the cluster gives
+//! them failover through replicas, not scale), while the other keys
+//! (`kv:`: authorization codes, tokens, use counters, amount sums; each one
+//! command on one key) carry no tag and spread over every master. One
+//! master runs the `admit` script for well beyond the node's own call rate;
+//! if it ever is not enough, the split to consider is the global/IP rules
+//! into a second script. The key prefix must not contain `{` or `}` then.
 //!
 //! # Time and TTLs
 //! The trait's contract is that time is the caller's `now`. So:
@@ -91,28 +123,62 @@
 //! code reads as used, a counter counts one more). Redis >= 6.2 is needed
 //! (`GETDEL`, RESP3).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
+use arc_swap::ArcSwap;
 use async_trait::async_trait;
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::{Client, FromRedisValue, IntoConnectionInfo, ProtocolVersion, RedisError};
+use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
+use redis::cluster::ClusterClientBuilder;
+use redis::cluster_async::ClusterConnection;
+use redis::sentinel::{SentinelClient, SentinelClientBuilder, SentinelServerType};
+use redis::{
+    Client, ClientTlsConfig, ConnectionAddr, ConnectionInfo, FromRedisValue, IntoConnectionInfo,
+    ProtocolVersion, RedisError, RedisFuture, TlsCertificates, TlsMode,
+};
+use tokio::sync::{watch, Notify};
 
 use menshen_model::LimitWindow;
 
 use crate::hot::{Admission, HotError, HotState, Verdict};
 
+/// Which Redis servers hold the hot state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RedisServers {
+    /// One server (or a proxy in front of several):
+    /// `redis://[user:password@]host:port/db` or `rediss://...` (TLS).
+    Single(String),
+    /// A master and its replicas watched by Redis Sentinel.
+    Sentinel {
+        /// The master's name in the sentinels' configuration.
+        master: String,
+        /// The sentinels, `redis://[user:password@]host:port` (or
+        /// `rediss://`); scheme and credentials also apply to the data
+        /// nodes.
+        urls: Vec<String>,
+        /// The data nodes' database number.
+        db: i64,
+    },
+    /// Redis Cluster: some of its masters, `redis[s]://host:port`.
+    Cluster(Vec<String>),
+}
+
 /// Where the hot state lives (the node's `[hot_state]` section).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RedisHotConfig {
-    /// `redis://[user:password@]host:port/db` or `rediss://...` (TLS).
-    pub url: String,
+    /// The servers.
+    pub servers: RedisServers,
     /// Prepended to every key (default `menshen:`), so several gateways or
     /// test runs can share one Redis.
     pub key_prefix: String,
-    /// PEM CA certificate(s) that sign the server's certificate, for
+    /// PEM CA certificate(s) that sign the servers' certificates, for
     /// `rediss://` with a private CA (default: the system's roots).
     pub ca_file: Option<PathBuf>,
+    /// PEM client certificate (mutual TLS, `tls-auth-clients yes`).
+    pub client_cert: Option<PathBuf>,
+    /// Its private key (PEM).
+    pub client_key: Option<PathBuf>,
 }
 
 /// The default key prefix.
@@ -121,9 +187,21 @@ pub const DEFAULT_KEY_PREFIX: &str = "menshen:";
 impl Default for RedisHotConfig {
     fn default() -> Self {
         RedisHotConfig {
-            url: "redis://127.0.0.1:6379/0".into(),
+            servers: RedisServers::Single("redis://127.0.0.1:6379/0".into()),
             key_prefix: DEFAULT_KEY_PREFIX.into(),
             ca_file: None,
+            client_cert: None,
+            client_key: None,
+        }
+    }
+}
+
+impl RedisHotConfig {
+    /// One server at `url`, default prefix, no TLS files.
+    pub fn single(url: impl Into<String>) -> Self {
+        RedisHotConfig {
+            servers: RedisServers::Single(url.into()),
+            ..RedisHotConfig::default()
         }
     }
 }
@@ -139,6 +217,11 @@ pub enum RedisHotError {
     /// The CA file cannot be used.
     #[error("ca_file: {0}")]
     CaFile(String),
+    /// Another setting is wrong; the message starts with the field
+    /// (`sentinel.urls`, `cluster`, `client_cert`, `key_prefix`, ...) and
+    /// says the fix.
+    #[error("{0}")]
+    Setting(String),
     /// The server did not answer at start-up.
     #[error("url: cannot reach Redis at {addr}: {reason}; start Redis there or fix the url")]
     Connect {
@@ -349,27 +432,239 @@ static ADD_SCRIPT: std::sync::LazyLock<redis::Script> =
 
 /// Hot state on Redis (see the module doc).
 pub struct RedisHotState {
-    conn: ConnectionManager,
+    conn: Backend,
     prefix: String,
+    /// The prefix of the keys a call's `admit` script touches: the prefix,
+    /// or in cluster mode the prefix as a hash tag (see the module doc).
+    tagged: String,
     incr: redis::Script,
     admit: redis::Script,
+    /// Dropped with the state: ends the Sentinel follower.
+    _stop: Option<watch::Sender<()>>,
 }
 
 impl std::fmt::Debug for RedisHotState {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let servers = match &self.conn {
+            Backend::Single(_) => "single",
+            Backend::Sentinel(_) => "sentinel",
+            Backend::Cluster(_) => "cluster",
+        };
         f.debug_struct("RedisHotState")
+            .field("servers", &servers)
             .field("prefix", &self.prefix)
             .finish_non_exhaustive()
+    }
+}
+
+/// How calls reach Redis.
+enum Backend {
+    Single(ConnectionManager),
+    Sentinel(Arc<Followed>),
+    Cluster(ClusterConnection),
+}
+
+/// The current master of a Sentinel-watched set, replaced on failover.
+struct Followed {
+    /// Address (`host:port`) and the manager connected to it.
+    current: ArcSwap<(String, ConnectionManager)>,
+    /// A call failed: look again now (shared with the follower, which
+    /// must not keep the state alive).
+    wake: Arc<Notify>,
+}
+
+/// A connection for one command, of whichever kind.
+#[derive(Clone)]
+enum Conn {
+    Manager(ConnectionManager),
+    Cluster(ClusterConnection),
+}
+
+impl ConnectionLike for Conn {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a redis::Cmd) -> RedisFuture<'a, redis::Value> {
+        match self {
+            Conn::Manager(c) => c.req_packed_command(cmd),
+            Conn::Cluster(c) => c.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        cmd: &'a redis::Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisFuture<'a, Vec<redis::Value>> {
+        match self {
+            Conn::Manager(c) => c.req_packed_commands(cmd, offset, count),
+            Conn::Cluster(c) => c.req_packed_commands(cmd, offset, count),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            Conn::Manager(c) => c.get_db(),
+            Conn::Cluster(c) => c.get_db(),
+        }
     }
 }
 
 /// Check a url without connecting: `host:port` on success (for messages;
 /// no credentials).
 pub fn check_url(url: &str) -> Result<String, RedisHotError> {
-    let info = url
-        .into_connection_info()
-        .map_err(|e| RedisHotError::Url(redact(url, &e.to_string())))?;
+    let info = parse(url).map_err(|e| RedisHotError::Url(redact(url, &e)))?;
     Ok(info.addr().to_string())
+}
+
+/// Parse a url; `#insecure` (no check of the server's name) is refused.
+fn parse(url: &str) -> Result<ConnectionInfo, String> {
+    let info = url.into_connection_info().map_err(|e| e.to_string())?;
+    match info.addr() {
+        ConnectionAddr::TcpTls { insecure: true, .. } => Err(
+            "#insecure turns off the check of the server's certificate; remove it and give the CA with ca_file".into(),
+        ),
+        ConnectionAddr::Unix(_) => Err("a unix socket is not supported here".into()),
+        _ => Ok(info),
+    }
+}
+
+fn is_tls(info: &ConnectionInfo) -> bool {
+    matches!(info.addr(), ConnectionAddr::TcpTls { .. })
+}
+
+/// Check a whole configuration without connecting or reading files: the
+/// error names the field and the fix. Returns a description of the servers
+/// for messages (no credentials).
+pub fn check_config(cfg: &RedisHotConfig) -> Result<String, RedisHotError> {
+    let list = |field: &str, urls: &[String]| -> Result<Vec<ConnectionInfo>, RedisHotError> {
+        if urls.is_empty() {
+            return Err(RedisHotError::Setting(format!(
+                "{field}: empty; list at least one, e.g. [\"redis://10.0.0.1:{}\"]",
+                if field == "cluster" { 6379 } else { 26379 }
+            )));
+        }
+        let infos = urls
+            .iter()
+            .map(|u| {
+                parse(u).map_err(|e| {
+                    RedisHotError::Setting(format!(
+                        "{field}: {}; write each as redis://HOST:PORT or rediss://HOST:PORT (TLS)",
+                        redact(u, &e)
+                    ))
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let first = &infos[0];
+        if infos.iter().any(|i| {
+            is_tls(i) != is_tls(first)
+                || i.redis_settings().username() != first.redis_settings().username()
+                || i.redis_settings().password() != first.redis_settings().password()
+        }) {
+            return Err(RedisHotError::Setting(format!(
+                "{field}: the urls differ in scheme, user or password; use the same (all rediss:// for TLS) for every one"
+            )));
+        }
+        Ok(infos)
+    };
+    let (infos, what) = match &cfg.servers {
+        RedisServers::Single(url) => {
+            let info = parse(url).map_err(|e| RedisHotError::Url(redact(url, &e)))?;
+            let addr = info.addr().to_string();
+            (vec![info], addr)
+        }
+        RedisServers::Sentinel { master, urls, db } => {
+            if master.is_empty() {
+                return Err(RedisHotError::Setting(
+                    "sentinel.master: empty; give the master's name as in the sentinels' `sentinel monitor NAME ...`".into(),
+                ));
+            }
+            if *db < 0 {
+                return Err(RedisHotError::Setting(
+                    "sentinel.db: must be 0 or more (default 0)".into(),
+                ));
+            }
+            let infos = list("sentinel.urls", urls)?;
+            if infos.iter().any(|i| i.redis_settings().db() != 0) {
+                return Err(RedisHotError::Setting(
+                    "sentinel.urls: a sentinel has no databases; remove the /DB from the urls and set sentinel.db".into(),
+                ));
+            }
+            let what = format!("master {master:?} via {} sentinel(s)", infos.len());
+            (infos, what)
+        }
+        RedisServers::Cluster(urls) => {
+            let infos = list("cluster", urls)?;
+            if infos.iter().any(|i| i.redis_settings().db() != 0) {
+                return Err(RedisHotError::Setting(
+                    "cluster: Redis Cluster has database 0 only; remove the /DB from the urls"
+                        .into(),
+                ));
+            }
+            if cfg.key_prefix.contains(['{', '}']) {
+                return Err(RedisHotError::Setting(
+                    "key_prefix: must not contain { or } with cluster (the prefix becomes the keys' hash tag); e.g. key_prefix = \"menshen:\"".into(),
+                ));
+            }
+            let what = format!("cluster via {} seed node(s)", infos.len());
+            (infos, what)
+        }
+    };
+    let tls = infos.iter().any(is_tls);
+    for (field, set) in [
+        ("ca_file", cfg.ca_file.is_some()),
+        ("client_cert", cfg.client_cert.is_some()),
+    ] {
+        if set && !tls {
+            if field == "ca_file" {
+                return Err(RedisHotError::CaFile(
+                    "is set but the url is not rediss://; use rediss:// for TLS or remove ca_file"
+                        .into(),
+                ));
+            }
+            return Err(RedisHotError::Setting(format!(
+                "{field}: is set but the urls are not rediss://; use rediss:// for TLS or remove {field}"
+            )));
+        }
+    }
+    if cfg.client_cert.is_some() != cfg.client_key.is_some() {
+        let (set, missing) = if cfg.client_cert.is_some() {
+            ("client_cert", "client_key")
+        } else {
+            ("client_key", "client_cert")
+        };
+        return Err(RedisHotError::Setting(format!(
+            "{missing}: required with {set} (a client certificate needs its private key), or remove {set}"
+        )));
+    }
+    Ok(what)
+}
+
+/// Read the TLS files, if any are set.
+fn certificates(cfg: &RedisHotConfig) -> Result<Option<TlsCertificates>, RedisHotError> {
+    let read = |path: &Path| std::fs::read(path);
+    let root_cert = match &cfg.ca_file {
+        Some(p) => Some(
+            read(p)
+                .map_err(|e| RedisHotError::CaFile(format!("cannot read {}: {e}", p.display())))?,
+        ),
+        None => None,
+    };
+    let client_tls = match (&cfg.client_cert, &cfg.client_key) {
+        (Some(c), Some(k)) => Some(ClientTlsConfig {
+            client_cert: read(c).map_err(|e| {
+                RedisHotError::Setting(format!("client_cert: cannot read {}: {e}", c.display()))
+            })?,
+            client_key: read(k).map_err(|e| {
+                RedisHotError::Setting(format!("client_key: cannot read {}: {e}", k.display()))
+            })?,
+        }),
+        _ => None,
+    };
+    Ok(
+        (root_cert.is_some() || client_tls.is_some()).then_some(TlsCertificates {
+            client_tls,
+            root_cert,
+        }),
+    )
 }
 
 /// Error text of the url parser, with anything that could be the url's
@@ -389,83 +684,164 @@ fn redact(url: &str, msg: &str) -> String {
     }
 }
 
+fn manager_config() -> ConnectionManagerConfig {
+    ConnectionManagerConfig::new()
+        .set_connection_timeout(Some(CONNECTION_TIMEOUT))
+        .set_response_timeout(Some(RESPONSE_TIMEOUT))
+        // Callers wait for a reconnect: keep it short; the next call
+        // after a failed attempt starts another.
+        .set_number_of_retries(1)
+        .set_max_delay(Duration::from_millis(200))
+}
+
+/// How often the Sentinel follower asks for the master, and the least time
+/// between two lookups when calls keep failing.
+const FOLLOW_EVERY: Duration = Duration::from_secs(1);
+const FOLLOW_MIN_GAP: Duration = Duration::from_millis(100);
+
 impl RedisHotState {
     /// Connect (one `PING` at start-up, so a wrong url or a stopped server is
     /// a start-up error). Later connection losses are repaired in the
-    /// background.
+    /// background; with Sentinel, failovers are followed.
     pub async fn connect(cfg: &RedisHotConfig) -> Result<RedisHotState, RedisHotError> {
-        let info = cfg
-            .url
-            .as_str()
-            .into_connection_info()
-            .map_err(|e| RedisHotError::Url(redact(&cfg.url, &e.to_string())))?;
-        let addr = info.addr().to_string();
-        let tls = matches!(info.addr(), redis::ConnectionAddr::TcpTls { .. });
-        // RESP3: the manager then hears of a dropped connection at once.
-        let settings = info
-            .redis_settings()
-            .clone()
-            .set_protocol(ProtocolVersion::RESP3);
-        let info = info.set_redis_settings(settings);
-        if tls {
-            // The redis crate builds its rustls config on the process-wide
-            // provider and takes no other: choose it explicitly, aws-lc-rs
-            // like the rest of the gateway (only if none is installed yet).
-            let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
-        }
-        let client = match &cfg.ca_file {
-            Some(path) => {
-                if !tls {
-                    return Err(RedisHotError::CaFile(format!(
-                        "{} is set but the url is not rediss://; use rediss:// for TLS or remove ca_file",
-                        path.display()
-                    )));
-                }
-                let pem = std::fs::read(path).map_err(|e| {
-                    RedisHotError::CaFile(format!("cannot read {}: {e}", path.display()))
-                })?;
-                Client::build_with_tls(
-                    info,
-                    redis::TlsCertificates {
-                        client_tls: None,
-                        root_cert: Some(pem),
-                    },
-                )
-                .map_err(|e| RedisHotError::CaFile(format!("{}: {e}", path.display())))?
-            }
-            None => Client::open(info).map_err(|e| RedisHotError::Url(e.to_string()))?,
+        let what = check_config(cfg)?;
+        let certs = certificates(cfg)?;
+        let connect_err = |reason: String| RedisHotError::Connect {
+            addr: what.clone(),
+            reason,
         };
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(CONNECTION_TIMEOUT))
-            .set_response_timeout(Some(RESPONSE_TIMEOUT))
-            // Callers wait for a reconnect: keep it short; the next call
-            // after a failed attempt starts another.
-            .set_number_of_retries(1)
-            .set_max_delay(Duration::from_millis(200));
-        let mut conn = ConnectionManager::new_with_config(client, config)
-            .await
-            .map_err(|e| RedisHotError::Connect {
-                addr: addr.clone(),
-                reason: e.to_string(),
-            })?;
-        redis::cmd("PING")
-            .query_async::<()>(&mut conn)
-            .await
-            .map_err(|e| RedisHotError::Connect {
-                addr,
-                reason: e.to_string(),
-            })?;
-        Ok(RedisHotState {
+        let mut stop = None;
+        let conn = match &cfg.servers {
+            RedisServers::Single(url) => {
+                let info = parse(url).map_err(|e| RedisHotError::Url(redact(url, &e)))?;
+                let tls = is_tls(&info);
+                // RESP3: the manager then hears of a dropped connection at once.
+                let settings = info
+                    .redis_settings()
+                    .clone()
+                    .set_protocol(ProtocolVersion::RESP3);
+                let info = info.set_redis_settings(settings);
+                if tls {
+                    install_provider();
+                }
+                let client = match certs {
+                    Some(c) => Client::build_with_tls(info, c).map_err(|e| {
+                        RedisHotError::Setting(format!("ca_file / client_cert: {e}"))
+                    })?,
+                    None => Client::open(info).map_err(|e| RedisHotError::Url(e.to_string()))?,
+                };
+                let m = ConnectionManager::new_with_config(client, manager_config())
+                    .await
+                    .map_err(|e| connect_err(e.to_string()))?;
+                Backend::Single(m)
+            }
+            RedisServers::Sentinel { master, urls, db } => {
+                let infos = urls
+                    .iter()
+                    .map(|u| parse(u).map_err(|e| RedisHotError::Setting(redact(u, &e))))
+                    .collect::<Result<Vec<_>, _>>()?;
+                let first = infos[0].redis_settings().clone();
+                let tls = is_tls(&infos[0]);
+                if tls {
+                    install_provider();
+                }
+                let mut b = SentinelClientBuilder::new(
+                    infos.iter().map(|i| i.addr().clone()),
+                    master,
+                    SentinelServerType::Master,
+                )
+                .map_err(|e| RedisHotError::Setting(format!("sentinel.urls: {e}")))?
+                .set_client_to_redis_db(*db)
+                .set_client_to_redis_protocol(ProtocolVersion::RESP3);
+                if let Some(u) = first.username() {
+                    b = b
+                        .set_client_to_redis_username(u)
+                        .set_client_to_sentinel_username(u);
+                }
+                if let Some(p) = first.password() {
+                    b = b
+                        .set_client_to_redis_password(p)
+                        .set_client_to_sentinel_password(p);
+                }
+                if tls {
+                    b = b.set_client_to_redis_tls_mode(TlsMode::Secure);
+                    if let Some(c) = certs {
+                        b = b
+                            .set_client_to_sentinel_certificates(c.clone())
+                            .set_client_to_redis_certificates(c);
+                    }
+                }
+                let mut sentinel = b
+                    .build()
+                    .map_err(|e| RedisHotError::Setting(format!("sentinel.urls: {e}")))?;
+                let client = sentinel
+                    .async_get_client()
+                    .await
+                    .map_err(|e| connect_err(e.to_string()))?;
+                let addr = client.get_connection_info().addr().to_string();
+                let m = ConnectionManager::new_with_config(client, manager_config())
+                    .await
+                    .map_err(|e| connect_err(format!("master at {addr}: {e}")))?;
+                tracing::info!(master = %addr, "hot state: Redis master found through Sentinel");
+                let wake = Arc::new(Notify::new());
+                let followed = Arc::new(Followed {
+                    current: ArcSwap::from_pointee((addr, m)),
+                    wake: wake.clone(),
+                });
+                let (tx, rx) = watch::channel(());
+                stop = Some(tx);
+                tokio::spawn(follow(Arc::downgrade(&followed), sentinel, rx, wake));
+                Backend::Sentinel(followed)
+            }
+            RedisServers::Cluster(urls) => {
+                let infos = urls
+                    .iter()
+                    .map(|u| parse(u).map_err(|e| RedisHotError::Setting(redact(u, &e))))
+                    .collect::<Result<Vec<_>, _>>()?;
+                if is_tls(&infos[0]) {
+                    install_provider();
+                }
+                let mut b = ClusterClientBuilder::new(infos)
+                    .use_protocol(ProtocolVersion::RESP3)
+                    .connection_timeout(CONNECTION_TIMEOUT)
+                    .response_timeout(RESPONSE_TIMEOUT)
+                    .retries(2)
+                    .min_retry_wait(50)
+                    .max_retry_wait(500);
+                if let Some(c) = certs {
+                    b = b.certs(c);
+                }
+                let client = b
+                    .build()
+                    .map_err(|e| RedisHotError::Setting(format!("cluster: {e}")))?;
+                let c = client
+                    .get_async_connection()
+                    .await
+                    .map_err(|e| connect_err(e.to_string()))?;
+                Backend::Cluster(c)
+            }
+        };
+        let tagged = match conn {
+            Backend::Cluster(_) => format!("{{{}}}", cfg.key_prefix),
+            _ => cfg.key_prefix.clone(),
+        };
+        let h = RedisHotState {
             conn,
             prefix: cfg.key_prefix.clone(),
+            tagged,
             incr: redis::Script::new(INCR_LUA),
             admit: redis::Script::new(ADMIT_LUA),
-        })
+            _stop: stop,
+        };
+        h.query::<()>(&redis::cmd("PING"))
+            .await
+            .map_err(|e| connect_err(e.to_string()))?;
+        Ok(h)
     }
 
     /// The key of a nonce (stable ids only; see the module doc).
     pub fn nonce_key(&self, app_id: &str, nonce: &str) -> String {
-        format!("{}nonce:{}:{app_id}:{nonce}", self.prefix, app_id.len())
+        format!("{}nonce:{}:{app_id}:{nonce}", self.tagged, app_id.len())
     }
 
     /// The key of a value or counter.
@@ -477,24 +853,122 @@ impl RedisHotState {
     /// concurrency slot sets apart, the caller's key (stable ids) last.
     pub fn limit_key(&self, window: LimitWindow, key: &str) -> String {
         match window {
-            LimitWindow::Concurrent => format!("{}cc:{key}", self.prefix),
-            _ => format!("{}rl:{key}", self.prefix),
+            LimitWindow::Concurrent => format!("{}cc:{key}", self.tagged),
+            _ => format!("{}rl:{key}", self.tagged),
         }
     }
 
     /// The key of an app's pause mark (TRF-1 `pause`).
     pub fn pause_key(&self, app_id: &str) -> String {
-        format!("{}pause:{app_id}", self.prefix)
+        format!("{}pause:{app_id}", self.tagged)
     }
 
-    /// Run a command; once more if it failed because the connection had
-    /// dropped (the manager is reconnecting, the retry waits for it).
-    async fn query<T: FromRedisValue>(&self, cmd: &redis::Cmd) -> Result<T, RedisError> {
-        let mut conn = self.conn.clone();
-        match cmd.query_async(&mut conn).await {
-            Err(e) if e.is_connection_dropped() => cmd.query_async(&mut conn).await,
-            r => r,
+    /// With Sentinel: the address of the master calls go to now.
+    pub fn sentinel_master(&self) -> Option<String> {
+        match &self.conn {
+            Backend::Sentinel(f) => Some(f.current.load().0.clone()),
+            _ => None,
         }
+    }
+
+    /// A connection for one call.
+    fn conn(&self) -> Conn {
+        match &self.conn {
+            Backend::Single(m) => Conn::Manager(m.clone()),
+            Backend::Sentinel(f) => Conn::Manager(f.current.load().1.clone()),
+            Backend::Cluster(c) => Conn::Cluster(c.clone()),
+        }
+    }
+
+    /// Run `op` on a connection; once more on a fresh one if it failed
+    /// because the connection had dropped (a manager is reconnecting, the
+    /// retry waits for it). A failure wakes the Sentinel follower.
+    async fn run<T, F, Fut>(&self, op: F) -> Result<T, RedisError>
+    where
+        F: Fn(Conn) -> Fut,
+        Fut: std::future::Future<Output = Result<T, RedisError>>,
+    {
+        let r = match op(self.conn()).await {
+            Err(e) if e.is_connection_dropped() => op(self.conn()).await,
+            r => r,
+        };
+        if r.is_err() {
+            if let Backend::Sentinel(f) = &self.conn {
+                f.wake.notify_one();
+            }
+        }
+        r
+    }
+
+    /// Run a command (see [`Self::run`]).
+    async fn query<T: FromRedisValue>(&self, cmd: &redis::Cmd) -> Result<T, RedisError> {
+        self.run(|mut c| async move { cmd.query_async(&mut c).await })
+            .await
+    }
+
+    /// Run a script (see [`Self::run`]).
+    async fn invoke<T: FromRedisValue>(
+        &self,
+        inv: &redis::ScriptInvocation<'_>,
+    ) -> Result<T, RedisError> {
+        self.run(|mut c| async move { inv.invoke_async(&mut c).await })
+            .await
+    }
+}
+
+/// The redis crate builds its rustls config on the process-wide provider
+/// and takes no other: choose it explicitly, aws-lc-rs like the rest of the
+/// gateway (only if none is installed yet).
+fn install_provider() {
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+}
+
+/// The Sentinel follower: asks the sentinels for the master every
+/// [`FOLLOW_EVERY`] and when a call failed, and moves every later call to a
+/// new master when the answer changes. Ends when the state is dropped.
+async fn follow(
+    followed: std::sync::Weak<Followed>,
+    mut sentinel: SentinelClient,
+    mut stop: watch::Receiver<()>,
+    wake: Arc<Notify>,
+) {
+    let mut failing = false;
+    loop {
+        tokio::select! {
+            _ = stop.changed() => return,
+            _ = tokio::time::sleep(FOLLOW_EVERY) => {}
+            _ = wake.notified() => {}
+        }
+        let Some(f) = followed.upgrade() else { return };
+        match sentinel.async_get_client().await {
+            Ok(client) => {
+                let addr = client.get_connection_info().addr().to_string();
+                if addr != f.current.load().0 {
+                    match ConnectionManager::new_with_config(client, manager_config()).await {
+                        Ok(m) => {
+                            let old = f.current.load().0.clone();
+                            f.current.store(Arc::new((addr.clone(), m)));
+                            tracing::warn!(from = %old, to = %addr, "hot state: Redis master changed (Sentinel failover); calls now go to the new master");
+                        }
+                        Err(e) => {
+                            tracing::warn!(master = %addr, error = %e, "hot state: cannot connect to the master Sentinel names; trying again")
+                        }
+                    }
+                }
+                if failing {
+                    tracing::info!("hot state: Sentinel answers again");
+                }
+                failing = false;
+            }
+            Err(e) => {
+                if !failing {
+                    tracing::error!(error = %e, "hot state: no master from Sentinel (failover in progress, or the sentinels unreachable); calls fail closed until one is found");
+                }
+                failing = true;
+            }
+        }
+        drop(f);
+        tokio::time::sleep(FOLLOW_MIN_GAP).await;
     }
 }
 
@@ -635,11 +1109,7 @@ impl HotState for RedisHotState {
             .arg(expires_at)
             .arg(limit)
             .arg(ttl(expires_at, now));
-        let mut conn = self.conn.clone();
-        let r: Result<(i64, i64), RedisError> = match inv.invoke_async(&mut conn).await {
-            Err(e) if e.is_connection_dropped() => inv.invoke_async(&mut conn).await,
-            r => r,
-        };
+        let r: Result<(i64, i64), RedisError> = self.invoke(&inv).await;
         let (ok, n) = r.map_err(|e| unavailable("incr", e))?;
         let n = u64::try_from(n).unwrap_or(0);
         Ok(if ok == 1 { Ok(n) } else { Err(n) })
@@ -651,7 +1121,7 @@ impl HotState for RedisHotState {
             Some(n) => inv
                 .key(self.nonce_key(&n.app_id, &n.nonce))
                 .arg(ttl(n.expires_at, n.now)),
-            None => inv.key(format!("{}nonce:-", self.prefix)).arg("-"),
+            None => inv.key(format!("{}nonce:-", self.tagged)).arg("-"),
         };
         let app = a.app_id.as_deref().unwrap_or("-");
         inv.key(self.pause_key(app))
@@ -666,12 +1136,8 @@ impl HotState for RedisHotState {
                 .arg(u8::from(c.bounded))
                 .arg(c.pause_secs.unwrap_or(0));
         }
-        let mut conn = self.conn.clone();
         type Reply = (i64, i64, i64, i64, Vec<i64>, Vec<i64>);
-        let r: Result<Reply, RedisError> = match inv.invoke_async(&mut conn).await {
-            Err(e) if e.is_connection_dropped() => inv.invoke_async(&mut conn).await,
-            r => r,
-        };
+        let r: Result<Reply, RedisError> = self.invoke(&inv).await;
         let (now, replay, paused, refused, counts, resets) =
             r.map_err(|e| unavailable("admit", e))?;
         Ok(Verdict {
@@ -699,11 +1165,10 @@ impl HotState for RedisHotState {
                 .arg(slot)
                 .ignore();
         }
-        let mut conn = self.conn.clone();
-        let r: Result<(), RedisError> = match pipe.query_async(&mut conn).await {
-            Err(e) if e.is_connection_dropped() => pipe.query_async(&mut conn).await,
-            r => r,
-        };
+        let pipe = &pipe;
+        let r: Result<(), RedisError> = self
+            .run(|mut c| async move { pipe.query_async(&mut c).await })
+            .await;
         r.map_err(|e| unavailable("release", e))
     }
 
@@ -725,11 +1190,7 @@ impl HotState for RedisHotState {
             .arg(limit)
             .arg(ttl(expires_at, now))
             .arg(delta);
-        let mut conn = self.conn.clone();
-        let r: Result<(i64, i64), RedisError> = match inv.invoke_async(&mut conn).await {
-            Err(e) if e.is_connection_dropped() => inv.invoke_async(&mut conn).await,
-            r => r,
-        };
+        let r: Result<(i64, i64), RedisError> = self.invoke(&inv).await;
         let (ok, n) = r.map_err(|e| unavailable("add_amount", e))?;
         let n = u64::try_from(n).unwrap_or(0);
         Ok(if ok == 1 { Ok(n) } else { Err(n) })

@@ -112,9 +112,11 @@ impl RedisServer {
 
     fn config(&self, prefix: &str) -> RedisHotConfig {
         RedisHotConfig {
-            url: self.url(),
+            servers: menshen_store::redis_hot::RedisServers::Single(self.url()),
             key_prefix: prefix.into(),
             ca_file: None,
+            client_cert: None,
+            client_key: None,
         }
     }
 
@@ -469,7 +471,9 @@ async fn int_4_redis_down_fails_closed_and_recovers_when_it_returns() {
 #[tokio::test]
 async fn dep_2_bad_url_and_unreachable_server_are_start_up_errors() {
     let e = RedisHotState::connect(&RedisHotConfig {
-        url: "http://:pw-secret@127.0.0.1:1/0".into(),
+        servers: menshen_store::redis_hot::RedisServers::Single(
+            "http://:pw-secret@127.0.0.1:1/0".into(),
+        ),
         ..RedisHotConfig::default()
     })
     .await
@@ -482,7 +486,9 @@ async fn dep_2_bad_url_and_unreachable_server_are_start_up_errors() {
         .unwrap()
         .port();
     let e = RedisHotState::connect(&RedisHotConfig {
-        url: format!("redis://:pw-secret@127.0.0.1:{port}/0"),
+        servers: menshen_store::redis_hot::RedisServers::Single(format!(
+            "redis://:pw-secret@127.0.0.1:{port}/0"
+        )),
         ..RedisHotConfig::default()
     })
     .await
@@ -566,9 +572,11 @@ async fn dep_2_rediss_with_a_private_ca() {
     let srv = server.expect("redis-server with TLS did not start (built without TLS?)");
     let url = format!("rediss://127.0.0.1:{}/0", srv.port);
     let h = RedisHotState::connect(&RedisHotConfig {
-        url: url.clone(),
+        servers: menshen_store::redis_hot::RedisServers::Single(url.clone()),
         key_prefix: "menshen:".into(),
         ca_file: Some(ca_pem.clone()),
+        client_cert: None,
+        client_key: None,
     })
     .await
     .unwrap();
@@ -584,9 +592,11 @@ async fn dep_2_rediss_with_a_private_ca() {
     );
     // The system's roots do not know this CA.
     let e = RedisHotState::connect(&RedisHotConfig {
-        url,
+        servers: menshen_store::redis_hot::RedisServers::Single(url),
         key_prefix: "menshen:".into(),
         ca_file: None,
+        client_cert: None,
+        client_key: None,
     })
     .await
     .unwrap_err()
@@ -594,9 +604,14 @@ async fn dep_2_rediss_with_a_private_ca() {
     assert!(e.contains("cannot reach Redis"), "{e}");
     // A CA file with a redis:// (plain) url is a configuration error.
     let e = RedisHotState::connect(&RedisHotConfig {
-        url: format!("redis://127.0.0.1:{}/0", srv.port),
+        servers: menshen_store::redis_hot::RedisServers::Single(format!(
+            "redis://127.0.0.1:{}/0",
+            srv.port
+        )),
         key_prefix: "menshen:".into(),
         ca_file: Some(ca_pem),
+        client_cert: None,
+        client_key: None,
     })
     .await
     .unwrap_err()

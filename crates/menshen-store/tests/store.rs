@@ -69,6 +69,7 @@ async fn store(b: Backend) -> Option<(Files, Arc<dyn Store>)> {
                 url,
                 pool_size: 8,
                 node: "0a1b2c3d".into(),
+                tls: Default::default(),
             })
             .await
             .unwrap();

@@ -3,6 +3,11 @@
 //! directory, for the store suite (`menshen-store/tests/store.rs`, one suite,
 //! two backends) and the cluster tests (`menshen/tests/cluster.rs`).
 //!
+//! With TLS: [`postgres_tls`] (`ssl=on` with a given certificate),
+//! [`redis_tls`] (`--tls-port` only); high availability: [`redis_sentinel`]
+//! (a master, a replica and one sentinel) and [`redis_cluster`] (three
+//! masters joined by `redis-cli --cluster create`).
+//!
 //! When the server binaries are absent, [`postgres`] and [`redis`] print
 //! "skipped: ... not installed" and return `None`, unless
 //! `MENSHEN_REQUIRE_SERVICES=1` (scripts/test sets it): then they panic.
@@ -129,6 +134,8 @@ pub struct PgServer {
     /// The guard removes the directory when the server stops (the shared
     /// server, never dropped).
     remove_on_exit: bool,
+    /// More `postgres` arguments (TLS).
+    extra: Vec<String>,
 }
 
 impl std::fmt::Debug for PgServer {
@@ -149,7 +156,38 @@ pub fn postgres() -> Option<PgServer> {
         );
         return None;
     };
-    Some(PgServer::init_with(bin, false))
+    Some(PgServer::init_with(bin, false, |_| Vec::new()))
+}
+
+/// Start a PostgreSQL server of the test's own with `ssl=on`, serving
+/// `cert` / `key` (PEM; copied into its directory, the key 0600 as
+/// PostgreSQL demands); plain connections are still accepted, so
+/// [`PgServer::psql`] works. `None` as [`postgres`].
+pub fn postgres_tls(cert: &Path, key: &Path) -> Option<PgServer> {
+    let Some(bin) = pg_bindir() else {
+        skip(
+            "PostgreSQL (initdb, postgres)",
+            "apt-get install postgresql",
+        );
+        return None;
+    };
+    let (cert, key) = (cert.to_path_buf(), key.to_path_buf());
+    Some(PgServer::init_with(bin, false, move |dir| {
+        let c = dir.join("server.crt");
+        let k = dir.join("server.key");
+        std::fs::copy(&cert, &c).unwrap();
+        std::fs::copy(&key, &k).unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&k, std::fs::Permissions::from_mode(0o600)).unwrap();
+        vec![
+            "-c".into(),
+            "ssl=on".into(),
+            "-c".into(),
+            format!("ssl_cert_file={}", c.display()),
+            "-c".into(),
+            format!("ssl_key_file={}", k.display()),
+        ]
+    }))
 }
 
 static SHARED: OnceLock<Option<PgServer>> = OnceLock::new();
@@ -183,17 +221,22 @@ pub fn shared_postgres() -> Option<&'static PgServer> {
                 );
                 return None;
             };
-            Some(PgServer::init_with(bin, true))
+            Some(PgServer::init_with(bin, true, |_| Vec::new()))
         })
         .as_ref()
 }
 
 impl PgServer {
-    fn init_with(bin: PathBuf, remove_on_exit: bool) -> PgServer {
+    fn init_with(
+        bin: PathBuf,
+        remove_on_exit: bool,
+        prepare: impl FnOnce(&Path) -> Vec<String>,
+    ) -> PgServer {
         let dir = tempfile::Builder::new()
             .prefix("menshen-pg")
             .tempdir()
             .unwrap();
+        let extra = prepare(dir.path());
         let owner = run_as();
         if let Some((uid, gid)) = owner {
             chown_tree(dir.path(), uid, gid);
@@ -227,6 +270,7 @@ impl PgServer {
             as_user: owner.is_some(),
             guard: None,
             remove_on_exit,
+            extra,
         };
         for _ in 0..5 {
             s.port = free_port();
@@ -244,15 +288,16 @@ impl PgServer {
         // The guard: start postgres, wait for stdin to close, then ask for a
         // fast shutdown and wait for it.
         let script = r#"
-"$0" -D "$1" -p "$2" -k "$3" -c listen_addresses=127.0.0.1 -c fsync=off \
+bin="$0"; data="$1"; port="$2"; dir="$3"; mode="$4"; shift 4
+"$bin" -D "$data" -p "$port" -k "$dir" -c listen_addresses=127.0.0.1 -c fsync=off \
      -c synchronous_commit=off -c full_page_writes=off -c max_connections=200 \
-     >"$3/server.log" 2>&1 &
+     "$@" >"$dir/server.log" 2>&1 &
 pid=$!
 trap 'kill -INT $pid 2>/dev/null; wait $pid; exit 0' TERM INT
 cat >/dev/null
 kill -INT $pid 2>/dev/null
 wait $pid
-[ "$4" = remove ] && rm -rf "$3"
+[ "$mode" = remove ] && rm -rf "$dir"
 exit 0
 "#;
         let child = pg_command(Path::new("sh"), self.as_user)
@@ -267,6 +312,7 @@ exit 0
             } else {
                 "keep"
             })
+            .args(&self.extra)
             .stdin(Stdio::piped())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -374,52 +420,172 @@ pub struct RedisServer {
     child: Option<Child>,
     port: u16,
     dir: tempfile::TempDir,
+    /// Its whole command line (the port in it), to start it again.
+    argv: Vec<String>,
+    /// `redis-cli` options to reach it (TLS files).
+    cli: Vec<String>,
+    tls: bool,
+}
+
+impl std::fmt::Debug for RedisServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisServer")
+            .field("port", &self.port)
+            .finish()
+    }
 }
 
 fn redis_installed() -> bool {
-    Command::new("redis-server")
-        .arg("--version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
+    ["redis-server", "redis-cli"].iter().all(|b| {
+        Command::new(b)
+            .arg("--version")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    })
+}
+
+fn redis_present() -> bool {
+    if redis_installed() {
+        return true;
+    }
+    skip("redis-server and redis-cli", "apt-get install redis-server");
+    false
 }
 
 /// Start a Redis server, or `None` (after saying so) when it is not
 /// installed and not required.
 pub fn redis() -> Option<RedisServer> {
-    if !redis_installed() {
-        skip("redis-server", "apt-get install redis-server");
+    if !redis_present() {
         return None;
     }
-    let mut s = RedisServer {
-        child: None,
-        port: 0,
-        dir: tempfile::tempdir().unwrap(),
-    };
-    // redis-server has no `--port 0`: take a free port, release it, and try
-    // again with another if someone else took it meanwhile.
-    for _ in 0..5 {
-        s.port = free_port();
-        if s.try_start() {
-            return Some(s);
-        }
+    Some(RedisServer::launch(
+        plain_args,
+        Vec::new(),
+        false,
+        false,
+    ))
+}
+
+fn plain_args(port: u16, dir: &Path) -> Vec<String> {
+    let mut a: Vec<String> = ["--port", &port.to_string(), "--bind", "127.0.0.1"]
+        .map(String::from)
+        .to_vec();
+    a.extend(["--save", "", "--appendonly", "no", "--dir"].map(String::from));
+    a.push(dir.display().to_string());
+    a
+}
+
+/// TLS files of [`redis_tls`].
+#[derive(Debug, Clone)]
+pub struct RedisTlsFiles {
+    /// Server certificate (PEM), naming 127.0.0.1.
+    pub cert: PathBuf,
+    /// Its key (PEM).
+    pub key: PathBuf,
+    /// The CA of client certificates, and the one `redis-cli` trusts for
+    /// the server (the same CA here).
+    pub ca: PathBuf,
+    /// `--tls-auth-clients yes` with this client certificate and key for
+    /// `redis-cli`; `None`: `no`.
+    pub client: Option<(PathBuf, PathBuf)>,
+}
+
+/// Start a Redis server that speaks TLS only (`--port 0 --tls-port P`);
+/// `None` as [`redis`]. Panics if this redis-server has no TLS.
+pub fn redis_tls(files: &RedisTlsFiles) -> Option<RedisServer> {
+    if !redis_present() {
+        return None;
     }
-    panic!("redis-server did not start on any of 5 free ports");
+    let mut cli: Vec<String> = vec![
+        "--tls".into(),
+        "--cacert".into(),
+        files.ca.display().to_string(),
+    ];
+    if let Some((c, k)) = &files.client {
+        cli.extend([
+            "--cert".into(),
+            c.display().to_string(),
+            "--key".into(),
+            k.display().to_string(),
+        ]);
+    }
+    let f = files.clone();
+    Some(RedisServer::launch(
+        move |port, dir| {
+            let mut a = plain_args(0, dir);
+            a.extend([
+                "--tls-port".to_string(),
+                port.to_string(),
+                "--tls-cert-file".into(),
+                f.cert.display().to_string(),
+                "--tls-key-file".into(),
+                f.key.display().to_string(),
+                "--tls-ca-cert-file".into(),
+                f.ca.display().to_string(),
+                "--tls-auth-clients".into(),
+                if f.client.is_some() { "yes" } else { "no" }.into(),
+            ]);
+            a
+        },
+        cli,
+        true,
+        false,
+    ))
 }
 
 impl RedisServer {
+    /// Start on a free port: `argv(port, dir)` is the command line, `cli`
+    /// the `redis-cli` options to reach it; `bus`: the port + 10000 must be
+    /// free too (Redis Cluster's bus).
+    fn launch(
+        argv: impl Fn(u16, &Path) -> Vec<String>,
+        cli: Vec<String>,
+        tls: bool,
+        bus: bool,
+    ) -> RedisServer {
+        let mut s = RedisServer {
+            child: None,
+            port: 0,
+            dir: tempfile::Builder::new()
+                .prefix("menshen-redis")
+                .tempdir()
+                .unwrap(),
+            argv: Vec::new(),
+            cli,
+            tls,
+        };
+        // redis-server has no `--port 0`: take a free port, release it, and
+        // try again with another if someone else took it meanwhile.
+        for _ in 0..10 {
+            s.port = free_port();
+            if bus
+                && (s.port > 55_000 || TcpListener::bind(("127.0.0.1", s.port + 10_000)).is_err())
+            {
+                continue;
+            }
+            s.argv = argv(s.port, s.dir.path());
+            if s.try_start() {
+                return s;
+            }
+        }
+        panic!(
+            "redis-server did not start on any of 10 free ports: {:?}",
+            s.argv
+        );
+    }
+
     fn try_start(&mut self) -> bool {
+        let log = std::fs::File::create(self.dir.path().join("redis.log")).unwrap();
         let child = Command::new("redis-server")
-            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "no"])
-            .arg("--dir")
-            .arg(self.dir.path())
-            .stdout(Stdio::null())
+            .args(&self.argv)
+            .stdout(log)
             .stderr(Stdio::null())
             .spawn()
             .expect("spawn redis-server");
         self.child = Some(child);
+        // Bounded: 100 x 50 ms.
         for _ in 0..100 {
             if let Some(c) = self.child.as_mut() {
                 if c.try_wait().unwrap().is_some() {
@@ -427,7 +593,7 @@ impl RedisServer {
                     return false;
                 }
             }
-            if ping(self.port) {
+            if self.answers() {
                 return true;
             }
             std::thread::sleep(Duration::from_millis(50));
@@ -436,9 +602,48 @@ impl RedisServer {
         false
     }
 
-    /// `redis://127.0.0.1:PORT/0`.
+    fn answers(&self) -> bool {
+        if self.cli.is_empty() {
+            ping(self.port)
+        } else {
+            self.try_cli(&["PING"]).is_some_and(|o| o.trim() == "PONG")
+        }
+    }
+
+    /// TCP port on 127.0.0.1 (the TLS port of [`redis_tls`]).
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// `redis://127.0.0.1:PORT/0` (`rediss://` for [`redis_tls`]).
     pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}/0", self.port)
+        let scheme = if self.tls { "rediss" } else { "redis" };
+        format!("{scheme}://127.0.0.1:{}/0", self.port)
+    }
+
+    /// The server's directory (its log is `redis.log`).
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    fn try_cli(&self, args: &[&str]) -> Option<String> {
+        let out = Command::new("redis-cli")
+            .args(["-h", "127.0.0.1", "-p", &self.port.to_string()])
+            .args(&self.cli)
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .ok()?;
+        out.status
+            .success()
+            .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
+    /// Run `redis-cli ARGS` against it; its output. Panics when redis-cli
+    /// fails.
+    pub fn cli(&self, args: &[&str]) -> String {
+        self.try_cli(args)
+            .unwrap_or_else(|| panic!("redis-cli {args:?} on port {} failed", self.port))
     }
 
     /// Kill it.
@@ -448,11 +653,226 @@ impl RedisServer {
             let _ = c.wait();
         }
     }
+
+    /// Start it again on the same port (empty: nothing is persisted).
+    pub fn restart(&mut self) {
+        self.stop();
+        assert!(
+            self.try_start(),
+            "redis-server did not start again on port {}",
+            self.port
+        );
+    }
+
+    /// Whether it is running.
+    pub fn is_running(&self) -> bool {
+        self.child.is_some()
+    }
 }
 
 impl Drop for RedisServer {
     fn drop(&mut self) {
         self.stop();
+    }
+}
+
+// ------------------------------------------------------------ Redis Sentinel
+
+/// A Sentinel-watched pair: a master, one replica, one sentinel (quorum 1,
+/// master down after 1 s), all on loopback.
+#[derive(Debug)]
+pub struct RedisSentinel {
+    /// The first master.
+    pub master: RedisServer,
+    /// Its replica (the master after a failover).
+    pub replica: RedisServer,
+    /// The sentinel.
+    pub sentinel: RedisServer,
+}
+
+/// The master's name in [`redis_sentinel`]'s sentinel.
+pub const SENTINEL_MASTER: &str = "menshen";
+
+/// Start a master, a replica of it and a sentinel watching them, and wait
+/// (bounded) until the sentinel knows the replica; `None` as [`redis`].
+pub fn redis_sentinel() -> Option<RedisSentinel> {
+    let master = redis()?;
+    let mport = master.port;
+    let replica = RedisServer::launch(
+        move |port, dir| {
+            let mut a = plain_args(port, dir);
+            a.extend(["--replicaof".into(), "127.0.0.1".into(), mport.to_string()]);
+            a
+        },
+        Vec::new(),
+        false,
+        false,
+    );
+    let sentinel = RedisServer::launch(
+        move |port, dir| {
+            let conf = dir.join("sentinel.conf");
+            std::fs::write(
+                &conf,
+                format!(
+                    "port {port}\nbind 127.0.0.1\ndir {}\n\
+                     sentinel monitor {SENTINEL_MASTER} 127.0.0.1 {mport} 1\n\
+                     sentinel down-after-milliseconds {SENTINEL_MASTER} 1000\n\
+                     sentinel failover-timeout {SENTINEL_MASTER} 5000\n\
+                     sentinel parallel-syncs {SENTINEL_MASTER} 1\n",
+                    dir.display()
+                ),
+            )
+            .unwrap();
+            vec![conf.display().to_string(), "--sentinel".into()]
+        },
+        Vec::new(),
+        false,
+        false,
+    );
+    let s = RedisSentinel {
+        master,
+        replica,
+        sentinel,
+    };
+    // The replica in sync, and known to the sentinel (bounded: 20 s).
+    let t = std::time::Instant::now();
+    loop {
+        let synced = s
+            .replica
+            .try_cli(&["INFO", "replication"])
+            .is_some_and(|o| o.contains("master_link_status:up"));
+        let known = s
+            .sentinel
+            .try_cli(&["SENTINEL", "REPLICAS", SENTINEL_MASTER])
+            .is_some_and(|o| o.contains(&s.replica.port.to_string()));
+        if synced && known {
+            return Some(s);
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(20),
+            "sentinel set-up: replica synced {synced}, known to the sentinel {known}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+impl RedisSentinel {
+    /// `redis://127.0.0.1:PORT` of the sentinel.
+    pub fn sentinel_url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.sentinel.port)
+    }
+
+    /// The master's port as the sentinel names it now.
+    pub fn master_port(&self) -> Option<u16> {
+        let o = self
+            .sentinel
+            .try_cli(&["SENTINEL", "GET-MASTER-ADDR-BY-NAME", SENTINEL_MASTER])?;
+        o.lines().nth(1)?.trim().parse().ok()
+    }
+
+    /// Kill the master and make the sentinel promote the replica at once
+    /// (`SENTINEL FAILOVER`); waits (bounded: 20 s) until the sentinel names
+    /// the replica as master.
+    pub fn kill_master_and_fail_over(&mut self) {
+        self.master.stop();
+        let t = std::time::Instant::now();
+        loop {
+            // Refused while a failover is in progress: ask again.
+            let _ = self
+                .sentinel
+                .try_cli(&["SENTINEL", "FAILOVER", SENTINEL_MASTER]);
+            if self.master_port() == Some(self.replica.port) {
+                return;
+            }
+            assert!(
+                t.elapsed() < Duration::from_secs(20),
+                "the sentinel did not promote the replica within 20 s"
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+}
+
+// ------------------------------------------------------------- Redis Cluster
+
+/// A Redis Cluster of three masters (no replicas) on loopback.
+#[derive(Debug)]
+pub struct RedisCluster {
+    /// The masters.
+    pub nodes: Vec<RedisServer>,
+}
+
+/// Start three cluster-enabled servers, join them with `redis-cli --cluster
+/// create ... --cluster-yes` and wait (bounded) for `cluster_state:ok`;
+/// `None` as [`redis`].
+pub fn redis_cluster() -> Option<RedisCluster> {
+    if !redis_present() {
+        return None;
+    }
+    let nodes: Vec<RedisServer> = (0..3)
+        .map(|_| {
+            RedisServer::launch(
+                |port, dir| {
+                    let mut a = plain_args(port, dir);
+                    a.extend(
+                        [
+                            "--cluster-enabled",
+                            "yes",
+                            "--cluster-config-file",
+                            "nodes.conf",
+                            "--cluster-node-timeout",
+                            "2000",
+                        ]
+                        .map(String::from),
+                    );
+                    a
+                },
+                Vec::new(),
+                false,
+                true,
+            )
+        })
+        .collect();
+    let addrs: Vec<String> = nodes
+        .iter()
+        .map(|n| format!("127.0.0.1:{}", n.port))
+        .collect();
+    let out = Command::new("redis-cli")
+        .arg("--cluster")
+        .arg("create")
+        .args(&addrs)
+        .args(["--cluster-replicas", "0", "--cluster-yes"])
+        .stdin(Stdio::null())
+        .output()
+        .expect("run redis-cli --cluster create");
+    assert!(
+        out.status.success(),
+        "redis-cli --cluster create failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let c = RedisCluster { nodes };
+    let t = std::time::Instant::now();
+    while !c.nodes.iter().all(|n| {
+        n.try_cli(&["CLUSTER", "INFO"])
+            .is_some_and(|o| o.contains("cluster_state:ok"))
+    }) {
+        assert!(
+            t.elapsed() < Duration::from_secs(20),
+            "the cluster did not reach cluster_state:ok within 20 s"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    Some(c)
+}
+
+impl RedisCluster {
+    /// `redis://127.0.0.1:PORT` of every master.
+    pub fn urls(&self) -> Vec<String> {
+        self.nodes
+            .iter()
+            .map(|n| format!("redis://127.0.0.1:{}", n.port))
+            .collect()
     }
 }
 

@@ -134,18 +134,48 @@ fn default_otlp_timeout_ms() -> u64 {
 #[serde(deny_unknown_fields)]
 pub struct StoreSection {
     /// `postgres://USER[:PASSWORD]@HOST[:PORT]/DB` (plain TCP or a unix
-    /// socket directory as `host=/run/postgresql`).
+    /// socket directory as `host=/run/postgresql`). No `sslmode`: see `tls`.
     #[serde(default)]
     pub url: Option<String>,
     /// Pooled connections per node (default 16; the change listener has one
     /// more).
     #[serde(default)]
     pub pool_size: Option<usize>,
+    /// TLS to PostgreSQL: `verify-full` (the certificate must chain to
+    /// `ca_file` and name the url's host), `require` (encrypted, certificate
+    /// not checked) or `disable`. Default: `verify-full`, or `disable` when
+    /// the url's host is loopback, `localhost` or a unix socket.
+    #[serde(default)]
+    pub tls: Option<menshen_store::postgres::tls::PgTlsMode>,
+    /// CA certificate (PEM) that issued the database server's certificate
+    /// (required with `verify-full`).
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+    /// Client certificate (PEM) for certificate authentication
+    /// (`hostssl ... cert` in `pg_hba.conf`); with `client_key`.
+    #[serde(default)]
+    pub client_cert: Option<PathBuf>,
+    /// Private key (PEM) of `client_cert` (mode 0600).
+    #[serde(default)]
+    pub client_key: Option<PathBuf>,
 }
 
-/// `[hot_state]`: where nonces, one-time codes and tokens and use counters
-/// live (issue 12; INT-4 across nodes). Without `url`: in this process, for
-/// one node only.
+impl StoreSection {
+    /// The TLS settings for the PostgreSQL store.
+    pub fn pg_tls(&self) -> menshen_store::postgres::tls::PgTls {
+        menshen_store::postgres::tls::PgTls {
+            mode: self.tls,
+            ca_file: self.ca_file.clone(),
+            client_cert: self.client_cert.clone(),
+            client_key: self.client_key.clone(),
+        }
+    }
+}
+
+/// `[hot_state]`: where nonces, one-time codes and tokens, use counters and
+/// flow-control counters live (issue 12; INT-4 across nodes). One of `url`
+/// (one server), `sentinel` or `cluster`; none: in this process, for one
+/// node only.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct HotStateSection {
@@ -153,12 +183,79 @@ pub struct HotStateSection {
     /// by every node.
     #[serde(default)]
     pub url: Option<String>,
+    /// Redis Sentinel: `{ master = "NAME", urls = ["redis://HOST:26379",
+    /// ...], db = 0 }`; the urls' scheme, user and password apply to the
+    /// data nodes too.
+    #[serde(default)]
+    pub sentinel: Option<SentinelSection>,
+    /// Redis Cluster: some of its masters, `["redis://HOST:PORT", ...]`.
+    #[serde(default)]
+    pub cluster: Option<Vec<String>>,
     /// Prefix of every Redis key (default `menshen:`).
     #[serde(default)]
     pub key_prefix: Option<String>,
-    /// CA certificate (PEM) of a `rediss://` server with a private CA.
+    /// CA certificate (PEM) of `rediss://` servers with a private CA.
     #[serde(default)]
     pub ca_file: Option<PathBuf>,
+    /// Client certificate (PEM) for `rediss://` servers that ask for one
+    /// (`tls-auth-clients yes`); with `client_key`.
+    #[serde(default)]
+    pub client_cert: Option<PathBuf>,
+    /// Private key (PEM) of `client_cert` (mode 0600).
+    #[serde(default)]
+    pub client_key: Option<PathBuf>,
+}
+
+/// `[hot_state] sentinel`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SentinelSection {
+    /// The master's name in the sentinels' `sentinel monitor NAME ...`.
+    pub master: String,
+    /// The sentinels.
+    pub urls: Vec<String>,
+    /// The data nodes' database (default 0).
+    #[serde(default)]
+    pub db: i64,
+}
+
+impl HotStateSection {
+    /// The Redis settings, or `None` for the in-process hot state. Errors
+    /// name the field.
+    pub fn redis(&self) -> anyhow::Result<Option<menshen_store::RedisHotConfig>> {
+        use menshen_store::redis_hot::RedisServers;
+        let servers = match (&self.url, &self.sentinel, &self.cluster) {
+            (None, None, None) => {
+                if self.key_prefix.is_some()
+                    || self.ca_file.is_some()
+                    || self.client_cert.is_some()
+                    || self.client_key.is_some()
+                {
+                    bail!("hot_state.url: not set (nor sentinel, nor cluster), so hot_state.key_prefix / ca_file / client_cert / client_key have nothing to apply to; set url = \"redis://HOST:PORT/DB\" or remove them");
+                }
+                return Ok(None);
+            }
+            (Some(u), None, None) => RedisServers::Single(u.clone()),
+            (None, Some(s), None) => RedisServers::Sentinel {
+                master: s.master.clone(),
+                urls: s.urls.clone(),
+                db: s.db,
+            },
+            (None, None, Some(c)) => RedisServers::Cluster(c.clone()),
+            _ => bail!("hot_state.url / hot_state.sentinel / hot_state.cluster: set exactly one (one server, a Sentinel-watched master, or a Redis Cluster)"),
+        };
+        let cfg = menshen_store::RedisHotConfig {
+            servers,
+            key_prefix: (self.key_prefix.clone())
+                .unwrap_or_else(|| menshen_store::redis_hot::DEFAULT_KEY_PREFIX.into()),
+            ca_file: self.ca_file.clone(),
+            client_cert: self.client_cert.clone(),
+            client_key: self.client_key.clone(),
+        };
+        menshen_store::redis_hot::check_config(&cfg)
+            .map_err(|e| anyhow::anyhow!("hot_state.{e}"))?;
+        Ok(Some(cfg))
+    }
 }
 
 /// `[oauth]`: the authorization server (issue 11, `docs/authorization.md`).
@@ -390,7 +487,17 @@ impl Config {
             abs(&mut t.cert);
             abs(&mut t.key);
         }
-        if let Some(p) = c.hot_state.ca_file.as_mut() {
+        for p in [
+            &mut c.hot_state.ca_file,
+            &mut c.hot_state.client_cert,
+            &mut c.hot_state.client_key,
+            &mut c.store.ca_file,
+            &mut c.store.client_cert,
+            &mut c.store.client_key,
+        ]
+        .into_iter()
+        .flatten()
+        {
             abs(p);
         }
         if let Some(d) = c.oauth.directory.as_mut() {
@@ -433,13 +540,22 @@ impl Config {
             bail!("audit.retention_days: must be at least 366 (logs are kept at least a year, AUD-2); default 400");
         }
         if let Some(url) = &self.store.url {
-            menshen_store::postgres::check_url(url)
+            let pg = menshen_store::postgres::check_url(url)
                 .map_err(|e| anyhow::anyhow!("store.url: {e}"))?;
+            self.store
+                .pg_tls()
+                .check(&pg)
+                .map_err(|e| anyhow::anyhow!("store.{e}"))?;
             if self.node_id.is_none() {
                 bail!("node_id: required with store.url (every node indexes its own audit chain under it in the shared database); set 8 hex characters, different on every node, e.g. node_id = \"0a1b2c3d\"");
             }
-        } else if self.store.pool_size.is_some() {
-            bail!("store.url: not set, so store.pool_size has nothing to apply to; set url = \"postgres://USER@HOST:5432/DB\" or remove it");
+        } else if self.store.pool_size.is_some()
+            || self.store.tls.is_some()
+            || self.store.ca_file.is_some()
+            || self.store.client_cert.is_some()
+            || self.store.client_key.is_some()
+        {
+            bail!("store.url: not set, so store.pool_size / tls / ca_file / client_cert / client_key have nothing to apply to; set url = \"postgres://USER@HOST:5432/DB\" or remove them");
         }
         if self.store.pool_size == Some(0) {
             bail!("store.pool_size: must be at least 1 (default 16)");
@@ -464,16 +580,7 @@ impl Config {
                 bail!("tracing.otlp.queue / tracing.otlp.timeout_ms: must be > 0 (defaults 2048 and 5000)");
             }
         }
-        match &self.hot_state.url {
-            Some(url) => {
-                menshen_store::redis_hot::check_url(url)
-                    .map_err(|e| anyhow::anyhow!("hot_state.{e}"))?;
-            }
-            None if self.hot_state.key_prefix.is_some() || self.hot_state.ca_file.is_some() => {
-                bail!("hot_state.url: not set, so hot_state.key_prefix / hot_state.ca_file have nothing to apply to; set url = \"redis://HOST:PORT/DB\" or remove them");
-            }
-            None => {}
-        }
+        self.hot_state.redis()?;
         Ok(())
     }
 }
@@ -556,10 +663,11 @@ listen = "127.0.0.1:9080"
         assert!(c.store.url.is_none(), "SQLite by default");
         let with = |body: &str| {
             GOOD.replace("data_dir = \"data\"", &format!("data_dir = \"data\"\n{body}"))
-                + "[store]\nurl = \"postgres://menshen@db.bank.example:5432/menshen\"\npool_size = 8\n"
+                + "[store]\nurl = \"postgres://menshen@db.bank.example:5432/menshen\"\npool_size = 8\nca_file = \"tls/pg-ca.pem\"\n"
         };
         let c = Config::load(&write(d.path(), &with("node_id = \"0a000001\""))).unwrap();
         assert_eq!(c.store.pool_size, Some(8));
+        assert_eq!(c.store.ca_file, Some(d.path().join("tls/pg-ca.pem")));
         let e = Config::load(&write(d.path(), &with("")))
             .unwrap_err()
             .to_string();
@@ -572,18 +680,93 @@ listen = "127.0.0.1:9080"
             ),
             (
                 "postgres://db/menshen?sslmode=require",
-                "TLS to PostgreSQL is not supported",
+                "sslmode in the url is not used",
             ),
             ("postgres://db/menshen?bogus=1", "is not a PostgreSQL URL"),
         ] {
             let body = GOOD.replace(
                 "data_dir = \"data\"",
                 "data_dir = \"data\"\nnode_id = \"0a000001\"",
-            ) + &format!("[store]\nurl = \"{url}\"\n");
+            ) + &format!("[store]\nurl = \"{url}\"\nca_file = \"ca.pem\"\n");
             let e = Config::load(&write(d.path(), &body))
                 .unwrap_err()
                 .to_string();
             assert!(e.contains("store.url: ") && e.contains(says), "{url}: {e}");
+        }
+    }
+
+    /// DEP-2, CONF-2 (transport): `[store] tls` defaults to verify-full off
+    /// loopback; every invalid combination names the field and the fix.
+    #[test]
+    fn dep_2_store_tls_defaults_and_invalid_combinations() {
+        let d = tempfile::tempdir().unwrap();
+        let body = |store: &str| {
+            GOOD.replace(
+                "data_dir = \"data\"",
+                "data_dir = \"data\"\nnode_id = \"0a000001\"",
+            ) + "[store]\n"
+                + store
+        };
+        let c = Config::load(&write(
+            d.path(),
+            &body("url = \"postgres://m@db.bank.example/m\"\ntls = \"verify-full\"\nca_file = \"tls/ca.pem\"\nclient_cert = \"tls/c.pem\"\nclient_key = \"tls/c.key\"\n"),
+        ))
+        .unwrap();
+        let tls = c.store.pg_tls();
+        assert_eq!(tls.client_key, Some(d.path().join("tls/c.key")));
+        assert!(Config::load(&write(d.path(), &body("url = \"postgres://m@127.0.0.1:5432/m\"\n"))).is_ok());
+        assert!(Config::load(&write(d.path(), &body("url = \"postgres://m@db.bank.example/m\"\ntls = \"disable\"\n"))).is_ok());
+        for (store, says) in [
+            ("url = \"postgres://m@db.bank.example/m\"\n", "store.ca_file: required: tls is not set, so it is \"verify-full\""),
+            ("url = \"postgres://m@db.bank.example/m\"\ntls = \"require\"\nca_file = \"ca.pem\"\n", "store.ca_file: set, but tls = \"require\""),
+            ("url = \"postgres://m@db.bank.example/m\"\ntls = \"disable\"\nclient_cert = \"c.pem\"\nclient_key = \"c.key\"\n", "store.client_cert: set, but tls = \"disable\""),
+            ("url = \"postgres://m@db.bank.example/m\"\nca_file = \"ca.pem\"\nclient_key = \"c.key\"\n", "store.client_cert: required with client_key"),
+            ("url = \"postgres://m@db.bank.example/m\"\ntls = \"verify-ca\"\n", "unknown variant `verify-ca`"),
+            ("tls = \"verify-full\"\n", "store.url: not set"),
+        ] {
+            let e = Config::load(&write(d.path(), &body(store)))
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(says), "{store}: {e}");
+        }
+    }
+
+    /// DEP-2: `[hot_state]` takes one server, a Sentinel-watched master or a
+    /// Redis Cluster, with TLS files; wrong combinations name the field.
+    #[test]
+    fn dep_2_hot_state_sentinel_cluster_and_tls_settings() {
+        use menshen_store::redis_hot::RedisServers;
+        let d = tempfile::tempdir().unwrap();
+        let with = |hot: &str| format!("{GOOD}[hot_state]\n{hot}");
+        let c = Config::load(&write(
+            d.path(),
+            &with("sentinel = { master = \"menshen\", urls = [\"rediss://:pw@10.0.0.1:26379\", \"rediss://:pw@10.0.0.2:26379\"], db = 2 }\nca_file = \"tls/ca.pem\"\nclient_cert = \"tls/c.pem\"\nclient_key = \"tls/c.key\"\n"),
+        ))
+        .unwrap();
+        let r = c.hot_state.redis().unwrap().unwrap();
+        assert!(matches!(&r.servers, RedisServers::Sentinel { master, urls, db: 2 } if master == "menshen" && urls.len() == 2));
+        assert_eq!(r.client_cert, Some(d.path().join("tls/c.pem")));
+        let c = Config::load(&write(
+            d.path(),
+            &with("cluster = [\"redis://10.0.0.1:6379\", \"redis://10.0.0.2:6379\"]\n"),
+        ))
+        .unwrap();
+        assert!(matches!(c.hot_state.redis().unwrap().unwrap().servers, RedisServers::Cluster(u) if u.len() == 2));
+        for (hot, says) in [
+            ("url = \"redis://a:6379/0\"\ncluster = [\"redis://b:6379\"]\n", "set exactly one"),
+            ("sentinel = { master = \"\", urls = [\"redis://a:26379\"] }\n", "hot_state.sentinel.master: empty"),
+            ("sentinel = { master = \"m\", urls = [] }\n", "hot_state.sentinel.urls: empty"),
+            ("sentinel = { master = \"m\", urls = [\"redis://a:26379/3\"] }\n", "hot_state.sentinel.urls: a sentinel has no databases"),
+            ("cluster = [\"redis://a:6379\", \"rediss://b:6379\"]\n", "hot_state.cluster: the urls differ"),
+            ("cluster = [\"redis://a:6379\"]\nkey_prefix = \"{x}\"\n", "hot_state.key_prefix: must not contain"),
+            ("url = \"redis://a:6379/0\"\nclient_cert = \"c.pem\"\nclient_key = \"c.key\"\n", "hot_state.client_cert: is set but the urls are not rediss://"),
+            ("url = \"rediss://a:6379/0\"\nclient_cert = \"c.pem\"\n", "hot_state.client_key: required with client_cert"),
+            ("url = \"rediss://a:6379/0#insecure\"\n", "#insecure turns off"),
+        ] {
+            let e = Config::load(&write(d.path(), &with(hot)))
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(says), "{hot}: {e}");
         }
     }
 

@@ -71,11 +71,22 @@ async fn open_control_plane(
                 url: url.clone(),
                 pool_size: cfg.store.pool_size.unwrap_or(16),
                 node: cfg.node_id.clone().unwrap_or_default(),
+                tls: cfg.store.pg_tls(),
             })
             .await
-            .map_err(|e| {
-                anyhow::anyhow!("store.url: cannot open the PostgreSQL store: {e} (check that the server is up, the URL, user and password; or remove [store] for the embedded SQLite store)")
+            .map_err(|e| match e {
+                menshen_store::StoreError::Invalid(v) => anyhow::anyhow!("store.{v}"),
+                e if e.to_string().contains("certificate") => anyhow::anyhow!("store.url: cannot open the PostgreSQL store: {e} (TLS: check store.ca_file (the CA that issued the server's certificate) and that the certificate names the url's host; or store.client_cert / client_key)"),
+                e => anyhow::anyhow!("store.url: cannot open the PostgreSQL store: {e} (check that the server is up, the URL, user and password; or remove [store] for the embedded SQLite store)"),
             })?;
+            let pg_mode = menshen_store::postgres::check_url(url)
+                .map(|pg| cfg.store.pg_tls().effective(&pg))
+                .ok();
+            match pg_mode {
+                Some(menshen_store::postgres::tls::PgTlsMode::Disable) if cfg.store.tls.is_some() => tracing::warn!("store.tls = \"disable\": the connections to PostgreSQL are not encrypted; keep them on a protected network"),
+                Some(menshen_store::postgres::tls::PgTlsMode::Require) => tracing::warn!("store.tls = \"require\": the connections to PostgreSQL are encrypted but the server's certificate is not checked; use verify-full with ca_file"),
+                _ => {}
+            }
             tracing::info!(?s, "store: PostgreSQL");
             let s = Arc::new(s);
             pg = Some(s.clone());
@@ -514,15 +525,10 @@ pub async fn wait_for_signal() {
 /// The hot state: Redis shared by every node when `[hot_state] url` is set
 /// (issue 12; INT-4 across nodes), else in this process.
 async fn hot_state(cfg: &Config) -> anyhow::Result<Arc<dyn HotState>> {
-    let Some(url) = &cfg.hot_state.url else {
+    let Some(redis) = cfg.hot_state.redis()? else {
         return Ok(Arc::new(MemoryHotState::default()));
     };
-    let h = menshen_store::RedisHotState::connect(&menshen_store::RedisHotConfig {
-        url: url.clone(),
-        key_prefix: (cfg.hot_state.key_prefix.clone())
-            .unwrap_or_else(|| menshen_store::redis_hot::DEFAULT_KEY_PREFIX.into()),
-        ca_file: cfg.hot_state.ca_file.clone(),
-    })
+    let h = menshen_store::RedisHotState::connect(&redis)
     .await
     .map_err(|e| {
         anyhow::anyhow!(

@@ -32,6 +32,10 @@
 //! connections are dropped and new ones made on the next use, and the
 //! listener reconnects by itself, so nothing needs a restart.
 //!
+//! **TLS** (`[store] tls`, see [`tls`]): verify-full by default for a
+//! database off this host, on rustls; the pool and the listener use the same
+//! connector.
+//!
 //! Secrets are sealed under the master key before they reach the store
 //! (the control plane does it), exactly as on SQLite: the database never
 //! sees an App_Secret, a private key or a TOTP secret in clear.
@@ -51,6 +55,7 @@ mod people;
 mod rows;
 mod rules;
 mod schema;
+pub mod tls;
 mod stats;
 
 pub use stats::{StatsNodeRow, StatsSlotRow};
@@ -66,7 +71,8 @@ use menshen_model::{
     NewIpRule, NewLimitRule, ValidationError,
 };
 use tokio::sync::{mpsc, watch};
-use tokio_postgres::{AsyncMessage, IsolationLevel, NoTls};
+use tokio_postgres::{AsyncMessage, IsolationLevel};
+use tokio_postgres_rustls::MakeRustlsConnect;
 
 use crate::{
     AdminToken, AuditQuery, AuditRow, BankKeyRecord, CatalogDump, CredentialRecord, Store,
@@ -96,6 +102,8 @@ pub struct PgStoreConfig {
     /// This node's name in the audit index (its `node_id`): each node's hash
     /// chain is indexed under it.
     pub node: String,
+    /// TLS to the server (default: see [`tls::PgTlsMode::default_for`]).
+    pub tls: tls::PgTls,
 }
 
 /// Check a `store.url`; the error says what is wrong (the caller names the
@@ -113,8 +121,11 @@ pub fn check_url(url: &str) -> Result<tokio_postgres::Config, String> {
     if cfg.get_dbname().is_none() {
         return Err("names no database; use postgres://USER@HOST:PORT/DB".into());
     }
-    if cfg.get_ssl_mode() == tokio_postgres::config::SslMode::Require {
-        return Err("sslmode=require: TLS to PostgreSQL is not supported yet; reach the database over a protected network or a local TLS tunnel (sslmode=disable)".into());
+    if url
+        .split_once('?')
+        .is_some_and(|(_, q)| q.split('&').any(|kv| kv.starts_with("sslmode=")))
+    {
+        return Err("sslmode in the url is not used: set TLS in the same section instead, tls = \"verify-full\" (with ca_file), \"require\" or \"disable\"".into());
     }
     Ok(cfg)
 }
@@ -122,17 +133,32 @@ pub fn check_url(url: &str) -> Result<tokio_postgres::Config, String> {
 impl From<tokio_postgres::Error> for StoreError {
     fn from(e: tokio_postgres::Error) -> Self {
         if is_unavailable(&e) {
-            StoreError::Unavailable(e.to_string())
+            StoreError::Unavailable(with_causes(&e))
         } else {
-            StoreError::Backend(e.to_string())
+            StoreError::Backend(with_causes(&e))
         }
     }
 }
 
 impl From<deadpool_postgres::PoolError> for StoreError {
     fn from(e: deadpool_postgres::PoolError) -> Self {
-        StoreError::Unavailable(e.to_string())
+        StoreError::Unavailable(with_causes(&e))
     }
+}
+
+/// `e` and its causes, each once ("error performing TLS handshake: invalid
+/// peer certificate: UnknownIssuer").
+fn with_causes(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        let t = c.to_string();
+        if !text.contains(&t) {
+            text = format!("{text}: {t}");
+        }
+        cause = c.source();
+    }
+    text
 }
 
 /// Whether `e` means the server cannot be reached (rather than a statement
@@ -179,6 +205,16 @@ impl PgStore {
     pub async fn connect(cfg: &PgStoreConfig) -> Result<Self, StoreError> {
         let mut pg =
             check_url(&cfg.url).map_err(|e| StoreError::Invalid(ValidationError::new("url", e)))?;
+        let invalid = |e: String| {
+            let (field, msg) = e.split_once(": ").unwrap_or(("tls", e.as_str()));
+            StoreError::Invalid(ValidationError::new(field, msg))
+        };
+        let mode = cfg.tls.check(&pg).map_err(invalid)?;
+        let connector = MakeRustlsConnect::new(cfg.tls.client_config(mode).map_err(invalid)?);
+        pg.ssl_mode(match mode {
+            tls::PgTlsMode::Disable => tokio_postgres::config::SslMode::Disable,
+            _ => tokio_postgres::config::SslMode::Require,
+        });
         if pg.get_connect_timeout().is_none() {
             pg.connect_timeout(Duration::from_secs(3));
         }
@@ -187,7 +223,7 @@ impl PgStore {
         }
         let mgr = Manager::from_config(
             pg.clone(),
-            NoTls,
+            connector.clone(),
             ManagerConfig {
                 recycling_method: RecyclingMethod::Fast,
             },
@@ -211,7 +247,7 @@ impl PgStore {
         let (stop, stop_rx) = watch::channel(());
         let mut listen_cfg = pg;
         listen_cfg.application_name(LISTEN_APP_NAME);
-        tokio::spawn(listen(listen_cfg, changes.clone(), stop_rx));
+        tokio::spawn(listen(listen_cfg, connector, changes.clone(), stop_rx));
         Ok(PgStore {
             pool,
             node: cfg.node.clone(),
@@ -263,13 +299,14 @@ fn advance(changes: &watch::Sender<i64>, v: i64) {
 /// reconnects with backoff when it is lost, until `stop` fires.
 async fn listen(
     cfg: tokio_postgres::Config,
+    tls: MakeRustlsConnect,
     changes: Arc<watch::Sender<i64>>,
     mut stop: watch::Receiver<()>,
 ) {
     let mut backoff = Duration::from_millis(100);
     loop {
         let mut connected = false;
-        let session = listen_once(&cfg, &changes, &mut connected);
+        let session = listen_once(&cfg, &tls, &changes, &mut connected);
         tokio::select! {
             _ = stop.changed() => return,
             r = session => {
@@ -291,10 +328,11 @@ async fn listen(
 
 async fn listen_once(
     cfg: &tokio_postgres::Config,
+    tls: &MakeRustlsConnect,
     changes: &watch::Sender<i64>,
     connected: &mut bool,
 ) -> Result<(), tokio_postgres::Error> {
-    let (client, mut conn) = cfg.connect(NoTls).await?;
+    let (client, mut conn) = cfg.connect(tls.clone()).await?;
     let (ntx, mut nrx) = mpsc::unbounded_channel::<String>();
     let driver = tokio::spawn(async move {
         while let Some(m) = std::future::poll_fn(|cx| conn.poll_message(cx)).await {
