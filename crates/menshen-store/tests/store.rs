@@ -1058,7 +1058,104 @@ async fn mon_3_baselines_saved_replaced_and_loaded_per_app(b: Backend) {
     assert_eq!(cp.store.load_baselines(None).await.unwrap().len(), 3);
 }
 
+/// MON-4, KEY-4: an app's notification URL is set and cleared; a notice
+/// is added once per key (a second add returns the first), its attempts
+/// counted with the state and last error, listed per app and state.
+async fn mon_4_app_notify_url_and_notices_once_per_key(b: Backend) {
+    use menshen_model::notice::{NewAppNotice, NoticeState};
+    let Some((_d, cp)) = setup(b).await else {
+        return;
+    };
+    let app = cp
+        .create_app(&NewApp {
+            name: "Fintech".into(),
+            kind: AppKind::Server,
+            contact: None,
+            notify_url: Some("https://fintech.example/notices".into()),
+        })
+        .await
+        .unwrap()
+        .app;
+    assert_eq!(
+        cp.store
+            .get_app(&app.app_id)
+            .await
+            .unwrap()
+            .notify_url
+            .as_deref(),
+        Some("https://fintech.example/notices")
+    );
+    let a = cp
+        .store
+        .set_app_notify_url(&app.app_id, Some("https://fintech.example/n2"))
+        .await
+        .unwrap();
+    assert_eq!(a.notify_url.as_deref(), Some("https://fintech.example/n2"));
+    let a = cp
+        .store
+        .set_app_notify_url(&app.app_id, None)
+        .await
+        .unwrap();
+    assert_eq!(a.notify_url, None);
+    assert!(matches!(
+        cp.store.set_app_notify_url("nope", None).await,
+        Err(StoreError::NotFound(_))
+    ));
+    let new = NewAppNotice {
+        key: "expiry:credential:1:30d".into(),
+        app_id: app.app_id.clone(),
+        kind: "credential_expiry".into(),
+        body: serde_json::json!({"threshold": "30d"}),
+    };
+    let (n, fresh) = cp.store.add_app_notice(&new).await.unwrap();
+    assert!(fresh);
+    assert_eq!((n.state, n.attempts), (NoticeState::Pending, 0));
+    let (again, fresh) = cp.store.add_app_notice(&new).await.unwrap();
+    assert!(!fresh);
+    assert_eq!(again.id, n.id);
+    let n1 = cp
+        .store
+        .record_app_notice_attempt(n.id, NoticeState::Pending, Some("answered 503"))
+        .await
+        .unwrap();
+    assert_eq!(
+        (n1.attempts, n1.last_error.as_deref()),
+        (1, Some("answered 503"))
+    );
+    let n2 = cp
+        .store
+        .record_app_notice_attempt(n.id, NoticeState::Delivered, None)
+        .await
+        .unwrap();
+    assert_eq!((n2.state, n2.attempts), (NoticeState::Delivered, 2));
+    assert_eq!(n2.body, serde_json::json!({"threshold": "30d"}));
+    let (m, _) = cp
+        .store
+        .add_app_notice(&NewAppNotice {
+            key: "expiry:credential:1:7d".into(),
+            ..new.clone()
+        })
+        .await
+        .unwrap();
+    let all = cp
+        .store
+        .list_app_notices(Some(&app.app_id), None)
+        .await
+        .unwrap();
+    assert_eq!(
+        all.iter().map(|x| x.id).collect::<Vec<_>>(),
+        vec![m.id, n.id]
+    );
+    let pending = cp
+        .store
+        .list_app_notices(None, Some(NoticeState::Pending))
+        .await
+        .unwrap();
+    assert_eq!(pending.iter().map(|x| x.id).collect::<Vec<_>>(), vec![m.id]);
+}
+
 suite!(
+    mon_4_app_notify_url_and_notices_once_per_key,
     mon_3_baselines_saved_replaced_and_loaded_per_app,
     mon_2_alerts_deduplicated_acknowledged_resolved,
     auth_3_secret_never_stored_in_clear,
