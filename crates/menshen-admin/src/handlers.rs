@@ -65,6 +65,7 @@ pub async fn list_apps(State(st): State<AdminState>) -> R {
 
 pub async fn create_app(State(st): State<AdminState>, body: Bytes) -> R {
     let new: NewApp = parse(&body)?;
+    crate::notices::check(&st, new.notify_url.as_deref())?;
     let c = st.cp.create_app(&new).await?;
     tracing::info!(app_id = %c.app.app_id, "app created");
     created(json!({

@@ -21,12 +21,13 @@ mod error;
 mod handlers;
 pub mod monitor;
 mod risk;
+mod notices;
 pub mod serve;
 
 use axum::extract::{Request, State};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get, post};
+use axum::routing::{delete, get, post, put};
 use axum::Router;
 use menshen_store::{ControlPlane, Store};
 use sha2::{Digest, Sha256};
@@ -90,6 +91,10 @@ pub struct AdminState {
     /// through the store alone).
     pub revoke_consent: Option<RevokeConsent>,
     /// Metrics, statistics and readiness (MON-1); `None`: `/metrics` and
+    /// Whether an app's notification URL may be plain `http://` to a
+    /// loopback address (`alerts.app_notice.allow_http_loopback`, tests
+    /// and demos); `https://` otherwise (MON-4).
+    pub allow_http_notify_url: bool,
     /// `/v1/stats/...` answer 404 and `/readyz` 503.
     pub monitor: Option<monitor::Monitor>,
 }
@@ -491,6 +496,9 @@ pub fn router(state: AdminState) -> Router {
         .route("/apps/{app_id}/credentials/{id}", delete(revoke_credential))
         .route("/apps/{app_id}/keys", post(add_key))
         .route("/apps/{app_id}/encryption-keys", post(add_encryption_key))
+        .route("/apps/{app_id}/notify-url", put(notices::set_notify_url))
+        .route("/apps/{app_id}/notices", get(notices::app_notices))
+        .route("/notices", get(notices::all_notices))
         .route("/apps/{app_id}/certificates", post(add_certificate))
         .route(
             "/apps/{app_id}/require-client-cert",

@@ -63,6 +63,9 @@ pub struct RecordKeys {
     /// Whether the record carries a risk decision (RSK-1): the alert feed
     /// then reads the decision itself from the record's JSON (rare).
     pub has_risk: bool,
+    /// The client certificate's fingerprint (mutual TLS), if one was
+    /// presented: the certificate-network rule's subject (KEY-4, MON-3).
+    pub client_cert: Option<String>,
 }
 
 /// The indexed fields of a record, borrowed from its JSON line (no value
@@ -99,6 +102,8 @@ struct JsonKeys<'a> {
     level: Option<std::borrow::Cow<'a, str>>,
     #[serde(default)]
     risk: Option<serde::de::IgnoredAny>,
+    #[serde(borrow, default)]
+    client_cert: Option<std::borrow::Cow<'a, str>>,
 }
 
 impl RecordKeys {
@@ -141,6 +146,7 @@ impl RecordKeys {
             app_verified: k.app_verified,
             level: s(k.level),
             has_risk: k.risk.is_some(),
+            client_cert: s(k.client_cert),
         }
     }
 }
@@ -179,6 +185,7 @@ impl AccessRecord {
             app_verified: self.app_verified,
             level: self.level,
             has_risk: self.risk.is_some(),
+            client_cert: self.client_cert,
         }
     }
 

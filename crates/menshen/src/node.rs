@@ -405,6 +405,7 @@ impl Node {
             after_change: Some(after_change),
             audit: Some(audit.clone()),
             body_timeout: idle,
+            allow_http_notify_url: cfg.alerts.app_notice.allow_http_loopback,
             revoke_consent: Some({
                 let auth = authorizer.clone();
                 Arc::new(move |id: String| {

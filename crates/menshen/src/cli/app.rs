@@ -29,13 +29,14 @@ pub async fn app(cmd: AppCmd, conn: AdminConn) -> anyhow::Result<()> {
             name,
             kind,
             contact,
+            notify_url,
             secret_out,
         } => {
             let mut v = c
                 .call(
                     "POST",
                     "/v1/apps",
-                    Some(json!({"name": name, "kind": kind, "contact": contact})),
+                    Some(json!({"name": name, "kind": kind, "contact": contact, "notify_url": notify_url})),
                 )
                 .await?;
             emit_secret(&mut v, &secret_out)?;
@@ -44,7 +45,14 @@ pub async fn app(cmd: AppCmd, conn: AdminConn) -> anyhow::Result<()> {
         AppCmd::List => out(
             &c,
             &c.call("GET", "/v1/apps", None).await?,
-            &["app_id", "name", "kind", "status", "created_at"],
+            &[
+                "app_id",
+                "name",
+                "kind",
+                "status",
+                "notify_url",
+                "created_at",
+            ],
         ),
         AppCmd::Show { app_id } => {
             let mut v = c.call("GET", &format!("/v1/apps/{app_id}"), None).await?;
@@ -116,6 +124,37 @@ pub async fn app(cmd: AppCmd, conn: AdminConn) -> anyhow::Result<()> {
                     Some(json!({"required": on})),
                 )
                 .await?,
+            )
+        }
+        AppCmd::NotifyUrl { app_id, url, clear } => {
+            if url.is_none() && !clear {
+                bail!("give the URL (https://...) or --clear");
+            }
+            print_json(
+                &c.call(
+                    "PUT",
+                    &format!("/v1/apps/{app_id}/notify-url"),
+                    Some(json!({ "notify_url": url })),
+                )
+                .await?,
+            )
+        }
+        AppCmd::Notices { app_id, state } => {
+            let q = state.map(|s| format!("?state={s}")).unwrap_or_default();
+            out(
+                &c,
+                &c.call("GET", &format!("/v1/apps/{app_id}/notices{q}"), None)
+                    .await?,
+                &[
+                    "id",
+                    "kind",
+                    "key",
+                    "state",
+                    "attempts",
+                    "last_error",
+                    "created_at",
+                    "updated_at",
+                ],
             )
         }
         AppCmd::Suspend { app_id } => print_json(

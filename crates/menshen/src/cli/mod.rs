@@ -300,6 +300,9 @@ pub enum AppCmd {
         /// Contact (email) for notices.
         #[arg(long)]
         contact: Option<String>,
+        /// The app's notification URL (应用方通知地址): https:// where the bank POSTs signed notices (credentials close to expiry, suspension).
+        #[arg(long)]
+        notify_url: Option<String>,
         /// Write the App_Secret to this file (0600) instead of printing it.
         #[arg(long)]
         secret_out: Option<PathBuf>,
@@ -387,6 +390,24 @@ pub enum AppCmd {
         app_id: String,
         /// Credential id (see `menshen app show`).
         id: i64,
+    },
+    /// Set the app's notification URL (应用方通知地址, https://), or clear it with --clear.
+    NotifyUrl {
+        /// App_ID.
+        app_id: String,
+        /// The URL (https://; plain http:// to loopback only where the node allows it).
+        url: Option<String>,
+        /// Remove the URL: the app gets no notices.
+        #[arg(long, conflicts_with = "url")]
+        clear: bool,
+    },
+    /// The notices sent to an app (credential expiry, suspension) and their delivery state.
+    Notices {
+        /// App_ID.
+        app_id: String,
+        /// Only those in this state (pending, delivered, failed).
+        #[arg(long)]
+        state: Option<String>,
     },
     /// Require (on) or stop requiring (off) the app's client certificate on every call.
     RequireCert {

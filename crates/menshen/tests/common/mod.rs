@@ -229,6 +229,30 @@ impl Harness {
         .await
     }
 
+    /// [`Harness::restart`] with these options (configuration, trusted
+    /// proxies); the gateway port and client certificates are kept.
+    #[allow(dead_code)]
+    pub async fn restart_with(mut self, o: HarnessOptions) -> Harness {
+        let port = self.node().gateway.addrs[0].port();
+        self.stop().await;
+        let dir = self.dir.clone();
+        let n = self
+            .client_pki
+            .as_ref()
+            .map(|p| p.clients.len())
+            .unwrap_or(0);
+        drop(self);
+        Self::start_in(
+            dir,
+            HarnessOptions {
+                gateway_port: port,
+                client_certs: n,
+                ..o
+            },
+        )
+        .await
+    }
+
     /// Stop this node, then make it look as if it had crashed (the running
     /// marker left behind), and start a new one on the same directory.
     pub async fn restart_unclean(mut self) -> Harness {

@@ -588,6 +588,7 @@ mod tests {
             risk: None,
             level: Some(level.into()),
             duration_us: Some(20_000),
+            client_cert: None,
         }
     }
 

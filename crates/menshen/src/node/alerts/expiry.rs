@@ -21,8 +21,11 @@
 //! remembers what it raised (seeded from the stored alerts at start) so a
 //! resolved notice is not raised again. 30 and 7 days are warnings, 1 day
 //! and expired are critical. Alerts go to the bank's operators through the
-//! alert delivery (webhooks, email). Apps have no registered notification
-//! URL in the model (only a `contact`), so apps are not notified directly.
+//! alert delivery (webhooks, email). The app that owns a certificate or key
+//! is told too, at its registered notification URL (应用方通知地址), with
+//! a signed notice `credential_expiry` per threshold ([`super::notify`]),
+//! kept in the store under the same key so it is sent once across
+//! restarts and nodes.
 //!
 //! The clock is injected ([`menshen_store::Clock`]) so tests can walk days.
 
@@ -37,6 +40,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::deliver::Outbox;
+use super::notify::Notifier;
+use menshen_model::notice::NewAppNotice;
 
 const DAY: i64 = 86_400;
 
@@ -244,6 +249,10 @@ pub struct Watch {
     /// Alert keys this watch raised or found stored.
     told: HashSet<String>,
     seeded: bool,
+    /// Notices to the owning apps, if any.
+    notifier: Option<std::sync::Arc<Notifier>>,
+    /// Notice keys created (or found) by this watch.
+    noticed: HashSet<String>,
 }
 
 impl Watch {
@@ -261,7 +270,15 @@ impl Watch {
             clock,
             told: HashSet::new(),
             seeded: false,
+            notifier: None,
+            noticed: HashSet::new(),
         }
+    }
+
+    /// Also tell the owning apps (MON-4, KEY-4), through `n`.
+    pub fn with_notifier(mut self, n: std::sync::Arc<Notifier>) -> Watch {
+        self.notifier = Some(n);
+        self
     }
 
     /// Everything watched, now.
@@ -313,6 +330,7 @@ impl Watch {
             let Some(a) = notice(&item, now, &self.cfg.days) else {
                 continue;
             };
+            self.notice_app(&item, &a, now).await;
             if self.told.contains(&a.key) {
                 continue;
             }
@@ -329,6 +347,52 @@ impl Watch {
             }
         }
         raised
+    }
+
+    /// The owning app's notice of `a` (once per key; only apps with a
+    /// notification URL get one).
+    async fn notice_app(&mut self, item: &Expiring, a: &NewAlert, now: i64) {
+        let (Some(n), Some(app_id)) = (&self.notifier, &item.app_id) else {
+            return;
+        };
+        if self.noticed.contains(&a.key) {
+            return;
+        }
+        let created_at = time::OffsetDateTime::from_unix_timestamp(now)
+            .ok()
+            .and_then(|t| {
+                t.format(&time::format_description::well_known::Rfc3339)
+                    .ok()
+            })
+            .unwrap_or_default();
+        let d = &a.details;
+        let left = d["seconds_left"].as_i64().unwrap_or(0);
+        n.notify(NewAppNotice {
+            key: a.key.clone(),
+            app_id: app_id.clone(),
+            kind: "credential_expiry".into(),
+            body: json!({
+                "type": "credential_expiry",
+                "app_id": app_id,
+                "created_at": created_at,
+                "credential": item.details,
+                "what": item.what,
+                "not_after": d["not_after"],
+                "threshold": d["threshold"],
+                "days_left": if left > 0 { (left + DAY - 1) / DAY } else { 0 },
+                "message": a.summary,
+            }),
+        })
+        .await;
+        // Created now or already stored: either way not asked again (an
+        // app without a URL is asked again at the next check).
+        if self.noticed.len() < 100_000 {
+            if let Ok(app) = self.cp.store.get_app(app_id).await {
+                if app.notify_url.is_some() {
+                    self.noticed.insert(a.key.clone());
+                }
+            }
+        }
     }
 
     /// Check at start and then every `check_every_hours`, until `stop`.

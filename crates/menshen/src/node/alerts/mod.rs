@@ -43,8 +43,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 pub mod baseline;
+pub mod cert_network;
 pub mod deliver;
 pub mod expiry;
+pub mod notify;
 
 /// `[alerts]` of the node's config.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -99,6 +101,14 @@ pub struct AlertsConfig {
     /// Learned baselines (MON-3), `[alerts.baseline]`.
     #[serde(default)]
     pub baseline: baseline::BaselineConfig,
+    /// Notices to apps at their notification URL (MON-4, KEY-4),
+    /// `[alerts.app_notice]`.
+    #[serde(default)]
+    pub app_notice: notify::AppNoticeConfig,
+    /// A client certificate used from a new network (KEY-4),
+    /// `[alerts.cert_network]`.
+    #[serde(default)]
+    pub cert_network: cert_network::CertNetworkConfig,
 }
 
 fn d_window() -> u64 {
@@ -155,6 +165,8 @@ impl Default for AlertsConfig {
             timeout_ms: d_timeout(),
             expiry: expiry::ExpiryConfig::default(),
             baseline: baseline::BaselineConfig::default(),
+            app_notice: notify::AppNoticeConfig::default(),
+            cert_network: cert_network::CertNetworkConfig::default(),
         })
     }
 }
@@ -182,6 +194,7 @@ impl AlertsConfig {
         }
         self.expiry.validate()?;
         self.baseline.validate()?;
+        self.app_notice.validate()?;
         for (i, w) in self.webhook.iter().enumerate() {
             w.validate()
                 .map_err(|e| anyhow::anyhow!("alerts.webhook[{i}].{e}"))?;
@@ -219,6 +232,8 @@ pub struct Signal {
     pub level: Option<String>,
     /// The call's duration, microseconds (MON-3).
     pub duration_us: Option<u64>,
+    /// The client certificate's fingerprint, if one was presented (KEY-4).
+    pub client_cert: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -247,6 +262,8 @@ struct RecordFields {
     level: Option<String>,
     #[serde(default)]
     duration_us: Option<u64>,
+    #[serde(default)]
+    client_cert: Option<String>,
 }
 
 impl Signal {
@@ -278,6 +295,7 @@ impl Signal {
             risk: None,
             level: k.level.clone(),
             duration_us: k.duration_us.and_then(|d| u64::try_from(d).ok()),
+            client_cert: k.client_cert.clone(),
         })
     }
 
@@ -307,6 +325,7 @@ impl Signal {
             risk: f.risk,
             level: f.level,
             duration_us: f.duration_us,
+            client_cert: f.client_cert,
         })
     }
 }
@@ -653,6 +672,16 @@ impl Engine {
         stop: tokio::sync::watch::Receiver<bool>,
     ) -> anyhow::Result<tokio::task::JoinHandle<()>> {
         let out = Arc::new(deliver::Outbox::start(&self.cfg, node_id)?);
+        // MON-4, KEY-4: notices to apps, and the certificate-network rule.
+        let notifier = notify::Notifier::new(cp.clone(), &self.cfg, out.clone())?;
+        let certs = cert_network::CertNetwork {
+            cfg: self.cfg.cert_network.clone(),
+            cp: cp.clone(),
+            out: out.clone(),
+            audit: audit.clone(),
+            notifier: Some(notifier.clone()),
+            notify_suspension: self.cfg.app_notice.suspension,
+        };
         let mut rx = self.rx.take().expect("started once");
         let mut rules = Rules::new(self.cfg.clone());
         // MON-3: the learned baselines, fed by the same signals.
@@ -662,7 +691,9 @@ impl Engine {
             Arc::new(baseline::SystemClock),
         )));
         let (cp2, out2, learner2) = (cp.clone(), out.clone(), learner.clone());
+        let notifier2 = notifier.clone();
         let mut tasks = vec![tokio::spawn(async move {
+            notifier2.resume_pending().await;
             // The stored model first: signals wait in the queue meanwhile.
             if enabled {
                 match cp2.store.load_baselines(None).await {
@@ -678,7 +709,15 @@ impl Engine {
             while let Some(s) = rx.recv().await {
                 let mut fired = rules.observe(&s);
                 if enabled {
-                    fired.extend(learner2.lock().await.observe(&s));
+                    let learned = learner2.lock().await.observe(&s);
+                    if s.client_cert.is_some() {
+                        for a in learned.iter().filter(|a| a.rule == "baseline_new_network") {
+                            if let Some(net) = a.details["network"].as_str() {
+                                certs.on_new_network(&s, net).await;
+                            }
+                        }
+                    }
+                    fired.extend(learned);
                 }
                 for a in fired {
                     raise(&cp2, &out2, a).await;
@@ -727,7 +766,8 @@ impl Engine {
                 self.cfg.expiry.clone(),
                 std::mem::take(&mut self.server_certs),
                 menshen_store::system_clock(),
-            );
+            )
+            .with_notifier(notifier.clone());
             tasks.push(tokio::spawn(watch.run(out.clone(), stop.clone())));
         }
         let every = Duration::from_millis(self.cfg.audit_check_ms);
@@ -881,6 +921,7 @@ mod tests {
             risk: None,
             level: None,
             duration_us: None,
+            client_cert: None,
         }
     }
 

@@ -1,0 +1,498 @@
+//! Notices to apps (MON-4, KEY-4): signed POSTs to an app's registered
+//! notification URL (应用方通知地址), off the request path.
+//!
+//! A notice is created in the store once per key ([`Notifier::notify`]:
+//! `expiry:credential:42:7d`, `suspended:<app>:<alert id>`), on whichever
+//! node gets there first, and only that node delivers it: in the
+//! background, through a bounded number of concurrent deliveries, retried
+//! with exponential back-off (the alert receivers' `retry_base_ms`,
+//! `retry_max_ms`, `max_attempts`, `timeout_ms`). Every attempt is counted
+//! in the store with its error; after the last one the notice is `failed`
+//! and the bank's operators get an alert `app_notice_failed` (warning). A
+//! notice still `pending` when a node stops is delivered again when a node
+//! starts ([`Notifier::resume_pending`]): delivery is at least once, and
+//! the receiver de-duplicates by the notice's `id`.
+//!
+//! # The signature
+//! The bank signs each POST with its response-signing key (the SM2 key the
+//! app already verifies responses with, published at
+//! `/.well-known/menshen/keys`), as an RFC 9421 request signature over
+//! `"@method" "@authority" "@path" "content-digest" "x-menshen-notice-id"`
+//! with `created`, `nonce`, `keyid` and `alg`; the body's `Content-Digest`
+//! is SM3. The app needs no new secret and no new code beyond what it uses
+//! for responses, and nobody but the bank can sign (no shared secret to
+//! leak on either side). See docs/protocol.md, "Notices to your app".
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use menshen_model::alert::{AlertSeverity, NewAlert};
+use menshen_model::notice::{AppNotice, NewAppNotice, NoticeState};
+use menshen_store::ControlPlane;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use super::deliver::Outbox;
+use super::AlertsConfig;
+
+/// The header naming the notice.
+pub const NOTICE_ID_HEADER: &str = "x-menshen-notice-id";
+
+/// The components the notice signature covers.
+pub fn notice_components() -> Vec<String> {
+    [
+        "@method",
+        "@authority",
+        "@path",
+        "content-digest",
+        NOTICE_ID_HEADER,
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect()
+}
+
+/// `[alerts.app_notice]`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AppNoticeConfig {
+    /// Send notices to apps that registered a notification URL (default true).
+    #[serde(default = "d_true")]
+    pub enabled: bool,
+    /// Accept (at registration) and deliver to plain `http://` URLs on a
+    /// loopback address: tests and demos only (default false: `https://`).
+    #[serde(default)]
+    pub allow_http_loopback: bool,
+    /// The CA certificates (PEM bundle) trusted for apps' `https://`
+    /// receivers (default: the system bundle
+    /// `/etc/ssl/certs/ca-certificates.crt`, if present).
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+    /// Also tell an app when the bank suspends it automatically
+    /// (`[alerts.cert_network] auto_suspend`; default true).
+    #[serde(default = "d_true")]
+    pub suspension: bool,
+    /// Deliveries in flight at once, across apps (default 16).
+    #[serde(default = "d_parallel")]
+    pub parallel: usize,
+}
+
+fn d_true() -> bool {
+    true
+}
+fn d_parallel() -> usize {
+    16
+}
+
+impl Default for AppNoticeConfig {
+    fn default() -> Self {
+        AppNoticeConfig {
+            enabled: true,
+            allow_http_loopback: false,
+            ca_file: None,
+            suspension: true,
+            parallel: d_parallel(),
+        }
+    }
+}
+
+impl AppNoticeConfig {
+    /// Check the settings, naming the field.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        if self.parallel == 0 || self.parallel > 1024 {
+            anyhow::bail!("alerts.app_notice.parallel: 1 to 1024");
+        }
+        Ok(())
+    }
+}
+
+/// The system CA bundle used when `ca_file` is not set.
+const SYSTEM_CA: &str = "/etc/ssl/certs/ca-certificates.crt";
+
+/// Sends notices to apps.
+pub struct Notifier {
+    cp: ControlPlane,
+    cfg: AlertsConfig,
+    http: menshen_sdk::HttpClient,
+    out: Arc<Outbox>,
+    slots: Arc<tokio::sync::Semaphore>,
+}
+
+impl Notifier {
+    /// A notifier using the alert settings' retries and `[alerts.app_notice]`.
+    pub fn new(
+        cp: ControlPlane,
+        cfg: &AlertsConfig,
+        out: Arc<Outbox>,
+    ) -> anyhow::Result<Arc<Notifier>> {
+        let n = &cfg.app_notice;
+        let ca = match &n.ca_file {
+            Some(f) => Some(std::fs::read(f).map_err(|e| {
+                anyhow::anyhow!(
+                    "alerts.app_notice.ca_file: cannot read {}: {e}",
+                    f.display()
+                )
+            })?),
+            None => std::fs::read(SYSTEM_CA).ok(),
+        };
+        let http = menshen_sdk::http_client(ca.as_deref())
+            .map_err(|e| anyhow::anyhow!("alerts.app_notice.ca_file: {e}"))?;
+        Ok(Arc::new(Notifier {
+            cp,
+            cfg: cfg.clone(),
+            http,
+            out,
+            slots: Arc::new(tokio::sync::Semaphore::new(n.parallel)),
+        }))
+    }
+
+    /// Whether notices of `kind` are sent at all.
+    pub fn enabled(&self) -> bool {
+        self.cfg.app_notice.enabled
+    }
+
+    /// Create the notice (once per key, across restarts and nodes) and, if
+    /// it is new, deliver it in the background. Returns the notice if this
+    /// call created it. Apps without a notification URL get nothing.
+    pub async fn notify(self: &Arc<Self>, n: NewAppNotice) -> Option<AppNotice> {
+        if !self.enabled() {
+            return None;
+        }
+        match self.cp.store.get_app(&n.app_id).await {
+            Ok(app) if app.notify_url.is_some() => {}
+            Ok(_) => return None,
+            Err(e) => {
+                tracing::warn!(error = %e, app_id = %n.app_id, "app notice: cannot read the app");
+                return None;
+            }
+        }
+        match self.cp.store.add_app_notice(&n).await {
+            Ok((notice, true)) => {
+                tracing::info!(id = notice.id, app_id = %notice.app_id, key = %notice.key, "app notice created");
+                self.spawn(notice.clone());
+                Some(notice)
+            }
+            Ok((_, false)) => None,
+            Err(e) => {
+                tracing::error!(error = %e, key = %n.key, "app notice could not be stored");
+                None
+            }
+        }
+    }
+
+    /// Deliver the notices left `pending` by an earlier run.
+    pub async fn resume_pending(self: &Arc<Self>) {
+        if !self.enabled() {
+            return;
+        }
+        match self
+            .cp
+            .store
+            .list_app_notices(None, Some(NoticeState::Pending))
+            .await
+        {
+            Ok(list) => {
+                for n in list.into_iter().rev() {
+                    self.spawn(n);
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "app notices: cannot list the pending ones"),
+        }
+    }
+
+    fn spawn(self: &Arc<Self>, n: AppNotice) {
+        let me = self.clone();
+        tokio::spawn(async move {
+            let Ok(_slot) = me.slots.clone().acquire_owned().await else {
+                return;
+            };
+            me.deliver(n).await;
+        });
+    }
+
+    /// Attempts with back-off until delivered or `max_attempts` is reached.
+    async fn deliver(&self, n: AppNotice) {
+        let timeout = Duration::from_millis(self.cfg.timeout_ms);
+        let mut wait = Duration::from_millis(self.cfg.retry_base_ms);
+        let max = self.cfg.max_attempts.max(1) as i64;
+        let mut attempt = n.attempts;
+        loop {
+            attempt += 1;
+            let (url, result) = match self.attempt(&n, timeout).await {
+                Ok(url) => (url, Ok(())),
+                Err((url, e)) => (url, Err(e)),
+            };
+            match result {
+                Ok(()) => {
+                    tracing::info!(id = n.id, app_id = %n.app_id, attempt, "app notice delivered");
+                    self.record(n.id, NoticeState::Delivered, None).await;
+                    return;
+                }
+                Err(e) if attempt < max => {
+                    tracing::warn!(id = n.id, app_id = %n.app_id, attempt, error = %e, retry_in_ms = wait.as_millis() as u64, "app notice not delivered; retrying");
+                    self.record(n.id, NoticeState::Pending, Some(&e)).await;
+                    tokio::time::sleep(wait).await;
+                    wait = (wait * 2).min(Duration::from_millis(self.cfg.retry_max_ms));
+                }
+                Err(e) => {
+                    tracing::error!(id = n.id, app_id = %n.app_id, attempts = attempt, error = %e, "app notice not delivered: giving up");
+                    self.record(n.id, NoticeState::Failed, Some(&e)).await;
+                    super::raise(
+                        &self.cp,
+                        &self.out,
+                        NewAlert {
+                            rule: "app_notice_failed".into(),
+                            key: format!("app_notice_failed:{}", n.id),
+                            severity: AlertSeverity::Warning,
+                            summary: format!(
+                                "notice {} ({}) to App_ID {} could not be delivered after {attempt} attempts: {e}",
+                                n.id, n.kind, n.app_id
+                            ),
+                            details: json!({"notice_id": n.id, "app_id": n.app_id, "kind": n.kind,
+                                "key": n.key, "url": url, "attempts": attempt, "error": e}),
+                        },
+                    )
+                    .await;
+                    return;
+                }
+            }
+        }
+    }
+
+    async fn record(&self, id: i64, state: NoticeState, error: Option<&str>) {
+        if let Err(e) = self
+            .cp
+            .store
+            .record_app_notice_attempt(id, state, error)
+            .await
+        {
+            tracing::error!(error = %e, id, "app notice state could not be stored");
+        }
+    }
+
+    /// One POST; the URL used (for the operators' alert), or the error.
+    async fn attempt(
+        &self,
+        n: &AppNotice,
+        timeout: Duration,
+    ) -> Result<Option<String>, (Option<String>, String)> {
+        let app = self
+            .cp
+            .store
+            .get_app(&n.app_id)
+            .await
+            .map_err(|e| (None, format!("cannot read the app: {e}")))?;
+        let Some(url) = app.notify_url else {
+            return Err((None, "the app has no notification URL any more".into()));
+        };
+        let fail = |e: String| (Some(url.clone()), e);
+        let kind = menshen_model::check_notify_url(&url).map_err(|e| fail(e.to_string()))?;
+        if kind.plain_http && !self.cfg.app_notice.allow_http_loopback {
+            return Err(fail(
+                "plain http:// is not allowed (alerts.app_notice.allow_http_loopback)".into(),
+            ));
+        }
+        let key = self
+            .cp
+            .store
+            .list_bank_keys()
+            .await
+            .map_err(|e| fail(format!("bank keys: {e}")))?
+            .into_iter()
+            .filter(|k| {
+                k.purpose == menshen_store::control::purpose::RESPONSE_SIGNING && !k.retired
+            })
+            .max_by(|a, b| a.created_at.cmp(&b.created_at))
+            .ok_or_else(|| fail("no response-signing key".into()))?;
+        let signer = self
+            .cp
+            .open_bank_key(&key)
+            .ok_or_else(|| fail("the response-signing key does not open".into()))?;
+        let req = signed_request(n, &url, &key.key_id, &signer, menshen_store::now_unix())
+            .map_err(fail)?;
+        let r = tokio::time::timeout(timeout, menshen_sdk::send(&self.http, req))
+            .await
+            .map_err(|_| fail("timed out".into()))?
+            .map_err(|e| fail(e.to_string()))?;
+        if (200..300).contains(&r.status) {
+            Ok(Some(url))
+        } else {
+            Err(fail(format!("answered {}", r.status)))
+        }
+    }
+}
+
+/// The JSON body of notice `n` as sent: its stored body with `id`.
+pub fn wire_body(n: &AppNotice) -> Vec<u8> {
+    let mut body = json!({ "id": format!("notice-{}", n.id) });
+    if let (Some(b), Some(stored)) = (body.as_object_mut(), n.body.as_object()) {
+        for (k, v) in stored {
+            b.insert(k.clone(), v.clone());
+        }
+    }
+    serde_json::to_vec(&body).unwrap_or_default()
+}
+
+/// The signed POST of notice `n` to `url` (see the module doc).
+pub fn signed_request(
+    n: &AppNotice,
+    url: &str,
+    key_id: &str,
+    key: &menshen_crypto::PrivateKey,
+    now: i64,
+) -> Result<http::Request<Bytes>, String> {
+    let uri: http::Uri = url.parse().map_err(|e| format!("notify_url: {e}"))?;
+    let authority = uri
+        .authority()
+        .map(|a| a.as_str().to_string())
+        .ok_or("notify_url: no host")?;
+    let path = uri.path().to_string();
+    let body = wire_body(n);
+    let digest = menshen_protocol::content_digest(menshen_crypto::DigestAlg::Sm3, &body);
+    let id = format!("notice-{}", n.id);
+    let view = menshen_protocol::signature::RequestView {
+        method: "POST".into(),
+        authority,
+        scheme: uri.scheme_str().unwrap_or("https").into(),
+        path,
+        query: uri.query().map(str::to_string),
+        headers: vec![
+            ("content-digest".into(), digest.clone()),
+            (NOTICE_ID_HEADER.into(), id.clone()),
+        ],
+    };
+    let params = menshen_protocol::signature::SignatureParams {
+        components: notice_components(),
+        created: now,
+        expires: None,
+        nonce: menshen_crypto::random_token(16),
+        keyid: key_id.to_string(),
+        alg: key.alg().name().to_string(),
+    };
+    let (si, sig) =
+        menshen_protocol::sign_with_key(key, &params, &view, None).map_err(|e| e.to_string())?;
+    http::Request::builder()
+        .method("POST")
+        .uri(uri)
+        .header("content-type", "application/json")
+        .header("content-digest", digest)
+        .header(NOTICE_ID_HEADER, id)
+        .header("signature-input", si)
+        .header("signature", sig)
+        .body(Bytes::from(body))
+        .map_err(|e| e.to_string())
+}
+
+/// Check a notice as an app's receiver does: the body against its
+/// `Content-Digest`, the covered components, and the signature with the
+/// bank's public key. `authority` and `path` are those of the URL the app
+/// registered (as the bank addressed it).
+pub fn verify_notice(
+    pk: &menshen_crypto::PublicKey,
+    authority: &str,
+    path: &str,
+    headers: &[(String, String)],
+    body: &[u8],
+) -> Result<(), String> {
+    let h = |name: &str| {
+        menshen_protocol::signature::combined_header(headers, name)
+            .ok_or_else(|| format!("no {name} header"))
+    };
+    menshen_protocol::verify_content_digest(&h("content-digest")?, body)
+        .map_err(|e| e.to_string())?;
+    let parsed = menshen_protocol::signature::ParsedSignature::parse_general(
+        &h("signature-input")?,
+        &h("signature")?,
+    )
+    .map_err(|e| e.to_string())?;
+    for c in notice_components() {
+        if !parsed.params.components.contains(&c) {
+            return Err(format!("the signature does not cover {c}"));
+        }
+    }
+    let view = menshen_protocol::signature::RequestView {
+        method: "POST".into(),
+        authority: authority.into(),
+        scheme: "https".into(),
+        path: path.into(),
+        query: None,
+        headers: headers.to_vec(),
+    };
+    match menshen_protocol::verify_with_key(pk, &parsed, &view, None) {
+        Ok(true) => Ok(()),
+        Ok(false) => Err("the signature does not verify".into()),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mon_4_notice_signature_verifies_and_any_change_breaks_it() {
+        let (key, _) =
+            menshen_crypto::PrivateKey::generate(menshen_crypto::SigAlg::Sm2Sm3).unwrap();
+        let n = AppNotice {
+            id: 7,
+            key: "expiry:credential:1:7d".into(),
+            app_id: "app_1".into(),
+            kind: "credential_expiry".into(),
+            body: json!({"type": "credential_expiry", "app_id": "app_1", "threshold": "7d"}),
+            state: NoticeState::Pending,
+            attempts: 0,
+            last_error: None,
+            created_at: "t".into(),
+            updated_at: "t".into(),
+        };
+        let req = signed_request(
+            &n,
+            "https://app.example:8443/hooks/menshen",
+            "bank-sig-1",
+            &key,
+            1_700_000_000,
+        )
+        .unwrap();
+        let headers: Vec<(String, String)> = req
+            .headers()
+            .iter()
+            .map(|(k, v)| (k.as_str().to_string(), v.to_str().unwrap().to_string()))
+            .collect();
+        let body = req.body().to_vec();
+        let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(v["id"], "notice-7");
+        assert_eq!(v["threshold"], "7d");
+        let pk = key.public_key();
+        verify_notice(pk, "app.example:8443", "/hooks/menshen", &headers, &body).unwrap();
+        let mut tampered = body.clone();
+        tampered[3] ^= 1;
+        assert!(verify_notice(
+            pk,
+            "app.example:8443",
+            "/hooks/menshen",
+            &headers,
+            &tampered
+        )
+        .is_err());
+        assert!(verify_notice(pk, "other.example", "/hooks/menshen", &headers, &body).is_err());
+        let mut other_id = headers.clone();
+        for (k, v) in other_id.iter_mut() {
+            if k == NOTICE_ID_HEADER {
+                *v = "notice-8".into();
+            }
+        }
+        assert!(verify_notice(pk, "app.example:8443", "/hooks/menshen", &other_id, &body).is_err());
+        let (other, _) =
+            menshen_crypto::PrivateKey::generate(menshen_crypto::SigAlg::Sm2Sm3).unwrap();
+        assert!(verify_notice(
+            other.public_key(),
+            "app.example:8443",
+            "/hooks/menshen",
+            &headers,
+            &body
+        )
+        .is_err());
+    }
+}
