@@ -15,6 +15,7 @@
 )]
 
 mod alerts;
+pub mod audit;
 mod blacklist;
 mod customers;
 mod error;
@@ -97,6 +98,9 @@ pub struct AdminState {
     pub allow_http_notify_url: bool,
     /// `/v1/stats/...` answer 404 and `/readyz` 503.
     pub monitor: Option<monitor::Monitor>,
+    /// This node's id and how to reach other nodes' admin APIs, for the
+    /// bodies of their audit records (issue 12 item 8).
+    pub audit_node: audit::AuditNode,
 }
 
 /// Hash of an admin token as stored.
@@ -505,8 +509,9 @@ pub fn router(state: AdminState) -> Router {
             post(require_client_cert),
         )
         .route("/bank-keys", get(list_bank_keys))
-        .route("/audit", get(search_audit))
-        .route("/audit/checkpoint", get(latest_checkpoint))
+        .route("/audit", get(audit::search_audit))
+        .route("/audit/records", get(audit::records))
+        .route("/audit/checkpoint", get(audit::latest_checkpoint))
         .route("/apis", get(list_apis).post(create_api))
         .route("/apis/{api_id}", get(get_api))
         .route("/apis/{api_id}/lifecycle", post(set_lifecycle))

@@ -45,12 +45,28 @@ pub fn list_segments(dir: &Path) -> std::io::Result<Vec<(u64, PathBuf)>> {
     Ok(found.into_iter().collect())
 }
 
-/// The node id a log's segment files carry (issue 12 item 8): `Ok(None)`
-/// for an empty log or one written without node ids; an error when its
-/// segments name several nodes.
+/// The node id of a log (issue 12 item 8): the one its segment files'
+/// names carry, else its last line's; `Ok(None)` for an empty log or one
+/// written without node ids; an error when its segments name several nodes.
 pub fn log_node(dir: &Path) -> Result<Option<String>, VerifyError> {
     let segs = list_segments(dir).map_err(|e| err(dir.display().to_string(), e.to_string()))?;
-    crate::writer::open::log_node(&segs).map_err(|p| err(dir.display().to_string(), p))
+    let named =
+        crate::writer::open::log_node(&segs).map_err(|p| err(dir.display().to_string(), p))?;
+    if named.is_some() {
+        return Ok(named);
+    }
+    // No segment named yet: the node id the last line carries, if any (the
+    // segment active when a log written before node ids went on under one).
+    for (_, p) in segs.iter().rev() {
+        if !std::fs::metadata(p).is_ok_and(|m| m.is_file()) {
+            continue;
+        }
+        let text = read_segment(p).map_err(|e| err(p.display().to_string(), e.to_string()))?;
+        if let Some(last) = text.lines().last() {
+            return Ok(parse_line(last).and_then(|l| l.node.map(str::to_string)));
+        }
+    }
+    Ok(None)
 }
 
 /// What a successful verification saw.
@@ -118,9 +134,12 @@ pub fn verify_dir(
         .collect();
 
     let segments = list_segments(dir).map_err(|e| err(dir.display().to_string(), e.to_string()))?;
-    let node =
+    let names_node =
         crate::writer::open::log_node(&segments).map_err(|p| err(dir.display().to_string(), p))?;
     let mut named_seen = false;
+    // The node of the chain's lines: once a line carries one, every later
+    // line carries the same.
+    let mut chain_node: Option<String> = None;
     let total = segments.len();
     let mut expected_seq = 1u64;
     let mut prev = GENESIS.to_string();
@@ -144,9 +163,10 @@ pub fn verify_dir(
             )
         })?;
         let base = name.trim_end_matches(".zst");
-        // A node's chain: every line carries the node id of its segment's
-        // name; segments without one (written before node ids) only come
-        // before the named ones.
+        // A node's chain: every line of a named segment carries the node id
+        // of its name; segments without one (written before node ids) only
+        // come before the named ones, and may end in lines with a node id
+        // (the segment active when the node id came).
         let seg_node = segment_node(&name);
         if seg_node.is_some() {
             named_seen = true;
@@ -166,7 +186,7 @@ pub fn verify_dir(
                     format!("seq {}: hash mismatch: the record was altered", pl.seq),
                 ));
             }
-            if pl.node != seg_node {
+            if seg_node.is_some() && pl.node != seg_node {
                 return Err(err(
                     &place,
                     format!(
@@ -176,6 +196,22 @@ pub fn verify_dir(
                         seg_node.unwrap_or("(none)")
                     ),
                 ));
+            }
+            match (&chain_node, pl.node) {
+                (Some(c), Some(n)) if c != n => {
+                    return Err(err(
+                        &place,
+                        format!("seq {}: written by node {n} in node {c}'s chain: a record was moved between nodes' logs", pl.seq),
+                    ))
+                }
+                (Some(c), None) => {
+                    return Err(err(
+                        &place,
+                        format!("seq {}: a line without node id in node {c}'s chain", pl.seq),
+                    ))
+                }
+                (None, Some(n)) => chain_node = Some(n.to_string()),
+                _ => {}
             }
             if pl.seq != expected_seq {
                 return Err(err(
@@ -217,7 +253,7 @@ pub fn verify_dir(
         ));
     }
     Ok(Report {
-        node,
+        node: names_node.or(chain_node),
         segments: total,
         records: last,
         checkpoints: cps.len(),

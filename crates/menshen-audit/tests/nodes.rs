@@ -186,3 +186,49 @@ async fn aud_3_a_log_without_node_ids_still_verifies_and_goes_on_under_one() {
     }
     assert!(verify_dir(&dir, std::slice::from_ref(&pk), |_, _| {}).is_ok());
 }
+
+/// The segment active when a log written before node ids is opened with one
+/// keeps its name; its lines from then on carry the node id, which the log
+/// keeps (also opened again without one) and verification holds it to.
+#[tokio::test]
+async fn aud_3_the_active_segment_goes_on_under_the_node_id_until_it_rotates() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("audit");
+    let (key, pem) = PrivateKey::generate(SigAlg::Sm2Sm3).unwrap();
+    let pk = key.public_key().clone();
+    let log = open(&dir, None, pem.as_str()).unwrap();
+    write(&log, 0, 3).await;
+    drop(log);
+    common::settle(&dir, true);
+    let log = open(&dir, Some("0a1b2c3d"), pem.as_str()).unwrap();
+    write(&log, 3, 2).await;
+    drop(log);
+    common::settle(&dir, true);
+    assert_eq!(names(&dir), ["seg-00000001.jsonl"]);
+    assert_eq!(
+        menshen_audit::verify::log_node(&dir).unwrap().as_deref(),
+        Some("0a1b2c3d")
+    );
+    let log = open(&dir, None, pem.as_str()).unwrap();
+    write(&log, 5, 1).await;
+    drop(log);
+    common::settle(&dir, true);
+    let rep = verify_dir(&dir, std::slice::from_ref(&pk), |_, _| {}).unwrap();
+    assert_eq!((rep.node.as_deref(), rep.records), (Some("0a1b2c3d"), 6));
+    assert_eq!(read_back(&dir).len(), 6);
+    assert!(matches!(
+        open(&dir, Some("0a1b2c3e"), pem.as_str()),
+        Err(AuditError::OtherNode { .. })
+    ));
+    // A line without node id after lines with one: refused.
+    let seg = list_segments(&dir).unwrap()[0].1.clone();
+    let text = std::fs::read_to_string(&seg).unwrap();
+    let last = text.lines().last().unwrap();
+    let pl = menshen_audit::chain::parse_line(last).unwrap();
+    let (forged, _) = menshen_audit::chain::make_line(pl.seq + 1, pl.hash, br#"{"kind":"access"}"#);
+    let mut t = text.clone();
+    t.push_str(std::str::from_utf8(&forged).unwrap());
+    std::fs::write(&seg, t).unwrap();
+    let e = verify_dir(&dir, std::slice::from_ref(&pk), |_, _| {}).unwrap_err();
+    assert!(e.problem.contains("without node id"), "{e}");
+}

@@ -162,6 +162,10 @@ pub struct AuditRow {
     pub code: Option<String>,
     /// Duration of the call, microseconds.
     pub duration_us: Option<i64>,
+    /// The node whose hash chain (and segment files) holds the record
+    /// (issue 12 item 8); `None` for a record indexed before node ids.
+    #[serde(default)]
+    pub node: Option<String>,
 }
 
 /// An audit search.
@@ -183,6 +187,9 @@ pub struct AuditQuery {
     pub to: Option<String>,
     /// `access` or `admin`.
     pub kind: Option<String>,
+    /// Only the records of this node's chain (issue 12 item 8).
+    #[serde(default)]
+    pub node: Option<String>,
     /// At most this many (1-1000), newest first.
     #[serde(default = "default_limit")]
     pub limit: u32,
@@ -287,6 +294,12 @@ pub trait Store: Send + Sync + 'static {
     async fn audit_index_watermark(&self) -> Result<Option<AuditRow>, StoreError>;
     /// The latest checkpoint (last seq, checkpoint JSON).
     async fn latest_audit_checkpoint(&self) -> Result<Option<(u64, String)>, StoreError>;
+    /// Record (or update) where node `node`'s admin API is reached (issue 12
+    /// item 8): a record's body lives only in its node's segment files, so
+    /// another node's admin API fetches it from there.
+    async fn register_node(&self, node: &str, admin_url: &str) -> Result<(), StoreError>;
+    /// The admin API URL node `node` registered, if any.
+    async fn node_admin_url(&self, node: &str) -> Result<Option<String>, StoreError>;
 
     /// Insert an API, assigning the next U_API_ID sequence number for its
     /// institution, type and category (never reusing a cancelled code), in one

@@ -463,6 +463,9 @@ fn row(seq: u64, time_ms: i64, app: &str, result: &str) -> menshen_store::AuditR
         status: Some(200),
         code: None,
         duration_us: Some(1000),
+        // The PostgreSQL store indexes under its own node (setup's); the
+        // SQLite index keeps the row's.
+        node: Some("0a1b2c3d".into()),
     }
 }
 
@@ -488,7 +491,15 @@ async fn aud_6_index_search_by_fields_and_time_and_bad_times_name_the_field(b: B
     };
     let seqs = |r: Vec<menshen_store::AuditRow>| r.iter().map(|r| r.seq).collect::<Vec<_>>();
     let all = cp.store.search_audit(&q(|_| {})).await.unwrap();
+    // Each row names the node whose chain holds it (issue 12 item 8).
+    assert!(all.iter().all(|r| r.node.as_deref() == Some("0a1b2c3d")));
     assert_eq!(seqs(all), [3, 2, 1]);
+    let other_node = cp
+        .store
+        .search_audit(&q(|q| q.node = Some("0a1b2c3e".into())))
+        .await
+        .unwrap();
+    assert!(other_node.is_empty());
     let by_app = cp
         .store
         .search_audit(&q(|q| q.app_id = Some("a".into())))
@@ -1058,6 +1069,33 @@ async fn mon_3_baselines_saved_replaced_and_loaded_per_app(b: Backend) {
     assert_eq!(cp.store.load_baselines(None).await.unwrap().len(), 3);
 }
 
+/// The node registry (issue 12 item 8): a node's admin API URL, where
+/// another node fetches the bodies of the records in its segment files;
+/// registering again replaces it.
+async fn dep_2_nodes_register_their_admin_url(b: Backend) {
+    let Some((_d, cp)) = setup(b).await else {
+        return;
+    };
+    assert_eq!(cp.store.node_admin_url("0a1b2c3e").await.unwrap(), None);
+    cp.store
+        .register_node("0a1b2c3e", "http://127.0.0.1:9081")
+        .await
+        .unwrap();
+    cp.store
+        .register_node("0a1b2c3e", "https://node2.bank.example:9080")
+        .await
+        .unwrap();
+    assert_eq!(
+        cp.store
+            .node_admin_url("0a1b2c3e")
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("https://node2.bank.example:9080")
+    );
+    assert_eq!(cp.store.node_admin_url("0a1b2c3d").await.unwrap(), None);
+}
+
 /// MON-4, KEY-4: an app's notification URL is set and cleared; a notice
 /// is added once per key (a second add returns the first), its attempts
 /// counted with the state and last error, listed per app and state.
@@ -1167,6 +1205,7 @@ suite!(
     trf_1_limit_rules_validated_dumped_removed_and_versions_bump,
     lvl_2_two_level_profile_refuses_a3_and_keeps_a2,
     aud_6_index_search_by_fields_and_time_and_bad_times_name_the_field,
+    dep_2_nodes_register_their_admin_url,
     auth_1_key_4_concurrent_certificate_binds_leave_one_binding,
     usr_1_customer_password_hashed_totp_sealed_and_duplicates_refused,
     usr_7_lockout_after_n_failures_and_cleared_by_success,

@@ -345,6 +345,16 @@ pub struct AdminSection {
     /// opens `/metrics` only; an admin token opens it too.
     #[serde(default)]
     pub metrics_token_sha256: Option<String>,
+    /// The URL other nodes reach this admin API at (issue 12 item 8: a
+    /// search on any node shows the bodies of this node's audit records by
+    /// fetching them from here). Default: `http(s)://` and the bound
+    /// `listen` address (not usable when it is 0.0.0.0 or [::]).
+    #[serde(default)]
+    pub advertise_url: Option<String>,
+    /// CA certificate (PEM) that signed the other nodes' admin API
+    /// certificates, for fetching their audit records over https.
+    #[serde(default)]
+    pub peer_ca_file: Option<PathBuf>,
 }
 
 impl Default for AdminSection {
@@ -357,6 +367,8 @@ impl Default for AdminSection {
             header_read_timeout_ms: default_admin_header_ms(),
             idle_timeout_ms: default_admin_idle_ms(),
             metrics_token_sha256: None,
+            advertise_url: None,
+            peer_ca_file: None,
         }
     }
 }
@@ -483,6 +495,9 @@ impl Config {
         if let Some(p) = c.gateway.upstream_ca.as_mut() {
             abs(p);
         }
+        if let Some(p) = c.admin.peer_ca_file.as_mut() {
+            abs(p);
+        }
         if let Some(t) = c.admin.tls.as_mut() {
             abs(&mut t.cert);
             abs(&mut t.key);
@@ -529,6 +544,11 @@ impl Config {
             bail!("admin.header_read_timeout_ms / admin.idle_timeout_ms: must be > 0 (defaults 10000 and 60000)");
         }
         self.admin.check_exposure()?;
+        if let Some(u) = &self.admin.advertise_url {
+            if !(u.starts_with("http://") || u.starts_with("https://")) {
+                bail!("admin.advertise_url: must start with http:// or https:// (e.g. \"https://node1.bank.example:9080\"): the URL other nodes reach this admin API at");
+            }
+        }
         self.alerts.validate()?;
         if self.audit.queue < 16 {
             bail!("audit.queue: must be at least 16");

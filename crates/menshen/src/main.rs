@@ -140,8 +140,8 @@ async fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Call(a) => return cli::call(a).await,
         Command::Authorize(a) => return cli::authorize(a).await,
         Command::Audit { cmd } => match cmd {
-            cli::AuditCmd::Verify { dir, public_keys } => {
-                return cli::audit_verify(&dir, &public_keys)
+            cli::AuditCmd::Verify { dirs, public_keys } => {
+                return cli::audit_verify(&dirs, &public_keys)
             }
             cli::AuditCmd::Search {
                 txn_id,
@@ -152,6 +152,7 @@ async fn run(cli: Cli) -> anyhow::Result<i32> {
                 from,
                 to,
                 kind,
+                node,
                 limit,
                 conn,
             } => {
@@ -164,6 +165,7 @@ async fn run(cli: Cli) -> anyhow::Result<i32> {
                         ("result", result),
                         ("from", from),
                         ("to", to),
+                        ("node", node),
                         ("kind", kind),
                     ],
                     limit,

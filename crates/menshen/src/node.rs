@@ -21,6 +21,7 @@ pub mod cluster_stats;
 pub mod files;
 mod index_sink;
 pub mod otlp;
+mod peers;
 
 use index_sink::IndexSink;
 
@@ -174,10 +175,14 @@ impl Node {
                 .open_bank_key(audit_key)
                 .context("keystore: the audit key does not open with this master key")?,
         };
-        let audit_cfg = audit_config(&cfg);
+        let mut audit_cfg = audit_config(&cfg);
         files::create_private_dir(&audit_cfg.dir)
             .with_context(|| format!("data_dir: cannot create {}", audit_cfg.dir.display()))?;
-        let index = IndexSink::start(cp.clone(), audit_cfg.dir.clone());
+        // Issue 12 item 8: the node id of the audit chain (segment names and
+        // lines) and of the transaction serial numbers.
+        let (gateway_node, audit_node) = peers::resolve_node_id(&cfg, &audit_cfg.dir)?;
+        audit_cfg.node_id = audit_node.clone();
+        let index = IndexSink::start(cp.clone(), audit_cfg.dir.clone(), audit_node.clone());
         // MON-2: every committed access record is also a signal for the
         // alert rules (a bounded queue, never waited on).
         let mut server_certs = vec![(
@@ -230,7 +235,7 @@ impl Node {
             hot.clone(),
             audit.clone(),
             menshen_gateway::server::StartOptions {
-                node_id: cfg.node_id.clone(),
+                node_id: gateway_node,
                 replay_not_before,
                 fd_limit: menshen_gateway::server::open_file_limit(),
                 authorizer: Some(authorizer.clone()),
@@ -427,7 +432,25 @@ impl Node {
                     })
                 })
             }),
+            audit_node: menshen_admin::audit::AuditNode {
+                node_id: audit_node.clone(),
+                fetch: Some(peers::peer_fetch(&cfg)?),
+            },
         });
+        // Issue 12 item 8: where other nodes fetch this node's audit records.
+        if let Some(node) = &audit_node {
+            match peers::advertise_url(&cfg, admin_addr) {
+                Some(url) => {
+                    if let Err(e) = cp.store.register_node(node, &url).await {
+                        tracing::error!(error = %e, "cannot register this node's admin API URL: other nodes' searches show its audit records without bodies until the next start");
+                    }
+                }
+                None => tracing::warn!(
+                    listen = %admin_addr,
+                    "admin.listen is an unspecified address: set admin.advertise_url so that other nodes can show this node's audit records"
+                ),
+            }
+        }
         let opts = menshen_admin::serve::ServeOptions {
             tls: admin_tls,
             header_read_timeout: std::time::Duration::from_millis(cfg.admin.header_read_timeout_ms),

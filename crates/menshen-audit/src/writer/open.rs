@@ -63,10 +63,7 @@ impl State {
         // Segments, plain or compressed, here or archived; the newest last.
         let segs = crate::verify::list_segments(&dir).map_err(io(&dir))?;
         let newest = segs.last().cloned();
-        // Whose chain this is (issue 12 item 8): the node id its segment
-        // names carry. One node's directory only; a log without node ids
-        // (written before them) is continued by whichever node opens it.
-        let found = log_node(&segs).map_err(|reason| AuditError::Damaged {
+        let names_node = log_node(&segs).map_err(|reason| AuditError::Damaged {
             path: dir.display().to_string(),
             reason,
         })?;
@@ -78,22 +75,12 @@ impl State {
                 });
             }
         }
-        let node = match (&cfg.node_id, found) {
-            (Some(c), Some(f)) if *c != f => {
-                return Err(AuditError::OtherNode {
-                    path: dir.display().to_string(),
-                    found: f,
-                    configured: c.clone(),
-                })
-            }
-            (Some(c), _) => Some(c.clone()),
-            (None, f) => f,
-        };
         // The last record: in the newest segment that holds one. A rotation
         // creates the next segment empty, so a stop right after it leaves an
         // empty newest segment; the chain then continues from the one before.
         let (mut seq, mut prev) = (0u64, GENESIS.to_string());
         let mut last_segment = String::new();
+        let mut last_node: Option<String> = None;
         for (i, (_, p)) in segs.iter().enumerate().rev() {
             let regular = std::fs::metadata(p).map(|m| m.is_file()).unwrap_or(false);
             let text = if !regular {
@@ -115,6 +102,7 @@ impl State {
                 })?;
                 seq = pl.seq;
                 prev = pl.hash.to_string();
+                last_node = pl.node.map(str::to_string);
                 last_segment = p
                     .file_name()
                     .and_then(|n| n.to_str())
@@ -124,22 +112,34 @@ impl State {
                 break;
             }
         }
+        // Whose chain this is (issue 12 item 8): the node id its segment
+        // names carry, else its last line (a log written before node ids
+        // whose active segment went on under one keeps its name until it
+        // rotates). One node's directory only; a log without node ids is
+        // continued by whichever node opens it.
+        let node = match (&cfg.node_id, names_node.or(last_node)) {
+            (Some(c), Some(f)) if *c != f => {
+                return Err(AuditError::OtherNode {
+                    path: dir.display().to_string(),
+                    found: f,
+                    configured: c.clone(),
+                })
+            }
+            (Some(c), _) => Some(c.clone()),
+            (None, f) => f,
+        };
+        // The newest segment, if plain and here, stays active under its
+        // own name (also one without node id: lines from now on carry it,
+        // and the next segment is named with it).
         let (seg_no, reopen) = match &newest {
-            None => (1, false),
+            None => (1, None),
             Some((n, p)) => {
                 let plain = p.extension().is_some_and(|e| e == "jsonl")
                     && p.parent() == Some(seg_dir.as_path());
-                // A log without node ids opened with one: the chain goes on
-                // in a new segment named with it (a segment's lines all
-                // carry the node id of its name, or none).
-                let renamed = node.is_some()
-                    && p.file_name()
-                        .and_then(|f| f.to_str())
-                        .is_some_and(|f| segment_node(f).is_none());
-                if plain && !renamed {
-                    (*n, true)
+                if plain {
+                    (*n, Some(p.clone()))
                 } else {
-                    (*n + 1, false)
+                    (*n + 1, None)
                 }
             }
         };
@@ -156,11 +156,13 @@ impl State {
                 }
             }
         }
-        let seg_path = seg_dir.join(node_segment_name(node.as_deref(), seg_no));
+        let seg_path = reopen
+            .clone()
+            .unwrap_or_else(|| seg_dir.join(node_segment_name(node.as_deref(), seg_no)));
         let seg_file = open_active(&seg_path)?;
         // After repair_tail the file holds complete lines only (no zeros).
         let seg_size = seg_file.metadata().map_err(io(&seg_path))?.len();
-        if !reopen {
+        if reopen.is_none() {
             sync_dir(&seg_dir);
         }
         let cp_path = dir.join("checkpoints.jsonl");

@@ -119,7 +119,15 @@ impl State {
         };
         // Never seal records that are not on disk.
         self.sync()?;
-        let cp = self.checkpoint(node_segment_name(self.node.as_deref(), self.seg_no), first)?;
+        // The active file's own name (one written before node ids keeps
+        // its name until it rotates).
+        let name = self
+            .seg_path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or_default()
+            .to_string();
+        let cp = self.checkpoint(name, first)?;
         self.unsealed_from = None;
         self.last_seal = Instant::now();
         Ok(Some(cp))

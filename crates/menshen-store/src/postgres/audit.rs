@@ -5,7 +5,7 @@
 
 use tokio_postgres::{Client, GenericClient};
 
-use super::rows::{self, AUDIT_COLUMNS};
+use super::rows::{self, AUDIT_COLUMNS, AUDIT_SELECT};
 use crate::{AuditQuery, AuditRow, StoreError};
 
 /// Index `rows` of node `node` (one statement for the whole batch), keep
@@ -81,7 +81,7 @@ pub(super) async fn search<C: GenericClient>(
 ) -> Result<Vec<AuditRow>, StoreError> {
     // Only the filters given, so the planner can use the index of the most
     // selective one.
-    let mut sql = format!("SELECT {AUDIT_COLUMNS} FROM audit_index WHERE TRUE");
+    let mut sql = format!("SELECT {AUDIT_SELECT} FROM audit_index WHERE TRUE");
     let mut text: Vec<&str> = Vec::new();
     let mut ints: Vec<i64> = Vec::new();
     let mut conds: Vec<(String, bool)> = Vec::new();
@@ -92,6 +92,7 @@ pub(super) async fn search<C: GenericClient>(
         ("user_id", &q.user_id),
         ("result", &q.result),
         ("kind", &q.kind),
+        ("node", &q.node),
     ] {
         if let Some(v) = v {
             text.push(v);
@@ -134,7 +135,7 @@ pub(super) async fn watermark<C: GenericClient>(
 ) -> Result<Option<AuditRow>, StoreError> {
     c.query_opt(
         &format!(
-            "SELECT {AUDIT_COLUMNS} FROM audit_index WHERE node = $1
+            "SELECT {AUDIT_SELECT} FROM audit_index WHERE node = $1
                AND seq = (SELECT indexed_through FROM audit_watermark WHERE node = $1)"
         ),
         &[&node],
@@ -155,6 +156,34 @@ pub(super) async fn latest_checkpoint<C: GenericClient>(
     )
     .await?
     .map(|r| (r.get::<_, i64>(0) as u64, r.get(1))))
+}
+
+/// Record where node `node`'s admin API is reached (issue 12 item 8).
+pub(super) async fn register_node<C: GenericClient>(
+    c: &C,
+    node: &str,
+    url: &str,
+) -> Result<(), StoreError> {
+    c.execute(
+        "INSERT INTO cluster_nodes (node, admin_url, seen_ms) VALUES ($1, $2, $3)
+         ON CONFLICT (node) DO UPDATE SET admin_url = excluded.admin_url, seen_ms = excluded.seen_ms",
+        &[&node, &url, &(crate::now_unix() * 1000)],
+    )
+    .await?;
+    Ok(())
+}
+
+/// The admin API URL node `node` registered.
+pub(super) async fn node_admin_url<C: GenericClient>(
+    c: &C,
+    node: &str,
+) -> Result<Option<String>, StoreError> {
+    Ok(c.query_opt(
+        "SELECT admin_url FROM cluster_nodes WHERE node = $1",
+        &[&node],
+    )
+    .await?
+    .map(|r| r.get(0)))
 }
 
 /// The search's time range as Unix milliseconds; a bad time names its field

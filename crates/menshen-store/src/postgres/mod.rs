@@ -533,6 +533,15 @@ impl Store for PgStore {
         read!(self, |c| audit::latest_checkpoint(c, &self.node).await)
     }
 
+    // Not a configuration change: no version bump, no snapshot rebuild.
+    async fn register_node(&self, node: &str, admin_url: &str) -> Result<(), StoreError> {
+        read!(self, |c| audit::register_node(c, node, admin_url).await)
+    }
+
+    async fn node_admin_url(&self, node: &str) -> Result<Option<String>, StoreError> {
+        read!(self, |c| audit::node_admin_url(c, node).await)
+    }
+
     async fn insert_api(
         &self,
         api: &Api,

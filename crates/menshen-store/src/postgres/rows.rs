@@ -234,11 +234,16 @@ pub(super) fn consent(r: &Row) -> Result<Consent, StoreError> {
     })
 }
 
-/// The audit index's columns, in [`AuditRow`]'s field order.
+/// The audit index's columns, in [`AuditRow`]'s field order (without the
+/// node: an insert gives it once for the batch).
 pub(super) const AUDIT_COLUMNS: &str =
     "seq, seg, off, kind, txn_id, ts, app_id, api_id, user_id, result, status, code, duration_us";
 
-/// A row selected with [`AUDIT_COLUMNS`], by position.
+/// [`AUDIT_COLUMNS`] and the node, as selected ([`audit`] reads them).
+pub(super) const AUDIT_SELECT: &str =
+    "seq, seg, off, kind, txn_id, ts, app_id, api_id, user_id, result, status, code, duration_us, node";
+
+/// A row selected with [`AUDIT_SELECT`], by position.
 pub(super) fn audit(r: &Row) -> Result<AuditRow, StoreError> {
     Ok(AuditRow {
         seq: u64_of(r.try_get(0)?, "seq")?,
@@ -254,6 +259,7 @@ pub(super) fn audit(r: &Row) -> Result<AuditRow, StoreError> {
         status: r.try_get(10)?,
         code: r.try_get(11)?,
         duration_us: r.try_get(12)?,
+        node: r.try_get(13)?,
     })
 }
 

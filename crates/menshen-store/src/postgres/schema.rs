@@ -331,6 +331,17 @@ const MIGRATIONS: &[&str] = &[
         published_at BIGINT NOT NULL
     );
     "#,
+    // The cluster node registry (issue 12 item 8; SQLite's has it with
+    // the audit index's node column): each node's admin API URL, where
+    // another node fetches the body of a record held in that node's
+    // segment files. (The audit index here is keyed by node already.)
+    r#"
+    CREATE TABLE cluster_nodes (
+        node TEXT PRIMARY KEY,
+        admin_url TEXT NOT NULL,
+        seen_ms BIGINT NOT NULL
+    );
+    "#,
 ];
 
 /// Advisory lock key held while migrating ("menshen" in ASCII).

@@ -12,18 +12,18 @@ use crate::{AuditQuery, AuditRow, StoreError};
 /// [`audit_row`] follow its order, and a test checks it against the table.
 macro_rules! columns {
     () => {
-        "seq, seg, off, kind, txn_id, ts, app_id, api_id, user_id, result, status, code, duration_us"
+        "seq, seg, off, kind, txn_id, ts, app_id, api_id, user_id, result, status, code, duration_us, node"
     };
 }
 
 /// How many columns [`columns!`] names.
-const COLUMN_COUNT: usize = 13;
+const COLUMN_COUNT: usize = 14;
 
 /// The insert of one row (a record already indexed is left as it is).
 const INSERT: &str = concat!(
     "INSERT OR IGNORE INTO audit_index (",
     columns!(),
-    ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)"
+    ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)"
 );
 
 /// The start of every select of whole rows.
@@ -45,6 +45,7 @@ fn bind(r: &AuditRow) -> [&dyn rusqlite::ToSql; COLUMN_COUNT] {
         &r.status,
         &r.code,
         &r.duration_us,
+        &r.node,
     ]
 }
 
@@ -64,6 +65,7 @@ fn audit_row(r: &Row<'_>) -> rusqlite::Result<AuditRow> {
         status: r.get(10)?,
         code: r.get(11)?,
         duration_us: r.get(12)?,
+        node: r.get(13)?,
     })
 }
 
@@ -151,6 +153,9 @@ pub(super) fn search(
     if let Some(v) = &q.kind {
         add("kind =", V::Text(v.clone()));
     }
+    if let Some(v) = &q.node {
+        add("node =", V::Text(v.clone()));
+    }
     args.push(V::Integer(q.limit.clamp(1, 1000) as i64));
     sql.push_str(&format!(" ORDER BY seq DESC LIMIT ?{}", args.len()));
     let mut st = c.prepare(&sql)?;
@@ -190,6 +195,26 @@ fn time_ms(field: &str, t: &str) -> Result<i64, StoreError> {
                 format!("`{t}` is not an RFC 3339 time ({e}); use e.g. 2026-11-30T08:00:00Z"),
             ))
         })
+}
+
+/// Record where a node's admin API is reached (issue 12 item 8).
+pub(super) fn register_node(c: &Connection, node: &str, url: &str) -> Result<(), StoreError> {
+    c.execute(
+        "INSERT INTO cluster_nodes (node, admin_url, seen_ms) VALUES (?1, ?2, ?3)
+         ON CONFLICT(node) DO UPDATE SET admin_url = excluded.admin_url, seen_ms = excluded.seen_ms",
+        params![node, url, crate::now_unix() * 1000],
+    )?;
+    Ok(())
+}
+
+/// The admin API URL a node registered.
+pub(super) fn node_admin_url(c: &Connection, node: &str) -> Result<Option<String>, StoreError> {
+    Ok(c.query_row(
+        "SELECT admin_url FROM cluster_nodes WHERE node = ?1",
+        params![node],
+        |r| r.get(0),
+    )
+    .optional()?)
 }
 
 #[cfg(test)]
@@ -237,6 +262,7 @@ mod tests {
             status: Some(403),
             code: Some("FORBIDDEN".into()),
             duration_us: Some(99),
+            node: Some("0a1b2c3d".into()),
         };
         insert(&mut c, std::slice::from_ref(&row), None, Some(7)).unwrap();
         assert_eq!(watermark(&c).unwrap(), Some(row));

@@ -257,6 +257,21 @@ impl Store for SqliteStore {
         self.read(audit::latest_checkpoint).await
     }
 
+    async fn register_node(&self, node: &str, admin_url: &str) -> Result<(), StoreError> {
+        // Not a catalog change: no version bump, no snapshot rebuild.
+        let (node, url) = (node.to_string(), admin_url.to_string());
+        run_on(self.index_conn.clone(), move |c| {
+            audit::register_node(c, &node, &url)
+        })
+        .await
+    }
+
+    async fn node_admin_url(&self, node: &str) -> Result<Option<String>, StoreError> {
+        let node = node.to_string();
+        self.read_index(move |c| audit::node_admin_url(c, &node))
+            .await
+    }
+
     async fn insert_api(
         &self,
         api: &Api,

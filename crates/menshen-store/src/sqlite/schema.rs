@@ -284,6 +284,17 @@ const MIGRATIONS: &[&str] = &[
     // the apps' notification URL and the notices sent to apps (MON-4,
     // KEY-4), one per key with its delivery state.
     super::notices::MIGRATION,
+    // the audit index names the node whose chain holds each record, and
+    // the nodes' admin API URLs, where another node fetches a record's
+    // body (issue 12 item 8). Rows indexed before keep `node` NULL.
+    r#"
+    ALTER TABLE audit_index ADD COLUMN node TEXT;
+    CREATE TABLE cluster_nodes (
+        node TEXT PRIMARY KEY,
+        admin_url TEXT NOT NULL,
+        seen_ms INTEGER NOT NULL
+    );
+    "#,
 ];
 
 /// Migration 6 makes live fingerprints unique ([`MIGRATIONS`]).

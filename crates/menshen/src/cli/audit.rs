@@ -8,8 +8,10 @@ use serde_json::{json, Value};
 use super::render::{print_json, table};
 use super::{AdminClient, AdminConn};
 
-/// `menshen audit verify`.
-pub fn audit_verify(dir: &std::path::Path, keys: &[PathBuf]) -> anyhow::Result<i32> {
+/// `menshen audit verify DIR [DIR...]`: each directory is one node's log
+/// (issue 12 item 8), verified on its own; one line per directory. Exit 1 if
+/// any chain is broken or two directories claim the same node id.
+pub fn audit_verify(dirs: &[PathBuf], keys: &[PathBuf]) -> anyhow::Result<i32> {
     let mut pks = Vec::new();
     for k in keys {
         let pem =
@@ -21,30 +23,68 @@ pub fn audit_verify(dir: &std::path::Path, keys: &[PathBuf]) -> anyhow::Result<i
     }
     let bar = indicatif::ProgressBar::new(0);
     bar.set_style(
-        indicatif::ProgressStyle::with_template("verifying {bar:40} {pos}/{len} segments")
+        indicatif::ProgressStyle::with_template("verifying {msg} {bar:40} {pos}/{len} segments")
             .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
     );
-    let r = menshen_audit::verify::verify_dir(dir, &pks, |done, total| {
+    let reports = menshen_audit::verify::verify_dirs(dirs, &pks, |i, done, total| {
+        bar.set_message(dirs[i].display().to_string());
         bar.set_length(total as u64);
         bar.set_position(done as u64);
     });
     bar.finish_and_clear();
-    match r {
-        Ok(rep) => {
-            crate::out!(
-                "OK: {} records in {} segments, {} signed checkpoints; chain head {}",
-                rep.records,
-                rep.segments,
-                rep.checkpoints,
-                rep.head
-            );
-            Ok(0)
-        }
-        Err(e) => {
-            crate::out!("FAILED at {}: {}", e.place, e.problem);
-            Ok(1)
+    let mut failed = 0;
+    let many = dirs.len() > 1;
+    for r in &reports {
+        match &r.result {
+            Ok(rep) => {
+                let node = rep.node.as_deref().unwrap_or("(no node id)");
+                if many {
+                    crate::out!(
+                        "OK: node {node} ({}): {} records in {} segments, {} signed checkpoints; chain head {}",
+                        r.dir.display(),
+                        rep.records,
+                        rep.segments,
+                        rep.checkpoints,
+                        rep.head
+                    );
+                } else {
+                    crate::out!(
+                        "OK: {} records in {} segments, {} signed checkpoints; chain head {} (node {node})",
+                        rep.records,
+                        rep.segments,
+                        rep.checkpoints,
+                        rep.head
+                    );
+                }
+            }
+            Err(e) => {
+                failed += 1;
+                let node = menshen_audit::verify::log_node(&r.dir)
+                    .ok()
+                    .flatten()
+                    .unwrap_or_else(|| "(no node id)".into());
+                if many {
+                    crate::out!(
+                        "FAILED: node {node} ({}) at {}: {}",
+                        r.dir.display(),
+                        e.place,
+                        e.problem
+                    );
+                } else {
+                    crate::out!("FAILED at {}: {}", e.place, e.problem);
+                }
+            }
         }
     }
+    if many {
+        crate::out!(
+            "{} of {} node logs verified{}",
+            reports.len() - failed,
+            reports.len(),
+            if failed > 0 { "; FAILED" } else { "" }
+        );
+    }
+    Ok(if failed > 0 { 1 } else { 0 })
 }
 
 /// `menshen audit search`.
@@ -72,7 +112,8 @@ pub async fn audit_search(
         .map(|a| {
             a.iter()
                 .map(|r| {
-                    // The record from the log; its indexed key fields if the
+                    // The record from its node's log (fetched from that
+                    // node by the one asked); its indexed key fields if the
                     // log could not be read (the row says why).
                     let rec = if r["record"].is_object() {
                         &r["record"]
@@ -80,7 +121,7 @@ pub async fn audit_search(
                         &r["indexed"]
                     };
                     json!({
-                        "seq": r["seq"], "time": rec["timestamp"], "kind": rec["kind"],
+                        "node": r["node"], "seq": r["seq"], "time": rec["timestamp"], "kind": rec["kind"],
                         "txn_id": rec["txn_id"], "app_id": rec.get("app_id").cloned().unwrap_or(rec["actor"].clone()),
                         "api_id": rec["api_id"], "result": rec.get("result").cloned().unwrap_or(rec["action"].clone()),
                         "status": rec["status"], "code": rec["code"],
@@ -92,7 +133,7 @@ pub async fn audit_search(
     table(
         &json!(flat),
         &[
-            "seq", "time", "kind", "txn_id", "app_id", "api_id", "result", "status", "code",
+            "node", "seq", "time", "kind", "txn_id", "app_id", "api_id", "result", "status", "code",
         ],
     );
     Ok(())

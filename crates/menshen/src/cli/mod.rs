@@ -725,11 +725,15 @@ pub enum UapiCmd {
 #[derive(Subcommand, Debug)]
 #[allow(clippy::large_enum_variant)] // parsed once per process
 pub enum AuditCmd {
-    /// Verify a log directory (or a copy) offline: chain, checkpoint
+    /// Verify log directories (or copies) offline: chain, checkpoint
     /// signatures, continuity. Needs no database and no running gateway.
+    /// Several directories: one per node of a cluster, each node's chain
+    /// verified on its own; fails if any is broken or two claim one node id.
     Verify {
-        /// The audit directory (holds `segments/` and `checkpoints.jsonl`).
-        dir: PathBuf,
+        /// The audit directories (each holds `segments/` and
+        /// `checkpoints.jsonl`), one per node.
+        #[arg(required = true, num_args = 1..)]
+        dirs: Vec<PathBuf>,
         /// The bank's audit public key (PEM); repeat for rotated keys.
         #[arg(long = "public-key", required = true)]
         public_keys: Vec<PathBuf>,
@@ -760,6 +764,9 @@ pub enum AuditCmd {
         /// access or admin.
         #[arg(long)]
         kind: Option<String>,
+        /// Only this node's records (8 hex characters).
+        #[arg(long)]
+        node: Option<String>,
         /// At most this many, newest first.
         #[arg(long, default_value_t = 50)]
         limit: u32,

@@ -34,10 +34,13 @@ enum IndexMsg {
 /// live batch (they follow on without a gap), never past a failed write.
 pub(crate) struct IndexSink {
     tx: tokio::sync::mpsc::Sender<IndexMsg>,
+    /// The node whose chain this is: every row names it (issue 12 item 8).
+    node: Option<String>,
 }
 
 impl IndexSink {
-    pub(crate) fn start(cp: ControlPlane, dir: std::path::PathBuf) -> Self {
+    pub(crate) fn start(cp: ControlPlane, dir: std::path::PathBuf, node: Option<String>) -> Self {
+        let node_for_rows = node.clone();
         // Room for INDEX_LINGER of single-record batches at a few thousand
         // calls/s; beyond that the writer thread waits (back-pressure).
         let (tx, mut rx) = tokio::sync::mpsc::channel::<IndexMsg>(4096);
@@ -58,8 +61,9 @@ impl IndexSink {
                 let (mut rows, mut checkpoint) = match msg {
                     IndexMsg::CatchUp(upto) => {
                         let (cp, dir, back) = (cp.clone(), dir.clone(), to_self.clone());
+                        let node = node.clone();
                         tokio::spawn(async move {
-                            match catch_up(&cp, &dir, upto).await {
+                            match catch_up(&cp, &dir, upto, node).await {
                                 Ok(reached) => {
                                     if let Some(back) = back.upgrade() {
                                         let _ = back.send(IndexMsg::CaughtUp(upto, reached)).await;
@@ -125,7 +129,10 @@ impl IndexSink {
                 }
             }
         });
-        IndexSink { tx }
+        IndexSink {
+            tx,
+            node: node_for_rows,
+        }
     }
 }
 
@@ -134,7 +141,12 @@ impl IndexSink {
 /// row's segment and offset; from the start without a mark), in
 /// transactions of [`INDEX_MAX_ROWS`]. Rows already there are left as they are.
 /// Returns the last sequence number read (`upto` unless the files end early).
-async fn catch_up(cp: &ControlPlane, dir: &std::path::Path, upto: u64) -> anyhow::Result<u64> {
+async fn catch_up(
+    cp: &ControlPlane,
+    dir: &std::path::Path,
+    upto: u64,
+    node: Option<String>,
+) -> anyhow::Result<u64> {
     let mark = cp.store.audit_index_watermark().await?;
     let (start, after) = match &mark {
         Some(r) => (Some((r.segment, r.offset)), r.seq),
@@ -157,7 +169,7 @@ async fn catch_up(cp: &ControlPlane, dir: &std::path::Path, upto: u64) -> anyhow
                 return false;
             }
             reached = c.seq;
-            chunk.push(row(c));
+            chunk.push(row(c, &node));
             if chunk.len() >= INDEX_MAX_ROWS {
                 return tx.blocking_send(std::mem::take(&mut chunk)).is_ok();
             }
@@ -181,7 +193,7 @@ async fn catch_up(cp: &ControlPlane, dir: &std::path::Path, upto: u64) -> anyhow
 /// The index row of a committed record: from the keys the gateway handed
 /// over with it, or, for a record read back from the files, from its JSON
 /// (`RecordKeys::from_json`): one mapping either way.
-fn row(c: Committed) -> menshen_store::AuditRow {
+fn row(c: Committed, node: &Option<String>) -> menshen_store::AuditRow {
     let Committed {
         seq,
         segment,
@@ -204,6 +216,7 @@ fn row(c: Committed) -> menshen_store::AuditRow {
         status: k.status,
         code: k.code,
         duration_us: k.duration_us,
+        node: node.clone(),
     }
 }
 
@@ -213,7 +226,7 @@ impl BatchSink for IndexSink {
         records: Vec<Committed>,
         checkpoint: Option<&menshen_audit::chain::Checkpoint>,
     ) {
-        let rows = records.into_iter().map(row).collect();
+        let rows = records.into_iter().map(|c| row(c, &self.node)).collect();
         let cp = checkpoint.and_then(|c| serde_json::to_string(c).ok().map(|j| (c.last_seq, j)));
         // Back-pressure onto the writer thread if the database falls behind.
         if self.tx.blocking_send(IndexMsg::Batch(rows, cp)).is_err() {
@@ -284,8 +297,9 @@ mod tests {
                 rec: bytes.clone(),
                 keys,
             };
-            let parsed = row(c(None));
-            let given = row(c(Some(rec.keys(time_ms))));
+            let node = Some("c659184a".to_string());
+            let parsed = row(c(None), &node);
+            let given = row(c(Some(rec.keys(time_ms))), &node);
             assert_eq!(parsed, given);
             assert_eq!(given.time_ms, time_ms);
         }
