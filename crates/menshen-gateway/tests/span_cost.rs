@@ -1,0 +1,271 @@
+//! Issue 14 item 7: what span export costs on the call path, measured in
+//! process, in one run: a gateway without a span sink (OTLP off, the
+//! default) against one whose sink samples every trace and hands each
+//! call's `CallSpan` to a bounded channel with `try_send` (what the node's
+//! OTLP sink does before the SDK's batch processor), drained on a timer by
+//! a thread whose CPU is not counted (the export is off the call path).
+//! Not counted either: turning the `CallSpan` into the SDK's `SpanData`
+//! (in the node's sink, a few allocations).
+//!
+//! Two gateways (`State`s) on one control plane differ only in
+//! `StartOptions::spans`. Rounds alternate between them; each round sends
+//! `CALLS` signed A1 calls (signed before the clock starts) through
+//! `pipeline::handle` to a mock upstream running on a thread of its own.
+//! The gateway's CPU is the process's CPU time (`/proc/self/task/*/schedstat`,
+//! nanoseconds on a CPU) minus the upstream thread's. The median round of each
+//! side gives CPU per call; the difference is what building and handing
+//! over a span costs.
+//!
+//! Run: `cargo test --release -p menshen-gateway --test span_cost -- --ignored --nocapture`
+//! (ignored by default: it takes ~30 s and wants a quiet machine).
+
+use std::convert::Infallible;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Bytes;
+use http::Request;
+use http_body_util::Full;
+use menshen_audit::{AuditConfig, AuditLog};
+use menshen_gateway::pipeline::{handle, ConnInfo};
+use menshen_gateway::server::{StartOptions, State};
+use menshen_gateway::trace::{CallSpan, SpanSink};
+use menshen_gateway::GatewayConfig;
+use menshen_model::{NewApi, NewApp};
+use menshen_sdk::{sign_request, Credentials, SignOptions};
+use menshen_store::{ControlPlane, MemoryHotState, SqliteStore, UApiConfig};
+use serde_json::json;
+
+const CALLS: usize = 5_000;
+const ROUNDS: usize = 41;
+
+/// CPU time (ns) of every thread, and of the threads named
+/// `upstream-mock` or `span-drain` (`/proc/self/task/*/schedstat`).
+fn cpu_ns() -> (u64, u64) {
+    let (mut all, mut up) = (0, 0);
+    for t in std::fs::read_dir("/proc/self/task").unwrap().flatten() {
+        let (Ok(sched), Ok(comm)) = (
+            std::fs::read_to_string(t.path().join("schedstat")),
+            std::fs::read_to_string(t.path().join("comm")),
+        ) else {
+            continue;
+        };
+        let ns: u64 = sched.split_whitespace().next().unwrap().parse().unwrap();
+        all += ns;
+        if comm.starts_with("upstream-mock") || comm.starts_with("span-drain") {
+            up += ns;
+        }
+    }
+    (all, up)
+}
+
+fn mock_upstream() -> String {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::Builder::new()
+        .name("upstream-mock".into())
+        .spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async move {
+                let l = tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+                    .await
+                    .unwrap();
+                tx.send(format!("http://{}", l.local_addr().unwrap()))
+                    .unwrap();
+                loop {
+                    let (tcp, _) = l.accept().await.unwrap();
+                    tokio::spawn(async move {
+                        let svc = hyper::service::service_fn(
+                            |_req: Request<hyper::body::Incoming>| async {
+                                Ok::<_, Infallible>(http::Response::new(Full::new(
+                                    Bytes::from_static(b"{\"ok\":true}"),
+                                )))
+                            },
+                        );
+                        let _ = hyper::server::conn::http1::Builder::new()
+                            .serve_connection(hyper_util::rt::TokioIo::new(tcp), svc)
+                            .await;
+                    });
+                }
+            });
+        })
+        .unwrap();
+    rx.recv().unwrap()
+}
+
+/// A sink like the node's: sample all, `try_send` to a bounded queue.
+#[derive(Debug)]
+struct Queue(std::sync::mpsc::SyncSender<CallSpan>);
+
+impl SpanSink for Queue {
+    fn sampled(&self, t: &[u8; 16]) -> bool {
+        menshen_gateway::trace::ratio_sampled(t, 1.0)
+    }
+    fn finish(&self, span: CallSpan) {
+        let _ = self.0.try_send(span);
+    }
+}
+
+fn queue() -> Arc<dyn SpanSink> {
+    let (tx, rx) = std::sync::mpsc::sync_channel::<CallSpan>(2048);
+    std::thread::Builder::new()
+        .name("span-drain".into())
+        .spawn(move || loop {
+            // Like the SDK's batch processor: the span queue is drained on
+            // a timer, so a hand-over never wakes a thread.
+            std::thread::sleep(std::time::Duration::from_millis(20));
+            loop {
+                match rx.try_recv() {
+                    Ok(_) => {}
+                    Err(std::sync::mpsc::TryRecvError::Empty) => break,
+                    Err(std::sync::mpsc::TryRecvError::Disconnected) => return,
+                }
+            }
+        })
+        .unwrap();
+    Arc::new(Queue(tx))
+}
+
+async fn gateway(
+    cp: &ControlPlane,
+    dir: &std::path::Path,
+    spans: Option<Arc<dyn SpanSink>>,
+) -> Arc<State> {
+    let audit = AuditLog::open(AuditConfig::new(dir.to_path_buf()), None, None).unwrap();
+    let cfg = GatewayConfig::new(
+        vec![SocketAddr::from((Ipv4Addr::LOCALHOST, 0))],
+        "unused.pem".into(),
+        "unused.key".into(),
+    );
+    State::build(
+        cfg,
+        cp,
+        Arc::new(MemoryHotState::default()),
+        audit,
+        StartOptions {
+            spans,
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap()
+}
+
+async fn round(state: &Arc<State>, creds: &Credentials) -> (f64, f64) {
+    let reqs: Vec<Request<Bytes>> = (0..CALLS)
+        .map(|i| {
+            let mut r = Request::builder()
+                .method("GET")
+                .uri(format!("https://gw.test/v1/items/{i}"))
+                .body(Bytes::new())
+                .unwrap();
+            sign_request(&mut r, creds, &SignOptions::default()).unwrap();
+            r
+        })
+        .collect();
+    let (a0, u0) = cpu_ns();
+    let t0 = Instant::now();
+    for r in reqs {
+        let (parts, body) = r.into_parts();
+        let resp = handle(
+            state.clone(),
+            Request::from_parts(parts, Full::new(body)),
+            ConnInfo {
+                peer: SocketAddr::from((Ipv4Addr::LOCALHOST, 40_000)),
+                client_cert: None,
+                slot: None,
+            },
+        )
+        .await;
+        assert_eq!(resp.status(), 200);
+    }
+    let wall = t0.elapsed().as_secs_f64();
+    let (a1, u1) = cpu_ns();
+    let gw_cpu_ns = (a1 - a0) - (u1 - u0);
+    (
+        gw_cpu_ns as f64 / CALLS as f64 / 1e3,
+        wall / CALLS as f64 * 1e6,
+    )
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    v[v.len() / 2]
+}
+
+#[test]
+#[ignore]
+fn otlp_span_cost_per_a1_call() {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("menshen.db")).unwrap();
+        let cp = ControlPlane::new(
+            Arc::new(store),
+            Arc::new(
+                menshen_crypto::MasterKey::from_text(&menshen_crypto::MasterKey::generate())
+                    .unwrap(),
+            ),
+            UApiConfig {
+                prefix: "0P".into(),
+                institution: "C10305".into(),
+            },
+        );
+        cp.ensure_bank_keys().await.unwrap();
+        let upstream = mock_upstream();
+        let api: NewApi = serde_json::from_value(json!({"api_id": "items", "method": "GET",
+            "path": "/v1/items/{id}", "upstream": upstream, "level": "A1", "category": 3,
+            "subcategory": 1, "integrations": ["server_to_server"]}))
+        .unwrap();
+        cp.create_api(&api).await.unwrap();
+        let app: NewApp =
+            serde_json::from_value(json!({"name": "Bench", "kind": "server"})).unwrap();
+        let created = cp.create_app(&app).await.unwrap();
+        cp.add_grant(&created.app.app_id, "items").await.unwrap();
+        let creds =
+            Credentials::hmac_sm3(&created.app.app_id, created.app_secret.as_bytes().to_vec());
+        let on = gateway(&cp, &dir.path().join("audit-on"), Some(queue())).await;
+        let off = gateway(&cp, &dir.path().join("audit-off"), None).await;
+        // Warm-up: connections, caches.
+        round(&on, &creds).await;
+        round(&off, &creds).await;
+        let (mut con, mut coff, mut won, mut woff) = (vec![], vec![], vec![], vec![]);
+        for _ in 0..ROUNDS {
+            let (c, w) = round(&off, &creds).await;
+            coff.push(c);
+            woff.push(w);
+            let (c, w) = round(&on, &creds).await;
+            con.push(c);
+            won.push(w);
+        }
+        let (con_m, coff_m) = (median(con.clone()), median(coff.clone()));
+        // Paired: each on-round against the off-round just before it (the
+        // machine's load drifts slower than a round).
+        let mut diffs: Vec<f64> = con.iter().zip(&coff).map(|(a, b)| a - b).collect();
+        diffs.sort_by(|a, b| a.partial_cmp(b).unwrap());
+        let (q1, q3) = (diffs[diffs.len() / 4], diffs[diffs.len() * 3 / 4]);
+        println!(
+            "paired difference on - off: median {:+.2} us ({:+.1}% of off), interquartile {q1:+.2} .. {q3:+.2} us",
+            median(diffs.clone()),
+            median(diffs.clone()) / coff_m * 100.0
+        );
+        println!("gateway CPU per A1 call, us (rounds of {CALLS}): on {con:.2?}  off {coff:.2?}");
+        println!(
+            "median: on {con_m:.2} us, off {coff_m:.2} us: span export costs {:+.2} us = {:+.1}% per call",
+            con_m - coff_m,
+            (con_m / coff_m - 1.0) * 100.0
+        );
+        println!(
+            "wall per call (median), us: on {:.2}, off {:.2}",
+            median(won),
+            median(woff)
+        );
+
+    });
+}
