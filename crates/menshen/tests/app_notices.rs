@@ -442,3 +442,79 @@ async fn mon_4_notify_url_validated_http_loopback_only_when_allowed() {
         .await;
     assert_eq!(s, 404);
 }
+
+const BIN: &str = env!("CARGO_BIN_EXE_menshen");
+
+/// `menshen ARGS` against the harness's admin API: (success, stdout, stderr).
+async fn cli(h: &Harness, args: &[&str]) -> (bool, String, String) {
+    let o = tokio::time::timeout(
+        Duration::from_secs(60),
+        tokio::process::Command::new(BIN)
+            .args(args)
+            .env("MENSHEN_ADMIN_URL", &h.admin_url)
+            .env("MENSHEN_ADMIN_TOKEN", &h.admin_token)
+            .env_remove("MENSHEN_ADMIN_TOKEN_FILE")
+            .env_remove("MENSHEN_ADMIN_CA")
+            .kill_on_drop(true)
+            .output(),
+    )
+    .await
+    .expect("the CLI exits")
+    .unwrap();
+    (
+        o.status.success(),
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
+}
+
+/// The CLI's app parts (MON-4): `app create --notify-url`, `app list` (the
+/// URL shown), `app notify-url` (set, `--clear`, a bad URL refused naming
+/// the field), `app notices`.
+#[tokio::test]
+async fn mon_4_cli_sets_shows_and_clears_the_notify_url() {
+    let h = Harness::start().await;
+    let (ok, out, err) = cli(
+        &h,
+        &[
+            "app",
+            "create",
+            "--name",
+            "Via CLI",
+            "--notify-url",
+            "https://fintech.example/hooks/menshen",
+        ],
+    )
+    .await;
+    assert!(ok, "{err}");
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        v["app"]["notify_url"],
+        "https://fintech.example/hooks/menshen"
+    );
+    let app = v["app"]["app_id"].as_str().unwrap().to_string();
+    let (ok, out, err) = cli(&h, &["app", "list"]).await;
+    assert!(ok, "{err}");
+    assert!(
+        out.contains("NOTIFY_URL") && out.contains("https://fintech.example/hooks/menshen"),
+        "{out}"
+    );
+    let (ok, out, err) = cli(
+        &h,
+        &["app", "notify-url", &app, "https://fintech.example/n2"],
+    )
+    .await;
+    assert!(ok, "{err}");
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["notify_url"], "https://fintech.example/n2");
+    let (ok, _, err) = cli(&h, &["app", "notify-url", &app, "http://fintech.example/n"]).await;
+    assert!(!ok);
+    assert!(err.contains("notify_url"), "{err}");
+    let (ok, out, err) = cli(&h, &["app", "notify-url", &app, "--clear"]).await;
+    assert!(ok, "{err}");
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["notify_url"], Value::Null);
+    let (ok, out, err) = cli(&h, &["app", "notices", &app, "--json"]).await;
+    assert!(ok, "{err}");
+    assert_eq!(serde_json::from_str::<Value>(&out).unwrap(), json!([]));
+}
