@@ -653,7 +653,12 @@ fn certificates(cfg: &RedisHotConfig) -> Result<Option<TlsCertificates>, RedisHo
             client_cert: read(c).map_err(|e| {
                 RedisHotError::Setting(format!("client_cert: cannot read {}: {e}", c.display()))
             })?,
-            client_key: read(k).map_err(|e| {
+            client_key: {
+                crate::postgres::tls::check_key_file("client_key", k)
+                    .map_err(RedisHotError::Setting)?;
+                read(k)
+            }
+            .map_err(|e| {
                 RedisHotError::Setting(format!("client_key: cannot read {}: {e}", k.display()))
             })?,
         }),

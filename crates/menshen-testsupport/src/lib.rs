@@ -164,6 +164,18 @@ pub fn postgres() -> Option<PgServer> {
 /// PostgreSQL demands); plain connections are still accepted, so
 /// [`PgServer::psql`] works. `None` as [`postgres`].
 pub fn postgres_tls(cert: &Path, key: &Path) -> Option<PgServer> {
+    postgres_tls_with(cert, key, None)
+}
+
+/// [`postgres_tls`], and connections to the database `menshen` over TLS must
+/// present a client certificate issued by `client_ca` whose CN is the user
+/// (`hostssl menshen all 127.0.0.1/32 cert`); other databases and plain
+/// connections stay trusted (so [`PgServer::psql`] works on `postgres`).
+pub fn postgres_tls_client_auth(cert: &Path, key: &Path, client_ca: &Path) -> Option<PgServer> {
+    postgres_tls_with(cert, key, Some(client_ca))
+}
+
+fn postgres_tls_with(cert: &Path, key: &Path, client_ca: Option<&Path>) -> Option<PgServer> {
     let Some(bin) = pg_bindir() else {
         skip(
             "PostgreSQL (initdb, postgres)",
@@ -172,6 +184,7 @@ pub fn postgres_tls(cert: &Path, key: &Path) -> Option<PgServer> {
         return None;
     };
     let (cert, key) = (cert.to_path_buf(), key.to_path_buf());
+    let client_ca = client_ca.map(Path::to_path_buf);
     Some(PgServer::init_with(bin, false, move |dir| {
         let c = dir.join("server.crt");
         let k = dir.join("server.key");
@@ -179,14 +192,34 @@ pub fn postgres_tls(cert: &Path, key: &Path) -> Option<PgServer> {
         std::fs::copy(&key, &k).unwrap();
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(&k, std::fs::Permissions::from_mode(0o600)).unwrap();
-        vec![
+        let mut args = vec![
             "-c".into(),
             "ssl=on".into(),
             "-c".into(),
             format!("ssl_cert_file={}", c.display()),
             "-c".into(),
             format!("ssl_key_file={}", k.display()),
-        ]
+        ];
+        if let Some(ca) = &client_ca {
+            let ca_copy = dir.join("client-ca.crt");
+            std::fs::copy(ca, &ca_copy).unwrap();
+            let hba = dir.join("pg_hba.conf");
+            std::fs::write(
+                &hba,
+                "local all all trust\n\
+                 hostssl menshen all 127.0.0.1/32 cert\n\
+                 host all all 127.0.0.1/32 trust\n\
+                 host all all ::1/128 trust\n",
+            )
+            .unwrap();
+            args.extend([
+                "-c".into(),
+                format!("ssl_ca_file={}", ca_copy.display()),
+                "-c".into(),
+                format!("hba_file={}", hba.display()),
+            ]);
+        }
+        args
     }))
 }
 
@@ -460,12 +493,7 @@ pub fn redis() -> Option<RedisServer> {
     if !redis_present() {
         return None;
     }
-    Some(RedisServer::launch(
-        plain_args,
-        Vec::new(),
-        false,
-        false,
-    ))
+    Some(RedisServer::launch(plain_args, Vec::new(), false, false))
 }
 
 fn plain_args(port: u16, dir: &Path) -> Vec<String> {

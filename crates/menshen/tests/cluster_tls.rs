@@ -208,3 +208,72 @@ async fn dep_2_rediss_with_client_certificate_serves_and_refuses_a_replay() {
     };
     assert!(e.contains("hot_state.url: cannot reach Redis"), "{e}");
 }
+
+/// DEP-2, CONF-2: certificate authentication to PostgreSQL
+/// (`hostssl ... cert`): with `client_cert` / `client_key` (CN = the
+/// database user) the node connects, every connection presenting the
+/// certificate; without them the server refuses and the node does not start;
+/// a client key group or others can read is refused before any connection.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dep_2_postgres_client_certificate_authentication() {
+    let certs = tempfile::tempdir().unwrap();
+    let dir = certs.path();
+    let (ca, cert, key) = pki(&dir.join("server"));
+    let clients = menshen::pki::client_pki(&dir.join("clients"), &["menshen"]).unwrap();
+    let (cc, ck) = (dir.join("pg-client.pem"), dir.join("pg-client.key"));
+    std::fs::write(&cc, &clients.clients[0].0).unwrap();
+    menshen::pki::write_private(&ck, clients.clients[0].1.as_bytes()).unwrap();
+    let Some(pg) = menshen_testsupport::postgres_tls_client_auth(&cert, &key, &clients.ca_file)
+    else {
+        return;
+    };
+    pg.create_database("menshen");
+    let (ca2, cc2, ck2) = (ca.clone(), cc.clone(), ck.clone());
+    let h = Harness::start_with(HarnessOptions {
+        store_url: Some(pg.url("menshen")),
+        node_id: Some("0000a003".into()),
+        configure: Some(Box::new(move |c| {
+            c.store.ca_file = Some(ca2);
+            c.store.tls = Some(PgTlsMode::VerifyFull);
+            c.store.client_cert = Some(cc2);
+            c.store.client_key = Some(ck2);
+        })),
+        ..Default::default()
+    })
+    .await;
+    h.api("ping", "GET", "/v1/ping", "A1").await;
+    let with_cert: usize = pg
+        .psql(
+            "postgres",
+            "SELECT count(*) FROM pg_stat_ssl s JOIN pg_stat_activity a USING (pid) \
+             WHERE a.datname = 'menshen' AND s.ssl AND s.client_dn = '/CN=menshen'",
+        )
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(with_cert >= 2, "pool and listener present the certificate");
+
+    let mut cfg = h.config.clone();
+    cfg.data_dir = h.dir.path().join("data-2");
+    cfg.node_id = Some("0000a004".into());
+    cfg.store.client_cert = None;
+    cfg.store.client_key = None;
+    let e = match menshen::node::Node::start_with(cfg.clone(), None).await {
+        Ok(_) => panic!("started without the client certificate the server requires"),
+        Err(e) => format!("{e:#}"),
+    };
+    assert!(e.starts_with("store.url: cannot open"), "{e}");
+
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&ck, std::fs::Permissions::from_mode(0o644)).unwrap();
+    cfg.store.client_cert = Some(cc);
+    cfg.store.client_key = Some(ck);
+    let e = match menshen::node::Node::start_with(cfg, None).await {
+        Ok(_) => panic!("used a client key others can read"),
+        Err(e) => format!("{e:#}"),
+    };
+    assert!(
+        e.starts_with("store.client_key: ") && e.contains("chmod 600"),
+        "{e}"
+    );
+}

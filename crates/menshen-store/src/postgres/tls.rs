@@ -196,6 +196,7 @@ impl PgTls {
         match (&self.client_cert, &self.client_key) {
             (Some(cert), Some(key)) if mode != PgTlsMode::Disable => {
                 let chain = read_certs("client_cert", cert)?;
+                check_key_file("client_key", key)?;
                 let k = PrivateKeyDer::from_pem_file(key).map_err(|e| {
                     format!(
                         "client_key: cannot read a private key (PEM: PKCS#8, SEC1 or PKCS#1) from {}: {e}",
@@ -209,6 +210,27 @@ impl PgTls {
             _ => Ok(builder.with_no_client_auth()),
         }
     }
+}
+
+/// A private key file must be readable by its owner only (as the master key
+/// file): `FIELD: PATH can be read by group or others; chmod 600 PATH`.
+pub fn check_key_file(field: &str, path: &Path) -> Result<(), String> {
+    let meta = std::fs::metadata(path)
+        .map_err(|e| format!("{field}: cannot read {}: {e}", path.display()))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        if meta.permissions().mode() & 0o077 != 0 {
+            return Err(format!(
+                "{field}: {} can be read by group or others; chmod 600 {}",
+                path.display(),
+                path.display()
+            ));
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = meta;
+    Ok(())
 }
 
 fn read_certs(field: &str, path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
