@@ -31,4 +31,8 @@ pub enum SdkError {
     /// The bank's response signature is missing or does not verify.
     #[error("response signature: {0}")]
     ResponseSignature(String),
+    /// A notice's signature (docs/protocol.md section 13) is missing or
+    /// does not verify.
+    #[error("notice signature: {0}")]
+    NoticeSignature(String),
 }

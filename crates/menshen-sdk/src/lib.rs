@@ -33,6 +33,7 @@ mod credentials;
 mod envelope;
 mod error;
 pub mod loopback;
+pub mod notice;
 mod oauth;
 mod sign;
 mod transport;

@@ -19,10 +19,11 @@ use axum::http::HeaderMap;
 use bytes::Bytes;
 use common::{Harness, HarnessOptions};
 use menshen::node::alerts::expiry::{ExpiryConfig, Watch};
-use menshen::node::alerts::notify::{verify_notice, Notifier};
+use menshen::node::alerts::notify::Notifier;
 use menshen::node::alerts::{deliver, AlertsConfig};
 use menshen_model::notice::NoticeState;
 use menshen_model::{AppKind, NewApp};
+use menshen_sdk::notice::verify_notice;
 use menshen_store::{ControlPlane, SqliteStore, UApiConfig};
 use serde_json::{json, Value};
 
@@ -49,7 +50,14 @@ async fn receiver(bank_pem: String, fail_first: usize) -> (String, Got, Arc<Atom
                     .map(|(k, v)| (k.as_str().to_string(), v.to_str().unwrap().to_string()))
                     .collect();
                 let host = h["host"].to_str().unwrap().to_string();
-                let ok = verify_notice(&pk, &host, "/hooks/menshen", &headers, &body).is_ok();
+                let ok = verify_notice(
+                    std::slice::from_ref(&*pk),
+                    &host,
+                    "/hooks/menshen",
+                    &headers,
+                    &body,
+                )
+                .is_ok();
                 let n = t.fetch_add(1, Ordering::SeqCst);
                 if n < fail_first {
                     return (axum::http::StatusCode::SERVICE_UNAVAILABLE, "busy");

@@ -37,22 +37,7 @@ use serde_json::json;
 use super::deliver::Outbox;
 use super::AlertsConfig;
 
-/// The header naming the notice.
-pub const NOTICE_ID_HEADER: &str = "x-menshen-notice-id";
-
-/// The components the notice signature covers.
-pub fn notice_components() -> Vec<String> {
-    [
-        "@method",
-        "@authority",
-        "@path",
-        "content-digest",
-        NOTICE_ID_HEADER,
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect()
-}
+pub use menshen_sdk::notice::{notice_components, verify_notice, NOTICE_ID_HEADER};
 
 /// `[alerts.app_notice]`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -385,48 +370,6 @@ pub fn signed_request(
         .map_err(|e| e.to_string())
 }
 
-/// Check a notice as an app's receiver does: the body against its
-/// `Content-Digest`, the covered components, and the signature with the
-/// bank's public key. `authority` and `path` are those of the URL the app
-/// registered (as the bank addressed it).
-pub fn verify_notice(
-    pk: &menshen_crypto::PublicKey,
-    authority: &str,
-    path: &str,
-    headers: &[(String, String)],
-    body: &[u8],
-) -> Result<(), String> {
-    let h = |name: &str| {
-        menshen_protocol::signature::combined_header(headers, name)
-            .ok_or_else(|| format!("no {name} header"))
-    };
-    menshen_protocol::verify_content_digest(&h("content-digest")?, body)
-        .map_err(|e| e.to_string())?;
-    let parsed = menshen_protocol::signature::ParsedSignature::parse_general(
-        &h("signature-input")?,
-        &h("signature")?,
-    )
-    .map_err(|e| e.to_string())?;
-    for c in notice_components() {
-        if !parsed.params.components.contains(&c) {
-            return Err(format!("the signature does not cover {c}"));
-        }
-    }
-    let view = menshen_protocol::signature::RequestView {
-        method: "POST".into(),
-        authority: authority.into(),
-        scheme: "https".into(),
-        path: path.into(),
-        query: None,
-        headers: headers.to_vec(),
-    };
-    match menshen_protocol::verify_with_key(pk, &parsed, &view, None) {
-        Ok(true) => Ok(()),
-        Ok(false) => Err("the signature does not verify".into()),
-        Err(e) => Err(e.to_string()),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -465,29 +408,50 @@ mod tests {
         assert_eq!(v["id"], "notice-7");
         assert_eq!(v["threshold"], "7d");
         let pk = key.public_key();
-        verify_notice(pk, "app.example:8443", "/hooks/menshen", &headers, &body).unwrap();
+        verify_notice(
+            std::slice::from_ref(pk),
+            "app.example:8443",
+            "/hooks/menshen",
+            &headers,
+            &body,
+        )
+        .unwrap();
         let mut tampered = body.clone();
         tampered[3] ^= 1;
         assert!(verify_notice(
-            pk,
+            std::slice::from_ref(pk),
             "app.example:8443",
             "/hooks/menshen",
             &headers,
             &tampered
         )
         .is_err());
-        assert!(verify_notice(pk, "other.example", "/hooks/menshen", &headers, &body).is_err());
+        assert!(verify_notice(
+            std::slice::from_ref(pk),
+            "other.example",
+            "/hooks/menshen",
+            &headers,
+            &body
+        )
+        .is_err());
         let mut other_id = headers.clone();
         for (k, v) in other_id.iter_mut() {
             if k == NOTICE_ID_HEADER {
                 *v = "notice-8".into();
             }
         }
-        assert!(verify_notice(pk, "app.example:8443", "/hooks/menshen", &other_id, &body).is_err());
+        assert!(verify_notice(
+            std::slice::from_ref(pk),
+            "app.example:8443",
+            "/hooks/menshen",
+            &other_id,
+            &body
+        )
+        .is_err());
         let (other, _) =
             menshen_crypto::PrivateKey::generate(menshen_crypto::SigAlg::Sm2Sm3).unwrap();
         assert!(verify_notice(
-            other.public_key(),
+            std::slice::from_ref(other.public_key()),
             "app.example:8443",
             "/hooks/menshen",
             &headers,
