@@ -145,6 +145,22 @@ async fn dep_2_aud_6_a_call_on_node_2_is_found_and_shown_through_node_1_and_ever
         "{table}"
     );
 
+    // Node 2 stopped: its rows are still found through node 1, with their
+    // indexed fields and a record_error naming node 2 (the search answers).
+    nodes[1].stop().await;
+    let (s, v) = nodes[0]
+        .admin("GET", &format!("/v1/audit?txn_id={txn}"), None)
+        .await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v[0]["indexed"]["txn_id"], txn.as_str(), "{v}");
+    assert!(v[0].get("record").is_none(), "{v}");
+    assert!(
+        v[0]["record_error"]
+            .as_str()
+            .is_some_and(|e| e.contains(&node_id(1))),
+        "{v}"
+    );
+
     // The nodes stop (every record sealed); the audit public key.
     let audit_pem = nodes[0]
         .node()

@@ -63,7 +63,9 @@ pub(crate) fn advertise_url(cfg: &Config, bound: std::net::SocketAddr) -> Option
 
 /// Fetch JSON from another node's admin API with the caller's
 /// `Authorization` header (that node checks the token and records the
-/// read). https peers are trusted through `admin.peer_ca_file`.
+/// read). https peers are trusted through `admin.peer_ca_file`; a plain
+/// http peer off loopback is refused (the token would cross the network
+/// in clear) unless `admin.allow_plaintext_non_loopback` (ADM-1).
 pub(crate) fn peer_fetch(cfg: &Config) -> anyhow::Result<menshen_admin::audit::PeerFetch> {
     let ca = match &cfg.admin.peer_ca_file {
         Some(f) => Some(
@@ -73,6 +75,7 @@ pub(crate) fn peer_fetch(cfg: &Config) -> anyhow::Result<menshen_admin::audit::P
         None => None,
     };
     let has_ca = ca.is_some();
+    let plaintext_ok = cfg.admin.allow_plaintext_non_loopback;
     let http = menshen_sdk::http_client(ca.as_deref())
         .map_err(|e| anyhow::anyhow!("admin.peer_ca_file: {e}"))?;
     Ok(Arc::new(move |base: String, path: String, auth: String| {
@@ -81,6 +84,11 @@ pub(crate) fn peer_fetch(cfg: &Config) -> anyhow::Result<menshen_admin::audit::P
             if base.starts_with("https://") && !has_ca {
                 return Err(format!(
                     "{base} is https: set admin.peer_ca_file to the CA of the nodes' admin certificates"
+                ));
+            }
+            if base.starts_with("http://") && !plaintext_ok && !is_loopback_url(&base) {
+                return Err(format!(
+                    "{base} is plain http off loopback: the admin token would cross the network in clear (serve the admin API over TLS, or set admin.allow_plaintext_non_loopback)"
                 ));
             }
             let req = http::Request::builder()
@@ -105,4 +113,36 @@ pub(crate) fn peer_fetch(cfg: &Config) -> anyhow::Result<menshen_admin::audit::P
             Ok(v)
         })
     }))
+}
+
+/// Whether an `http://` URL's host is a loopback address or `localhost`.
+fn is_loopback_url(url: &str) -> bool {
+    let Ok(uri) = url.parse::<http::Uri>() else {
+        return false;
+    };
+    match uri.host() {
+        Some("localhost") => true,
+        Some(h) => h
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback()),
+        None => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// ADM-1 for node-to-node fetches: plain http only on loopback.
+    #[test]
+    fn adm_1_plain_http_peers_only_on_loopback() {
+        assert!(is_loopback_url("http://127.0.0.1:9080"));
+        assert!(is_loopback_url("http://[::1]:9080"));
+        assert!(is_loopback_url("http://localhost:9080"));
+        assert!(!is_loopback_url("http://10.0.0.2:9080"));
+        assert!(!is_loopback_url("http://node2.bank.example:9080"));
+        assert!(!is_loopback_url("not a url"));
+    }
 }
