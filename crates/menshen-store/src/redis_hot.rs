@@ -703,6 +703,8 @@ fn manager_config() -> ConnectionManagerConfig {
 /// between two lookups when calls keep failing.
 const FOLLOW_EVERY: Duration = Duration::from_secs(1);
 const FOLLOW_MIN_GAP: Duration = Duration::from_millis(100);
+/// How long one lookup of the master through the sentinels may take.
+const FOLLOW_LOOKUP_LIMIT: Duration = Duration::from_secs(3);
 
 impl RedisHotState {
     /// Connect (one `PING` at start-up, so a wrong url or a stopped server is
@@ -945,7 +947,17 @@ async fn follow(
             _ = wake.notified() => {}
         }
         let Some(f) = followed.upgrade() else { return };
-        match sentinel.async_get_client().await {
+        // Bounded: a sentinel that does not answer must not stall the
+        // following (the crate asks the others meanwhile).
+        let found = tokio::time::timeout(FOLLOW_LOOKUP_LIMIT, sentinel.async_get_client())
+            .await
+            .unwrap_or_else(|_| {
+                Err(RedisError::from((
+                    redis::ErrorKind::Io,
+                    "no answer from the sentinels in time",
+                )))
+            });
+        match found {
             Ok(client) => {
                 let addr = client.get_connection_info().addr().to_string();
                 if addr != f.current.load().0 {

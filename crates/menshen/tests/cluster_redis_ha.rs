@@ -126,7 +126,19 @@ async fn trf_1_redis_cluster_limit_n_accepts_exactly_n() {
         )
         .await;
     assert_eq!(st, 201, "{v}");
-    // The rule reaches the snapshot (bounded).
+    // And a concurrency rule that never binds: each accepted call takes a
+    // slot and gives it back (the pipelined release on the cluster).
+    let (st, v) = h
+        .admin(
+            "POST",
+            "/v1/limits",
+            Some(
+                json!({"app_id": app_id, "window": "concurrent", "max": 1000, "action": "reject"}),
+            ),
+        )
+        .await;
+    assert_eq!(st, 201, "{v}");
+    // The rules reach the snapshot (bounded).
     let want = h.node().cp.store.version().await.unwrap();
     let t = Instant::now();
     while h.node().gateway.snapshot.current().version < want {
@@ -159,6 +171,25 @@ async fn trf_1_redis_cluster_limit_n_accepts_exactly_n() {
         call(&c, "cluster-nonce-0000").await,
         (401, Some("REPLAYED_REQUEST".into()))
     );
+    // Every slot was given back: the slot sets are empty (Redis drops an
+    // empty set), bounded wait for the last releases.
+    let t = Instant::now();
+    loop {
+        let held: Vec<String> = cluster
+            .nodes
+            .iter()
+            .map(|n| n.cli(&["--scan", "--pattern", "{menshen:}cc:*"]))
+            .filter(|o| !o.trim().is_empty())
+            .collect();
+        if held.is_empty() {
+            break;
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(5),
+            "slots not given back: {held:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     // The call's keys are in the slot of the tag, on one master.
     let slot = cluster.nodes[0].cli(&["CLUSTER", "KEYSLOT", "{menshen:}"]);
     let holders: Vec<usize> = cluster
@@ -169,4 +200,13 @@ async fn trf_1_redis_cluster_limit_n_accepts_exactly_n() {
         .map(|(i, _)| i)
         .collect();
     assert_eq!(holders.len(), 1, "one master holds the tagged keys");
+    // ... and received the releases (ZREM, one per accepted call at least).
+    let stats = cluster.nodes[holders[0]].cli(&["INFO", "commandstats"]);
+    let zrem: usize = stats
+        .lines()
+        .find_map(|l| l.strip_prefix("cmdstat_zrem:calls="))
+        .and_then(|r| r.split(',').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    assert!(zrem >= N, "releases seen by the slot's master: {zrem}");
 }
