@@ -113,17 +113,34 @@ impl Notifier {
         out: Arc<Outbox>,
     ) -> anyhow::Result<Arc<Notifier>> {
         let n = &cfg.app_notice;
-        let ca = match &n.ca_file {
-            Some(f) => Some(std::fs::read(f).map_err(|e| {
-                anyhow::anyhow!(
-                    "alerts.app_notice.ca_file: cannot read {}: {e}",
-                    f.display()
-                )
-            })?),
-            None => std::fs::read(SYSTEM_CA).ok(),
+        let http = match &n.ca_file {
+            Some(f) => {
+                let pem = std::fs::read(f).map_err(|e| {
+                    anyhow::anyhow!(
+                        "alerts.app_notice.ca_file: cannot read {}: {e}",
+                        f.display()
+                    )
+                })?;
+                menshen_sdk::http_client(Some(&pem))
+                    .map_err(|e| anyhow::anyhow!("alerts.app_notice.ca_file: {e}"))?
+            }
+            // The system bundle, if present and usable: a certificate in it
+            // that rustls refuses must not stop the node (https receivers
+            // then fail, visibly, until ca_file is set).
+            None => match std::fs::read(SYSTEM_CA)
+                .ok()
+                .map(|pem| menshen_sdk::http_client(Some(&pem)))
+            {
+                Some(Ok(c)) => c,
+                other => {
+                    if let Some(Err(e)) = other {
+                        tracing::warn!(error = %e, "app notices: the system CA bundle {SYSTEM_CA} is not usable; set alerts.app_notice.ca_file");
+                    }
+                    menshen_sdk::http_client(None)
+                        .map_err(|e| anyhow::anyhow!("app notices: {e}"))?
+                }
+            },
         };
-        let http = menshen_sdk::http_client(ca.as_deref())
-            .map_err(|e| anyhow::anyhow!("alerts.app_notice.ca_file: {e}"))?;
         Ok(Arc::new(Notifier {
             cp,
             cfg: cfg.clone(),
