@@ -65,7 +65,7 @@ pub enum AuditError {
     },
     /// The log belongs to another node than the one opening it: each node
     /// keeps its own chain in its own directory (issue 12 item 8).
-    #[error("audit log {path} is node {found}'s, not node {configured}'s: each node needs its own audit directory (check node_id and data_dir)")]
+    #[error("audit log {path} is node {found}'s, not node {configured}'s: each node keeps its own chain in its own directory; to go on with this log set node_id = \"{found}\", else give this node its own data_dir")]
     OtherNode {
         /// Directory.
         path: String,
