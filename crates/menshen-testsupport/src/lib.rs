@@ -724,25 +724,96 @@ pub const SENTINEL_MASTER: &str = "menshen";
 /// Start a master, a replica of it and a sentinel watching them, and wait
 /// (bounded) until the sentinel knows the replica; `None` as [`redis`].
 pub fn redis_sentinel() -> Option<RedisSentinel> {
-    let master = redis()?;
+    redis_sentinel_with(None)
+}
+
+/// [`redis_sentinel`] with TLS only everywhere: the master, the replica
+/// (replicating over TLS) and the sentinel listen on TLS ports only;
+/// `files.client` must be `None`.
+pub fn redis_sentinel_tls(files: &RedisTlsFiles) -> Option<RedisSentinel> {
+    redis_sentinel_with(Some(files))
+}
+
+fn tls_args(f: &RedisTlsFiles) -> Vec<String> {
+    vec![
+        "--tls-cert-file".into(),
+        f.cert.display().to_string(),
+        "--tls-key-file".into(),
+        f.key.display().to_string(),
+        "--tls-ca-cert-file".into(),
+        f.ca.display().to_string(),
+        "--tls-auth-clients".into(),
+        "no".into(),
+        "--tls-replication".into(),
+        "yes".into(),
+    ]
+}
+
+fn redis_sentinel_with(tls: Option<&RedisTlsFiles>) -> Option<RedisSentinel> {
+    let tls = tls.cloned();
+    let master = match &tls {
+        None => redis()?,
+        Some(f) => {
+            if !redis_present() {
+                return None;
+            }
+            let f = f.clone();
+            RedisServer::launch(
+                move |port, dir| {
+                    let mut a = plain_args(0, dir);
+                    a.extend(["--tls-port".into(), port.to_string()]);
+                    a.extend(tls_args(&f));
+                    a
+                },
+                vec![
+                    "--tls".into(),
+                    "--cacert".into(),
+                    tls.as_ref().unwrap().ca.display().to_string(),
+                ],
+                true,
+                false,
+            )
+        }
+    };
+    let cli = master.cli.clone();
     let mport = master.port;
+    let t2 = tls.clone();
     let replica = RedisServer::launch(
         move |port, dir| {
-            let mut a = plain_args(port, dir);
+            let mut a = match &t2 {
+                None => plain_args(port, dir),
+                Some(f) => {
+                    let mut a = plain_args(0, dir);
+                    a.extend(["--tls-port".into(), port.to_string()]);
+                    a.extend(tls_args(f));
+                    a
+                }
+            };
             a.extend(["--replicaof".into(), "127.0.0.1".into(), mport.to_string()]);
             a
         },
-        Vec::new(),
-        false,
+        cli.clone(),
+        tls.is_some(),
         false,
     );
+    let t3 = tls.clone();
     let sentinel = RedisServer::launch(
         move |port, dir| {
             let conf = dir.join("sentinel.conf");
+            let listen = match &t3 {
+                None => format!("port {port}\n"),
+                Some(f) => format!(
+                    "port 0\ntls-port {port}\ntls-cert-file {}\ntls-key-file {}\n\
+                     tls-ca-cert-file {}\ntls-auth-clients no\ntls-replication yes\n",
+                    f.cert.display(),
+                    f.key.display(),
+                    f.ca.display()
+                ),
+            };
             std::fs::write(
                 &conf,
                 format!(
-                    "port {port}\nbind 127.0.0.1\ndir {}\n\
+                    "{listen}bind 127.0.0.1\ndir {}\n\
                      sentinel monitor {SENTINEL_MASTER} 127.0.0.1 {mport} 1\n\
                      sentinel down-after-milliseconds {SENTINEL_MASTER} 1000\n\
                      sentinel failover-timeout {SENTINEL_MASTER} 5000\n\
@@ -753,8 +824,8 @@ pub fn redis_sentinel() -> Option<RedisSentinel> {
             .unwrap();
             vec![conf.display().to_string(), "--sentinel".into()]
         },
-        Vec::new(),
-        false,
+        cli,
+        tls.is_some(),
         false,
     );
     let s = RedisSentinel {
@@ -785,9 +856,10 @@ pub fn redis_sentinel() -> Option<RedisSentinel> {
 }
 
 impl RedisSentinel {
-    /// `redis://127.0.0.1:PORT` of the sentinel.
+    /// `redis://127.0.0.1:PORT` of the sentinel (`rediss://` with TLS).
     pub fn sentinel_url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.sentinel.port)
+        let scheme = if self.sentinel.tls { "rediss" } else { "redis" };
+        format!("{scheme}://127.0.0.1:{}", self.sentinel.port)
     }
 
     /// The master's port as the sentinel names it now.

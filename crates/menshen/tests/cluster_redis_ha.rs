@@ -46,9 +46,36 @@ async fn app(h: &Harness) -> (String, Client) {
 /// there, with no restart of the node.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dep_2_sentinel_failover_is_followed_without_restart() {
-    let Some(mut s) = menshen_testsupport::redis_sentinel() else {
+    let Some(s) = menshen_testsupport::redis_sentinel() else {
         return;
     };
+    follows_failover(s, None).await;
+}
+
+/// DEP-2, CONF-2: the same over TLS only (`rediss://` sentinel, data nodes
+/// replicating over TLS, the CA in `hot_state.ca_file`): the node reaches
+/// the sentinel and both masters over TLS and follows the failover.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dep_2_sentinel_over_tls_failover_is_followed() {
+    let certs = tempfile::tempdir().unwrap();
+    menshen::pki::write_demo_pki(certs.path()).unwrap();
+    let ca = certs.path().join("ca.pem");
+    let Some(s) = menshen_testsupport::redis_sentinel_tls(&menshen_testsupport::RedisTlsFiles {
+        cert: certs.path().join("server.pem"),
+        key: certs.path().join("server.key"),
+        ca: ca.clone(),
+        client: None,
+    }) else {
+        return;
+    };
+    assert!(s.sentinel_url().starts_with("rediss://"));
+    follows_failover(s, Some(ca)).await;
+}
+
+async fn follows_failover(
+    mut s: menshen_testsupport::RedisSentinel,
+    ca_file: Option<std::path::PathBuf>,
+) {
     let urls = vec![s.sentinel_url()];
     let h = Harness::start_with(HarnessOptions {
         configure: Some(Box::new(move |c| {
@@ -57,6 +84,7 @@ async fn dep_2_sentinel_failover_is_followed_without_restart() {
                 urls,
                 db: 0,
             });
+            c.hot_state.ca_file = ca_file;
         })),
         ..Default::default()
     })
