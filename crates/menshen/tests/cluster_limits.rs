@@ -373,11 +373,29 @@ async fn trf_1_kill_9_of_a_node_holding_slots_frees_them_within_their_ttl() {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    // Both freed slots are usable at once: two calls in flight pass.
-    let (a, b2) = tokio::join!(
-        c1.call("GET", "/v1/ping", None),
-        c3.call("GET", "/v1/ping", None)
-    );
-    assert_eq!((a.unwrap().status, b2.unwrap().status), (200, 200));
+    // Both freed slots are usable at once: two calls in flight pass. A
+    // ping's slot is given back just after its answer (one more round trip
+    // to Redis), so a pair sent right after the polling above may still
+    // meet one held: the pair is sent again until both pass, within a bound.
+    let t = Instant::now();
+    loop {
+        let (a, b2) = tokio::join!(
+            c1.call("GET", "/v1/ping", None),
+            c3.call("GET", "/v1/ping", None)
+        );
+        let pair = (a.unwrap().status, b2.unwrap().status);
+        if pair == (200, 200) {
+            break;
+        }
+        assert!(
+            matches!(pair.0, 200 | 429) && matches!(pair.1, 200 | 429),
+            "{pair:?}"
+        );
+        assert!(
+            t.elapsed() < Duration::from_secs(5),
+            "two calls in flight never both passed: last {pair:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     drop(survivor);
 }
