@@ -264,7 +264,9 @@ pub fn on_response(routed: &Routed, resp: &Response<Bytes>) -> Result<(), Gatewa
     {
         return Ok(());
     }
-    let body = if resp.body().is_empty() {
+    // The answer may hold fields the `encrypt` stage is about to seal: the
+    // parsed copy is wiped when dropped (CONF-4).
+    let body = menshen_protocol::envelope::PlainBody(if resp.body().is_empty() {
         Value::Null
     } else {
         match serde_json::from_slice::<Value>(resp.body()) {
@@ -275,7 +277,7 @@ pub fn on_response(routed: &Routed, resp: &Response<Bytes>) -> Result<(), Gatewa
                 ))
             }
         }
-    };
+    });
     match first_error(validator, &body) {
         None => Ok(()),
         Some(p) => Err(GatewayError::UpstreamResponseInvalid(format!(
