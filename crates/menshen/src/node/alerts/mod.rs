@@ -45,6 +45,7 @@ use serde_json::json;
 pub mod baseline;
 pub mod cert_network;
 pub mod deliver;
+pub mod egress;
 pub mod expiry;
 pub mod notify;
 

@@ -35,6 +35,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::deliver::Outbox;
+use super::egress::{Destinations, NoticeClient};
 use super::AlertsConfig;
 
 pub use menshen_sdk::notice::{notice_components, verify_notice, NOTICE_ID_HEADER};
@@ -59,9 +60,15 @@ pub struct AppNoticeConfig {
     /// (`[alerts.cert_network] auto_suspend`; default true).
     #[serde(default = "d_true")]
     pub suspension: bool,
-    /// Deliveries in flight at once, across apps (default 16).
+    /// Deliveries in flight at once, across apps (default 16). A slot is
+    /// held for one attempt, not across the back-off between attempts.
     #[serde(default = "d_parallel")]
     pub parallel: usize,
+    /// Private networks (CIDR) where apps' receivers may be all the same
+    /// (a partner reached over a private line). By default notices only go
+    /// to public addresses: see [`super::egress`].
+    #[serde(default)]
+    pub allow_networks: Vec<ipnet::IpNet>,
 }
 
 fn d_true() -> bool {
@@ -79,6 +86,7 @@ impl Default for AppNoticeConfig {
             ca_file: None,
             suspension: true,
             parallel: d_parallel(),
+            allow_networks: Vec::new(),
         }
     }
 }
@@ -100,7 +108,7 @@ const SYSTEM_CA: &str = "/etc/ssl/certs/ca-certificates.crt";
 pub struct Notifier {
     cp: ControlPlane,
     cfg: AlertsConfig,
-    http: menshen_sdk::HttpClient,
+    http: NoticeClient,
     out: Arc<Outbox>,
     slots: Arc<tokio::sync::Semaphore>,
 }
@@ -113,6 +121,10 @@ impl Notifier {
         out: Arc<Outbox>,
     ) -> anyhow::Result<Arc<Notifier>> {
         let n = &cfg.app_notice;
+        let dest = Destinations {
+            loopback: n.allow_http_loopback,
+            allow: Arc::new(n.allow_networks.clone()),
+        };
         let http = match &n.ca_file {
             Some(f) => {
                 let pem = std::fs::read(f).map_err(|e| {
@@ -121,7 +133,7 @@ impl Notifier {
                         f.display()
                     )
                 })?;
-                menshen_sdk::http_client(Some(&pem))
+                NoticeClient::new(Some(&pem), dest)
                     .map_err(|e| anyhow::anyhow!("alerts.app_notice.ca_file: {e}"))?
             }
             // The system bundle, if present and usable: a certificate in it
@@ -129,14 +141,14 @@ impl Notifier {
             // then fail, visibly, until ca_file is set).
             None => match std::fs::read(SYSTEM_CA)
                 .ok()
-                .map(|pem| menshen_sdk::http_client(Some(&pem)))
+                .map(|pem| NoticeClient::new(Some(&pem), dest.clone()))
             {
                 Some(Ok(c)) => c,
                 other => {
                     if let Some(Err(e)) = other {
                         tracing::warn!(error = %e, "app notices: the system CA bundle {SYSTEM_CA} is not usable; set alerts.app_notice.ca_file");
                     }
-                    menshen_sdk::http_client(None)
+                    NoticeClient::new(None, dest)
                         .map_err(|e| anyhow::anyhow!("app notices: {e}"))?
                 }
             },
@@ -207,9 +219,6 @@ impl Notifier {
     fn spawn(self: &Arc<Self>, n: AppNotice) {
         let me = self.clone();
         tokio::spawn(async move {
-            let Ok(_slot) = me.slots.clone().acquire_owned().await else {
-                return;
-            };
             me.deliver(n).await;
         });
     }
@@ -222,10 +231,16 @@ impl Notifier {
         let mut attempt = n.attempts;
         loop {
             attempt += 1;
+            // One slot per attempt: a receiver that never answers holds one
+            // for `timeout_ms` at most, and none while it waits to retry.
+            let Ok(slot) = self.slots.acquire().await else {
+                return;
+            };
             let (url, result) = match self.attempt(&n, timeout).await {
                 Ok(url) => (url, Ok(())),
                 Err((url, e)) => (url, Err(e)),
             };
+            drop(slot);
             match result {
                 Ok(()) => {
                     tracing::info!(id = n.id, app_id = %n.app_id, attempt, "app notice delivered");
@@ -314,14 +329,15 @@ impl Notifier {
             .ok_or_else(|| fail("the response-signing key does not open".into()))?;
         let req = signed_request(n, &url, &key.key_id, &signer, menshen_store::now_unix())
             .map_err(fail)?;
-        let r = tokio::time::timeout(timeout, menshen_sdk::send(&self.http, req))
+        // The status line decides; the body is never read (egress).
+        let status = tokio::time::timeout(timeout, self.http.post(req))
             .await
             .map_err(|_| fail("timed out".into()))?
-            .map_err(|e| fail(e.to_string()))?;
-        if (200..300).contains(&r.status) {
+            .map_err(fail)?;
+        if (200..300).contains(&status) {
             Ok(Some(url))
         } else {
-            Err(fail(format!("answered {}", r.status)))
+            Err(fail(format!("answered {status}")))
         }
     }
 }
