@@ -55,8 +55,10 @@ pub struct Config {
 /// `[stats]`: with `store.url` (a cluster), every node publishes its
 /// statistics windows to the shared store every `publish_secs`, and the
 /// admin API's `/v1/stats/...` answers the figures summed across nodes
-/// (another node's calls show up at most `publish_secs` late). Ignored on
-/// the embedded store.
+/// (another node's calls show up at most `publish_secs` late). Each node
+/// also registers its admin API URL in the node registry again every
+/// `publish_secs` (a registry wiped or restored learns it again). Ignored
+/// on the embedded store.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StatsSection {

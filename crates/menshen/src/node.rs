@@ -442,7 +442,18 @@ impl Node {
             match peers::advertise_url(&cfg, admin_addr) {
                 Some(url) => {
                     if let Err(e) = cp.store.register_node(node, &url).await {
-                        tracing::error!(error = %e, "cannot register this node's admin API URL: other nodes' searches show its audit records without bodies until the next start");
+                        tracing::error!(error = %e, "cannot register this node's admin API URL: other nodes' searches show its audit records without bodies until it is registered (retried every stats.publish_secs in a cluster)");
+                    }
+                    // In a cluster, registered again every period: a
+                    // registry wiped or restored learns this node again.
+                    if cluster_stats.is_some() {
+                        peers::keep_registered(
+                            cp.clone(),
+                            node.clone(),
+                            url,
+                            Duration::from_secs(cfg.stats.publish_secs),
+                            rx.clone(),
+                        );
                     }
                 }
                 None => tracing::warn!(

@@ -61,6 +61,51 @@ pub(crate) fn advertise_url(cfg: &Config, bound: std::net::SocketAddr) -> Option
     Some(format!("{scheme}://{bound}"))
 }
 
+/// Keep this node's entry in the store's node registry (`cluster_nodes`:
+/// node id -> admin API URL) fresh: registered again every `every` until
+/// `stop` turns true, so a registry that lost it (PostgreSQL wiped, or
+/// restored from a backup older than the node) learns it again without a
+/// restart. A failed registration (the database down) is logged once and
+/// retried by the next period.
+pub(crate) fn keep_registered(
+    cp: menshen_store::ControlPlane,
+    node: String,
+    url: String,
+    every: Duration,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // The first tick is now: registered at start already.
+        tick.tick().await;
+        let mut failing = false;
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {}
+                r = stop.changed() => {
+                    if r.is_err() || *stop.borrow() {
+                        return;
+                    }
+                    continue;
+                }
+            }
+            match cp.store.register_node(&node, &url).await {
+                Ok(()) if failing => {
+                    failing = false;
+                    tracing::info!("node registry: this node's admin API URL registered again");
+                }
+                Ok(()) => {}
+                Err(e) if !failing => {
+                    failing = true;
+                    tracing::warn!(error = %e, "node registry: cannot register this node's admin API URL (retried every period)");
+                }
+                Err(_) => {}
+            }
+        }
+    });
+}
+
 /// Fetch JSON from another node's admin API with the caller's
 /// `Authorization` header (that node checks the token and records the
 /// read). https peers are trusted through `admin.peer_ca_file`; a plain
