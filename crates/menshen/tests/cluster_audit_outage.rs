@@ -4,7 +4,9 @@
 //! PostgreSQL is back the node indexes the records it missed by itself,
 //! with no restart and no new call: an audit search through its admin API
 //! then finds every call made during the outage, each exactly once, beside
-//! the calls made before and after.
+//! the calls made before and after. The node registry (node id -> admin
+//! API URL) lost with a wiped or restored database is filled again by the
+//! node itself.
 //!
 //! Starts its own `postgres` and `redis-server` on 127.0.0.1
 //! (`menshen-testsupport`); without them it prints "skipped: ..." unless
@@ -95,6 +97,8 @@ async fn aud_6_dep_2_calls_during_a_postgres_outage_are_indexed_once_it_returns_
         store_url: Some(pg.url("menshen")),
         hot_state_url: Some(redis.url()),
         node_id: Some("00000001".into()),
+        // The period of the node's statistics and registry refresh.
+        configure: Some(Box::new(|c| c.stats.publish_secs = 1)),
         ..Default::default()
     })
     .await;
