@@ -91,13 +91,61 @@ impl ApiBaseline {
 }
 
 /// An app's client networks (`/24` IPv4, `/48` IPv6), each with the unix
-/// second it was last seen, and when the app was first seen.
+/// second it was last seen, and when the app was first seen. In a cluster
+/// this is the cluster's set: the store merges each node's save into the
+/// stored one ([`AppNetworks::merge`]), never replaces it.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct AppNetworks {
     /// First call learned, unix seconds.
     pub first_at: i64,
     /// Network -> last seen.
     pub networks: std::collections::BTreeMap<String, i64>,
+}
+
+/// Most networks kept per app (the stalest go first).
+pub const MAX_NETWORKS: usize = 4096;
+
+impl AppNetworks {
+    /// Take in what `other` knows (another node's view, or the store's):
+    /// the union of the networks, each with the later last-seen, and the
+    /// earlier first call. Never forgets a network either side knows,
+    /// except past [`MAX_NETWORKS`], where the stalest go. Returns whether
+    /// `self` learned a network it did not know.
+    pub fn merge(&mut self, other: &AppNetworks) -> bool {
+        let mut learned = false;
+        if other.first_at != 0 && (self.first_at == 0 || other.first_at < self.first_at) {
+            self.first_at = other.first_at;
+        }
+        for (net, at) in &other.networks {
+            match self.networks.get_mut(net) {
+                Some(t) => *t = (*t).max(*at),
+                None => {
+                    self.networks.insert(net.clone(), *at);
+                    learned = true;
+                }
+            }
+        }
+        if self.networks.len() > MAX_NETWORKS {
+            let mut by_age: Vec<(i64, String)> =
+                self.networks.iter().map(|(k, t)| (*t, k.clone())).collect();
+            by_age.sort();
+            let drop = self.networks.len() - MAX_NETWORKS;
+            for (_, k) in by_age.into_iter().take(drop) {
+                self.networks.remove(&k);
+            }
+        }
+        learned
+    }
+}
+
+/// A stored networks model (JSON text) merged with a node's, as JSON text
+/// (what the store writes back); `None` if either is not an
+/// [`AppNetworks`] (the node's then replaces the stored one).
+pub fn merge_networks_json(stored: &str, new: &serde_json::Value) -> Option<String> {
+    let mut merged: AppNetworks = serde_json::from_str(stored).ok()?;
+    let new = AppNetworks::deserialize(new).ok()?;
+    merged.merge(&new);
+    serde_json::to_string(&merged).ok()
 }
 
 /// A slot's name: `Mon 03:00`.

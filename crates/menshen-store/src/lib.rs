@@ -435,6 +435,12 @@ pub trait Store: Send + Sync + 'static {
         &self,
         app_id: Option<&str>,
     ) -> Result<Vec<menshen_model::baseline::StoredBaseline>, StoreError>;
+    /// The stored client networks of every app (MON-3, KEY-4: the
+    /// `api_id` `*` models), by app: what a node of a cluster refreshes its
+    /// view from. A save merges networks into these, never replaces them.
+    async fn load_baseline_networks(
+        &self,
+    ) -> Result<Vec<menshen_model::baseline::StoredBaseline>, StoreError>;
 
     /// Blacklist (`Add`) or delist (`Remove`) every app of `entries` (TRF-3),
     /// Set (`Some`) or clear (`None`) an app's notification URL

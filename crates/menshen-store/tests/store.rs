@@ -1069,6 +1069,77 @@ async fn mon_3_baselines_saved_replaced_and_loaded_per_app(b: Backend) {
     assert_eq!(cp.store.load_baselines(None).await.unwrap().len(), 3);
 }
 
+/// MON-3, KEY-4 (cluster): an app's client networks saved by two nodes
+/// (writers) at once are merged, never replaced: the stored set is the
+/// union, each network with its latest sighting, and the app's earliest
+/// first call; `load_baseline_networks` returns just these models.
+async fn mon_3_baseline_networks_from_two_writers_merged(b: Backend) {
+    use menshen_model::baseline::{AppNetworks, StoredBaseline, NETWORKS};
+    let Some((_d, cp)) = setup(b).await else {
+        return;
+    };
+    let nets = |first_at: i64, list: &[(&str, i64)]| AppNetworks {
+        first_at,
+        networks: list.iter().map(|(n, t)| (n.to_string(), *t)).collect(),
+    };
+    let item = |app: &str, n: &AppNetworks, at: i64| StoredBaseline {
+        app_id: app.into(),
+        api_id: NETWORKS.into(),
+        model: serde_json::to_value(n).unwrap(),
+        updated_at: at,
+    };
+    // Node 1 has learned 10.1.1.0/24; an API model of the app too.
+    cp.store
+        .save_baselines(&[
+            item("a1", &nets(100, &[("10.1.1.0/24", 150)]), 200),
+            StoredBaseline {
+                app_id: "a1".into(),
+                api_id: "x".into(),
+                model: serde_json::json!({"n": 1}),
+                updated_at: 200,
+            },
+        ])
+        .await
+        .unwrap();
+    // Both nodes save at once, each its own view (node 2 never saw 10.1.1/24
+    // and started later); repeated so the writes overlap.
+    for round in 0..20i64 {
+        let n1 = item(
+            "a1",
+            &nets(100, &[("10.1.1.0/24", 300 + round), ("10.1.2.0/24", 300)]),
+            300 + round,
+        );
+        let n2 = item(
+            "a1",
+            &nets(250, &[("192.0.2.0/24", 310), ("10.1.1.0/24", 120)]),
+            310 + round,
+        );
+        let (r1, r2) = tokio::join!(
+            cp.store.save_baselines(std::slice::from_ref(&n1)),
+            cp.store.save_baselines(std::slice::from_ref(&n2))
+        );
+        r1.unwrap();
+        r2.unwrap();
+    }
+    let stored = cp.store.load_baseline_networks().await.unwrap();
+    assert_eq!(stored.len(), 1, "{stored:?}");
+    assert_eq!(stored[0].app_id, "a1");
+    let m: AppNetworks = serde_json::from_value(stored[0].model.clone()).unwrap();
+    assert_eq!(
+        m,
+        nets(
+            100,
+            &[
+                ("10.1.1.0/24", 319),
+                ("10.1.2.0/24", 300),
+                ("192.0.2.0/24", 310)
+            ]
+        )
+    );
+    // API models are still replaced as before.
+    assert_eq!(cp.store.load_baselines(Some("a1")).await.unwrap().len(), 2);
+}
+
 /// The node registry (issue 12 item 8): a node's admin API URL, where
 /// another node fetches the bodies of the records in its segment files;
 /// registering again replaces it.
@@ -1195,6 +1266,7 @@ async fn mon_4_app_notify_url_and_notices_once_per_key(b: Backend) {
 suite!(
     mon_4_app_notify_url_and_notices_once_per_key,
     mon_3_baselines_saved_replaced_and_loaded_per_app,
+    mon_3_baseline_networks_from_two_writers_merged,
     mon_2_alerts_deduplicated_acknowledged_resolved,
     auth_3_secret_never_stored_in_clear,
     onb_3_new_app_has_no_grants_and_secret_opens,

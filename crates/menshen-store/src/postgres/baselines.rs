@@ -1,7 +1,9 @@
 //! Learned baselines (MON-3) on PostgreSQL: the same rules as
-//! `sqlite/baselines.rs` (one JSON model per app x API, replaced on save).
+//! `sqlite/baselines.rs` (one JSON model per app x API, replaced on save;
+//! an app's client networks merged into the stored set, the row locked
+//! for the read-merge-write so two nodes saving at once both count).
 
-use menshen_model::baseline::StoredBaseline;
+use menshen_model::baseline::{StoredBaseline, NETWORKS};
 use tokio_postgres::{GenericClient, Row, Transaction};
 
 use super::rows::{self, bad};
@@ -17,9 +19,13 @@ fn baseline(r: &Row) -> Result<StoredBaseline, StoreError> {
     })
 }
 
-/// Replace each item's model.
+/// Replace each item's model; merge an app's networks into the stored set.
 pub(super) async fn save(tx: &Transaction<'_>, items: &[StoredBaseline]) -> Result<(), StoreError> {
     for b in items {
+        if b.api_id == NETWORKS {
+            save_networks(tx, b).await?;
+            continue;
+        }
         tx.execute(
             "INSERT INTO baselines (app_id, api_id, model, updated_at) VALUES ($1, $2, $3, $4)
              ON CONFLICT (app_id, api_id) DO UPDATE SET model = excluded.model, updated_at = excluded.updated_at",
@@ -27,6 +33,40 @@ pub(super) async fn save(tx: &Transaction<'_>, items: &[StoredBaseline]) -> Resu
         )
         .await?;
     }
+    Ok(())
+}
+
+/// Read-merge-write of an app's networks. The row is created if missing
+/// (a concurrent creator makes this wait, then do nothing), then locked
+/// (`FOR UPDATE`) while merged, so no node's networks are lost.
+async fn save_networks(tx: &Transaction<'_>, b: &StoredBaseline) -> Result<(), StoreError> {
+    let model = b.model.to_string();
+    let created = tx
+        .execute(
+            "INSERT INTO baselines (app_id, api_id, model, updated_at) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (app_id, api_id) DO NOTHING",
+            &[&b.app_id, &b.api_id, &model, &b.updated_at],
+        )
+        .await?;
+    if created == 1 {
+        return Ok(());
+    }
+    let row = tx
+        .query_opt(
+            "SELECT model FROM baselines WHERE app_id = $1 AND api_id = $2 FOR UPDATE",
+            &[&b.app_id, &b.api_id],
+        )
+        .await?;
+    let stored: Option<String> = row.map(|r| r.try_get("model")).transpose()?;
+    let merged = stored
+        .and_then(|s| menshen_model::baseline::merge_networks_json(&s, &b.model))
+        .unwrap_or(model);
+    tx.execute(
+        "INSERT INTO baselines (app_id, api_id, model, updated_at) VALUES ($1, $2, $3, $4)
+         ON CONFLICT (app_id, api_id) DO UPDATE SET model = excluded.model, updated_at = excluded.updated_at",
+        &[&b.app_id, &b.api_id, &merged, &b.updated_at],
+    )
+    .await?;
     Ok(())
 }
 
@@ -39,6 +79,20 @@ pub(super) async fn load<C: GenericClient>(
         c.query(
             "SELECT * FROM baselines WHERE $1::TEXT IS NULL OR app_id = $1 ORDER BY app_id, api_id",
             &[&app_id],
+        )
+        .await?,
+        baseline,
+    )
+}
+
+/// Every app's networks (`api_id` `*`).
+pub(super) async fn load_networks<C: GenericClient>(
+    c: &C,
+) -> Result<Vec<StoredBaseline>, StoreError> {
+    rows::all(
+        c.query(
+            "SELECT * FROM baselines WHERE api_id = $1 ORDER BY app_id",
+            &[&NETWORKS],
         )
         .await?,
         baseline,

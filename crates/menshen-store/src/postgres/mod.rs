@@ -707,6 +707,12 @@ impl Store for PgStore {
         read!(self, |c| baselines::load(c, app_id).await)
     }
 
+    async fn load_baseline_networks(
+        &self,
+    ) -> Result<Vec<menshen_model::baseline::StoredBaseline>, StoreError> {
+        read!(self, |c| baselines::load_networks(c).await)
+    }
+
     async fn set_alert_state(
         &self,
         id: i64,

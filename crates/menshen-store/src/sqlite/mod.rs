@@ -451,6 +451,12 @@ impl Store for SqliteStore {
             .await
     }
 
+    async fn load_baseline_networks(
+        &self,
+    ) -> Result<Vec<menshen_model::baseline::StoredBaseline>, StoreError> {
+        self.read(baselines::load_networks).await
+    }
+
     async fn set_alert_state(
         &self,
         id: i64,

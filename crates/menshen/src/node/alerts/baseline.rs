@@ -24,6 +24,18 @@
 //! The learner's time is injected ([`Clock`]): windows close on
 //! [`Learner::tick`]. The model is saved to the store every `save_secs`
 //! and at shutdown, and loaded at start.
+//!
+//! In a cluster (several nodes on one store) the client networks are the
+//! cluster's: the store merges each node's save into the stored set (a
+//! union, never a replacement), every node saves the networks it learned
+//! and refreshes its view from the store every `sync_secs`, and before a
+//! `baseline_new_network` (and so `cert_network`, and an automatic
+//! suspension) is raised the node re-reads the store: a network another
+//! node has already seen is taken in silently ([`Learner::merge_networks`]).
+//! The volume, failure-rate and latency models stay per node: each node
+//! learns the share of the traffic it serves (a 5x spike reaches every
+//! node as 5x its share; a stable uneven balance is learned as normal);
+//! the stored copy of an app x API model is the last saver's.
 
 use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
@@ -31,7 +43,7 @@ use std::sync::Arc;
 
 use menshen_model::alert::{AlertSeverity, NewAlert};
 use menshen_model::baseline::{
-    slot_name, ApiBaseline, AppNetworks, StoredBaseline, NETWORKS, SLOTS,
+    slot_name, ApiBaseline, AppNetworks, StoredBaseline, MAX_NETWORKS, NETWORKS, SLOTS,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -73,6 +85,10 @@ pub struct BaselineConfig {
     /// How often the model is saved to the store, seconds (default 300).
     #[serde(default = "d_save")]
     pub save_secs: u64,
+    /// How often the client networks learned here are saved (merged) and
+    /// the cluster's set read back from the store, seconds (default 30).
+    #[serde(default = "d_sync")]
+    pub sync_secs: u64,
 }
 
 fn d_true() -> bool {
@@ -105,6 +121,9 @@ fn d_offset() -> i64 {
 fn d_save() -> u64 {
     300
 }
+fn d_sync() -> u64 {
+    30
+}
 
 impl Default for BaselineConfig {
     fn default() -> Self {
@@ -119,6 +138,7 @@ impl Default for BaselineConfig {
             off_hours_max: d_off(),
             utc_offset_hours: d_offset(),
             save_secs: d_save(),
+            sync_secs: d_sync(),
         }
     }
 }
@@ -139,8 +159,11 @@ impl BaselineConfig {
         {
             anyhow::bail!("alerts.baseline.z: above 0; alerts.baseline.off_hours_max: at least 0");
         }
-        if !(-12..=14).contains(&self.utc_offset_hours) || self.save_secs == 0 {
-            anyhow::bail!("alerts.baseline.utc_offset_hours: -12 to 14; alerts.baseline.save_secs: at least 1");
+        if !(-12..=14).contains(&self.utc_offset_hours)
+            || self.save_secs == 0
+            || self.sync_secs == 0
+        {
+            anyhow::bail!("alerts.baseline.utc_offset_hours: -12 to 14; alerts.baseline.save_secs and sync_secs: at least 1");
         }
         Ok(())
     }
@@ -163,7 +186,6 @@ impl Clock for SystemClock {
 
 /// Most app x API pairs and networks per app kept (bounded memory).
 const MAX_PAIRS: usize = 20_000;
-const MAX_NETWORKS: usize = 4096;
 
 /// The window being counted for one app x API.
 #[derive(Default, Clone, Copy)]
@@ -479,6 +501,56 @@ impl Learner {
             }
         }
         out
+    }
+
+    /// The client networks changed since the last call, to save (merged
+    /// by the store into the cluster's set).
+    pub fn take_dirty_networks(&mut self) -> Vec<StoredBaseline> {
+        let keys: Vec<_> = self
+            .dirty
+            .iter()
+            .filter(|(_, api)| api == NETWORKS)
+            .cloned()
+            .collect();
+        let now = self.clock.now();
+        let mut out = Vec::new();
+        for k in keys {
+            self.dirty.remove(&k);
+            if let Some(model) = self
+                .nets
+                .get(&k.0)
+                .and_then(|n| serde_json::to_value(n).ok())
+            {
+                out.push(StoredBaseline {
+                    app_id: k.0,
+                    api_id: k.1,
+                    model,
+                    updated_at: now,
+                });
+            }
+        }
+        out
+    }
+
+    /// Take in the cluster's networks as stored (other nodes' sightings):
+    /// a union with what this node knows, the earliest first call. Models
+    /// other than networks, or unreadable, are ignored.
+    pub fn merge_networks(&mut self, items: &[StoredBaseline]) {
+        for b in items.iter().filter(|b| b.api_id == NETWORKS) {
+            let Ok(m) = AppNetworks::deserialize(&b.model) else {
+                continue;
+            };
+            let room = self.nets.len() < MAX_PAIRS;
+            match self.nets.get_mut(&b.app_id) {
+                Some(n) => {
+                    n.merge(&m);
+                }
+                None if room => {
+                    self.nets.insert(b.app_id.clone(), m);
+                }
+                None => {}
+            }
+        }
     }
 
     /// Put back what could not be saved (saved next time).

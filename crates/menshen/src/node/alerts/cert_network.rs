@@ -9,6 +9,11 @@
 //! network. It runs on the alert feed, off the request path, and so needs
 //! `[alerts.baseline]` on (it is by default).
 //!
+//! In a cluster, "new" means new to the cluster: the node re-reads the
+//! networks every node has saved (merged in the store) first, so a network
+//! another node has seen raises nothing here and suspends nothing; if the
+//! store cannot be read the alert is raised but nothing is suspended.
+//!
 //! With `[alerts.cert_network] auto_suspend = true` (off by default) the
 //! bank also suspends the app at once: a certificate cannot be suspended
 //! on its own in the model (only revoked, which is final and would need a
@@ -77,10 +82,12 @@ pub struct CertNetwork {
 }
 
 impl CertNetwork {
-    /// `s` came from `network`, new for its app (the baseline said so).
+    /// `s` came from `network`, new for its app (the baseline said so,
+    /// after re-reading the cluster's networks in the store: `confirmed`;
+    /// not confirmed when the store could not be read).
     /// Raise the alert if `s` presented one of the app's own certificates,
-    /// and suspend the app if so configured.
-    pub async fn on_new_network(&self, s: &Signal, network: &str) {
+    /// and suspend the app if so configured and confirmed.
+    pub async fn on_new_network(&self, s: &Signal, network: &str, confirmed: bool) {
         if !self.cfg.enabled || !s.app_verified {
             return;
         }
@@ -129,7 +136,7 @@ impl CertNetwork {
                 return;
             }
         };
-        if self.cfg.auto_suspend {
+        if self.cfg.auto_suspend && confirmed {
             self.suspend(app_id, fp, network, raised.id).await;
         }
     }

@@ -710,11 +710,37 @@ impl Engine {
             while let Some(s) = rx.recv().await {
                 let mut fired = rules.observe(&s);
                 if enabled {
-                    let learned = learner2.lock().await.observe(&s);
+                    let mut learned = learner2.lock().await.observe(&s);
+                    // Cluster: new here may be known to another node. The
+                    // store's merged set decides before anything is raised
+                    // (or an app suspended).
+                    let mut confirmed = true;
+                    if learned.iter().any(|a| a.rule == "baseline_new_network") {
+                        match cp2.store.load_baseline_networks().await {
+                            Ok(stored) => {
+                                learner2.lock().await.merge_networks(&stored);
+                                learned.retain(|a| {
+                                    a.rule != "baseline_new_network"
+                                        || !stored.iter().any(|b| {
+                                            b.app_id == a.details["app_id"].as_str().unwrap_or("")
+                                                && a.details["network"].as_str().is_some_and(|n| {
+                                                    b.model["networks"].get(n).is_some()
+                                                })
+                                        })
+                                });
+                            }
+                            Err(e) => {
+                                // Not confirmed new to the cluster: alert,
+                                // but suspend nothing.
+                                tracing::warn!(error = %e, "learned networks: the store could not be re-read; a new network is alerted but suspends nothing");
+                                confirmed = false;
+                            }
+                        }
+                    }
                     if s.client_cert.is_some() {
                         for a in learned.iter().filter(|a| a.rule == "baseline_new_network") {
                             if let Some(net) = a.details["network"].as_str() {
-                                certs.on_new_network(&s, net).await;
+                                certs.on_new_network(&s, net, confirmed).await;
                             }
                         }
                     }
@@ -730,11 +756,13 @@ impl Engine {
         let saver = {
             let (cp, out, mut stop) = (cp.clone(), out.clone(), stop.clone());
             let save_every = Duration::from_secs(self.cfg.baseline.save_secs);
+            let sync_every = Duration::from_secs(self.cfg.baseline.sync_secs);
             tokio::spawn(async move {
                 if !enabled {
                     return;
                 }
                 let mut last_save = tokio::time::Instant::now();
+                let mut last_sync = last_save;
                 loop {
                     let stopping = tokio::select! {
                         _ = tokio::time::sleep(Duration::from_secs(5)) => false,
@@ -756,6 +784,24 @@ impl Engine {
                     }
                     if stopping {
                         return;
+                    }
+                    // Cluster: the networks learned here go to the store
+                    // (merged), and the cluster's set comes back.
+                    if last_sync.elapsed() >= sync_every {
+                        last_sync = tokio::time::Instant::now();
+                        let items = learner.lock().await.take_dirty_networks();
+                        if !items.is_empty() {
+                            if let Err(e) = cp.store.save_baselines(&items).await {
+                                tracing::warn!(error = %e, "learned networks could not be saved; retried");
+                                learner.lock().await.mark_dirty(&items);
+                            }
+                        }
+                        match cp.store.load_baseline_networks().await {
+                            Ok(stored) => learner.lock().await.merge_networks(&stored),
+                            Err(e) => {
+                                tracing::warn!(error = %e, "learned networks could not be refreshed from the store")
+                            }
+                        }
                     }
                 }
             })
