@@ -15,7 +15,10 @@
 //! not match is withheld: the client gets 502 `UPSTREAM_RESPONSE_INVALID`
 //! (the bank's side is at fault, the upstream may have acted), with nothing
 //! of the schema or of the upstream's body; the access record names the
-//! code and the failing pointer.
+//! code and the failing pointer. So is an answer that is not JSON: not
+//! labelled `application/json` (or `+json`), not UTF-8, nested deeper than
+//! the parser's limit (128). The answer was already bounded by
+//! `gateway.max_response_bytes` and the upstream timeout.
 
 use std::collections::HashMap;
 use std::marker::PhantomData;
@@ -264,6 +267,16 @@ pub fn on_response(routed: &Routed, resp: &Response<Bytes>) -> Result<(), Gatewa
     {
         return Ok(());
     }
+    // The schema describes a JSON answer: a body must say it is JSON, or a
+    // schema-valid body could reach the app labelled as something else
+    // (`text/html` with markup inside JSON strings, for a browser or a web
+    // view to render).
+    if !resp.body().is_empty() && !is_json(resp.headers()) {
+        return Err(GatewayError::UpstreamResponseInvalid(
+            "the upstream's answer is not labelled JSON (content-type); the API has a response schema"
+                .into(),
+        ));
+    }
     // The answer may hold fields the `encrypt` stage is about to seal: the
     // parsed copy is wiped when dropped (CONF-4).
     let body = menshen_protocol::envelope::PlainBody(if resp.body().is_empty() {
@@ -284,6 +297,27 @@ pub fn on_response(routed: &Routed, resp: &Response<Bytes>) -> Result<(), Gatewa
             "the upstream's answer does not match the API's response schema at {}",
             truncated(p)
         ))),
+    }
+}
+
+/// Whether `Content-Type` is `application/json` or `application/<x>+json`
+/// (parameters such as `charset` allowed).
+fn is_json(h: &http::HeaderMap) -> bool {
+    let Some(v) = h
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+    else {
+        return false;
+    };
+    let essence = v
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    match essence.strip_prefix("application/") {
+        Some(sub) => sub == "json" || (sub.ends_with("+json") && sub.len() > 5),
+        None => false,
     }
 }
 
