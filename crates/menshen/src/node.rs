@@ -322,6 +322,15 @@ impl Node {
                 .with_consent_cache(single_node),
         ));
         let (admin_stop, rx) = watch::channel(false);
+        // Issue 12 item 7: the hot state failing is alerted, not only logged.
+        let gw_state = gateway.state.clone();
+        let alert_engine = alert_engine.with_hot_state_counters(Arc::new(move || {
+            let c = &gw_state.flow.counters;
+            (
+                c.degraded.load(std::sync::atomic::Ordering::Relaxed),
+                c.failed_closed.load(std::sync::atomic::Ordering::Relaxed),
+            )
+        }));
         let baseline_saver = alert_engine.start(
             cp.clone(),
             audit.clone(),

@@ -620,8 +620,9 @@ fn redis_on(port: u16) -> Option<RedisServer> {
 /// Issue 12 item 7 through the real node on a real Redis: while Redis is
 /// down an A2 call fails closed (503 SHARED_STATE_UNAVAILABLE, nothing
 /// forwarded, recorded) and an A1 call is served under the `local` policy
-/// (noted in its record, this node's share of the limit); when Redis is
-/// back the node uses it again, without a restart.
+/// (noted in its record, this node's share of the limit), and a critical
+/// `hot_state_unavailable` alert is raised; when Redis is back the node
+/// uses it again, without a restart.
 #[tokio::test]
 async fn trf_1_redis_down_a2_fails_closed_a1_local_share_then_recovery() {
     let Some(srv) = redis_on(0) else { return };
@@ -702,6 +703,31 @@ async fn trf_1_redis_down_a2_fails_closed_a1_local_share_then_recovery() {
             .load(std::sync::atomic::Ordering::Relaxed)
             >= 1
     );
+
+    // Logged and alerted: one critical `hot_state_unavailable` alert.
+    let t = std::time::Instant::now();
+    let alert = loop {
+        let (st, v) = s.h.admin("GET", "/v1/alerts?state=all", None).await;
+        assert_eq!(st, 200, "{v}");
+        let found: Vec<Value> = v["alerts"]
+            .as_array()
+            .or(v.as_array())
+            .cloned()
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|a| a["rule"] == "hot_state_unavailable")
+            .collect();
+        if !found.is_empty() {
+            assert_eq!(found.len(), 1, "de-duplicated: {found:?}");
+            break found[0].clone();
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(10),
+            "no hot_state_unavailable alert: {v}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(alert["severity"], "critical", "{alert}");
 
     // Redis back on the same port: the node recovers by itself.
     let _srv = redis_on(port).expect("redis restarted");

@@ -22,6 +22,10 @@
 //! - `breaker_open`: a call refused because the API's upstream is degraded
 //!   (`SERVICE_DEGRADED`, its circuit breaker open) (critical);
 //! - `audit_durability`: the audit log's last write failed (critical);
+//! - `hot_state_unavailable` (issue 12 item 7): the shared hot state (Redis)
+//!   could not answer: A2/A3 calls (and A1 under the `closed` policy) were
+//!   refused `SHARED_STATE_UNAVAILABLE`, or A1 calls were served under the
+//!   `local`/`open` policy (critical), looked at every `audit_check_ms`;
 //! - `risk`: a risk rule's `alert` decision (warning) or a call held for
 //!   review (info) (RSK-1).
 //!
@@ -644,7 +648,12 @@ pub struct Engine {
     rx: Option<tokio::sync::mpsc::Receiver<Signal>>,
     cfg: AlertsConfig,
     server_certs: Vec<(String, std::path::PathBuf)>,
+    hot_state: Option<HotStateCounters>,
 }
+
+/// Reads the gateway's hot-state failure counters: (A1 calls served under
+/// the down policy, calls refused because the hot state could not answer).
+pub type HotStateCounters = Arc<dyn Fn() -> (u64, u64) + Send + Sync>;
 
 impl Engine {
     /// The queue, before the audit log is opened (its tee needs `tx`).
@@ -655,12 +664,20 @@ impl Engine {
             rx: Some(rx),
             cfg,
             server_certs: Vec::new(),
+            hot_state: None,
         }
     }
 
     /// Server certificates (what, PEM chain file) for the expiry watch.
     pub fn with_server_certs(mut self, certs: Vec<(String, std::path::PathBuf)>) -> Engine {
         self.server_certs = certs;
+        self
+    }
+
+    /// The gateway's hot-state failure counters, watched beside the audit
+    /// log's health (`hot_state_unavailable`, issue 12 item 7).
+    pub fn with_hot_state_counters(mut self, f: HotStateCounters) -> Engine {
+        self.hot_state = Some(f);
         self
     }
 
@@ -819,8 +836,10 @@ impl Engine {
         }
         let every = Duration::from_millis(self.cfg.audit_check_ms);
         let mut stop2 = stop.clone();
+        let hot_state = self.hot_state.take();
         tasks.push(tokio::spawn(async move {
             let mut was_healthy = true;
+            let mut hot_seen = hot_state.as_ref().map(|f| f()).unwrap_or_default();
             loop {
                 tokio::select! {
                     _ = tokio::time::sleep(every) => {}
@@ -842,6 +861,32 @@ impl Engine {
                     .await;
                 }
                 was_healthy = healthy;
+                // Issue 12 item 7: the shared hot state failing is alerted,
+                // not only logged (de-duplicated while unresolved).
+                if let Some(f) = &hot_state {
+                    let now = f();
+                    let (degraded, refused) = (
+                        now.0.saturating_sub(hot_seen.0),
+                        now.1.saturating_sub(hot_seen.1),
+                    );
+                    hot_seen = now;
+                    if degraded > 0 || refused > 0 {
+                        raise(
+                            &cp,
+                            &out,
+                            NewAlert {
+                                rule: "hot_state_unavailable".into(),
+                                key: "hot_state_unavailable".into(),
+                                severity: AlertSeverity::Critical,
+                                summary: format!(
+                                    "the shared hot state (Redis) could not answer: {refused} call(s) refused SHARED_STATE_UNAVAILABLE, {degraded} A1 call(s) served under the down policy"
+                                ),
+                                details: json!({"refused": refused, "a1_degraded": degraded}),
+                            },
+                        )
+                        .await;
+                    }
+                }
             }
         }));
         // The others end with the node's runtime; the saver is awaited.
