@@ -6,9 +6,10 @@
 //! then finds every call made during the outage, each exactly once, beside
 //! the calls made before and after. The node registry (node id -> admin
 //! API URL) lost with a wiped or restored database is filled again by the
-//! node itself.
+//! node itself. The embedded store recovers the same way from a failed
+//! SQLite index write.
 //!
-//! Starts its own `postgres` and `redis-server` on 127.0.0.1
+//! The cluster test starts its own `postgres` and `redis-server` on 127.0.0.1
 //! (`menshen-testsupport`); without them it prints "skipped: ..." unless
 //! `MENSHEN_REQUIRE_SERVICES=1`, when it fails.
 
@@ -155,6 +156,93 @@ async fn aud_6_dep_2_calls_during_a_postgres_outage_are_indexed_once_it_returns_
     // And the node indexes live again.
     let mut after = Vec::new();
     for _ in 0..5 {
+        after.push(call(&client).await);
+    }
+    let all: Vec<String> = before
+        .iter()
+        .chain(&during)
+        .chain(&after)
+        .cloned()
+        .collect();
+    let found = until_indexed(&h, &app_id, &all, Duration::from_secs(10), "after").await;
+    assert_eq!(found.len(), all.len(), "{found:?}");
+    assert!(
+        found.values().all(|n| *n == 1),
+        "each exactly once: {found:?}"
+    );
+}
+
+/// AUD-1, AUD-6, DEP-2 on the embedded store: an index write that fails
+/// (here SQLite's write lock held past its 5 s busy timeout by another
+/// process, as a full disk would fail it) is repaired from the log files
+/// by itself once SQLite accepts writes again, with no restart and no new
+/// call. Needs the `sqlite3` command (skipped without it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn aud_6_dep_2_calls_whose_sqlite_index_write_failed_are_indexed_once_it_works_again() {
+    use std::io::{BufRead, Write};
+    if std::process::Command::new("sqlite3")
+        .arg("-version")
+        .output()
+        .is_err()
+    {
+        assert!(
+            !menshen_testsupport::services_required(),
+            "sqlite3 not found"
+        );
+        println!("skipped: sqlite3 not found");
+        return;
+    }
+    let h = Harness::start().await;
+    h.api("ping", "GET", "/v1/ping", "A1").await;
+    let (app_id, secret) = h.app("fintech", "server").await;
+    h.grant(&app_id, "ping").await;
+    let client = h.client(&app_id, &secret);
+    let mut before = Vec::new();
+    for _ in 0..3 {
+        before.push(call(&client).await);
+    }
+    until_indexed(&h, &app_id, &before, Duration::from_secs(10), "before").await;
+
+    // Another process takes SQLite's write lock (confirmed by its answer).
+    let mut lock = std::process::Command::new("sqlite3")
+        .arg(h.data_dir().join("menshen.db"))
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut to_lock = lock.stdin.take().unwrap();
+    writeln!(to_lock, ".timeout 5000").unwrap();
+    writeln!(to_lock, "BEGIN IMMEDIATE; SELECT 'locked';").unwrap();
+    to_lock.flush().unwrap();
+    let mut out = std::io::BufReader::new(lock.stdout.take().unwrap());
+    let mut line = String::new();
+    out.read_line(&mut line).unwrap();
+    assert_eq!(line.trim(), "locked");
+
+    let mut during = Vec::new();
+    for _ in 0..10 {
+        during.push(call(&client).await);
+    }
+    h.node().audit.flush().await.unwrap();
+    // Held beyond the index's linger and busy timeout: the write fails.
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    writeln!(to_lock, "COMMIT;").unwrap();
+    drop(to_lock);
+    assert!(lock.wait().unwrap().success());
+
+    let found = until_indexed(
+        &h,
+        &app_id,
+        &during,
+        Duration::from_secs(30),
+        "the calls whose index write failed",
+    )
+    .await;
+    for t in before.iter().chain(&during) {
+        assert_eq!(found.get(t), Some(&1), "{t} indexed once");
+    }
+    let mut after = Vec::new();
+    for _ in 0..3 {
         after.push(call(&client).await);
     }
     let all: Vec<String> = before
