@@ -435,11 +435,14 @@ pub trait Store: Send + Sync + 'static {
         &self,
         app_id: Option<&str>,
     ) -> Result<Vec<menshen_model::baseline::StoredBaseline>, StoreError>;
-    /// The stored client networks of every app (MON-3, KEY-4: the
-    /// `api_id` `*` models), by app: what a node of a cluster refreshes its
+    /// The stored client networks (MON-3, KEY-4: the `api_id` `*`
+    /// models) of one app or all, saved at or after `since` (unix
+    /// seconds; 0 for all), by app: what a node of a cluster refreshes its
     /// view from. A save merges networks into these, never replaces them.
     async fn load_baseline_networks(
         &self,
+        app_id: Option<&str>,
+        since: i64,
     ) -> Result<Vec<menshen_model::baseline::StoredBaseline>, StoreError>;
 
     /// Blacklist (`Add`) or delist (`Remove`) every app of `entries` (TRF-3),

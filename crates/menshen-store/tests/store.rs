@@ -1072,7 +1072,8 @@ async fn mon_3_baselines_saved_replaced_and_loaded_per_app(b: Backend) {
 /// MON-3, KEY-4 (cluster): an app's client networks saved by two nodes
 /// (writers) at once are merged, never replaced: the stored set is the
 /// union, each network with its latest sighting, and the app's earliest
-/// first call; `load_baseline_networks` returns just these models.
+/// first call; `load_baseline_networks` returns just these models (of one
+/// app or all, saved since a time).
 async fn mon_3_baseline_networks_from_two_writers_merged(b: Backend) {
     use menshen_model::baseline::{AppNetworks, StoredBaseline, NETWORKS};
     let Some((_d, cp)) = setup(b).await else {
@@ -1121,7 +1122,7 @@ async fn mon_3_baseline_networks_from_two_writers_merged(b: Backend) {
         r1.unwrap();
         r2.unwrap();
     }
-    let stored = cp.store.load_baseline_networks().await.unwrap();
+    let stored = cp.store.load_baseline_networks(None, 0).await.unwrap();
     assert_eq!(stored.len(), 1, "{stored:?}");
     assert_eq!(stored[0].app_id, "a1");
     let m: AppNetworks = serde_json::from_value(stored[0].model.clone()).unwrap();
@@ -1136,6 +1137,27 @@ async fn mon_3_baseline_networks_from_two_writers_merged(b: Backend) {
             ]
         )
     );
+    // One app's, and only what was saved since a time.
+    assert_eq!(
+        cp.store
+            .load_baseline_networks(Some("a1"), 300)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    assert!(cp
+        .store
+        .load_baseline_networks(Some("a2"), 0)
+        .await
+        .unwrap()
+        .is_empty());
+    assert!(cp
+        .store
+        .load_baseline_networks(None, 10_000)
+        .await
+        .unwrap()
+        .is_empty());
     // API models are still replaced as before.
     assert_eq!(cp.store.load_baselines(Some("a1")).await.unwrap().len(), 2);
 }

@@ -130,7 +130,7 @@ async fn mon_3_key_4_cluster_network_seen_on_node_1_is_known_on_node_2_no_false_
         let (store, app) = (store.clone(), app2.clone());
         async move {
             store
-                .load_baseline_networks()
+                .load_baseline_networks(None, 0)
                 .await
                 .unwrap()
                 .iter()
@@ -139,7 +139,7 @@ async fn mon_3_key_4_cluster_network_seen_on_node_1_is_known_on_node_2_no_false_
     })
     .await;
     // Merged, not replaced: the history is still there.
-    let stored = store.load_baseline_networks().await.unwrap();
+    let stored = store.load_baseline_networks(None, 0).await.unwrap();
     let m: AppNetworks = serde_json::from_value(stored[0].model.clone()).unwrap();
     assert!(m.networks.contains_key("10.1.1.0/24"), "{m:?}");
     assert_eq!(m.first_at, now - 30 * DAY);

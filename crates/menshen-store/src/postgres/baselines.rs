@@ -85,14 +85,17 @@ pub(super) async fn load<C: GenericClient>(
     )
 }
 
-/// Every app's networks (`api_id` `*`).
+/// The networks (`api_id` `*`) of one app or all, saved at or after `since`.
 pub(super) async fn load_networks<C: GenericClient>(
     c: &C,
+    app_id: Option<&str>,
+    since: i64,
 ) -> Result<Vec<StoredBaseline>, StoreError> {
     rows::all(
         c.query(
-            "SELECT * FROM baselines WHERE api_id = $1 ORDER BY app_id",
-            &[&NETWORKS],
+            "SELECT * FROM baselines WHERE api_id = $1 AND ($2::TEXT IS NULL OR app_id = $2)
+               AND updated_at >= $3 ORDER BY app_id",
+            &[&NETWORKS, &app_id, &since],
         )
         .await?,
         baseline,

@@ -709,8 +709,10 @@ impl Store for PgStore {
 
     async fn load_baseline_networks(
         &self,
+        app_id: Option<&str>,
+        since: i64,
     ) -> Result<Vec<menshen_model::baseline::StoredBaseline>, StoreError> {
-        read!(self, |c| baselines::load_networks(c).await)
+        read!(self, |c| baselines::load_networks(c, app_id, since).await)
     }
 
     async fn set_alert_state(

@@ -63,13 +63,17 @@ pub(super) fn load(
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
-/// Every app's networks (`api_id` `*`).
-pub(super) fn load_networks(c: &Connection) -> Result<Vec<StoredBaseline>, StoreError> {
+/// The networks (`api_id` `*`) of one app or all, saved at or after `since`.
+pub(super) fn load_networks(
+    c: &Connection,
+    app_id: Option<&str>,
+    since: i64,
+) -> Result<Vec<StoredBaseline>, StoreError> {
     let mut st = c.prepare(
         "SELECT app_id, api_id, model, updated_at FROM baselines
-          WHERE api_id = ?1 ORDER BY app_id",
+          WHERE api_id = ?1 AND (?2 IS NULL OR app_id = ?2) AND updated_at >= ?3 ORDER BY app_id",
     )?;
-    let rows = st.query_map([NETWORKS], |r| {
+    let rows = st.query_map(params![NETWORKS, app_id, since], |r| {
         Ok(StoredBaseline {
             app_id: r.get(0)?,
             api_id: r.get(1)?,

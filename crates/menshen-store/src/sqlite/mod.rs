@@ -453,8 +453,12 @@ impl Store for SqliteStore {
 
     async fn load_baseline_networks(
         &self,
+        app_id: Option<&str>,
+        since: i64,
     ) -> Result<Vec<menshen_model::baseline::StoredBaseline>, StoreError> {
-        self.read(baselines::load_networks).await
+        let app_id = app_id.map(str::to_string);
+        self.read(move |c| baselines::load_networks(c, app_id.as_deref(), since))
+            .await
     }
 
     async fn set_alert_state(

@@ -733,7 +733,11 @@ impl Engine {
                     // (or an app suspended).
                     let mut confirmed = true;
                     if learned.iter().any(|a| a.rule == "baseline_new_network") {
-                        match cp2.store.load_baseline_networks().await {
+                        match cp2
+                            .store
+                            .load_baseline_networks(s.app_id.as_deref(), 0)
+                            .await
+                        {
                             Ok(stored) => {
                                 learner2.lock().await.merge_networks(&stored);
                                 learned.retain(|a| {
@@ -780,6 +784,9 @@ impl Engine {
                 }
                 let mut last_save = tokio::time::Instant::now();
                 let mut last_sync = last_save;
+                // What changed since (10 minutes' margin for the nodes'
+                // clocks); the full set was read at start.
+                let mut since = menshen_store::now_unix() - 600;
                 loop {
                     let stopping = tokio::select! {
                         _ = tokio::time::sleep(Duration::from_secs(5)) => false,
@@ -813,8 +820,12 @@ impl Engine {
                                 learner.lock().await.mark_dirty(&items);
                             }
                         }
-                        match cp.store.load_baseline_networks().await {
-                            Ok(stored) => learner.lock().await.merge_networks(&stored),
+                        let asked = menshen_store::now_unix();
+                        match cp.store.load_baseline_networks(None, since).await {
+                            Ok(stored) => {
+                                learner.lock().await.merge_networks(&stored);
+                                since = asked - 600;
+                            }
                             Err(e) => {
                                 tracing::warn!(error = %e, "learned networks could not be refreshed from the store")
                             }
