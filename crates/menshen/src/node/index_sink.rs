@@ -90,7 +90,8 @@ struct Progress {
     /// catch-up (not written) until one has caught up.
     from_files: bool,
     /// The files could not be read to the end: the mark stays before the
-    /// unreadable record (until the next start).
+    /// unreadable record (until the next start) and no catch-up runs (it
+    /// would stop there again); live batches are still written.
     broken: bool,
     /// Highest live sequence number indexed.
     live_max: u64,
@@ -113,6 +114,10 @@ impl Progress {
     fn fold_dropped(&mut self, shared: &Shared) {
         let d = shared.dropped_through.swap(0, Ordering::Acquire);
         if d > 0 {
+            if self.broken {
+                tracing::error!(through = d, "audit index: queue full, batches not indexed (the log is intact; no catch-up past its unreadable record)");
+                return;
+            }
             if !self.from_files {
                 tracing::warn!(
                     through = d,
@@ -233,7 +238,9 @@ impl IndexSink {
                                     if let Some(t) = top {
                                         p.missed(t);
                                     }
-                                    p.from_files = true;
+                                    // With an unreadable log no catch-up
+                                    // runs: keep trying live batches.
+                                    p.from_files = !p.broken;
                                 }
                             }
                         }
