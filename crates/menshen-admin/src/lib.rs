@@ -21,8 +21,8 @@ mod customers;
 mod error;
 mod handlers;
 pub mod monitor;
-mod risk;
 mod notices;
+mod risk;
 pub mod serve;
 
 use axum::extract::{Request, State};
@@ -91,11 +91,11 @@ pub struct AdminState {
     /// Bank revocations of consents through the authorization server (else
     /// through the store alone).
     pub revoke_consent: Option<RevokeConsent>,
-    /// Metrics, statistics and readiness (MON-1); `None`: `/metrics` and
     /// Whether an app's notification URL may be plain `http://` to a
     /// loopback address (`alerts.app_notice.allow_http_loopback`, tests
     /// and demos); `https://` otherwise (MON-4).
     pub allow_http_notify_url: bool,
+    /// Metrics, statistics and readiness (MON-1); `None`: `/metrics` and
     /// `/v1/stats/...` answer 404 and `/readyz` 503.
     pub monitor: Option<monitor::Monitor>,
     /// This node's id and how to reach other nodes' admin APIs, for the
@@ -496,13 +496,13 @@ pub fn router(state: AdminState) -> Router {
         .route("/blacklist", get(blacklist::list))
         .route("/blacklist/import", post(blacklist::import))
         .route("/apps/{app_id}/secret-rotate", post(rotate_secret))
+        .route("/apps/{app_id}/notify-url", put(notices::set_notify_url))
+        .route("/apps/{app_id}/notices", get(notices::app_notices))
+        .route("/notices", get(notices::all_notices))
         .route("/apps/{app_id}/credentials", get(list_credentials))
         .route("/apps/{app_id}/credentials/{id}", delete(revoke_credential))
         .route("/apps/{app_id}/keys", post(add_key))
         .route("/apps/{app_id}/encryption-keys", post(add_encryption_key))
-        .route("/apps/{app_id}/notify-url", put(notices::set_notify_url))
-        .route("/apps/{app_id}/notices", get(notices::app_notices))
-        .route("/notices", get(notices::all_notices))
         .route("/apps/{app_id}/certificates", post(add_certificate))
         .route(
             "/apps/{app_id}/require-client-cert",

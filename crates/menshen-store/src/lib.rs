@@ -424,28 +424,6 @@ pub trait Store: Send + Sync + 'static {
         by: &str,
     ) -> Result<menshen_model::alert::Alert, StoreError>;
 
-    /// Save learned baselines (MON-3): each replaces the stored model of
-    /// its app x API. Not a catalog change.
-    async fn save_baselines(
-        &self,
-        items: &[menshen_model::baseline::StoredBaseline],
-    ) -> Result<(), StoreError>;
-    /// The stored baselines (MON-3), of one app or all, by app and API.
-    async fn load_baselines(
-        &self,
-        app_id: Option<&str>,
-    ) -> Result<Vec<menshen_model::baseline::StoredBaseline>, StoreError>;
-    /// The stored client networks (MON-3, KEY-4: the `api_id` `*`
-    /// models) of one app or all, saved at or after `since` (unix
-    /// seconds; 0 for all), by app: what a node of a cluster refreshes its
-    /// view from. A save merges networks into these, never replaces them.
-    async fn load_baseline_networks(
-        &self,
-        app_id: Option<&str>,
-        since: i64,
-    ) -> Result<Vec<menshen_model::baseline::StoredBaseline>, StoreError>;
-
-    /// Blacklist (`Add`) or delist (`Remove`) every app of `entries` (TRF-3),
     /// Set (`Some`) or clear (`None`) an app's notification URL
     /// (应用方通知地址, MON-4), checked by the caller; `NotFound` if no
     /// such app. Not a catalog change (the gateway does not use it).
@@ -474,6 +452,28 @@ pub trait Store: Send + Sync + 'static {
         state: Option<menshen_model::notice::NoticeState>,
     ) -> Result<Vec<menshen_model::notice::AppNotice>, StoreError>;
 
+    /// Save learned baselines (MON-3): each replaces the stored model of
+    /// its app x API. Not a catalog change.
+    async fn save_baselines(
+        &self,
+        items: &[menshen_model::baseline::StoredBaseline],
+    ) -> Result<(), StoreError>;
+    /// The stored baselines (MON-3), of one app or all, by app and API.
+    async fn load_baselines(
+        &self,
+        app_id: Option<&str>,
+    ) -> Result<Vec<menshen_model::baseline::StoredBaseline>, StoreError>;
+    /// The stored client networks (MON-3, KEY-4: the `api_id` `*`
+    /// models) of one app or all, saved at or after `since` (unix
+    /// seconds; 0 for all), by app: what a node of a cluster refreshes its
+    /// view from. A save merges networks into these, never replaces them.
+    async fn load_baseline_networks(
+        &self,
+        app_id: Option<&str>,
+        since: i64,
+    ) -> Result<Vec<menshen_model::baseline::StoredBaseline>, StoreError>;
+
+    /// Blacklist (`Add`) or delist (`Remove`) every app of `entries` (TRF-3),
     /// all or none, in one transaction: `apps.status` becomes `blacklisted`
     /// (or `active`) and each gets an `app_blacklist_events` row with its
     /// reason and `actor`; a catalog change. Refused, with `Invalid` or
