@@ -14,9 +14,10 @@
 //! The gateway's span id is chosen before the call is forwarded (it is the
 //! parent in the upstream's `traceparent`), so spans are built as
 //! `SpanData` with that id rather than through the SDK's `Tracer` (which
-//! always draws a fresh span id). Sampling is the standard trace-id ratio
-//! ([`menshen_gateway::trace::ratio_sampled`]), decided at the start of the
-//! call.
+//! always draws a fresh span id). Sampling is the trace-id ratio
+//! ([`menshen_gateway::trace::ratio_sampled`]) over a keyed hash of the
+//! trace id (a client cannot pick trace ids that are always exported),
+//! decided at the start of the call.
 //!
 //! The HTTP client is opentelemetry-http's hyper 1 client (the workspace's
 //! hyper), which needs a Tokio runtime; the batch processor's thread has
@@ -77,6 +78,8 @@ pub fn traces_url(endpoint: &str) -> String {
 /// The node's span exporter.
 pub struct OtlpSink {
     ratio: f64,
+    /// Keys the sampling decision (see [`SpanSink::sampled`] below).
+    key: std::hash::RandomState,
     processor: BatchSpanProcessor,
     scope: InstrumentationScope,
 }
@@ -130,6 +133,7 @@ impl OtlpSink {
         );
         Ok(Arc::new(OtlpSink {
             ratio: cfg.sample_ratio,
+            key: std::hash::RandomState::new(),
             processor,
             scope,
         }))
@@ -213,8 +217,22 @@ impl OtlpSink {
 }
 
 impl SpanSink for OtlpSink {
+    /// The trace-id ratio, over a keyed hash of the trace id: a client
+    /// sends its own trace id in `traceparent`, and with the plain
+    /// trace-id ratio it could pick ids that are always exported (every
+    /// call of a flood queued for export, crowding out the sampled share
+    /// of everybody else's in the bounded queue). Keyed with this process's
+    /// random key, the share stays `sample_ratio` whatever ids arrive; the
+    /// upstream follows the gateway's decision through the sampled flag it
+    /// is sent.
     fn sampled(&self, trace_id: &[u8; 16]) -> bool {
-        ratio_sampled(trace_id, self.ratio)
+        if self.ratio >= 1.0 {
+            return true;
+        }
+        use std::hash::BuildHasher;
+        let mut keyed = [0u8; 16];
+        keyed[8..].copy_from_slice(&self.key.hash_one(trace_id).to_be_bytes());
+        ratio_sampled(&keyed, self.ratio)
     }
 
     fn finish(&self, span: CallSpan) {
