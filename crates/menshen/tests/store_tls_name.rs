@@ -3,7 +3,8 @@
 //! is refused with `verify-full` (an attacker holding any certificate of
 //! the bank's CA cannot stand in for the database); `require` connects to
 //! it all the same, which is what it is documented to do (encrypts, does
-//! not verify). Its own PostgreSQL on 127.0.0.1; without the server it
+//! not verify). Likewise a TLS Redis (`rediss://`) whose certificate names
+//! another host is refused. Its own PostgreSQL on 127.0.0.1; without the server it
 //! prints "skipped: ..." unless `MENSHEN_REQUIRE_SERVICES=1`.
 
 mod common;
@@ -63,7 +64,7 @@ async fn dep_2_verify_full_refuses_a_certificate_for_another_name() {
     assert!(
         e.starts_with("store.url: cannot open the PostgreSQL store")
             && e.contains("certificate")
-            && e.to_ascii_lowercase().contains("name"),
+            && e.contains("not valid for name"),
         "{e}"
     );
 
@@ -76,4 +77,34 @@ async fn dep_2_verify_full_refuses_a_certificate_for_another_name() {
         .await
         .expect("require connects without checking the certificate");
     node.shutdown().await;
+}
+
+/// DEP-2, CONF-2: `rediss://` refuses a certificate of the configured CA
+/// for another name: the node does not start and says where.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dep_2_rediss_refuses_a_certificate_for_another_name() {
+    let certs = tempfile::tempdir().unwrap();
+    let (ca, cert, key) = pki_other_name(certs.path());
+    let Some(redis) = menshen_testsupport::redis_tls(&menshen_testsupport::RedisTlsFiles {
+        cert,
+        key,
+        ca: ca.clone(),
+        client: None,
+    }) else {
+        return;
+    };
+    assert!(redis.url().starts_with("rediss://127.0.0.1:"));
+    let h = Harness::start().await;
+    let mut cfg = h.config.clone();
+    cfg.data_dir = h.dir.path().join("data-redis");
+    cfg.hot_state.url = Some(redis.url());
+    cfg.hot_state.ca_file = Some(ca);
+    let e = match menshen::node::Node::start_with(cfg, None).await {
+        Ok(_) => panic!("rediss:// accepted a certificate naming another host"),
+        Err(e) => format!("{e:#}"),
+    };
+    assert!(
+        e.contains("hot_state.url: cannot reach Redis") && e.contains("not valid for name"),
+        "{e}"
+    );
 }
