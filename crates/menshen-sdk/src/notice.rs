@@ -67,3 +67,34 @@ pub fn verify_notice(
         "the signature does not verify with the bank's keys".into()
     ))
 }
+
+/// [`verify_notice`] and step 5's clock check: the signature's `created`
+/// within `max_skew_secs` of `now` (Unix seconds; 300 is a fair choice).
+/// The bank signs every attempt afresh, so a genuine notice, first try or
+/// retry, is always recent; one captured and sent again later (from a
+/// proxy's or a receiver's log, say) is refused here even where the
+/// receiver no longer holds the ids it handled. Keep refusing ids already
+/// handled: within the window a replay is still possible.
+pub fn verify_notice_at(
+    bank_keys: &[PublicKey],
+    authority: &str,
+    path: &str,
+    headers: &[(String, String)],
+    body: &[u8],
+    now: i64,
+    max_skew_secs: i64,
+) -> Result<(), SdkError> {
+    verify_notice(bank_keys, authority, path, headers, body)?;
+    let bad = |m: String| SdkError::NoticeSignature(m);
+    let h =
+        |name: &str| combined_header(headers, name).ok_or_else(|| bad(format!("no {name} header")));
+    let parsed = ParsedSignature::parse_general(&h("signature-input")?, &h("signature")?)
+        .map_err(|e| bad(e.to_string()))?;
+    let created = parsed.params.created;
+    if now.abs_diff(created) > max_skew_secs.unsigned_abs() {
+        return Err(bad(format!(
+            "created {created} is more than {max_skew_secs} s away from now ({now}): a stale or replayed notice"
+        )));
+    }
+    Ok(())
+}

@@ -38,7 +38,9 @@ use super::deliver::Outbox;
 use super::egress::{Destinations, NoticeClient};
 use super::AlertsConfig;
 
-pub use menshen_sdk::notice::{notice_components, verify_notice, NOTICE_ID_HEADER};
+pub use menshen_sdk::notice::{
+    notice_components, verify_notice, verify_notice_at, NOTICE_ID_HEADER,
+};
 
 /// `[alerts.app_notice]`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -491,5 +493,43 @@ mod tests {
             &body
         )
         .is_err());
+    }
+
+    /// MON-4: a notice replayed later (same headers and body) still
+    /// verifies with `verify_notice` (the receiver must refuse ids it
+    /// handled); `verify_notice_at` also refuses it once `created` is more
+    /// than the allowed skew away, and accepts the fresh one.
+    #[test]
+    fn mon_4_a_stale_or_replayed_notice_is_refused_by_the_clock_check() {
+        let (key, _) =
+            menshen_crypto::PrivateKey::generate(menshen_crypto::SigAlg::Sm2Sm3).unwrap();
+        let n = AppNotice {
+            id: 9,
+            key: "expiry:credential:1:1d".into(),
+            app_id: "app_1".into(),
+            kind: "credential_expiry".into(),
+            body: json!({"type": "credential_expiry", "app_id": "app_1", "threshold": "1d"}),
+            state: NoticeState::Pending,
+            attempts: 0,
+            last_error: None,
+            created_at: "t".into(),
+            updated_at: "t".into(),
+        };
+        let t0 = 1_700_000_000;
+        let req = signed_request(&n, "https://app.example/hooks", "bank-sig-1", &key, t0).unwrap();
+        let headers: Vec<(String, String)> = req
+            .headers()
+            .iter()
+            .map(|(k, v)| (k.as_str().to_string(), v.to_str().unwrap().to_string()))
+            .collect();
+        let body = req.body().to_vec();
+        let pk = std::slice::from_ref(key.public_key());
+        let check = |now| verify_notice_at(pk, "app.example", "/hooks", &headers, &body, now, 300);
+        assert!(check(t0 + 60).is_ok());
+        assert!(check(t0 - 60).is_ok());
+        assert!(verify_notice(pk, "app.example", "/hooks", &headers, &body).is_ok());
+        let e = check(t0 + 3600).unwrap_err().to_string();
+        assert!(e.contains("stale or replayed"), "{e}");
+        assert!(check(t0 - 3600).is_err());
     }
 }
