@@ -736,8 +736,16 @@ listen = "127.0.0.1:9080"
         .unwrap();
         let tls = c.store.pg_tls();
         assert_eq!(tls.client_key, Some(d.path().join("tls/c.key")));
-        assert!(Config::load(&write(d.path(), &body("url = \"postgres://m@127.0.0.1:5432/m\"\n"))).is_ok());
-        assert!(Config::load(&write(d.path(), &body("url = \"postgres://m@db.bank.example/m\"\ntls = \"disable\"\n"))).is_ok());
+        assert!(Config::load(&write(
+            d.path(),
+            &body("url = \"postgres://m@127.0.0.1:5432/m\"\n")
+        ))
+        .is_ok());
+        assert!(Config::load(&write(
+            d.path(),
+            &body("url = \"postgres://m@db.bank.example/m\"\ntls = \"disable\"\n")
+        ))
+        .is_ok());
         for (store, says) in [
             ("url = \"postgres://m@db.bank.example/m\"\n", "store.ca_file: required: tls is not set, so it is \"verify-full\""),
             ("url = \"postgres://m@db.bank.example/m\"\ntls = \"require\"\nca_file = \"ca.pem\"\n", "store.ca_file: set, but tls = \"require\""),
@@ -766,24 +774,55 @@ listen = "127.0.0.1:9080"
         ))
         .unwrap();
         let r = c.hot_state.redis().unwrap().unwrap();
-        assert!(matches!(&r.servers, RedisServers::Sentinel { master, urls, db: 2 } if master == "menshen" && urls.len() == 2));
+        assert!(
+            matches!(&r.servers, RedisServers::Sentinel { master, urls, db: 2 } if master == "menshen" && urls.len() == 2)
+        );
         assert_eq!(r.client_cert, Some(d.path().join("tls/c.pem")));
         let c = Config::load(&write(
             d.path(),
             &with("cluster = [\"redis://10.0.0.1:6379\", \"redis://10.0.0.2:6379\"]\n"),
         ))
         .unwrap();
-        assert!(matches!(c.hot_state.redis().unwrap().unwrap().servers, RedisServers::Cluster(u) if u.len() == 2));
+        assert!(
+            matches!(c.hot_state.redis().unwrap().unwrap().servers, RedisServers::Cluster(u) if u.len() == 2)
+        );
         for (hot, says) in [
-            ("url = \"redis://a:6379/0\"\ncluster = [\"redis://b:6379\"]\n", "set exactly one"),
-            ("sentinel = { master = \"\", urls = [\"redis://a:26379\"] }\n", "hot_state.sentinel.master: empty"),
-            ("sentinel = { master = \"m\", urls = [] }\n", "hot_state.sentinel.urls: empty"),
-            ("sentinel = { master = \"m\", urls = [\"redis://a:26379/3\"] }\n", "hot_state.sentinel.urls: a sentinel has no databases"),
-            ("cluster = [\"redis://a:6379\", \"rediss://b:6379\"]\n", "hot_state.cluster: the urls differ"),
-            ("cluster = [\"redis://a:6379\"]\nkey_prefix = \"{x}\"\n", "hot_state.key_prefix: must not contain"),
-            ("url = \"redis://a:6379/0\"\nclient_cert = \"c.pem\"\nclient_key = \"c.key\"\n", "hot_state.client_cert: is set but the urls are not rediss://"),
-            ("url = \"rediss://a:6379/0\"\nclient_cert = \"c.pem\"\n", "hot_state.client_key: required with client_cert"),
-            ("url = \"rediss://a:6379/0#insecure\"\n", "#insecure turns off"),
+            (
+                "url = \"redis://a:6379/0\"\ncluster = [\"redis://b:6379\"]\n",
+                "set exactly one",
+            ),
+            (
+                "sentinel = { master = \"\", urls = [\"redis://a:26379\"] }\n",
+                "hot_state.sentinel.master: empty",
+            ),
+            (
+                "sentinel = { master = \"m\", urls = [] }\n",
+                "hot_state.sentinel.urls: empty",
+            ),
+            (
+                "sentinel = { master = \"m\", urls = [\"redis://a:26379/3\"] }\n",
+                "hot_state.sentinel.urls: a sentinel has no databases",
+            ),
+            (
+                "cluster = [\"redis://a:6379\", \"rediss://b:6379\"]\n",
+                "hot_state.cluster: the urls differ",
+            ),
+            (
+                "cluster = [\"redis://a:6379\"]\nkey_prefix = \"{x}\"\n",
+                "hot_state.key_prefix: must not contain",
+            ),
+            (
+                "url = \"redis://a:6379/0\"\nclient_cert = \"c.pem\"\nclient_key = \"c.key\"\n",
+                "hot_state.client_cert: is set but the urls are not rediss://",
+            ),
+            (
+                "url = \"rediss://a:6379/0\"\nclient_cert = \"c.pem\"\n",
+                "hot_state.client_key: required with client_cert",
+            ),
+            (
+                "url = \"rediss://a:6379/0#insecure\"\n",
+                "#insecure turns off",
+            ),
         ] {
             let e = Config::load(&write(d.path(), &with(hot)))
                 .unwrap_err()

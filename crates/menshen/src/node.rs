@@ -573,12 +573,12 @@ async fn hot_state(cfg: &Config) -> anyhow::Result<Arc<dyn HotState>> {
         return Ok(Arc::new(MemoryHotState::default()));
     };
     let h = menshen_store::RedisHotState::connect(&redis)
-    .await
-    .map_err(|e| {
-        anyhow::anyhow!(
+        .await
+        .map_err(|e| {
+            anyhow::anyhow!(
             "hot_state.{e} (or remove [hot_state] for the in-process hot state of a single node)"
         )
-    })?;
+        })?;
     tracing::info!(?h, "hot state: Redis");
     Ok(Arc::new(h))
 }

@@ -55,8 +55,8 @@ mod people;
 mod rows;
 mod rules;
 mod schema;
-pub mod tls;
 mod stats;
+pub mod tls;
 
 pub use stats::{StatsNodeRow, StatsSlotRow};
 
