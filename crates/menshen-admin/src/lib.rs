@@ -95,6 +95,10 @@ pub struct AdminState {
     /// loopback address (`alerts.app_notice.allow_http_loopback`, tests
     /// and demos); `https://` otherwise (MON-4).
     pub allow_http_notify_url: bool,
+    /// Private networks apps' notification URLs may name by IP address
+    /// (`alerts.app_notice.allow_networks`); otherwise an IP address in the
+    /// URL must be public (MON-4; SSRF).
+    pub notify_allow_networks: Vec<ipnet::IpNet>,
     /// Metrics, statistics and readiness (MON-1); `None`: `/metrics` and
     /// `/v1/stats/...` answer 404 and `/readyz` 503.
     pub monitor: Option<monitor::Monitor>,

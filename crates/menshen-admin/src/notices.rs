@@ -28,6 +28,20 @@ pub(crate) fn check(st: &AdminState, url: Option<&str>) -> Result<(), AdminError
             "must be https:// (plain http:// to a loopback address only where the operator set alerts.app_notice.allow_http_loopback = true)",
         )));
     }
+    // An IP address in the URL is checked now (a name is checked at each
+    // delivery, on the addresses it resolves to).
+    if let Some(ip) = kind.ip {
+        if !menshen_model::notify_ip_permitted(
+            ip,
+            st.allow_http_notify_url,
+            &st.notify_allow_networks,
+        ) {
+            return Err(AdminError::Invalid(ValidationError::new(
+                "notify_url",
+                format!("{ip} is not a public address: notices are not sent to internal, loopback or link-local addresses (the operator may list a private network in alerts.app_notice.allow_networks)"),
+            )));
+        }
+    }
     Ok(())
 }
 

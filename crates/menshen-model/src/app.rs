@@ -101,6 +101,9 @@ impl NewApp {
 pub struct NotifyUrlKind {
     /// Plain `http://` (only ever to a loopback host).
     pub plain_http: bool,
+    /// The host, when the URL names an IP address rather than a DNS name
+    /// (see [`notify_ip_permitted`]).
+    pub ip: Option<std::net::IpAddr>,
 }
 
 /// Check an app's notification URL (应用方通知地址): an absolute
@@ -154,6 +157,7 @@ pub fn check_notify_url(url: &str) -> Result<NotifyUrlKind, ValidationError> {
     {
         return bad("must name a host (a DNS name or an IP address)");
     }
+    let ip = host.parse::<std::net::IpAddr>().ok();
     if plain_http {
         let loopback = host == "localhost"
             || host
@@ -163,7 +167,94 @@ pub fn check_notify_url(url: &str) -> Result<NotifyUrlKind, ValidationError> {
             return bad("must be https:// (plain http:// only to a loopback address, for tests)");
         }
     }
-    Ok(NotifyUrlKind { plain_http })
+    Ok(NotifyUrlKind { plain_http, ip })
+}
+
+/// Whether notices may be sent to `ip` (MON-4; SSRF): a public unicast
+/// address ([`is_public_ip`]), a loopback one when `loopback` (tests and
+/// demos), or one in `allow` (private networks the operator lists). The
+/// notifier applies it to every address it connects to; the admin API to
+/// an IP address in the URL when it is registered.
+pub fn notify_ip_permitted(ip: std::net::IpAddr, loopback: bool, allow: &[ipnet::IpNet]) -> bool {
+    use std::net::IpAddr;
+    let ip = match ip {
+        IpAddr::V6(v6) => v6
+            .to_ipv4_mapped()
+            .map(IpAddr::V4)
+            .unwrap_or(IpAddr::V6(v6)),
+        v4 => v4,
+    };
+    if allow.iter().any(|n| n.contains(&ip)) {
+        return true;
+    }
+    if ip.is_loopback() {
+        return loopback;
+    }
+    is_public_ip(ip)
+}
+
+/// Whether `ip` is a public unicast address: not loopback, unspecified,
+/// RFC 1918 private, link-local (the `169.254.169.254` metadata service
+/// among them), shared address space (`100.64.0.0/10`), IETF protocol
+/// assignments, benchmarking, documentation, reserved, multicast,
+/// broadcast, IPv6 unique-local, link-local or site-local, nor an IPv4
+/// address of these kinds embedded in IPv6 (mapped, compatible, NAT64,
+/// 6to4).
+pub fn is_public_ip(ip: std::net::IpAddr) -> bool {
+    match ip {
+        std::net::IpAddr::V4(v4) => is_public_v4(v4),
+        std::net::IpAddr::V6(v6) => is_public_v6(v6),
+    }
+}
+
+fn is_public_v4(ip: std::net::Ipv4Addr) -> bool {
+    let o = ip.octets();
+    !(ip.is_unspecified()
+        || ip.is_loopback()
+        || ip.is_private()
+        || ip.is_link_local()
+        || ip.is_broadcast()
+        || ip.is_documentation()
+        || ip.is_multicast()
+        || o[0] == 0
+        // Shared address space (carrier-grade NAT), RFC 6598.
+        || (o[0] == 100 && (o[1] & 0xc0) == 64)
+        // IETF protocol assignments, RFC 6890.
+        || (o[0] == 192 && o[1] == 0 && o[2] == 0)
+        // Benchmarking, RFC 2544.
+        || (o[0] == 198 && (o[1] & 0xfe) == 18)
+        // Reserved (240.0.0.0/4).
+        || o[0] >= 240)
+}
+
+fn is_public_v6(ip: std::net::Ipv6Addr) -> bool {
+    use std::net::Ipv4Addr;
+    if let Some(v4) = ip.to_ipv4_mapped() {
+        return is_public_v4(v4);
+    }
+    let s = ip.segments();
+    // NAT64 (64:ff9b::/96) and 6to4 (2002::/16) carry an IPv4 address.
+    if s[0] == 0x64 && s[1] == 0xff9b && s[2..6] == [0, 0, 0, 0] {
+        let [a, b] = s[6].to_be_bytes();
+        let [c, d] = s[7].to_be_bytes();
+        return is_public_v4(Ipv4Addr::new(a, b, c, d));
+    }
+    if s[0] == 0x2002 {
+        let [a, b] = s[1].to_be_bytes();
+        let [c, d] = s[2].to_be_bytes();
+        return is_public_v4(Ipv4Addr::new(a, b, c, d));
+    }
+    !(ip.is_unspecified()
+        || ip.is_loopback()
+        || ip.is_multicast()
+        // Unique local fc00::/7, link-local fe80::/10, site-local fec0::/10.
+        || (s[0] & 0xfe00) == 0xfc00
+        || (s[0] & 0xffc0) == 0xfe80
+        || (s[0] & 0xffc0) == 0xfec0
+        // Documentation 2001:db8::/32.
+        || (s[0] == 0x2001 && s[1] == 0x0db8)
+        // IPv4-compatible (deprecated) ::/96.
+        || s[..6] == [0, 0, 0, 0, 0, 0])
 }
 
 #[cfg(test)]

@@ -62,7 +62,10 @@ pub use api::{
     upstream_name, upstream_name_valid, validate_upstream, Api, Integration, Lifecycle, Method,
     NewApi,
 };
-pub use app::{check_notify_url, App, AppKind, AppStatus, NewApp, NotifyUrlKind};
+pub use app::{
+    check_notify_url, is_public_ip, notify_ip_permitted, App, AppKind, AppStatus, NewApp,
+    NotifyUrlKind,
+};
 pub use blacklist::{
     validate_reason as validate_blacklist_reason, BlacklistAction, BlacklistEntry, BlacklistEvent,
     BLACKLIST_REASON_MAX,

@@ -420,6 +420,7 @@ impl Node {
             audit: Some(audit.clone()),
             body_timeout: idle,
             allow_http_notify_url: cfg.alerts.app_notice.allow_http_loopback,
+            notify_allow_networks: cfg.alerts.app_notice.allow_networks.clone(),
             revoke_consent: Some({
                 let auth = authorizer.clone();
                 Arc::new(move |id: String| {

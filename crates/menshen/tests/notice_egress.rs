@@ -6,7 +6,10 @@
 //! is not followed; a receiver that answers 200 and then streams forever is
 //! judged on its status line and hung up on (nothing read into memory); a
 //! receiver that never answers does not hold back other apps' notices
-//! while it waits to be retried. Everything on 127.0.0.1, bounded.
+//! while it waits to be retried. A URL naming an internal IP address is
+//! refused when registered already. Everything on 127.0.0.1, bounded.
+
+mod common;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -299,4 +302,64 @@ async fn mon_4_a_silent_receiver_does_not_hold_back_other_apps() {
         NoticeState::Pending,
         "the other app's notice waited for the silent one to give up: {a_now:?}"
     );
+}
+
+/// MON-4 (SSRF): registering a notification URL that names an internal IP
+/// address (metadata service, RFC 1918, loopback, IPv4-mapped) is refused
+/// 400 naming `notify_url`, at creation and when changed; a public address
+/// or a DNS name is accepted; a network the operator allows is accepted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mon_4_an_internal_ip_notify_url_is_refused_when_registered() {
+    let h = common::Harness::start_with(common::HarnessOptions {
+        configure: Some(Box::new(|c| {
+            c.alerts.app_notice.allow_networks = vec!["10.20.0.0/16".parse().unwrap()];
+        })),
+        ..Default::default()
+    })
+    .await;
+    for bad in [
+        "https://169.254.169.254/latest/meta-data/",
+        "https://10.1.2.3:8443/n",
+        "https://192.168.0.10/n",
+        "https://127.0.0.1:8443/n",
+        "https://[::ffff:169.254.169.254]/n",
+        "https://[fd00::1]/n",
+        "https://0.0.0.0/n",
+    ] {
+        let (s, v) = h
+            .admin(
+                "POST",
+                "/v1/apps",
+                Some(json!({"name": "A", "kind": "server", "notify_url": bad})),
+            )
+            .await;
+        assert_eq!(
+            (s, v["field"].as_str()),
+            (400, Some("notify_url")),
+            "{bad}: {v}"
+        );
+    }
+    let (app, _) = h.app("A", "server").await;
+    let (s, v) = h
+        .admin(
+            "PUT",
+            &format!("/v1/apps/{app}/notify-url"),
+            Some(json!({"notify_url": "https://169.254.169.254/x"})),
+        )
+        .await;
+    assert_eq!((s, v["field"].as_str()), (400, Some("notify_url")), "{v}");
+    for good in [
+        "https://fintech.example/hooks",
+        "https://8.8.8.8/hooks",
+        "https://10.20.3.4:8443/hooks",
+    ] {
+        let (s, v) = h
+            .admin(
+                "PUT",
+                &format!("/v1/apps/{app}/notify-url"),
+                Some(json!({"notify_url": good})),
+            )
+            .await;
+        assert_eq!(s, 200, "{good}: {v}");
+    }
 }

@@ -23,7 +23,7 @@
 //! `alerts.app_notice.allow_http_loopback` (tests and demos).
 
 use std::future::Future;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -50,20 +50,7 @@ pub struct Destinations {
 impl Destinations {
     /// Whether a notice may be sent to `ip`.
     pub fn permits(&self, ip: IpAddr) -> bool {
-        let ip = match ip {
-            IpAddr::V6(v6) => v6
-                .to_ipv4_mapped()
-                .map(IpAddr::V4)
-                .unwrap_or(IpAddr::V6(v6)),
-            v4 => v4,
-        };
-        if self.allow.iter().any(|n| n.contains(&ip)) {
-            return true;
-        }
-        if ip.is_loopback() {
-            return self.loopback;
-        }
-        is_public(ip)
+        menshen_model::notify_ip_permitted(ip, self.loopback, &self.allow)
     }
 
     /// Why `ip` may not be used (for the notice's error and the alert).
@@ -76,59 +63,7 @@ impl Destinations {
 
 /// Whether `ip` is a public unicast address (see the module doc).
 pub fn is_public(ip: IpAddr) -> bool {
-    match ip {
-        IpAddr::V4(v4) => is_public_v4(v4),
-        IpAddr::V6(v6) => is_public_v6(v6),
-    }
-}
-
-fn is_public_v4(ip: Ipv4Addr) -> bool {
-    let o = ip.octets();
-    !(ip.is_unspecified()
-        || ip.is_loopback()
-        || ip.is_private()
-        || ip.is_link_local()
-        || ip.is_broadcast()
-        || ip.is_documentation()
-        || ip.is_multicast()
-        || o[0] == 0
-        // Shared address space (carrier-grade NAT), RFC 6598.
-        || (o[0] == 100 && (o[1] & 0xc0) == 64)
-        // IETF protocol assignments, RFC 6890.
-        || (o[0] == 192 && o[1] == 0 && o[2] == 0)
-        // Benchmarking, RFC 2544.
-        || (o[0] == 198 && (o[1] & 0xfe) == 18)
-        // Reserved (240.0.0.0/4).
-        || o[0] >= 240)
-}
-
-fn is_public_v6(ip: Ipv6Addr) -> bool {
-    if let Some(v4) = ip.to_ipv4_mapped() {
-        return is_public_v4(v4);
-    }
-    let s = ip.segments();
-    // NAT64 (64:ff9b::/96) and 6to4 (2002::/16) carry an IPv4 address.
-    if s[0] == 0x64 && s[1] == 0xff9b && s[2..6] == [0, 0, 0, 0] {
-        let [a, b] = s[6].to_be_bytes();
-        let [c, d] = s[7].to_be_bytes();
-        return is_public_v4(Ipv4Addr::new(a, b, c, d));
-    }
-    if s[0] == 0x2002 {
-        let [a, b] = s[1].to_be_bytes();
-        let [c, d] = s[2].to_be_bytes();
-        return is_public_v4(Ipv4Addr::new(a, b, c, d));
-    }
-    !(ip.is_unspecified()
-        || ip.is_loopback()
-        || ip.is_multicast()
-        // Unique local fc00::/7, link-local fe80::/10, site-local fec0::/10.
-        || (s[0] & 0xfe00) == 0xfc00
-        || (s[0] & 0xffc0) == 0xfe80
-        || (s[0] & 0xffc0) == 0xfec0
-        // Documentation 2001:db8::/32.
-        || (s[0] == 0x2001 && s[1] == 0x0db8)
-        // IPv4-compatible (deprecated) ::/96.
-        || s[..6] == [0, 0, 0, 0, 0, 0])
+    menshen_model::is_public_ip(ip)
 }
 
 /// A resolver that keeps only the addresses [`Destinations`] permits.
