@@ -420,4 +420,3 @@ pub async fn require_client_cert(
 pub async fn list_bank_keys(State(st): State<AdminState>) -> R {
     ok(st.cp.store.list_bank_keys().await?)
 }
-
