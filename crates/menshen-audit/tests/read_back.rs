@@ -71,6 +71,19 @@ async fn session(dir: &Path, from: usize, to: usize) -> Seen {
     write(&log, from, to).await;
     drop(log);
     settle(dir);
+    // The writer answers a flush before it hands the batch to the sink
+    // (the index is not part of durability), so the last batch can reach
+    // the sink a moment after `flush` returned: wait for it, bounded.
+    let t = std::time::Instant::now();
+    while seen.committed.lock().unwrap().len() < to - from {
+        assert!(
+            t.elapsed() < std::time::Duration::from_secs(10),
+            "the sink saw {} of {} records",
+            seen.committed.lock().unwrap().len(),
+            to - from
+        );
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
     seen
 }
 
