@@ -17,82 +17,24 @@
 //! Run: `cargo test --release -p menshen-gateway --test envelope_cost -- --ignored --nocapture`
 //! (ignored by default: it wants a quiet machine).
 
-use std::convert::Infallible;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
-use std::time::Instant;
 
 use bytes::Bytes;
 use http::Request;
-use http_body_util::Full;
 use menshen_audit::{AuditConfig, AuditLog};
-use menshen_gateway::pipeline::{handle, ConnInfo};
 use menshen_gateway::server::{StartOptions, State};
 use menshen_gateway::GatewayConfig;
 use menshen_model::{NewApi, NewApp};
 use menshen_sdk::{sign_request, BankEncryptionKey, Credentials, SignOptions};
-use menshen_store::{ControlPlane, MemoryHotState, SqliteStore, UApiConfig};
+use menshen_store::MemoryHotState;
 use serde_json::json;
+
+mod cost;
 
 const CALLS: usize = 2_000;
 const ROUNDS: usize = 7;
 const BODY: &str = r#"{"from_account":"6222020200112233445","payee":{"account":"6217000010001234567","name":"王芳"},"amount":"100.00","currency":"CNY"}"#;
-
-/// CPU time (ns) of every thread, and of the threads named
-/// `upstream-mock` (`/proc/self/task/*/schedstat`: time on a CPU).
-fn cpu_ns() -> (u64, u64) {
-    let (mut all, mut up) = (0, 0);
-    for t in std::fs::read_dir("/proc/self/task").unwrap().flatten() {
-        let (Ok(sched), Ok(comm)) = (
-            std::fs::read_to_string(t.path().join("schedstat")),
-            std::fs::read_to_string(t.path().join("comm")),
-        ) else {
-            continue;
-        };
-        let ns: u64 = sched.split_whitespace().next().unwrap().parse().unwrap();
-        all += ns;
-        if comm.starts_with("upstream-mock") {
-            up += ns;
-        }
-    }
-    (all, up)
-}
-
-fn mock_upstream() -> String {
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::Builder::new()
-        .name("upstream-mock".into())
-        .spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            rt.block_on(async move {
-                let l = tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
-                    .await
-                    .unwrap();
-                tx.send(format!("http://{}", l.local_addr().unwrap()))
-                    .unwrap();
-                loop {
-                    let (tcp, _) = l.accept().await.unwrap();
-                    tokio::spawn(async move {
-                        let svc = hyper::service::service_fn(
-                            |_req: Request<hyper::body::Incoming>| async {
-                                Ok::<_, Infallible>(http::Response::new(Full::new(
-                                    Bytes::from_static(br#"{"status":"accepted","amount":"100.00","payee":{"account":"6217000010001234567"}}"#),
-                                )))
-                            },
-                        );
-                        let _ = hyper::server::conn::http1::Builder::new()
-                            .serve_connection(hyper_util::rt::TokioIo::new(tcp), svc)
-                            .await;
-                    });
-                }
-            });
-        })
-        .unwrap();
-    rx.recv().unwrap()
-}
 
 async fn round(
     state: &Arc<State>,
@@ -117,34 +59,7 @@ async fn round(
             r
         })
         .collect();
-    let (a0, u0) = cpu_ns();
-    let t0 = Instant::now();
-    for r in reqs {
-        let (parts, body) = r.into_parts();
-        let resp = handle(
-            state.clone(),
-            Request::from_parts(parts, Full::new(body)),
-            ConnInfo {
-                peer: SocketAddr::from((Ipv4Addr::LOCALHOST, 40_000)),
-                client_cert: None,
-                slot: None,
-            },
-        )
-        .await;
-        assert_eq!(resp.status(), 200);
-    }
-    let wall = t0.elapsed().as_secs_f64();
-    let (a1, u1) = cpu_ns();
-    let gw_cpu_ns = (a1 - a0) - (u1 - u0);
-    (
-        gw_cpu_ns as f64 / CALLS as f64 / 1e3,
-        wall / CALLS as f64 * 1e6,
-    )
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    v[v.len() / 2]
+    cost::run_calls(state, reqs).await
 }
 
 #[test]
@@ -156,20 +71,11 @@ fn conf_1_envelope_cost_per_a3_call() {
         .unwrap();
     rt.block_on(async {
         let dir = tempfile::tempdir().unwrap();
-        let store = SqliteStore::open(&dir.path().join("menshen.db")).unwrap();
-        let cp = ControlPlane::new(
-            Arc::new(store),
-            Arc::new(
-                menshen_crypto::MasterKey::from_text(&menshen_crypto::MasterKey::generate())
-                    .unwrap(),
-            ),
-            UApiConfig {
-                prefix: "0P".into(),
-                institution: "C10305".into(),
-            },
-        );
+        let cp = cost::control_plane(dir.path());
         let keys = cp.ensure_bank_keys().await.unwrap();
-        let upstream = mock_upstream();
+        let upstream = cost::mock_upstream(
+            br#"{"status":"accepted","amount":"100.00","payee":{"account":"6217000010001234567"}}"#,
+        );
         for (id, path, envelope) in [
             ("xfer-plain", "/v1/xfer-plain", json!(null)),
             (
@@ -237,7 +143,7 @@ fn conf_1_envelope_cost_per_a3_call() {
             ce.push(c);
             we.push(w);
         }
-        let (p, e) = (median(cp_.clone()), median(ce.clone()));
+        let (p, e) = (cost::median(cp_.clone()), cost::median(ce.clone()));
         println!("gateway CPU per A3 call, us (rounds of {CALLS}): plain {cp_:.1?}  envelopes {ce:.1?}");
         println!(
             "median: plain {p:.1} us, with envelopes {e:.1} us: envelopes cost {:+.1} us = {:+.1}% per call (target <= +15%)",
@@ -246,8 +152,8 @@ fn conf_1_envelope_cost_per_a3_call() {
         );
         println!(
             "wall per call (median), us: plain {:.1}, envelopes {:.1}",
-            median(wp),
-            median(we)
+            cost::median(wp),
+            cost::median(we)
         );
     });
 }

@@ -17,22 +17,21 @@
 //! Run: `cargo test --release -p menshen-gateway --test screening_cost -- --ignored --nocapture`
 //! (ignored by default: it takes ~30 s and wants a quiet machine).
 
-use std::convert::Infallible;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
 use http::Request;
-use http_body_util::Full;
 use menshen_audit::{AuditConfig, AuditLog};
-use menshen_gateway::pipeline::{handle, ConnInfo};
 use menshen_gateway::server::{StartOptions, State};
 use menshen_gateway::GatewayConfig;
 use menshen_model::{NewApi, NewApp};
 use menshen_sdk::{sign_request, Credentials, SignOptions};
-use menshen_store::{ControlPlane, MemoryHotState, SqliteStore, UApiConfig};
+use menshen_store::{ControlPlane, MemoryHotState};
 use serde_json::json;
+
+mod cost;
 
 const CALLS: usize = 10_000;
 const ROUNDS: usize = 12;
@@ -40,62 +39,6 @@ const ROUNDS: usize = 12;
 /// The five query parameters (percent-encoded): `q` free text with a
 /// space, `name` Chinese with a middle dot, `page`, `sort`, `currency`.
 const QUERY: &str = "q=steady%20income&name=%E9%98%BF%E4%BE%9D%E5%8F%A4%E4%B8%BD%C2%B7%E4%B9%B0%E4%B9%B0%E6%8F%90&page=2&sort=annual_rate&currency=CNY";
-
-/// CPU time (ns) of every thread, and of the threads named
-/// `upstream-mock` (`/proc/self/task/*/schedstat`: time on a CPU).
-fn cpu_ns() -> (u64, u64) {
-    let (mut all, mut up) = (0, 0);
-    for t in std::fs::read_dir("/proc/self/task").unwrap().flatten() {
-        let (Ok(sched), Ok(comm)) = (
-            std::fs::read_to_string(t.path().join("schedstat")),
-            std::fs::read_to_string(t.path().join("comm")),
-        ) else {
-            continue;
-        };
-        let ns: u64 = sched.split_whitespace().next().unwrap().parse().unwrap();
-        all += ns;
-        if comm.starts_with("upstream-mock") {
-            up += ns;
-        }
-    }
-    (all, up)
-}
-
-fn mock_upstream() -> String {
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::Builder::new()
-        .name("upstream-mock".into())
-        .spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            rt.block_on(async move {
-                let l = tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
-                    .await
-                    .unwrap();
-                tx.send(format!("http://{}", l.local_addr().unwrap()))
-                    .unwrap();
-                loop {
-                    let (tcp, _) = l.accept().await.unwrap();
-                    tokio::spawn(async move {
-                        let svc = hyper::service::service_fn(
-                            |_req: Request<hyper::body::Incoming>| async {
-                                Ok::<_, Infallible>(http::Response::new(Full::new(
-                                    Bytes::from_static(b"{\"ok\":true}"),
-                                )))
-                            },
-                        );
-                        let _ = hyper::server::conn::http1::Builder::new()
-                            .serve_connection(hyper_util::rt::TokioIo::new(tcp), svc)
-                            .await;
-                    });
-                }
-            });
-        })
-        .unwrap();
-    rx.recv().unwrap()
-}
 
 async fn gateway(cp: &ControlPlane, dir: &std::path::Path) -> Arc<State> {
     let audit = AuditLog::open(AuditConfig::new(dir.to_path_buf()), None, None).unwrap();
@@ -127,28 +70,7 @@ async fn round(state: &Arc<State>, creds: &Credentials, path: &str) -> f64 {
             r
         })
         .collect();
-    let (a0, u0) = cpu_ns();
-    for r in reqs {
-        let (parts, body) = r.into_parts();
-        let resp = handle(
-            state.clone(),
-            Request::from_parts(parts, Full::new(body)),
-            ConnInfo {
-                peer: SocketAddr::from((Ipv4Addr::LOCALHOST, 40_000)),
-                client_cert: None,
-                slot: None,
-            },
-        )
-        .await;
-        assert_eq!(resp.status(), 200);
-    }
-    let (a1, u1) = cpu_ns();
-    ((a1 - a0) - (u1 - u0)) as f64 / CALLS as f64 / 1e3
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    v[v.len() / 2]
+    cost::run_calls(state, reqs).await.0
 }
 
 #[test]
@@ -160,20 +82,9 @@ fn atk_1_screening_cost_per_a1_call_with_five_query_parameters() {
         .unwrap();
     rt.block_on(async {
         let dir = tempfile::tempdir().unwrap();
-        let store = SqliteStore::open(&dir.path().join("menshen.db")).unwrap();
-        let cp = ControlPlane::new(
-            Arc::new(store),
-            Arc::new(
-                menshen_crypto::MasterKey::from_text(&menshen_crypto::MasterKey::generate())
-                    .unwrap(),
-            ),
-            UApiConfig {
-                prefix: "0P".into(),
-                institution: "C10305".into(),
-            },
-        );
+        let cp = cost::control_plane(dir.path());
         cp.ensure_bank_keys().await.unwrap();
-        let upstream = mock_upstream();
+        let upstream = cost::mock_upstream(b"{\"ok\":true}");
         let app: NewApp =
             serde_json::from_value(json!({"name": "Bench", "kind": "server"})).unwrap();
         let created = cp.create_app(&app).await.unwrap();
@@ -204,7 +115,7 @@ fn atk_1_screening_cost_per_a1_call_with_five_query_parameters() {
                 off.push(round(&gw, &creds, "/v1/plain").await);
             }
         }
-        let (on_m, off_m) = (median(on.clone()), median(off.clone()));
+        let (on_m, off_m) = (cost::median(on.clone()), cost::median(off.clone()));
         println!("gateway CPU per A1 call with 5 query parameters, us (rounds of {CALLS}): block {on:.2?}  off {off:.2?}");
         println!(
             "median: block {on_m:.2} us, off {off_m:.2} us: screening costs {:+.2} us = {:+.1}% per call (target <= 5%)",

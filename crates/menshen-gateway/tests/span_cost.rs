@@ -19,82 +19,24 @@
 //! Run: `cargo test --release -p menshen-gateway --test span_cost -- --ignored --nocapture`
 //! (ignored by default: it takes ~30 s and wants a quiet machine).
 
-use std::convert::Infallible;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
-use std::time::Instant;
 
 use bytes::Bytes;
 use http::Request;
-use http_body_util::Full;
 use menshen_audit::{AuditConfig, AuditLog};
-use menshen_gateway::pipeline::{handle, ConnInfo};
 use menshen_gateway::server::{StartOptions, State};
 use menshen_gateway::trace::{CallSpan, SpanSink};
 use menshen_gateway::GatewayConfig;
 use menshen_model::{NewApi, NewApp};
 use menshen_sdk::{sign_request, Credentials, SignOptions};
-use menshen_store::{ControlPlane, MemoryHotState, SqliteStore, UApiConfig};
+use menshen_store::{ControlPlane, MemoryHotState};
 use serde_json::json;
+
+mod cost;
 
 const CALLS: usize = 5_000;
 const ROUNDS: usize = 41;
-
-/// CPU time (ns) of every thread, and of the threads named
-/// `upstream-mock` or `span-drain` (`/proc/self/task/*/schedstat`).
-fn cpu_ns() -> (u64, u64) {
-    let (mut all, mut up) = (0, 0);
-    for t in std::fs::read_dir("/proc/self/task").unwrap().flatten() {
-        let (Ok(sched), Ok(comm)) = (
-            std::fs::read_to_string(t.path().join("schedstat")),
-            std::fs::read_to_string(t.path().join("comm")),
-        ) else {
-            continue;
-        };
-        let ns: u64 = sched.split_whitespace().next().unwrap().parse().unwrap();
-        all += ns;
-        if comm.starts_with("upstream-mock") || comm.starts_with("span-drain") {
-            up += ns;
-        }
-    }
-    (all, up)
-}
-
-fn mock_upstream() -> String {
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::Builder::new()
-        .name("upstream-mock".into())
-        .spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            rt.block_on(async move {
-                let l = tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
-                    .await
-                    .unwrap();
-                tx.send(format!("http://{}", l.local_addr().unwrap()))
-                    .unwrap();
-                loop {
-                    let (tcp, _) = l.accept().await.unwrap();
-                    tokio::spawn(async move {
-                        let svc = hyper::service::service_fn(
-                            |_req: Request<hyper::body::Incoming>| async {
-                                Ok::<_, Infallible>(http::Response::new(Full::new(
-                                    Bytes::from_static(b"{\"ok\":true}"),
-                                )))
-                            },
-                        );
-                        let _ = hyper::server::conn::http1::Builder::new()
-                            .serve_connection(hyper_util::rt::TokioIo::new(tcp), svc)
-                            .await;
-                    });
-                }
-            });
-        })
-        .unwrap();
-    rx.recv().unwrap()
-}
 
 /// A sink like the node's: sample all, `try_send` to a bounded queue.
 #[derive(Debug)]
@@ -166,34 +108,7 @@ async fn round(state: &Arc<State>, creds: &Credentials) -> (f64, f64) {
             r
         })
         .collect();
-    let (a0, u0) = cpu_ns();
-    let t0 = Instant::now();
-    for r in reqs {
-        let (parts, body) = r.into_parts();
-        let resp = handle(
-            state.clone(),
-            Request::from_parts(parts, Full::new(body)),
-            ConnInfo {
-                peer: SocketAddr::from((Ipv4Addr::LOCALHOST, 40_000)),
-                client_cert: None,
-                slot: None,
-            },
-        )
-        .await;
-        assert_eq!(resp.status(), 200);
-    }
-    let wall = t0.elapsed().as_secs_f64();
-    let (a1, u1) = cpu_ns();
-    let gw_cpu_ns = (a1 - a0) - (u1 - u0);
-    (
-        gw_cpu_ns as f64 / CALLS as f64 / 1e3,
-        wall / CALLS as f64 * 1e6,
-    )
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    v[v.len() / 2]
+    cost::run_calls(state, reqs).await
 }
 
 #[test]
@@ -205,20 +120,9 @@ fn otlp_span_cost_per_a1_call() {
         .unwrap();
     rt.block_on(async {
         let dir = tempfile::tempdir().unwrap();
-        let store = SqliteStore::open(&dir.path().join("menshen.db")).unwrap();
-        let cp = ControlPlane::new(
-            Arc::new(store),
-            Arc::new(
-                menshen_crypto::MasterKey::from_text(&menshen_crypto::MasterKey::generate())
-                    .unwrap(),
-            ),
-            UApiConfig {
-                prefix: "0P".into(),
-                institution: "C10305".into(),
-            },
-        );
+        let cp = cost::control_plane(dir.path());
         cp.ensure_bank_keys().await.unwrap();
-        let upstream = mock_upstream();
+        let upstream = cost::mock_upstream(b"{\"ok\":true}");
         let api: NewApi = serde_json::from_value(json!({"api_id": "items", "method": "GET",
             "path": "/v1/items/{id}", "upstream": upstream, "level": "A1", "category": 3,
             "subcategory": 1, "integrations": ["server_to_server"]}))
@@ -244,7 +148,7 @@ fn otlp_span_cost_per_a1_call() {
             con.push(c);
             won.push(w);
         }
-        let (con_m, coff_m) = (median(con.clone()), median(coff.clone()));
+        let (con_m, coff_m) = (cost::median(con.clone()), cost::median(coff.clone()));
         // Paired: each on-round against the off-round just before it (the
         // machine's load drifts slower than a round).
         let mut diffs: Vec<f64> = con.iter().zip(&coff).map(|(a, b)| a - b).collect();
@@ -252,8 +156,8 @@ fn otlp_span_cost_per_a1_call() {
         let (q1, q3) = (diffs[diffs.len() / 4], diffs[diffs.len() * 3 / 4]);
         println!(
             "paired difference on - off: median {:+.2} us ({:+.1}% of off), interquartile {q1:+.2} .. {q3:+.2} us",
-            median(diffs.clone()),
-            median(diffs.clone()) / coff_m * 100.0
+            cost::median(diffs.clone()),
+            cost::median(diffs.clone()) / coff_m * 100.0
         );
         println!("gateway CPU per A1 call, us (rounds of {CALLS}): on {con:.2?}  off {coff:.2?}");
         println!(
@@ -263,8 +167,8 @@ fn otlp_span_cost_per_a1_call() {
         );
         println!(
             "wall per call (median), us: on {:.2}, off {:.2}",
-            median(won),
-            median(woff)
+            cost::median(won),
+            cost::median(woff)
         );
 
     });
