@@ -161,15 +161,30 @@ async fn lvl_5_hostile_upstream_answers_are_withheld_bounded_and_recorded() {
         assert_eq!(rec.status, 502);
     }
     // Over gateway.max_response_bytes (8 MiB): cut off at the upstream
-    // stage (reported as the upstream breaking off: outcome unknown).
+    // stage and withheld as an invalid answer (the upstream answered and
+    // may have acted: outcome unknown), not as a timeout.
     let r = s
         .client
         .call("GET", "/v1/hostile/huge", None)
         .await
         .unwrap();
     let v = body(&r);
-    assert!(r.status == 502 || r.status == 504, "{v}");
-    assert!(v["code"].as_str().unwrap().starts_with("UPSTREAM_"), "{v}");
+    assert_eq!(
+        (r.status, v["code"].as_str()),
+        (502, Some("UPSTREAM_RESPONSE_INVALID")),
+        "{v}"
+    );
+    let rec = h.record(v["txn_id"].as_str().unwrap()).await;
+    assert_eq!(rec.result, menshen_audit::Outcome::Unknown);
+    assert!(
+        rec.message.contains("max_response_bytes")
+            || rec
+                .reason
+                .as_deref()
+                .unwrap_or("")
+                .contains("max_response_bytes"),
+        "{rec:?}"
+    );
     // The node serves on.
     let r = s
         .client

@@ -288,6 +288,9 @@ enum Failure {
     Cap,
     /// The exchange broke or timed out after the request was handed over.
     Broken(String),
+    /// The answer was longer than `gateway.max_response_bytes`: the
+    /// upstream answered (and may have acted), but the gateway withholds it.
+    TooLarge(usize),
 }
 
 impl Failure {
@@ -298,6 +301,9 @@ impl Failure {
                 GatewayError::UpstreamBusy("the upstream's connection cap is reached".into())
             }
             Failure::Broken(r) => GatewayError::UpstreamTimeout(r),
+            Failure::TooLarge(max) => GatewayError::UpstreamResponseInvalid(format!(
+                "the upstream's answer is over gateway.max_response_bytes ({max} bytes)"
+            )),
         }
     }
 }
@@ -327,9 +333,11 @@ where
         })?;
         let (parts, body) = resp.into_parts();
         let body = Limited::new(body, max).collect().await.map_err(|e| {
-            Failure::Broken(format!(
-                "upstream answer broke off or was over the limit after its head: {e}"
-            ))
+            if e.is::<http_body_util::LengthLimitError>() {
+                Failure::TooLarge(max)
+            } else {
+                Failure::Broken(format!("upstream answer broke off after its head: {e}"))
+            }
         })?;
         Ok::<_, Failure>((parts, body.to_bytes()))
     };
