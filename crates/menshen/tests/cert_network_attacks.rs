@@ -11,83 +11,10 @@
 
 mod common;
 
-use std::time::{Duration, Instant};
-
-use common::{Harness, HarnessOptions};
-use menshen::node::alerts::baseline::BaselineConfig;
-use menshen::node::alerts::AlertsConfig;
-use menshen_model::baseline::{AppNetworks, StoredBaseline, NETWORKS};
+use common::cert_network::{setup, until};
+use common::Harness;
 use menshen_sdk::Client;
-use serde_json::{json, Value};
-
-const DAY: i64 = 86_400;
-
-/// Poll `GET path` until `f` holds (deadline 20 s).
-async fn until(h: &Harness, path: &str, what: &str, f: impl Fn(&Value) -> bool) -> Value {
-    let end = Instant::now() + Duration::from_secs(20);
-    loop {
-        let (_, v) = h.admin("GET", path, None).await;
-        if f(&v) {
-            return v;
-        }
-        assert!(Instant::now() < end, "{what}: not within 20 s: {v}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-/// An app with the harness's client certificate bound, granted `items`,
-/// whose learned networks (30 days of history) hold 10.1.1.0/24; the node
-/// restarted so it loads them. (harness, app, secret, fingerprint)
-async fn setup(auto_suspend: bool) -> (Harness, String, String, String) {
-    let mut cfg = AlertsConfig {
-        baseline: BaselineConfig {
-            learning_days: 7,
-            ..BaselineConfig::default()
-        },
-        ..AlertsConfig::default()
-    };
-    cfg.cert_network.auto_suspend = auto_suspend;
-    let opts = |cfg: AlertsConfig| HarnessOptions {
-        client_certs: 2,
-        trusted_proxies: vec!["127.0.0.1/32".parse().unwrap()],
-        configure: Some(Box::new(move |c| c.alerts = cfg)),
-        ..Default::default()
-    };
-    let h = Harness::start_with(opts(cfg.clone())).await;
-    h.api("items", "GET", "/v1/items/{id}", "A1").await;
-    let (app, secret) = h.app("Fintech", "server").await;
-    h.grant(&app, "items").await;
-    let now = menshen_store::now_unix();
-    let nets = AppNetworks {
-        first_at: now - 30 * DAY,
-        networks: [("10.1.1.0/24".to_string(), now - DAY)].into(),
-    };
-    h.node()
-        .cp
-        .store
-        .save_baselines(&[StoredBaseline {
-            app_id: app.clone(),
-            api_id: NETWORKS.into(),
-            model: serde_json::to_value(&nets).unwrap(),
-            updated_at: now,
-        }])
-        .await
-        .unwrap();
-    let h = h.restart_with(opts(cfg)).await;
-    // Bound after the restart: the harness makes new client certificates
-    // at each start.
-    let pem = h.client_pki.as_ref().unwrap().clients[0].0.clone();
-    let (s, v) = h
-        .admin(
-            "POST",
-            &format!("/v1/apps/{app}/certificates"),
-            Some(json!({"certificate_pem": pem})),
-        )
-        .await;
-    assert_eq!(s, 201, "{v}");
-    let fp = v["fingerprint"].as_str().unwrap().to_string();
-    (h, app, secret, fp)
-}
+use serde_json::Value;
 
 /// An SDK client for App_ID `app` with `secret`, presenting client
 /// certificate number `cert` of the harness (0 is the one bound to the
@@ -132,7 +59,7 @@ fn of_rule<'a>(v: &'a Value, rule: &str) -> Vec<&'a Value> {
 /// KEY-4: only a verified call over the app's own certificate counts.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn key_4_only_the_certificate_holder_can_trigger_the_suspension() {
-    let (h, app, secret, fp) = setup(true).await;
+    let (h, app, secret, fp) = setup(true, 2).await;
     let holder = client(&h, &app, &secret, Some(0));
     assert_eq!(call_from(&holder, "10.1.1.7").await.0, 200);
     // Without the certificate: a wrong secret, with no certificate or

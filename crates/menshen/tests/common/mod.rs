@@ -4,6 +4,8 @@
 #![allow(clippy::disallowed_types)]
 #![allow(dead_code)]
 
+pub mod cert_network;
+
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
