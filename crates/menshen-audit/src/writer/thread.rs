@@ -143,6 +143,12 @@ fn run(
             rate.add(waiters.len());
             durable_unsealed = true;
         }
+        // A failed write is known now: say so before any caller hears of
+        // it, so whoever was refused for it (an A2/A3 call, an admin
+        // change) finds the log unhealthy too (`/readyz`, the alerts).
+        if !synced_ok {
+            healthy_w.store(false, std::sync::atomic::Ordering::Release);
+        }
         for w in waiters {
             let _ = w.send(synced_ok);
         }
