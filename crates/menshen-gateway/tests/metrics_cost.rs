@@ -17,15 +17,11 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::Instant;
 
-use bytes::Bytes;
-use http::Request;
 use menshen_audit::{AuditConfig, AuditLog};
 use menshen_gateway::server::{StartOptions, State};
 use menshen_gateway::GatewayConfig;
-use menshen_model::{NewApi, NewApp};
-use menshen_sdk::{sign_request, Credentials, SignOptions};
+use menshen_sdk::Credentials;
 use menshen_store::{ControlPlane, MemoryHotState};
-use serde_json::json;
 
 mod cost;
 
@@ -52,17 +48,7 @@ async fn gateway(cp: &ControlPlane, dir: &std::path::Path, metrics: bool) -> Arc
 }
 
 async fn round(state: &Arc<State>, creds: &Credentials) -> (f64, f64) {
-    let reqs: Vec<Request<Bytes>> = (0..CALLS)
-        .map(|i| {
-            let mut r = Request::builder()
-                .method("GET")
-                .uri(format!("https://gw.test/v1/items/{i}"))
-                .body(Bytes::new())
-                .unwrap();
-            sign_request(&mut r, creds, &SignOptions::default()).unwrap();
-            r
-        })
-        .collect();
+    let reqs = cost::signed_gets(creds, CALLS, |i| format!("https://gw.test/v1/items/{i}"));
     cost::run_calls(state, reqs).await
 }
 
@@ -78,17 +64,7 @@ fn mon_1_metrics_cost_per_a1_call() {
         let cp = cost::control_plane(dir.path());
         cp.ensure_bank_keys().await.unwrap();
         let upstream = cost::mock_upstream(b"{\"ok\":true}");
-        let api: NewApi = serde_json::from_value(json!({"api_id": "items", "method": "GET",
-            "path": "/v1/items/{id}", "upstream": upstream, "level": "A1", "category": 3,
-            "subcategory": 1, "integrations": ["server_to_server"]}))
-        .unwrap();
-        cp.create_api(&api).await.unwrap();
-        let app: NewApp =
-            serde_json::from_value(json!({"name": "Bench", "kind": "server"})).unwrap();
-        let created = cp.create_app(&app).await.unwrap();
-        cp.add_grant(&created.app.app_id, "items").await.unwrap();
-        let creds =
-            Credentials::hmac_sm3(&created.app.app_id, created.app_secret.as_bytes().to_vec());
+        let creds = cost::items_app(&cp, &upstream).await;
         let on = gateway(&cp, &dir.path().join("audit-on"), true).await;
         let off = gateway(&cp, &dir.path().join("audit-off"), false).await;
         // Warm-up: connections, caches.
@@ -128,7 +104,7 @@ fn mon_1_metrics_cost_per_a1_call() {
 
         // The counting alone: Metrics::observe for an A1 success, timed.
         let m = menshen_metrics::Metrics::new(true);
-        let app = menshen_metrics::intern(&created.app.app_id);
+        let app = menshen_metrics::intern(&creds.app_id);
         let api = menshen_metrics::intern("items");
         let call = menshen_metrics::Call {
             app,
@@ -142,7 +118,7 @@ fn mon_1_metrics_cost_per_a1_call() {
             upstream_error: None,
             rate_limit: None,
             client_ip: std::net::IpAddr::V4(Ipv4Addr::LOCALHOST),
-            claimed_app: Some(&created.app.app_id),
+            claimed_app: Some(&creds.app_id),
         };
         let n = 2_000_000u32;
         let t = Instant::now();

@@ -21,13 +21,11 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::Instant;
 
-use bytes::Bytes;
-use http::Request;
 use menshen_audit::{AuditConfig, AuditLog};
 use menshen_gateway::server::{StartOptions, State};
 use menshen_gateway::GatewayConfig;
 use menshen_model::{NewApi, NewApp};
-use menshen_sdk::{sign_request, Credentials, SignOptions};
+use menshen_sdk::Credentials;
 use menshen_store::{ControlPlane, MemoryHotState};
 use serde_json::json;
 
@@ -59,17 +57,7 @@ async fn gateway(cp: &ControlPlane, dir: &std::path::Path) -> Arc<State> {
 }
 
 async fn round(state: &Arc<State>, creds: &Credentials, path: &str) -> f64 {
-    let reqs: Vec<Request<Bytes>> = (0..CALLS)
-        .map(|_| {
-            let mut r = Request::builder()
-                .method("GET")
-                .uri(format!("https://gw.test{path}?{QUERY}"))
-                .body(Bytes::new())
-                .unwrap();
-            sign_request(&mut r, creds, &SignOptions::default()).unwrap();
-            r
-        })
-        .collect();
+    let reqs = cost::signed_gets(creds, CALLS, |_| format!("https://gw.test{path}?{QUERY}"));
     cost::run_calls(state, reqs).await.0
 }
 

@@ -22,16 +22,12 @@
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 
-use bytes::Bytes;
-use http::Request;
 use menshen_audit::{AuditConfig, AuditLog};
 use menshen_gateway::server::{StartOptions, State};
 use menshen_gateway::trace::{CallSpan, SpanSink};
 use menshen_gateway::GatewayConfig;
-use menshen_model::{NewApi, NewApp};
-use menshen_sdk::{sign_request, Credentials, SignOptions};
+use menshen_sdk::Credentials;
 use menshen_store::{ControlPlane, MemoryHotState};
-use serde_json::json;
 
 mod cost;
 
@@ -97,17 +93,7 @@ async fn gateway(
 }
 
 async fn round(state: &Arc<State>, creds: &Credentials) -> (f64, f64) {
-    let reqs: Vec<Request<Bytes>> = (0..CALLS)
-        .map(|i| {
-            let mut r = Request::builder()
-                .method("GET")
-                .uri(format!("https://gw.test/v1/items/{i}"))
-                .body(Bytes::new())
-                .unwrap();
-            sign_request(&mut r, creds, &SignOptions::default()).unwrap();
-            r
-        })
-        .collect();
+    let reqs = cost::signed_gets(creds, CALLS, |i| format!("https://gw.test/v1/items/{i}"));
     cost::run_calls(state, reqs).await
 }
 
@@ -123,17 +109,7 @@ fn otlp_span_cost_per_a1_call() {
         let cp = cost::control_plane(dir.path());
         cp.ensure_bank_keys().await.unwrap();
         let upstream = cost::mock_upstream(b"{\"ok\":true}");
-        let api: NewApi = serde_json::from_value(json!({"api_id": "items", "method": "GET",
-            "path": "/v1/items/{id}", "upstream": upstream, "level": "A1", "category": 3,
-            "subcategory": 1, "integrations": ["server_to_server"]}))
-        .unwrap();
-        cp.create_api(&api).await.unwrap();
-        let app: NewApp =
-            serde_json::from_value(json!({"name": "Bench", "kind": "server"})).unwrap();
-        let created = cp.create_app(&app).await.unwrap();
-        cp.add_grant(&created.app.app_id, "items").await.unwrap();
-        let creds =
-            Credentials::hmac_sm3(&created.app.app_id, created.app_secret.as_bytes().to_vec());
+        let creds = cost::items_app(&cp, &upstream).await;
         let on = gateway(&cp, &dir.path().join("audit-on"), Some(queue())).await;
         let off = gateway(&cp, &dir.path().join("audit-off"), None).await;
         // Warm-up: connections, caches.

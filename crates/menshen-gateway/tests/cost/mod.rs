@@ -16,7 +16,10 @@ use http::Request;
 use http_body_util::Full;
 use menshen_gateway::pipeline::{handle, ConnInfo};
 use menshen_gateway::server::State;
+use menshen_model::{NewApi, NewApp};
+use menshen_sdk::{sign_request, Credentials, SignOptions};
 use menshen_store::{ControlPlane, SqliteStore, UApiConfig};
+use serde_json::json;
 
 /// Name of the mock upstream's thread (its CPU is not the gateway's).
 const UPSTREAM_THREAD: &str = "upstream-mock";
@@ -95,6 +98,40 @@ pub fn control_plane(dir: &std::path::Path) -> ControlPlane {
             institution: "C10305".into(),
         },
     )
+}
+
+/// An A1 API `items` (`GET /v1/items/{id}`) to `upstream`, and an app
+/// granted it; the app's HMAC-SM3 credentials.
+pub async fn items_app(cp: &ControlPlane, upstream: &str) -> Credentials {
+    let api: NewApi = serde_json::from_value(json!({"api_id": "items", "method": "GET",
+        "path": "/v1/items/{id}", "upstream": upstream, "level": "A1", "category": 3,
+        "subcategory": 1, "integrations": ["server_to_server"]}))
+    .unwrap();
+    cp.create_api(&api).await.unwrap();
+    let app: NewApp = serde_json::from_value(json!({"name": "Bench", "kind": "server"})).unwrap();
+    let created = cp.create_app(&app).await.unwrap();
+    cp.add_grant(&created.app.app_id, "items").await.unwrap();
+    Credentials::hmac_sm3(&created.app.app_id, created.app_secret.as_bytes().to_vec())
+}
+
+/// `n` GET requests to `uri(i)`, each signed with `creds` (before any
+/// clock starts).
+pub fn signed_gets(
+    creds: &Credentials,
+    n: usize,
+    uri: impl Fn(usize) -> String,
+) -> Vec<Request<Bytes>> {
+    (0..n)
+        .map(|i| {
+            let mut r = Request::builder()
+                .method("GET")
+                .uri(uri(i))
+                .body(Bytes::new())
+                .unwrap();
+            sign_request(&mut r, creds, &SignOptions::default()).unwrap();
+            r
+        })
+        .collect()
 }
 
 /// Send `reqs` (signed before the clock starts) one after another through
