@@ -542,6 +542,118 @@ async fn aud_6_index_search_by_fields_and_time_and_bad_times_name_the_field(b: B
     }
 }
 
+/// Searches by App_ID and API_ID (through the SQLite store's runs, issue 9)
+/// return exactly what a scan of every row returns (AUD-6): the same
+/// records, newest first, none twice, cut at the limit, with every other
+/// filter applied; also after batches were indexed again by a catch-up
+/// (overlapping, widened runs) and with record times out of sequence order
+/// (a record is written when its call ends, timed when it began).
+async fn aud_6_search_by_app_and_api_equals_a_scan_of_every_row(b: Backend) {
+    let Some((_d, cp)) = setup(b).await else {
+        return;
+    };
+    // A fixed pseudo-random sequence: the same rows on every run.
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut next = move |n: u64| {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x % n
+    };
+    let apps = [Some("app-a"), Some("app-b"), Some("app-c"), None];
+    let apis = [Some("products"), Some("transfer"), None];
+    let results = ["success", "failure", "unknown"];
+    let t0 = 1_795_996_800_000i64;
+    let mut rows = Vec::new();
+    for seq in 1..=2500u64 {
+        let mut r = row(seq, 0, "x", results[next(3) as usize]);
+        // Written in order of the call's end, timed at its start.
+        r.time_ms = t0 + seq as i64 * 10 - next(3000) as i64;
+        r.app_id = apps[next(4) as usize].map(str::to_string);
+        r.api_id = apis[next(3) as usize].map(str::to_string);
+        r.segment = 1 + seq / 1000;
+        rows.push(r);
+    }
+    // Live batches of 1..300 rows, then catch-ups indexing ranges again.
+    let mut at = 0;
+    while at < rows.len() {
+        let n = (1 + next(300) as usize).min(rows.len() - at);
+        cp.store
+            .index_audit(rows[at..at + n].to_vec(), None, None)
+            .await
+            .unwrap();
+        at += n;
+    }
+    for _ in 0..6 {
+        let a = next(2400) as usize;
+        let n = 1 + next(500) as usize;
+        let end = (a + n).min(rows.len());
+        cp.store
+            .index_audit(rows[a..end].to_vec(), None, None)
+            .await
+            .unwrap();
+    }
+    let iso = |ms: i64| {
+        time::OffsetDateTime::from_unix_timestamp_nanos(ms as i128 * 1_000_000)
+            .unwrap()
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap()
+    };
+    // The SQLite index orders one node's records by sequence number; the
+    // PostgreSQL one, shared by nodes, by time (then node, sequence).
+    let mut newest_first: Vec<&menshen_store::AuditRow> = rows.iter().rev().collect();
+    if matches!(b, Backend::Postgres) {
+        newest_first.sort_by_key(|r| (std::cmp::Reverse(r.time_ms), std::cmp::Reverse(r.seq)));
+    }
+    let mut checked = 0;
+    for app in [Some("app-a"), Some("app-c"), Some("nobody"), None] {
+        for api in [Some("products"), Some("transfer"), None] {
+            if app.is_none() && api.is_none() {
+                continue;
+            }
+            for limit in [1u32, 7, 100, 1000] {
+                for (from, to, result) in [
+                    (None, None, None),
+                    (Some(t0 + 5_000), None, None),
+                    (None, Some(t0 + 12_000), Some("failure")),
+                    (Some(t0 + 3_000), Some(t0 + 3_400), None),
+                ] {
+                    let q = menshen_store::AuditQuery {
+                        app_id: app.map(str::to_string),
+                        api_id: api.map(str::to_string),
+                        from: from.map(iso),
+                        to: to.map(iso),
+                        result: result.map(str::to_string),
+                        limit,
+                        ..Default::default()
+                    };
+                    let got: Vec<u64> = cp
+                        .store
+                        .search_audit(&q)
+                        .await
+                        .unwrap()
+                        .iter()
+                        .map(|r| r.seq)
+                        .collect();
+                    let want: Vec<u64> = newest_first
+                        .iter()
+                        .filter(|r| app.is_none() || r.app_id.as_deref() == app)
+                        .filter(|r| api.is_none() || r.api_id.as_deref() == api)
+                        .filter(|r| from.is_none_or(|f| r.time_ms >= f))
+                        .filter(|r| to.is_none_or(|t| r.time_ms < t))
+                        .filter(|r| result.is_none_or(|x| r.result.as_deref() == Some(x)))
+                        .take(limit as usize)
+                        .map(|r| r.seq)
+                        .collect();
+                    assert_eq!(got, want, "{q:?}");
+                    checked += 1;
+                }
+            }
+        }
+    }
+    assert_eq!(checked, 11 * 4 * 4);
+}
+
 /// Concurrent binds of one certificate leave exactly one binding (AUTH-1,
 /// KEY-4): 20 apps race to bind the same certificate, 10 rounds on a fresh
 /// store each; one bind wins, the other 19 get a conflict naming
@@ -1299,6 +1411,7 @@ suite!(
     trf_1_limit_rules_validated_dumped_removed_and_versions_bump,
     lvl_2_two_level_profile_refuses_a3_and_keeps_a2,
     aud_6_index_search_by_fields_and_time_and_bad_times_name_the_field,
+    aud_6_search_by_app_and_api_equals_a_scan_of_every_row,
     dep_2_nodes_register_their_admin_url,
     auth_1_key_4_concurrent_certificate_binds_leave_one_binding,
     usr_1_customer_password_hashed_totp_sealed_and_duplicates_refused,

@@ -29,6 +29,89 @@ const INSERT: &str = concat!(
 /// The start of every select of whole rows.
 const SELECT: &str = concat!("SELECT ", columns!(), " FROM audit_index");
 
+/// Searches by App_ID or API_ID go through runs (issue 9, AUD-6): each
+/// index write adds, per (App_ID, API_ID) in it, one row naming the first
+/// and last sequence number of that pair's records in the write, and their
+/// time span. A search then scans only those sequence ranges of the table
+/// (by its key) instead of the table keeping two more B-tree indexes that
+/// every record had to be inserted into: a few rows per write instead of
+/// two index entries per record. The records themselves stay one row each
+/// (AUD-2: logs kept in the database too). An absent App_ID or API_ID is
+/// stored as `''`, which no search matches (both are validated non-empty).
+/// Existing rows get one run per pair and segment.
+pub(super) const RUNS_MIGRATION: &str = r#"
+    DROP INDEX audit_app_ts;
+    DROP INDEX audit_api_ts;
+    CREATE TABLE audit_runs (
+        app_id TEXT NOT NULL,
+        api_id TEXT NOT NULL,
+        first_seq INTEGER NOT NULL,
+        last_seq INTEGER NOT NULL,
+        min_ts INTEGER NOT NULL,
+        max_ts INTEGER NOT NULL,
+        PRIMARY KEY (app_id, api_id, last_seq)
+    ) WITHOUT ROWID;
+    CREATE INDEX audit_runs_app ON audit_runs(app_id, last_seq);
+    CREATE INDEX audit_runs_api ON audit_runs(api_id, last_seq);
+    INSERT INTO audit_runs (app_id, api_id, first_seq, last_seq, min_ts, max_ts)
+        SELECT coalesce(app_id, ''), coalesce(api_id, ''), min(seq), max(seq), min(ts), max(ts)
+          FROM audit_index
+         WHERE app_id IS NOT NULL OR api_id IS NOT NULL
+         GROUP BY coalesce(app_id, ''), coalesce(api_id, ''), seg;
+"#;
+
+/// Add one run. A run that ends on the same record as one already kept (a
+/// batch indexed again by a catch-up) widens it: coverage only grows.
+const RUN_UPSERT: &str =
+    "INSERT INTO audit_runs (app_id, api_id, first_seq, last_seq, min_ts, max_ts)
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+     ON CONFLICT(app_id, api_id, last_seq) DO UPDATE SET
+        first_seq = min(first_seq, excluded.first_seq),
+        min_ts = min(min_ts, excluded.min_ts),
+        max_ts = max(max_ts, excluded.max_ts)";
+
+/// One (App_ID, API_ID) pair's span in an index write.
+struct Run {
+    first: u64,
+    last: u64,
+    min_ts: i64,
+    max_ts: i64,
+}
+
+/// The runs of `rows`, one per (App_ID, API_ID) present.
+fn runs(rows: &[AuditRow]) -> Vec<((&str, &str), Run)> {
+    let mut out: Vec<((&str, &str), Run)> = Vec::new();
+    for r in rows {
+        if r.app_id.is_none() && r.api_id.is_none() {
+            continue;
+        }
+        let key = (
+            r.app_id.as_deref().unwrap_or(""),
+            r.api_id.as_deref().unwrap_or(""),
+        );
+        // A write holds few pairs (apps x APIs called in ~100 ms): a
+        // linear look-up beats hashing here.
+        match out.iter_mut().find(|(k, _)| *k == key) {
+            Some((_, run)) => {
+                run.first = run.first.min(r.seq);
+                run.last = run.last.max(r.seq);
+                run.min_ts = run.min_ts.min(r.time_ms);
+                run.max_ts = run.max_ts.max(r.time_ms);
+            }
+            None => out.push((
+                key,
+                Run {
+                    first: r.seq,
+                    last: r.seq,
+                    min_ts: r.time_ms,
+                    max_ts: r.time_ms,
+                },
+            )),
+        }
+    }
+    out
+}
+
 /// A row's values, in [`columns!`] order.
 fn bind(r: &AuditRow) -> [&dyn rusqlite::ToSql; COLUMN_COUNT] {
     [
@@ -86,6 +169,17 @@ pub(super) fn insert(
         for r in rows {
             st.execute(bind(r))?;
         }
+        let mut st = tx.prepare_cached(RUN_UPSERT)?;
+        for ((app, api), run) in runs(rows) {
+            st.execute(params![
+                app,
+                api,
+                run.first as i64,
+                run.last as i64,
+                run.min_ts,
+                run.max_ts
+            ])?;
+        }
     }
     if let Some((last, cp)) = checkpoint {
         tx.execute(
@@ -119,50 +213,152 @@ pub(super) fn search(
     from: Option<i64>,
     to: Option<i64>,
 ) -> Result<Vec<AuditRow>, StoreError> {
-    // Only the filters given, so SQLite can use the index of the
-    // most selective one (`txn_id`, `app_id`, `api_id`); a
-    // `(? IS NULL OR col = ?)` form would scan the whole table.
-    let mut sql = format!("{SELECT} WHERE 1");
-    let mut args: Vec<rusqlite::types::Value> = Vec::new();
-    let mut add = |cond: &str, v: rusqlite::types::Value| {
-        args.push(v);
-        sql.push_str(&format!(" AND {cond} ?{}", args.len()));
-    };
-    use rusqlite::types::Value as V;
-    if let Some(v) = &q.txn_id {
-        add("txn_id =", V::Text(v.clone()));
+    let limit = q.limit.clamp(1, 1000) as usize;
+    // A serial number is the most selective filter and has its own index;
+    // App_ID and API_ID go through their runs; anything else walks the
+    // table back from its newest row.
+    if q.txn_id.is_none() && (q.app_id.is_some() || q.api_id.is_some()) {
+        return search_runs(c, q, from, to, limit);
     }
-    if let Some(v) = &q.app_id {
-        add("app_id =", V::Text(v.clone()));
-    }
-    if let Some(v) = &q.api_id {
-        add("api_id =", V::Text(v.clone()));
-    }
-    if let Some(v) = &q.user_id {
-        add("user_id =", V::Text(v.clone()));
-    }
-    if let Some(v) = &q.result {
-        add("result =", V::Text(v.clone()));
-    }
-    if let Some(v) = from {
-        add("ts >=", V::Integer(v));
-    }
-    if let Some(v) = to {
-        add("ts <", V::Integer(v));
-    }
-    if let Some(v) = &q.kind {
-        add("kind =", V::Text(v.clone()));
-    }
-    if let Some(v) = &q.node {
-        add("node =", V::Text(v.clone()));
-    }
-    args.push(V::Integer(q.limit.clamp(1, 1000) as i64));
-    sql.push_str(&format!(" ORDER BY seq DESC LIMIT ?{}", args.len()));
+    let (filters, mut args) = filters(q, from, to);
+    args.push(V::Integer(limit as i64));
+    let sql = format!(
+        "{SELECT} WHERE 1{filters} ORDER BY seq DESC LIMIT ?{}",
+        args.len()
+    );
     let mut st = c.prepare(&sql)?;
     let rows = st
         .query_map(rusqlite::params_from_iter(args), audit_row)?
         .collect::<rusqlite::Result<Vec<_>>>()?;
     Ok(rows)
+}
+
+use rusqlite::types::Value as V;
+
+/// The search's row conditions (` AND col = ?N`, only the filters given, so
+/// that no `(? IS NULL OR col = ?)` form hides an index) and their values.
+fn filters(q: &AuditQuery, from: Option<i64>, to: Option<i64>) -> (String, Vec<V>) {
+    let mut sql = String::new();
+    let mut args: Vec<V> = Vec::new();
+    let mut add = |cond: &str, v: V| {
+        args.push(v);
+        sql.push_str(&format!(" AND {cond} ?{}", args.len()));
+    };
+    let text = |v: &String| V::Text(v.clone());
+    for (cond, v) in [
+        ("txn_id =", q.txn_id.as_ref().map(text)),
+        ("app_id =", q.app_id.as_ref().map(text)),
+        ("api_id =", q.api_id.as_ref().map(text)),
+        ("user_id =", q.user_id.as_ref().map(text)),
+        ("result =", q.result.as_ref().map(text)),
+        ("ts >=", from.map(V::Integer)),
+        ("ts <", to.map(V::Integer)),
+        ("kind =", q.kind.as_ref().map(text)),
+        ("node =", q.node.as_ref().map(text)),
+    ] {
+        if let Some(v) = v {
+            add(cond, v);
+        }
+    }
+    (sql, args)
+}
+
+/// Runs read per query of `audit_runs`.
+const RUN_PAGE: i64 = 256;
+
+/// [`search`] by App_ID and/or API_ID through their runs, newest first.
+///
+/// Runs are taken in descending order of their last record; each is scanned
+/// (by the table's key, with every filter) from its last record, or from
+/// below the part already scanned, down to its first. Every matching record
+/// lies in a run of its pair, so it is scanned once: either its run's part
+/// was still below the scanned part, or an earlier run (ending later) began
+/// below it and covered it. The scanned parts are disjoint and descending,
+/// so the results come out newest first with no duplicate, and the search
+/// stops as soon as it has `limit`. A run wholly outside the time range is
+/// skipped without lowering the scanned mark (its own records cannot match,
+/// but other pairs' records in its range may).
+fn search_runs(
+    c: &Connection,
+    q: &AuditQuery,
+    from: Option<i64>,
+    to: Option<i64>,
+    limit: usize,
+) -> Result<Vec<AuditRow>, StoreError> {
+    let (filters, base) = filters(q, from, to);
+    let n = base.len();
+    let scan_sql = format!(
+        "{SELECT} WHERE seq BETWEEN ?{} AND ?{}{filters} ORDER BY seq DESC LIMIT ?{}",
+        n + 1,
+        n + 2,
+        n + 3
+    );
+    let (run_sql, keys): (&str, Vec<V>) = match (&q.app_id, &q.api_id) {
+        (Some(app), Some(api)) => (
+            "SELECT first_seq, last_seq, min_ts, max_ts FROM audit_runs
+              WHERE app_id = ?1 AND api_id = ?2 AND last_seq < ?3
+              ORDER BY last_seq DESC LIMIT ?4",
+            vec![V::Text(app.clone()), V::Text(api.clone())],
+        ),
+        (Some(app), None) => (
+            "SELECT first_seq, last_seq, min_ts, max_ts FROM audit_runs
+              WHERE app_id = ?1 AND last_seq < ?2
+              ORDER BY last_seq DESC LIMIT ?3",
+            vec![V::Text(app.clone())],
+        ),
+        (None, Some(api)) => (
+            "SELECT first_seq, last_seq, min_ts, max_ts FROM audit_runs
+              WHERE api_id = ?1 AND last_seq < ?2
+              ORDER BY last_seq DESC LIMIT ?3",
+            vec![V::Text(api.clone())],
+        ),
+        (None, None) => unreachable!("search_runs is only called with an App_ID or API_ID"),
+    };
+    let mut run_st = c.prepare(run_sql)?;
+    let mut scan_st = c.prepare(&scan_sql)?;
+    let mut out: Vec<AuditRow> = Vec::new();
+    // Runs ending before this are still to be read.
+    let mut before = i64::MAX;
+    // Records above this are scanned already.
+    let mut cursor = i64::MAX;
+    loop {
+        let mut args = keys.clone();
+        args.push(V::Integer(before));
+        args.push(V::Integer(RUN_PAGE));
+        let page = run_st
+            .query_map(rusqlite::params_from_iter(args), |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, i64>(1)?,
+                    r.get::<_, i64>(2)?,
+                    r.get::<_, i64>(3)?,
+                ))
+            })?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        let Some(&(_, last_of_page, _, _)) = page.last() else {
+            return Ok(out);
+        };
+        for (first, last, min_ts, max_ts) in page {
+            let outside = from.is_some_and(|f| max_ts < f) || to.is_some_and(|t| min_ts >= t);
+            let hi = last.min(cursor);
+            if outside || first > hi {
+                continue;
+            }
+            let mut args = base.clone();
+            args.push(V::Integer(first));
+            args.push(V::Integer(hi));
+            args.push(V::Integer((limit - out.len()) as i64));
+            let rows = scan_st
+                .query_map(rusqlite::params_from_iter(args), audit_row)?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            out.extend(rows);
+            if out.len() >= limit {
+                return Ok(out);
+            }
+            cursor = first - 1;
+        }
+        before = last_of_page;
+    }
 }
 
 /// The row of the last `indexed_through` mark.

@@ -295,6 +295,9 @@ const MIGRATIONS: &[&str] = &[
         seen_ms INTEGER NOT NULL
     );
     "#,
+    // the app and API searches go through runs instead of two B-tree
+    // indexes on every row (issue 9): see `super::audit::RUNS_MIGRATION`.
+    super::audit::RUNS_MIGRATION,
 ];
 
 /// Migration 6 makes live fingerprints unique ([`MIGRATIONS`]).
@@ -458,5 +461,45 @@ mod tests {
             [],
         )
         .unwrap();
+    }
+
+    /// Records indexed before the runs (issue 9) are still found by App_ID
+    /// and API_ID after the migration (AUD-6), newest first, across
+    /// segments, and records with neither get no run.
+    #[test]
+    fn aud_6_runs_migration_keeps_earlier_records_searchable() {
+        let mut c = Connection::open_in_memory().unwrap();
+        migrate_to(&mut c, MIGRATIONS.len() - 1).unwrap();
+        c.execute_batch(
+            "INSERT INTO audit_index (seq, seg, off, kind, txn_id, ts, app_id, api_id, result) VALUES
+               (1, 1, 0, 'access', 'T1', 100, 'A', 'p', 'success'),
+               (2, 1, 9, 'admin', NULL, 101, NULL, NULL, 'success'),
+               (3, 1, 18, 'access', 'T3', 99, 'B', 'p', 'failure'),
+               (4, 2, 0, 'access', 'T4', 103, 'A', 'q', 'success'),
+               (5, 2, 9, 'access', 'T5', 104, 'A', 'p', 'failure');",
+        )
+        .unwrap();
+        migrate(&mut c).unwrap();
+        let runs: i64 = c
+            .query_row("SELECT count(*) FROM audit_runs", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(runs, 4, "(A,p) x 2 segments, (B,p), (A,q)");
+        let search = |app: Option<&str>, api: Option<&str>| {
+            let q = crate::AuditQuery {
+                app_id: app.map(str::to_string),
+                api_id: api.map(str::to_string),
+                limit: 100,
+                ..Default::default()
+            };
+            super::super::audit::search(&c, &q, None, None)
+                .unwrap()
+                .iter()
+                .map(|r| r.seq)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(search(Some("A"), None), [5, 4, 1]);
+        assert_eq!(search(None, Some("p")), [5, 3, 1]);
+        assert_eq!(search(Some("A"), Some("p")), [5, 1]);
+        assert_eq!(search(Some("B"), Some("q")), Vec::<u64>::new());
     }
 }
