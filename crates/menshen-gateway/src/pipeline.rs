@@ -366,7 +366,7 @@ where
     validate::on_response(&routed, &resp)?;
     // mask (CONF-3): the upstream's answer, unless the app's grant is
     // approved for clearing; before it is encrypted and signed.
-    mask::on_response(&routed, &auth, &mut resp);
+    mask::on_response(&routed, &auth, &mut resp)?;
     // encrypt (CONF-1): the listed response fields for the app's key,
     // before the bank signs the answer.
     crate::stages::encrypt::on_response(&routed, &auth, &mut resp)?;

@@ -86,7 +86,9 @@ pub fn on_request(
 }
 
 /// Response phase: encrypt the listed fields of the upstream's answer. A
-/// failure withholds the answer (the caller reports the outcome unknown).
+/// failure withholds the answer (the caller reports the outcome unknown);
+/// so does an answer that claims to be JSON and does not parse
+/// (`UPSTREAM_RESPONSE_INVALID`).
 pub fn on_response(
     routed: &Routed,
     auth: &Authenticated,
@@ -96,9 +98,18 @@ pub fn on_response(
     if pointers.is_empty() || resp.body().is_empty() {
         return Ok(());
     }
-    // Only a JSON answer has fields to address.
-    let Ok(v) = serde_json::from_slice::<serde_json::Value>(resp.body()) else {
-        return Ok(());
+    // Only a JSON answer has fields to address. One that claims to be JSON
+    // and does not parse may hold them all the same: withheld, never passed
+    // on in clear.
+    let v = match serde_json::from_slice::<serde_json::Value>(resp.body()) {
+        Ok(v) => v,
+        Err(_) if super::validate::claims_json(resp) => {
+            return Err(GatewayError::UpstreamResponseInvalid(
+                "the upstream's answer is not readable JSON; the API lists encrypted response fields"
+                    .into(),
+            ))
+        }
+        Err(_) => return Ok(()),
     };
     // Holds the fields in clear until they are sealed (and on any error):
     // wiped when dropped (CONF-4).

@@ -17,7 +17,10 @@
 //!    mobile numbers 3 + 4).
 //!
 //! A body that is not JSON is masked as text by the safety net; one that
-//! is not UTF-8 is passed as it is.
+//! is not UTF-8 is passed as it is. A body that claims to be JSON
+//! (labelled `application/json` or `+json`, or opening with `{` or `[`)
+//! and does not parse is withheld, 502 `UPSTREAM_RESPONSE_INVALID`: its
+//! fields cannot be found, and it is never passed on unmasked.
 
 use bytes::Bytes;
 use http::Response;
@@ -27,6 +30,7 @@ use serde_json::Value;
 
 use super::authenticate::Authenticated;
 use super::route::Routed;
+use crate::GatewayError;
 
 /// Stage name.
 pub const NAME: &str = "mask";
@@ -199,14 +203,23 @@ fn personal_kind(k: &str) -> Option<MaskKind> {
 /// Mask the upstream's answer for this app, unless its grant is approved
 /// for clearing. Needs the route and the authenticated app: the grant is
 /// the app's, for this API.
-pub fn on_response(routed: &Routed, auth: &Authenticated, resp: &mut Response<Bytes>) {
+pub fn on_response(
+    routed: &Routed,
+    auth: &Authenticated,
+    resp: &mut Response<Bytes>,
+) -> Result<(), GatewayError> {
     let plan = &routed.api.mask;
     if !plan.is_active() || resp.body().is_empty() {
-        return;
+        return Ok(());
     }
     if auth.app.clearing.contains(&routed.api.api.api_id) {
-        return;
+        return Ok(());
     }
+    let unreadable = || {
+        GatewayError::UpstreamResponseInvalid(
+            "the upstream's answer is not readable JSON; the API masks its answers".into(),
+        )
+    };
     let body = resp.body();
     let masked = match serde_json::from_slice::<Value>(body) {
         Ok(mut v) => {
@@ -216,24 +229,26 @@ pub fn on_response(routed: &Routed, auth: &Authenticated, resp: &mut Response<By
             if plan.detect {
                 detect(&mut v);
             }
-            match serde_json::to_vec(&v) {
-                Ok(b) => b,
-                Err(_) => return,
-            }
+            serde_json::to_vec(&v).map_err(|_| unreadable())?
         }
+        // Claims to be JSON and does not parse (a lone surrogate escape,
+        // nesting beyond the parser's limit): the fields cannot be found,
+        // so the answer is withheld rather than passed on unmasked.
+        Err(_) if super::validate::claims_json(resp) => return Err(unreadable()),
         Err(_) if plan.detect => match std::str::from_utf8(body) {
             Ok(t) => match mask_text(t) {
                 std::borrow::Cow::Owned(m) => m.into_bytes(),
-                std::borrow::Cow::Borrowed(_) => return,
+                std::borrow::Cow::Borrowed(_) => return Ok(()),
             },
-            Err(_) => return,
+            Err(_) => return Ok(()),
         },
-        Err(_) => return,
+        Err(_) => return Ok(()),
     };
     *resp.body_mut() = Bytes::from(masked);
     // The body changed: a digest or length the upstream sent no longer fits.
     resp.headers_mut().remove(http::header::CONTENT_LENGTH);
     resp.headers_mut().remove("content-digest");
+    Ok(())
 }
 
 #[cfg(test)]

@@ -300,6 +300,24 @@ pub fn on_response(routed: &Routed, resp: &Response<Bytes>) -> Result<(), Gatewa
     }
 }
 
+/// Whether an answer claims to be JSON: labelled so (`Content-Type`), or
+/// shaped so (its first byte after blanks and a UTF-8 byte-order mark opens
+/// an object or an array). The response stages that address fields by
+/// pointer (`mask`, `encrypt`) withhold such an answer when it does not
+/// parse (a lone surrogate escape, nesting beyond the parser's limit, a
+/// byte-order mark) instead of passing it on unread: its listed fields
+/// would reach the app in clear (CONF-1, CONF-3).
+pub(crate) fn claims_json(resp: &Response<Bytes>) -> bool {
+    if is_json(resp.headers()) {
+        return true;
+    }
+    let body: &[u8] = resp.body();
+    let body = body.strip_prefix(b"\xef\xbb\xbf").unwrap_or(body);
+    body.iter()
+        .find(|b| !b.is_ascii_whitespace())
+        .is_some_and(|b| *b == b'{' || *b == b'[')
+}
+
 /// Whether `Content-Type` is `application/json` or `application/<x>+json`
 /// (parameters such as `charset` allowed).
 fn is_json(h: &http::HeaderMap) -> bool {
