@@ -328,6 +328,8 @@ where
         &auth,
         state.hot.as_ref(),
         cfg.replay_window_secs,
+        &state.budget,
+        charge,
     )
     .await?;
     // validate (LVL-5): query and body against the API's compiled schemas,

@@ -20,6 +20,7 @@ use zeroize::Zeroizing;
 
 use super::authenticate::Authenticated;
 use super::route::Routed;
+use crate::budget::{BodyBudget, Charge};
 use crate::exchange::Exchange;
 use crate::GatewayError;
 
@@ -85,13 +86,16 @@ pub fn refusal(e: &EnvelopeError) -> GatewayError {
 
 /// Open the request's listed fields. Needs the verified signature (the
 /// `Authenticated` proof): nothing is decrypted for an unauthenticated
-/// sender.
+/// sender. The opened body is charged to the request's `charge` in the
+/// shared `budget` (over it: 503 `SERVER_BUSY`, the session key unspent).
 pub async fn on_request(
     ex: &mut Exchange,
     routed: &Routed,
     _auth: &Authenticated,
     hot: &dyn HotState,
     window_secs: u32,
+    budget: &BodyBudget,
+    charge: &mut Charge,
 ) -> Result<(), GatewayError> {
     let pointers = &routed.api.api.controls.envelope.request;
     if pointers.is_empty() || ex.body.is_empty() {
@@ -117,6 +121,22 @@ pub async fn on_request(
     let Some(fp) = opened.key_fingerprint else {
         return Ok(());
     };
+    // The opened body is a second body held by this request: charged to the
+    // shared budget like the one read (issue 9), before the session key is
+    // spent, so a refusal here can be retried. Its exact size first (a
+    // counting pass, nothing allocated): re-serialized JSON can be several
+    // times the bytes that arrived (`1e15` comes back as
+    // `1000000000000000.0`).
+    let mut size = Counted(0);
+    serde_json::to_writer(&mut size, &*v)
+        .map_err(|e| GatewayError::Internal(format!("re-serializing the opened body: {e}")))?;
+    if !budget.charge(charge, size.0) {
+        return Err(GatewayError::Overloaded(format!(
+            "body memory budget ({} bytes) exhausted by the opened body ({} bytes)",
+            budget.total_bytes(),
+            size.0
+        )));
+    }
     // CONF-2: one session key, one message. Remembered for as long as a
     // request could be replayed (the signature window), by a hash only.
     let now = ex.now_unix();
@@ -130,10 +150,10 @@ pub async fn on_request(
             "session key already used within the replay window",
         ));
     }
-    // Sized up front so the buffer is never reallocated (a reallocation
-    // would leave a copy of the plaintext behind); wiped when the last
-    // reference to the body is dropped (CONF-4).
-    let mut plain = Zeroizing::new(Vec::with_capacity(ex.body.len().saturating_mul(2)));
+    // Sized exactly up front so the buffer is never reallocated (a
+    // reallocation would leave a copy of the plaintext behind); wiped when
+    // the last reference to the body is dropped (CONF-4).
+    let mut plain = Zeroizing::new(Vec::with_capacity(size.0));
     serde_json::to_writer(&mut *plain, &*v)
         .map_err(|e| GatewayError::Internal(format!("re-serializing the opened body: {e}")))?;
     drop(v);
@@ -147,6 +167,19 @@ pub async fn on_request(
     }
     ex.body = Bytes::from_owner(plain);
     Ok(())
+}
+
+/// Counts the bytes written to it, keeps none.
+struct Counted(usize);
+
+impl std::io::Write for Counted {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0 = self.0.saturating_add(buf.len());
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 fn hex_lower(b: &[u8]) -> String {
