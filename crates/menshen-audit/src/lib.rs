@@ -26,7 +26,9 @@ pub mod writer;
 use serde::{Deserialize, Serialize};
 
 pub use mask::{classify_key, mask_body, mask_json, mask_text, scrub_admin_json, KeyClass};
-pub use writer::{AuditConfig, AuditError, AuditLog, AuditSigner, BatchSink, Committed};
+pub use writer::{
+    AuditConfig, AuditError, AuditLog, AuditSigner, BatchSink, Committed, SinkProgress,
+};
 
 /// A record's key fields for the database index (AUD-2, AUD-6), handed to
 /// the writer with the record itself, so the index need not parse the JSON

@@ -148,6 +148,7 @@ impl Probe for NodeProbe {
             audit_queue_capacity: self.audit.queue_capacity() as u64,
             audit_healthy: self.audit.is_healthy(),
             audit_sync: Some(self.audit.sync_latency()),
+            audit_index: self.audit.index_lag().unwrap_or_default(),
             connections_open: self.connections.open() as u64,
         }
     }

@@ -307,6 +307,9 @@ pub struct NodeFigures {
     pub audit_healthy: bool,
     /// The audit writer's `fdatasync` latencies.
     pub audit_sync: Option<Hist>,
+    /// The audit index: records waiting, and seconds it has not moved
+    /// while they wait (zeros without an index).
+    pub audit_index: (u64, f64),
     /// Client connections open.
     pub connections_open: u64,
 }

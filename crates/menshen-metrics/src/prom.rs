@@ -32,6 +32,8 @@ pub const FAMILIES: &[&str] = &[
     "menshen_audit_queue_capacity",
     "menshen_audit_healthy",
     "menshen_audit_sync_duration_seconds",
+    "menshen_audit_index_lag_records",
+    "menshen_audit_index_behind_seconds",
     "menshen_snapshot_version",
     "menshen_snapshot_age_seconds",
     "menshen_connections_open",
@@ -233,6 +235,22 @@ impl Collector for View {
                 MetricType::Histogram,
             )?;
             hist(&mut f, &node.audit_sync.unwrap_or_default())?;
+        }
+        // AUD-6: searches miss what the index has not taken yet.
+        {
+            let (lag, behind) = node.audit_index;
+            gauge(
+                &mut enc,
+                "menshen_audit_index_lag_records",
+                "Audit records in the log not yet complete in the audit index (searches miss them).",
+                lag as f64,
+            )?;
+            gauge(
+                &mut enc,
+                "menshen_audit_index_behind_seconds",
+                "Seconds the audit index has not moved while records wait (0 when none wait).",
+                behind,
+            )?;
         }
         gauge(
             &mut enc,

@@ -52,6 +52,49 @@ async fn indexed(h: &Harness, app_id: &str) -> Option<BTreeMap<String, usize>> {
     Some(found)
 }
 
+/// The scrape token of the tests' `/metrics` (`admin.metrics_token_sha256`):
+/// checked against the configuration, so a scrape needs no store (the
+/// admin token is looked up in the store, down in the outage test).
+const SCRAPE_TOKEN: &str = "scrape-token-for-the-outage-tests";
+
+fn with_scrape_token(c: &mut menshen::config::Config) {
+    c.admin.metrics_token_sha256 =
+        Some(hex::encode(menshen_crypto::sha256(SCRAPE_TOKEN.as_bytes())));
+}
+
+/// One gauge of the node's `/metrics` (MON-1), read with the scrape token.
+async fn gauge(h: &Harness, name: &str) -> f64 {
+    let req = http::Request::builder()
+        .method("GET")
+        .uri(format!("{}/metrics", h.admin_url))
+        .header("authorization", format!("Bearer {SCRAPE_TOKEN}"))
+        .body(bytes::Bytes::new())
+        .unwrap();
+    let r = menshen_sdk::send(&h.admin_http, req).await.unwrap();
+    assert_eq!(r.status, 200);
+    let text = String::from_utf8(r.body.to_vec()).unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or_else(|| panic!("{name} not in /metrics:\n{text}"))
+}
+
+/// Poll `/metrics` until the audit index lag satisfies `ok`, within 30 s
+/// (AUD-6, MON-1: `menshen_audit_index_lag_records`).
+async fn until_index_lag(h: &Harness, ok: impl Fn(f64) -> bool, what: &str) -> f64 {
+    let t = Instant::now();
+    loop {
+        let lag = gauge(h, "menshen_audit_index_lag_records").await;
+        if ok(lag) {
+            return lag;
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(30),
+            "{what}: index lag {lag}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 /// Poll the search until every one of `want` is found, within `limit`;
 /// returns what was found then.
 async fn until_indexed(
@@ -99,7 +142,10 @@ async fn aud_6_dep_2_calls_during_a_postgres_outage_are_indexed_once_it_returns_
         hot_state_url: Some(redis.url()),
         node_id: Some("00000001".into()),
         // The period of the node's statistics and registry refresh.
-        configure: Some(Box::new(|c| c.stats.publish_secs = 1)),
+        configure: Some(Box::new(|c| {
+            c.stats.publish_secs = 1;
+            with_scrape_token(c);
+        })),
         ..Default::default()
     })
     .await;
@@ -137,6 +183,8 @@ async fn aud_6_dep_2_calls_during_a_postgres_outage_are_indexed_once_it_returns_
         .admin("GET", &format!("/v1/audit?app_id={app_id}"), None)
         .await;
     assert_eq!(s, 503, "searching needs PostgreSQL");
+    // What searches miss is visible on the node's /metrics meanwhile.
+    until_index_lag(&h, |l| l >= during.len() as f64, "during the outage").await;
 
     // PostgreSQL back, no restart and no new call: the node indexes what it
     // missed from its files by itself.
@@ -152,6 +200,7 @@ async fn aud_6_dep_2_calls_during_a_postgres_outage_are_indexed_once_it_returns_
     for t in before.iter().chain(&during) {
         assert_eq!(found.get(t), Some(&1), "{t} indexed once");
     }
+    until_index_lag(&h, |l| l == 0.0, "after the outage").await;
 
     // And the node indexes live again.
     let mut after = Vec::new();
@@ -192,7 +241,11 @@ async fn aud_6_dep_2_calls_whose_sqlite_index_write_failed_are_indexed_once_it_w
         println!("skipped: sqlite3 not found");
         return;
     }
-    let h = Harness::start().await;
+    let h = Harness::start_with(HarnessOptions {
+        configure: Some(Box::new(with_scrape_token)),
+        ..Default::default()
+    })
+    .await;
     h.api("ping", "GET", "/v1/ping", "A1").await;
     let (app_id, secret) = h.app("fintech", "server").await;
     h.grant(&app_id, "ping").await;
@@ -224,8 +277,11 @@ async fn aud_6_dep_2_calls_whose_sqlite_index_write_failed_are_indexed_once_it_w
         during.push(call(&client).await);
     }
     h.node().audit.flush().await.unwrap();
+    // What searches miss, and for how long, is on /metrics meanwhile.
+    until_index_lag(&h, |l| l >= during.len() as f64, "while locked").await;
     // Held beyond the index's linger and busy timeout: the write fails.
     tokio::time::sleep(Duration::from_secs(6)).await;
+    assert!(gauge(&h, "menshen_audit_index_behind_seconds").await >= 5.0);
     writeln!(to_lock, "COMMIT;").unwrap();
     drop(to_lock);
     assert!(lock.wait().unwrap().success());
@@ -241,6 +297,8 @@ async fn aud_6_dep_2_calls_whose_sqlite_index_write_failed_are_indexed_once_it_w
     for t in before.iter().chain(&during) {
         assert_eq!(found.get(t), Some(&1), "{t} indexed once");
     }
+    until_index_lag(&h, |l| l == 0.0, "after the lock").await;
+    assert_eq!(gauge(&h, "menshen_audit_index_behind_seconds").await, 0.0);
     let mut after = Vec::new();
     for _ in 0..3 {
         after.push(call(&client).await);

@@ -152,6 +152,74 @@ pub trait BatchSink: Send + 'static {
     fn opened(&mut self, _last_seq: u64) {}
     /// Called on the writer thread after the batch is durable; must not block long.
     fn committed(&mut self, records: Vec<Committed>, checkpoint: Option<&Checkpoint>);
+    /// How far the sink has taken the records, if it says (the audit index:
+    /// MON-1 `menshen_audit_index_lag_records`, the `audit_index_behind`
+    /// alert). Asked once, when the log opens.
+    fn progress(&self) -> Option<Arc<SinkProgress>> {
+        None
+    }
+}
+
+/// How far a [`BatchSink`] (the audit index) is behind the log: the records
+/// handed to it against those it has made complete, and since when it has
+/// not moved while records wait. Updated by the sink, read by the metrics
+/// and the alert rules; lock-free.
+#[derive(Debug, Default)]
+pub struct SinkProgress {
+    /// The highest sequence number the sink was handed (or found in the log
+    /// at start-up).
+    handed: std::sync::atomic::AtomicU64,
+    /// The highest sequence number up to which the sink is complete.
+    done: std::sync::atomic::AtomicU64,
+    /// Unix milliseconds of the sink's last progress, or of the moment
+    /// records started waiting after it had caught up.
+    since_ms: std::sync::atomic::AtomicI64,
+}
+
+fn unix_ms_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+impl SinkProgress {
+    /// Records up to `seq` exist in the log and are the sink's to take.
+    pub fn handed(&self, seq: u64) {
+        use std::sync::atomic::Ordering::AcqRel;
+        let before = self.handed.fetch_max(seq, AcqRel);
+        // Waiting starts now if the sink had caught up.
+        if seq > before && before <= self.done.load(std::sync::atomic::Ordering::Acquire) {
+            self.since_ms
+                .store(unix_ms_now(), std::sync::atomic::Ordering::Release);
+        }
+    }
+
+    /// The sink is complete up to `seq`.
+    pub fn done(&self, seq: u64) {
+        use std::sync::atomic::Ordering::AcqRel;
+        if seq > self.done.fetch_max(seq, AcqRel) {
+            self.since_ms
+                .store(unix_ms_now(), std::sync::atomic::Ordering::Release);
+        }
+    }
+
+    /// Records handed and not yet complete.
+    pub fn lag(&self) -> u64 {
+        use std::sync::atomic::Ordering::Acquire;
+        self.handed
+            .load(Acquire)
+            .saturating_sub(self.done.load(Acquire))
+    }
+
+    /// Seconds the sink has not moved while records wait (0 when none wait).
+    pub fn behind_secs(&self) -> f64 {
+        if self.lag() == 0 {
+            return 0.0;
+        }
+        let since = self.since_ms.load(std::sync::atomic::Ordering::Acquire);
+        (unix_ms_now() - since).max(0) as f64 / 1000.0
+    }
 }
 
 enum Msg {
@@ -176,6 +244,8 @@ pub struct AuditLog {
     healthy: Arc<std::sync::atomic::AtomicBool>,
     /// The writer's `fdatasync` latencies (MON-1).
     sync_latency: Arc<menshen_metrics::AtomicHist>,
+    /// How far the sink (the audit index) is behind, if it says.
+    sink_progress: Option<Arc<SinkProgress>>,
 }
 
 impl AuditLog {
@@ -194,6 +264,7 @@ impl AuditLog {
         let sync_latency = st.sync_latency.clone();
         let (tx, rx) = mpsc::channel::<Msg>(queue);
         let healthy_flag = Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let sink_progress = sink.as_ref().and_then(|s| s.progress());
         thread::spawn_writer(st, recovery, sink, rx, healthy_flag.clone()).map_err(io(&dir))?;
         // The sealing clock: a tick every SEAL_DURABLE; it holds only a weak
         // sender, so dropping every handle still ends the writer.
@@ -204,7 +275,17 @@ impl AuditLog {
             dir,
             healthy: healthy_flag,
             sync_latency,
+            sink_progress,
         })
+    }
+
+    /// How far the sink (the audit index) is behind the log: records
+    /// waiting, and seconds it has not moved while they wait (MON-1);
+    /// `None` without a sink that reports it.
+    pub fn index_lag(&self) -> Option<(u64, f64)> {
+        self.sink_progress
+            .as_ref()
+            .map(|p| (p.lag(), p.behind_secs()))
     }
 
     /// Whether the last batch was written, synced and sealed. A durable
@@ -332,5 +413,34 @@ impl AuditLog {
             Ok(true) => Ok(()),
             _ => Err(AuditError::Closed),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::SinkProgress;
+
+    /// AUD-6, MON-1: the index lag is what was handed and not made
+    /// complete; "behind" counts only while records wait, and drops to zero
+    /// once the sink has caught up.
+    #[test]
+    fn aud_6_sink_progress_lag_and_behind() {
+        let p = SinkProgress::default();
+        assert_eq!((p.lag(), p.behind_secs()), (0, 0.0));
+        p.handed(10);
+        assert_eq!(p.lag(), 10);
+        assert!(p.behind_secs() >= 0.0);
+        p.done(4);
+        assert_eq!(p.lag(), 6);
+        // Progress never goes back.
+        p.done(2);
+        p.handed(7);
+        assert_eq!(p.lag(), 6);
+        p.done(10);
+        assert_eq!((p.lag(), p.behind_secs()), (0, 0.0));
+        // Waiting starts afresh when new records come after catching up.
+        p.handed(12);
+        assert_eq!(p.lag(), 2);
+        assert!(p.behind_secs() < 5.0);
     }
 }

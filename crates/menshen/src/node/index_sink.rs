@@ -48,6 +48,9 @@ struct Shared {
     dropped_through: AtomicU64,
     /// Wakes the index task after a drop.
     wake: tokio::sync::Notify,
+    /// Records handed to the index against those it made complete (MON-1
+    /// `menshen_audit_index_lag_records`, the `audit_index_behind` alert).
+    progress: Arc<menshen_audit::SinkProgress>,
 }
 
 /// Feeds committed audit batches to the store's index (AUD-2, AUD-6) and keeps
@@ -188,12 +191,14 @@ impl IndexSink {
                             }
                             p.behind = 0;
                             p.from_files = false;
+                            sh.progress.done(upto);
                             // Live batches written meanwhile follow on.
                             if p.live_max > upto {
-                                if let Err(e) =
-                                    cp.store.index_audit(vec![], None, Some(p.live_max)).await
-                                {
-                                    tracing::warn!(error = %e, "audit index: cannot record how far it is complete");
+                                match cp.store.index_audit(vec![], None, Some(p.live_max)).await {
+                                    Ok(()) => sh.progress.done(p.live_max),
+                                    Err(e) => {
+                                        tracing::warn!(error = %e, "audit index: cannot record how far it is complete")
+                                    }
                                 }
                             }
                         }
@@ -231,7 +236,12 @@ impl IndexSink {
                             let mark = top.filter(|_| p.complete());
                             let checkpoint = p.checkpoint.take();
                             match cp.store.index_audit(rows, checkpoint.clone(), mark).await {
-                                Ok(()) => p.live_max = p.live_max.max(top.unwrap_or(0)),
+                                Ok(()) => {
+                                    p.live_max = p.live_max.max(top.unwrap_or(0));
+                                    if let Some(m) = mark {
+                                        sh.progress.done(m);
+                                    }
+                                }
                                 Err(e) => {
                                     tracing::error!(error = %e, "audit index write failed (the log itself is intact); the missing records are indexed from the log files once the database answers again");
                                     p.keep_checkpoint(checkpoint);
@@ -454,6 +464,7 @@ impl BatchSink for IndexSink {
         checkpoint: Option<&menshen_audit::chain::Checkpoint>,
     ) {
         let top = records.iter().map(|c| c.seq).max().unwrap_or(0);
+        self.shared.progress.handed(top);
         let rows = records.into_iter().map(|c| row(c, &self.node)).collect();
         let cp = checkpoint.and_then(|c| serde_json::to_string(c).ok().map(|j| (c.last_seq, j)));
         let cp = newer(self.unsent_checkpoint.take(), cp);
@@ -465,7 +476,12 @@ impl BatchSink for IndexSink {
     }
 
     fn opened(&mut self, last_seq: u64) {
+        self.shared.progress.handed(last_seq);
         self.hand_over(IndexMsg::CatchUp(last_seq), last_seq);
+    }
+
+    fn progress(&self) -> Option<Arc<menshen_audit::SinkProgress>> {
+        Some(self.shared.progress.clone())
     }
 }
 

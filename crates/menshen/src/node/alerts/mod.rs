@@ -26,6 +26,10 @@
 //!   could not answer: A2/A3 calls (and A1 under the `closed` policy) were
 //!   refused `SHARED_STATE_UNAVAILABLE`, or A1 calls were served under the
 //!   `local`/`open` policy (critical), looked at every `audit_check_ms`;
+//! - `audit_index_behind` (AUD-6): the audit index has not moved for
+//!   `audit_index_behind_secs` while records wait, so searches miss them
+//!   (warning), looked at every `audit_check_ms`; raised again (and stored
+//!   once the store answers) as long as it lasts, de-duplicated;
 //! - `risk`: a risk rule's `alert` decision (warning) or a call held for
 //!   review (info) (RSK-1).
 //!
@@ -82,6 +86,10 @@ pub struct AlertsConfig {
     /// Signals queued for the rules before new ones are dropped (default 8192).
     #[serde(default = "d_queue")]
     pub queue: usize,
+    /// Seconds the audit index may stand still while records wait before
+    /// `audit_index_behind` is raised (default 60).
+    #[serde(default = "d_index_behind")]
+    pub audit_index_behind_secs: u64,
     /// Webhook receivers.
     #[serde(default)]
     pub webhook: Vec<deliver::WebhookConfig>,
@@ -137,6 +145,9 @@ fn d_second() -> u64 {
 fn d_queue() -> usize {
     8192
 }
+fn d_index_behind() -> u64 {
+    60
+}
 fn d_retry_base() -> u64 {
     500
 }
@@ -162,6 +173,7 @@ impl Default for AlertsConfig {
             upstream_failures: 3,
             audit_check_ms: d_second(),
             queue: d_queue(),
+            audit_index_behind_secs: d_index_behind(),
             webhook: vec![],
             email: vec![],
             retry_base_ms: d_retry_base(),
@@ -192,9 +204,13 @@ impl AlertsConfig {
         {
             anyhow::bail!("alerts.auth_failures / failure_min_calls / upstream_failures: at least 1; alerts.stuffing_app_ids: at least 2");
         }
-        if self.queue < 16 || self.max_attempts == 0 || self.audit_check_ms == 0 {
+        if self.queue < 16
+            || self.max_attempts == 0
+            || self.audit_check_ms == 0
+            || self.audit_index_behind_secs == 0
+        {
             anyhow::bail!(
-                "alerts.queue: at least 16; alerts.max_attempts, alerts.audit_check_ms: at least 1"
+                "alerts.queue: at least 16; alerts.max_attempts, alerts.audit_check_ms, alerts.audit_index_behind_secs: at least 1"
             );
         }
         self.expiry.validate()?;
@@ -603,6 +619,20 @@ impl Rules {
     }
 }
 
+/// Where the `audit_index_behind` alert of the current episode stands.
+enum IndexAlert {
+    /// The index is not behind (or not for long).
+    Clear,
+    /// Raised (stored) for this episode.
+    Raised,
+    /// The store could not keep it, at this time.
+    Failed(tokio::time::Instant),
+}
+
+/// How soon an `audit_index_behind` alert the store could not keep is
+/// tried again.
+const INDEX_ALERT_RETRY: Duration = Duration::from_secs(30);
+
 /// Signals dropped because the rules' queue was full (never a wait).
 pub static DROPPED: AtomicU64 = AtomicU64::new(0);
 
@@ -623,6 +653,10 @@ impl<S: BatchSink> Tee<S> {
 impl<S: BatchSink> BatchSink for Tee<S> {
     fn opened(&mut self, last_seq: u64) {
         self.inner.opened(last_seq);
+    }
+
+    fn progress(&self) -> Option<Arc<menshen_audit::SinkProgress>> {
+        self.inner.progress()
     }
 
     fn committed(
@@ -848,8 +882,10 @@ impl Engine {
         let every = Duration::from_millis(self.cfg.audit_check_ms);
         let mut stop2 = stop.clone();
         let hot_state = self.hot_state.take();
+        let index_behind_secs = self.cfg.audit_index_behind_secs as f64;
         tasks.push(tokio::spawn(async move {
             let mut was_healthy = true;
+            let mut index_alert = IndexAlert::Clear;
             let mut hot_seen = hot_state.as_ref().map(|f| f()).unwrap_or_default();
             loop {
                 tokio::select! {
@@ -872,6 +908,39 @@ impl Engine {
                     .await;
                 }
                 was_healthy = healthy;
+                // AUD-6: an index standing still leaves searches incomplete
+                // (a store outage, an unreadable log). Raised once per
+                // episode; if the store (perhaps the very cause) cannot
+                // keep it, tried again every INDEX_ALERT_RETRY.
+                if let Some((lag, behind)) = audit.index_lag() {
+                    if lag == 0 || behind < index_behind_secs {
+                        index_alert = IndexAlert::Clear;
+                    } else if match index_alert {
+                        IndexAlert::Clear => true,
+                        IndexAlert::Raised => false,
+                        IndexAlert::Failed(at) => at.elapsed() >= INDEX_ALERT_RETRY,
+                    } {
+                        let stored = raise(
+                            &cp,
+                            &out,
+                            NewAlert {
+                                rule: "audit_index_behind".into(),
+                                key: "audit_index_behind".into(),
+                                severity: AlertSeverity::Warning,
+                                summary: format!(
+                                    "the audit index has not moved for {behind:.0} s: {lag} record(s) in the log are missing from audit searches until it catches up (the log itself is intact)"
+                                ),
+                                details: json!({"lag_records": lag, "behind_secs": behind}),
+                            },
+                        )
+                        .await;
+                        index_alert = if stored {
+                            IndexAlert::Raised
+                        } else {
+                            IndexAlert::Failed(tokio::time::Instant::now())
+                        };
+                    }
+                }
                 // Issue 12 item 7: the shared hot state failing is alerted,
                 // not only logged (de-duplicated while unresolved).
                 if let Some(f) = &hot_state {
@@ -906,12 +975,14 @@ impl Engine {
     }
 }
 
-/// Store the alert (de-duplicated) and deliver it if it is new.
-pub async fn raise(cp: &ControlPlane, out: &deliver::Outbox, a: NewAlert) {
+/// Store the alert (de-duplicated) and deliver it if it is new; whether it
+/// could be stored.
+pub async fn raise(cp: &ControlPlane, out: &deliver::Outbox, a: NewAlert) -> bool {
     match cp.store.raise_alert(&a).await {
         Ok((alert, true)) => {
             tracing::warn!(id = alert.id, rule = %alert.rule, severity = %alert.severity, summary = %alert.summary, "alert raised");
             out.send(&alert);
+            true
         }
         Ok((alert, false)) => {
             tracing::debug!(
@@ -919,14 +990,121 @@ pub async fn raise(cp: &ControlPlane, out: &deliver::Outbox, a: NewAlert) {
                 count = alert.count,
                 "alert repeated (de-duplicated)"
             );
+            true
         }
-        Err(e) => tracing::error!(error = %e, rule = %a.rule, "alert could not be stored"),
+        Err(e) => {
+            tracing::error!(error = %e, rule = %a.rule, "alert could not be stored");
+            false
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A sink that takes every record and never completes any: the audit
+    /// index stuck (a store that refuses its writes, an unreadable log).
+    struct StuckIndex(Arc<menshen_audit::SinkProgress>);
+
+    impl menshen_audit::BatchSink for StuckIndex {
+        fn committed(
+            &mut self,
+            records: Vec<menshen_audit::Committed>,
+            _: Option<&menshen_audit::chain::Checkpoint>,
+        ) {
+            if let Some(top) = records.iter().map(|c| c.seq).max() {
+                self.0.handed(top);
+            }
+        }
+
+        fn progress(&self) -> Option<Arc<menshen_audit::SinkProgress>> {
+            Some(self.0.clone())
+        }
+    }
+
+    /// AUD-6, MON-2: an audit index that stands still while records wait
+    /// raises one `audit_index_behind` warning naming how many records
+    /// searches miss; once it has caught up, the episode ends and a new
+    /// one raises again (de-duplicated on the open alert).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn aud_6_a_stuck_audit_index_raises_audit_index_behind() {
+        let dir = tempfile::tempdir().unwrap();
+        let store =
+            Arc::new(menshen_store::sqlite::SqliteStore::open(&dir.path().join("m.db")).unwrap());
+        let master =
+            menshen_crypto::MasterKey::from_text(&menshen_crypto::MasterKey::generate()).unwrap();
+        let cp = ControlPlane::new(
+            store,
+            Arc::new(master),
+            menshen_store::UApiConfig {
+                prefix: "0P".into(),
+                institution: "C1030501".into(),
+            },
+        );
+        let progress = Arc::new(menshen_audit::SinkProgress::default());
+        let audit = menshen_audit::AuditLog::open(
+            menshen_audit::AuditConfig::new(dir.path().join("audit")),
+            None,
+            Some(Box::new(StuckIndex(progress.clone()))),
+        )
+        .unwrap();
+        let mut cfg = AlertsConfig {
+            audit_check_ms: 50,
+            audit_index_behind_secs: 1,
+            ..Default::default()
+        };
+        cfg.expiry.enabled = false;
+        cfg.baseline.enabled = false;
+        let (stop_tx, stop) = tokio::sync::watch::channel(false);
+        let _saver = Engine::new(cfg)
+            .start(cp.clone(), audit.clone(), "00000001".into(), stop)
+            .unwrap();
+        for i in 0..3 {
+            audit
+                .record(&json!({"kind": "admin", "n": i}))
+                .await
+                .unwrap();
+        }
+        audit.flush().await.unwrap();
+        assert_eq!(audit.index_lag().unwrap().0, 3);
+        let behind = || async {
+            cp.store
+                .list_alerts(None)
+                .await
+                .unwrap()
+                .into_iter()
+                .filter(|a| a.rule == "audit_index_behind")
+                .collect::<Vec<_>>()
+        };
+        let t = std::time::Instant::now();
+        let alerts = loop {
+            let a = behind().await;
+            if !a.is_empty() {
+                break a;
+            }
+            assert!(
+                t.elapsed() < Duration::from_secs(10),
+                "no audit_index_behind alert"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        assert_eq!(alerts.len(), 1);
+        assert_eq!(alerts[0].severity, AlertSeverity::Warning);
+        assert!(
+            alerts[0].summary.contains("3 record(s)"),
+            "{}",
+            alerts[0].summary
+        );
+        // Raised once per episode, not on every look.
+        let count = alerts[0].count;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert_eq!(behind().await[0].count, count);
+        // Caught up: nothing waits, nothing is behind.
+        progress.done(3);
+        assert_eq!(audit.index_lag(), Some((0, 0.0)));
+        let _ = stop_tx.send(true);
+    }
 
     /// MON-2: the signal built from a live record's keys (no JSON parse) is
     /// the one parsed from its JSON line, for a success, an authentication
