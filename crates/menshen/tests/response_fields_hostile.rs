@@ -8,7 +8,9 @@
 //! parser's limit, is withheld: 502 `UPSTREAM_RESPONSE_INVALID` with the
 //! documented error body, outcome `unknown` in its record, and nothing of
 //! the listed fields in clear. The same fields in a readable answer are
-//! sealed or masked (positive control). All on 127.0.0.1.
+//! sealed or masked (positive control). And once `mask` or `encrypt`
+//! replaced the body, no header bound to the clear body (`ETag`, digests)
+//! is passed on. All on 127.0.0.1.
 
 mod common;
 
@@ -147,5 +149,121 @@ async fn conf_1_conf_3_an_answer_the_response_stages_cannot_read_is_withheld_not
         );
         assert_eq!(rec.result, menshen_audit::Outcome::Unknown, "{path}");
         assert_eq!(rec.status, 502, "{path}");
+    }
+}
+
+/// An upstream whose answer carries headers bound to its clear body: an
+/// `ETag` (an MD5 of the body, as many frameworks make it) and digests.
+async fn tagging_upstream() -> String {
+    let body = format!(r#"{{"account":"{ACCOUNT}","holder":"{HOLDER}"}}"#).into_bytes();
+    let digest = menshen_protocol::content_digest(menshen_crypto::DigestAlg::Sm3, &body);
+    let handler = move || {
+        let (b, d) = (body.clone(), digest.clone());
+        async move {
+            let mut h = HeaderMap::new();
+            h.insert("content-type", HeaderValue::from_static("application/json"));
+            h.insert(
+                "etag",
+                HeaderValue::from_static("\"9e107d9d372bb6826bd81d3542a419d6\""),
+            );
+            for name in ["content-digest", "repr-digest", "digest", "content-md5"] {
+                h.insert(name, HeaderValue::from_str(&d).unwrap());
+            }
+            (StatusCode::OK, h, b)
+        }
+    };
+    let app = axum::Router::new()
+        .route("/v1/tag/plain", get(handler.clone()))
+        .route("/v1/tag/enc", get(handler.clone()))
+        .route("/v1/tag/mask", get(handler));
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", l.local_addr().unwrap());
+    tokio::spawn(async move {
+        let _ = axum::serve(l, app).await;
+    });
+    url
+}
+
+/// CONF-1, CONF-3: when `mask` or `encrypt` replaced the upstream's body,
+/// the headers bound to the clear body (`ETag`, which is in the default
+/// response allowlist, and the digests an API may let through) are not
+/// passed on: a hash of the clear answer would let whoever holds the answer
+/// confirm guesses of the masked or sealed values offline.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn conf_1_conf_3_no_hash_of_the_clear_answer_reaches_the_app_after_masking_or_sealing() {
+    let s = setup().await;
+    let h = &s.h;
+    let up = tagging_upstream().await;
+    let (app_enc, _) = Sm2DecryptionKey::generate().unwrap();
+    let enc_pub = menshen_crypto::PublicKey::from_spki_der(&app_enc.public_key().spki_der())
+        .unwrap()
+        .to_pem();
+    let (st, v) = h
+        .admin(
+            "POST",
+            &format!("/v1/apps/{}/encryption-keys", s.app_id),
+            Some(json!({"public_key_pem": enc_pub})),
+        )
+        .await;
+    assert_eq!(st, 201, "{v}");
+    let extra = json!(["content-digest", "repr-digest", "digest", "content-md5"]);
+    for (name, mut controls) in [
+        ("plain", json!({})),
+        (
+            "enc",
+            json!({"envelope": {"request": [], "response": ["/account", "/holder"]}}),
+        ),
+        (
+            "mask",
+            json!({"response_mask": {"detect": false, "fields": [
+                {"pointer": "/account", "kind": "account"},
+                {"pointer": "/holder", "kind": "name"}]}}),
+        ),
+    ] {
+        controls["forward_response_headers"] = extra.clone();
+        let (st, r) = h
+            .admin(
+                "POST",
+                "/v1/apis",
+                Some(json!({"api_id": format!("tag-{name}"), "method": "GET",
+                    "path": format!("/v1/tag/{name}"), "upstream": up.clone(),
+                    "level": "A1", "category": 3, "subcategory": 1,
+                    "controls": controls})),
+            )
+            .await;
+        assert_eq!(st, 201, "{r}");
+        h.grant(&s.app_id, &format!("tag-{name}")).await;
+    }
+    // Positive control: an answer passed as it is keeps them.
+    let r = s.client.call("GET", "/v1/tag/plain", None).await.unwrap();
+    assert_eq!(r.status, 200);
+    assert!(r.headers.contains_key("etag"), "{:?}", r.headers);
+    assert!(r.headers.contains_key("content-md5"), "{:?}", r.headers);
+
+    for path in ["/v1/tag/enc", "/v1/tag/mask"] {
+        let r = s.client.call("GET", path, None).await.unwrap();
+        assert_eq!(
+            r.status,
+            200,
+            "{path}: {}",
+            String::from_utf8_lossy(&r.body)
+        );
+        let text = String::from_utf8_lossy(&r.body);
+        assert!(!text.contains(ACCOUNT), "{path}: {text}");
+        for name in ["etag", "repr-digest", "digest", "content-md5"] {
+            assert!(
+                !r.headers.contains_key(name),
+                "{path}: {name} passed: {:?}",
+                r.headers
+            );
+        }
+        // A Content-Digest, if any, is the gateway's, of what the app got.
+        if let Some(cd) = r.headers.get("content-digest") {
+            assert_eq!(
+                cd.to_str().unwrap(),
+                menshen_protocol::content_digest(menshen_crypto::DigestAlg::Sm3, &r.body),
+                "{path}"
+            );
+        }
     }
 }

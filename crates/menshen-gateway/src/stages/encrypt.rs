@@ -133,6 +133,6 @@ pub fn on_response(
     if let Ok(mut b) = old.try_into_mut() {
         zeroize::Zeroize::zeroize(&mut b[..]);
     }
-    resp.headers_mut().remove(http::header::CONTENT_LENGTH);
+    super::mask::body_replaced(resp);
     Ok(())
 }

@@ -245,10 +245,31 @@ pub fn on_response(
         Err(_) => return Ok(()),
     };
     *resp.body_mut() = Bytes::from(masked);
-    // The body changed: a digest or length the upstream sent no longer fits.
-    resp.headers_mut().remove(http::header::CONTENT_LENGTH);
-    resp.headers_mut().remove("content-digest");
+    body_replaced(resp);
     Ok(())
+}
+
+/// Upstream response headers that describe the body's bytes: a length, or
+/// a hash of them (`ETag` is one in many frameworks: an MD5 of the body).
+pub(crate) const BODY_BOUND_HEADERS: &[&str] = &[
+    "content-length",
+    "etag",
+    "content-digest",
+    "repr-digest",
+    "digest",
+    "content-md5",
+];
+
+/// The upstream's body was replaced (masked, or fields sealed): its
+/// length and hashes no longer fit, and a hash of the clear body would let
+/// anyone holding the answer confirm guesses of what was masked or sealed
+/// offline (a card number masked to 6 + 4 digits has 10^6 candidates):
+/// removed (CONF-1, CONF-3).
+pub(crate) fn body_replaced(resp: &mut Response<Bytes>) {
+    let h = resp.headers_mut();
+    for name in BODY_BOUND_HEADERS {
+        h.remove(*name);
+    }
 }
 
 #[cfg(test)]
