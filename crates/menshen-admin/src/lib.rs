@@ -88,6 +88,13 @@ pub struct AdminState {
     /// A request body must arrive within this, or the request is refused
     /// with 408 and changes nothing (the listener's idle timeout).
     pub body_timeout: Duration,
+    /// The store must answer the token look-up, and a read (GET) must be
+    /// served, within this, or the request is answered 503
+    /// `STORE_UNAVAILABLE`: a database that accepts connections but never
+    /// answers (stopped, partitioned) does not hold admin requests open. A
+    /// change, once past its token, is not cut short: its outcome and its
+    /// audit record must be known, so it waits for the store's own answer.
+    pub store_timeout: Duration,
     /// Bank revocations of consents through the authorization server (else
     /// through the store alone).
     pub revoke_consent: Option<RevokeConsent>,
@@ -332,7 +339,7 @@ async fn audited_read(g: &Guard, actor: String, req: Request, next: Next) -> Res
         Some(q) => format!("GET {path}?{q}"),
         None => format!("GET {path}"),
     };
-    let resp = next.run(req).await;
+    let resp = within(g.st.store_timeout, next.run(req)).await;
     let rec = menshen_audit::AdminRecord {
         kind: "admin".into(),
         timestamp: menshen_store::now_rfc3339(),
@@ -350,6 +357,35 @@ async fn audited_read(g: &Guard, actor: String, req: Request, next: Next) -> Res
     resp
 }
 
+/// The admin token with this hash, if the store answers within
+/// `store_timeout` (nothing has been done yet, so giving up is safe).
+pub(crate) async fn find_token(
+    st: &AdminState,
+    hash: &[u8; 32],
+) -> Result<Option<menshen_store::AdminToken>, menshen_store::StoreError> {
+    tokio::time::timeout(st.store_timeout, st.cp.store.find_admin_token(hash))
+        .await
+        .unwrap_or_else(|_| {
+            Err(menshen_store::StoreError::Unavailable(store_timed_out(
+                st.store_timeout,
+            )))
+        })
+}
+
+/// What a store that did not answer within `d` is reported as.
+fn store_timed_out(d: Duration) -> String {
+    format!("the store did not answer within {} s", d.as_secs_f64())
+}
+
+/// A read served within `d`, or 503 `STORE_UNAVAILABLE` (reads change
+/// nothing, so cutting one short is safe).
+async fn within(d: Duration, read: impl std::future::Future<Output = Response>) -> Response {
+    match tokio::time::timeout(d, read).await {
+        Ok(r) => r,
+        Err(_) => AdminError::StoreUnavailable(store_timed_out(d)).into_response(),
+    }
+}
+
 async fn require_token(State(g): State<Guard>, req: Request, next: Next) -> Response {
     let st = &g.st;
     let token = req
@@ -363,7 +399,7 @@ async fn require_token(State(g): State<Guard>, req: Request, next: Next) -> Resp
         record_failed_token(&g, rec).await;
         return AdminError::Unauthorized.into_response();
     };
-    let actor = match st.cp.store.find_admin_token(&token_hash(token)).await {
+    let actor = match find_token(st, &token_hash(token)).await {
         Ok(Some(t)) => t.name,
         Ok(None) => {
             let rec = failed_token_record(&g, &req, true);
@@ -377,7 +413,7 @@ async fn require_token(State(g): State<Guard>, req: Request, next: Next) -> Resp
         if reads_audit(&path) {
             return audited_read(&g, actor, req, next).await;
         }
-        return next.run(req).await;
+        return within(st.store_timeout, next.run(req)).await;
     }
     // ADM-1: who, what, before/after, when, for every change.
     let action = format!("{} {}", req.method(), path);

@@ -164,7 +164,7 @@ pub async fn metrics(State(st): State<AdminState>, req: Request) -> Response {
         .scrape_token_sha256
         .is_some_and(|h| bool::from(h.ct_eq(&hash)));
     if !scrape_ok {
-        match st.cp.store.find_admin_token(&hash).await {
+        match crate::find_token(&st, &hash).await {
             Ok(Some(_)) => {}
             Ok(None) => {
                 tracing::warn!("admin API: /metrics refused: wrong token");

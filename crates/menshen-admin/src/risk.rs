@@ -26,12 +26,7 @@ pub(crate) async fn officer(st: &AdminState, headers: &HeaderMap) -> Result<Stri
         .and_then(|v| v.strip_prefix("Bearer "))
         .map(str::trim)
         .ok_or(AdminError::Unauthorized)?;
-    match st
-        .cp
-        .store
-        .find_admin_token(&crate::token_hash(token))
-        .await?
-    {
+    match crate::find_token(st, &crate::token_hash(token)).await? {
         Some(t) => Ok(t.name),
         None => Err(AdminError::Unauthorized),
     }

@@ -342,6 +342,13 @@ pub struct AdminSection {
     /// request body must arrive within it.
     #[serde(default = "default_admin_idle_ms")]
     pub idle_timeout_ms: u64,
+    /// The store must answer an admin token look-up, and a read (GET) must
+    /// be served, within this (ms); else 503 `STORE_UNAVAILABLE`, so a
+    /// database that accepts connections but never answers does not hold
+    /// requests open. Changes past their token wait for the store's answer
+    /// (their outcome and audit record must be known).
+    #[serde(default = "default_admin_store_ms")]
+    pub store_timeout_ms: u64,
     /// SHA-256 (64 hex characters) of a read-only scrape token for
     /// `/metrics` (MON-1), e.g. `printf %s "$TOKEN" | sha256sum`. The token
     /// opens `/metrics` only; an admin token opens it too.
@@ -368,6 +375,7 @@ impl Default for AdminSection {
             allow_plaintext_non_loopback: false,
             header_read_timeout_ms: default_admin_header_ms(),
             idle_timeout_ms: default_admin_idle_ms(),
+            store_timeout_ms: default_admin_store_ms(),
             metrics_token_sha256: None,
             advertise_url: None,
             peer_ca_file: None,
@@ -410,6 +418,9 @@ fn default_admin_header_ms() -> u64 {
 }
 fn default_admin_idle_ms() -> u64 {
     60_000
+}
+fn default_admin_store_ms() -> u64 {
+    30_000
 }
 
 /// `[audit]`.
@@ -544,6 +555,9 @@ impl Config {
         }
         if self.admin.header_read_timeout_ms == 0 || self.admin.idle_timeout_ms == 0 {
             bail!("admin.header_read_timeout_ms / admin.idle_timeout_ms: must be > 0 (defaults 10000 and 60000)");
+        }
+        if self.admin.store_timeout_ms == 0 {
+            bail!("admin.store_timeout_ms: must be > 0 (default 30000)");
         }
         self.admin.check_exposure()?;
         if let Some(u) = &self.admin.advertise_url {

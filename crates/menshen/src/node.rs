@@ -419,6 +419,7 @@ impl Node {
             after_change: Some(after_change),
             audit: Some(audit.clone()),
             body_timeout: idle,
+            store_timeout: Duration::from_millis(cfg.admin.store_timeout_ms),
             allow_http_notify_url: cfg.alerts.app_notice.allow_http_loopback,
             notify_allow_networks: cfg.alerts.app_notice.allow_networks.clone(),
             revoke_consent: Some({
