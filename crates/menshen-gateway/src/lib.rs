@@ -27,6 +27,7 @@ pub mod screen;
 pub mod server;
 pub mod snapshot;
 pub mod stages;
+pub mod strict_json;
 pub mod trace;
 pub mod txn;
 pub mod upstream;

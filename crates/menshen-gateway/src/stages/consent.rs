@@ -69,12 +69,25 @@ fn account(ex: &Exchange, routed: &Routed) -> Result<Option<String>, GatewayErro
         return Ok(Some(v));
     }
     if let Some(ptr) = &rule.account_pointer {
-        let body: serde_json::Value = serde_json::from_slice(&ex.body).map_err(|_| {
+        // Read as the upstream will, or not at all (`strict_json`): a
+        // member named twice, or a sibling a lenient binder would take for
+        // the account (`ACCOUNT` beside `account`), is refused.
+        let body = crate::strict_json::parse(&ex.body).map_err(|e| {
             GatewayError::new(
                 ErrorCode::BadRequest,
-                "the body must be JSON naming the account",
+                if e.classify() == serde_json::error::Category::Data {
+                    format!("the body names the account ambiguously: {e}")
+                } else {
+                    "the body must be JSON naming the account".to_string()
+                },
             )
         })?;
+        if let Some(at) = crate::strict_json::ambiguous_at(&body, ptr) {
+            return Err(GatewayError::new(
+                ErrorCode::BadRequest,
+                format!("the body names the account ambiguously: {at} beside {ptr}"),
+            ));
+        }
         return match body.pointer(ptr) {
             Some(serde_json::Value::String(s)) => Ok(Some(s.clone())),
             Some(serde_json::Value::Number(n)) => Ok(Some(n.to_string())),

@@ -129,7 +129,31 @@ pub async fn on_request(
         .iter()
         .filter(|r| r.matches(&app_id, &api_id))
         .collect();
-    let body: Option<Value> = serde_json::from_slice(&ex.body).ok();
+    // Read as the upstream will, or not at all (`strict_json`): a member
+    // named twice, or a sibling along a read pointer that a lenient binder
+    // would take for it (`AMOUNT` beside `amount`), refuses the call.
+    let (body, ambiguous) = match crate::strict_json::parse(&ex.body) {
+        Ok(v) => {
+            let at = [
+                Some(amount_ptr),
+                fields.counterparty.as_deref(),
+                fields.account_type.as_deref(),
+            ]
+            .into_iter()
+            .flatten()
+            .find_map(|p| crate::strict_json::ambiguous_at(&v, p));
+            (Some(v), at.map(|at| format!("the body also names {at}")))
+        }
+        Err(e) if e.classify() == serde_json::error::Category::Data => (None, Some(e.to_string())),
+        Err(_) => (None, None),
+    };
+    if let Some(why) = ambiguous.filter(|_| !rules.is_empty()) {
+        ex.risk = Some(json!({"decision": "reject", "reason": format!("ambiguous body: {why}")}));
+        return Err(GatewayError::new(
+            ErrorCode::RiskRejected,
+            format!("risk: funds API call whose body is ambiguous ({why}): each member once, and none a lenient reader could take for {amount_ptr} or the counterparty"),
+        ));
+    }
     let amount = body
         .as_ref()
         .and_then(|b| b.pointer(amount_ptr))
