@@ -72,7 +72,7 @@ pub async fn search_audit(
         .map(|r| (r.segment, r.offset, r.seq))
         .collect();
     let mut local_recs = read_local(&st, places).await?.into_iter();
-    // Other nodes' rows: from their admin APIs, one node at a time.
+    // Other nodes' rows: from their admin APIs (below, all nodes at once).
     let mut remote: BTreeMap<String, Vec<(u64, u64, u64)>> = BTreeMap::new();
     for r in rows.iter().filter(|r| !local(r)) {
         if let Some(n) = &r.node {
@@ -87,9 +87,20 @@ pub async fn search_audit(
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default()
         .to_string();
-    let mut fetched: BTreeMap<(String, u64), Result<String, String>> = BTreeMap::new();
+    // All nodes at once: a node that does not answer costs the search one
+    // peer timeout, however many nodes do not.
+    let mut asked = tokio::task::JoinSet::new();
     for (node, places) in remote {
-        for (seq, rec) in fetch_remote(&st, &node, &places, &auth).await {
+        let (st, auth) = (st.clone(), auth.clone());
+        asked.spawn(async move {
+            let got = fetch_remote(&st, &node, &places, &auth).await;
+            (node, got)
+        });
+    }
+    let mut fetched: BTreeMap<(String, u64), Result<String, String>> = BTreeMap::new();
+    while let Some(done) = asked.join_next().await {
+        let (node, got) = done.map_err(|e| AdminError::Internal(e.to_string()))?;
+        for (seq, rec) in got {
             fetched.insert((node.clone(), seq), rec);
         }
     }
@@ -218,12 +229,16 @@ async fn fetch_remote(
                     .map(|p| (p.2, Err(format!("node {node} ({url}): unexpected answer")))),
             ),
             Err(e) => {
+                // The node did not answer (gone, down, partitioned): its
+                // other records are not asked for, so a search does not
+                // wait for it once per chunk.
                 tracing::warn!(%node, %url, error = %e, "audit search: another node's records could not be fetched");
                 out.extend(
-                    chunk
+                    places[out.len()..]
                         .iter()
                         .map(|p| (p.2, Err(format!("held by node {node} ({url}): {e}")))),
                 );
+                break;
             }
         }
     }

@@ -234,3 +234,106 @@ async fn dep_2_aud_6_a_call_on_node_2_is_found_and_shown_through_node_1_and_ever
     assert!(out.contains(&format!("OK: node {}", node_id(2))), "{out}");
     assert!(out.contains("2 of 3 node logs verified; FAILED"), "{out}");
 }
+
+/// AUD-6, DEP-2: nodes that have gone for good (or hang) do not hold a
+/// search: the search lists their records with `record_error` after one
+/// peer timeout, whatever the number of such nodes and of their records,
+/// and well within `admin.store_timeout_ms`. Two registered nodes whose
+/// admin URL accepts connections and never answers hold 250 and 150 of the
+/// records found (several fetches each); the local records keep their
+/// bodies. The embedded store holds the shared index here (rows of other
+/// node ids written into it directly), so no PostgreSQL is needed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn aud_6_dep_2_nodes_that_do_not_answer_cost_a_search_one_peer_timeout() {
+    let h = Harness::start().await;
+    h.api("ping", "GET", "/v1/ping", "A1").await;
+    let (app_id, secret) = h.app("fintech", "server").await;
+    h.grant(&app_id, "ping").await;
+    let client = h.client(&app_id, &secret);
+    assert_eq!(
+        client.call("GET", "/v1/ping", None).await.unwrap().status,
+        200
+    );
+    // The call's own record indexed first (the index gathers for 100 ms).
+    let t = Instant::now();
+    while h
+        .admin("GET", &format!("/v1/audit?app_id={app_id}"), None)
+        .await
+        .1
+        .as_array()
+        .is_none_or(|a| a.is_empty())
+    {
+        assert!(
+            t.elapsed() < Duration::from_secs(10),
+            "the call is not indexed"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Accepts connections, never answers (kept open until the test ends).
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let silent_url = format!("http://{}", silent.local_addr().unwrap());
+    let held = tokio::spawn(async move {
+        let mut conns = Vec::new();
+        while let Ok((c, _)) = silent.accept().await {
+            conns.push(c);
+        }
+    });
+    let store = &h.node().cp.store;
+    let mut rows = Vec::new();
+    for (node, n, base) in [
+        ("0dead001", 250u64, 1_000_000u64),
+        ("0dead002", 150, 2_000_000),
+    ] {
+        store.register_node(node, &silent_url).await.unwrap();
+        for i in 0..n {
+            rows.push(menshen_store::AuditRow {
+                seq: base + i,
+                segment: 1,
+                offset: i * 100,
+                kind: "access".into(),
+                txn_id: Some(format!("T{node}{i}")),
+                time_ms: 1_795_996_800_000 + i as i64,
+                app_id: Some(app_id.clone()),
+                api_id: Some("ping".into()),
+                user_id: None,
+                result: Some("success".into()),
+                status: Some(200),
+                code: None,
+                duration_us: Some(1000),
+                node: Some(node.into()),
+            });
+        }
+    }
+    store.index_audit(rows, None, None).await.unwrap();
+
+    let t = Instant::now();
+    let (s, v) = h
+        .admin(
+            "GET",
+            &format!("/v1/audit?app_id={app_id}&limit=1000"),
+            None,
+        )
+        .await;
+    let took = t.elapsed();
+    assert_eq!(s, 200, "{v}");
+    let rows = v.as_array().unwrap();
+    assert_eq!(rows.len(), 401, "400 remote + 1 local");
+    let unreachable = rows
+        .iter()
+        .filter(|r| {
+            r["node"].as_str().is_some_and(|n| n.starts_with("0dead"))
+                && r["record_error"]
+                    .as_str()
+                    .is_some_and(|e| e.contains("no answer within"))
+        })
+        .count();
+    assert_eq!(unreachable, 400, "{v}");
+    assert!(
+        rows.iter().any(|r| r["record"]["txn_id"].is_string()),
+        "the local record keeps its body"
+    );
+    // One 10 s peer timeout (both nodes asked at once, one fetch each),
+    // not one per 100 records and node (5 x 10 s).
+    assert!(took < Duration::from_secs(25), "{took:?}");
+    held.abort();
+}
