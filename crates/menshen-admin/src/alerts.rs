@@ -2,7 +2,8 @@
 //! `/v1/alerts/{id}/ack` and `/v1/alerts/{id}/resolve` follow them up,
 //! naming the admin token's owner.
 
-use axum::extract::{Path, Query, State};
+use crate::extract::{Path, Query};
+use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::IntoResponse;
 use axum::Json;

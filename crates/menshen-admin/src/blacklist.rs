@@ -3,7 +3,8 @@
 //! Enforced like a suspension: `apps.status = blacklisted`, refused by the
 //! gateway's `app_status` stage on every node from its next snapshot.
 
-use axum::extract::{Path, State};
+use crate::extract::Path;
+use axum::extract::State;
 use axum::response::IntoResponse;
 use axum::Json;
 use bytes::Bytes;

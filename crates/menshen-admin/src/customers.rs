@@ -7,7 +7,8 @@
 //! request's `password` and the answer's `totp_secret` are credentials to the
 //! audit scrubber, and `otpauth://` URIs are removed by [`crate::scrub`].
 
-use axum::extract::{Path, Query, State};
+use crate::extract::{Path, Query};
+use axum::extract::State;
 use axum::response::IntoResponse;
 use axum::Json;
 use bytes::Bytes;

@@ -19,6 +19,7 @@ pub mod audit;
 mod blacklist;
 mod customers;
 mod error;
+mod extract;
 mod handlers;
 pub mod monitor;
 mod notices;
@@ -156,14 +157,60 @@ fn drop_otpauth(v: serde_json::Value) -> serde_json::Value {
 }
 
 /// The current state of the target of `path`, for the "before" of an admin record.
+///
+/// The segments are percent-decoded as the router's extractors decode them
+/// (ADM-1: `/v1/apps/%41PP/suspend` changes app `APP`, and its record must
+/// show that app's state before).
 async fn before_state(st: &AdminState, path: &str) -> Option<serde_json::Value> {
-    let mut parts = path.trim_start_matches("/v1/").split('/');
+    let segments: Vec<String> = path
+        .trim_start_matches("/v1/")
+        .split('/')
+        .map(|s| {
+            percent_encoding::percent_decode_str(s)
+                .decode_utf8()
+                .map(|d| d.into_owned())
+        })
+        .collect::<Result<_, _>>()
+        .ok()?;
+    let mut parts = segments.iter().map(String::as_str);
     let (kind, id) = (parts.next()?, parts.next()?);
-    if kind == "apps" && parts.next() == Some("redirect-uris") {
-        let uris = st.cp.store.redirect_uris(id).await.ok()?;
-        return Some(serde_json::json!({ "app_id": id, "redirect_uris": uris }));
+    if kind == "apps" {
+        match parts.next() {
+            Some("redirect-uris") => {
+                let uris = st.cp.store.redirect_uris(id).await.ok()?;
+                return Some(serde_json::json!({ "app_id": id, "redirect_uris": uris }));
+            }
+            // ADM-1: revoking a credential: that credential as it was.
+            Some("credentials") => {
+                let cid: i64 = parts.next()?.parse().ok()?;
+                let creds = st.cp.store.list_credentials(id).await.ok()?;
+                return creds
+                    .into_iter()
+                    .find(|c| c.id == cid)
+                    .and_then(|c| serde_json::to_value(c).ok());
+            }
+            _ => {}
+        }
     }
     match kind {
+        // ADM-1: removing an IP rule or a risk rule: the rule as it was
+        // (the CIDR, the action, the app), not only its number.
+        "ip-rules" => {
+            let id: i64 = id.parse().ok()?;
+            let rules = st.cp.store.list_ip_rules().await.ok()?;
+            rules
+                .into_iter()
+                .find(|r| r.id == id)
+                .and_then(|r| serde_json::to_value(r).ok())
+        }
+        "risk-rules" => {
+            let id: i64 = id.parse().ok()?;
+            let rules = st.cp.store.list_risk_rules().await.ok()?;
+            rules
+                .into_iter()
+                .find(|r| r.id == id)
+                .and_then(|r| serde_json::to_value(r).ok())
+        }
         "apps" => st
             .cp
             .store

@@ -13,7 +13,8 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
-use axum::extract::{Path, Request, State};
+use crate::extract::Path;
+use axum::extract::{Request, State};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use menshen_metrics::{ClusterView, Metrics, PeerNode, Subject, SubjectStats};

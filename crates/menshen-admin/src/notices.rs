@@ -3,7 +3,8 @@
 //! URL, `GET /v1/apps/{app_id}/notices` and `GET /v1/notices` show what was
 //! sent and how its delivery stands (a `failed` one also raised an alert).
 
-use axum::extract::{Path, Query, State};
+use crate::extract::{Path, Query};
+use axum::extract::State;
 use axum::response::IntoResponse;
 use axum::Json;
 use bytes::Bytes;

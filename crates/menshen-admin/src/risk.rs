@@ -4,7 +4,8 @@
 //! which lets the same call through once within the rule's review window,
 //! or rejects).
 
-use axum::extract::{Path, Query, State};
+use crate::extract::{Path, Query};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use axum::Json;
