@@ -6,12 +6,12 @@
 //!
 //! # Rules
 //! A rule matches a call by its app (or any) and its API (or any), and
-//! counts it in one counter (`per = all`) or one per client IP, app, API
-//! or customer. Windows: second, minute (UTC-aligned), day and month (the
+//! counts it in one counter (`per = all`) or one per client IP (an IPv6
+//! client by its /64), app, API or customer. Windows: second, minute (UTC-aligned), day and month (the
 //! Asia/Shanghai calendar), or `concurrent` (calls in flight: a slot taken
 //! here, given back when the exchange ends, however it ends; slots carry a
 //! TTL, so a dead node's slots free themselves). Counter keys are built
-//! from stable ids only: `{rule_id}`, `{rule_id}:ip:{ip}`,
+//! from stable ids only: `{rule_id}`, `{rule_id}:ip:{ip}` (IPv6: the /64's address, `2001:db8:1:2::`),
 //! `{rule_id}:app:{app_id}`, `{rule_id}:api:{api_id}`,
 //! `{rule_id}:cu:{user_id}`; the window is not in the key (the hot state
 //! keeps the window's start beside the count), so rebuilding the snapshot
@@ -86,7 +86,10 @@ pub fn counter_key(
     let id = rule.id;
     Some(match rule.per {
         LimitPer::All => id.to_string(),
-        LimitPer::Ip => format!("{id}:ip:{client_ip}"),
+        // An IPv6 client by its /64, as the connection caps count it: one
+        // subscriber holds the whole prefix and could otherwise rotate its
+        // source address past any per-IP limit.
+        LimitPer::Ip => format!("{id}:ip:{}", crate::conn::client_key(*client_ip)),
         LimitPer::App => format!("{id}:app:{app_id}"),
         LimitPer::Api => format!("{id}:api:{api_id}"),
         LimitPer::Customer => format!("{id}:cu:{}", customer?),
