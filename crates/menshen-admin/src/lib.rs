@@ -156,12 +156,19 @@ fn drop_otpauth(v: serde_json::Value) -> serde_json::Value {
     }
 }
 
-/// The current state of the target of `path`, for the "before" of an admin record.
+/// The current state of the target of `path`, for the "before" of an admin
+/// record, scrubbed like the request and the answer (ADM-1, AUD-5: a
+/// consent's account numbers, a notification URL's token).
+async fn before_state(st: &AdminState, path: &str) -> Option<serde_json::Value> {
+    read_before_state(st, path).await.map(scrub)
+}
+
+/// The target's state as the store has it (not yet scrubbed).
 ///
 /// The segments are percent-decoded as the router's extractors decode them
 /// (ADM-1: `/v1/apps/%41PP/suspend` changes app `APP`, and its record must
 /// show that app's state before).
-async fn before_state(st: &AdminState, path: &str) -> Option<serde_json::Value> {
+async fn read_before_state(st: &AdminState, path: &str) -> Option<serde_json::Value> {
     let segments: Vec<String> = path
         .trim_start_matches("/v1/")
         .split('/')

@@ -178,3 +178,89 @@ async fn adm_1_bad_path_and_query_parameters_get_the_error_body_naming_the_field
         .await;
     assert_eq!(creds[0]["revoked"], false, "{creds}");
 }
+
+/// The whole log as text (flushed first), for "this never appears" checks.
+async fn log_text(h: &Harness) -> String {
+    h.node().audit.flush().await.unwrap();
+    menshen_audit::writer::read_all_records(h.node().audit.dir())
+        .unwrap()
+        .join("\n")
+}
+
+/// ADM-1, AUD-5: the `before` of an admin record is scrubbed like its
+/// request and answer. Before, it was recorded as read from the store: the
+/// bank revoking a consent put the customer's full account numbers in the
+/// log (the answer beside it had them masked), and any change to an app
+/// whose notification URL carries a token (`?token=...`, scrubbed from the
+/// request that set it) put that token in the log.
+#[tokio::test]
+async fn adm_1_aud_5_the_state_before_a_change_is_scrubbed_too() {
+    use menshen_model::{Consent, ConsentState};
+    let h = Harness::start().await;
+    let (app_id, _secret) = h.app("Leaky Before Co", "server").await;
+    let account = "6222020000000001";
+    let now = menshen_store::now_unix();
+    let consent_id = menshen_store::new_consent_id();
+    h.node()
+        .cp
+        .store
+        .insert_consent(&Consent {
+            consent_id: consent_id.clone(),
+            app_id: app_id.clone(),
+            user_id: Some("C1".into()),
+            scopes: vec!["balance".into()],
+            accounts: vec![account.into()],
+            state: ConsentState::Authorised,
+            expires_at: now + 3600,
+            use_limit: None,
+            daily_limit: None,
+            uses: 0,
+            agent_user_id: None,
+            agent_approved: false,
+            two_factor: false,
+            created_at: now,
+            authorised_at: Some(now),
+            revoked_by: None,
+            ended_at: None,
+        })
+        .await
+        .unwrap();
+    let (s, v) = h
+        .admin("POST", &format!("/v1/consents/{consent_id}/revoke"), None)
+        .await;
+    assert_eq!((s, v["state"].as_str()), (200, Some("revoked")), "{v}");
+
+    let token = "NotifyTokenAbcdef0123456789";
+    let url = format!("https://hooks.fintech.example/menshen?token={token}");
+    let (s, v) = h
+        .admin(
+            "PUT",
+            &format!("/v1/apps/{app_id}/notify-url"),
+            Some(json!({ "notify_url": url })),
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    let (s, v) = h
+        .admin("POST", &format!("/v1/apps/{app_id}/suspend"), None)
+        .await;
+    assert_eq!(s, 200, "{v}");
+
+    let recs = admin_records(&h).await;
+    let revoke = result_record(&recs, &format!("POST /v1/consents/{consent_id}/revoke"));
+    assert_eq!(revoke["before"]["state"], "authorised", "{revoke}");
+    assert_eq!(
+        revoke["before"]["app_id"], app_id,
+        "identifiers stay whole: {revoke}"
+    );
+    let suspend = result_record(&recs, &format!("POST /v1/apps/{app_id}/suspend"));
+    assert_eq!(suspend["before"]["status"], "active", "{suspend}");
+    let text = log_text(&h).await;
+    assert!(
+        !text.contains(token),
+        "the notification URL's token is in the log"
+    );
+    assert!(
+        !text.contains(account),
+        "a full account number is in the log"
+    );
+}
