@@ -237,6 +237,10 @@ pub struct Opened {
     pub key_fingerprint: Option<[u8; 32]>,
 }
 
+/// A session key wrapped with SM2, C1C3C2: 65 (C1, uncompressed point) +
+/// 32 (C3) + 16 (C2, the key) bytes.
+pub const WRAPPED_KEY_LEN: usize = 65 + 32 + 16;
+
 /// Parse an encrypted field's value: IV and ciphertext||tag.
 fn parse_field(p: &str, s: &str) -> Result<([u8; IV_LEN], Vec<u8>), EnvelopeError> {
     let bad = |m: &str| EnvelopeError::Malformed(format!("{p}: {m}"));
@@ -315,6 +319,11 @@ pub fn open<'k>(
     let wrapped = B64
         .decode(&member.key)
         .map_err(|_| EnvelopeError::Malformed("`key` is not base64".into()))?;
+    // A wrapped session key is exactly 113 bytes (§12): anything else is
+    // refused before SM2 spends a point multiplication and a KDF over it.
+    if wrapped.len() != WRAPPED_KEY_LEN {
+        return Err(EnvelopeError::KeyInvalid);
+    }
     let receiver = keys(&member.kid).ok_or(EnvelopeError::KeyInvalid)?;
     let raw = receiver
         .decrypt(&wrapped)
@@ -445,6 +454,23 @@ mod tests {
             open(&mut kid, &ptrs(), lookup),
             Err(EnvelopeError::KeyInvalid)
         );
+        // A wrapped key of any length but 113 bytes is refused before the
+        // key is looked up and SM2 runs (a 1 MiB `key` would cost a KDF
+        // over it): the look-up is never made.
+        for len in [112usize, 114, 1 << 20] {
+            let mut long = body.clone();
+            long[ENVELOPE_MEMBER]["key"] = json!(B64.encode(vec![4u8; len]));
+            let asked = std::cell::Cell::new(0);
+            let counting = |kid: &str| {
+                asked.set(asked.get() + 1);
+                lookup(kid)
+            };
+            assert_eq!(
+                open(&mut long, &ptrs(), counting),
+                Err(EnvelopeError::KeyInvalid)
+            );
+            assert_eq!(asked.get(), 0, "{len}");
+        }
         // No fields listed present: nothing to do, no envelope added.
         let mut none = json!({"amount": 1});
         assert_eq!(seal(&mut none, &ptrs(), "k", k.public_key()).unwrap(), 0);
