@@ -333,13 +333,21 @@ fn peer_ip(req: &Request) -> Option<String> {
 /// The record of a refused admin-token attempt (ADM-1), if the limiter
 /// admits one. The token itself is never recorded, only whether one was sent.
 fn failed_token_record(g: &Guard, req: &Request, sent: bool) -> Option<menshen_audit::AdminRecord> {
+    refused_token_record(g, req.method(), &original_path(req), peer_ip(req), sent)
+}
+
+/// [`failed_token_record`] from the request's method, path and peer.
+fn refused_token_record(
+    g: &Guard,
+    method: &http::Method,
+    path: &str,
+    peer: Option<String>,
+    sent: bool,
+) -> Option<menshen_audit::AdminRecord> {
     g.st.audit.as_ref()?;
     let unrecorded_before = g.failures.admit(menshen_store::now_unix())?;
-    let peer = peer_ip(req);
     let action = format!(
-        "{} {} (refused: {} admin token)",
-        req.method(),
-        original_path(req),
+        "{method} {path} (refused: {} admin token)",
         if sent { "wrong" } else { "no" }
     );
     Some(menshen_audit::AdminRecord {
@@ -367,6 +375,20 @@ async fn record_failed_token(g: &Guard, rec: Option<menshen_audit::AdminRecord>)
             tracing::error!(error = %e, "failed admin token attempt could not be recorded");
         }
     }
+}
+
+/// ADM-1: `/metrics` takes an admin token as well as the scrape token, so a
+/// refused attempt there is recorded like one on `/v1/...` (same limiter):
+/// otherwise `/metrics` would test candidate admin tokens without a trace.
+async fn record_refused_scrape(State(g): State<Guard>, req: Request, next: Next) -> Response {
+    let sent = req.headers().contains_key(http::header::AUTHORIZATION);
+    let (method, path, peer) = (req.method().clone(), original_path(&req), peer_ip(&req));
+    let resp = next.run(req).await;
+    if resp.status() == http::StatusCode::UNAUTHORIZED {
+        let rec = refused_token_record(&g, &method, &path, peer, sent);
+        record_failed_token(&g, rec).await;
+    }
+    resp
 }
 
 /// The actor name recorded for requests without a valid admin token.
@@ -573,6 +595,11 @@ async fn require_token(State(g): State<Guard>, req: Request, next: Next) -> Resp
 /// The admin router.
 pub fn router(state: AdminState) -> Router {
     use handlers::*;
+    // One limiter of failed-token records for `/v1/...` and `/metrics`.
+    let guard = Guard {
+        st: state.clone(),
+        failures: Arc::new(FailedTokenLimiter::default()),
+    };
     let v1 = Router::new()
         .route("/apps", get(list_apps).post(create_app))
         .route("/apps/{app_id}", get(get_app))
@@ -647,18 +674,16 @@ pub fn router(state: AdminState) -> Router {
             "/apps/{app_id}/redirect-uris",
             get(customers::get_redirect_uris).put(customers::set_redirect_uris),
         )
-        .route_layer(middleware::from_fn_with_state(
-            Guard {
-                st: state.clone(),
-                failures: Arc::new(FailedTokenLimiter::default()),
-            },
-            require_token,
-        ));
+        .route_layer(middleware::from_fn_with_state(guard.clone(), require_token));
     Router::new()
         .route("/openapi.json", get(openapi))
         .route("/healthz", get(healthz))
         .route("/readyz", get(monitor::readyz))
-        .route("/metrics", get(monitor::metrics))
+        .route(
+            "/metrics",
+            get(monitor::metrics)
+                .route_layer(middleware::from_fn_with_state(guard, record_refused_scrape)),
+        )
         .nest("/v1", v1)
         .fallback(not_found)
         .with_state(state)

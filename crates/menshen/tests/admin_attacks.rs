@@ -264,3 +264,54 @@ async fn adm_1_aud_5_the_state_before_a_change_is_scrubbed_too() {
         "a full account number is in the log"
     );
 }
+
+/// ADM-1: `/metrics` accepts an admin token (as well as the scrape token),
+/// so a refused token there is recorded like one on `/v1/...` (without the
+/// token). Before, it was only logged to the console: `/metrics` answered
+/// 200 or 401 to any candidate admin token and the audit log never showed
+/// the attempts.
+#[tokio::test]
+async fn adm_1_refused_tokens_on_metrics_are_recorded_like_on_the_admin_api() {
+    let h = Harness::start().await;
+    let guess = "msk_GuessedTokenThatIsNotValid0123456789";
+    let scrape = |token: Option<String>| {
+        let h = &h;
+        async move {
+            let mut b = http::Request::builder()
+                .method("GET")
+                .uri(format!("{}/metrics", h.admin_url));
+            if let Some(t) = token {
+                b = b.header("authorization", format!("Bearer {t}"));
+            }
+            menshen_sdk::send(&h.admin_http, b.body(bytes::Bytes::new()).unwrap())
+                .await
+                .unwrap()
+                .status
+        }
+    };
+    assert_eq!(scrape(Some(guess.to_string())).await, 401);
+    assert_eq!(scrape(None).await, 401);
+    assert_eq!(scrape(Some(h.admin_token.clone())).await, 200);
+
+    let recs = admin_records(&h).await;
+    let wrong = result_record(&recs, "GET /metrics (refused: wrong admin token)");
+    assert_eq!(wrong["status"], 401, "{wrong}");
+    assert_eq!(wrong["actor"], menshen_admin::UNAUTHENTICATED, "{wrong}");
+    assert_eq!(wrong["request"]["token"], "wrong", "{wrong}");
+    let absent = result_record(&recs, "GET /metrics (refused: no admin token)");
+    assert_eq!(absent["request"]["token"], "absent", "{absent}");
+    assert_eq!(
+        recs.iter()
+            .filter(|r| r["action"]
+                .as_str()
+                .unwrap_or("")
+                .starts_with("GET /metrics"))
+            .count(),
+        2,
+        "the accepted scrape is not a refusal: {recs:#?}"
+    );
+    assert!(
+        !log_text(&h).await.contains(guess),
+        "the refused token itself is never recorded"
+    );
+}
