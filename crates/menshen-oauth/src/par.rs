@@ -148,10 +148,22 @@ pub(crate) async fn par(
         None => None,
         Some(v) => limit(v, "daily_limit", false)?,
     };
+    // USR-5: a customer's username as the directory has them (3 to 64
+    // characters, no spaces or control characters): it is shown on the
+    // bank's login page, so it must not carry an app's free text.
     let agent_username = match one(&f, "agent_username")? {
         None => None,
-        Some(u) if u.len() <= 64 && !u.chars().any(char::is_control) => Some(u.to_string()),
-        Some(_) => return Err(bad("`agent_username` must be 1 to 64 printable characters")),
+        Some(u)
+            if (3..=64).contains(&u.chars().count())
+                && !u.chars().any(|c| c.is_control() || c.is_whitespace()) =>
+        {
+            Some(u.to_string())
+        }
+        Some(_) => {
+            return Err(bad(
+                "`agent_username` must be the agent's username: 3 to 64 characters, no spaces or control characters",
+            ))
+        }
     };
 
     let app_name = srv
