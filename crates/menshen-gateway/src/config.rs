@@ -75,6 +75,13 @@ pub struct GatewayConfig {
     /// a request is answered 503 `SERVER_BUSY` (never an out-of-memory).
     #[serde(default = "default_body_budget")]
     pub body_memory_budget_bytes: usize,
+    /// One memory budget for every upstream answer being read and worked on
+    /// at once, bytes (apart from the requests' bodies, so a flood of
+    /// request bodies cannot starve the answers of signed calls); an answer
+    /// that does not fit is withheld 502 `OUTCOME_UNKNOWN` (the service may
+    /// have acted).
+    #[serde(default = "default_body_budget")]
+    pub answer_memory_budget_bytes: usize,
     /// Connections open at once (TLS handshakes included). At the cap the
     /// oldest idle connection is closed to admit a new one; with none idle
     /// the new one is refused. Lowered at start-up to fit the file-descriptor
@@ -187,6 +194,7 @@ impl GatewayConfig {
             request_timeout_ms: default_request_deadline_ms(),
             h2_max_concurrent_streams: default_h2_streams(),
             body_memory_budget_bytes: default_body_budget(),
+            answer_memory_budget_bytes: default_body_budget(),
             max_connections: default_max_conns(),
             max_connections_per_ip: default_max_conns_ip(),
             connection_records_per_ip_per_minute: default_conn_records(),
@@ -251,6 +259,11 @@ impl GatewayConfig {
         }
         if !(1..=1024).contains(&self.h2_max_concurrent_streams) {
             return Err("gateway.h2_max_concurrent_streams: must be 1-1024 (default 64)".into());
+        }
+        if self.answer_memory_budget_bytes == 0 {
+            return Err(
+                "gateway.answer_memory_budget_bytes: must be above 0 (default 67108864)".into(),
+            );
         }
         if self.body_memory_budget_bytes < self.max_body_bytes {
             return Err(format!(

@@ -157,13 +157,18 @@ where
     // The request's body stays charged to the budget until its answer is
     // built.
     let mut charge = Charge::default();
+    // Its upstream answer, to the answers' budget, likewise.
+    let mut answer_charge = Charge::default();
     let deadline = Duration::from_millis(cfg.request_timeout_ms);
     // The call's span: the transaction serial number and trace id as
     // attributes (debug level: free unless a subscriber wants it).
     let span = tracing::debug_span!("menshen.call", txn_id = %ex.txn_id, trace_id = %ex.trace);
     let result = match tokio::time::timeout(
         deadline,
-        tracing::Instrument::instrument(run(&state, &mut ex, incoming, &mut charge), span),
+        tracing::Instrument::instrument(
+            run(&state, &mut ex, incoming, &mut charge, &mut answer_charge),
+            span,
+        ),
     )
     .await
     {
@@ -225,6 +230,7 @@ where
     // The body stays charged until its record (which may retain it) is
     // written.
     drop(charge);
+    drop(answer_charge);
     resp.map(Full::new)
 }
 
@@ -244,6 +250,7 @@ async fn run<B>(
     ex: &mut Exchange,
     body: B,
     charge: &mut Charge,
+    answer_charge: &mut Charge,
 ) -> Result<Response<Bytes>, GatewayError>
 where
     B: hyper::body::Body<Data = Bytes> + Unpin,
@@ -361,7 +368,14 @@ where
     if let Some(name) = routed.api.builtin {
         return upstream::builtin(ex, name, &auth, state.authorizer.as_deref()).await;
     }
-    let mut resp = upstream::forward(ex, &routed, &auth, &consented, &state.upstream).await?;
+    // The answer is charged to the answers' memory budget as it arrives
+    // (issue 9 item 1), held until the call's record is written.
+    let mut hold = upstream::Hold {
+        budget: &state.answer_budget,
+        charge: answer_charge,
+    };
+    let mut resp =
+        upstream::forward(ex, &routed, &auth, &consented, &state.upstream, &mut hold).await?;
     // validate_response (LVL-5): the upstream's answer against the API's
     // response schema, if it has one, before anything is masked, encrypted
     // or signed; a mismatch is withheld (UPSTREAM_RESPONSE_INVALID).

@@ -56,6 +56,8 @@ pub struct State {
     pub txn: TxnIds,
     /// The one memory budget for request bodies.
     pub budget: BodyBudget,
+    /// The one memory budget for upstream answers.
+    pub answer_budget: BodyBudget,
     /// INT-4 after an unclean stop: signatures `created` before this are
     /// refused (set for one replay window after such a start).
     pub replay_not_before: Option<i64>,
@@ -237,10 +239,18 @@ impl State {
         }
         let snapshot = SnapshotHandle::load(cp).await.map_err(|e| e.to_string())?;
         let txn = TxnIds::new(opts.node_id.unwrap_or_else(TxnIds::random_node_id));
+        if config.answer_memory_budget_bytes < config.max_response_bytes {
+            tracing::warn!(
+                budget = config.answer_memory_budget_bytes,
+                max_response = config.max_response_bytes,
+                "gateway.answer_memory_budget_bytes is below gateway.max_response_bytes: upstream answers larger than the budget are always withheld (502 OUTCOME_UNKNOWN)"
+            );
+        }
         let state = Arc::new(State {
             metrics: menshen_metrics::Metrics::new(config.metrics),
             upstream: UpstreamClient::new(&config)?,
             budget: BodyBudget::new(config.body_memory_budget_bytes),
+            answer_budget: BodyBudget::new(config.answer_memory_budget_bytes),
             connections: Connections::new(config.max_connections, config.max_connections_per_ip),
             conn_records: ConnRecorder::new(
                 config.connection_records_per_ip_per_minute,

@@ -9,7 +9,9 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::header::{HeaderMap, HeaderName, HeaderValue};
 use http::{Method, Request, Response, StatusCode};
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::{BodyExt, Full};
+
+use crate::budget::{BodyBudget, Charge};
 use hyper_util::client::legacy::connect::Connect;
 use hyper_util::client::legacy::Client;
 
@@ -182,6 +184,7 @@ pub async fn forward(
     auth: &Authenticated,
     consented: &Consented,
     up: &UpstreamClient,
+    hold: &mut Hold<'_>,
 ) -> Result<Response<Bytes>, GatewayError> {
     let api = &routed.api;
     let headers = request_headers(ex, api, auth, consented);
@@ -191,11 +194,11 @@ pub async fn forward(
         None => {
             let req = request(ex, &api.upstream_base, headers)?;
             ex.forwarded = true;
-            exchange(&up.client, req, up.timeout, up.max_response)
+            exchange(&up.client, req, up.timeout, up.max_response, hold)
                 .await
                 .map_err(Failure::into_error)?
         }
-        Some(name) => match call_named(ex, api, name, headers, up).await? {
+        Some(name) => match call_named(ex, api, name, headers, up, hold).await? {
             Named::Answered(parts, body) => (parts, body),
             Named::Fallback(r) => return Ok(r),
         },
@@ -291,6 +294,10 @@ enum Failure {
     /// The answer was longer than `gateway.max_response_bytes`: the
     /// upstream answered (and may have acted), but the gateway withholds it.
     TooLarge(usize),
+    /// The answer did not fit in what is left of the answers' memory budget
+    /// (issue 9 item 1): the upstream answered (and may have acted), the
+    /// gateway could not hold the answer.
+    OverBudget(usize),
 }
 
 impl Failure {
@@ -304,17 +311,31 @@ impl Failure {
             Failure::TooLarge(max) => GatewayError::UpstreamResponseInvalid(format!(
                 "the upstream's answer is over gateway.max_response_bytes ({max} bytes)"
             )),
+            Failure::OverBudget(total) => GatewayError::OutcomeUnknown(format!(
+                "the answers' memory budget ({total} bytes, gateway.answer_memory_budget_bytes) could not hold the upstream's answer"
+            )),
         }
     }
 }
 
-/// Send `req` and read the whole answer (at most `max` bytes) within
-/// `timeout`.
+/// Where an answer's bytes are charged as they arrive: the answers' memory
+/// budget (issue 9 item 1), under the request's own charge (released when
+/// the request ends).
+pub struct Hold<'a> {
+    /// The shared budget.
+    pub budget: &'a BodyBudget,
+    /// This request's charge.
+    pub charge: &'a mut Charge,
+}
+
+/// Send `req` and read the whole answer (at most `max` bytes, each frame
+/// charged to `hold` as it arrives) within `timeout`.
 async fn exchange<C>(
     client: &Client<C, Full<Bytes>>,
     req: Request<Full<Bytes>>,
     timeout: Duration,
     max: usize,
+    hold: &mut Hold<'_>,
 ) -> Result<(http::response::Parts, Bytes), Failure>
 where
     C: Connect + Clone + Send + Sync + 'static,
@@ -331,15 +352,24 @@ where
                 ))
             }
         })?;
-        let (parts, body) = resp.into_parts();
-        let body = Limited::new(body, max).collect().await.map_err(|e| {
-            if e.is::<http_body_util::LengthLimitError>() {
-                Failure::TooLarge(max)
-            } else {
+        let (parts, mut body) = resp.into_parts();
+        let mut got = bytes::BytesMut::new();
+        while let Some(frame) = body.frame().await {
+            let frame = frame.map_err(|e| {
                 Failure::Broken(format!("upstream answer broke off after its head: {e}"))
+            })?;
+            let Ok(data) = frame.into_data() else {
+                continue; // trailers
+            };
+            if got.len() + data.len() > max {
+                return Err(Failure::TooLarge(max));
             }
-        })?;
-        Ok::<_, Failure>((parts, body.to_bytes()))
+            if !hold.budget.charge(hold.charge, data.len()) {
+                return Err(Failure::OverBudget(hold.budget.total_bytes()));
+            }
+            got.extend_from_slice(&data);
+        }
+        Ok::<_, Failure>((parts, got.freeze()))
     };
     match tokio::time::timeout(timeout, exchange).await {
         Ok(r) => r,
@@ -369,6 +399,7 @@ async fn call_named(
     name: &str,
     mut headers: HeaderMap,
     up: &UpstreamClient,
+    hold: &mut Hold<'_>,
 ) -> Result<Named, GatewayError> {
     let Some(u) = up.named.get(name) else {
         // A configuration error of this node: loud, whatever the client did.
@@ -432,7 +463,7 @@ async fn call_named(
         };
         let req = request(ex, &u.targets[i].base, h)?;
         ex.forwarded = true;
-        match exchange(&u.client, req, u.timeout, up.max_response).await {
+        match exchange(&u.client, req, u.timeout, up.max_response, hold).await {
             Ok((parts, body)) => {
                 if let Some(t) = ticket {
                     t.record(!parts.status.is_server_error());
@@ -444,6 +475,13 @@ async fn call_named(
                     "upstream {name}: {} connections open (max_connections)",
                     u.max_connections
                 )))
+            }
+            // The upstream answered; the gateway could not hold it.
+            Err(f @ Failure::OverBudget(_)) => {
+                if let Some(t) = ticket {
+                    t.record(true);
+                }
+                return Err(f.into_error());
             }
             Err(Failure::Connect(why)) if retries_left > 0 => {
                 retries_left -= 1;
