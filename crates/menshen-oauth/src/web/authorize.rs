@@ -353,6 +353,17 @@ pub(crate) async fn consent(srv: &AuthServer, req: &Req<'_>) -> Response<Bytes> 
         session::destroy(srv, &l.key, req.now).await;
         return invalid_link();
     }
+    // AUTH-4: the app is checked again at the decision, not only when the
+    // flow began: one suspended, blacklisted or exited meanwhile gets no
+    // consent, no code and no redirect.
+    match srv.store.store.get_app(&par.app_id).await {
+        Ok(app) if app.status == AppStatus::Active => {}
+        Ok(_) | Err(StoreError::NotFound(_)) => {
+            session::destroy(srv, &l.key, req.now).await;
+            return invalid_link();
+        }
+        Err(e) => return server_error(e),
+    }
     let acting = if agent_step {
         agent.clone()
     } else {
