@@ -353,7 +353,10 @@ where
             }
         })?;
         let (parts, mut body) = resp.into_parts();
-        let mut got = bytes::BytesMut::new();
+        // A one-frame answer (most) is kept as it came, without a copy.
+        let mut first: Option<Bytes> = None;
+        let mut more = bytes::BytesMut::new();
+        let mut len = 0usize;
         while let Some(frame) = body.frame().await {
             let frame = frame.map_err(|e| {
                 Failure::Broken(format!("upstream answer broke off after its head: {e}"))
@@ -361,15 +364,25 @@ where
             let Ok(data) = frame.into_data() else {
                 continue; // trailers
             };
-            if got.len() + data.len() > max {
+            if len + data.len() > max {
                 return Err(Failure::TooLarge(max));
             }
             if !hold.budget.charge(hold.charge, data.len()) {
                 return Err(Failure::OverBudget(hold.budget.total_bytes()));
             }
-            got.extend_from_slice(&data);
+            len += data.len();
+            match first.take() {
+                None if more.is_empty() => first = Some(data),
+                None => more.extend_from_slice(&data),
+                Some(f) => {
+                    more.reserve(f.len() + data.len());
+                    more.extend_from_slice(&f);
+                    more.extend_from_slice(&data);
+                }
+            }
         }
-        Ok::<_, Failure>((parts, got.freeze()))
+        let body = first.unwrap_or_else(|| more.freeze());
+        Ok::<_, Failure>((parts, body))
     };
     match tokio::time::timeout(timeout, exchange).await {
         Ok(r) => r,
