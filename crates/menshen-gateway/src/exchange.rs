@@ -65,6 +65,9 @@ pub struct Exchange {
     pub limit_note: Option<String>,
     /// The risk rules' decision on a funds call (RSK-1), for the record.
     pub risk: Option<serde_json::Value>,
+    /// The day's sums this call was added to (RSK-2): taken back if the
+    /// call is refused before the upstream could act on it.
+    pub risk_undo: Option<crate::stages::risk::Undo>,
     /// The concurrency slots the call holds (TRF-1): given back when the
     /// exchange is dropped, however it ends.
     pub slots: Vec<crate::flow::HeldSlots>,

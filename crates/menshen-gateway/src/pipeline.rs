@@ -145,6 +145,7 @@ where
         auth_note: None,
         limit_note: None,
         risk: None,
+        risk_undo: None,
         slots: Vec::new(),
         screen_note: None,
         trace,
@@ -182,6 +183,16 @@ where
             deadline.as_millis()
         ))),
     };
+    // RSK-2: a call the risk rules let through but refused later before the
+    // upstream could act (audit log not ready, upstream unreachable, the
+    // deadline) spent nothing of the day's sums.
+    if let Err(e) = &result {
+        if !ex.forwarded || !e.upstream_may_have_acted() {
+            if let Some(u) = ex.risk_undo.take() {
+                crate::stages::risk::undo_call(state.hot.as_ref(), u).await;
+            }
+        }
+    }
     let (mut resp, mut err) = match result {
         Ok(r) => (r, None),
         Err(e) => (e.to_response(&ex.txn_id), Some(e)),

@@ -325,3 +325,60 @@ async fn rsk_2_cli_sets_lists_and_removes_rules_and_decides_reviews() {
     run(&["risk", "remove", &id.to_string()]);
     assert_eq!(pay(&f, "150", PAYEE).await.0, 200);
 }
+
+/// RSK-2: a call the rules let through that is refused later, before the
+/// upstream could act (here its upstream refuses the connection: nothing
+/// was sent), spends nothing of the day's sum; the next call still has the
+/// whole daily maximum.
+#[tokio::test]
+async fn rsk_2_a_call_refused_after_the_risk_stage_takes_its_amount_back() {
+    let f = funds().await;
+    // The same transfer on an upstream that refuses connections.
+    let closed = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let a = l.local_addr().unwrap();
+        drop(l);
+        format!("http://{a}")
+    };
+    let (s, v) =
+        f.h.admin(
+            "POST",
+            "/v1/apis",
+            Some(
+                json!({"api_id": "transfer-down", "method": "POST", "path": "/v1/transfers-down",
+                "upstream": closed, "level": "A3", "category": 3, "subcategory": 2,
+                "integrations": ["server_to_server"],
+                "controls": {"risk": {"amount": "/payment/amount",
+                                      "counterparty": "/payment/payee",
+                                      "account_type": "/payment/payee_type"}}}),
+            ),
+        )
+        .await;
+    assert_eq!(s, 201, "{v}");
+    f.h.grant(&f.app, "transfer-down").await;
+    rule(&f, json!({"max_per_day": "1000"})).await;
+    let body = json!({"payment": {"amount": "900", "payee": PAYEE, "payee_type": "personal"}});
+    let r = f
+        .client
+        .call(
+            "POST",
+            "/v1/transfers-down",
+            Some(body.to_string().into_bytes()),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        r.error().map(|e| e.code).as_deref(),
+        Some("UPSTREAM_UNAVAILABLE"),
+        "{}",
+        String::from_utf8_lossy(&r.body)
+    );
+    // The 900 was taken back: 600 fits the 1000 of the day, then 400, then
+    // nothing more.
+    assert_eq!(pay(&f, "600", PAYEE).await.0, 200);
+    assert_eq!(pay(&f, "400", PAYEE).await.0, 200);
+    assert_eq!(
+        pay(&f, "0.01", PAYEE).await.1.as_deref(),
+        Some("RISK_REJECTED")
+    );
+}

@@ -390,15 +390,18 @@ pub async fn on_request(
                     // Approved: the sums the hold rules stopped at now take it.
                     for rule in &held_by_day {
                         let key = format!("{}:{app_id}:{day_start}", rule.id);
-                        if let Err(e) = hot
+                        match hot
                             .add_amount(NS_DAY, &key, fig.amount.0 as i64, None, day_end, now)
                             .await
                         {
-                            notes.push(format!("risk rule {} daily sum not counted: {e}", rule.id));
+                            Ok(_) => added.push((key, rule.clone())),
+                            Err(e) => notes
+                                .push(format!("risk rule {} daily sum not counted: {e}", rule.id)),
                         }
                     }
                     tracing::info!(%app_id, %api_id, review = review.id, "risk hold: approved retry let through");
                     ex.risk = Some(record("approved", &breaches, &notes, Some(review.id)));
+                    ex.risk_undo = Undo::of(added, fig.amount, day_end, now);
                     update_mean(hot, &mean_key, mean.ok().flatten(), fig.amount, now).await;
                     Ok(())
                 }
@@ -429,10 +432,38 @@ pub async fn on_request(
             if !rules.is_empty() {
                 ex.risk = Some(record(d, &breaches, &notes, None));
             }
+            ex.risk_undo = Undo::of(added, fig.amount, day_end, now);
             update_mean(hot, &mean_key, mean.ok().flatten(), fig.amount, now).await;
             Ok(())
         }
     }
+}
+
+/// The day's sums a call let through was added to, kept on the exchange so
+/// that a refusal after this stage, before the upstream could act, takes
+/// the amount back out (RSK-2).
+pub struct Undo {
+    added: Vec<(String, RiskRule)>,
+    amount: Amount,
+    day_end: i64,
+    now: i64,
+}
+
+impl Undo {
+    fn of(added: Vec<(String, RiskRule)>, amount: Amount, day_end: i64, now: i64) -> Option<Undo> {
+        (!added.is_empty()).then_some(Undo {
+            added,
+            amount,
+            day_end,
+            now,
+        })
+    }
+}
+
+/// Take the amount of a call refused after this stage (before the upstream
+/// could act) back out of the day's sums it was added to.
+pub async fn undo_call(hot: &dyn HotState, u: Undo) {
+    undo(hot, &u.added, u.amount, u.day_end, u.now).await;
 }
 
 /// Take a refused call's amount back out of the sums it was added to.
