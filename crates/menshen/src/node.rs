@@ -348,12 +348,20 @@ impl Node {
         // snapshot's current view: the background refresher may already
         // have applied this change).
         let last_active = Arc::new(tokio::sync::Mutex::new(active(&gateway.snapshot.current())));
+        let exited = |s: &menshen_gateway::Snapshot| -> std::collections::HashSet<String> {
+            s.apps()
+                .filter(|a| a.app.status == menshen_model::AppStatus::Exited)
+                .map(|a| a.app.app_id.clone())
+                .collect()
+        };
+        let last_exited = Arc::new(tokio::sync::Mutex::new(exited(&gateway.snapshot.current())));
         let after_change: menshen_admin::AfterChange = Arc::new(move || {
-            let (snap, cp, auth, last) = (
+            let (snap, cp, auth, last, last_exited) = (
                 snap.clone(),
                 cp2.clone(),
                 auth2.clone(),
                 last_active.clone(),
+                last_exited.clone(),
             );
             Box::pin(async move {
                 if let Err(e) = snap.refresh(&cp).await {
@@ -378,6 +386,15 @@ impl Node {
                     }
                 }
                 *last = now_active;
+                // USR-6, AUTH-6: an app that exits has its customers'
+                // consents revoked (by the bank), so their own page no
+                // longer shows them as authorised to an app that is gone.
+                let mut last_exited = last_exited.lock().await;
+                let now_exited = exited(&snap.current());
+                for app_id in now_exited.difference(&last_exited) {
+                    revoke_consents_of_exited_app(&cp, auth.0.get(), app_id).await;
+                }
+                *last_exited = now_exited;
             })
         });
         let idle = std::time::Duration::from_millis(cfg.admin.idle_timeout_ms);
@@ -539,6 +556,56 @@ impl Node {
             Err(e) => tracing::error!(error = %e, "audit flush at shutdown failed"),
         }
     }
+}
+
+/// USR-6, AUTH-6: revoke (by the bank) every consent of an app that has
+/// exited that is still authorised or awaiting authorisation: through the
+/// authorization server when there is one (its tokens voided, its caches
+/// told), else in the store. Failures are logged; the next exit-free change
+/// does not retry them (the app can never be active again, so the consents
+/// are unusable either way).
+async fn revoke_consents_of_exited_app(
+    cp: &ControlPlane,
+    asv: Option<&Arc<menshen_oauth::AuthServer>>,
+    app_id: &str,
+) {
+    use menshen_model::{ConsentState, RevokedBy};
+    let consents = match cp.store.list_consents(Some(app_id), None).await {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!(app_id, error = %e, "the consents of an exited app could not be listed to revoke them");
+            return;
+        }
+    };
+    let mut revoked = 0usize;
+    for c in consents.iter().filter(|c| {
+        matches!(
+            c.state,
+            ConsentState::Authorised | ConsentState::AwaitingAuthorisation
+        )
+    }) {
+        let r = match asv {
+            Some(asv) => asv
+                .revoke_consent(&c.consent_id, RevokedBy::Bank, menshen_store::now_unix())
+                .await
+                .map(|_| ()),
+            None => cp
+                .revoke_consent(&c.consent_id, RevokedBy::Bank)
+                .await
+                .map(|_| ()),
+        };
+        match r {
+            Ok(()) => revoked += 1,
+            Err(e) => {
+                tracing::error!(app_id, consent_id = %c.consent_id, error = %e, "a consent of an exited app could not be revoked")
+            }
+        }
+    }
+    tracing::info!(
+        app_id,
+        consents = revoked,
+        "app exited: its customers' consents revoked"
+    );
 }
 
 /// The scrape token's SHA-256 from `admin.metrics_token_sha256`, if set.

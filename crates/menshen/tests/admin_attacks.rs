@@ -315,3 +315,83 @@ async fn adm_1_refused_tokens_on_metrics_are_recorded_like_on_the_admin_api() {
         "the refused token itself is never recorded"
     );
 }
+
+/// USR-6, AUTH-6: an app that exits (`POST /v1/apps/{id}/status`
+/// `exited`, also after a suspension) has its customers' consents revoked
+/// by the bank; those already ended stay as they are. Before, they stayed
+/// `authorised` for good: the customer's own page showed them as still
+/// shared with an app that is gone (the model's `RevokedBy::Bank` names
+/// "a suspension or exit of the app", and `void_app_tokens` says an exit
+/// should also revoke them; nothing did).
+#[tokio::test]
+async fn usr_6_auth_6_an_app_that_exits_has_its_consents_revoked() {
+    use menshen_model::{Consent, ConsentState, RevokedBy};
+    let h = Harness::start().await;
+    let (app_id, _) = h.app("Leaving Co", "server").await;
+    let (other_app, _) = h.app("Staying Co", "server").await;
+    let now = menshen_store::now_unix();
+    let consent = |app: &str, state: ConsentState| Consent {
+        consent_id: menshen_store::new_consent_id(),
+        app_id: app.into(),
+        user_id: Some("C1".into()),
+        scopes: vec!["balance".into()],
+        accounts: vec!["6222020000000001".into()],
+        state,
+        expires_at: now + 3600,
+        use_limit: None,
+        daily_limit: None,
+        uses: 0,
+        agent_user_id: None,
+        agent_approved: false,
+        two_factor: false,
+        created_at: now,
+        authorised_at: Some(now),
+        revoked_by: None,
+        ended_at: None,
+    };
+    let live = consent(&app_id, ConsentState::Authorised);
+    let waiting = consent(&app_id, ConsentState::AwaitingAuthorisation);
+    let mut ended = consent(&app_id, ConsentState::Revoked);
+    ended.revoked_by = Some(RevokedBy::Customer);
+    let others = consent(&other_app, ConsentState::Authorised);
+    for c in [&live, &waiting, &ended, &others] {
+        h.node().cp.store.insert_consent(c).await.unwrap();
+    }
+    // Suspended first: the consents stay (a suspension may be lifted).
+    let (s, v) = h
+        .admin("POST", &format!("/v1/apps/{app_id}/suspend"), None)
+        .await;
+    assert_eq!(s, 200, "{v}");
+    let cp = h.node().cp.clone();
+    let state = |id: String| {
+        let cp = cp.clone();
+        async move { cp.store.get_consent(&id).await.unwrap() }
+    };
+    assert_eq!(
+        state(live.consent_id.clone()).await.state,
+        ConsentState::Authorised
+    );
+    let (s, v) = h
+        .admin(
+            "POST",
+            &format!("/v1/apps/{app_id}/status"),
+            Some(json!({"status": "exited"})),
+        )
+        .await;
+    assert_eq!((s, v["status"].as_str()), (200, Some("exited")), "{v}");
+    for c in [&live, &waiting] {
+        let now = state(c.consent_id.clone()).await;
+        assert_eq!(
+            (now.state, now.revoked_by),
+            (ConsentState::Revoked, Some(RevokedBy::Bank)),
+            "{now:?}"
+        );
+    }
+    let now = state(ended.consent_id.clone()).await;
+    assert_eq!(now.revoked_by, Some(RevokedBy::Customer), "{now:?}");
+    assert_eq!(
+        state(others.consent_id.clone()).await.state,
+        ConsentState::Authorised,
+        "another app's consent is untouched"
+    );
+}
