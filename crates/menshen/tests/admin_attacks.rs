@@ -141,7 +141,7 @@ async fn adm_1_bad_path_and_query_parameters_get_the_error_body_naming_the_field
         .await;
     assert_eq!(s, 201, "{rule}");
 
-    let cases: [(&str, String, &str); 7] = [
+    let cases: [(&str, String, &str); 8] = [
         ("DELETE", "/v1/ip-rules/abc".into(), "id"),
         (
             "DELETE",
@@ -157,6 +157,7 @@ async fn adm_1_bad_path_and_query_parameters_get_the_error_body_naming_the_field
             "/v1/alerts?state=open&state=resolved".into(),
             "state",
         ),
+        ("GET", "/v1/audit?limit=many".into(), "query"),
     ];
     for (method, path, field) in cases {
         let (s, v) = h.admin_raw(method, &path, None, Some(&h.admin_token)).await;
