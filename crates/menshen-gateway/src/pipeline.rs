@@ -387,18 +387,36 @@ where
     };
     let mut resp =
         upstream::forward(ex, &routed, &auth, &consented, &state.upstream, &mut hold).await?;
-    // validate_response (LVL-5): the upstream's answer against the API's
-    // response schema, if it has one, before anything is masked, encrypted
-    // or signed; a mismatch is withheld (UPSTREAM_RESPONSE_INVALID).
-    validate::on_response(&routed, &resp)?;
-    // mask (CONF-3): the upstream's answer, unless the app's grant is
-    // approved for clearing; before it is encrypted and signed.
-    mask::on_response(&routed, &auth, &mut resp)?;
-    // encrypt (CONF-1): the listed response fields for the app's key,
-    // before the bank signs the answer.
-    crate::stages::encrypt::on_response(&routed, &auth, &mut resp)?;
+    let response_stages = |resp: &mut Response<Bytes>| -> Result<(), GatewayError> {
+        // validate_response (LVL-5): the upstream's answer against the API's
+        // response schema, if it has one, before anything is masked,
+        // encrypted or signed; a mismatch is withheld
+        // (UPSTREAM_RESPONSE_INVALID).
+        validate::on_response(&routed, resp)?;
+        // mask (CONF-3): the upstream's answer, unless the app's grant is
+        // approved for clearing; before it is encrypted and signed.
+        mask::on_response(&routed, &auth, resp)?;
+        // encrypt (CONF-1): the listed response fields for the app's key,
+        // before the bank signs the answer.
+        crate::stages::encrypt::on_response(&routed, &auth, resp)
+    };
+    // A large answer is parsed (up to three times) off the async worker's
+    // other work: the runtime moves this worker's other tasks elsewhere
+    // meanwhile, so one call's megabytes of JSON do not stall other
+    // connections (review; on a multi-threaded runtime, as a node runs).
+    let multi_thread = tokio::runtime::Handle::try_current()
+        .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
+    if resp.body().len() > LARGE_ANSWER && multi_thread {
+        tokio::task::block_in_place(|| response_stages(&mut resp))?;
+    } else {
+        response_stages(&mut resp)?;
+    }
     Ok(resp)
 }
+
+/// Answers over this many bytes go through the response stages with
+/// `block_in_place` (see `run`).
+const LARGE_ANSWER: usize = 256 << 10;
 
 #[cfg(test)]
 mod tests {

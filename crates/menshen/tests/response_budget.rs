@@ -140,3 +140,48 @@ async fn dos_upstream_answers_are_charged_to_the_body_memory_budget() {
     let r = s.client.call("GET", "/v1/big", None).await.unwrap();
     assert_eq!(r.status, 200);
 }
+
+/// CONF-3 on a large answer: an answer over 256 KiB goes through the
+/// response stages with `block_in_place` (so its parsing does not stall the
+/// worker's other connections) and is masked exactly as a small one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn conf_3_a_large_answer_is_masked_like_a_small_one() {
+    let s = setup().await;
+    let h = &s.h;
+    let app = axum::Router::new().route(
+        "/v1/statement",
+        get(|| async {
+            let mut b = br#"{"account":"6217000010001234567","pad":""#.to_vec();
+            b.extend(std::iter::repeat_n(b'x', MIB));
+            b.extend_from_slice(br#""}"#);
+            ([("content-type", "application/json")], b)
+        }),
+    );
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let up = format!("http://{}", l.local_addr().unwrap());
+    tokio::spawn(async move {
+        let _ = axum::serve(l, app).await;
+    });
+    let (st, r) = h
+        .admin(
+            "POST",
+            "/v1/apis",
+            Some(serde_json::json!({"api_id": "statement", "method": "GET",
+                "path": "/v1/statement", "upstream": up, "level": "A1", "category": 3,
+                "subcategory": 1, "controls": {"response_mask": {"detect": false,
+                    "fields": [{"pointer": "/account", "kind": "account"}]}}})),
+        )
+        .await;
+    assert_eq!(st, 201, "{r}");
+    h.grant(&s.app_id, "statement").await;
+    let r = s.client.call("GET", "/v1/statement", None).await.unwrap();
+    assert_eq!(r.status, 200);
+    let v: Value = serde_json::from_slice(&r.body).unwrap();
+    let account = v["account"].as_str().unwrap();
+    assert_ne!(account, "6217000010001234567");
+    assert!(
+        account.starts_with("621700") && account.ends_with("4567"),
+        "{account}"
+    );
+    assert_eq!(v["pad"].as_str().unwrap().len(), MIB);
+}
