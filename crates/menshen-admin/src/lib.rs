@@ -394,9 +394,14 @@ async fn record_refused_scrape(State(g): State<Guard>, req: Request, next: Next)
 /// The actor name recorded for requests without a valid admin token.
 pub const UNAUTHENTICATED: &str = "(unauthenticated)";
 
-/// Paths whose GET reads audit data (AUD-6); each read is recorded (ADM-1).
+/// Paths whose GET reads audit data (AUD-6) or customers' personal data
+/// (their accounts, their consents: USR-*, the minimum-necessary rule); each
+/// read is recorded (ADM-1), who and what query, before the answer goes out.
 fn reads_audit(path: &str) -> bool {
-    path == "/v1/audit" || path.starts_with("/v1/audit/")
+    path == "/v1/audit"
+        || path.starts_with("/v1/audit/")
+        || path == "/v1/customers"
+        || path == "/v1/consents"
 }
 
 /// A read of audit data: served, then recorded durably (who, what query,

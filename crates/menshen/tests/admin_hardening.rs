@@ -223,9 +223,21 @@ async fn adm_1_reads_of_audit_data_are_recorded() {
     let (st, _) = h.admin("GET", "/v1/audit?kind=admin&limit=5", None).await;
     assert_eq!(st, 200);
     h.admin("GET", "/v1/audit/checkpoint", None).await;
+    // Customers' personal data (accounts, consents) is recorded likewise.
+    let (st, _) = h.admin("GET", "/v1/customers", None).await;
+    assert_eq!(st, 200);
+    let (st, _) = h.admin("GET", "/v1/consents", None).await;
+    assert_eq!(st, 200);
     // Other reads are not audit data and are not recorded.
     h.admin("GET", "/v1/apps", None).await;
     let recs = admin_records(&h).await;
+    for path in ["/v1/customers", "/v1/consents"] {
+        assert!(
+            recs.iter()
+                .any(|r| r["action"] == format!("GET {path}") && r["actor"] == "test"),
+            "no record of {path}: {recs:?}"
+        );
+    }
     let search = recs
         .iter()
         .find(|r| r["action"].as_str().unwrap().starts_with("GET /v1/audit?"))
