@@ -5,19 +5,8 @@
 
 mod common;
 
-use common::Harness;
+use common::{admin_records, Harness};
 use serde_json::{json, Value};
-
-/// Admin records (kind "admin") in the log, flushed first.
-async fn admin_records(h: &Harness) -> Vec<Value> {
-    h.node().audit.flush().await.unwrap();
-    menshen_audit::writer::read_all_records(h.node().audit.dir())
-        .unwrap()
-        .into_iter()
-        .map(|l| serde_json::from_str::<Value>(&l).unwrap())
-        .filter(|r| r["kind"] == "admin")
-        .collect()
-}
 
 /// The result record (not the `(requested)` one) of `action`.
 fn result_record<'a>(recs: &'a [Value], action: &str) -> &'a Value {

@@ -9,23 +9,12 @@ mod node_config;
 
 use std::time::Duration;
 
-use common::{closed_within, read_h1_response, setup, Harness};
+use common::{admin_records, closed_within, read_h1_response, setup, Harness};
 use menshen::node::Node;
 use serde_json::{json, Value};
 use tokio::io::AsyncWriteExt;
 
 const BIN: &str = env!("CARGO_BIN_EXE_menshen");
-
-/// Admin records (kind "admin") in the log, flushed first.
-async fn admin_records(h: &Harness) -> Vec<Value> {
-    h.node().audit.flush().await.unwrap();
-    menshen_audit::writer::read_all_records(h.node().audit.dir())
-        .unwrap()
-        .into_iter()
-        .map(|l| serde_json::from_str::<Value>(&l).unwrap())
-        .filter(|r| r["kind"] == "admin")
-        .collect()
-}
 
 #[tokio::test]
 async fn adm_1_body_over_1_mib_is_refused_with_413_and_changes_nothing() {

@@ -118,13 +118,7 @@ async fn dep_2_admin_reads_and_token_checks_give_up_on_a_silent_store_and_change
     );
     assert!(t.elapsed() < Duration::from_secs(10), "{:?}", t.elapsed());
     // The scrape token needs no store; the gateway serves from its snapshot.
-    let req = http::Request::builder()
-        .uri(format!("{}/metrics", h.admin_url))
-        .header("authorization", format!("Bearer {SCRAPE}"))
-        .body(bytes::Bytes::new())
-        .unwrap();
-    let r = menshen_sdk::send(&h.admin_http, req).await.unwrap();
-    assert_eq!(r.status, 200);
+    assert_eq!(common::scrape(&h, Some(SCRAPE)).await.0, 200);
     assert_eq!(
         client.call("GET", "/v1/ping", None).await.unwrap().status,
         200

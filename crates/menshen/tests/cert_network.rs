@@ -12,7 +12,7 @@
 mod common;
 
 use common::cert_network::{setup, until};
-use common::Harness;
+use common::{admin_records, Harness};
 use menshen_sdk::Client;
 use serde_json::Value;
 
@@ -49,17 +49,6 @@ fn of_rule<'a>(v: &'a Value, rule: &str) -> Vec<&'a Value> {
         .unwrap()
         .iter()
         .filter(|a| a["rule"] == rule)
-        .collect()
-}
-
-/// Admin records (kind "admin") in the log, flushed first.
-async fn admin_records(h: &Harness) -> Vec<Value> {
-    h.node().audit.flush().await.unwrap();
-    menshen_audit::writer::read_all_records(h.node().audit.dir())
-        .unwrap()
-        .into_iter()
-        .map(|l| serde_json::from_str::<Value>(&l).unwrap())
-        .filter(|r| r["kind"] == "admin")
         .collect()
 }
 

@@ -64,15 +64,8 @@ fn with_scrape_token(c: &mut menshen::config::Config) {
 
 /// One gauge of the node's `/metrics` (MON-1), read with the scrape token.
 async fn gauge(h: &Harness, name: &str) -> f64 {
-    let req = http::Request::builder()
-        .method("GET")
-        .uri(format!("{}/metrics", h.admin_url))
-        .header("authorization", format!("Bearer {SCRAPE_TOKEN}"))
-        .body(bytes::Bytes::new())
-        .unwrap();
-    let r = menshen_sdk::send(&h.admin_http, req).await.unwrap();
-    assert_eq!(r.status, 200);
-    let text = String::from_utf8(r.body.to_vec()).unwrap();
+    let (status, text) = common::scrape(h, Some(SCRAPE_TOKEN)).await;
+    assert_eq!(status, 200);
     text.lines()
         .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
         .unwrap_or_else(|| panic!("{name} not in /metrics:\n{text}"))

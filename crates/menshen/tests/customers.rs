@@ -5,23 +5,12 @@
 
 mod common;
 
-use common::Harness;
+use common::{admin_records, Harness};
 use menshen_crypto::totp;
 use menshen_model::{Consent, ConsentState};
 use serde_json::{json, Value};
 
 const BIN: &str = env!("CARGO_BIN_EXE_menshen");
-
-/// Admin records (kind "admin") in the log, flushed first.
-async fn admin_records(h: &Harness) -> Vec<Value> {
-    h.node().audit.flush().await.unwrap();
-    menshen_audit::writer::read_all_records(h.node().audit.dir())
-        .unwrap()
-        .into_iter()
-        .map(|l| serde_json::from_str::<Value>(&l).unwrap())
-        .filter(|r| r["kind"] == "admin")
-        .collect()
-}
 
 /// The whole log as text, for "this never appears" checks.
 async fn log_text(h: &Harness) -> String {

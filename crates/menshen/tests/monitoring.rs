@@ -12,20 +12,6 @@ use common::*;
 
 const BIN: &str = env!("CARGO_BIN_EXE_menshen");
 
-/// `/metrics` with `token`: status and body.
-async fn scrape(h: &Harness, token: Option<&str>) -> (u16, String) {
-    let mut b = http::Request::builder()
-        .method("GET")
-        .uri(format!("{}/metrics", h.admin_url));
-    if let Some(t) = token {
-        b = b.header("authorization", format!("Bearer {t}"));
-    }
-    let r = menshen_sdk::send(&h.admin_http, b.body(Bytes::new()).unwrap())
-        .await
-        .unwrap();
-    (r.status, String::from_utf8(r.body.to_vec()).unwrap())
-}
-
 /// One sample: family name, labels, value.
 type Sample = (String, BTreeMap<String, String>, f64);
 

@@ -774,3 +774,28 @@ pub fn signed(s: &Setup, method: &str, pq: &str, body: Option<&[u8]>) -> http::R
     s.client.sign(&mut req, None).unwrap();
     req
 }
+
+/// Admin records (kind "admin") in the log, flushed first.
+pub async fn admin_records(h: &Harness) -> Vec<serde_json::Value> {
+    h.node().audit.flush().await.unwrap();
+    menshen_audit::writer::read_all_records(h.node().audit.dir())
+        .unwrap()
+        .into_iter()
+        .map(|l| serde_json::from_str::<serde_json::Value>(&l).unwrap())
+        .filter(|r| r["kind"] == "admin")
+        .collect()
+}
+
+/// `/metrics` with `token`: status and body.
+pub async fn scrape(h: &Harness, token: Option<&str>) -> (u16, String) {
+    let mut b = http::Request::builder()
+        .method("GET")
+        .uri(format!("{}/metrics", h.admin_url));
+    if let Some(t) = token {
+        b = b.header("authorization", format!("Bearer {t}"));
+    }
+    let r = menshen_sdk::send(&h.admin_http, b.body(Bytes::new()).unwrap())
+        .await
+        .unwrap();
+    (r.status, String::from_utf8(r.body.to_vec()).unwrap())
+}
