@@ -397,7 +397,7 @@ pub const UNAUTHENTICATED: &str = "(unauthenticated)";
 /// Paths whose GET reads audit data (AUD-6) or customers' personal data
 /// (their accounts, their consents: USR-*, the minimum-necessary rule); each
 /// read is recorded (ADM-1), who and what query, before the answer goes out.
-fn reads_audit(path: &str) -> bool {
+fn read_is_recorded(path: &str) -> bool {
     path == "/v1/audit"
         || path.starts_with("/v1/audit/")
         || path == "/v1/customers"
@@ -491,7 +491,7 @@ async fn require_token(State(g): State<Guard>, req: Request, next: Next) -> Resp
     };
     let path = original_path(&req);
     if req.method() == http::Method::GET || req.method() == http::Method::HEAD {
-        if reads_audit(&path) {
+        if read_is_recorded(&path) {
             return audited_read(&g, actor, req, next).await;
         }
         return within(st.store_timeout, next.run(req)).await;

@@ -217,8 +217,10 @@ pub(super) fn search(
     // A serial number is the most selective filter and has its own index;
     // App_ID and API_ID go through their runs; anything else walks the
     // table back from its newest row.
-    if q.txn_id.is_none() && (q.app_id.is_some() || q.api_id.is_some()) {
-        return search_runs(c, q, from, to, limit);
+    if q.txn_id.is_none() {
+        if let Some(runs) = run_query(q) {
+            return search_runs(c, q, from, to, limit, runs);
+        }
     }
     let (filters, mut args) = filters(q, from, to);
     args.push(V::Integer(limit as i64));
@@ -263,6 +265,32 @@ fn filters(q: &AuditQuery, from: Option<i64>, to: Option<i64>) -> (String, Vec<V
     (sql, args)
 }
 
+/// The query of the runs a search by App_ID and/or API_ID reads, with its
+/// key values; `None` when the search names neither.
+fn run_query(q: &AuditQuery) -> Option<(&'static str, Vec<V>)> {
+    Some(match (&q.app_id, &q.api_id) {
+        (Some(app), Some(api)) => (
+            "SELECT first_seq, last_seq, min_ts, max_ts FROM audit_runs
+              WHERE app_id = ?1 AND api_id = ?2 AND last_seq < ?3
+              ORDER BY last_seq DESC LIMIT ?4",
+            vec![V::Text(app.clone()), V::Text(api.clone())],
+        ),
+        (Some(app), None) => (
+            "SELECT first_seq, last_seq, min_ts, max_ts FROM audit_runs
+              WHERE app_id = ?1 AND last_seq < ?2
+              ORDER BY last_seq DESC LIMIT ?3",
+            vec![V::Text(app.clone())],
+        ),
+        (None, Some(api)) => (
+            "SELECT first_seq, last_seq, min_ts, max_ts FROM audit_runs
+              WHERE api_id = ?1 AND last_seq < ?2
+              ORDER BY last_seq DESC LIMIT ?3",
+            vec![V::Text(api.clone())],
+        ),
+        (None, None) => return None,
+    })
+}
+
 /// Runs read per query of `audit_runs`.
 const RUN_PAGE: i64 = 256;
 
@@ -284,6 +312,7 @@ fn search_runs(
     from: Option<i64>,
     to: Option<i64>,
     limit: usize,
+    runs: (&'static str, Vec<V>),
 ) -> Result<Vec<AuditRow>, StoreError> {
     let (filters, base) = filters(q, from, to);
     let n = base.len();
@@ -293,27 +322,7 @@ fn search_runs(
         n + 2,
         n + 3
     );
-    let (run_sql, keys): (&str, Vec<V>) = match (&q.app_id, &q.api_id) {
-        (Some(app), Some(api)) => (
-            "SELECT first_seq, last_seq, min_ts, max_ts FROM audit_runs
-              WHERE app_id = ?1 AND api_id = ?2 AND last_seq < ?3
-              ORDER BY last_seq DESC LIMIT ?4",
-            vec![V::Text(app.clone()), V::Text(api.clone())],
-        ),
-        (Some(app), None) => (
-            "SELECT first_seq, last_seq, min_ts, max_ts FROM audit_runs
-              WHERE app_id = ?1 AND last_seq < ?2
-              ORDER BY last_seq DESC LIMIT ?3",
-            vec![V::Text(app.clone())],
-        ),
-        (None, Some(api)) => (
-            "SELECT first_seq, last_seq, min_ts, max_ts FROM audit_runs
-              WHERE api_id = ?1 AND last_seq < ?2
-              ORDER BY last_seq DESC LIMIT ?3",
-            vec![V::Text(api.clone())],
-        ),
-        (None, None) => unreachable!("search_runs is only called with an App_ID or API_ID"),
-    };
+    let (run_sql, keys) = runs;
     let mut run_st = c.prepare(run_sql)?;
     let mut scan_st = c.prepare(&scan_sql)?;
     let mut out: Vec<AuditRow> = Vec::new();
